@@ -1,0 +1,120 @@
+# lstmprune — build, test, demo, bench, deps.
+#
+#   make            build/liblstmprune.a and build/lstmprune
+#   make test       build and run every CMocka test (tests/test_*.c); non-zero exit on any failure
+#   make asan       the same tests built with -fsanitize=address,undefined (in build-asan/)
+#   make demo       the main job on synthetic data (see README.md)
+#   make bench      build and run the benchmarks in bench/
+#   make deps       install the Debian packages the build needs (root), or print the command
+#
+# Sources are discovered by wildcard: a new module is a new .h/.c pair in one of LIB_DIRS, a new test is
+# tests/test_<module>.c, a new benchmark is bench/bench_<name>.c. BUILD=dir puts every output elsewhere
+# (used by `make asan` and by developers building side by side).
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := openblas lapacke libprotobuf-c zlib
+TEST_PKGS:= cmocka
+DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
+            pkg-config zlib1g-dev
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS:= $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+OPT      ?= -O3 -march=x86-64-v2 -mtune=native
+WARN     := -Wall -Wextra -Wpedantic -Wshadow
+CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -g $(WARN) \
+            -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+LDFLAGS  += $(SAN)
+
+LIB_DIRS := core layers optim data prune lm
+LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+PROTO    := $(wildcard third_party/*.proto)
+PROTO_C  := $(patsubst third_party/%.proto,$(BUILD)/gen/third_party/%.pb-c.c,$(PROTO))
+PROTO_H  := $(PROTO_C:.c=.h)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:.c=.o)
+LIB      := $(BUILD)/liblstmprune.a
+
+CLI_SRC  := $(wildcard cli/*.c)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+BIN      := $(BUILD)/lstmprune
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_COMMON_SRC := $(wildcard tests/common/*.c)
+TEST_COMMON_OBJ := $(TEST_COMMON_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+BENCH_SRC:= $(wildcard bench/bench_*.c)
+BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test asan demo bench bench-peer deps clean check-deps
+.SECONDARY:
+
+all: check-deps $(LIB) $(BIN)
+
+check-deps:
+	@for p in $(PKGS) $(TEST_PKGS); do pkg-config --exists $$p || { \
+	  echo "missing dependency '$$p' (pkg-config). Run: make deps" >&2; exit 1; }; done
+	@command -v protoc-c >/dev/null || { echo "missing protoc-c. Run: make deps" >&2; exit 1; }
+
+# Generated protobuf-c code (never edited by hand).
+$(BUILD)/gen/third_party/%.pb-c.c $(BUILD)/gen/third_party/%.pb-c.h: third_party/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/third_party/%.pb-c.o: $(BUILD)/gen/third_party/%.pb-c.c
+	$(CC) $(filter-out -Wpedantic -Wshadow,$(CFLAGS)) -c $< -o $@
+
+# Every object waits for the generated headers, so the first build has them.
+$(BUILD)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJ) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Tests run from the repository root with a fixed thread count so numbers are reproducible.
+# LP_SHARED points at ../shared (references and real data); CI lays it beside the clone.
+LP_SHARED ?= $(abspath ../shared)
+export LP_SHARED
+test: all $(TEST_BIN)
+	@fail=0; pass=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
+	done; echo "test programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+demo: all
+	./scripts/demo.sh $(BUILD)/lstmprune
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@if python3 -c 'import torch' 2>/dev/null; then python3 bench/torch_ref.py; \
+	 else echo "(PyTorch peer not installed: make bench-peer)"; fi
+
+bench-peer:
+	@python3 -c 'import torch' 2>/dev/null || ./scripts/deps.sh python3-torch
+
+deps:
+	@./scripts/deps.sh $(DEB_PKGS)
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,19 @@
+/* cli: the `lstmprune` subcommands. Each lives in cli/cmd_<name>.c and returns the process exit code
+ * (0 success, 1 runtime error, 2 usage error). Only cli/ prints to the user and exits. */
+#ifndef LP_CLI_H
+#define LP_CLI_H
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} lp_cli_command;
+
+/* Print "lstmprune NAME: <message from lp_last_error()>" style errors. */
+void lp_cli_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+#endif

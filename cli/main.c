@@ -1,0 +1,44 @@
+/* lstmprune: one binary, git-style subcommands (see docs/CLI.md). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+/* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
+static const lp_cli_command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+void lp_cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "lstmprune %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: lstmprune <command> [options]   (lstmprune <command> --help for its options)\n\n"
+            "Structured pruning of LSTMs via eigenanalysis and geometric median (Gkalelis & Mezaris, "
+            "ISM 2020).\n\ncommands:\n");
+    for (const lp_cli_command *c = commands; c->name; c++) fprintf(out, "  %-10s %s\n", c->name, c->summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const lp_cli_command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "lstmprune: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
