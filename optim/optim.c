@@ -1,0 +1,175 @@
+/* optim: Adam, SGD with momentum, coupled L2 weight decay, global-norm clipping and exponential lr decay
+ * on flat parameter/gradient blocks. See optim.h for the contract and docs/METHOD.md for the equations. */
+#include "optim/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+lp_optim_config lp_optim_defaults(lp_optim_kind kind) {
+    lp_optim_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.beta1 = 0.9f;
+    c.beta2 = 0.999f;
+    c.eps = 1e-8f;
+    c.momentum = 0.0f;
+    c.weight_decay = 0.0f;
+    return c;
+}
+
+static int in_unit(float x) { return isfinite(x) && x >= 0.0f && x < 1.0f; }
+
+lp_status lp_optim_check(const lp_optim_config *cfg) {
+    if (cfg->kind != LP_OPTIM_ADAM && cfg->kind != LP_OPTIM_SGD)
+        return lp_errorf(LP_ERR_ARG, "optimizer kind %d is neither adam nor sgd", (int)cfg->kind);
+    if (!isfinite(cfg->weight_decay) || cfg->weight_decay < 0.0f)
+        return lp_errorf(LP_ERR_ARG, "weight decay must be finite and >= 0, got %g", (double)cfg->weight_decay);
+    if (cfg->kind == LP_OPTIM_ADAM) {
+        if (!in_unit(cfg->beta1)) return lp_errorf(LP_ERR_ARG, "adam beta1 must be in [0,1), got %g", (double)cfg->beta1);
+        if (!in_unit(cfg->beta2)) return lp_errorf(LP_ERR_ARG, "adam beta2 must be in [0,1), got %g", (double)cfg->beta2);
+        if (!isfinite(cfg->eps) || cfg->eps <= 0.0f)
+            return lp_errorf(LP_ERR_ARG, "adam eps must be finite and > 0, got %g", (double)cfg->eps);
+    } else if (!in_unit(cfg->momentum)) {
+        return lp_errorf(LP_ERR_ARG, "sgd momentum must be in [0,1), got %g", (double)cfg->momentum);
+    }
+    return LP_OK;
+}
+
+lp_status lp_optim_init(lp_optim *o, size_t numel, const lp_optim_config *cfg) {
+    memset(o, 0, sizeof *o);
+    LP_TRY(lp_optim_check(cfg));
+    o->cfg = *cfg;
+    o->numel = numel;
+    int need_m = cfg->kind == LP_OPTIM_ADAM || cfg->momentum > 0.0f;
+    int need_v = cfg->kind == LP_OPTIM_ADAM;
+    /* 64-byte aligned and zeroed, like the parameter blocks, so the step loop vectorises. */
+    if (need_m && !(o->m = lp_aligned(numel, sizeof(float)))) return LP_ERR_NOMEM;
+    if (need_v && !(o->v = lp_aligned(numel, sizeof(float)))) {
+        lp_optim_free(o);
+        return LP_ERR_NOMEM;
+    }
+    return LP_OK;
+}
+
+size_t lp_optim_m_numel(const lp_optim *o) { return o->m ? o->numel : 0; }
+size_t lp_optim_v_numel(const lp_optim *o) { return o->v ? o->numel : 0; }
+
+void lp_optim_reset(lp_optim *o) {
+    if (o->m) memset(o->m, 0, o->numel * sizeof(float));
+    if (o->v) memset(o->v, 0, o->numel * sizeof(float));
+    o->t = 0;
+}
+
+void lp_optim_free(lp_optim *o) {
+    lp_free(o->m);
+    lp_free(o->v);
+    o->m = o->v = NULL;
+    o->numel = 0;
+    o->t = 0;
+}
+
+/* PyTorch's single-tensor Adam: scalars are formed in double and used as float32 in the element loop,
+ * the denominator is sqrt(v)/sqrt(bc2) + eps (not sqrt(v/bc2)), and the step is lr/bc1 · m / denom. */
+static void adam_step(lp_optim *o, float *restrict p, const float *restrict g, float lr) {
+    const lp_optim_config *c = &o->cfg;
+    o->t++;
+    const double bc1 = 1.0 - pow((double)c->beta1, (double)o->t);
+    const double bc2 = 1.0 - pow((double)c->beta2, (double)o->t);
+    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
+    const float a1 = (float)(1.0 - (double)c->beta1), a2 = (float)(1.0 - (double)c->beta2);
+    const float step_size = (float)((double)lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    float *restrict m = o->m, *restrict v = o->v;
+    const size_t n = o->numel;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * p[i];
+        m[i] = b1 * m[i] + a1 * gi;
+        v[i] = b2 * v[i] + a2 * gi * gi;
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] -= step_size * (m[i] / denom);
+    }
+}
+
+static void sgd_step(lp_optim *o, float *restrict p, const float *restrict g, float lr) {
+    const float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
+    const size_t n = o->numel;
+    float *restrict buf = o->m;
+    if (!buf) {
+        for (size_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+    } else if (o->t == 0) {
+        /* PyTorch initialises the buffer with the first (decayed) gradient, not μ·0 + g — the same value,
+         * but written out so the first step does not depend on the buffer having been zeroed. */
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = g[i] + wd * p[i];
+            p[i] -= lr * buf[i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = mu * buf[i] + (g[i] + wd * p[i]);
+            p[i] -= lr * buf[i];
+        }
+    }
+    o->t++;
+}
+
+lp_status lp_optim_step(lp_optim *o, float *params, const float *grad, float lr) {
+    if (!isfinite(lr) || lr < 0.0f) return lp_errorf(LP_ERR_ARG, "learning rate must be finite and >= 0, got %g", (double)lr);
+    if (o->cfg.kind == LP_OPTIM_ADAM) {
+        LP_CHECK(o->m && o->v);
+        adam_step(o, params, grad, lr);
+    } else {
+        sgd_step(o, params, grad, lr);
+    }
+    return LP_OK;
+}
+
+lp_status lp_optim_grad_norm(const float *grad, size_t n, double *norm) {
+    /* Four partial sums let the compiler keep several double accumulators in flight. */
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += (double)grad[i] * grad[i];
+        s1 += (double)grad[i + 1] * grad[i + 1];
+        s2 += (double)grad[i + 2] * grad[i + 2];
+        s3 += (double)grad[i + 3] * grad[i + 3];
+    }
+    for (; i < n; i++) s0 += (double)grad[i] * grad[i];
+    double nrm = sqrt((s0 + s1) + (s2 + s3));
+    *norm = nrm;
+    if (!isfinite(nrm)) {
+        size_t bad = 0;
+        while (bad < n && isfinite(grad[bad])) bad++;
+        if (bad < n)
+            return lp_errorf(LP_ERR_NUMERIC, "gradient norm is %g: gradient %zu of %zu is %g", nrm, bad, n,
+                             (double)grad[bad]);
+        return lp_errorf(LP_ERR_NUMERIC, "gradient norm overflows (%g) over %zu finite gradients", nrm, n);
+    }
+    return LP_OK;
+}
+
+lp_status lp_optim_clip_grad_norm(float *grad, size_t n, float max_norm, double *norm) {
+    double nrm;
+    LP_TRY(lp_optim_grad_norm(grad, n, &nrm));
+    *norm = nrm;
+    if (max_norm > 0.0f && nrm > (double)max_norm) {
+        const float scale = (float)((double)max_norm / (nrm + 1e-6));
+        for (size_t i = 0; i < n; i++) grad[i] *= scale;
+    }
+    return LP_OK;
+}
+
+lp_status lp_lr_schedule_check(const lp_lr_schedule *s) {
+    if (!isfinite(s->base_lr) || s->base_lr <= 0.0f)
+        return lp_errorf(LP_ERR_ARG, "learning rate must be finite and > 0, got %g", (double)s->base_lr);
+    if (!isfinite(s->decay_rate) || s->decay_rate <= 0.0f || s->decay_rate > 1.0f)
+        return lp_errorf(LP_ERR_ARG, "lr decay rate must be in (0,1], got %g", (double)s->decay_rate);
+    return LP_OK;
+}
+
+float lp_lr_schedule_at(const lp_lr_schedule *s, int64_t step) {
+    if (s->decay_steps <= 0 || s->decay_rate == 1.0f || step <= 0) return s->base_lr;
+    double e = s->staircase ? (double)(step / s->decay_steps) : (double)step / (double)s->decay_steps;
+    return (float)((double)s->base_lr * pow((double)s->decay_rate, e));
+}
