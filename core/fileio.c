@@ -1,0 +1,149 @@
+/* fileio: see fileio.h. */
+#include "core/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+
+lp_status lp_atomic_open(lp_atomic_file *af, const char *path) {
+    memset(af, 0, sizeof *af);
+    size_t n = strlen(path) + 32;
+    af->path = lp_strdup(path);
+    af->tmp = lp_malloc(n, 1);
+    if (!af->path || !af->tmp) {
+        lp_atomic_abort(af);
+        return LP_ERR_NOMEM;
+    }
+    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) {
+        lp_status s = lp_errorf(LP_ERR_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
+        lp_free(af->path);
+        lp_free(af->tmp);
+        memset(af, 0, sizeof *af);
+        return s;
+    }
+    return LP_OK;
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *dir = lp_strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: some file systems refuse fsync on directories */
+        close(fd);
+    }
+    lp_free(dir);
+}
+
+lp_status lp_atomic_commit(lp_atomic_file *af) {
+    lp_status s = LP_OK;
+    if (fflush(af->f) != 0 || ferror(af->f)) s = lp_errorf(LP_ERR_IO, "%s: write failed: %s", af->tmp, strerror(errno));
+    else if (fsync(fileno(af->f)) != 0) s = lp_errorf(LP_ERR_IO, "%s: fsync failed: %s", af->tmp, strerror(errno));
+    if (fclose(af->f) != 0 && s == LP_OK) s = lp_errorf(LP_ERR_IO, "%s: close failed: %s", af->tmp, strerror(errno));
+    af->f = NULL;
+    if (s == LP_OK && rename(af->tmp, af->path) != 0)
+        s = lp_errorf(LP_ERR_IO, "cannot rename %s to %s: %s", af->tmp, af->path, strerror(errno));
+    if (s != LP_OK) {
+        unlink(af->tmp);
+    } else {
+        fsync_parent_dir(af->path);
+    }
+    lp_free(af->path);
+    lp_free(af->tmp);
+    memset(af, 0, sizeof *af);
+    return s;
+}
+
+void lp_atomic_abort(lp_atomic_file *af) {
+    if (af->f) fclose(af->f);
+    if (af->tmp) unlink(af->tmp);
+    lp_free(af->path);
+    lp_free(af->tmp);
+    memset(af, 0, sizeof *af);
+}
+
+lp_status lp_file_write_all(const char *path, const void *buf, size_t len) {
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(&af, path));
+    if (len && fwrite(buf, 1, len, af.f) != len) {
+        lp_status s = lp_errorf(LP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        lp_atomic_abort(&af);
+        return s;
+    }
+    return lp_atomic_commit(&af);
+}
+
+lp_status lp_file_read_all(const char *path, char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *b = lp_malloc(cap, 1);
+    if (!b) {
+        fclose(f);
+        return LP_ERR_NOMEM;
+    }
+    for (;;) {
+        if (cap - n < 2) {
+            char *nb = lp_realloc(b, cap * 2, 1);
+            if (!nb) {
+                lp_free(b);
+                fclose(f);
+                return LP_ERR_NOMEM;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = fread(b + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        lp_free(b);
+        return lp_errorf(LP_ERR_IO, "%s: read failed", path);
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return LP_OK;
+}
+
+lp_status lp_mkdirs(const char *path) {
+    char *p = lp_strdup(path);
+    if (!p) return LP_ERR_NOMEM;
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                lp_status st = lp_errorf(LP_ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
+                lp_free(p);
+                return st;
+            }
+            *s = c;
+            if (c == '\0') break;
+        }
+    }
+    lp_free(p);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return lp_errorf(LP_ERR_IO, "%s exists and is not a directory", path);
+    return LP_OK;
+}

@@ -1,0 +1,30 @@
+/* fileio: crash-safe file replacement.
+ *
+ * lp_atomic_open() creates "<path>.tmp.<pid>" in the same directory; the caller writes through
+ * `f`; lp_atomic_commit() flushes, fsyncs, closes and renames it over `path` (then fsyncs the directory),
+ * so a crash at any moment leaves either the old file or the complete new one — never a half-written
+ * checkpoint. lp_atomic_abort() removes the temporary file. */
+#ifndef LP_FILEIO_H
+#define LP_FILEIO_H
+#include <stdio.h>
+
+#include "core/status.h"
+
+typedef struct {
+    FILE *f;
+    char *path;
+    char *tmp;
+} lp_atomic_file;
+
+lp_status lp_atomic_open(lp_atomic_file *af, const char *path);
+lp_status lp_atomic_commit(lp_atomic_file *af);
+void lp_atomic_abort(lp_atomic_file *af);
+
+/* Write a whole buffer atomically. */
+lp_status lp_file_write_all(const char *path, const void *buf, size_t len);
+/* Read a whole file (NUL-terminated for convenience; *len excludes the NUL). Caller frees. */
+lp_status lp_file_read_all(const char *path, char **buf, size_t *len);
+/* mkdir -p. */
+lp_status lp_mkdirs(const char *path);
+
+#endif

@@ -1,0 +1,48 @@
+/* kv: an ordered list of "key = value" text pairs.
+ *
+ * Used for the model/training configuration stored in checkpoints and in a run directory's
+ * config.txt: human-readable, diff-able, and easy for another program to parse (one pair per line,
+ * key and value trimmed, '#' starts a comment line). Keys are [A-Za-z0-9_.-]+; values are single-line
+ * text. Numbers are written with enough digits to round-trip (%.17g for doubles). */
+#ifndef LP_KV_H
+#define LP_KV_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef struct {
+    char **keys;
+    char **vals;
+    int count, cap;
+} lp_kv;
+
+void lp_kv_init(lp_kv *kv);
+void lp_kv_free(lp_kv *kv);
+/* Set (replace if present, else append). LP_ERR_ARG for a bad key or a value with a newline. */
+lp_status lp_kv_set(lp_kv *kv, const char *key, const char *val);
+lp_status lp_kv_setf(lp_kv *kv, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+lp_status lp_kv_set_int(lp_kv *kv, const char *key, long long v);
+lp_status lp_kv_set_double(lp_kv *kv, const char *key, double v);
+/* NULL when absent. */
+const char *lp_kv_get(const lp_kv *kv, const char *key);
+/* Typed getters: LP_ERR_FORMAT naming the key when absent or not a number (unless a default is given
+ * through the _or variants). */
+lp_status lp_kv_get_int(const lp_kv *kv, const char *key, long long *out);
+lp_status lp_kv_get_double(const lp_kv *kv, const char *key, double *out);
+long long lp_kv_get_int_or(const lp_kv *kv, const char *key, long long dflt);
+double lp_kv_get_double_or(const lp_kv *kv, const char *key, double dflt);
+/* "key = value\n" lines; caller frees. */
+char *lp_kv_format(const lp_kv *kv, size_t *len);
+/* Parse text (len bytes; need not be NUL-terminated). `what` names the source in messages
+ * ("run/config.txt line 3: ..."). */
+lp_status lp_kv_parse(lp_kv *kv, const char *text, size_t len, const char *what);
+/* Whole-file helpers. Writing is atomic (temporary file, fsync, rename). */
+lp_status lp_kv_write_file(const lp_kv *kv, const char *path);
+lp_status lp_kv_read_file(lp_kv *kv, const char *path);
+
+#endif

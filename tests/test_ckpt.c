@@ -1,0 +1,180 @@
+/* test_ckpt: key-value config, atomic files and checkpoints: round trip, and every corruption case
+ * gives its clear error instead of a crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "core/kv.h"
+
+static char tmpdir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lp_test_ckpt_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *tmp(const char *name) {
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
+    return buf;
+}
+
+static void test_kv_roundtrip_and_errors(void **state) {
+    (void)state;
+    lp_kv kv, back;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_kv_set(&kv, "model.kind", "paper"), LP_OK);
+    assert_int_equal(lp_kv_set_int(&kv, "model.hidden", 1024), LP_OK);
+    assert_int_equal(lp_kv_set_double(&kv, "train.lr", 0.1 + 0.2), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "model.hidden", "512"), LP_OK); /* replace keeps order */
+    assert_int_equal(lp_kv_set(&kv, "bad key", "x"), LP_ERR_ARG);
+    assert_int_equal(lp_kv_set(&kv, "k", "two\nlines"), LP_ERR_ARG);
+    assert_int_equal(lp_kv_write_file(&kv, tmp("cfg.txt")), LP_OK);
+    lp_kv_init(&back);
+    assert_int_equal(lp_kv_read_file(&back, tmp("cfg.txt")), LP_OK);
+    assert_int_equal(back.count, 3);
+    assert_string_equal(back.keys[1], "model.hidden");
+    long long h = 0;
+    double lr = 0;
+    assert_int_equal(lp_kv_get_int(&back, "model.hidden", &h), LP_OK);
+    assert_int_equal(h, 512);
+    assert_int_equal(lp_kv_get_double(&back, "train.lr", &lr), LP_OK);
+    assert_true(lr == 0.1 + 0.2); /* %.17g round-trips doubles exactly */
+    assert_int_equal(lp_kv_get_int(&back, "model.kind", &h), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.kind"));
+    assert_int_equal(lp_kv_get_int(&back, "absent", &h), LP_ERR_FORMAT);
+    assert_int_equal(lp_kv_get_int_or(&back, "absent", 7), 7);
+    lp_kv_free(&back);
+    lp_kv_init(&back);
+    assert_int_equal(lp_kv_parse(&back, "# c\na = 1\nnonsense\n", 18, "x.txt"), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "x.txt line 3"));
+    lp_kv_free(&back);
+    lp_kv_free(&kv);
+}
+
+static void test_atomic_abort_leaves_old_file(void **state) {
+    (void)state;
+    assert_int_equal(lp_file_write_all(tmp("a.bin"), "old", 3), LP_OK);
+    lp_atomic_file af;
+    assert_int_equal(lp_atomic_open(&af, tmp("a.bin")), LP_OK);
+    fputs("new but interrupted", af.f);
+    lp_atomic_abort(&af); /* as if the process died before commit */
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(tmp("a.bin"), &buf, &len), LP_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "old", 3);
+    free(buf);
+    assert_int_equal(lp_file_read_all(tmp("missing.bin"), &buf, &len), LP_ERR_IO);
+    assert_non_null(strstr(lp_last_error(), "missing.bin"));
+}
+
+/* A small checkpoint: two tensors and some meta. */
+static void make_ckpt(const char *path, float *w, float *b) {
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    for (int i = 0; i < 12; i++) w[i] = (float)i * 0.5f - 2.0f;
+    for (int i = 0; i < 3; i++) b[i] = (float)i + 0.25f;
+    int dw[2] = {4, 3}, db[1] = {3};
+    assert_int_equal(lp_kv_set(&c.meta, "model.kind", "paper"), LP_OK);
+    assert_int_equal(lp_ckpt_add(&c, "w", 2, dw, w), LP_OK);
+    assert_int_equal(lp_ckpt_add(&c, "b", 1, db, b), LP_OK);
+    assert_int_equal(lp_ckpt_add(&c, "b", 1, db, b), LP_ERR_ARG);
+    assert_int_equal(lp_ckpt_save(&c, path), LP_OK);
+    lp_ckpt_free(&c);
+}
+
+static void test_ckpt_roundtrip(void **state) {
+    (void)state;
+    float w[12], b[3];
+    make_ckpt(tmp("m.ckpt"), w, b);
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, tmp("m.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "model.kind"), "paper");
+    const lp_ckpt_tensor *t = lp_ckpt_find(&c, "w");
+    assert_non_null(t);
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->dims[0], 4);
+    assert_memory_equal(t->data, w, sizeof w);
+    float out[3];
+    lp_tensor dst = {.data = out, .ndim = 1, .dims = {3}};
+    assert_int_equal(lp_ckpt_copy_to(&c, "b", &dst, "m.ckpt"), LP_OK);
+    assert_memory_equal(out, b, sizeof b);
+    lp_tensor wrong = {.data = out, .ndim = 1, .dims = {2}};
+    assert_int_equal(lp_ckpt_copy_to(&c, "b", &wrong, "m.ckpt"), LP_ERR_SHAPE);
+    assert_non_null(strstr(lp_last_error(), "[3]"));
+    assert_non_null(strstr(lp_last_error(), "[2]"));
+    assert_int_equal(lp_ckpt_copy_to(&c, "nope", &dst, "m.ckpt"), LP_ERR_FORMAT);
+    lp_ckpt_free(&c);
+}
+
+/* Load a damaged copy and check the error mentions `needle`. */
+static void expect_load_error(const char *src, const char *name, long at, int flip, long truncate_to, const char *needle) {
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(src, &buf, &len), LP_OK);
+    if (flip) buf[at] ^= (char)flip;
+    if (truncate_to >= 0) len = (size_t)truncate_to;
+    assert_int_equal(lp_file_write_all(tmp(name), buf, len), LP_OK);
+    free(buf);
+    lp_ckpt c;
+    lp_status s = lp_ckpt_load(&c, tmp(name));
+    if (s == LP_OK || !strstr(lp_last_error(), needle))
+        fprintf(stderr, "case %s: status %s, message '%s' (wanted '%s')\n", name, lp_status_str(s), lp_last_error(), needle);
+    assert_int_not_equal(s, LP_OK);
+    assert_non_null(strstr(lp_last_error(), needle));
+    assert_non_null(strstr(lp_last_error(), name));
+    lp_ckpt_free(&c);
+}
+
+static void test_ckpt_corruption_cases(void **state) {
+    (void)state;
+    float w[12], b[3];
+    char src[512];
+    snprintf(src, sizeof src, "%s", tmp("good.ckpt")); /* tmp() reuses its buffer */
+    make_ckpt(src, w, b);
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(src, &buf, &len), LP_OK);
+    free(buf);
+    expect_load_error(src, "magic.ckpt", 0, 0x20, -1, "wrong magic");
+    expect_load_error(src, "version.ckpt", 8, 0x06, -1, "format version 7 is not supported");
+    expect_load_error(src, "header.ckpt", 17, 0x01, -1, "header CRC");
+    expect_load_error(src, "meta.ckpt", 33, 0x01, -1, "config block CRC");
+    expect_load_error(src, "data.ckpt", (long)len - 5, 0x10, -1, "tensor 'b' fails its CRC32C");
+    expect_load_error(src, "trunc.ckpt", 0, 0, (long)len - 4, "beyond the end of the file");
+    expect_load_error(src, "short.ckpt", 0, 0, 20, "too short");
+    expect_load_error(src, "empty.ckpt", 0, 0, 0, "too short");
+    /* Table corruption: flip a byte of the first tensor's dims (just after meta + its CRC). */
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, src), LP_OK);
+    size_t meta_len = strlen("model.kind = paper\n");
+    lp_ckpt_free(&c);
+    expect_load_error(src, "table.ckpt", (long)(32 + meta_len + 4 + 2 + 1 + 2), 0x01, -1, "tensor 'w'");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_roundtrip_and_errors),
+        cmocka_unit_test(test_atomic_abort_leaves_old_file),
+        cmocka_unit_test(test_ckpt_roundtrip),
+        cmocka_unit_test(test_ckpt_corruption_cases),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
