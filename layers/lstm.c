@@ -1,0 +1,326 @@
+/* lstm: the fused LSTM sequence op and its kernels (see lstm.h and docs/METHOD.md, "LSTM forward" and
+ * "LSTM backward (BPTT)").
+ *
+ * Floating-point note: the gate loops call the branch-free sigmoid/tanh below. GCC only vectorises
+ * their clamps (a select) when it may assume floating-point operations do not trap, hence the
+ * `no-trapping-math` optimisation pragma for this file; we never enable FP exceptions, so it changes
+ * no result, it only lets the select become a vector min/max. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include "layers/lstm.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/status.h"
+
+/* ---- activations -------------------------------------------------------------------------------- */
+
+/* e^x for x in float range: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial (Cephes
+ * coefficients), 2^n assembled in the exponent bits. Relative error < 1e-7. The clamp keeps 2^n a
+ * normal float; the floor is an integer conversion of a positive number so the loop vectorises. */
+static inline float fast_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x/ln2) */
+    float nf = (float)n;
+    float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */
+    r = r - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = (n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+/* tanh as a [13/6] rational function of x (the coefficients Eigen uses for float). Beyond |x| = 7.905
+ * tanh rounds to ±1 in float, so clamping there costs < 4e-7. Small |x| keeps full relative accuracy
+ * (tanh x ≈ x), unlike formulas of the kind 1 - 2/(e^{2x}+1). */
+static inline float fast_tanh(float x) {
+    const float lim = 7.90531110763549805f;
+    x = x < -lim ? -lim : x;
+    x = x > lim ? lim : x;
+    float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    p = p * x;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return p / q;
+}
+
+float lp_lstm_sigmoid(float x) { return fast_sigmoid(x); }
+float lp_lstm_tanh(float x) { return fast_tanh(x); }
+
+static inline int step_valid(const int *lengths, int b, int t) { return !lengths || t < lengths[b]; }
+
+/* ---- kernels ------------------------------------------------------------------------------------- */
+
+void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT, int F, int H) {
+    // gates [BT,4H] = x [BT,F] · w_ih^T [F,4H]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, 4 * H, F, 1.0f, x, F, w_ih, F, 0.0f, gates,
+                4 * H);
+}
+
+/* The fused gate loop for one batch row: bias, nonlinearities, cell update. g is the row's [4H] gates
+ * (pre-activations in, activations out). Separate restrict pointers per gate let GCC vectorise. */
+static void cell_forward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
+                             const float *restrict bias, int bstride, float *restrict h, float *restrict c,
+                             float *restrict hout, float *restrict tanhc, int n) {
+    if (bias) { /* bias [4][bstride]: the i, f, g, o blocks */
+        for (int j = 0; j < n; j++) {
+            gi[j] += bias[j];
+            gf[j] += bias[bstride + j];
+            gg[j] += bias[2 * bstride + j];
+            go[j] += bias[3 * bstride + j];
+        }
+    }
+    for (int j = 0; j < n; j++) {
+        float i = fast_sigmoid(gi[j]), f = fast_sigmoid(gf[j]);
+        float g = fast_tanh(gg[j]), o = fast_sigmoid(go[j]);
+        float cn = f * c[j] + i * g;
+        float tc = fast_tanh(cn);
+        float hn = o * tc;
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+        c[j] = cn;
+        tanhc[j] = tc;
+        h[j] = hn;
+        hout[j] = hn;
+    }
+}
+
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *hprev, float *cprev,
+                          float *tanhc, const float *w_hh, const float *b, const int *lengths, int t, int B,
+                          int T, int H) {
+    const int G = 4 * H;
+    // gates row (b,t) += h [B,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, w_hh, H, 1.0f,
+                gates + (size_t)t * G, T * G);
+    float tc_scratch[256];
+    for (int bi = 0; bi < B; bi++) {
+        size_t row = (size_t)bi * T + t;
+        float *hb = h + (size_t)bi * H, *cb = c + (size_t)bi * H;
+        float *hout = h_seq + row * H;
+        if (!step_valid(lengths, bi, t)) { /* padding: state unchanged, output 0, nothing to save */
+            memset(hout, 0, (size_t)H * sizeof *hout);
+            if (hprev) {
+                memset(hprev + row * H, 0, (size_t)H * sizeof *hprev);
+                memset(cprev + row * H, 0, (size_t)H * sizeof *cprev);
+                memset(tanhc + row * H, 0, (size_t)H * sizeof *tanhc);
+            }
+            continue;
+        }
+        if (hprev) {
+            memcpy(hprev + row * H, hb, (size_t)H * sizeof *hb);
+            memcpy(cprev + row * H, cb, (size_t)H * sizeof *cb);
+        }
+        float *g = gates + row * G;
+        if (tanhc) {
+            cell_forward_row(g, g + H, g + 2 * H, g + 3 * H, b, H, hb, cb, hout, tanhc + row * H, H);
+        } else { /* inference: tanh(c) is not kept; chunks write it to a stack buffer */
+            for (int j0 = 0; j0 < H; j0 += 256) {
+                int n = H - j0 < 256 ? H - j0 : 256;
+                cell_forward_row(g + j0, g + H + j0, g + 2 * H + j0, g + 3 * H + j0, b ? b + j0 : NULL, H,
+                                 hb + j0, cb + j0, hout + j0, tc_scratch, n);
+            }
+        }
+    }
+}
+
+/* Gradient of one valid batch row at one step; see docs/METHOD.md for the equations. gates holds the
+ * activations i,f,g,o on entry and the pre-activation gradients on return. */
+static void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
+                              float *restrict dh, float *restrict dc, const float *restrict dhout,
+                              const float *restrict cprev, const float *restrict tanhc, int H) {
+    if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
+        for (int j = 0; j < H; j++) dh[j] += dhout[j];
+    for (int j = 0; j < H; j++) {
+        float i = gi[j], f = gf[j], g = gg[j], o = go[j], tc = tanhc[j];
+        float dht = dh[j];
+        float dct = dc[j] + dht * o * (1.0f - tc * tc);
+        gi[j] = dct * g * i * (1.0f - i);
+        gf[j] = dct * cprev[j] * f * (1.0f - f);
+        gg[j] = dct * i * (1.0f - g * g);
+        go[j] = dht * tc * o * (1.0f - o);
+        dc[j] = dct * f;
+        dh[j] = 0.0f; /* refilled by the GEMM dh += dG·W_hh below */
+    }
+}
+
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cprev,
+                           const float *tanhc, const float *w_hh, const int *lengths, int t, int B, int T,
+                           int H) {
+    const int G = 4 * H;
+    for (int bi = 0; bi < B; bi++) {
+        size_t row = (size_t)bi * T + t;
+        float *g = gates + row * G;
+        if (!step_valid(lengths, bi, t)) { /* padding: gradients pass through the unchanged state */
+            memset(g, 0, (size_t)G * sizeof *g);
+            continue;
+        }
+        cell_backward_row(g, g + H, g + 2 * H, g + 3 * H, dh + (size_t)bi * H, dc + (size_t)bi * H,
+                          dh_seq ? dh_seq + row * H : NULL, cprev + row * H, tanhc + row * H, H);
+    }
+    // dh [B,H] += dG_t [B,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, gates + (size_t)t * G, T * G, w_hh,
+                H, 1.0f, dh, H);
+}
+
+void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, const float *dgates,
+                             const float *x, const float *hprev, const float *w_ih, int BT, int F, int H) {
+    const int G = 4 * H;
+    // dw_ih [4H,F] += dG^T [4H,BT] · x [BT,F]
+    if (dw_ih)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, F, BT, 1.0f, dgates, G, x, F, 1.0f, dw_ih, F);
+    // dw_hh [4H,H] += dG^T [4H,BT] · hprev [BT,H]
+    if (dw_hh)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT, 1.0f, dgates, G, hprev, H, 1.0f, dw_hh,
+                    H);
+    // dx [BT,F] += dG [BT,4H] · w_ih [4H,F]
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, F, G, 1.0f, dgates, G, w_ih, F, 1.0f, dx, F);
+    // db [4H] += column sums of dG
+    if (db)
+        for (int r = 0; r < BT; r++) {
+            const float *row = dgates + (size_t)r * G;
+            for (int j = 0; j < G; j++) db[j] += row[j];
+        }
+}
+
+void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *hprev, float *cprev,
+                         float *tanhc, const float *x, const float *w_ih, const float *w_hh, const float *b,
+                         const int *lengths, int reverse, int B, int T, int F, int H) {
+    lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
+    for (int s = 0; s < T; s++) {
+        int t = reverse ? T - 1 - s : s;
+        lp_lstm_step_forward(gates, h, c, h_seq, hprev, cprev, tanhc, w_hh, b, lengths, t, B, T, H);
+    }
+}
+
+void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc,
+                          float *gates, const float *dh_seq, const float *x, const float *hprev,
+                          const float *cprev, const float *tanhc, const float *w_ih, const float *w_hh,
+                          const int *lengths, int reverse, int B, int T, int F, int H) {
+    for (int s = T - 1; s >= 0; s--) { /* reverse of the forward processing order */
+        int t = reverse ? T - 1 - s : s;
+        lp_lstm_step_backward(gates, dh, dc, dh_seq, cprev, tanhc, w_hh, lengths, t, B, T, H);
+    }
+    lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, gates, x, hprev, w_ih, B * T, F, H);
+}
+
+/* ---- the tape op ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    int B, T, F, H, reverse;
+    int *lengths;                          /* [B] copy, or NULL */
+    float *gates, *hprev, *cprev, *tanhc; /* saved by forward */
+    float *dh, *dc;                        /* [B,H] scratch for the backward state gradients */
+    int used;                              /* backward ran (gates now hold dG) */
+} lstm_ctx;
+
+static void lstm_backward(lp_node *node) {
+    lstm_ctx *k = node->ctx;
+    LP_CHECK(!k->used); /* the saved gates were consumed by a previous backward */
+    k->used = 1;
+    lp_tensor *x = node->in[0], *w_ih = node->in[1], *w_hh = node->in[2], *b = node->in[3];
+    lp_tensor *h0 = node->in[4], *c0 = node->in[5];
+    lp_tensor *h_seq = node->out[0], *h_last = node->out[1], *c_last = node->out[2];
+    size_t nBH = (size_t)k->B * k->H;
+    memcpy(k->dh, h_last->grad, nBH * sizeof *k->dh);
+    memcpy(k->dc, c_last->grad, nBH * sizeof *k->dc);
+    lp_lstm_backward_seq(x->grad, w_ih->grad, w_hh->grad, b ? b->grad : NULL, k->dh, k->dc, k->gates,
+                         h_seq->grad, x->data, k->hprev, k->cprev, k->tanhc, w_ih->data, w_hh->data, k->lengths,
+                         k->reverse, k->B, k->T, k->F, k->H);
+    if (h0 && h0->grad)
+        for (size_t i = 0; i < nBH; i++) h0->grad[i] += k->dh[i];
+    if (c0 && c0->grad)
+        for (size_t i = 0; i < nBH; i++) c0->grad[i] += k->dc[i];
+}
+
+lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh, lp_tensor *b, lp_tensor *h0,
+                    lp_tensor *c0, const int *lengths, int reverse) {
+    lp_lstm_out out = {NULL, NULL, NULL};
+    if (!x || !w_ih || !w_hh) return out;
+    LP_CHECK(x->ndim == 3 && w_ih->ndim == 2 && w_hh->ndim == 2);
+    const int B = x->dims[0], T = x->dims[1], F = x->dims[2], H = w_hh->dims[1];
+    LP_CHECK(B > 0 && T > 0 && H > 0);
+    LP_CHECK(w_ih->dims[0] == 4 * H && w_ih->dims[1] == F && w_hh->dims[0] == 4 * H);
+    LP_CHECK(!b || (b->ndim == 1 && b->dims[0] == 4 * H));
+    LP_CHECK(!h0 || (h0->ndim == 2 && h0->dims[0] == B && h0->dims[1] == H));
+    LP_CHECK(!c0 || (c0->ndim == 2 && c0->dims[0] == B && c0->dims[1] == H));
+    if (lengths)
+        for (int i = 0; i < B; i++)
+            if (lengths[i] < 0 || lengths[i] > T) {
+                lp_errorf(LP_ERR_ARG, "lstm: length %d of sequence %d is outside [0, %d]", lengths[i], i, T);
+                return out;
+            }
+
+    lp_tensor *in[6] = {x, w_ih, w_hh, b, h0, c0};
+    const int need = lp_tape_wants_grad(tp, in, 6);
+    const size_t nBH = (size_t)B * H, nBTH = (size_t)B * T * H;
+    lp_tensor *h_seq = lp_tape_tensor(tp, 3, (int[]){B, T, H}, need);
+    lp_tensor *h_last = lp_tape_tensor(tp, 2, (int[]){B, H}, need);
+    lp_tensor *c_last = lp_tape_tensor(tp, 2, (int[]){B, H}, need);
+    float *gates = lp_tape_alloc(tp, nBTH * 4, sizeof(float));
+    if (!h_seq || !h_last || !c_last || !gates) return out;
+    float *hprev = NULL, *cprev = NULL, *tanhc = NULL;
+    if (need) {
+        hprev = lp_tape_alloc(tp, nBTH, sizeof(float));
+        cprev = lp_tape_alloc(tp, nBTH, sizeof(float));
+        tanhc = lp_tape_alloc(tp, nBTH, sizeof(float));
+        if (!hprev || !cprev || !tanhc) return out;
+    }
+    /* h_last/c_last are the running state: start from h0/c0 (or zeros) */
+    if (h0) memcpy(h_last->data, h0->data, nBH * sizeof(float));
+    else memset(h_last->data, 0, nBH * sizeof(float));
+    if (c0) memcpy(c_last->data, c0->data, nBH * sizeof(float));
+    else memset(c_last->data, 0, nBH * sizeof(float));
+
+    lp_lstm_forward_seq(h_seq->data, h_last->data, c_last->data, gates, hprev, cprev, tanhc, x->data,
+                        w_ih->data, w_hh->data, b ? b->data : NULL, lengths, reverse, B, T, F, H);
+
+    if (need) {
+        lstm_ctx *k = lp_tape_alloc(tp, 1, sizeof *k);
+        if (!k) return out;
+        memset(k, 0, sizeof *k);
+        k->B = B, k->T = T, k->F = F, k->H = H, k->reverse = reverse != 0;
+        k->gates = gates, k->hprev = hprev, k->cprev = cprev, k->tanhc = tanhc;
+        k->dh = lp_tape_alloc(tp, nBH, sizeof(float));
+        k->dc = lp_tape_alloc(tp, nBH, sizeof(float));
+        if (!k->dh || !k->dc) return out;
+        if (lengths) {
+            k->lengths = lp_tape_alloc(tp, (size_t)B, sizeof(int));
+            if (!k->lengths) return out;
+            memcpy(k->lengths, lengths, (size_t)B * sizeof(int));
+        }
+        lp_tensor *outs[3] = {h_seq, h_last, c_last};
+        lp_node *node = lp_tape_record(tp, LP_OP_LSTM, lstm_backward, in, 6, outs, 3);
+        if (!node) return out;
+        node->ctx = k;
+    }
+    out.h_seq = h_seq;
+    out.h_last = h_last;
+    out.c_last = c_last;
+    return out;
+}

@@ -1,0 +1,101 @@
+/* lstm: one LSTM layer over a whole sequence, as ONE fused tape op (LP_OP_LSTM), and the plain kernels
+ * it is built from.
+ *
+ * The layer (gate order i, f, g, o everywhere in the project):
+ *
+ *     gates_t = x_t·W_ih^T + h_{t-1}·W_hh^T + b          x_t [B,F], W_ih [4H,F], W_hh [4H,H], b [4H]
+ *     i = σ(gates_t[0:H])   f = σ(gates_t[H:2H])   g = tanh(gates_t[2H:3H])   o = σ(gates_t[3H:4H])
+ *     c_t = f ⊙ c_{t-1} + i ⊙ g        h_t = o ⊙ tanh(c_t)
+ *
+ * docs/METHOD.md ("LSTM forward" and "LSTM backward (BPTT)") has the equations exactly as implemented,
+ * with the backward pass and the masking rule. Data is batch-major: x is [B,T,F], h_seq is [B,T,H].
+ *
+ * How the work is arranged (why it is fast):
+ *   - the input projection of ALL steps is one large GEMM: [B*T,F]·W_ih^T -> gates [B*T,4H];
+ *   - each step adds h_{t-1}·W_hh^T into that step's rows of `gates` with one GEMM whose leading
+ *     dimension (T*4H) skips the other steps, so nothing is copied;
+ *   - one vectorisable loop applies the bias, the gate nonlinearities and the cell update;
+ *   - backward computes the pre-activation gate gradients dG step by step (BPTT, one [B,4H]·[4H,H]
+ *     GEMM per step for dh_{t-1}) and then all weight gradients as three large GEMMs over the B*T rows:
+ *     dW_ih += dG^T·X, dW_hh += dG^T·H_prev, dX += dG·W_ih (and db += column sums of dG).
+ *
+ * Sequence lengths (optional, one per batch row): steps t >= length are padding. They leave h and c
+ * unchanged, output 0 and receive no gradient; h_last/c_last are the state after `length` steps. With
+ * `reverse` the layer runs t = T-1 .. 0; the padding steps then come first and leave the initial state
+ * untouched, so the real work starts at t = length-1 with h0/c0 — exactly PyTorch's packed-sequence
+ * semantics for the backward direction of a bidirectional LSTM.
+ *
+ * Thread safety: the kernels are re-entrant; OpenBLAS threads the GEMMs. */
+#ifndef LP_LSTM_H
+#define LP_LSTM_H
+
+#include "core/tape.h"
+
+/* ---- the tape op ------------------------------------------------------------------------------ */
+
+typedef struct {
+    lp_tensor *h_seq;  /* [B,T,H] output at every step (0 at padding steps) */
+    lp_tensor *h_last; /* [B,H] hidden state after the last valid step */
+    lp_tensor *c_last; /* [B,H] cell state after the last valid step */
+} lp_lstm_out;
+
+/* Run the layer on x [B,T,F] with w_ih [4H,F], w_hh [4H,H], b [4H] (b may be NULL: no bias).
+ * h0, c0 [B,H] are the initial state (NULL: zeros). `lengths` (B ints in [0,T], or NULL for all T) is
+ * copied, so the caller's array need not outlive the call. `reverse` != 0 runs the sequence backwards.
+ * All three outputs are differentiable. On failure (allocation, or a length outside [0,T]: LP_ERR_ARG)
+ * every member is NULL and the message is recorded; a NULL x or weight also gives all-NULL outputs.
+ * The node's backward overwrites its saved gates with their gradients, so it runs once per forward. */
+lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh, lp_tensor *b, lp_tensor *h0,
+                    lp_tensor *c0, const int *lengths, int reverse);
+
+/* ---- kernels (plain float arrays; the op above is these plus bookkeeping) ---------------------- */
+
+/* gates = x·w_ih^T for all rows at once (the bias is added later, in the cell loop).
+ * gates is [BT,4H], x is [BT,F], w_ih is [4H,F]. */
+void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT, int F, int H);
+
+/* Forward of time step t for the whole batch.
+ * gates  [B,T,4H]  in: row (b,t) holds x_t·W_ih^T; out: the activated gates i,f,g,o (valid rows only)
+ * h, c   [B,H]     the state before the step; updated in place where t < lengths[b]
+ * h_seq  [B,T,H]   out: row (b,t) = new h, or 0 at a padding step
+ * hprev, cprev, tanhc [B,T,H] or all NULL (inference): saved for backward — the state entering the
+ *                  step and tanh(c_t); 0 at padding steps
+ * w_hh [4H,H], b [4H] or NULL, lengths [B] or NULL. */
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *hprev, float *cprev,
+                          float *tanhc, const float *w_hh, const float *b, const int *lengths, int t, int B,
+                          int T, int H);
+
+/* Backward of time step t (call in the reverse of the forward order).
+ * gates  [B,T,4H]  in row t: the activated gates saved by forward; out: dG, the gradient w.r.t. the
+ *                  pre-activation gates (0 at padding steps)
+ * dh, dc [B,H]     in: gradient w.r.t. the state after the step; out: w.r.t. the state before it
+ * dh_seq [B,T,H] or NULL: gradient of the step outputs (ignored at padding steps, whose output is 0)
+ * cprev, tanhc [B,T,H]: saved by forward; w_hh [4H,H]. */
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cprev,
+                           const float *tanhc, const float *w_hh, const int *lengths, int t, int B, int T,
+                           int H);
+
+/* Weight and input gradients over all BT = B*T rows at once, accumulated (+=). Any output may be NULL.
+ * dgates [BT,4H], x [BT,F], hprev [BT,H]; dx [BT,F], dw_ih [4H,F], dw_hh [4H,H], db [4H]. */
+void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, const float *dgates,
+                             const float *x, const float *hprev, const float *w_ih, int BT, int F, int H);
+
+/* The whole forward sequence: input projection, then every step in processing order.
+ * h, c [B,H] hold h0/c0 on entry and h_last/c_last on return. Buffers as in the step kernels. */
+void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *hprev, float *cprev,
+                         float *tanhc, const float *x, const float *w_ih, const float *w_hh, const float *b,
+                         const int *lengths, int reverse, int B, int T, int F, int H);
+
+/* The whole backward sequence (BPTT, then the batched weight gradients). dh, dc [B,H] hold the
+ * gradients of h_last/c_last on entry and those of h0/c0 on return. `gates` is overwritten by dG. */
+void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc,
+                          float *gates, const float *dh_seq, const float *x, const float *hprev,
+                          const float *cprev, const float *tanhc, const float *w_ih, const float *w_hh,
+                          const int *lengths, int reverse, int B, int T, int F, int H);
+
+/* The activations used by the kernels (vectorisable; |error| < 4e-7 against float64 over all floats).
+ * Exposed so tests and lstm_cell can state their accuracy. */
+float lp_lstm_sigmoid(float x);
+float lp_lstm_tanh(float x);
+
+#endif
