@@ -1,0 +1,256 @@
+/* rates: eigen energy rule, τ search and uniform rule (contract and equations in rates.h and
+ * docs/METHOD.md, "Pruning"). */
+#include "prune/rates.h"
+
+#include <lapacke.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+lp_status lp_rate_rule_parse(const char *s, lp_rate_rule *out) {
+    if (s && strcmp(s, "eigen") == 0) { *out = LP_RATE_RULE_EIGEN; return LP_OK; }
+    if (s && strcmp(s, "uniform") == 0) { *out = LP_RATE_RULE_UNIFORM; return LP_OK; }
+    return lp_errorf(LP_ERR_ARG, "--rate-rule must be eigen or uniform, got '%s'", s ? s : "(null)");
+}
+
+const char *lp_rate_rule_name(lp_rate_rule r) {
+    return r == LP_RATE_RULE_EIGEN ? "eigen" : r == LP_RATE_RULE_UNIFORM ? "uniform" : "?";
+}
+
+lp_status lp_keep_count_parse(const char *s, lp_keep_count *out) {
+    if (s && strcmp(s, "standard") == 0) { *out = LP_KEEP_COUNT_STANDARD; return LP_OK; }
+    if (s && strcmp(s, "below") == 0) { *out = LP_KEEP_COUNT_BELOW; return LP_OK; }
+    return lp_errorf(LP_ERR_ARG, "keep count must be standard or below, got '%s'", s ? s : "(null)");
+}
+
+const char *lp_keep_count_name(lp_keep_count c) {
+    return c == LP_KEEP_COUNT_STANDARD ? "standard" : c == LP_KEEP_COUNT_BELOW ? "below" : "?";
+}
+
+lp_status lp_rates_eigenvalues(const double *cov, int h, double *eig, int *n_clamped) {
+    if (h < 1) return lp_errorf(LP_ERR_ARG, "eigenvalues: H must be >= 1, got %d", h);
+    const size_t hh = (size_t)h * (size_t)h;
+    for (size_t i = 0; i < hh; i++)
+        if (!isfinite(cov[i]))
+            return lp_errorf(LP_ERR_NUMERIC, "eigenvalues: non-finite covariance entry at (%zu,%zu)", i / (size_t)h,
+                             i % (size_t)h);
+    double *a = lp_malloc(hh, sizeof(double)); /* dsyevd overwrites its input */
+    if (!a) return lp_error_wrap(LP_ERR_NOMEM, "eigenvalues: H=%d", h);
+    memcpy(a, cov, hh * sizeof(double));
+    // Values only ('N'); the upper triangle is read. LAPACK returns them ascending.
+    lapack_int info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'N', 'U', h, a, h, eig);
+    lp_free(a);
+    if (info != 0)
+        return lp_errorf(LP_ERR_NUMERIC, "eigenvalues: LAPACKE_dsyevd failed (info=%d) on a %dx%d matrix", (int)info,
+                         h, h);
+    for (int i = 0, j = h - 1; i < j; i++, j--) {
+        double t = eig[i];
+        eig[i] = eig[j];
+        eig[j] = t;
+    }
+    // A covariance is PSD: negative values are round-off (|λ| ~ eps·λ1·H) and would make the energy
+    // fractions non-monotone, so they become 0. They sit at the end of the descending order.
+    int clamped = 0;
+    for (int i = 0; i < h; i++)
+        if (eig[i] < 0) {
+            eig[i] = 0;
+            clamped++;
+        }
+    if (n_clamped) *n_clamped = clamped;
+    return LP_OK;
+}
+
+int lp_rates_keep_at_tau(const double *eig, int h, double tau, lp_keep_count count) {
+    double e = 0;
+    for (int i = 0; i < h; i++) e += eig[i];
+    // The cumulative sum below adds in the same order as e, so C(H) == e exactly and τ = 1 always stops.
+    const double thr = tau * e;
+    double c = 0;
+    int k = h;
+    for (int i = 0; i < h; i++) {
+        c += eig[i];
+        if (c >= thr) {
+            k = i + 1;
+            break;
+        }
+    }
+    if (count == LP_KEEP_COUNT_BELOW) k -= 1; /* #{k : C(k) < τE} is one less than the first k reaching it */
+    return k < 1 ? 1 : k > h ? h : k;
+}
+
+int lp_rates_round(int k, int h, int n) {
+    if (n <= 1 || k >= h) return k;
+    const int top = (h / n) * n; /* largest multiple of n that fits */
+    if (top == 0) return h;      /* h < n: no multiple fits, keep the group whole */
+    int m = ((k + n / 2) / n) * n; /* nearest multiple, ties (k = n/2 mod n with n even) upwards */
+    if (m < n) m = n;
+    if (m > top) m = top;
+    return m;
+}
+
+static lp_status group_set_eig(lp_rate_group *g, int h) {
+    memset(g, 0, sizeof *g);
+    if (h < 1) return lp_errorf(LP_ERR_ARG, "rate group: H must be >= 1, got %d", h);
+    g->h = h;
+    g->k = h;
+    g->tau = NAN;
+    g->energy_kept = NAN;
+    return LP_OK;
+}
+
+static void group_energy(lp_rate_group *g) {
+    double e = 0;
+    for (int i = 0; i < g->h; i++) e += g->eig[i];
+    g->energy = e;
+}
+
+lp_status lp_rate_group_from_cov(lp_rate_group *g, const double *cov, int h) {
+    LP_TRY(group_set_eig(g, h));
+    g->eig = lp_malloc((size_t)h, sizeof(double));
+    if (!g->eig) return LP_ERR_NOMEM;
+    lp_status st = lp_rates_eigenvalues(cov, h, g->eig, &g->n_clamped);
+    if (st != LP_OK) {
+        lp_rate_group_free(g);
+        return st;
+    }
+    group_energy(g);
+    return LP_OK;
+}
+
+lp_status lp_rate_group_from_eig(lp_rate_group *g, const double *eig, int h) {
+    LP_TRY(group_set_eig(g, h));
+    if (!eig) return LP_OK;
+    for (int i = 0; i < h; i++)
+        if (!(eig[i] >= 0) || !isfinite(eig[i]) || (i > 0 && eig[i] > eig[i - 1]))
+            return lp_errorf(LP_ERR_ARG, "rate group: spectrum must be finite, >= 0 and descending (index %d: %g)", i,
+                             eig[i]);
+    g->eig = lp_malloc((size_t)h, sizeof(double));
+    if (!g->eig) return LP_ERR_NOMEM;
+    memcpy(g->eig, eig, (size_t)h * sizeof(double));
+    group_energy(g);
+    return LP_OK;
+}
+
+void lp_rate_group_free(lp_rate_group *g) {
+    lp_free(g->eig);
+    memset(g, 0, sizeof *g);
+}
+
+void lp_rates_opts_default(lp_rates_opts *o) {
+    o->rule = LP_RATE_RULE_EIGEN;
+    o->tau = 0.9;
+    o->target_rate = -1;
+    o->round_to = 0;
+    o->count = LP_KEEP_COUNT_STANDARD;
+    o->max_iter = 200;
+}
+
+lp_status lp_rates_opts_check(const lp_rates_opts *o) {
+    if (o->rule != LP_RATE_RULE_EIGEN && o->rule != LP_RATE_RULE_UNIFORM)
+        return lp_errorf(LP_ERR_ARG, "unknown rate rule %d", (int)o->rule);
+    if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW)
+        return lp_errorf(LP_ERR_ARG, "unknown keep count %d", (int)o->count);
+    if (o->target_rate >= 0 && !(o->target_rate < 1))
+        return lp_errorf(LP_ERR_ARG, "--target-rate must be in [0,1), got %g", o->target_rate);
+    if (o->target_rate < 0 && o->rule == LP_RATE_RULE_UNIFORM)
+        return lp_errorf(LP_ERR_ARG, "--rate-rule uniform needs --target-rate");
+    if (o->target_rate < 0 && !(o->tau > 0 && o->tau <= 1))
+        return lp_errorf(LP_ERR_ARG, "--tau must be in (0,1], got %g", o->tau);
+    if (o->round_to < 0) return lp_errorf(LP_ERR_ARG, "--round-to must be >= 0, got %d", o->round_to);
+    if (o->max_iter < 1) return lp_errorf(LP_ERR_ARG, "τ search needs max_iter >= 1, got %d", o->max_iter);
+    return LP_OK;
+}
+
+/* k of every group at energy τ (rounded); returns the mean rate over groups. */
+static double eigen_at(lp_rate_group *g, int n, double tau, const lp_rates_opts *o) {
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        g[i].k = lp_rates_round(lp_rates_keep_at_tau(g[i].eig, g[i].h, tau, o->count), g[i].h, o->round_to);
+        sum += 1.0 - (double)g[i].k / g[i].h;
+    }
+    return sum / n;
+}
+
+/* Bisection on τ ∈ [0,1] for the edge of a step of f: on return above(lo) and !above(hi), with
+ * above(τ) = f(τ) > r (strict) or f(τ) >= r, and lo, hi adjacent doubles or max_iter steps apart.
+ * Requires above(0) and !above(1). */
+static void bracket(lp_rate_group *g, int n, const lp_rates_opts *o, double r, int strict, double *lo, double *hi) {
+    double a = 0, b = 1;
+    for (int it = 0; it < o->max_iter; it++) {
+        const double mid = 0.5 * (a + b);
+        if (mid <= a || mid >= b) break; /* adjacent doubles: the step edge is found */
+        const double f = eigen_at(g, n, mid, o);
+        if (strict ? f > r : f >= r) a = mid;
+        else b = mid;
+    }
+    *lo = a;
+    *hi = b;
+}
+
+lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_rates_result *res) {
+    LP_TRY(lp_rates_opts_check(o));
+    if (n < 1) return lp_errorf(LP_ERR_ARG, "rates: no unit groups");
+    double tau = NAN;
+    if (o->rule == LP_RATE_RULE_UNIFORM) {
+        for (int i = 0; i < n; i++) {
+            int k = g[i].h - (int)llround(o->target_rate * g[i].h);
+            if (k < 1) k = 1;
+            g[i].k = lp_rates_round(k, g[i].h, o->round_to);
+        }
+    } else {
+        for (int i = 0; i < n; i++)
+            if (!g[i].eig) return lp_errorf(LP_ERR_ARG, "rates: group %d has no spectrum (eigen rule)", i);
+        if (o->target_rate < 0) {
+            tau = o->tau;
+        } else {
+            // f(τ) = mean rate is non-increasing in τ (k_g(τ) and the rounding are non-decreasing).
+            const double r = o->target_rate;
+            const double f0 = eigen_at(g, n, 0.0, o); /* = f(0+): every group at its first step */
+            double lo, hi;
+            if (eigen_at(g, n, 1.0, o) > r) {
+                tau = 1.0; /* even keeping all energy prunes more than asked: the closest reachable */
+            } else if (f0 <= r) {
+                // The target is at or above the largest reachable rate: report the largest τ that
+                // still gives it (a τ near 0 would be correct but meaningless in a report).
+                if (eigen_at(g, n, 1.0, o) >= f0) {
+                    tau = 1.0;
+                } else {
+                    bracket(g, n, o, f0, 0, &lo, &hi);
+                    tau = lo > 0 ? lo : hi;
+                }
+            } else {
+                // Bracket the first step with f ≤ r, then take the closer of the two neighbouring steps.
+                bracket(g, n, o, r, 1, &lo, &hi);
+                const double f_hi = eigen_at(g, n, hi, o);
+                const double f_lo = lo > 0 ? eigen_at(g, n, lo, o) : INFINITY;
+                tau = (fabs(f_lo - r) < fabs(f_hi - r)) ? lo : hi; /* ties: hi, which prunes less */
+            }
+        }
+        eigen_at(g, n, tau, o);
+    }
+    int kept = 0, total = 0;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        g[i].tau = tau;
+        g[i].rate = 1.0 - (double)g[i].k / g[i].h;
+        if (g[i].eig) {
+            double c = 0;
+            for (int j = 0; j < g[i].k; j++) c += g[i].eig[j];
+            g[i].energy_kept = g[i].energy > 0 ? c / g[i].energy : 1.0;
+        } else {
+            g[i].energy_kept = NAN;
+        }
+        kept += g[i].k;
+        total += g[i].h;
+        sum += g[i].rate;
+    }
+    if (res) {
+        res->tau = tau;
+        res->mean_rate = sum / n;
+        res->target_rate = o->target_rate;
+        res->kept = kept;
+        res->total = total;
+    }
+    return LP_OK;
+}
