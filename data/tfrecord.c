@@ -89,10 +89,14 @@ static const char *offset_note(const lp_tfrecord_reader *r) {
     return r->gzip ? " (offsets count uncompressed bytes of the gzip stream)" : "";
 }
 
-/* Failure located at the current record: "PATH: record N at byte offset O: <what><gzip note>". */
+/* Failure located at the current record: "PATH: record N at byte offset O: <what><gzip note>"
+ * (just "PATH: <what>" before the first record). */
 static lp_status fail_record(lp_tfrecord_reader *r, lp_status code, const char *what) {
-    lp_errorf(code, "%s: record %llu at byte offset %llu: %s%s", r->path, (unsigned long long)r->rec_no,
-              (unsigned long long)r->rec_off, what, offset_note(r));
+    if (r->rec_no)
+        lp_errorf(code, "%s: record %llu at byte offset %llu: %s%s", r->path, (unsigned long long)r->rec_no,
+                  (unsigned long long)r->rec_off, what, offset_note(r));
+    else
+        lp_errorf(code, "%s: %s", r->path, what);
     return fail(r, code);
 }
 
@@ -101,9 +105,10 @@ static lp_status refill(lp_tfrecord_reader *r) {
     if (!r->gzip) {
         ssize_t k = read_some(r->fd, r->buf + r->end, r->cap - r->end);
         if (k < 0) {
-            lp_errorf(LP_ERR_IO, "%s: read error at byte %llu: %s", r->path,
-                      (unsigned long long)(r->consumed + (r->end - r->pos)), strerror(errno));
-            return fail(r, LP_ERR_IO);
+            char what[160];
+            snprintf(what, sizeof what, "read error at byte %llu: %s",
+                     (unsigned long long)(r->consumed + (r->end - r->pos)), strerror(errno));
+            return fail_record(r, LP_ERR_IO, what);
         }
         if (k == 0) r->eof = 1;
         r->end += (size_t)k;
@@ -117,8 +122,9 @@ static lp_status refill(lp_tfrecord_reader *r) {
         if (zs->avail_in == 0 && !r->zin_eof) {
             ssize_t k = read_some(r->fd, r->zin, r->zin_cap);
             if (k < 0) {
-                lp_errorf(LP_ERR_IO, "%s: read error: %s", r->path, strerror(errno));
-                return fail(r, LP_ERR_IO);
+                char what[160];
+                snprintf(what, sizeof what, "read error in the compressed file: %s", strerror(errno));
+                return fail_record(r, LP_ERR_IO, what);
             }
             if (k == 0) r->zin_eof = 1;
             zs->next_in = r->zin;
@@ -129,9 +135,10 @@ static lp_status refill(lp_tfrecord_reader *r) {
                 r->eof = 1;
                 break;
             }
-            lp_errorf(LP_ERR_FORMAT, "%s: gzip stream ends early (file truncated?) after %llu uncompressed bytes",
-                      r->path, (unsigned long long)(r->consumed + (r->end - r->pos)));
-            return fail(r, LP_ERR_FORMAT);
+            char what[160];
+            snprintf(what, sizeof what, "truncated: the gzip stream ends early, after %llu uncompressed bytes",
+                     (unsigned long long)(r->consumed + (r->end - r->pos)));
+            return fail_record(r, LP_ERR_FORMAT, what);
         }
         if (r->zs_ready == 2) {  // more input after a finished member: a concatenated gzip member
             inflateReset(zs);
@@ -141,10 +148,11 @@ static lp_status refill(lp_tfrecord_reader *r) {
         if (z == Z_STREAM_END) {
             r->zs_ready = 2;
         } else if (z != Z_OK && z != Z_BUF_ERROR) {
-            lp_errorf(LP_ERR_FORMAT, "%s: gzip data corrupt after %llu uncompressed bytes: %s", r->path,
-                      (unsigned long long)(r->consumed + (r->end - r->pos) + (avail_before - zs->avail_out)),
-                      zs->msg ? zs->msg : zError(z));
-            return fail(r, LP_ERR_FORMAT);
+            char what[200];
+            snprintf(what, sizeof what, "gzip data corrupt after %llu uncompressed bytes: %s",
+                     (unsigned long long)(r->consumed + (r->end - r->pos) + (avail_before - zs->avail_out)),
+                     zs->msg ? zs->msg : zError(z));
+            return fail_record(r, LP_ERR_FORMAT, what);
         }
     }
     r->end += avail_before - zs->avail_out;
@@ -264,11 +272,15 @@ lp_status lp_tfrecord_next(lp_tfrecord_reader *r, const uint8_t **data, size_t *
     *data = NULL;
     *len = 0;
     if (r->failed != LP_OK) return lp_errorf(r->failed, "%s", r->failmsg ? r->failmsg : "reader failed");
-    LP_TRY(want(r, 12));
-    size_t avail = r->end - r->pos;
-    if (avail == 0) return LP_ERR_EOF;  // clean end: the previous record ended exactly here
+    // The record that starts here (errors while fetching it name it); undone at the clean end.
     r->rec_no++;
     r->rec_off = r->consumed;
+    LP_TRY(want(r, 12));
+    size_t avail = r->end - r->pos;
+    if (avail == 0) {  // clean end: the previous record ended exactly here
+        r->rec_no--;
+        return LP_ERR_EOF;
+    }
     char what[192];
     if (avail < 12) {
         snprintf(what, sizeof what, "truncated: the file ends at byte %llu, inside the 12-byte record header",
