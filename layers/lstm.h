@@ -33,6 +33,11 @@
 
 /* ---- the tape op ------------------------------------------------------------------------------ */
 
+/* The three parameter tensors of one LSTM layer (one unit group): w_ih [4H,F], w_hh [4H,H], b [4H]. */
+typedef struct {
+    lp_tensor *w_ih, *w_hh, *b;
+} lp_lstm_weights;
+
 typedef struct {
     lp_tensor *h_seq;  /* [B,T,H] output at every step (0 at padding steps) */
     lp_tensor *h_last; /* [B,H] hidden state after the last valid step */

@@ -16,7 +16,9 @@
 #include <cmocka.h>
 
 #include "core/tape.h"
+#include "layers/bilstm.h"
 #include "layers/lstm.h"
+#include "layers/lstm_cell.h"
 #include "tests/common/gradcheck.h"
 #include "tests/common/refdata.h"
 
@@ -312,6 +314,194 @@ static void test_lstm_activations(void **state) {
     assert_true(lp_lstm_tanh(-200.0f) >= -1.0f && lp_lstm_tanh(200.0f) <= 1.0f);
 }
 
+/* ---- lstm_cell (primitive ops) equals the fused op ------------------------------------------------ */
+
+typedef struct {
+    int reverse;
+    const int *lengths;
+    int cell; /* 1: lp_lstm_cell_seq, 0: lp_lstm */
+} seq_cfg;
+
+static int seq_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
+    const seq_cfg *cfg = user;
+    (void)n_in;
+    lp_lstm_weights w = {in[1], in[2], in[3]};
+    lp_lstm_out o = cfg->cell ? lp_lstm_cell_seq(tp, in[0], &w, in[4], in[5], cfg->lengths, cfg->reverse)
+                              : lp_lstm(tp, in[0], in[1], in[2], in[3], in[4], in[5], cfg->lengths, cfg->reverse);
+    out[0] = o.h_seq, out[1] = o.h_last, out[2] = o.c_last;
+    return o.h_seq ? 3 : 0;
+}
+
+enum { CB = 3, CT = 10, CF = 4, CH = 3 }; /* T = 10 > 8 exercises the concat tree of stack_time */
+_Static_assert(CF >= CH && CB * CT >= 4 * CH, "x is the largest buffer of the case");
+
+typedef struct {
+    float v[6][CB * CT * CF > 4 * CH * CF ? CB * CT * CF : 4 * CH * CF]; /* x, w_ih, w_hh, b, h0, c0 */
+    float g[6][CB * CT * CF > 4 * CH * CF ? CB * CT * CF : 4 * CH * CF];
+    float out[3][CB * CT * CH];
+    int op_count[LP_OP_COUNT];
+} seq_run;
+
+/* Run one implementation with all six inputs differentiable and the outputs seeded with fixed
+ * random gradients; keep outputs, input gradients and the ops used. */
+static void run_seq(seq_run *r, const seq_cfg *cfg) {
+    static const int dims[6][3] = {{CB, CT, CF}, {4 * CH, CF}, {4 * CH, CH}, {4 * CH}, {CB, CH}, {CB, CH}};
+    static const int nd[6] = {3, 2, 2, 1, 2, 2};
+    static const size_t n[6] = {CB * CT * CF, 4 * CH * CF, 4 * CH * CH, 4 * CH, CB * CH, CB * CH};
+    memset(r, 0, sizeof *r);
+    for (int k = 0; k < 6; k++) lp_gc_fill_uniform(r->v[k], n[k], -0.7, 0.7, 40 + (uint64_t)k);
+    lp_tape tp;
+    assert_int_equal(lp_tape_init(&tp, 1 << 20), LP_OK);
+    lp_tensor *in[6];
+    for (int k = 0; k < 6; k++) in[k] = lp_tape_view(&tp, r->v[k], r->g[k], nd[k], dims[k]);
+    lp_tensor *out[3];
+    assert_int_equal(seq_forward((void *)cfg, &tp, in, 6, out), 3);
+    for (int j = 0; j < tp.n_nodes; j++) r->op_count[tp.nodes[j].op]++;
+    const size_t on[3] = {CB * CT * CH, CB * CH, CB * CH};
+    for (int k = 0; k < 3; k++) {
+        float seed[CB * CT * CH];
+        lp_gc_fill_uniform(seed, on[k], -1, 1, 50 + (uint64_t)k);
+        for (size_t j = 0; j < on[k]; j++) out[k]->grad[j] += seed[j];
+        memcpy(r->out[k], out[k]->data, on[k] * sizeof(float));
+    }
+    backward_from_seeds(&tp);
+    lp_tape_free(&tp);
+}
+
+/* The composed cell and the fused op differ only in rounding: summation order (two matmuls + add vs
+ * one accumulated GEMM) and the activations (libm expf/tanhf vs the fused op's approximations, < 4e-7
+ * apart). Over 10 recurrent steps with values of order 1 that is ~1e-6; we allow 1e-5 absolute +
+ * 1e-5 relative. A semantic difference (mask, direction, a gate) is >= 1e-2. */
+static void test_lstm_cell_equals_fused(void **state) {
+    (void)state;
+    static const int lengths[CB] = {10, 4, 0};
+    const seq_cfg cfgs[4][2] = {
+        {{0, NULL, 1}, {0, NULL, 0}},
+        {{1, NULL, 1}, {1, NULL, 0}},
+        {{0, lengths, 1}, {0, lengths, 0}},
+        {{1, lengths, 1}, {1, lengths, 0}},
+    };
+    static const char *names[6] = {"grad x", "grad w_ih", "grad w_hh", "grad b", "grad h0", "grad c0"};
+    static const size_t n[6] = {CB * CT * CF, 4 * CH * CF, 4 * CH * CH, 4 * CH, CB * CH, CB * CH};
+    static seq_run a, b;
+    for (int k = 0; k < 4; k++) {
+        run_seq(&a, &cfgs[k][0]);
+        run_seq(&b, &cfgs[k][1]);
+        /* the cell really is made of primitive ops, the fused version is one node */
+        assert_int_equal(a.op_count[LP_OP_LSTM], 0);
+        assert_true(a.op_count[LP_OP_SIGMOID] == 3 * CT && a.op_count[LP_OP_SPLIT] == CT);
+        assert_int_equal(b.op_count[LP_OP_LSTM], 1);
+        double want[CB * CT * CF]; /* the largest of all outputs and inputs */
+        const size_t on[3] = {CB * CT * CH, CB * CH, CB * CH};
+        for (int o = 0; o < 3; o++) {
+            for (size_t j = 0; j < on[o]; j++) want[j] = b.out[o][j];
+            LP_ASSERT_CLOSE(o == 0 ? "h_seq" : o == 1 ? "h_last" : "c_last", a.out[o], want, on[o], 1e-5, 1e-5);
+        }
+        double gmax = 0;
+        for (int i = 0; i < 6; i++) {
+            for (size_t j = 0; j < n[i]; j++) {
+                want[j] = b.g[i][j];
+                gmax = fmax(gmax, fabs(want[j]));
+            }
+            LP_ASSERT_CLOSE(names[i], a.g[i], want, n[i], 1e-5, 1e-5);
+        }
+        assert_true(gmax > 0.1); /* real gradients were compared */
+    }
+}
+
+/* Gradient check of the composed cell itself (the fused op has its own in test_lstm_gradcheck). */
+static void test_lstm_cell_gradcheck(void **state) {
+    (void)state;
+    enum { B = 2, T = 3, F = 2, H = 2 };
+    static const int lengths[B] = {3, 1};
+    float x[B * T * F], wi[4 * H * F], wh[4 * H * H], bb[4 * H], h0[B * H], c0[B * H];
+    lp_gc_fill_uniform(x, B * T * F, -1, 1, 61);
+    lp_gc_fill_uniform(wi, 4 * H * F, -0.6, 0.6, 62);
+    lp_gc_fill_uniform(wh, 4 * H * H, -0.6, 0.6, 63);
+    lp_gc_fill_uniform(bb, 4 * H, -0.6, 0.6, 64);
+    lp_gc_fill_uniform(h0, B * H, -0.6, 0.6, 65);
+    lp_gc_fill_uniform(c0, B * H, -0.6, 0.6, 66);
+    lp_gc_input in[6] = {{"x", x, 3, {B, T, F}, 0},     {"w_ih", wi, 2, {4 * H, F}, 0},
+                         {"w_hh", wh, 2, {4 * H, H}, 0}, {"b", bb, 1, {4 * H}, 0},
+                         {"h0", h0, 2, {B, H}, 0},       {"c0", c0, 2, {B, H}, 0}};
+    seq_cfg cfg = {1, lengths, 1};
+    lp_gc_result res;
+    assert_int_equal(lp_gradcheck(seq_forward, &cfg, in, 6, NULL, &res), LP_OK);
+    lp_gc_result_print(stderr, "lstm_cell", &res);
+    assert_true(res.ok);
+    assert_true(res.max_abs_grad > 0.1);
+}
+
+/* ---- bilstm ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const int *lengths;
+} bi_cfg;
+
+static int bi_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
+    const bi_cfg *cfg = user;
+    (void)n_in;
+    lp_lstm_weights fw = {in[1], in[2], in[3]}, bw = {in[4], in[5], in[6]};
+    lp_bilstm_out o = lp_bilstm(tp, in[0], &fw, &bw, cfg->lengths);
+    out[0] = o.out;
+    return o.out ? 1 : 0;
+}
+
+/* Different unit counts per direction (Hf=3, Hb=2): the output is [fw_t, bw_t] per step with the
+ * reverse direction aligned to input time — equal, value for value, to the two LSTMs run on their own.
+ * And central differences through the whole layer. */
+static void test_bilstm_layout_and_gradcheck(void **state) {
+    (void)state;
+    enum { B = 3, T = 4, F = 3, HF = 3, HB = 2 };
+    static const int lengths[B] = {4, 2, 1};
+    float x[B * T * F], fwi[4 * HF * F], fwh[4 * HF * HF], fb[4 * HF], bwi[4 * HB * F], bwh[4 * HB * HB],
+        bbias[4 * HB];
+    lp_gc_fill_uniform(x, sizeof x / sizeof *x, -1, 1, 71);
+    lp_gc_fill_uniform(fwi, sizeof fwi / sizeof *fwi, -0.6, 0.6, 72);
+    lp_gc_fill_uniform(fwh, sizeof fwh / sizeof *fwh, -0.6, 0.6, 73);
+    lp_gc_fill_uniform(fb, sizeof fb / sizeof *fb, -0.6, 0.6, 74);
+    lp_gc_fill_uniform(bwi, sizeof bwi / sizeof *bwi, -0.6, 0.6, 75);
+    lp_gc_fill_uniform(bwh, sizeof bwh / sizeof *bwh, -0.6, 0.6, 76);
+    lp_gc_fill_uniform(bbias, sizeof bbias / sizeof *bbias, -0.6, 0.6, 77);
+    lp_tape tp;
+    assert_int_equal(lp_tape_init(&tp, 1 << 16), LP_OK);
+    lp_tape_set_grad(&tp, 0);
+    lp_tensor *tx = lp_tape_view(&tp, x, NULL, 3, (int[]){B, T, F});
+    lp_lstm_weights fw = {lp_tape_view(&tp, fwi, NULL, 2, (int[]){4 * HF, F}),
+                          lp_tape_view(&tp, fwh, NULL, 2, (int[]){4 * HF, HF}),
+                          lp_tape_view(&tp, fb, NULL, 1, (int[]){4 * HF})};
+    lp_lstm_weights bw = {lp_tape_view(&tp, bwi, NULL, 2, (int[]){4 * HB, F}),
+                          lp_tape_view(&tp, bwh, NULL, 2, (int[]){4 * HB, HB}),
+                          lp_tape_view(&tp, bbias, NULL, 1, (int[]){4 * HB})};
+    lp_bilstm_out o = lp_bilstm(&tp, tx, &fw, &bw, lengths);
+    assert_non_null(o.out);
+    assert_true(o.out->ndim == 3 && o.out->dims[2] == HF + HB);
+    lp_lstm_out f = lp_lstm(&tp, tx, fw.w_ih, fw.w_hh, fw.b, NULL, NULL, lengths, 0);
+    lp_lstm_out r = lp_lstm(&tp, tx, bw.w_ih, bw.w_hh, bw.b, NULL, NULL, lengths, 1);
+    for (int i = 0; i < B * T; i++) {
+        assert_memory_equal(o.out->data + i * (HF + HB), f.h_seq->data + i * HF, HF * sizeof(float));
+        assert_memory_equal(o.out->data + i * (HF + HB) + HF, r.h_seq->data + i * HB, HB * sizeof(float));
+    }
+    /* aligned to input time: the backward half at t = 0 is the reverse LSTM's final state (it has read
+     * the whole sequence), and the forward half at the last valid step is the forward final state */
+    for (int j = 0; j < HB; j++) assert_true(o.out->data[HF + j] == r.h_last->data[j]);
+    for (int j = 0; j < HF; j++) assert_true(o.out->data[(T - 1) * (HF + HB) + j] == f.h_last->data[j]);
+    lp_tape_free(&tp);
+
+    lp_gc_input in[7] = {{"x", x, 3, {B, T, F}, 0},          {"fw.w_ih", fwi, 2, {4 * HF, F}, 0},
+                         {"fw.w_hh", fwh, 2, {4 * HF, HF}, 0}, {"fw.b", fb, 1, {4 * HF}, 0},
+                         {"bw.w_ih", bwi, 2, {4 * HB, F}, 0},  {"bw.w_hh", bwh, 2, {4 * HB, HB}, 0},
+                         {"bw.b", bbias, 1, {4 * HB}, 0}};
+    bi_cfg cfg = {lengths};
+    lp_gc_result res;
+    assert_int_equal(lp_gradcheck(bi_forward, &cfg, in, 7, NULL, &res), LP_OK);
+    lp_gc_result_print(stderr, "bilstm", &res);
+    assert_true(res.ok);
+    assert_int_equal(res.op_count[LP_OP_LSTM], 2);
+    assert_int_equal(res.op_count[LP_OP_CONCAT], 1);
+    assert_true(res.max_abs_grad > 0.1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lstm_activations),
@@ -320,6 +510,9 @@ int main(void) {
         cmocka_unit_test(test_lstm_gradcheck),
         cmocka_unit_test(test_lstm_reverse_lengths_is_packed),
         cmocka_unit_test(test_lstm_inference_and_errors),
+        cmocka_unit_test(test_lstm_cell_equals_fused),
+        cmocka_unit_test(test_lstm_cell_gradcheck),
+        cmocka_unit_test(test_bilstm_layout_and_gradcheck),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
