@@ -498,7 +498,7 @@ static void test_gradcheck_rejects_wrong_backward(void **state) {
         lp_gc_result r;
         assert_int_equal(lp_gradcheck(fwd_mutant, &which, in, n_in, NULL, &r), LP_OK);
         char what[32];
-        snprintf(what, sizeof what, "mutant %d", which);
+        snprintf(what, sizeof what, "mutant%d(must FAIL)", which);
         lp_gc_result_print(stderr, what, &r);
         assert_false(r.ok);
         if (which == 3) { /* assignment: values right for a single use, accumulation wrong */
