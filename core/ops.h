@@ -11,7 +11,8 @@
  * mismatch is a programmer error: the op prints both shapes and aborts (LP_CHECK), it does not return.
  *
  * Gradient flow per op is documented below; tests/test_ops.c checks every op (every value of lp_op)
- * against central differences in tests/common/gradcheck.c. The equations are in docs/METHOD.md. */
+ * against central differences in tests/common/gradcheck.c. Each op's forward and backward equations
+ * are stated with it below. */
 #ifndef LP_OPS_H
 #define LP_OPS_H
 #include <math.h>
