@@ -40,6 +40,10 @@ typedef enum {
     LP_OP_BCE_LOGITS,
     LP_OP_DROPOUT,
     LP_OP_LSTM,       /* layers/lstm.h: the fused sequence op */
+    LP_OP_MOE_MIX,    /* layers/moe.h: mixture-of-experts probabilities from gate and expert logits */
+    LP_OP_BCE_PROBS,  /* layers/moe.h: binary cross-entropy on probabilities (starter-code epsilon) */
+    LP_OP_EMBEDDING,  /* lm/lm_ops.h: embedding lookup */
+    LP_OP_SOFTMAX_XENT, /* lm/lm_ops.h: softmax cross-entropy with integer targets */
     LP_OP_COUNT
 } lp_op;
 

@@ -99,5 +99,11 @@ void lp_gc_fill_uniform(float *x, size_t n, double lo, double hi, uint64_t seed)
  * it checks into *res). Returns LP_OK when the check ran. Not defined here on purpose: until the LSTM
  * layer exists, tests/test_ops.c fails on this slot. */
 lp_status lp_test_lstm_gradcheck_case(lp_gc_result *res);
+/* Cases of the ops defined outside core/ops (same contract), each next to its module:
+ * tests/common/moe_case.c (layers/moe) and tests/common/lm_case.c (lm/lm_ops). */
+lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res);
 
 #endif
