@@ -16,4 +16,7 @@ void lp_cli_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* Subcommands (cli/cmd_<name>.c). */
+int lp_cmd_synth(int argc, char **argv);
+
 #endif

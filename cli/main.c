@@ -7,6 +7,7 @@
 
 /* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
 static const lp_cli_command commands[] = {
+    {"synth", "write a synthetic data set in the YouTube-8M TFRecord layout", lp_cmd_synth},
     {NULL, NULL, NULL},
 };
 

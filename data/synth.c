@@ -36,6 +36,7 @@ void lp_synth_config_default(lp_synth_config *c, int classes, uint64_t seed) {
     c->latent = 12;
     c->vocab = 0;
     c->states = 4;
+    c->state_jitter = 0.35;
     c->pair_fraction = 0.5;
     c->zipf_s = 1.0;
     c->zipf_q = 2.0;
@@ -63,6 +64,8 @@ lp_status lp_synth_config_check(const lp_synth_config *c) {
         return lp_errorf(LP_ERR_ARG, "synth: vocab must be 0 (= 2*latent) or in [2, 2^20], got %d", c->vocab);
     if (c->states < 1 || c->states > 64)
         return lp_errorf(LP_ERR_ARG, "synth: states per class must be in [1, 64], got %d", c->states);
+    if (!finite_in(c->state_jitter, 0, 100))
+        return lp_errorf(LP_ERR_ARG, "synth: state jitter must be in [0, 100], got %g", c->state_jitter);
     if (!finite_in(c->pair_fraction, 0, 1))
         return lp_errorf(LP_ERR_ARG, "synth: pair fraction must be in [0, 1], got %g", c->pair_fraction);
     if (!finite_in(c->zipf_s, 0, 10) || !finite_in(c->zipf_q, 1e-9, 1e9))
@@ -125,6 +128,7 @@ lp_status lp_synth_new(lp_synth **out, const lp_synth_config *cfg) {
     const double sd = 1.0 / sqrt((double)L); /* so that |v| ≈ 1 */
     normals(&r, s->vocab, V * L, sd);
 
+    const double c_jit = cfg->state_jitter;
     int pairs = (int)floor(cfg->pair_fraction * C / 2.0 + 0.5);
     if (pairs > C / 2) pairs = C / 2;
     for (int c = 0; c < C; c++) {
@@ -148,7 +152,7 @@ lp_status lp_synth_new(lp_synth **out, const lp_synth_config *cfg) {
             do j = (int)lp_rng_below(&r, (uint32_t)V);
             while (k > 0 && j == idx[k - 1] && V > 1);
             idx[k] = j;
-            for (int l = 0; l < L; l++) S[(size_t)k * L + l] = s->vocab[(size_t)j * L + l] + 0.35 * sd * lp_rng_normal(&r);
+            for (int l = 0; l < L; l++) S[(size_t)k * L + l] = s->vocab[(size_t)j * L + l] + c_jit * sd * lp_rng_normal(&r);
         }
         if (K > 1 && c % 2 == 0 && c / 2 < pairs) {
             /* A reversed pair needs a trajectory that differs from its mirror: redraw the last state if
@@ -160,7 +164,7 @@ lp_status lp_synth_new(lp_synth **out, const lp_synth_config *cfg) {
                 if (j == idx[K - 2] && V > 2) j = (j + 1) % V;
                 idx[K - 1] = j;
                 for (int l = 0; l < L; l++)
-                    S[(size_t)(K - 1) * L + l] = s->vocab[(size_t)j * L + l] + 0.35 * sd * lp_rng_normal(&r);
+                    S[(size_t)(K - 1) * L + l] = s->vocab[(size_t)j * L + l] + c_jit * sd * lp_rng_normal(&r);
             }
         }
     }

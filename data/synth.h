@@ -64,6 +64,7 @@ typedef struct {
     int latent;              /* L, latent dimensions, default 12 */
     int vocab;               /* V, shared states, default 2L (0 = 2L) */
     int states;              /* K, states per class trajectory, default 4 */
+    double state_jitter;     /* class-specific perturbation of the shared states (norm), default 0.35 */
     double pair_fraction;    /* fraction of classes in time-reversed pairs, default 0.5 */
     double zipf_s, zipf_q;   /* label prior exponent and offset, default 1 and 2 */
     int labels_min, labels_max; /* labels per video, default 1..4 (<= LP_SYNTH_MAX_LABELS, <= C) */
