@@ -18,5 +18,6 @@ void lp_cli_error(const char *cmd, const char *fmt, ...)
 
 /* Subcommands (cli/cmd_<name>.c). */
 int lp_cmd_synth(int argc, char **argv);
+int lp_cmd_inspect(int argc, char **argv);
 
 #endif

@@ -8,6 +8,7 @@
 /* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
 static const lp_cli_command commands[] = {
     {"synth", "write a synthetic data set in the YouTube-8M TFRecord layout", lp_cmd_synth},
+    {"inspect", "list and verify the records of TFRecord files (ids, labels, frames, CRCs)", lp_cmd_inspect},
     {NULL, NULL, NULL},
 };
 
