@@ -22,9 +22,11 @@
 /* e^x for x in float range: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial (Cephes
  * coefficients), 2^n assembled in the exponent bits. Relative error < 1e-7. The clamp keeps 2^n a
  * normal float; the floor is an integer conversion of a positive number so the loop vectorises. */
-static inline float fast_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+static inline float fast_exp(float x0) {
+    /* written so that NaN clamps to -87 (the comparisons are false): the float->int conversion below
+     * must only see in-range values; NaN is passed through at the end */
+    float x = x0 > -87.0f ? x0 : -87.0f;
+    x = x < 88.0f ? x : 88.0f;
     int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x/ln2) */
     float nf = (float)n;
     float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */
@@ -39,7 +41,7 @@ static inline float fast_exp(float x) {
     int32_t bits = (n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x0 == x0 ? p * scale : x0; /* a diverged run stays visibly NaN */
 }
 
 static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }

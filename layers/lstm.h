@@ -98,8 +98,8 @@ void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, floa
                           const float *cprev, const float *tanhc, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H);
 
-/* The activations used by the kernels (vectorisable; |error| < 4e-7 against float64 over all floats).
- * Exposed so tests and lstm_cell can state their accuracy. */
+/* The activations used by the kernels: vectorisable, |error| < 4e-7 against float64 (tested on a dense
+ * grid over [-40,40]); NaN gives NaN. Exposed so tests can state their accuracy. */
 float lp_lstm_sigmoid(float x);
 float lp_lstm_tanh(float x);
 

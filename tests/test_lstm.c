@@ -312,6 +312,8 @@ static void test_lstm_activations(void **state) {
     assert_true(rt < 1e-6);
     assert_true(lp_lstm_sigmoid(-200.0f) >= 0.0f && lp_lstm_sigmoid(200.0f) == 1.0f);
     assert_true(lp_lstm_tanh(-200.0f) >= -1.0f && lp_lstm_tanh(200.0f) <= 1.0f);
+    assert_true(isnan(lp_lstm_sigmoid(NAN)) && isnan(lp_lstm_tanh(NAN))); /* divergence stays visible */
+    assert_true(lp_lstm_sigmoid(INFINITY) == 1.0f && lp_lstm_sigmoid(-INFINITY) >= 0.0f);
 }
 
 /* ---- lstm_cell (primitive ops) equals the fused op ------------------------------------------------ */
