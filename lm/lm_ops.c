@@ -1,0 +1,181 @@
+/* lm_ops: embedding lookup and softmax cross-entropy tape ops (contract and equations in lm/lm_ops.h).
+ *
+ * The softmax loops are written so that gcc vectorises them at -O3 without -ffast-math: the exp is a
+ * branch-free polynomial with a magic-number rounding, and the row reductions keep 8 independent
+ * partial results (a single running float sum cannot be reordered, hence not vectorised). */
+#include "lm/lm_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/status.h"
+
+/* ---- exp for x <= 0 ------------------------------------------------------------------------------ */
+
+/* Cephes expf: x = n·ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n through the exponent
+ * bits. The clamp keeps 2^n a normal float (n >= -126). */
+float lp_op_exp_neg(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 0.0f ? 0.0f : x;
+    /* round(x·log2(e)) by adding and removing 1.5·2^23 (exact for |v| < 2^22, vectorisable) */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } s;
+    s.i = ((int32_t)n + 127) << 23;
+    return p * s.f;
+}
+
+/* ---- embedding ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    int32_t *ids;
+    size_t n;
+} emb_ctx;
+
+static void embedding_backward(lp_node *node) {
+    lp_tensor *table = node->in[0];
+    const emb_ctx *k = node->ctx;
+    const int E = table->dims[1];
+    const float *dy = node->out[0]->grad;
+    // dy is [n,E]; dW[ids[i], :] += dy[i, :]
+    for (size_t i = 0; i < k->n; i++) {
+        float *dw = table->grad + (size_t)k->ids[i] * (size_t)E;
+        const float *g = dy + i * (size_t)E;
+        for (int e = 0; e < E; e++) dw[e] += g[e];
+    }
+}
+
+lp_tensor *lp_op_embedding(lp_tape *tp, lp_tensor *table, const int32_t *ids, int B, int T) {
+    if (!table) return NULL;
+    LP_CHECK(table->ndim == 2 && B >= 1 && T >= 1 && ids != NULL);
+    const int V = table->dims[0], E = table->dims[1];
+    const size_t n = (size_t)B * (size_t)T;
+    for (size_t i = 0; i < n; i++) LP_CHECK(ids[i] >= 0 && ids[i] < V);
+    int need = lp_tape_wants_grad(tp, &table, 1);
+    lp_tensor *y = lp_tape_tensor(tp, 3, (const int[]){B, T, E}, need);
+    if (!y) return NULL;
+    // y is [B*T,E]: row i = table row ids[i]
+    for (size_t i = 0; i < n; i++)
+        memcpy(y->data + i * (size_t)E, table->data + (size_t)ids[i] * (size_t)E, (size_t)E * sizeof(float));
+    if (need) {
+        emb_ctx *k = lp_tape_alloc(tp, 1, sizeof *k);
+        int32_t *saved = lp_tape_alloc(tp, n, sizeof *saved);
+        if (!k || !saved) return NULL;
+        memcpy(saved, ids, n * sizeof *saved);
+        k->ids = saved;
+        k->n = n;
+        lp_node *node = lp_tape_record(tp, LP_OP_EMBEDDING, embedding_backward, &table, 1, &y, 1);
+        if (!node) return NULL;
+        node->ctx = k;
+    }
+    return y;
+}
+
+/* ---- softmax cross-entropy ----------------------------------------------------------------------- */
+
+/* log Σ_j exp(z_j) of one row of V logits, stably, as two parts: *m = max_j z_j and the return value
+ * log Σ exp(z_j − m) in [0, log V]. Kept apart so that exp(z_j − lse) = exp((z_j − m) − logsum) stays
+ * accurate even when the logits are large (a float lse = 10000.x would carry only 3 decimals). */
+static double row_logsum(const float *z, int V, float *m_out) {
+    enum { L = 8 };
+    float mx[L];
+    for (int k = 0; k < L; k++) mx[k] = -INFINITY;
+    int j = 0;
+    for (; j + L <= V; j += L)
+        for (int k = 0; k < L; k++) mx[k] = z[j + k] > mx[k] ? z[j + k] : mx[k];
+    float m = -INFINITY;
+    for (int k = 0; k < L; k++) m = mx[k] > m ? mx[k] : m;
+    for (; j < V; j++) m = z[j] > m ? z[j] : m;
+    float acc[L] = {0};
+    j = 0;
+    for (; j + L <= V; j += L)
+        for (int k = 0; k < L; k++) acc[k] += lp_op_exp_neg(z[j + k] - m);
+    double s = 0;
+    for (int k = 0; k < L; k++) s += acc[k];
+    for (; j < V; j++) s += lp_op_exp_neg(z[j] - m);
+    *m_out = m;
+    return log(s); /* s >= 1: the max term is exp(0) */
+}
+
+void lp_op_softmax_xent_rows(const float *z, const int32_t *targets, size_t N, int V, double *nll) {
+    for (size_t n = 0; n < N; n++) {
+        const float *zr = z + n * (size_t)V;
+        LP_CHECK(targets[n] >= 0 && targets[n] < V);
+        float m;
+        double logsum = row_logsum(zr, V, &m);
+        nll[n] = ((double)m - (double)zr[targets[n]]) + logsum;
+    }
+}
+
+typedef struct {
+    int32_t *targets; /* [N] */
+    float *max;       /* [N] row maxima m_n */
+    float *logsum;    /* [N] log Σ exp(z − m_n); lse_n = m_n + logsum_n */
+} xent_ctx;
+
+static void softmax_xent_backward(lp_node *node) {
+    lp_tensor *z = node->in[0];
+    const xent_ctx *k = node->ctx;
+    const int V = lp_tensor_cols(z);
+    const size_t N = lp_tensor_rows(z);
+    const float s = node->out[0]->grad[0] / (float)N;
+    // dz [N,V] += s · (exp(z − lse) − onehot(target))
+    for (size_t n = 0; n < N; n++) {
+        const float *zr = z->data + n * (size_t)V;
+        float *dr = z->grad + n * (size_t)V;
+        const float m = k->max[n], ls = k->logsum[n];
+        for (int j = 0; j < V; j++) dr[j] += s * lp_op_exp_neg((zr[j] - m) - ls);
+        dr[k->targets[n]] -= s;
+    }
+}
+
+lp_tensor *lp_op_softmax_xent(lp_tape *tp, lp_tensor *logits, const int32_t *targets) {
+    if (!logits) return NULL;
+    LP_CHECK(logits->ndim >= 2 && targets != NULL);
+    const int V = lp_tensor_cols(logits);
+    const size_t N = lp_tensor_rows(logits);
+    LP_CHECK(V >= 1 && N >= 1);
+    for (size_t n = 0; n < N; n++) LP_CHECK(targets[n] >= 0 && targets[n] < V);
+    int need = lp_tape_wants_grad(tp, &logits, 1);
+    lp_tensor *loss = lp_tape_tensor(tp, 0, NULL, need);
+    if (!loss) return NULL;
+    xent_ctx *k = NULL;
+    if (need) {
+        k = lp_tape_alloc(tp, 1, sizeof *k);
+        if (!k) return NULL;
+        k->targets = lp_tape_alloc(tp, N, sizeof *k->targets);
+        k->max = lp_tape_alloc(tp, N, sizeof *k->max);
+        k->logsum = lp_tape_alloc(tp, N, sizeof *k->logsum);
+        if (!k->targets || !k->max || !k->logsum) return NULL;
+        memcpy(k->targets, targets, N * sizeof *targets);
+    }
+    double total = 0;
+    for (size_t n = 0; n < N; n++) {
+        const float *zr = logits->data + n * (size_t)V;
+        float m;
+        double logsum = row_logsum(zr, V, &m);
+        total += ((double)m - (double)zr[targets[n]]) + logsum;
+        if (k) {
+            k->max[n] = m;
+            k->logsum[n] = (float)logsum;
+        }
+    }
+    loss->data[0] = (float)(total / (double)N);
+    if (need) {
+        lp_node *node = lp_tape_record(tp, LP_OP_SOFTMAX_XENT, softmax_xent_backward, &logits, 1, &loss, 1);
+        if (!node) return NULL;
+        node->ctx = k;
+    }
+    return loss;
+}
