@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -23,6 +24,7 @@ struct lp_tfrecord_reader {
     char *path;
     int fd;
     int gzip;
+    uint64_t file_size; /* plain regular files: size from fstat, to reject lengths past the end early */
     int eof;            /* the (uncompressed) stream has no more bytes beyond buf[end] */
     uint8_t *buf;       /* uncompressed stream bytes; valid data in [pos, end) */
     size_t cap, pos, end;
@@ -191,6 +193,9 @@ static lp_status start(lp_tfrecord_reader *r) {
     r->rec_no = r->rec_off = 0;
     r->gzip = 0;
     r->zin_eof = 0;
+    r->file_size = 0;
+    struct stat st;
+    if (fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode)) r->file_size = (uint64_t)st.st_size;
     r->failed = LP_OK;
     lp_free(r->failmsg);
     r->failmsg = NULL;
@@ -300,9 +305,12 @@ lp_status lp_tfrecord_next(lp_tfrecord_reader *r, const uint8_t **data, size_t *
         return fail_record(r, LP_ERR_FORMAT, what);
     }
     size_t total = (size_t)n + LP_TFRECORD_OVERHEAD;
-    LP_TRY(want(r, total));
+    // A plain file that ends before this record does: say so without buffering up to 1 GiB first.
+    int past_end = !r->gzip && r->file_size && r->consumed + total > r->file_size;
+    if (!past_end) LP_TRY(want(r, total));
     avail = r->end - r->pos;
-    if (avail < total) {
+    if (past_end || avail < total) {
+        if (past_end) avail = (size_t)(r->file_size - r->consumed);
         snprintf(what, sizeof what,
                  "truncated: the file ends at byte %llu, inside the record (%llu data bytes, record ends at "
                  "byte %llu)",

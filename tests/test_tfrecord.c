@@ -222,6 +222,11 @@ static void test_absurd_length_rejected(void **state) {
     uint64_t count;
     assert_int_equal(read_all(tmp_path("huge.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_non_null(strstr(lp_last_error(), "exceeds the limit"));
+    /* 500 MB claimed (valid CRC) in a 12-byte file: truncated, found from the file size. */
+    lp_tfrecord_header(500u << 20, h);
+    spit(tmp_path("big.tfrecord"), h, 12);
+    assert_int_equal(read_all(tmp_path("big.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "record 1 at byte offset 0: truncated: the file ends at byte 12"));
 }
 
 /* Writes `n` random records with the given sizes, reads them back, checks bytes/numbers/offsets. */
