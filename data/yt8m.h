@@ -15,7 +15,9 @@
  * are ignored.
  *
  * Bad content is LP_ERR_FORMAT with a message: a label outside [0, classes), a frame of the wrong size,
- * a missing id or feature (list), feature lists with different frame counts, an unparsable protobuf.
+ * a missing id or feature (list), feature lists with different frame counts, a frame-level record with
+ * 0 frames, an unparsable protobuf. A record without the labels key has no labels (unlabelled data);
+ * a present labels key must be an int64_list.
  * The reader prefixes "FILE: record N at byte offset O: " and, with `skip_bad`, skips such records and
  * counts them instead. Corrupt framing (CRC, truncation) is never skipped: see data/tfrecord.h.
  *
