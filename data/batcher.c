@@ -562,6 +562,13 @@ static lp_status take(lp_batcher *b, int i, const lp_batch **out) {
         s->state = SLOT_FREE;
         b->pos.epoch++;
         b->pos.batch = 0;
+        if (b->cfg.epochs > 0 && b->pos.epoch >= b->cfg.epochs) {
+            /* The end of the last epoch: finished now, so the caller's end-of-epoch code runs once more
+             * and then stops (the producer's DONE entry is never needed). */
+            b->finished = 1;
+            b->term = 1;
+            b->term_status = LP_ERR_EOF;
+        }
         return LP_ERR_EOF;
     case ENTRY_DONE:
         b->term = 1;

@@ -31,8 +31,8 @@
  * unless drop_last.
  *
  * Epochs and resuming. lp_batcher_next returns LP_OK with a batch, and LP_ERR_EOF once after the last
- * batch of each epoch; the next call starts the next epoch. After `epochs` epochs (0 = endless) it
- * returns LP_ERR_EOF for good (lp_batcher_finished() is then 1). Resuming is by deterministic replay:
+ * batch of each epoch; the next call starts the next epoch. The LP_ERR_EOF that ends epoch number
+ * `epochs` (0 = endless) sets lp_batcher_finished() to 1, and every later call returns LP_ERR_EOF. Resuming is by deterministic replay:
  * the cursor is (epoch, batch index within the epoch) of the next batch to be delivered
  * (lp_batcher_position). Create a new batcher with the same config and cfg.start = that cursor; it
  * begins epoch `start.epoch` directly (each epoch's rng depends only on (seed, epoch)) and decodes and
@@ -56,8 +56,8 @@
  *         const lp_batch *batch; lp_status s;
  *         while ((s = lp_batcher_next(b, &batch)) == LP_OK) train_step(batch);
  *         if (s != LP_ERR_EOF) ... error ...;
- *         if (lp_batcher_finished(b)) break;
  *         ... end of epoch: evaluate, checkpoint lp_batcher_position(b) ...
+ *         if (lp_batcher_finished(b)) break;
  *     }
  *     lp_batcher_free(b);
  */
@@ -135,7 +135,7 @@ lp_status lp_batcher_next(lp_batcher *b, const lp_batch **out);
 /* Epoch and batch index of the next batch to be delivered (the resume cursor). */
 lp_batcher_cursor lp_batcher_position(const lp_batcher *b);
 
-/* 1 once all `epochs` epochs have been delivered. */
+/* 1 once the end of the last of `epochs` epochs has been returned (never with endless epochs). */
 int lp_batcher_finished(const lp_batcher *b);
 
 /* Counters as of the last value returned by lp_batcher_next (deterministic). */
