@@ -19,5 +19,12 @@ void lp_cli_error(const char *cmd, const char *fmt, ...)
 /* Subcommands (cli/cmd_<name>.c). */
 int lp_cmd_synth(int argc, char **argv);
 int lp_cmd_inspect(int argc, char **argv);
+int lp_cmd_train(int argc, char **argv);
+int lp_cmd_finetune(int argc, char **argv);
+int lp_cmd_eval(int argc, char **argv);
+int lp_cmd_predict(int argc, char **argv);
+int lp_cmd_info(int argc, char **argv);
+/* train and finetune share their implementation (cli/cmd_train.c). */
+int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune);
 
 #endif

@@ -9,6 +9,11 @@
 static const lp_cli_command commands[] = {
     {"synth", "write a synthetic data set in the YouTube-8M TFRecord layout", lp_cmd_synth},
     {"inspect", "list and verify the records of TFRecord files (ids, labels, frames, CRCs)", lp_cmd_inspect},
+    {"train", "train a video classifier (paper or lstm model) into a run directory; --resume continues", lp_cmd_train},
+    {"finetune", "continue training a (pruned) checkpoint", lp_cmd_finetune},
+    {"eval", "evaluate a checkpoint: GAP@20, mAP, Hit@1, PERR", lp_cmd_eval},
+    {"predict", "write Kaggle-format predictions (VideoId,LabelConfidencePairs)", lp_cmd_predict},
+    {"info", "sizes per unit group, parameters, FLOPs per frame, file bytes of a checkpoint", lp_cmd_info},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,179 @@
+/* args: see args.h. */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "data/yt8m.h"
+#include "model/model.h"
+#include "model/runcfg.h"
+
+const lp_arg lp_args_data[] = {
+    {"train", "data.train", LP_ARG_APPEND, 0, "GLOB", "training shards (repeatable)", ""},
+    {"valid", "data.valid", LP_ARG_APPEND, 0, "GLOB", "validation shards, evaluated after every epoch (repeatable)", ""},
+    {"frame-features", "data.frame_features", LP_ARG_STR, 0, "SPEC", "frame features name:size,... (concatenated in order)", NULL},
+    {"video-features", "data.video_features", LP_ARG_STR, 0, "SPEC", "video-level features name:size,...", NULL},
+    {"level", "data.level", LP_ARG_STR, 0, "L", "record level: auto, frame or video", NULL},
+    {"id-key", "data.id_key", LP_ARG_STR, 0, "KEY", "context key of the video id (video_id for 2017 files and AudioSet)", NULL},
+    {"classes", "data.classes", LP_ARG_INT, 1, "N", "number of classes (3862 for the 2018 release, 4716 for 2017)", NULL},
+    {"max-frames", "data.max_frames", LP_ARG_INT, 1, "N", "use at most the first N frames of a video", NULL},
+    {"padding", "data.padding", LP_ARG_STR, 0, "MODE", "repeat (paper code) or mask (starter code)", NULL},
+    {"no-l2norm", "data.l2norm", LP_ARG_FLAG, 0, "0", "do not L2-normalise each frame", "normalise"},
+    {"shuffle-buffer", "data.shuffle_buffer", LP_ARG_INT, 1, "N", "records in the shuffle buffer", NULL},
+    {"skip-bad", "data.skip_bad", LP_ARG_FLAG, 0, NULL, "skip and count records with bad content instead of stopping", NULL},
+    {"prefetch", "data.prefetch", LP_ARG_INT, 0, "N", "batches decoded ahead by the prefetch thread (0 = no thread)", NULL},
+    {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "N", "batch size for evaluation", NULL},
+    {"top-k", "train.top_k", LP_ARG_INT, 1, "K", "k of GAP@k", NULL},
+    {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default: all cores)", NULL},
+};
+const int lp_args_data_n = (int)(sizeof lp_args_data / sizeof lp_args_data[0]);
+
+const lp_arg lp_args_model[] = {
+    {"model", "model.arch", LP_ARG_STR, 0, "KIND", "paper (BiLSTM -> LSTM -> dense) or lstm (stacked LSTMs -> mixture of experts)", "paper"},
+    {"hidden", "model.hidden", LP_ARG_INT, 1, "H", "width H: paper = BiLSTM H/2 per direction + LSTM H; lstm = H per layer", "1024"},
+    {"layers", "model.layers", LP_ARG_INT, 1, "N", "unidirectional LSTM layers (paper: after the BiLSTM)", "1 (paper), 2 (lstm)"},
+    {"experts", "model.experts_flag", LP_ARG_INT, 1, "E", "mixture-of-experts experts per class (lstm model)", "2"},
+    {"dropout", "model.dropout_flag", LP_ARG_NUM, 0, "P", "dropout rate after each recurrent layer (training only)", "0"},
+};
+const int lp_args_model_n = (int)(sizeof lp_args_model / sizeof lp_args_model[0]);
+
+const lp_arg lp_args_train[] = {
+    {"epochs", "train.epochs", LP_ARG_INT, 1, "N", "training epochs", NULL},
+    {"batch", "train.batch", LP_ARG_INT, 1, "B", "batch size", NULL},
+    {"optimizer", "train.optimizer", LP_ARG_STR, 0, "NAME", "adam or sgd", NULL},
+    {"lr", "train.lr", LP_ARG_NUM, 0, "LR", "learning rate", NULL},
+    {"momentum", "train.momentum", LP_ARG_NUM, 0, "M", "SGD momentum", NULL},
+    {"weight-decay", "train.weight_decay", LP_ARG_NUM, 0, "WD", "L2 weight decay (added to the gradient)", NULL},
+    {"clip", "train.clip", LP_ARG_NUM, 0, "NORM", "clip the global gradient norm to NORM (0 = off)", NULL},
+    {"lr-decay", "train.lr_decay", LP_ARG_NUM, 0, "R", "multiply the learning rate by R every --lr-decay-steps steps", NULL},
+    {"lr-decay-steps", "train.lr_decay_steps", LP_ARG_INT, 1, "N", "steps between learning-rate decays", NULL},
+    {"lr-smooth", "train.lr_staircase", LP_ARG_FLAG, 0, "0", "continuous instead of staircase decay", "staircase"},
+    {"seed", "train.seed", LP_ARG_INT, 0, "S", "seed of initialisation, shuffling and dropout", NULL},
+    {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N steps (0 = per epoch only)", NULL},
+    {"log-every", "train.log_every", LP_ARG_INT, 1, "N", "write a train.tsv row every N steps", NULL},
+};
+const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
+
+int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb) {
+    int n = 0;
+    for (int i = 0; i < na && n < cap; i++) out[n++] = a[i];
+    for (int i = 0; i < nb && n < cap; i++) out[n++] = b[i];
+    return n;
+}
+
+void lp_args_help(FILE *out, const lp_arg *table, int n, const lp_kv *defaults) {
+    for (int i = 0; i < n; i++) {
+        const lp_arg *a = &table[i];
+        char left[64];
+        const char *mv = a->type == LP_ARG_FLAG ? NULL : a->metavar;
+        snprintf(left, sizeof left, "--%s%s%s", a->name, mv ? " " : "", mv ? mv : "");
+        const char *d = a->key && defaults && a->type != LP_ARG_FLAG ? lp_kv_get(defaults, a->key) : NULL;
+        if (!d) d = a->dflt;
+        fprintf(out, "  %-24s %s", left, a->help);
+        if (d && *d) fprintf(out, " [default: %s]", d);
+        fputc('\n', out);
+    }
+}
+
+static int set_value(const char *cmd, const lp_arg *a, const char *val, lp_kv *kv) {
+    char *end;
+    errno = 0;
+    if (a->type == LP_ARG_INT) {
+        long long v = strtoll(val, &end, 10);
+        if (errno || end == val || *end || v < (long long)a->min) {
+            lp_cli_error(cmd, "--%s: '%s' is not an integer >= %g", a->name, val, a->min);
+            return 2;
+        }
+    } else if (a->type == LP_ARG_NUM) {
+        double v = strtod(val, &end);
+        if (errno || end == val || *end || !isfinite(v) || v < a->min) {
+            lp_cli_error(cmd, "--%s: '%s' is not a number >= %g", a->name, val, a->min);
+            return 2;
+        }
+    }
+    if (a->type == LP_ARG_APPEND && lp_kv_get(kv, a->key) && *lp_kv_get(kv, a->key)) {
+        char buf[8192];
+        snprintf(buf, sizeof buf, "%s;%s", lp_kv_get(kv, a->key), val);
+        return lp_kv_set(kv, a->key, buf) == LP_OK ? 0 : 2;
+    }
+    if (strchr(val, '\n')) {
+        lp_cli_error(cmd, "--%s: the value contains a newline", a->name);
+        return 2;
+    }
+    const char *v = a->type == LP_ARG_FLAG ? (a->metavar ? a->metavar : "1") : val;
+    return lp_kv_set(kv, a->key, v) == LP_OK ? 0 : 2;
+}
+
+int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, int n, lp_kv *kv,
+                  lp_arg_handler handler, void *user, char ***pos, int *n_pos) {
+    struct option *opts = lp_calloc((size_t)n + 2, sizeof *opts);
+    if (!opts) return 2;
+    for (int i = 0; i < n; i++) {
+        opts[i].name = table[i].name;
+        opts[i].has_arg = table[i].type == LP_ARG_FLAG ? no_argument : required_argument;
+        opts[i].val = 1000 + i;
+    }
+    opts[n].name = "help";
+    opts[n].val = 'h';
+    int rc = 0;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            rc = 1;
+        } else if (c == '?') {
+            lp_cli_error(cmd, "unknown option '%s' (see lstmprune %s --help)", argv[optind - 1], cmd);
+            rc = 2;
+        } else if (c == ':') {
+            lp_cli_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+            rc = 2;
+        } else {
+            const lp_arg *a = &table[c - 1000];
+            if (a->key) rc = set_value(cmd, a, optarg ? optarg : "1", kv);
+            else rc = handler ? handler(user, a->name, optarg) : 2;
+        }
+    }
+    if (rc == 0) {
+        int np = argc - optind;
+        if (np > 0 && !pos) {
+            lp_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
+            rc = 2;
+        } else if (pos) {
+            *pos = argv + optind;
+            *n_pos = np;
+        }
+    }
+    lp_free(opts);
+    return rc;
+}
+
+int lp_args_model_kv(const char *cmd, lp_kv *kv) {
+    lp_model_kind kind = LP_MODEL_PAPER;
+    const char *arch = lp_kv_get(kv, "model.arch");
+    if (arch && lp_model_kind_parse(arch, &kind) != LP_OK) {
+        lp_cli_error(cmd, "--model: %s", lp_last_error());
+        return 2;
+    }
+    lp_yt8m_features f;
+    if (lp_yt8m_features_parse(&f, lp_kv_get(kv, "data.frame_features")) != LP_OK) {
+        lp_cli_error(cmd, "--frame-features: %s", lp_last_error());
+        return 2;
+    }
+    int hidden = (int)lp_kv_get_int_or(kv, "model.hidden", 1024);
+    int layers = (int)lp_kv_get_int_or(kv, "model.layers", kind == LP_MODEL_PAPER ? 1 : 2);
+    int experts = (int)lp_kv_get_int_or(kv, "model.experts_flag", 2);
+    int classes = (int)lp_kv_get_int_or(kv, "data.classes", 3862);
+    double dropout = lp_kv_get_double_or(kv, "model.dropout_flag", 0);
+    lp_status s = lp_model_default_kv(kv, kind, f.dim, hidden, layers, classes, experts, (float)dropout);
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,60 @@
+/* args: table-driven flags that map onto configuration keys (core/kv.h).
+ *
+ * Most options of train/eval/predict/prune are configuration: `--lr 1e-3` sets `train.lr`. A table
+ * describes each such flag once (name, key, type, help); the parser checks the value's type and range
+ * where it reads it (so a bad flag names itself), `--help` prints every flag with its default, and the
+ * resolved configuration is written to the run directory. Flags that are not configuration (--out,
+ * --resume, --quiet) are given to the command's own handler. */
+#ifndef LP_CLI_ARGS_H
+#define LP_CLI_ARGS_H
+#include <stdio.h>
+
+#include "core/kv.h"
+
+typedef enum {
+    LP_ARG_STR,   /* any text */
+    LP_ARG_INT,   /* integer >= min */
+    LP_ARG_NUM,   /* finite number >= min */
+    LP_ARG_FLAG,  /* no value: sets the key to 1 */
+    LP_ARG_APPEND /* text; repeated flags are joined with ';' (glob patterns) */
+} lp_arg_type;
+
+typedef struct {
+    const char *name;  /* long option without "--" */
+    const char *key;   /* configuration key it sets; NULL = handled by the command */
+    lp_arg_type type;
+    double min;
+    const char *metavar; /* value name in --help; for LP_ARG_FLAG: the value the flag sets (NULL = "1") */
+    const char *help;
+    const char *dflt;  /* shown in --help when the key has no default in the defaults kv */
+} lp_arg;
+
+/* Handler for flags whose key is NULL: return 0 on success, 2 on a usage error (message printed). */
+typedef int (*lp_arg_handler)(void *user, const char *name, const char *value);
+
+/* Parse argv (argv[0] = subcommand). Positional arguments are collected into *pos (may be NULL: then
+ * any positional argument is an error). Returns 0, 1 when --help was printed, 2 on a usage error. */
+int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, int n, lp_kv *kv,
+                  lp_arg_handler handler, void *user, char ***pos, int *n_pos);
+
+/* Print the table with defaults taken from `defaults` (or each entry's dflt). */
+void lp_args_help(FILE *out, const lp_arg *table, int n, const lp_kv *defaults);
+
+/* The flags shared by every command that reads YouTube-8M data. */
+extern const lp_arg lp_args_data[];
+extern const int lp_args_data_n;
+/* Model flags (train). */
+extern const lp_arg lp_args_model[];
+extern const int lp_args_model_n;
+/* Optimisation flags (train, finetune). */
+extern const lp_arg lp_args_train[];
+extern const int lp_args_train_n;
+
+/* Concatenate tables into `out` (capacity cap); returns the count. */
+int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb);
+
+/* Build model.* keys from the model flags (model.kind/hidden/layers/experts/dropout) and the data
+ * flags (input size from data.frame_features, data.classes). */
+int lp_args_model_kv(const char *cmd, lp_kv *kv);
+
+#endif

@@ -1,0 +1,114 @@
+/* lstmprune train: train a video classifier (see model/trainer.h for the run directory). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "model/runcfg.h"
+#include "model/trainer.h"
+
+typedef struct {
+    const char *out, *resume, *init;
+    int quiet;
+    long long stop_after;
+} train_flags;
+
+static int handle(void *user, const char *name, const char *value) {
+    train_flags *f = user;
+    if (!strcmp(name, "out")) f->out = value;
+    else if (!strcmp(name, "resume")) f->resume = value;
+    else if (!strcmp(name, "init")) f->init = value;
+    else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "stop-after-epochs")) {
+        char *end;
+        f->stop_after = strtoll(value, &end, 10);
+        if (*end || f->stop_after < 1) {
+            lp_cli_error("train", "--stop-after-epochs: '%s' is not a positive integer", value);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static const lp_arg own[] = {
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "run directory (created): config.txt, train.tsv, valid.tsv, last.ckpt, best.ckpt", NULL},
+    {"resume", NULL, LP_ARG_STR, 0, "DIR", "continue the run in DIR exactly where its last.ckpt stopped (--epochs may extend it)", NULL},
+    {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model", NULL},
+    {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line", NULL},
+};
+
+int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
+    lp_arg table[64];
+    int n = lp_args_join(table, 64, own, (int)(sizeof own / sizeof own[0]), lp_args_data, lp_args_data_n);
+    if (!finetune) n = lp_args_join(table, 64, table, n, lp_args_model, lp_args_model_n);
+    n = lp_args_join(table, 64, table, n, lp_args_train, lp_args_train_n);
+    lp_kv cfg, defaults;
+    lp_kv_init(&cfg);
+    lp_kv_init(&defaults);
+    lp_runcfg_defaults(&defaults);
+    train_flags f = {0};
+    int rc = lp_args_parse(cmd, argc, argv, table, n, &cfg, handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune %s %s [options]\n\n", cmd,
+               finetune ? "--init CKPT --train GLOB --out DIR" : "--train GLOB --out DIR | --resume DIR");
+        printf(finetune ? "Fine-tune a (pruned) checkpoint: training that starts from its weights and sizes.\n\n"
+                        : "Train a video classifier (paper defaults: Adam, lr 2e-4, batch 160, 20 epochs).\n\n");
+        lp_args_help(stdout, table, n, &defaults);
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    lp_train_opts o = {0};
+    o.quiet = f.quiet;
+    o.stop_after_epochs = f.stop_after;
+    if (f.resume) {
+        o.resume = 1;
+        o.run_dir = f.resume;
+        o.epochs_override = lp_kv_get_int_or(&cfg, "train.epochs", 0);
+        lp_kv_free(&cfg);
+        lp_kv_init(&cfg);
+    } else {
+        if (!f.out) {
+            lp_cli_error(cmd, "--out DIR is required (or --resume DIR)");
+            rc = 2;
+            goto out;
+        }
+        if (finetune && !f.init) {
+            lp_cli_error(cmd, "--init CKPT is required");
+            rc = 2;
+            goto out;
+        }
+        if (!lp_kv_get(&cfg, "data.train")) {
+            lp_cli_error(cmd, "--train GLOB is required");
+            rc = 2;
+            goto out;
+        }
+        o.run_dir = f.out;
+        o.init_ckpt = f.init;
+        lp_runcfg_defaults(&cfg);
+        if (!f.init && (rc = lp_args_model_kv(cmd, &cfg)) != 0) goto out;
+    }
+    lp_train_result res;
+    lp_status s = lp_train(&cfg, &o, &res);
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    if (!o.quiet) {
+        printf("trained %lld epochs, %lld steps in %.1f s; last epoch loss %.4f", (long long)res.epochs_done,
+               (long long)res.steps, res.seconds, res.last_loss);
+        if (!isnan(res.best_gap)) printf("; best validation GAP %.4f", res.best_gap);
+        printf("\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n", o.run_dir);
+    }
+out:
+    lp_kv_free(&cfg);
+    lp_kv_free(&defaults);
+    return rc;
+}
+
+int lp_cmd_train(int argc, char **argv) { return lp_cmd_train_like("train", argc, argv, 0); }
+int lp_cmd_finetune(int argc, char **argv) { return lp_cmd_train_like("finetune", argc, argv, 1); }

@@ -1,0 +1,27 @@
+/* evaluate: run a model over a data set without gradients and score it with the YouTube-8M metrics
+ * (eval/metrics.h). Also the engine of `predict`: a callback sees every video's probabilities. */
+#ifndef LP_EVALUATE_H
+#define LP_EVALUATE_H
+#include <stdint.h>
+
+#include "data/batcher.h"
+#include "eval/metrics.h"
+#include "model/model.h"
+
+typedef struct {
+    lp_metrics_result m;  /* GAP@k, mAP, Hit@1, PERR */
+    double loss;          /* mean training loss per video */
+    int64_t videos;
+    double seconds;       /* wall time */
+    uint64_t skipped;     /* bad records skipped (data.skip_bad) */
+} lp_eval_result;
+
+/* Called once per video, in data order. Return non-OK to stop (the status is passed on). */
+typedef lp_status (*lp_eval_video_fn)(void *user, const char *id, const float *probs, int classes);
+
+/* Evaluate `m` on the batches of `bc` (use an evaluation config: no shuffle, one epoch). `fn` may be
+ * NULL. */
+lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_eval_video_fn fn, void *user,
+                      lp_eval_result *out);
+
+#endif

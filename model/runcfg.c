@@ -1,0 +1,148 @@
+/* runcfg: see runcfg.h. */
+#include "model/runcfg.h"
+
+#include <cblas.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+static lp_status dflt(lp_kv *kv, const char *key, const char *val) {
+    return lp_kv_get(kv, key) ? LP_OK : lp_kv_set(kv, key, val);
+}
+
+lp_status lp_runcfg_defaults(lp_kv *kv) {
+    static const char *const d[][2] = {
+        {"data.frame_features", "rgb:1024,audio:128"},
+        {"data.video_features", "mean_rgb:1024,mean_audio:128"},
+        {"data.level", "auto"},
+        {"data.id_key", "id"},
+        {"data.classes", "3862"},
+        {"data.max_frames", "300"},
+        {"data.padding", "repeat"},
+        {"data.l2norm", "1"},
+        {"data.shuffle_buffer", "512"},
+        {"data.skip_bad", "0"},
+        {"data.prefetch", "2"},
+        {"train.epochs", "20"},
+        {"train.batch", "160"},
+        {"train.optimizer", "adam"},
+        {"train.lr", "0.0002"},
+        {"train.beta1", "0.9"},
+        {"train.beta2", "0.999"},
+        {"train.eps", "1e-08"},
+        {"train.momentum", "0"},
+        {"train.weight_decay", "0"},
+        {"train.clip", "0"},
+        {"train.lr_decay", "1"},
+        {"train.lr_decay_steps", "1000"},
+        {"train.lr_staircase", "1"},
+        {"train.seed", "1"},
+        {"train.threads", "0"},
+        {"train.save_every", "0"},
+        {"train.eval_batch", "256"},
+        {"train.log_every", "1"},
+        {"train.top_k", "20"},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) LP_TRY(dflt(kv, d[i][0], d[i][1]));
+    return LP_OK;
+}
+
+lp_status lp_runcfg_patterns(const lp_kv *kv, const char *which, char ***pats, int *n) {
+    *pats = NULL;
+    *n = 0;
+    char key[64];
+    snprintf(key, sizeof key, "data.%s", which);
+    const char *v = lp_kv_get(kv, key);
+    if (!v || !*v) return LP_OK;
+    char *copy = lp_strdup(v);
+    if (!copy) return LP_ERR_NOMEM;
+    int cap = 1;
+    for (const char *p = v; *p; p++) cap += *p == ';';
+    char **out = lp_calloc((size_t)cap, sizeof *out);
+    if (!out) {
+        lp_free(copy);
+        return LP_ERR_NOMEM;
+    }
+    int k = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+        while (*tok == ' ') tok++;
+        if (*tok) out[k++] = lp_strdup(tok);
+    }
+    lp_free(copy);
+    *pats = out;
+    *n = k;
+    return LP_OK;
+}
+
+void lp_runcfg_free_patterns(char **pats, int n) {
+    for (int i = 0; i < n; i++) lp_free(pats[i]);
+    lp_free(pats);
+}
+
+static lp_status get_int(const lp_kv *kv, const char *key, int *out) {
+    long long v;
+    LP_TRY(lp_kv_get_int(kv, key, &v));
+    if (v < -2147483647LL || v > 2147483647LL) return lp_errorf(LP_ERR_ARG, "%s = %lld is out of range", key, v);
+    *out = (int)v;
+    return LP_OK;
+}
+
+lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_batcher_config *bc) {
+    lp_batcher_config_default(bc);
+    bc->patterns = (const char *const *)pats;
+    bc->n_patterns = n;
+    LP_TRY(lp_yt8m_config_set(&bc->yt8m, lp_kv_get(kv, "data.frame_features"), lp_kv_get(kv, "data.video_features"),
+                              lp_kv_get(kv, "data.id_key"), NULL));
+    LP_TRY(lp_yt8m_level_parse(&bc->yt8m.level, lp_kv_get(kv, "data.level")));
+    LP_TRY(get_int(kv, "data.classes", &bc->yt8m.classes));
+    LP_TRY(get_int(kv, "data.skip_bad", &bc->yt8m.skip_bad));
+    LP_TRY(get_int(kv, "data.max_frames", &bc->max_frames));
+    LP_TRY(get_int(kv, "data.l2norm", &bc->l2_normalize));
+    LP_TRY(lp_pad_mode_parse(&bc->pad, lp_kv_get(kv, "data.padding")));
+    LP_TRY(get_int(kv, "data.prefetch", &bc->prefetch));
+    long long seed;
+    LP_TRY(lp_kv_get_int(kv, "train.seed", &seed));
+    bc->seed = (uint64_t)seed;
+    if (train) {
+        bc->shuffle = 1;
+        LP_TRY(get_int(kv, "data.shuffle_buffer", &bc->shuffle_buffer));
+        LP_TRY(get_int(kv, "train.batch", &bc->batch_size));
+        long long epochs;
+        LP_TRY(lp_kv_get_int(kv, "train.epochs", &epochs));
+        bc->epochs = epochs;
+    } else {
+        bc->shuffle = 0;
+        bc->epochs = 1;
+        LP_TRY(get_int(kv, "train.eval_batch", &bc->batch_size));
+    }
+    return lp_batcher_config_check(bc);
+}
+
+lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr) {
+    const char *kind = lp_kv_get(kv, "train.optimizer");
+    if (!kind) kind = "adam";
+    if (!strcmp(kind, "adam")) *oc = lp_optim_defaults(LP_OPTIM_ADAM);
+    else if (!strcmp(kind, "sgd")) *oc = lp_optim_defaults(LP_OPTIM_SGD);
+    else return lp_errorf(LP_ERR_ARG, "train.optimizer: unknown optimizer '%s' (adam or sgd)", kind);
+    double v;
+    LP_TRY(lp_kv_get_double(kv, "train.beta1", &v)); oc->beta1 = (float)v;
+    LP_TRY(lp_kv_get_double(kv, "train.beta2", &v)); oc->beta2 = (float)v;
+    LP_TRY(lp_kv_get_double(kv, "train.eps", &v)); oc->eps = (float)v;
+    LP_TRY(lp_kv_get_double(kv, "train.momentum", &v)); oc->momentum = (float)v;
+    LP_TRY(lp_kv_get_double(kv, "train.weight_decay", &v)); oc->weight_decay = (float)v;
+    LP_TRY(lp_optim_check(oc));
+    memset(lr, 0, sizeof *lr);
+    LP_TRY(lp_kv_get_double(kv, "train.lr", &v)); lr->base_lr = (float)v;
+    LP_TRY(lp_kv_get_double(kv, "train.lr_decay", &v)); lr->decay_rate = (float)v;
+    long long steps, stair;
+    LP_TRY(lp_kv_get_int(kv, "train.lr_decay_steps", &steps));
+    LP_TRY(lp_kv_get_int(kv, "train.lr_staircase", &stair));
+    lr->decay_steps = steps;
+    lr->staircase = (int)stair;
+    return lp_lr_schedule_check(lr);
+}
+
+void lp_runcfg_apply_threads(const lp_kv *kv) {
+    long long t = lp_kv_get_int_or(kv, "train.threads", 0);
+    if (t > 0) openblas_set_num_threads((int)t);
+}

@@ -1,0 +1,39 @@
+/* runcfg: the resolved configuration of a run as "key = value" text (core/kv.h), and its translation
+ * into the structs of the data, model and optimisation modules.
+ *
+ * One flat namespace keeps a run reproducible and resumable: `train` writes every key (flags and
+ * defaults alike) to RUN/config.txt and into each checkpoint, and `train --resume RUN/` reads them
+ * back, so nothing depends on retyping the flags. Keys:
+ *
+ *   model.*   the architecture (model/model.h)
+ *   data.*    train, valid (glob patterns separated by ';'), frame_features, video_features, level,
+ *             id_key, classes, max_frames, padding (repeat|mask), l2norm, shuffle_buffer, skip_bad,
+ *             prefetch
+ *   train.*   epochs, batch, optimizer (adam|sgd), lr, beta1, beta2, eps, momentum, weight_decay, clip,
+ *             lr_decay, lr_decay_steps, lr_staircase, seed, threads, save_every, eval_batch, log_every,
+ *             top_k
+ */
+#ifndef LP_RUNCFG_H
+#define LP_RUNCFG_H
+#include "core/kv.h"
+#include "data/batcher.h"
+#include "optim/optim.h"
+
+/* Defaults for every data.* and train.* key not already present (the paper's settings). */
+lp_status lp_runcfg_defaults(lp_kv *kv);
+
+/* Patterns: data.<which> split on ';' into *pats (caller frees with lp_runcfg_free_patterns). */
+lp_status lp_runcfg_patterns(const lp_kv *kv, const char *which, char ***pats, int *n);
+void lp_runcfg_free_patterns(char **pats, int n);
+
+/* A batcher config for the given patterns from the data.* keys. `train` = 1: shuffled, seeded from
+ * train.seed, batch train.batch; 0: evaluation order (no shuffle, batch train.eval_batch). The
+ * patterns are borrowed. */
+lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_batcher_config *bc);
+
+lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr);
+
+/* Set OpenBLAS's thread count from train.threads (0 = leave the library's default). */
+void lp_runcfg_apply_threads(const lp_kv *kv);
+
+#endif

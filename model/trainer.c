@@ -1,0 +1,402 @@
+/* trainer: see trainer.h. The loop, in order, per batch:
+ *   forward (loss) → backward → hooks.after_backward → gradient norm (+clip) → NaN guard → lr schedule →
+ *   optimizer step → hooks.after_update → zero grads → log
+ * and per epoch: validation → last.ckpt → best.ckpt. */
+#include "model/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "model/evaluate.h"
+#include "model/runcfg.h"
+#include "optim/optim.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", dir, name);
+    return buf;
+}
+
+/* Everything the loop carries between steps and across a resume. */
+typedef struct {
+    lp_kv *cfg;
+    const lp_train_opts *o;
+    lp_model model;
+    int have_model;
+    lp_optim opt;
+    lp_lr_schedule lr;
+    double clip;
+    lp_rng drop_rng;
+    int64_t step;
+    lp_batcher_cursor cursor; /* next batch to train on */
+    double best_gap;
+    int64_t best_epoch;
+    FILE *train_log, *valid_log;
+    int64_t log_every, save_every, epochs;
+    int top_k;
+    double t_start, total_bytes;
+    int tty;
+} trainer;
+
+/* ---- checkpoints ------------------------------------------------------------------------------- */
+
+static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
+    char path[4096];
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    lp_status s = LP_OK;
+    for (int i = 0; i < t->cfg->count && s == LP_OK; i++) s = lp_kv_set(&c.meta, t->cfg->keys[i], t->cfg->vals[i]);
+    if (s == LP_OK) s = lp_model_add_to_ckpt(&t->model, &c);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.step", t->step);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->cursor.epoch);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.batch", t->cursor.batch);
+    if (s == LP_OK) s = lp_kv_set_double(&c.meta, "state.best_gap", t->best_gap);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);
+    if (s == LP_OK) s = lp_kv_setf(&c.meta, "state.dropout_rng", "%llu,%llu", (unsigned long long)t->drop_rng.state,
+                                   (unsigned long long)t->drop_rng.inc);
+    if (s == LP_OK && with_optimizer) {
+        s = lp_kv_set_int(&c.meta, "state.opt_t", t->opt.t);
+        int dm[1] = {(int)lp_optim_m_numel(&t->opt)}, dv[1] = {(int)lp_optim_v_numel(&t->opt)};
+        if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
+        if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
+    }
+    if (s == LP_OK) s = lp_ckpt_save(&c, path_in(t->o->run_dir, name, path, sizeof path));
+    lp_ckpt_free(&c);
+    return s;
+}
+
+static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
+    long long v;
+    LP_TRY(lp_kv_get_int(&c->meta, "state.step", &v));
+    t->step = v;
+    LP_TRY(lp_kv_get_int(&c->meta, "state.epoch", &v));
+    t->cursor.epoch = v;
+    LP_TRY(lp_kv_get_int(&c->meta, "state.batch", &v));
+    t->cursor.batch = v;
+    LP_TRY(lp_kv_get_double(&c->meta, "state.best_gap", &t->best_gap));
+    LP_TRY(lp_kv_get_int(&c->meta, "state.best_epoch", &v));
+    t->best_epoch = v;
+    LP_TRY(lp_kv_get_int(&c->meta, "state.opt_t", &v));
+    t->opt.t = v;
+    const char *r = lp_kv_get(&c->meta, "state.dropout_rng");
+    unsigned long long st, inc;
+    if (!r || sscanf(r, "%llu,%llu", &st, &inc) != 2) return lp_errorf(LP_ERR_FORMAT, "%s: bad state.dropout_rng", path);
+    t->drop_rng.state = st;
+    t->drop_rng.inc = inc;
+    if (t->opt.m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", t->opt.m, lp_optim_m_numel(&t->opt), path));
+    if (t->opt.v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", t->opt.v, lp_optim_v_numel(&t->opt), path));
+    return LP_OK;
+}
+
+/* ---- logs -------------------------------------------------------------------------------------- */
+
+/* Keep the header and the rows whose first column is <= max (drops rows logged after the checkpoint
+ * a resumed run starts from, so the log has no duplicates). */
+static lp_status truncate_tsv(const char *path, long long max) {
+    char *buf;
+    size_t len;
+    if (access(path, F_OK) != 0) return LP_OK;
+    LP_TRY(lp_file_read_all(path, &buf, &len));
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        char *nl = memchr(buf + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - buf) + 1 : len;
+        int keep = buf[i] < '0' || buf[i] > '9' || atoll(buf + i) <= max;
+        if (keep) {
+            memmove(buf + w, buf + i, end - i);
+            w += end - i;
+        }
+        i = end;
+    }
+    lp_status s = lp_file_write_all(path, buf, w);
+    lp_free(buf);
+    return s;
+}
+
+static lp_status open_log(const char *dir, const char *name, const char *header, FILE **f) {
+    char path[4096];
+    path_in(dir, name, path, sizeof path);
+    int exists = access(path, F_OK) == 0;
+    *f = fopen(path, "a");
+    if (!*f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!exists) fprintf(*f, "%s\n", header);
+    return LP_OK;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, n, "--");
+        return;
+    }
+    long x = (long)(s + 0.5);
+    if (x >= 3600) snprintf(buf, n, "%ldh%02ldm", x / 3600, (x / 60) % 60);
+    else snprintf(buf, n, "%ldm%02lds", x / 60, x % 60);
+}
+
+static double files_bytes(const lp_batcher *b) {
+    double total = 0;
+    for (int i = 0; i < lp_batcher_num_files(b); i++) {
+        struct stat st;
+        if (stat(lp_batcher_file(b, i), &st) == 0) total += (double)st.st_size;
+    }
+    return total;
+}
+
+/* ---- one step ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    double loss, extra, grad_norm;
+    float lr;
+} step_info;
+
+static lp_status train_step(trainer *t, lp_tape *tp, const lp_batch *bt, step_info *si) {
+    lp_tape_reset(tp);
+    int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
+    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
+    lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
+    if (!x || !y) return LP_ERR_NOMEM;
+    lp_model_out out;
+    LP_TRY(lp_model_forward(&t->model, tp, x, bt->lengths, y, &t->drop_rng, &out));
+    si->loss = out.loss->data[0];
+    if (!isfinite(si->loss))
+        return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (the last good checkpoint is %s/last.ckpt)",
+                         (long long)t->step + 1, si->loss, t->o->run_dir);
+    lp_params *ps = t->model.params;
+    lp_params_zero_grad(ps);
+    LP_TRY(lp_tape_backward(tp, out.loss));
+    si->extra = 0;
+    if (t->o->hooks.after_backward) LP_TRY(t->o->hooks.after_backward(t->o->hooks.user, &t->model, t->step, &si->extra));
+    lp_status s = lp_optim_clip_grad_norm(ps->grad, ps->numel, (float)t->clip, &si->grad_norm);
+    if (s != LP_OK)
+        return lp_error_wrap(s, "step %lld: non-finite gradient; stopping (the last good checkpoint is %s/last.ckpt)",
+                             (long long)t->step + 1, t->o->run_dir);
+    si->lr = lp_lr_schedule_at(&t->lr, t->step);
+    LP_TRY(lp_optim_step(&t->opt, ps->data, ps->grad, si->lr));
+    t->step++;
+    if (t->o->hooks.after_update) LP_TRY(t->o->hooks.after_update(t->o->hooks.user, &t->model, t->step));
+    return LP_OK;
+}
+
+static void progress(trainer *t, const lp_batch *bt, const step_info *si, double rate, double frac_done) {
+    if (!t->tty) return;
+    double el = now_s() - t->t_start;
+    char eta[32];
+    fmt_duration(frac_done > 1e-6 ? el * (1 - frac_done) / frac_done : -1, eta, sizeof eta);
+    fprintf(stderr, "\repoch %lld/%lld  step %lld  loss %.4f  %.0f ex/s  ETA %s   ", (long long)bt->pos.epoch + 1,
+            (long long)t->epochs, (long long)t->step, si->loss + si->extra, rate, eta);
+    fflush(stderr);
+}
+
+/* ---- validation --------------------------------------------------------------------------------- */
+
+static lp_status validate(trainer *t, int64_t epoch, double *gap) {
+    char **pats;
+    int n;
+    *gap = NAN;
+    LP_TRY(lp_runcfg_patterns(t->cfg, "valid", &pats, &n));
+    if (n == 0) return LP_OK;
+    lp_batcher_config bc;
+    lp_eval_result r;
+    lp_status s = lp_runcfg_batcher(t->cfg, pats, n, 0, &bc);
+    if (s == LP_OK) s = lp_evaluate(&t->model, &bc, t->top_k, NULL, NULL, &r);
+    lp_runcfg_free_patterns(pats, n);
+    LP_TRY(s);
+    *gap = r.m.gap;
+    fprintf(t->valid_log, "%lld\t%lld\t%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.2f\n", (long long)epoch + 1, (long long)t->step,
+            r.loss, r.m.gap, r.m.map, r.m.hit1, r.m.perr, r.seconds);
+    fflush(t->valid_log);
+    if (!t->o->quiet)
+        fprintf(stderr, "%sepoch %lld: valid loss %.4f  GAP@%d %.4f  mAP %.4f  Hit@1 %.4f  PERR %.4f  (%lld videos)\n",
+                t->tty ? "\r" : "", (long long)epoch + 1, r.loss, t->top_k, r.m.gap, r.m.map, r.m.hit1, r.m.perr,
+                (long long)r.videos);
+    return LP_OK;
+}
+
+/* ---- setup --------------------------------------------------------------------------------------- */
+
+static lp_status setup_model(trainer *t, lp_ckpt *resume_ckpt, const char *resume_path) {
+    lp_kv *cfg = t->cfg;
+    long long seed;
+    LP_TRY(lp_kv_get_int(cfg, "train.seed", &seed));
+    if (resume_ckpt) {
+        LP_TRY(lp_model_from_ckpt(&t->model, resume_ckpt, resume_path));
+    } else if (t->o->init_ckpt) {
+        LP_TRY(lp_model_load(&t->model, t->o->init_ckpt, NULL));
+    } else {
+        LP_TRY(lp_model_init_kv(&t->model, cfg, (uint64_t)seed));
+    }
+    t->have_model = 1;
+    LP_TRY(lp_model_to_kv(&t->model, cfg)); /* the config records the (possibly pruned) sizes */
+    long long classes;
+    LP_TRY(lp_kv_get_int(cfg, "data.classes", &classes));
+    if (classes != t->model.classes)
+        return lp_errorf(LP_ERR_ARG, "data.classes = %lld but the model predicts %d classes", classes, t->model.classes);
+    lp_optim_config oc;
+    LP_TRY(lp_runcfg_optim(cfg, &oc, &t->lr));
+    LP_TRY(lp_optim_init(&t->opt, t->model.params->numel, &oc));
+    lp_rng_init(&t->drop_rng, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
+    t->best_gap = -1;
+    t->best_epoch = -1;
+    if (resume_ckpt) LP_TRY(restore_state(t, resume_ckpt, resume_path));
+    return LP_OK;
+}
+
+static lp_status load_resume(trainer *t, lp_ckpt *c, char *path, size_t n) {
+    char cpath[4096];
+    lp_kv saved;
+    lp_kv_init(&saved);
+    lp_status s = lp_kv_read_file(&saved, path_in(t->o->run_dir, "config.txt", cpath, sizeof cpath));
+    /* Everything comes from the run; only the number of epochs may be extended. */
+    for (int i = 0; i < saved.count && s == LP_OK; i++) s = lp_kv_set(t->cfg, saved.keys[i], saved.vals[i]);
+    if (s == LP_OK && t->o->epochs_override > 0) s = lp_kv_set_int(t->cfg, "train.epochs", t->o->epochs_override);
+    lp_kv_free(&saved);
+    LP_TRY(s);
+    path_in(t->o->run_dir, "last.ckpt", path, n);
+    return lp_ckpt_load(c, path);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------------- */
+
+static lp_status run_epochs(trainer *t, lp_train_result *res) {
+    char **pats;
+    int n;
+    LP_TRY(lp_runcfg_patterns(t->cfg, "train", &pats, &n));
+    if (n == 0) return lp_errorf(LP_ERR_ARG, "no training data (data.train / --train)");
+    lp_batcher_config bc;
+    lp_batcher *b = NULL;
+    lp_tape tp;
+    lp_status s = lp_runcfg_batcher(t->cfg, pats, n, 1, &bc);
+    bc.start = t->cursor;
+    if (s == LP_OK) s = lp_batcher_new(&b, &bc);
+    if (s == LP_OK) s = lp_tape_init(&tp, (size_t)64 << 20);
+    else memset(&tp, 0, sizeof tp);
+    if (s != LP_OK) goto done;
+    t->total_bytes = files_bytes(b) * (double)t->epochs;
+    double done_bytes = 0, epoch_loss = 0, last_t = now_s();
+    int64_t epoch_batches = 0, epochs_this_run = 0, examples_since = 0, cur_epoch = t->cursor.epoch;
+    const lp_batch *bt;
+    for (;;) {
+        s = lp_batcher_next(b, &bt);
+        if (s == LP_OK) {
+            step_info si;
+            s = train_step(t, &tp, bt, &si);
+            if (s != LP_OK) break;
+            t->cursor = lp_batcher_position(b);
+            cur_epoch = bt->pos.epoch;
+            epoch_loss += si.loss + si.extra;
+            epoch_batches++;
+            examples_since += bt->B;
+            double now = now_s(), rate = examples_since / fmax(now - last_t, 1e-9);
+            if (t->log_every > 0 && t->step % t->log_every == 0) {
+                fprintf(t->train_log, "%lld\t%lld\t%lld\t%.6f\t%.6f\t%.8g\t%.1f\t%.2f\n", (long long)t->step,
+                        (long long)bt->pos.epoch + 1, (long long)bt->pos.batch + 1, si.loss + si.extra, si.grad_norm,
+                        (double)si.lr, rate, now - t->t_start);
+                examples_since = 0;
+                last_t = now;
+            }
+            double fb = (double)lp_batcher_get_stats(b).bytes;
+            progress(t, bt, &si, rate, t->total_bytes > 0 ? (done_bytes + fb) / t->total_bytes : 0);
+            if (t->save_every > 0 && t->step % t->save_every == 0 && (s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
+            continue;
+        }
+        if (s != LP_ERR_EOF) break;
+        /* End of an epoch. */
+        int64_t epoch = cur_epoch; /* the epoch just finished */
+        t->cursor = (lp_batcher_cursor){epoch + 1, 0};
+        cur_epoch = epoch + 1;
+        fflush(t->train_log);
+        res->last_loss = epoch_batches ? epoch_loss / (double)epoch_batches : NAN;
+        double gap;
+        s = validate(t, epoch, &gap);
+        if (s != LP_OK) break;
+        int improved = isnan(gap) || gap > t->best_gap;
+        if (improved) {
+            t->best_gap = isnan(gap) ? t->best_gap : gap;
+            t->best_epoch = epoch + 1;
+        }
+        if ((s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
+        if (improved && (s = save_state(t, "best.ckpt", 0)) != LP_OK) break;
+        res->epochs_done = epoch + 1;
+        epochs_this_run++;
+        done_bytes += (double)lp_batcher_get_stats(b).bytes;
+        epoch_loss = 0;
+        epoch_batches = 0;
+        if (lp_batcher_finished(b) || t->cursor.epoch >= t->epochs) {
+            s = LP_OK;
+            break;
+        }
+        if (t->o->stop_after_epochs > 0 && epochs_this_run >= t->o->stop_after_epochs) {
+            s = LP_OK;
+            break;
+        }
+    }
+done:
+    if (t->tty) fputc('\n', stderr);
+    lp_tape_free(&tp);
+    lp_batcher_free(b);
+    lp_runcfg_free_patterns(pats, n);
+    return s;
+}
+
+lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
+    memset(res, 0, sizeof *res);
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.o = o;
+    t.t_start = now_s();
+    t.tty = !o->quiet && isatty(2);
+    lp_ckpt rc;
+    lp_ckpt_init(&rc);
+    char rpath[4096] = "";
+    lp_status s = lp_mkdirs(o->run_dir);
+    if (s == LP_OK && o->resume) s = load_resume(&t, &rc, rpath, sizeof rpath);
+    if (s == LP_OK) s = lp_runcfg_defaults(cfg);
+    if (s == LP_OK) s = setup_model(&t, o->resume ? &rc : NULL, rpath);
+    lp_ckpt_free(&rc);
+    long long v = 0;
+    if (s == LP_OK) s = lp_kv_get_int(cfg, "train.epochs", &v);
+    t.epochs = v;
+    if (s == LP_OK) s = lp_kv_get_int(cfg, "train.log_every", &v);
+    t.log_every = v;
+    if (s == LP_OK) s = lp_kv_get_int(cfg, "train.save_every", &v);
+    t.save_every = v;
+    if (s == LP_OK) s = lp_kv_get_int(cfg, "train.top_k", &v);
+    t.top_k = (int)v;
+    if (s == LP_OK) s = lp_kv_get_double(cfg, "train.clip", &t.clip);
+    if (s == LP_OK && t.epochs < 1) s = lp_errorf(LP_ERR_ARG, "train.epochs must be >= 1");
+    lp_runcfg_apply_threads(cfg);
+    char path[4096];
+    if (s == LP_OK) s = lp_kv_write_file(cfg, path_in(o->run_dir, "config.txt", path, sizeof path));
+    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.step);
+    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.cursor.epoch);
+    if (s == LP_OK)
+        s = open_log(o->run_dir, "train.tsv", "step\tepoch\tbatch\tloss\tgrad_norm\tlr\texamples_per_s\telapsed_s",
+                     &t.train_log);
+    if (s == LP_OK) s = open_log(o->run_dir, "valid.tsv", "epoch\tstep\tloss\tgap\tmap\thit1\tperr\tseconds", &t.valid_log);
+    if (s == LP_OK && t.cursor.epoch >= t.epochs) s = lp_errorf(LP_ERR_ARG, "%s: already trained for %lld epochs (train.epochs = %lld)",
+                                                               o->run_dir, (long long)t.cursor.epoch, (long long)t.epochs);
+    if (s == LP_OK) s = run_epochs(&t, res);
+    res->steps = t.step;
+    res->best_gap = t.best_gap < 0 ? NAN : t.best_gap;
+    res->seconds = now_s() - t.t_start;
+    if (t.train_log) fclose(t.train_log);
+    if (t.valid_log) fclose(t.valid_log);
+    if (t.have_model) lp_model_free(&t.model);
+    lp_optim_free(&t.opt);
+    return s;
+}
