@@ -1,8 +1,8 @@
 /* lm_ops: embedding lookup and softmax cross-entropy tape ops (contract and equations in lm/lm_ops.h).
  *
- * The softmax loops are written so that gcc vectorises them at -O3 without -ffast-math: the exp is a
- * branch-free polynomial with a magic-number rounding, and the row reductions keep 8 independent
- * partial results (a single running float sum cannot be reordered, hence not vectorised). */
+ * The softmax loops are written so that GCC vectorises them at -O3 without -ffast-math: the exp is a
+ * branch-free polynomial, its argument is clamped in a loop of its own, and the row sums keep 8
+ * independent partial results. */
 #include "lm/lm_ops.h"
 
 #include <math.h>
@@ -12,15 +12,14 @@
 
 /* ---- exp for x <= 0 ------------------------------------------------------------------------------ */
 
-/* Cephes expf: x = n·ln2 + r, |r| <= ln2/2, exp(r) by a degree-7 polynomial, 2^n through the exponent
- * bits. The clamp keeps 2^n a normal float (n >= -126). */
-float lp_op_exp_neg(float x) {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 0.0f ? 0.0f : x;
-    /* round(x·log2(e)) by adding and removing 1.5·2^23 (exact for |v| < 2^22, vectorisable) */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+/* Cephes expf for x already clamped to [-87.3, 88]: x = n·ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
+ * polynomial, 2^n through the exponent bits (n >= -126 keeps 2^n a normal float). The rounding is an
+ * integer conversion of a positive number, so a loop of this is straight-line code that GCC vectorises. */
+static inline float exp_clamped(float x) {
+    int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x·log2(e)) */
+    float nf = (float)n;
+    float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */
+    r = r - nf * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -28,13 +27,28 @@ float lp_op_exp_neg(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } s;
-    s.i = ((int32_t)n + 127) << 23;
-    return p * s.f;
+    int32_t bits = (n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
 }
+
+/* The clamp is a separate loop: with -ftrapping-math (the default) GCC will not if-convert a select
+ * whose result feeds further float arithmetic, so clamp-and-polynomial in one loop stays scalar. Rows
+ * are processed in chunks of EXP_CHUNK through a small stack buffer. The argument is z − max <= 0 or
+ * z − lse <= 0 (give or take a rounding), so only the lower end needs the clamp. */
+enum { EXP_CHUNK = 512 };
+
+/* t[j] = max((z[j] − a) − b, −87.3): two shifts, so that a large row maximum a is subtracted exactly
+ * before the small log-sum b (see row_logsum). */
+static void shifted_clamped(float *restrict t, const float *restrict z, float a, float b, int n) {
+    for (int j = 0; j < n; j++) {
+        float x = (z[j] - a) - b;
+        t[j] = x > -87.3f ? x : -87.3f;
+    }
+}
+
+float lp_op_exp_neg(float x) { return exp_clamped(x > -87.3f ? x : -87.3f); }
 
 /* ---- embedding ----------------------------------------------------------------------------------- */
 
@@ -97,13 +111,18 @@ static double row_logsum(const float *z, int V, float *m_out) {
     float m = -INFINITY;
     for (int k = 0; k < L; k++) m = mx[k] > m ? mx[k] : m;
     for (; j < V; j++) m = z[j] > m ? z[j] : m;
-    float acc[L] = {0};
-    j = 0;
-    for (; j + L <= V; j += L)
-        for (int k = 0; k < L; k++) acc[k] += lp_op_exp_neg(z[j + k] - m);
+    /* Σ exp(z_j − m) with 8 partial sums (a single float sum cannot be reordered, so is not vectorised) */
+    float t[EXP_CHUNK], acc[L] = {0};
     double s = 0;
+    for (int j0 = 0; j0 < V; j0 += EXP_CHUNK) {
+        const int c = V - j0 < EXP_CHUNK ? V - j0 : EXP_CHUNK;
+        shifted_clamped(t, z + j0, m, 0.0f, c);
+        int k0 = 0;
+        for (; k0 + L <= c; k0 += L)
+            for (int k = 0; k < L; k++) acc[k] += exp_clamped(t[k0 + k]);
+        for (; k0 < c; k0++) s += exp_clamped(t[k0]);
+    }
     for (int k = 0; k < L; k++) s += acc[k];
-    for (; j < V; j++) s += lp_op_exp_neg(z[j] - m);
     *m_out = m;
     return log(s); /* s >= 1: the max term is exp(0) */
 }
@@ -134,8 +153,13 @@ static void softmax_xent_backward(lp_node *node) {
     for (size_t n = 0; n < N; n++) {
         const float *zr = z->data + n * (size_t)V;
         float *dr = z->grad + n * (size_t)V;
-        const float m = k->max[n], ls = k->logsum[n];
-        for (int j = 0; j < V; j++) dr[j] += s * lp_op_exp_neg((zr[j] - m) - ls);
+        float t[EXP_CHUNK];
+        for (int j0 = 0; j0 < V; j0 += EXP_CHUNK) {
+            const int c = V - j0 < EXP_CHUNK ? V - j0 : EXP_CHUNK;
+            shifted_clamped(t, zr + j0, k->max[n], k->logsum[n], c);
+            float *restrict d = dr + j0;
+            for (int j = 0; j < c; j++) d[j] += s * exp_clamped(t[j]);
+        }
         dr[k->targets[n]] -= s;
     }
 }

@@ -1,0 +1,433 @@
+/* lm: word-level LSTM language model — parameters, forward pass with carried state, perplexity evaluation
+ * and one epoch of truncated-BPTT training (contract in lm/lm.h). The graph is built from the tape ops
+ * of lm/lm_ops.h (embedding, softmax cross-entropy), layers/lstm.h (fused LSTM), layers/dense.h and
+ * core/ops.h (dropout, the loss scaling). */
+#include "lm/lm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "core/ops.h"
+#include "layers/dense.h"
+#include "layers/lstm.h"
+#include "lm/lm_ops.h"
+#include "lm/ptb.h"
+
+/* Arena blocks of the internal tapes: one PTB window of the medium model needs ~100 MB (logits and
+ * their gradient are 2 x B*T*V floats); the arena merges blocks after the first step anyway. */
+#define LM_TAPE_BLOCK ((size_t)32 << 20)
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- config ---- */
+
+void lp_lm_config_default(lp_lm_config *cfg, int vocab, int layers, int hidden) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->vocab = vocab;
+    cfg->embed = hidden;
+    cfg->layers = layers;
+    for (int l = 0; l < layers && l < LP_LM_MAX_LAYERS; l++) cfg->hidden[l] = hidden;
+    cfg->tied = 0;
+    cfg->dropout = 0.0f;
+    cfg->init_scale = 0.1f;
+}
+
+lp_status lp_lm_config_check(const lp_lm_config *cfg) {
+    if (cfg->vocab < 1) return lp_errorf(LP_ERR_ARG, "lm config: vocab must be >= 1, got %d", cfg->vocab);
+    if (cfg->embed < 1) return lp_errorf(LP_ERR_ARG, "lm config: embed must be >= 1, got %d", cfg->embed);
+    if (cfg->layers < 1 || cfg->layers > LP_LM_MAX_LAYERS)
+        return lp_errorf(LP_ERR_ARG, "lm config: layers must be in [1, %d], got %d", LP_LM_MAX_LAYERS,
+                         cfg->layers);
+    for (int l = 0; l < cfg->layers; l++)
+        if (cfg->hidden[l] < 1)
+            return lp_errorf(LP_ERR_ARG, "lm config: layer %d has %d units (must be >= 1)", l + 1, cfg->hidden[l]);
+    if (cfg->tied && cfg->embed != cfg->hidden[cfg->layers - 1])
+        return lp_errorf(LP_ERR_ARG,
+                         "lm config: tied embeddings need embed == units of the last layer, got %d and %d",
+                         cfg->embed, cfg->hidden[cfg->layers - 1]);
+    if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
+        return lp_errorf(LP_ERR_ARG, "lm config: dropout must be in [0, 1), got %g", (double)cfg->dropout);
+    if (!(cfg->init_scale > 0.0f && isfinite(cfg->init_scale)))
+        return lp_errorf(LP_ERR_ARG, "lm config: init_scale must be > 0, got %g", (double)cfg->init_scale);
+    return LP_OK;
+}
+
+lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv) {
+    char units[LP_LM_MAX_LAYERS * 12] = "";
+    size_t off = 0;
+    for (int l = 0; l < cfg->layers && l < LP_LM_MAX_LAYERS; l++)
+        off += (size_t)snprintf(units + off, sizeof units - off, l ? ",%d" : "%d", cfg->hidden[l]);
+    LP_TRY(lp_kv_set(kv, "model.kind", "lm"));
+    LP_TRY(lp_kv_set_int(kv, "model.vocab", cfg->vocab));
+    LP_TRY(lp_kv_set_int(kv, "model.embed", cfg->embed));
+    LP_TRY(lp_kv_set_int(kv, "model.layers", cfg->layers));
+    LP_TRY(lp_kv_set(kv, "model.units", units));
+    LP_TRY(lp_kv_set_int(kv, "model.tied", cfg->tied));
+    LP_TRY(lp_kv_set_double(kv, "model.dropout", cfg->dropout));
+    return lp_kv_set_double(kv, "model.init_scale", cfg->init_scale);
+}
+
+lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
+    memset(cfg, 0, sizeof *cfg);
+    const char *kind = lp_kv_get(kv, "model.kind");
+    if (!kind || strcmp(kind, "lm") != 0)
+        return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'lm'", kind ? kind : "(missing)");
+    long long v;
+    double d;
+    LP_TRY(lp_kv_get_int(kv, "model.vocab", &v));
+    if (v < 1 || v > 100000000) return lp_errorf(LP_ERR_FORMAT, "model.vocab = %lld is out of range", v);
+    cfg->vocab = (int)v;
+    LP_TRY(lp_kv_get_int(kv, "model.embed", &v));
+    if (v < 1 || v > 1000000) return lp_errorf(LP_ERR_FORMAT, "model.embed = %lld is out of range", v);
+    cfg->embed = (int)v;
+    LP_TRY(lp_kv_get_int(kv, "model.layers", &v));
+    if (v < 1 || v > LP_LM_MAX_LAYERS)
+        return lp_errorf(LP_ERR_FORMAT, "model.layers = %lld is outside [1, %d]", v, LP_LM_MAX_LAYERS);
+    cfg->layers = (int)v;
+    LP_TRY(lp_kv_get_int(kv, "model.tied", &v));
+    if (v != 0 && v != 1) return lp_errorf(LP_ERR_FORMAT, "model.tied = %lld is not 0 or 1", v);
+    cfg->tied = (int)v;
+    LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
+    cfg->dropout = (float)d;
+    LP_TRY(lp_kv_get_double(kv, "model.init_scale", &d));
+    cfg->init_scale = (float)d;
+    const char *u = lp_kv_get(kv, "model.units");
+    if (!u) return lp_errorf(LP_ERR_FORMAT, "model.units is missing");
+    const char *p = u;
+    for (int l = 0; l < cfg->layers; l++) {
+        char *end;
+        long n = strtol(p, &end, 10);
+        int last = l + 1 == cfg->layers;
+        if (end == p || n < 1 || n > 1000000 || (last ? *end != '\0' : *end != ','))
+            return lp_errorf(LP_ERR_FORMAT, "model.units = '%s' is not %d positive integers separated by commas",
+                             u, cfg->layers);
+        cfg->hidden[l] = (int)n;
+        p = end + 1;
+    }
+    if (lp_lm_config_check(cfg) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "model config");
+    return LP_OK;
+}
+
+/* ---- parameters ---- */
+
+static void fill_uniform(lp_tensor *t, float bound, lp_rng *r) {
+    size_t n = lp_tensor_numel(t);
+    for (size_t i = 0; i < n; i++) t->data[i] = (float)((2.0 * lp_rng_uniform(r) - 1.0) * bound);
+}
+
+lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    LP_TRY(lp_lm_config_check(cfg));
+    m->cfg = *cfg;
+    lp_params_init(&m->params);
+    const int V = cfg->vocab, E = cfg->embed, L = cfg->layers, HL = cfg->hidden[L - 1];
+    char name[LP_PARAM_NAME_MAX];
+    int ok = lp_params_declare(&m->params, "embed.w", 2, (const int[]){V, E}) >= 0;
+    for (int l = 0; ok && l < L; l++) {
+        const int H = cfg->hidden[l], F = l ? cfg->hidden[l - 1] : E;
+        snprintf(name, sizeof name, "lstm%d.w_ih", l + 1);
+        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, F}) >= 0;
+        snprintf(name, sizeof name, "lstm%d.w_hh", l + 1);
+        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, H}) >= 0;
+        snprintf(name, sizeof name, "lstm%d.b", l + 1);
+        ok = ok && lp_params_declare(&m->params, name, 1, (const int[]){4 * H}) >= 0;
+    }
+    if (ok && !cfg->tied) ok = lp_params_declare(&m->params, "out.w", 2, (const int[]){V, HL}) >= 0;
+    ok = ok && lp_params_declare(&m->params, "out.b", 1, (const int[]){V}) >= 0;
+    if (!ok || lp_params_finalize(&m->params) != LP_OK) {
+        lp_status s = lp_error_wrap(LP_ERR_NOMEM, "lm init");
+        lp_lm_free(m);
+        return s;
+    }
+
+    m->embed_w = lp_params_find(&m->params, "embed.w");
+    m->out_w = cfg->tied ? m->embed_w : lp_params_find(&m->params, "out.w");
+    m->out_b = lp_params_find(&m->params, "out.b");
+    for (int l = 0; l < L; l++) {
+        lp_lm_group *g = &m->groups[l];
+        snprintf(g->name, sizeof g->name, "lstm%d", l + 1);
+        g->units = cfg->hidden[l];
+        g->input_dim = l ? cfg->hidden[l - 1] : E;
+        g->reverse = 0;
+        g->tied = cfg->tied && l == L - 1;
+        snprintf(name, sizeof name, "%s.w_ih", g->name);
+        g->w_ih = lp_params_find(&m->params, name);
+        snprintf(name, sizeof name, "%s.w_hh", g->name);
+        g->w_hh = lp_params_find(&m->params, name);
+        snprintf(name, sizeof name, "%s.b", g->name);
+        g->b = lp_params_find(&m->params, name);
+        if (l + 1 < L) snprintf(g->consumer_name, sizeof g->consumer_name, "lstm%d.w_ih", l + 2);
+        else snprintf(g->consumer_name, sizeof g->consumer_name, cfg->tied ? "embed.w" : "out.w");
+        g->consumer = lp_params_find(&m->params, g->consumer_name);
+        g->consumer_col0 = 0;
+        LP_CHECK(g->w_ih && g->w_hh && g->b && g->consumer);
+    }
+
+    /* Zaremba: every parameter uniform in ±init_scale; declaration order = the whole block in order. */
+    lp_rng r;
+    lp_rng_init(&r, seed, LP_RNG_STREAM_INIT);
+    for (int i = 0; i < m->params.count; i++) fill_uniform(&m->params.items[i].t, cfg->init_scale, &r);
+    return LP_OK;
+}
+
+void lp_lm_free(lp_lm *m) {
+    lp_params_free(&m->params);
+    memset(m, 0, sizeof *m);
+}
+
+size_t lp_lm_numel(const lp_lm *m) { return m->params.numel; }
+
+/* ---- state ---- */
+
+lp_status lp_lm_state_init(lp_lm_state *s, const lp_lm *m, int batch) {
+    memset(s, 0, sizeof *s);
+    if (batch < 1) return lp_errorf(LP_ERR_ARG, "lm state: batch must be >= 1, got %d", batch);
+    size_t total = 0;
+    for (int l = 0; l < m->cfg.layers; l++) total += 2 * (size_t)batch * (size_t)m->cfg.hidden[l];
+    s->block = lp_calloc(total, sizeof(float));
+    if (!s->block) return LP_ERR_NOMEM;
+    s->batch = batch;
+    s->layers = m->cfg.layers;
+    float *p = s->block;
+    for (int l = 0; l < s->layers; l++) {
+        size_t n = (size_t)batch * (size_t)m->cfg.hidden[l];
+        s->hidden[l] = m->cfg.hidden[l];
+        s->h[l] = p;
+        s->c[l] = p + n;
+        p += 2 * n;
+    }
+    return LP_OK;
+}
+
+void lp_lm_state_zero(lp_lm_state *s) {
+    for (int l = 0; l < s->layers; l++) {
+        size_t n = (size_t)s->batch * (size_t)s->hidden[l];
+        memset(s->h[l], 0, n * sizeof(float));
+        memset(s->c[l], 0, n * sizeof(float));
+    }
+}
+
+void lp_lm_state_free(lp_lm_state *s) {
+    lp_free(s->block);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- forward ---- */
+
+static lp_status check_ids(const int32_t *ids, size_t n, int V, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lp_errorf(LP_ERR_ARG, "%s: id %d at position %zu is outside the vocabulary [0, %d)", what,
+                             (int)ids[i], i, V);
+    return LP_OK;
+}
+
+lp_status lp_lm_forward(lp_lm *m, lp_tape *tp, const int32_t *x, const int32_t *y, int B, int T,
+                        lp_lm_state *state, lp_rng *dropout_rng, lp_lm_out *out) {
+    memset(out, 0, sizeof *out);
+    const lp_lm_config *cfg = &m->cfg;
+    if (B < 1 || T < 1) return lp_errorf(LP_ERR_ARG, "lm forward: window [%d, %d] is empty", B, T);
+    const size_t n = (size_t)B * (size_t)T;
+    LP_TRY(check_ids(x, n, cfg->vocab, "lm forward: inputs"));
+    if (y) LP_TRY(check_ids(y, n, cfg->vocab, "lm forward: targets"));
+    if (state) {
+        int same = state->batch == B && state->layers == cfg->layers;
+        for (int l = 0; same && l < cfg->layers; l++) same = state->hidden[l] == cfg->hidden[l];
+        if (!same)
+            return lp_errorf(LP_ERR_SHAPE, "lm forward: the state was made for batch %d and %d layers, not for "
+                                           "this model and batch %d", state->batch, state->layers, B);
+    }
+    const float p = dropout_rng ? cfg->dropout : 0.0f;
+
+    out->embed = lp_op_embedding(tp, m->embed_w, x, B, T);
+    // seq is [B,T,E], then [B,T,H_l]
+    lp_tensor *seq = p > 0 ? lp_op_dropout(tp, out->embed, p, dropout_rng) : out->embed;
+    if (!seq) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: embedding");
+    for (int l = 0; l < cfg->layers; l++) {
+        const lp_lm_group *g = &m->groups[l];
+        lp_tensor *h0 = NULL, *c0 = NULL;
+        if (state) { /* leaf views without grad: the carried state is detached */
+            const int dims[2] = {B, g->units};
+            h0 = lp_tape_view(tp, state->h[l], NULL, 2, dims);
+            c0 = lp_tape_view(tp, state->c[l], NULL, 2, dims);
+            if (!h0 || !c0) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: %s", g->name);
+        }
+        lp_lstm_out o = lp_lstm(tp, seq, g->w_ih, g->w_hh, g->b, h0, c0, NULL, 0);
+        if (!o.h_seq) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: %s", g->name);
+        if (state) { /* the op copied h0/c0 at its start, so overwriting them now is safe */
+            const size_t bytes = (size_t)B * (size_t)g->units * sizeof(float);
+            memcpy(state->h[l], o.h_last->data, bytes);
+            memcpy(state->c[l], o.c_last->data, bytes);
+        }
+        out->group_h[l] = o.h_seq;
+        seq = p > 0 ? lp_op_dropout(tp, o.h_seq, p, dropout_rng) : o.h_seq;
+        if (!seq) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: dropout");
+    }
+    out->logits = lp_dense(tp, seq, m->out_w, m->out_b);
+    if (!out->logits) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: softmax layer");
+    if (y) {
+        out->loss = lp_op_softmax_xent(tp, out->logits, y);
+        if (!out->loss) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: loss");
+    }
+    return LP_OK;
+}
+
+/* ---- evaluation ---- */
+
+lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int bptt, double *nll_out,
+                         lp_lm_eval_result *res) {
+    memset(res, 0, sizeof *res);
+    lp_ptb_batcher bt;
+    LP_TRY(lp_ptb_batcher_init(&bt, ids, n, batch, bptt, 0));
+    /* only the tokens the batcher reads need to be valid */
+    LP_TRY(check_ids(ids, (size_t)batch * bt.stream_len, m->cfg.vocab, "lm evaluate"));
+    lp_status s;
+    lp_lm_state st;
+    LP_TRY(lp_lm_state_init(&st, m, batch));
+    lp_tape tp;
+    if ((s = lp_tape_init(&tp, LM_TAPE_BLOCK)) != LP_OK) {
+        lp_lm_state_free(&st);
+        return s;
+    }
+    lp_tape_set_grad(&tp, 0);
+    int32_t *x = lp_malloc((size_t)batch * (size_t)bptt, sizeof *x);
+    int32_t *y = lp_malloc((size_t)batch * (size_t)bptt, sizeof *y);
+    if (!x || !y) {
+        s = LP_ERR_NOMEM;
+        goto done;
+    }
+    double t0 = now_seconds(), total = 0;
+    size_t done_targets = 0;
+    for (int w = 0; w < bt.windows; w++) {
+        lp_tape_reset(&tp);
+        int t = lp_ptb_batcher_window(&bt, w, x, y);
+        const size_t k = (size_t)batch * (size_t)t;
+        lp_lm_out out;
+        if ((s = lp_lm_forward(m, &tp, x, nll_out ? NULL : y, batch, t, &st, NULL, &out)) != LP_OK) goto done;
+        if (nll_out) { /* per-word values, summed in the same order */
+            double *r = nll_out + done_targets;
+            lp_op_softmax_xent_rows(out.logits->data, y, k, m->cfg.vocab, r);
+            for (size_t i = 0; i < k; i++) total += r[i];
+        } else {
+            total += (double)out.loss->data[0] * (double)k;
+        }
+        done_targets += k;
+    }
+    res->seconds = now_seconds() - t0;
+    res->targets = done_targets;
+    res->nll = total / (double)done_targets;
+    res->ppl = exp(res->nll);
+    res->words_per_sec = res->seconds > 0 ? (double)done_targets / res->seconds : 0;
+    s = LP_OK;
+done:
+    lp_free(x);
+    lp_free(y);
+    lp_tape_free(&tp);
+    lp_lm_state_free(&st);
+    return s;
+}
+
+/* ---- training ---- */
+
+void lp_lm_train_opts_default(lp_lm_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->batch = 20;
+    o->bptt = 35;
+    o->lr = 1.0f;
+    o->clip = 5.0f;
+    o->mean_over_time = 0;
+}
+
+lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t n, const lp_lm_train_opts *o,
+                            lp_rng *dropout_rng, lp_lm_epoch_result *res) {
+    memset(res, 0, sizeof *res);
+    if (!(o->lr >= 0.0f && isfinite(o->lr)))
+        return lp_errorf(LP_ERR_ARG, "lm train: learning rate must be >= 0, got %g", (double)o->lr);
+    if (opt->numel != m->params.numel)
+        return lp_errorf(LP_ERR_ARG, "lm train: optimizer state is for %zu parameters, the model has %zu",
+                         opt->numel, m->params.numel);
+    lp_ptb_batcher bt;
+    LP_TRY(lp_ptb_batcher_init(&bt, ids, n, o->batch, o->bptt, 1));
+    LP_TRY(check_ids(ids, (size_t)o->batch * bt.stream_len, m->cfg.vocab, "lm train"));
+    const int B = o->batch;
+    lp_status s;
+    lp_lm_state st;
+    LP_TRY(lp_lm_state_init(&st, m, B));
+    lp_tape tp;
+    if ((s = lp_tape_init(&tp, LM_TAPE_BLOCK)) != LP_OK) {
+        lp_lm_state_free(&st);
+        return s;
+    }
+    int32_t *x = lp_malloc((size_t)B * (size_t)o->bptt, sizeof *x);
+    int32_t *y = lp_malloc((size_t)B * (size_t)o->bptt, sizeof *y);
+    if (!x || !y) {
+        s = LP_ERR_NOMEM;
+        goto done;
+    }
+    double t0 = now_seconds(), total = 0, norm_sum = 0;
+    size_t targets = 0;
+    for (int w = 0; w < bt.windows; w++) {
+        lp_tape_reset(&tp);
+        int t = lp_ptb_batcher_window(&bt, w, x, y);
+        const size_t k = (size_t)B * (size_t)t;
+        lp_params_zero_grad(&m->params);
+        lp_lm_out out;
+        if ((s = lp_lm_forward(m, &tp, x, y, B, t, &st, dropout_rng, &out)) != LP_OK) goto done;
+        lp_tensor *objective = out.loss;
+        if (!o->mean_over_time) { /* Zaremba: Σ_t mean_b nll = T · mean */
+            float *scale = lp_tape_alloc(&tp, 1, sizeof *scale);
+            lp_tensor *sc = scale ? lp_tape_view(&tp, scale, NULL, 0, NULL) : NULL;
+            if (!sc) {
+                s = lp_error_wrap(LP_ERR_NOMEM, "lm train");
+                goto done;
+            }
+            *scale = (float)t;
+            objective = lp_op_mul(&tp, out.loss, sc);
+            if (!objective) {
+                s = lp_error_wrap(LP_ERR_NOMEM, "lm train");
+                goto done;
+            }
+        }
+        if ((s = lp_tape_backward(&tp, objective)) != LP_OK) goto done;
+        if (o->grad_hook && (s = o->grad_hook(o->hook_user, m)) != LP_OK) goto done;
+        double norm;
+        if ((s = lp_optim_clip_grad_norm(m->params.grad, m->params.numel, o->clip, &norm)) != LP_OK) {
+            s = lp_error_wrap(s, "lm train: window %d of %d (loss %g)", w + 1, bt.windows,
+                              (double)out.loss->data[0]);
+            goto done;
+        }
+        norm_sum += norm;
+        res->clipped += o->clip > 0 && norm > o->clip;
+        if ((s = lp_optim_step(opt, m->params.data, m->params.grad, o->lr)) != LP_OK) goto done;
+        if (o->step_hook && (s = o->step_hook(o->hook_user, m)) != LP_OK) goto done;
+        total += (double)out.loss->data[0] * (double)k;
+        targets += k;
+        if (o->progress && o->progress_every > 0 && ((w + 1) % o->progress_every == 0 || w + 1 == bt.windows)) {
+            double el = now_seconds() - t0;
+            o->progress(o->progress_user, w + 1, bt.windows, total / (double)targets,
+                        el > 0 ? (double)targets / el : 0);
+        }
+    }
+    res->seconds = now_seconds() - t0;
+    res->windows = bt.windows;
+    res->targets = targets;
+    res->nll = total / (double)targets;
+    res->ppl = exp(res->nll);
+    res->words_per_sec = res->seconds > 0 ? (double)targets / res->seconds : 0;
+    res->grad_norm_mean = norm_sum / bt.windows;
+    s = LP_OK;
+done:
+    lp_free(x);
+    lp_free(y);
+    lp_tape_free(&tp);
+    lp_lm_state_free(&st);
+    return s;
+}

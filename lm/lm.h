@@ -1,0 +1,217 @@
+/* lm: the word-level LSTM language model of the paper's second experiment (Penn Treebank, DESIGN.md 6b),
+ * in the form of Zaremba, Sutskever & Vinyals (2014), the setting of the ISS baseline (Wen et al. 2018).
+ *
+ *     ids x [B,T] ──► embedding W_emb [V,E] ──► dropout
+ *                 ──► LSTM 1 (H_1 units) ──► dropout ──► ... ──► LSTM L (H_L units) ──► dropout
+ *                 ──► dense over the vocabulary: logits [B,T,V] = h·W_out^T + b_out
+ *                 ──► softmax cross-entropy against the next words y [B,T]
+ *
+ * Every LSTM layer is the fused op of layers/lstm.h and a *unit group* for pruning (lp_lm_group, the same
+ * description as model/paper.h's groups), each with its own size, so a pruned model is a model with
+ * smaller numbers in its config. The embedding and the softmax keep their sizes when LSTMs are pruned.
+ *
+ * Dropout (Zaremba's "non-recurrent" dropout): on the embedding output, between layers and before the
+ * softmax, never on the recurrent h→h connections. It is active only when training (a tape recording
+ * gradients and a dropout generator given); evaluation is deterministic.
+ *
+ * Tied embeddings (Press & Wolf 2017, Inan et al. 2017), optional: the softmax weight IS the embedding
+ * table (out.w is not a separate parameter; logits = h·W_emb^T + b_out), which needs E == H_L. The table
+ * then receives both gradients. With tying, the last group's consumer is `embed.w`, so pruning that
+ * group would change the embedding size too: prune code must leave it alone or refuse (lp_lm_group.tied).
+ *
+ * Parameters live in one lp_params block (core/params.h) under stable names, in this order:
+ *     embed.w [V,E]
+ *     lstm1.w_ih [4H_1,E]    lstm1.w_hh [4H_1,H_1]    lstm1.b [4H_1]
+ *     lstm2.w_ih [4H_2,H_1]  lstm2.w_hh [4H_2,H_2]    lstm2.b [4H_2]      (and so on)
+ *     out.w [V,H_L]  (absent when tied)               out.b [V]
+ * Initialisation: every parameter uniform in ±init_scale, drawn in the order above from the
+ * LP_RNG_STREAM_INIT stream of the seed (Zaremba: 0.1 small, 0.05 medium, 0.04 large). One LSTM bias per
+ * layer (TensorFlow's BasicLSTMCell, forget bias 0, as Zaremba's code).
+ *
+ * Truncated BPTT: lp_lm_state holds h and c of every layer for B streams. A forward pass with a state
+ * starts from it and leaves the final h_last/c_last in it, as plain values: no gradient flows into the
+ * previous window (the state is "detached"). Running windows [0,T1) then [T1,T) with a state therefore gives
+ * the same outputs as one window [0,T) (tested).
+ *
+ * Training loss. lp_lm_forward's `loss` is the mean negative log-likelihood per target word (what
+ * perplexity = exp(loss) is made of). Zaremba's code minimises the *sum over time steps of the batch
+ * mean* — T times that — with SGD at lr 1 and the gradient norm clipped at 5; lp_lm_train_epoch does
+ * the same by default (so the recipes' learning rates mean what they meant), or the plain mean with
+ * mean_over_time = 1.
+ *
+ *     lp_lm m;  lp_lm_config cfg;
+ *     lp_lm_config_default(&cfg, vocab.size, 2, 200);               // Zaremba small
+ *     lp_lm_init(&m, &cfg, seed);
+ *     lp_optim opt;  lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);  lp_optim_init(&opt, m.params.numel, &oc);
+ *     lp_lm_train_opts to;  lp_lm_train_opts_default(&to);          // B 20, bptt 35, lr 1, clip 5
+ *     lp_rng drop;  lp_rng_init(&drop, seed, LP_RNG_STREAM_DROPOUT);
+ *     lp_lm_epoch_result er;  lp_lm_train_epoch(&m, &opt, train_ids, n_train, &to, &drop, &er);
+ *     lp_lm_eval_result ev;   lp_lm_evaluate(&m, valid_ids, n_valid, 20, 35, NULL, &ev);   // ev.ppl
+ */
+#ifndef LP_LM_H
+#define LP_LM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/kv.h"
+#include "core/params.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "core/tape.h"
+#include "optim/optim.h"
+
+#define LP_LM_MAX_LAYERS 8
+
+typedef struct {
+    int vocab;                     /* V, words (10,000 for PTB) */
+    int embed;                     /* E, embedding size */
+    int layers;                    /* L, stacked LSTM layers, 1..LP_LM_MAX_LAYERS */
+    int hidden[LP_LM_MAX_LAYERS];  /* H_1..H_L, units per layer (may differ, e.g. after pruning) */
+    int tied;                      /* 1: softmax weight = embedding table (needs E == H_L) */
+    float dropout;                 /* non-recurrent dropout rate in [0,1) when training; 0 = off */
+    float init_scale;              /* every parameter uniform in ±init_scale at init (> 0) */
+} lp_lm_config;
+
+/* `layers` layers of `hidden` units, E = hidden, untied, dropout 0, init_scale 0.1 (Zaremba's small
+ * model with vocab 10000, layers 2, hidden 200). */
+void lp_lm_config_default(lp_lm_config *cfg, int vocab, int layers, int hidden);
+
+/* LP_OK, or LP_ERR_ARG naming the bad field (sizes >= 1, 1 <= layers <= LP_LM_MAX_LAYERS, tied needs
+ * E == H_L, dropout in [0,1), init_scale > 0 and finite). Pure. */
+lp_status lp_lm_config_check(const lp_lm_config *cfg);
+
+/* Store / read the config as "model.*" keys of a checkpoint's meta (core/kv.h): model.kind = lm,
+ * model.vocab, model.embed, model.layers, model.units (comma-separated), model.tied, model.dropout,
+ * model.init_scale. Reading fails with LP_ERR_FORMAT naming the key when one is missing or malformed. */
+lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv);
+lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv);
+
+/* What pruning needs to know about one LSTM layer. Unit j owns rows j, H+j, 2H+j, 3H+j of w_ih, w_hh and
+ * b, column j of w_hh, and column consumer_col0 + j of `consumer` (the next layer's w_ih, or out.w). */
+typedef struct {
+    char name[24];              /* "lstm1", "lstm2", ... (prefix of its parameter names) */
+    int units;                  /* H_l */
+    int input_dim;              /* columns of w_ih: E for layer 1, H_{l-1} after */
+    int reverse;                /* always 0 (kept for symmetry with model/paper.h) */
+    int tied;                   /* 1 for the last layer of a tied model: its consumer is embed.w */
+    lp_tensor *w_ih, *w_hh, *b; /* views into the model's params */
+    lp_tensor *consumer;
+    char consumer_name[LP_PARAM_NAME_MAX];
+    int consumer_col0;          /* always 0 */
+} lp_lm_group;
+
+typedef struct {
+    lp_lm_config cfg;
+    lp_params params;
+    lp_lm_group groups[LP_LM_MAX_LAYERS];
+    lp_tensor *embed_w; /* [V,E] */
+    lp_tensor *out_w;   /* [V,H_L]; the same tensor as embed_w when tied */
+    lp_tensor *out_b;   /* [V] */
+} lp_lm;
+
+/* Check cfg, declare and allocate the parameters and initialise them from `seed`. On error nothing is
+ * left allocated (lp_lm_free is still safe). */
+lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed);
+void lp_lm_free(lp_lm *m);
+
+/* Number of parameters (floats); a tied table is counted once. */
+size_t lp_lm_numel(const lp_lm *m);
+
+/* ---- recurrent state carried across windows ---- */
+
+typedef struct {
+    int batch;                       /* B streams */
+    int layers;
+    int hidden[LP_LM_MAX_LAYERS];
+    float *h[LP_LM_MAX_LAYERS];      /* [B,H_l] */
+    float *c[LP_LM_MAX_LAYERS];      /* [B,H_l] */
+    float *block;                    /* owns all of them */
+} lp_lm_state;
+
+/* Zero state for `batch` streams of model m's layer sizes. */
+lp_status lp_lm_state_init(lp_lm_state *s, const lp_lm *m, int batch);
+void lp_lm_state_zero(lp_lm_state *s);
+void lp_lm_state_free(lp_lm_state *s);
+
+/* ---- forward ---- */
+
+typedef struct {
+    lp_tensor *embed;                         /* [B,T,E] embedding output (before dropout) */
+    lp_tensor *group_h[LP_LM_MAX_LAYERS];     /* [B,T,H_l] each layer's hidden states (before dropout):
+                                               * the responses pruning analyses */
+    lp_tensor *logits;                        /* [B,T,V] */
+    lp_tensor *loss;                          /* scalar: mean NLL per target (when y was given) */
+} lp_lm_out;
+
+/* One window: inputs x [B,T] and targets y [B,T] (row-major ids; y may be NULL: no loss). `state` (may be
+ * NULL: zero initial state, nothing kept) must have been made for this model and batch B; it is read as
+ * the initial state and overwritten with the final one (detached). `dropout_rng` is the caller's
+ * LP_RNG_STREAM_DROPOUT generator, used when cfg.dropout > 0 and the tape records gradients; NULL
+ * disables dropout. Errors: LP_ERR_ARG (an id outside [0,V), naming its position; B or T < 1),
+ * LP_ERR_SHAPE (state of another batch or model), LP_ERR_NOMEM. */
+lp_status lp_lm_forward(lp_lm *m, lp_tape *tp, const int32_t *x, const int32_t *y, int B, int T,
+                        lp_lm_state *state, lp_rng *dropout_rng, lp_lm_out *out);
+
+/* ---- evaluation ---- */
+
+typedef struct {
+    double nll;            /* mean negative log-likelihood per target word (nats) */
+    double ppl;            /* exp(nll) */
+    size_t targets;        /* words predicted */
+    double seconds;        /* wall time */
+    double words_per_sec;  /* targets / seconds */
+} lp_lm_eval_result;
+
+/* Perplexity of the model over the token stream ids[0..n): the stream is batched as in lm/ptb.h
+ * (`batch` contiguous streams, windows of `bptt`, the short last window included so every target
+ * counts), the state starts at zero and is carried across windows; no gradients, no dropout.
+ * `nll_out` (may be NULL) receives every target's negative log-likelihood, window by window, each window
+ * row-major [B,t] — room for lp_ptb_batcher_targets() doubles, i.e. batch * (n/batch - 1).
+ * Errors: LP_ERR_ARG (batch/bptt, stream too short, id outside the vocabulary), LP_ERR_NOMEM. */
+lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int bptt, double *nll_out,
+                         lp_lm_eval_result *res);
+
+/* ---- training ---- */
+
+typedef struct {
+    int batch;            /* B streams (Zaremba: 20) */
+    int bptt;             /* steps per window (35 medium/large, 20 small) */
+    float lr;             /* SGD learning rate for this epoch (the caller applies the decay schedule) */
+    float clip;           /* global gradient-norm clip (5); <= 0: no clipping */
+    int mean_over_time;   /* 0: minimise T · mean NLL (Zaremba); 1: the mean NLL itself */
+    /* Optional hooks (NULL = none); a non-OK return stops the epoch with that status.
+     *   grad_hook: after backward, before clipping (e.g. a group-lasso penalty adds its gradient)
+     *   step_hook: after the optimizer step (e.g. re-applying pruning masks) */
+    lp_status (*grad_hook)(void *user, lp_lm *m);
+    lp_status (*step_hook)(void *user, lp_lm *m);
+    void *hook_user;
+    /* Optional progress report every `progress_every` windows (and after the last one). */
+    void (*progress)(void *user, int window, int windows, double avg_nll, double words_per_sec);
+    void *progress_user;
+    int progress_every;
+} lp_lm_train_opts;
+
+/* B 20, bptt 35, lr 1, clip 5, mean_over_time 0, no hooks, no progress. */
+void lp_lm_train_opts_default(lp_lm_train_opts *o);
+
+typedef struct {
+    double nll;            /* mean training NLL per target over the epoch (with dropout, before each step) */
+    double ppl;            /* exp(nll) */
+    size_t targets;        /* words trained on */
+    int windows;           /* optimizer steps */
+    double seconds;
+    double words_per_sec;
+    double grad_norm_mean; /* mean pre-clip gradient norm */
+    int clipped;           /* steps where the norm exceeded `clip` */
+} lp_lm_epoch_result;
+
+/* One epoch of truncated-BPTT training over ids[0..n): `batch` streams, windows of `bptt` steps visited
+ * in order, only full windows (as Zaremba's reader), state zeroed at the start and carried (detached)
+ * across windows. Per window: forward with dropout, backward, optional grad_hook, clip, one step of
+ * `opt` at lr (any lp_optim; the recipes use plain SGD), optional step_hook. Gradients are zeroed by this
+ * function. Errors: LP_ERR_ARG (options, stream too short, ids outside the vocabulary), LP_ERR_NUMERIC
+ * (NaN/Inf gradient at window w: the parameters are left as they were before that step), LP_ERR_NOMEM. */
+lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t n, const lp_lm_train_opts *o,
+                            lp_rng *dropout_rng, lp_lm_epoch_result *res);
+
+#endif
