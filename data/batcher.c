@@ -288,11 +288,16 @@ static lp_status place(lp_batcher *b, slot *s, int n) {
         const float *src = v->features + (size_t)t * D;
         float *d = dst + (size_t)t * D;
         if (b->cfg.l2_normalize) {
-            /* tf.nn.l2_normalize: x / sqrt(max(Σx², 1e-12)); accumulated in double for 1152 terms. */
-            double ss = 0;
-            for (int i = 0; i < D; i++) ss += (double)src[i] * src[i];
+            /* tf.nn.l2_normalize: x / sqrt(max(Σx², 1e-12)). Eight independent double accumulators: exact
+             * enough for any D, and free of the serial add chain (the compiler may not reassociate). */
+            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int i = 0;
+            for (; i + 8 <= D; i += 8)
+                for (int j = 0; j < 8; j++) acc[j] += (double)src[i + j] * (double)src[i + j];
+            for (; i < D; i++) acc[0] += (double)src[i] * (double)src[i];
+            const double ss = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
             float inv = (float)(1.0 / sqrt(ss > 1e-12 ? ss : 1e-12));
-            for (int i = 0; i < D; i++) d[i] = src[i] * inv;
+            for (i = 0; i < D; i++) d[i] = src[i] * inv;
         } else {
             memcpy(d, src, (size_t)D * sizeof(float));
         }
