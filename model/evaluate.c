@@ -1,6 +1,7 @@
 /* evaluate: see evaluate.h. */
 #include "model/evaluate.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -63,5 +64,49 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
     lp_metrics_free(&met);
     lp_tape_free(&tp);
     lp_batcher_free(b);
+    return s;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double *ms) {
+    if (batch < 1 || frames < 1 || reps < 1) return lp_errorf(LP_ERR_ARG, "latency: batch, frames and reps must be >= 1");
+    size_t n = (size_t)batch * (size_t)frames * (size_t)m->input_dim;
+    float *x = lp_malloc(n, sizeof(float));
+    int *len = lp_malloc((size_t)batch, sizeof(int));
+    double *t = lp_malloc((size_t)reps, sizeof(double));
+    lp_tape tp;
+    lp_status s = x && len && t ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
+    if (s != LP_OK) {
+        lp_free(x);
+        lp_free(len);
+        lp_free(t);
+        return s;
+    }
+    lp_tape_set_grad(&tp, 0);
+    lp_rng rng;
+    lp_rng_init(&rng, 12345, LP_RNG_STREAM_TEST);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(lp_rng_uniform(&rng) * 0.2 - 0.1);
+    for (int b = 0; b < batch; b++) len[b] = frames;
+    int dx[3] = {batch, frames, m->input_dim};
+    for (int r = -1; r < reps && s == LP_OK; r++) {
+        double t0 = now_s();
+        lp_tape_reset(&tp);
+        lp_tensor *xt = lp_tape_view(&tp, x, NULL, 3, dx);
+        lp_model_out out;
+        s = xt ? lp_model_forward(m, &tp, xt, len, NULL, NULL, &out) : LP_ERR_NOMEM;
+        if (r >= 0) t[r] = (now_s() - t0) * 1e3;
+    }
+    if (s == LP_OK) {
+        qsort(t, (size_t)reps, sizeof *t, cmp_double);
+        *ms = t[reps / 2];
+    }
+    lp_tape_free(&tp);
+    lp_free(x);
+    lp_free(len);
+    lp_free(t);
     return s;
 }

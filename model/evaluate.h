@@ -24,4 +24,8 @@ typedef lp_status (*lp_eval_video_fn)(void *user, const char *id, const float *p
 lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_eval_video_fn fn, void *user,
                       lp_eval_result *out);
 
+/* Inference latency: median wall time in milliseconds of a no-gradient forward pass over a random batch
+ * [batch, frames, F] (lengths = frames), over `reps` repetitions after one warm-up. */
+lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double *ms);
+
 #endif
