@@ -42,7 +42,8 @@
  *     lp_lm m;  lp_lm_config cfg;
  *     lp_lm_config_default(&cfg, vocab.size, 2, 200);               // Zaremba small
  *     lp_lm_init(&m, &cfg, seed);
- *     lp_optim opt;  lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);  lp_optim_init(&opt, m.params.numel, &oc);
+ *     lp_optim opt;  lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);
+ *     lp_optim_init(&opt, m.params.numel, &oc);
  *     lp_lm_train_opts to;  lp_lm_train_opts_default(&to);          // B 20, bptt 35, lr 1, clip 5
  *     lp_rng drop;  lp_rng_init(&drop, seed, LP_RNG_STREAM_DROPOUT);
  *     lp_lm_epoch_result er;  lp_lm_train_epoch(&m, &opt, train_ids, n_train, &to, &drop, &er);
