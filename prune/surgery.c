@@ -1,0 +1,267 @@
+/* surgery: unit footprints, masking and physical removal of LSTM units (contract in surgery.h, equations
+ * and the masked == shrunk argument in docs/METHOD.md, "Surgery and ISS"). */
+#include "prune/surgery.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/kv.h"
+
+/* ---- footprint -------------------------------------------------------------------------------------- */
+
+int lp_surgery_footprint(const lp_paper_group *gr, int j, lp_surgery_seg *segs) {
+    const int H = gr->units, F = gr->input_dim;
+    LP_CHECK(j >= 0 && j < H);
+    LP_CHECK(gr->w_ih->dims[0] == 4 * H && gr->w_ih->dims[1] == F && gr->w_hh->dims[1] == H);
+    const size_t h = (size_t)H, f = (size_t)F;
+    int n = 0;
+    // w_ih is [4H,F], w_hh is [4H,H]: gate q of unit j is row q*H + j of both (contiguous rows).
+    for (size_t q = 0; q < 4; q++) segs[n++] = (lp_surgery_seg){gr->w_ih, (q * h + (size_t)j) * f, 1, F};
+    for (size_t q = 0; q < 4; q++) segs[n++] = (lp_surgery_seg){gr->w_hh, (q * h + (size_t)j) * h, 1, H};
+    // b is [4H]: entries j, H+j, 2H+j, 3H+j, one run with stride H.
+    segs[n++] = (lp_surgery_seg){gr->b, (size_t)j, h, 4};
+    // Column j of w_hh (stride H over the 4H rows), without the 4 rows listed above: rows [0, j), then
+    // after each own row qH+j the rows up to the next one (or to 4H).
+    if (j > 0) segs[n++] = (lp_surgery_seg){gr->w_hh, (size_t)j, h, j};
+    for (int q = 0; q < 4; q++) {
+        const int r0 = q * H + j + 1, r1 = q < 3 ? (q + 1) * H + j : 4 * H;
+        if (r1 > r0) segs[n++] = (lp_surgery_seg){gr->w_hh, (size_t)r0 * h + (size_t)j, h, r1 - r0};
+    }
+    // consumer is [R, Cc]: column consumer_col0 + j.
+    const lp_tensor *c = gr->consumer;
+    LP_CHECK(c->ndim == 2 && gr->consumer_col0 + H <= c->dims[1]);
+    segs[n++] = (lp_surgery_seg){gr->consumer, (size_t)(gr->consumer_col0 + j), (size_t)c->dims[1], c->dims[0]};
+    LP_CHECK(n <= LP_SURGERY_MAX_SEGS);
+    return n;
+}
+
+size_t lp_surgery_footprint_numel(const lp_paper_group *gr) {
+    return 4 * (size_t)gr->input_dim + 8 * (size_t)gr->units + (size_t)gr->consumer->dims[0];
+}
+
+/* ---- plans ---------------------------------------------------------------------------------------------- */
+
+lp_status lp_surgery_plan_init(lp_surgery_plan *p, const lp_model *m) {
+    memset(p, 0, sizeof *p);
+    p->n_groups = m->n_groups;
+    for (int g = 0; g < m->n_groups; g++) {
+        const int H = m->groups[g].units;
+        p->kept[g] = lp_malloc((size_t)H, sizeof(int));
+        if (!p->kept[g]) {
+            lp_surgery_plan_free(p);
+            return LP_ERR_NOMEM;
+        }
+        for (int j = 0; j < H; j++) p->kept[g][j] = j;
+        p->n_kept[g] = H;
+    }
+    return LP_OK;
+}
+
+void lp_surgery_plan_free(lp_surgery_plan *p) {
+    for (int g = 0; g < LP_MODEL_MAX_GROUPS; g++) lp_free(p->kept[g]);
+    memset(p, 0, sizeof *p);
+}
+
+lp_status lp_surgery_plan_check(const lp_model *m, const lp_surgery_plan *p) {
+    if (p->n_groups != m->n_groups)
+        return lp_errorf(LP_ERR_ARG, "surgery: the plan has %d unit groups, the model %d", p->n_groups, m->n_groups);
+    for (int g = 0; g < m->n_groups; g++) {
+        const lp_paper_group *gr = &m->groups[g];
+        const int k = p->n_kept[g], H = gr->units;
+        if (!p->kept[g]) return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): no kept list", g, gr->name);
+        if (k < 1)
+            return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): kept list is empty (%d units); at least 1 unit must stay",
+                             g, gr->name, k);
+        if (k > H)
+            return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): %d kept units but the group has only %d", g, gr->name,
+                             k, H);
+        for (int i = 0; i < k; i++) {
+            const int u = p->kept[g][i];
+            if (u < 0 || u >= H)
+                return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): kept[%d] = %d is out of range [0, %d)", g,
+                                 gr->name, i, u, H);
+            if (i > 0 && u <= p->kept[g][i - 1])
+                return lp_errorf(LP_ERR_ARG,
+                                 "surgery: group %d (%s): kept list must be strictly ascending, but kept[%d] = %d "
+                                 "follows kept[%d] = %d (%s)",
+                                 g, gr->name, i, u, i - 1, p->kept[g][i - 1],
+                                 u == p->kept[g][i - 1] ? "duplicate" : "unsorted");
+        }
+    }
+    return LP_OK;
+}
+
+int lp_surgery_plan_kept_total(const lp_surgery_plan *p) {
+    int n = 0;
+    for (int g = 0; g < p->n_groups; g++) n += p->n_kept[g];
+    return n;
+}
+
+/* ---- masking ------------------------------------------------------------------------------------------- */
+
+static void zero_unit(const lp_paper_group *gr, int j) {
+    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+    const int n = lp_surgery_footprint(gr, j, segs);
+    for (int s = 0; s < n; s++) {
+        float *d = segs[s].t->data + segs[s].start;
+        for (int k = 0; k < segs[s].n; k++) d[(size_t)k * segs[s].stride] = 0.0f;
+    }
+}
+
+lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep) {
+    if (g < 0 || g >= m->n_groups)
+        return lp_errorf(LP_ERR_ARG, "surgery: group %d does not exist (the model has %d)", g, m->n_groups);
+    const lp_paper_group *gr = &m->groups[g];
+    for (int j = 0; j < gr->units; j++)
+        if (!keep[j]) zero_unit(gr, j);
+    return LP_OK;
+}
+
+lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p) {
+    LP_TRY(lp_surgery_plan_check(m, p));
+    for (int g = 0; g < m->n_groups; g++) {
+        // Walk the ascending kept list alongside the units: every unit not in it is removed.
+        const lp_paper_group *gr = &m->groups[g];
+        int i = 0;
+        for (int j = 0; j < gr->units; j++) {
+            if (i < p->n_kept[g] && p->kept[g][i] == j) i++;
+            else zero_unit(gr, j);
+        }
+    }
+    return LP_OK;
+}
+
+/* ---- shrinking ----------------------------------------------------------------------------------------- */
+
+/* Every tensor is seen as a matrix [rows, cols] (a vector [n] as [n, 1]); the shrunk tensor's element
+ * (r, c) comes from the original's (rmap[r], cmap[c]). */
+typedef struct {
+    int rows, cols;
+    int *rmap, *cmap;
+} tensor_map;
+
+static void tensor_rc(const lp_tensor *t, int *rows, int *cols) {
+    *rows = t->ndim >= 1 ? t->dims[0] : 1;
+    *cols = t->ndim >= 2 ? t->dims[1] : 1;
+}
+
+static int param_index(const lp_model *m, const char *name) {
+    const lp_param *p = lp_params_find_param(m->params, name);
+    return p ? (int)(p - m->params->items) : -1;
+}
+
+lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const lp_model *out, const float *src,
+                            float *dst) {
+    LP_TRY(lp_surgery_plan_check(in, p));
+    if (out->kind != in->kind || out->n_groups != in->n_groups || out->params->count != in->params->count)
+        return lp_errorf(LP_ERR_ARG, "surgery: the target model was not built from this model (kind, groups or tensors "
+                                     "differ)");
+    for (int g = 0; g < in->n_groups; g++)
+        if (out->groups[g].units != p->n_kept[g])
+            return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s) of the target model has %d units, the plan keeps %d", g,
+                             in->groups[g].name, out->groups[g].units, p->n_kept[g]);
+    const int n = out->params->count;
+    tensor_map *tm = lp_calloc((size_t)n, sizeof *tm);
+    if (!tm) return LP_ERR_NOMEM;
+    lp_status s = LP_OK;
+    int *src_index = lp_malloc((size_t)n, sizeof(int));
+    if (!src_index) {
+        s = LP_ERR_NOMEM;
+        goto done;
+    }
+    // Identity maps, sized for the target tensors.
+    for (int i = 0; i < n && s == LP_OK; i++) {
+        const lp_param *po = &out->params->items[i];
+        src_index[i] = param_index(in, po->name);
+        if (src_index[i] < 0) {
+            s = lp_errorf(LP_ERR_ARG, "surgery: the source model has no tensor '%s'", po->name);
+            break;
+        }
+        tensor_rc(&po->t, &tm[i].rows, &tm[i].cols);
+        tm[i].rmap = lp_malloc((size_t)tm[i].rows, sizeof(int));
+        tm[i].cmap = lp_malloc((size_t)tm[i].cols, sizeof(int));
+        if (!tm[i].rmap || !tm[i].cmap) {
+            s = LP_ERR_NOMEM;
+            break;
+        }
+        for (int r = 0; r < tm[i].rows; r++) tm[i].rmap[r] = r;
+        for (int c = 0; c < tm[i].cols; c++) tm[i].cmap[c] = c;
+    }
+    if (s != LP_OK) goto done;
+    // Each group renumbers its gate rows (w_ih, w_hh, b), the columns of w_hh and its consumer columns.
+    for (int g = 0; g < in->n_groups; g++) {
+        const lp_paper_group *gi = &in->groups[g], *go = &out->groups[g];
+        const int H = gi->units, k = p->n_kept[g];
+        const int *kept = p->kept[g];
+        char name[LP_PARAM_NAME_MAX];
+        const char *suffix[3] = {"w_ih", "w_hh", "b"};
+        for (int t = 0; t < 3; t++) {
+            snprintf(name, sizeof name, "%s.%s", go->name, suffix[t]);
+            const int i = param_index(out, name);
+            LP_CHECK(i >= 0 && tm[i].rows == 4 * k);
+            // gate q of new unit u is row q*k + u; it was row q*H + kept[u]
+            for (int q = 0; q < 4; q++)
+                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[u];
+            if (t == 1) {
+                LP_CHECK(tm[i].cols == k);
+                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[u];
+            }
+        }
+        const int ic = param_index(out, go->consumer_name);
+        LP_CHECK(ic >= 0 && !strcmp(go->consumer_name, gi->consumer_name));
+        LP_CHECK(go->consumer_col0 + k <= tm[ic].cols);
+        for (int u = 0; u < k; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[u];
+    }
+    // Copy, checking that every source index lies inside the source tensor (a target built from another
+    // plan or model would be caught here rather than read out of bounds).
+    for (int i = 0; i < n && s == LP_OK; i++) {
+        const lp_param *po = &out->params->items[i], *pi = &in->params->items[src_index[i]];
+        int rows_in, cols_in;
+        tensor_rc(&pi->t, &rows_in, &cols_in);
+        int bad = po->t.ndim != pi->t.ndim;
+        for (int r = 0; r < tm[i].rows && !bad; r++) bad = tm[i].rmap[r] >= rows_in;
+        for (int c = 0; c < tm[i].cols && !bad; c++) bad = tm[i].cmap[c] >= cols_in;
+        if (bad) {
+            char b1[64], b2[64];
+            s = lp_errorf(LP_ERR_SHAPE, "surgery: tensor '%s' is %s in the target model and %s in the source", po->name,
+                          lp_tensor_shape_str(&po->t, b1, sizeof b1), lp_tensor_shape_str(&pi->t, b2, sizeof b2));
+            break;
+        }
+        const float *sp = src + pi->offset;
+        float *dp = dst + po->offset;
+        for (int r = 0; r < tm[i].rows; r++) {
+            const float *srow = sp + (size_t)tm[i].rmap[r] * (size_t)cols_in;
+            float *drow = dp + (size_t)r * (size_t)tm[i].cols;
+            for (int c = 0; c < tm[i].cols; c++) drow[c] = srow[tm[i].cmap[c]];
+        }
+    }
+done:
+    for (int i = 0; i < n; i++) {
+        lp_free(tm[i].rmap);
+        lp_free(tm[i].cmap);
+    }
+    lp_free(tm);
+    lp_free(src_index);
+    return s;
+}
+
+lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_model *out) {
+    memset(out, 0, sizeof *out);
+    LP_TRY(lp_surgery_plan_check(in, p));
+    lp_kv kv;
+    lp_kv_init(&kv);
+    char units[LP_MODEL_MAX_GROUPS * 12 + 1];
+    size_t len = 0;
+    for (int g = 0; g < p->n_groups; g++)
+        len += (size_t)snprintf(units + len, sizeof units - len, g ? ",%d" : "%d", p->n_kept[g]);
+    lp_status s = lp_model_to_kv(in, &kv);
+    if (s == LP_OK) s = lp_kv_set(&kv, "model.units", units);
+    // The seed is irrelevant: every tensor is overwritten below.
+    if (s == LP_OK) s = lp_model_init_kv(out, &kv, 0);
+    lp_kv_free(&kv);
+    if (s != LP_OK) return lp_error_wrap(s, "surgery: building the shrunk model");
+    s = lp_surgery_gather(in, p, out, in->params->data, out->params->data);
+    if (s != LP_OK) lp_model_free(out);
+    return s;
+}
