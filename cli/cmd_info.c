@@ -59,7 +59,7 @@ int lp_cmd_info(int argc, char **argv) {
                    lp_kv_get(&c.meta, "state.epoch") ? lp_kv_get(&c.meta, "state.epoch") : "?",
                    lp_kv_get(&c.meta, "state.best_gap") ? lp_kv_get(&c.meta, "state.best_gap") : "?",
                    om ? ", optimizer state included" : "");
-        const char *pr = lp_kv_get(&c.meta, "prune.summary");
+        const char *pr = lp_kv_get(&c.meta, "plan.summary");
         if (pr) printf("  pruned       %s\n", pr);
         lp_model_free(&m);
         lp_ckpt_free(&c);

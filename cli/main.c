@@ -13,6 +13,8 @@ static const lp_cli_command commands[] = {
     {"finetune", "continue training a (pruned) checkpoint", lp_cmd_finetune},
     {"eval", "evaluate a checkpoint: GAP@20, mAP, Hit@1, PERR", lp_cmd_eval},
     {"predict", "write Kaggle-format predictions (VideoId,LabelConfidencePairs)", lp_cmd_predict},
+    {"prune", "remove LSTM units of a trained checkpoint (eigen rates + geometric median) -> smaller checkpoint", lp_cmd_prune},
+    {"pipeline", "the main job: train -> prune -> fine-tune -> report (oneshot, iterative, soft, iss)", lp_cmd_pipeline},
     {"info", "sizes per unit group, parameters, FLOPs per frame, file bytes of a checkpoint", lp_cmd_info},
     {NULL, NULL, NULL},
 };

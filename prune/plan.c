@@ -188,12 +188,12 @@ lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, const lp_model *before, lp
     for (int g = 0; g < p->n_groups && off < sizeof sizes; g++)
         off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%s %d->%d", g ? ", " : "", p->g[g].name,
                                 before->groups[g].units, p->g[g].k);
-    LP_TRY(lp_kv_set(kv, "prune.summary", sizes));
-    LP_TRY(lp_kv_set(kv, "prune.rule", lp_rate_rule_name(p->opts.rates.rule)));
-    LP_TRY(lp_kv_set(kv, "prune.criterion", lp_criterion_name(p->opts.criterion)));
-    LP_TRY(lp_kv_set(kv, "prune.stats_steps", lp_stats_steps_name(p->opts.steps)));
-    LP_TRY(lp_kv_set_double(kv, "prune.tau", p->rates.tau));
-    LP_TRY(lp_kv_set_double(kv, "prune.target_rate", p->rates.target_rate));
-    LP_TRY(lp_kv_set_double(kv, "prune.mean_rate", p->rates.mean_rate));
+    LP_TRY(lp_kv_set(kv, "plan.summary", sizes));
+    LP_TRY(lp_kv_set(kv, "plan.rule", lp_rate_rule_name(p->opts.rates.rule)));
+    LP_TRY(lp_kv_set(kv, "plan.criterion", lp_criterion_name(p->opts.criterion)));
+    LP_TRY(lp_kv_set(kv, "plan.stats_steps", lp_stats_steps_name(p->opts.steps)));
+    LP_TRY(lp_kv_set_double(kv, "plan.tau", p->rates.tau));
+    LP_TRY(lp_kv_set_double(kv, "plan.target_rate", p->rates.target_rate));
+    LP_TRY(lp_kv_set_double(kv, "plan.mean_rate", p->rates.mean_rate));
     return LP_OK;
 }

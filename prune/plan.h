@@ -59,7 +59,7 @@ lp_status lp_prune_plan_from_kept(const lp_model *m, int *const *kept, const int
 
 void lp_prune_plan_free(lp_prune_plan *p);
 
-/* "prune.*" keys describing the plan (rule, criterion, τ, per-group sizes), for checkpoints. */
+/* "plan.*" keys describing the plan (rule, criterion, τ, per-group sizes), for checkpoints. */
 lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, const lp_model *before, lp_kv *kv);
 
 #endif

@@ -1,0 +1,171 @@
+/* lstmprune prune / pipeline: the pruning method from the command line (prune/pipeline.h). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/ckpt.h"
+#include "model/runcfg.h"
+#include "prune/pipeline.h"
+#include "prune/surgery.h"
+
+static const lp_arg prune_args[] = {
+    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform", "eigen"},
+    {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "energy kept per group by the eigen rule (without --target-rate)", "0.9"},
+    {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over groups; eigen: τ is searched", "none"},
+    {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
+    {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep group sizes multiples of N (0 = no rounding)", "0"},
+    {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard or below (public-code guess)", "standard"},
+    {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
+    {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
+    {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+};
+
+static const lp_arg pipeline_args[] = {
+    {"schedule", "prune.schedule", LP_ARG_STR, 0, "S", "oneshot, iterative, soft or iss", "oneshot"},
+    {"steps", "prune.steps", LP_ARG_INT, 1, "N", "iterative: pruning steps", "3"},
+    {"finetune-epochs", "prune.finetune_epochs", LP_ARG_INT, 0, "N", "fine-tuning epochs after pruning (0 = none)", "5"},
+    {"finetune-lr", "prune.finetune_lr", LP_ARG_NUM, 0, "LR", "fine-tuning learning rate (0 = the training lr)", "0"},
+    {"prune-every", "prune.prune_every", LP_ARG_INT, 1, "N", "soft: optimizer steps between mask updates", "50"},
+    {"iss-lambda", "prune.iss_lambda", LP_ARG_NUM, 0, "L", "iss: group-lasso strength", "0.001"},
+    {"iss-threshold", "prune.iss_threshold", LP_ARG_NUM, 0, "T", "iss: remove units whose group norm is below T", "0.01"},
+    {"latency-batch", "prune.latency_batch", LP_ARG_INT, 1, "N", "batch size of the second latency measurement", "160"},
+    {"latency-frames", "prune.latency_frames", LP_ARG_INT, 1, "T", "frames per video in the latency measurement", "300"},
+    {"latency-reps", "prune.latency_reps", LP_ARG_INT, 1, "N", "repetitions (median) of the latency measurement", "5"},
+    {"test", "data.test", LP_ARG_APPEND, 0, "GLOB", "evaluation shards for the report (default: --valid)", NULL},
+};
+
+typedef struct {
+    const char *ckpt, *out, *baseline;
+    int quiet;
+} flags;
+
+static int handle(void *user, const char *name, const char *value) {
+    flags *f = user;
+    if (!strcmp(name, "checkpoint")) f->ckpt = value;
+    else if (!strcmp(name, "out")) f->out = value;
+    else if (!strcmp(name, "baseline")) f->baseline = value;
+    else if (!strcmp(name, "quiet")) f->quiet = 1;
+    return 0;
+}
+
+static const lp_arg prune_own[] = {
+    {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained model to prune", NULL},
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: pruned.ckpt and the report", NULL},
+    {"data", "data.train", LP_ARG_APPEND, 0, "GLOB", "data for the response statistics (default: the checkpoint's training data)", NULL},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
+};
+
+static const lp_arg pipeline_own[] = {
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (baseline/, pruned.ckpt, finetune/, report.md ...)", NULL},
+    {"baseline", NULL, LP_ARG_STR, 0, "CKPT", "prune this trained checkpoint instead of training a baseline", NULL},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress output", NULL},
+};
+
+/* prune: one oneshot step without fine-tuning, on an existing checkpoint. */
+int lp_cmd_prune(int argc, char **argv) {
+    lp_arg table[96];
+    int n = lp_args_join(table, 96, prune_own, (int)(sizeof prune_own / sizeof prune_own[0]), prune_args,
+                         (int)(sizeof prune_args / sizeof prune_args[0]));
+    n = lp_args_join(table, 96, table, n, lp_args_data + 2, lp_args_data_n - 2); /* --train/--valid are not used */
+    n = lp_args_join(table, 96, table, n, pipeline_args + 7, 4);                 /* latency flags and --test */
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    flags f = {0};
+    int rc = lp_args_parse("prune", argc, argv, table, n, &cfg, handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune prune --checkpoint CKPT --out DIR [--target-rate R | --tau T] [options]\n\n"
+               "Remove LSTM units from a trained model: response statistics on training data, eigenvalue rates,\n"
+               "geometric-median selection, surgery. Writes DIR/pruned.ckpt (a normal, smaller checkpoint for\n"
+               "train/finetune/eval/predict/info) and DIR/report.md, report.json, spectra.csv.\n\n");
+        lp_args_help(stdout, table, n, NULL);
+        rc = 0;
+    }
+    if (rc == 0 && (!f.ckpt || !f.out) && argc > 1 && !(argc == 2 && !strcmp(argv[1], "--help"))) {
+        lp_cli_error("prune", "--checkpoint CKPT and --out DIR are required");
+        rc = 2;
+    }
+    if (rc || !f.ckpt) {
+        lp_kv_free(&cfg);
+        return rc;
+    }
+    lp_pipeline_opts o;
+    lp_pipeline_opts_default(&o);
+    o.out_dir = f.out;
+    o.baseline_ckpt = f.ckpt;
+    o.finetune_epochs = 0;
+    o.quiet = f.quiet;
+    o.cfg = &cfg;
+    lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    lp_pipeline_result r;
+    if (s == LP_OK) s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) {
+        lp_cli_error("prune", "%s", lp_last_error());
+        lp_kv_free(&cfg);
+        return 1;
+    }
+    if (!f.quiet) {
+        lp_report_print(stdout, r.rows, r.n_rows, 20);
+        printf("mean pruning rate %.4f; pruned model: %s/pruned.ckpt; report: %s/report.md\n", r.mean_rate, f.out, f.out);
+    }
+    lp_kv_free(&cfg);
+    return 0;
+}
+
+int lp_cmd_pipeline(int argc, char **argv) {
+    lp_arg table[128];
+    int n = lp_args_join(table, 128, pipeline_own, (int)(sizeof pipeline_own / sizeof pipeline_own[0]), pipeline_args,
+                         (int)(sizeof pipeline_args / sizeof pipeline_args[0]));
+    n = lp_args_join(table, 128, table, n, prune_args, (int)(sizeof prune_args / sizeof prune_args[0]));
+    n = lp_args_join(table, 128, table, n, lp_args_data, lp_args_data_n);
+    n = lp_args_join(table, 128, table, n, lp_args_model, lp_args_model_n);
+    n = lp_args_join(table, 128, table, n, lp_args_train, lp_args_train_n);
+    lp_kv cfg, defaults;
+    lp_kv_init(&cfg);
+    lp_kv_init(&defaults);
+    lp_runcfg_defaults(&defaults);
+    flags f = {0};
+    int rc = lp_args_parse("pipeline", argc, argv, table, n, &cfg, handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune pipeline --train GLOB --valid GLOB --out DIR [options]\n\n"
+               "The main job: train the model (or take --baseline CKPT), prune it (eigen rates + geometric median by\n"
+               "default), fine-tune, and report parameters, FLOPs, checkpoint bytes, measured latency, GAP@20, mAP,\n"
+               "Hit@1 and PERR of the baseline, the pruned and the fine-tuned model (DIR/report.md).\n\n");
+        lp_args_help(stdout, table, n, &defaults);
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    if (!f.out || (!lp_kv_get(&cfg, "data.train"))) {
+        lp_cli_error("pipeline", "--train GLOB and --out DIR are required");
+        rc = 2;
+        goto out;
+    }
+    lp_runcfg_defaults(&cfg);
+    if (!f.baseline && (rc = lp_args_model_kv("pipeline", &cfg)) != 0) goto out;
+    lp_pipeline_opts o;
+    lp_pipeline_opts_default(&o);
+    o.out_dir = f.out;
+    o.baseline_ckpt = f.baseline;
+    o.quiet = f.quiet;
+    o.cfg = &cfg;
+    lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    lp_runcfg_apply_threads(&cfg);
+    lp_pipeline_result r;
+    if (s == LP_OK) s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) {
+        lp_cli_error("pipeline", "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    if (!f.quiet) {
+        printf("\n");
+        lp_report_print(stdout, r.rows, r.n_rows, 20);
+        printf("\nmean pruning rate %.4f; report: %s/report.md\n", r.mean_rate, f.out);
+    }
+out:
+    lp_kv_free(&cfg);
+    lp_kv_free(&defaults);
+    return rc;
+}

@@ -1,0 +1,474 @@
+/* pipeline: see pipeline.h. */
+#include "prune/pipeline.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "model/runcfg.h"
+#include "model/trainer.h"
+#include "prune/iss.h"
+#include "prune/surgery.h"
+
+const char *lp_schedule_name(lp_schedule s) {
+    static const char *n[] = {"oneshot", "iterative", "soft", "iss"};
+    return s >= 0 && s <= LP_SCHED_ISS ? n[s] : "?";
+}
+
+lp_status lp_schedule_parse(const char *s, lp_schedule *out) {
+    for (int i = 0; i <= LP_SCHED_ISS; i++)
+        if (!strcmp(s, lp_schedule_name((lp_schedule)i))) {
+            *out = (lp_schedule)i;
+            return LP_OK;
+        }
+    return lp_errorf(LP_ERR_ARG, "unknown schedule '%s' (oneshot, iterative, soft or iss)", s);
+}
+
+void lp_pipeline_opts_default(lp_pipeline_opts *o) {
+    memset(o, 0, sizeof *o);
+    lp_prune_opts_default(&o->prune);
+    o->schedule = LP_SCHED_ONESHOT;
+    o->iterative_steps = 3;
+    o->finetune_epochs = 5;
+    o->prune_every = 50;
+    o->iss_lambda = 1e-3;
+    o->iss_threshold = 1e-2;
+    o->lat_batch = 160;
+    o->lat_frames = 300;
+    o->lat_reps = 5;
+}
+
+static lp_status kv_int(const lp_kv *kv, const char *key, long long lo, int *out) {
+    if (!lp_kv_get(kv, key)) return LP_OK;
+    long long v;
+    LP_TRY(lp_kv_get_int(kv, key, &v));
+    if (v < lo || v > 1000000000LL) return lp_errorf(LP_ERR_ARG, "%s = %lld is out of range (>= %lld)", key, v, lo);
+    *out = (int)v;
+    return LP_OK;
+}
+
+static lp_status kv_num(const lp_kv *kv, const char *key, double lo, double hi, double *out) {
+    if (!lp_kv_get(kv, key)) return LP_OK;
+    double v;
+    LP_TRY(lp_kv_get_double(kv, key, &v));
+    if (!(v >= lo && v <= hi)) return lp_errorf(LP_ERR_ARG, "%s = %g is out of range [%g, %g]", key, v, lo, hi);
+    *out = v;
+    return LP_OK;
+}
+
+lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
+    const char *v;
+    if ((v = lp_kv_get(kv, "prune.rule"))) LP_TRY(lp_rate_rule_parse(v, &o->prune.rates.rule));
+    if ((v = lp_kv_get(kv, "prune.keep_count"))) LP_TRY(lp_keep_count_parse(v, &o->prune.rates.count));
+    if ((v = lp_kv_get(kv, "prune.criterion"))) LP_TRY(lp_criterion_parse(v, &o->prune.criterion));
+    if ((v = lp_kv_get(kv, "prune.stats_steps"))) LP_TRY(lp_stats_steps_parse(v, &o->prune.steps));
+    if ((v = lp_kv_get(kv, "prune.schedule"))) LP_TRY(lp_schedule_parse(v, &o->schedule));
+    LP_TRY(kv_num(kv, "prune.tau", 1e-9, 1, &o->prune.rates.tau));
+    LP_TRY(kv_num(kv, "prune.target_rate", 0, 0.999, &o->prune.rates.target_rate));
+    LP_TRY(kv_int(kv, "prune.round_to", 0, &o->prune.rates.round_to));
+    LP_TRY(kv_int(kv, "prune.stats_batches", 0, &o->prune.stats_batches));
+    if (lp_kv_get(kv, "prune.seed")) {
+        long long sd;
+        LP_TRY(lp_kv_get_int(kv, "prune.seed", &sd));
+        o->prune.seed = (uint64_t)sd;
+    }
+    LP_TRY(kv_int(kv, "prune.steps", 1, &o->iterative_steps));
+    LP_TRY(kv_int(kv, "prune.finetune_epochs", 0, &o->finetune_epochs));
+    LP_TRY(kv_num(kv, "prune.finetune_lr", 0, 1e3, &o->finetune_lr));
+    LP_TRY(kv_int(kv, "prune.prune_every", 1, &o->prune_every));
+    LP_TRY(kv_num(kv, "prune.iss_lambda", 0, 1e6, &o->iss_lambda));
+    LP_TRY(kv_num(kv, "prune.iss_threshold", 0, 1e6, &o->iss_threshold));
+    LP_TRY(kv_int(kv, "prune.latency_batch", 1, &o->lat_batch));
+    LP_TRY(kv_int(kv, "prune.latency_frames", 1, &o->lat_frames));
+    LP_TRY(kv_int(kv, "prune.latency_reps", 1, &o->lat_reps));
+    return lp_rates_opts_check(&o->prune.rates);
+}
+
+static const char *sub(const char *dir, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%.3000s/%.900s", dir, name);
+    return buf;
+}
+
+static lp_status kv_copy(lp_kv *dst, const lp_kv *src) {
+    for (int i = 0; i < src->count; i++) LP_TRY(lp_kv_set(dst, src->keys[i], src->vals[i]));
+    return LP_OK;
+}
+
+static void say(const lp_pipeline_opts *o, const char *fmt, const char *arg) {
+    if (!o->quiet) {
+        fprintf(stderr, fmt, arg);
+        fputc('\n', stderr);
+    }
+}
+
+/* A training run with `cfg` (copied), optionally from `init`, for `epochs` (0 = as configured). */
+static lp_status train_run(const lp_pipeline_opts *o, const lp_kv *cfg, const char *run_dir, const char *init, int epochs,
+                           double lr, const lp_train_hooks *hooks) {
+    lp_kv c;
+    lp_kv_init(&c);
+    lp_status s = kv_copy(&c, cfg);
+    if (s == LP_OK && epochs > 0) s = lp_kv_set_int(&c, "train.epochs", epochs);
+    if (s == LP_OK && lr > 0) s = lp_kv_set_double(&c, "train.lr", lr);
+    lp_train_opts to = {0};
+    to.run_dir = run_dir;
+    to.init_ckpt = init;
+    to.quiet = o->quiet;
+    if (hooks) to.hooks = *hooks;
+    lp_train_result r;
+    if (s == LP_OK) s = lp_train(&c, &to, &r);
+    lp_kv_free(&c);
+    return s;
+}
+
+/* The evaluation data: data.test if given, else data.valid (NULL bc when neither). */
+static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pats, int *n, int *have) {
+    *have = 0;
+    LP_TRY(lp_runcfg_patterns(cfg, "test", pats, n));
+    if (*n == 0) LP_TRY(lp_runcfg_patterns(cfg, "valid", pats, n));
+    if (*n == 0) return LP_OK;
+    *have = 1;
+    return lp_runcfg_batcher(cfg, *pats, *n, 0, bc);
+}
+
+/* Save `m` with the run configuration and the plan's prune.* keys. */
+static lp_status save_model(const lp_model *m, const lp_kv *cfg, const lp_prune_plan *plan, const lp_model *before,
+                            const char *path) {
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    lp_status s = kv_copy(&c.meta, cfg);
+    if (s == LP_OK) s = lp_model_add_to_ckpt(m, &c); /* overrides model.* with the new sizes */
+    if (s == LP_OK && plan) s = lp_prune_plan_to_kv(plan, before, &c.meta);
+    if (s == LP_OK) s = lp_ckpt_save(&c, path);
+    lp_ckpt_free(&c);
+    return s;
+}
+
+/* Statistics + plan on `m` using the training data of `cfg`. */
+static lp_status make_plan(lp_model *m, const lp_kv *cfg, const lp_prune_opts *po, lp_prune_plan *plan) {
+    char **pats;
+    int n;
+    LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
+    lp_batcher_config bc;
+    lp_stats st[LP_MODEL_MAX_GROUPS];
+    int need_stats = po->rates.rule == LP_RATE_RULE_EIGEN || po->stats_batches > 0;
+    lp_status s = lp_runcfg_batcher(cfg, pats, n, 1, &bc);
+    if (s == LP_OK && need_stats) s = lp_prune_stats(m, &bc, po->stats_batches, po->steps, st);
+    if (s == LP_OK) {
+        s = lp_prune_plan_make(m, need_stats ? st : NULL, po, plan);
+        if (need_stats)
+            for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
+    }
+    lp_runcfg_free_patterns(pats, n);
+    return s;
+}
+
+static lp_status shrink_by_plan(const lp_model *in, const lp_prune_plan *plan, lp_model *out) {
+    lp_surgery_plan sp; /* views of the plan's lists (not freed here) */
+    memset(&sp, 0, sizeof sp);
+    sp.n_groups = plan->n_groups;
+    for (int g = 0; g < plan->n_groups; g++) {
+        sp.kept[g] = plan->g[g].kept;
+        sp.n_kept[g] = plan->g[g].k;
+    }
+    return lp_surgery_shrink(in, &sp, out);
+}
+
+/* ---- soft schedule: masks re-applied during training ---- */
+
+typedef struct {
+    const lp_kv *cfg;
+    const lp_prune_opts *po;
+    int every;
+} soft_ctx;
+
+static lp_status apply_masks(lp_model *m, const lp_prune_plan *plan) {
+    for (int g = 0; g < plan->n_groups; g++) {
+        unsigned char *keep = lp_calloc((size_t)m->groups[g].units, 1);
+        if (!keep) return LP_ERR_NOMEM;
+        for (int j = 0; j < plan->g[g].k; j++) keep[plan->g[g].kept[j]] = 1;
+        lp_status s = lp_surgery_mask(m, g, keep);
+        lp_free(keep);
+        LP_TRY(s);
+    }
+    return LP_OK;
+}
+
+static lp_status soft_hook(void *user, lp_model *m, int64_t step) {
+    soft_ctx *c = user;
+    if (step % c->every != 0) return LP_OK;
+    lp_prune_plan plan;
+    LP_TRY(make_plan(m, c->cfg, c->po, &plan));
+    lp_status s = apply_masks(m, &plan);
+    lp_prune_plan_free(&plan);
+    return s;
+}
+
+/* ---- the schedules ---- */
+
+typedef struct {
+    lp_model before;     /* the unpruned model (the plan's reference) */
+    int have_before;
+    char before_ckpt[4096];
+    lp_prune_plan plan;  /* sizes before → after (composed over iterative steps) */
+    int have_plan;
+    char pruned_ckpt[4096];
+    char final_ckpt[4096]; /* fine-tuned, or the pruned model without fine-tuning */
+    lp_kv cfg;           /* the run configuration the pruned models carry */
+} state;
+
+static lp_status baseline(const lp_pipeline_opts *o, state *st) {
+    char path[4096];
+    if (o->baseline_ckpt) {
+        snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s", o->baseline_ckpt);
+    } else {
+        say(o, "== training the baseline into %s/baseline", o->out_dir);
+        LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
+        snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/baseline/best.ckpt", o->out_dir);
+    }
+    lp_kv meta;
+    lp_kv_init(&meta);
+    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
+    if (s == LP_OK) {
+        st->have_before = 1;
+        /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
+        s = kv_copy(&st->cfg, &meta);
+        if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+        if (s == LP_OK) s = lp_model_to_kv(&st->before, &st->cfg);
+    }
+    lp_kv_free(&meta);
+    return s;
+}
+
+static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *pruned, const char *run_dir) {
+    if (o->finetune_epochs <= 0) {
+        snprintf(st->final_ckpt, sizeof st->final_ckpt, "%s", pruned);
+        return LP_OK;
+    }
+    say(o, "== fine-tuning into %s", run_dir);
+    LP_TRY(train_run(o, &st->cfg, run_dir, pruned, o->finetune_epochs, o->finetune_lr, NULL));
+    snprintf(st->final_ckpt, sizeof st->final_ckpt, "%s/best.ckpt", run_dir);
+    return LP_OK;
+}
+
+static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
+    LP_TRY(baseline(o, st));
+    say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
+    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
+    st->have_plan = 1;
+    lp_model pruned;
+    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
+    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
+    lp_status s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
+    lp_model_free(&pruned);
+    LP_TRY(s);
+    char path[4096];
+    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+}
+
+/* Iterative: step i prunes the current model towards mean rate r·i/N of the original sizes; the kept
+ * indices are composed so the final plan maps original units to survivors. */
+static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
+    LP_TRY(baseline(o, st));
+    double r = o->prune.rates.target_rate;
+    if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
+    int n_steps = o->iterative_steps;
+    int *map[LP_MODEL_MAX_GROUPS], nmap[LP_MODEL_MAX_GROUPS];
+    for (int g = 0; g < st->before.n_groups; g++) {
+        nmap[g] = st->before.groups[g].units;
+        map[g] = lp_malloc((size_t)nmap[g], sizeof(int));
+        if (!map[g]) return LP_ERR_NOMEM;
+        for (int j = 0; j < nmap[g]; j++) map[g][j] = j;
+    }
+    lp_status s = LP_OK;
+    char cur[4096], path[4096], dir[4096];
+    snprintf(cur, sizeof cur, "%s", st->before_ckpt);
+    for (int i = 1; i <= n_steps && s == LP_OK; i++) {
+        lp_model m;
+        s = lp_model_load(&m, cur, NULL);
+        if (s != LP_OK) break;
+        double done = r * (i - 1) / n_steps, want = r * i / n_steps;
+        lp_prune_opts po = o->prune;
+        po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done);
+        po.seed = o->prune.seed + (uint64_t)i;
+        lp_prune_plan plan;
+        snprintf(dir, sizeof dir, "%s/step%d", o->out_dir, i);
+        s = lp_mkdirs(dir);
+        if (s == LP_OK) s = make_plan(&m, &st->cfg, &po, &plan);
+        if (s == LP_OK) {
+            lp_model pruned;
+            s = shrink_by_plan(&m, &plan, &pruned);
+            if (s == LP_OK) {
+                s = save_model(&pruned, &st->cfg, &plan, &m, sub(dir, "pruned.ckpt", path, sizeof path));
+                lp_model_free(&pruned);
+            }
+            for (int g = 0; g < plan.n_groups && s == LP_OK; g++) {
+                for (int j = 0; j < plan.g[g].k; j++) map[g][j] = map[g][plan.g[g].kept[j]];
+                nmap[g] = plan.g[g].k;
+            }
+            if (i == 1) st->plan = plan, st->have_plan = 1; /* spectra of the original model */
+            else lp_prune_plan_free(&plan);
+        }
+        lp_model_free(&m);
+        if (s == LP_OK) {
+            snprintf(st->pruned_ckpt, sizeof st->pruned_ckpt, "%s", path);
+            s = finetune(o, st, path, sub(dir, "finetune", path, sizeof path));
+            snprintf(cur, sizeof cur, "%s", st->final_ckpt);
+        }
+    }
+    /* The report's plan: original sizes → final sizes, with the original spectra. */
+    for (int g = 0; s == LP_OK && g < st->plan.n_groups; g++) {
+        lp_prune_group_plan *gp = &st->plan.g[g];
+        gp->k = nmap[g];
+        memcpy(gp->kept, map[g], (size_t)nmap[g] * sizeof(int));
+        gp->rate = 1.0 - (double)gp->k / gp->h;
+    }
+    double rs = 0;
+    for (int g = 0; g < st->plan.n_groups; g++) rs += st->plan.g[g].rate;
+    if (st->plan.n_groups) st->plan.rates.mean_rate = rs / st->plan.n_groups;
+    st->plan.rates.target_rate = r;
+    for (int g = 0; g < st->before.n_groups; g++) lp_free(map[g]);
+    return s;
+}
+
+static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
+    char path[4096];
+    soft_ctx c = {o->cfg, &o->prune, o->prune_every > 0 ? o->prune_every : 50};
+    lp_train_hooks h = {0};
+    h.user = &c;
+    h.after_update = soft_hook;
+    say(o, "== soft-pruning training into %s/soft", o->out_dir);
+    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+    /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
+    snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
+    lp_kv meta;
+    lp_kv_init(&meta);
+    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
+    if (s == LP_OK) st->have_before = 1;
+    if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
+    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+    lp_kv_free(&meta);
+    LP_TRY(s);
+    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
+    st->have_plan = 1;
+    LP_TRY(apply_masks(&st->before, &st->plan)); /* the "masked" model the public code ends with */
+    lp_model pruned;
+    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
+    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
+    s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
+    lp_model_free(&pruned);
+    LP_TRY(s);
+    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+}
+
+static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
+    char path[4096];
+    lp_iss_hook_state c;
+    memset(&c, 0, sizeof c);
+    c.lambda = o->iss_lambda;
+    lp_train_hooks h = {0};
+    h.user = &c;
+    h.after_backward = lp_iss_hook;
+    say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
+    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+    snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
+    lp_kv meta;
+    lp_kv_init(&meta);
+    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
+    if (s == LP_OK) st->have_before = 1;
+    if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
+    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+    lp_kv_free(&meta);
+    LP_TRY(s);
+    lp_surgery_plan sp;
+    LP_TRY(lp_surgery_plan_init(&sp, &st->before));
+    s = lp_iss_kept(&st->before, o->iss_threshold, &sp);
+    if (s == LP_OK) s = lp_prune_plan_from_kept(&st->before, sp.kept, sp.n_kept, &st->plan);
+    lp_surgery_plan_free(&sp);
+    LP_TRY(s);
+    st->have_plan = 1;
+    lp_model pruned;
+    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
+    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
+    s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
+    lp_model_free(&pruned);
+    LP_TRY(s);
+    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+}
+
+/* ---- measuring and reporting ---- */
+
+static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_result *res) {
+    lp_batcher_config bc;
+    char **pats;
+    int n, have;
+    LP_TRY(eval_config(&st->cfg, &bc, &pats, &n, &have));
+    int top_k = (int)lp_kv_get_int_or(&st->cfg, "train.top_k", 20);
+    const char *labels[3] = {o->schedule == LP_SCHED_ONESHOT || o->schedule == LP_SCHED_ITERATIVE ? "baseline"
+                             : o->schedule == LP_SCHED_SOFT                                      ? "soft-trained"
+                                                                                                 : "iss-trained",
+                             "pruned", "fine-tuned"};
+    const char *paths[3] = {st->before_ckpt, st->pruned_ckpt, st->final_ckpt};
+    int rows = o->finetune_epochs > 0 ? 3 : 2;
+    lp_status s = LP_OK;
+    for (int i = 0; i < rows && s == LP_OK; i++) {
+        lp_model m;
+        if (i == 0) {
+            s = lp_report_measure(&st->before, labels[0], paths[0], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames,
+                                  o->lat_reps, &res->rows[i]);
+        } else if ((s = lp_model_load(&m, paths[i], NULL)) == LP_OK) {
+            s = lp_report_measure(&m, labels[i], paths[i], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames, o->lat_reps,
+                                  &res->rows[i]);
+            lp_model_free(&m);
+        }
+        res->n_rows = i + 1;
+    }
+    lp_runcfg_free_patterns(pats, n);
+    return s;
+}
+
+lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
+    memset(res, 0, sizeof *res);
+    state st;
+    memset(&st, 0, sizeof st);
+    lp_kv_init(&st.cfg);
+    lp_status s = lp_mkdirs(o->out_dir);
+    if (s == LP_OK) s = lp_runcfg_defaults(o->cfg);
+    if (s == LP_OK) {
+        switch (o->schedule) {
+        case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
+        case LP_SCHED_ITERATIVE: s = run_iterative(o, &st); break;
+        case LP_SCHED_SOFT: s = run_soft(o, &st); break;
+        case LP_SCHED_ISS: s = run_iss(o, &st); break;
+        }
+    }
+    if (s == LP_OK) {
+        say(o, "== measuring (latency, metrics) and writing %s/report.md", o->out_dir);
+        s = measure(o, &st, res);
+    }
+    if (s == LP_OK) {
+        res->mean_rate = st.plan.rates.mean_rate;
+        lp_kv info;
+        lp_kv_init(&info);
+        lp_kv_set(&info, "schedule", lp_schedule_name(o->schedule));
+        lp_kv_set(&info, "rate rule", lp_rate_rule_name(o->prune.rates.rule));
+        lp_kv_set(&info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
+        if (o->prune.rates.target_rate >= 0) lp_kv_setf(&info, "target rate", "%g", o->prune.rates.target_rate);
+        else lp_kv_setf(&info, "tau", "%g", o->prune.rates.tau);
+        lp_kv_setf(&info, "achieved mean rate", "%.4f", st.plan.rates.mean_rate);
+        if (o->schedule == LP_SCHED_ISS) lp_kv_setf(&info, "iss lambda / threshold", "%g / %g", o->iss_lambda, o->iss_threshold);
+        lp_kv_set(&info, "unpruned model", st.before_ckpt);
+        lp_kv_setf(&info, "fine-tuning epochs", "%d", o->finetune_epochs);
+        const char *ev = lp_kv_get(&st.cfg, "data.test");
+        if (!ev || !*ev) ev = lp_kv_get(&st.cfg, "data.valid");
+        lp_kv_set(&info, "evaluation data", ev ? ev : "(none)");
+        s = lp_report_write(o->out_dir, &st.plan, &st.before, res->rows, res->n_rows, &info);
+        lp_kv_free(&info);
+    }
+    if (st.have_plan) lp_prune_plan_free(&st.plan);
+    if (st.have_before) lp_model_free(&st.before);
+    lp_kv_free(&st.cfg);
+    return s;
+}

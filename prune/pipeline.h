@@ -1,0 +1,58 @@
+/* pipeline: train → prune → fine-tune → report, with the four schedules of the paper and its baseline.
+ *
+ *   oneshot    train (or take --baseline CKPT) → statistics, rates, selection → remove the units → fine-tune
+ *   iterative  the same in `iterative_steps` smaller steps, fine-tuning after each; step i prunes towards
+ *              the mean rate r·i/N of the original sizes
+ *   soft       the public code: train from scratch and every `prune_every` steps recompute the plan and
+ *              zero the pruned units' weights (they may regrow); at the end remove them for real
+ *   iss        the ISS baseline (Wen et al. 2018): train with the group-lasso penalty λ over the same unit
+ *              groups (from --baseline CKPT when given), remove units whose group norm is below the
+ *              threshold, fine-tune
+ *
+ * Output directory: baseline/ (a training run), pruned.ckpt, finetune/ (a training run), and the report
+ * (prune/report.h): report.md, report.json, spectra.csv, models.csv, spectra.png. Evaluation uses the
+ * data.test patterns when set, else data.valid. */
+#ifndef LP_PRUNE_PIPELINE_H
+#define LP_PRUNE_PIPELINE_H
+#include "core/kv.h"
+#include "prune/plan.h"
+#include "prune/report.h"
+
+typedef enum { LP_SCHED_ONESHOT = 0, LP_SCHED_ITERATIVE, LP_SCHED_SOFT, LP_SCHED_ISS } lp_schedule;
+
+const char *lp_schedule_name(lp_schedule s);
+lp_status lp_schedule_parse(const char *s, lp_schedule *out);
+
+typedef struct {
+    const char *out_dir;
+    lp_kv *cfg;                /* model.*, data.*, train.* (training of the baseline) */
+    const char *baseline_ckpt; /* a trained model to prune instead of training one */
+    lp_prune_opts prune;
+    lp_schedule schedule;
+    int iterative_steps;       /* default 3 */
+    int finetune_epochs;       /* default 5; 0 = no fine-tuning */
+    double finetune_lr;        /* <= 0: the training lr */
+    int prune_every;           /* soft: optimizer steps between mask updates (default 50) */
+    double iss_lambda;         /* iss: group-lasso strength (default 1e-3) */
+    double iss_threshold;      /* iss: remove units with group norm below this (default 1e-2) */
+    int lat_batch, lat_frames, lat_reps; /* latency measurement (default 160, 300, 5) */
+    int quiet;
+} lp_pipeline_opts;
+
+void lp_pipeline_opts_default(lp_pipeline_opts *o);
+
+/* Read the "prune.*" keys present in kv (others keep their value): rule, tau, target_rate, round_to,
+ * keep_count, criterion, stats_batches, stats_steps, seed, schedule, steps, finetune_epochs, finetune_lr,
+ * prune_every, iss_lambda, iss_threshold, latency_batch, latency_frames, latency_reps. Bad values are
+ * LP_ERR_ARG naming the key. */
+lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o);
+
+typedef struct {
+    lp_report_model rows[4];
+    int n_rows;
+    double mean_rate;          /* achieved mean pruning rate over groups */
+} lp_pipeline_result;
+
+lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res);
+
+#endif
