@@ -102,6 +102,12 @@ static int parse_splits(const char *s, double out[3]) {
     return 1;
 }
 
+/* Library messages start with "synth: "; the CLI prefix already says so. */
+static const char *msg(void) {
+    const char *m = lp_last_error();
+    return strncmp(m, "synth: ", 7) ? m : m + 7;
+}
+
 static void progress(void *ctx, const char *path, uint64_t records, uint64_t bytes) {
     (void)ctx;
     printf("wrote %s: %llu records, %.1f MB\n", path, (unsigned long long)records, (double)bytes / 1e6);
@@ -225,7 +231,7 @@ int lp_cmd_synth(int argc, char **argv) {
     }
     o.yt8m.classes = c.classes;
     if (lp_synth_config_check(&c) != LP_OK) {
-        lp_cli_error("synth", "%s", lp_last_error());
+        lp_cli_error("synth", "%s", msg());
         return 2;
     }
     if (!quiet) {
@@ -235,7 +241,7 @@ int lp_cmd_synth(int argc, char **argv) {
     }
     lp_status s = lp_synth_write(&c, &o);
     if (s != LP_OK) {
-        lp_cli_error("synth", "%s", lp_last_error());
+        lp_cli_error("synth", "%s", msg());
         return s == LP_ERR_ARG ? 2 : 1;
     }
     return 0;
