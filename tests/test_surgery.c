@@ -1,0 +1,459 @@
+/* test_surgery: unit footprints, masking and physical removal of LSTM units (prune/surgery) for the
+ * paper model (BiLSTM + 2 layers) and the starter-code LSTM+MoE model (3 layers): the shrunk model
+ * computes what the masked model computes (scores, probabilities, every kept unit's responses and the
+ * gradients), has exactly the hand-counted number of parameters, survives a checkpoint round trip, and
+ * bad kept lists are refused with a clear message. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/ckpt.h"
+#include "core/rng.h"
+#include "core/tape.h"
+#include "model/model.h"
+#include "prune/surgery.h"
+#include "tests/common/gradcheck.h"
+
+enum { F = 5, C = 4, E = 2, B = 3, T = 5 };
+static const int lengths[B] = {5, 2, 4};
+
+/* paper: BiLSTM 6 + 4 → LSTM 7 → LSTM 5 → dense C;  lstm: LSTM 6 → 7 → 5 → MoE (E experts) */
+static void build(lp_model *m, lp_model_kind kind, uint64_t seed) {
+    lp_kv kv;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_model_default_kv(&kv, kind, F, 8, kind == LP_MODEL_PAPER ? 2 : 3, C, E, 0.0f), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "model.units", kind == LP_MODEL_PAPER ? "6,4,7,5" : "6,7,5"), LP_OK);
+    assert_int_equal(lp_model_init_kv(m, &kv, seed), LP_OK);
+    lp_kv_free(&kv);
+    /* Larger weights than the init (±1/sqrt(H)), so that every unit matters visibly in the outputs. */
+    for (size_t i = 0; i < m->params->numel; i++) m->params->data[i] *= 2.0f;
+}
+
+/* A second model with the same config and weights. */
+static void clone(lp_model *dst, const lp_model *src) {
+    lp_kv kv;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_model_to_kv(src, &kv), LP_OK);
+    assert_int_equal(lp_model_init_kv(dst, &kv, 0), LP_OK);
+    lp_kv_free(&kv);
+    assert_int_equal(dst->params->numel, src->params->numel);
+    memcpy(dst->params->data, src->params->data, src->params->numel * sizeof(float));
+}
+
+typedef struct {
+    float scores[B * C], probs[B * C];
+    float *h[LP_MODEL_MAX_GROUPS]; /* [B,T,H_g] copies */
+    int units[LP_MODEL_MAX_GROUPS];
+    int n_groups;
+    double loss;
+} run_out;
+
+static void run_free(run_out *r) {
+    for (int g = 0; g < r->n_groups; g++) free(r->h[g]);
+}
+
+/* Forward (and, with labels, backward: gradients left in m->params->grad) on a fixed batch. */
+static void run(lp_model *m, const float *x, const float *labels, run_out *r) {
+    lp_tape tp;
+    assert_int_equal(lp_tape_init(&tp, 1 << 20), LP_OK);
+    lp_tape_set_grad(&tp, labels != NULL);
+    lp_tensor *tx = lp_tape_view(&tp, (float *)x, NULL, 3, (int[]){B, T, F});
+    lp_tensor *ty = labels ? lp_tape_view(&tp, (float *)labels, NULL, 2, (int[]){B, C}) : NULL;
+    lp_model_out o;
+    assert_int_equal(lp_model_forward(m, &tp, tx, lengths, ty, NULL, &o), LP_OK);
+    memcpy(r->scores, o.scores->data, sizeof r->scores);
+    lp_model_probs(&o, r->probs);
+    r->n_groups = m->n_groups;
+    for (int g = 0; g < m->n_groups; g++) {
+        const size_t n = lp_tensor_numel(o.group_h[g]);
+        r->units[g] = m->groups[g].units;
+        assert_int_equal(n, (size_t)B * T * r->units[g]);
+        r->h[g] = malloc(n * sizeof(float));
+        memcpy(r->h[g], o.group_h[g]->data, n * sizeof(float));
+    }
+    r->loss = 0;
+    if (labels) {
+        r->loss = o.loss->data[0];
+        lp_params_zero_grad(m->params);
+        assert_int_equal(lp_tape_backward(&tp, o.loss), LP_OK);
+    }
+    lp_tape_free(&tp);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - (double)b[i]));
+    return d;
+}
+
+/* ---- the footprint --------------------------------------------------------------------------------- */
+
+/* Per group: every unit's footprint has 4F + 8H + R distinct elements, and the footprints of all units
+ * of the group together cover exactly w_ih, w_hh, b and the group's consumer columns — nothing else
+ * (every element of w_hh twice except its "diagonal" entries w_hh[qH+j, j], everything else once). */
+static void check_footprints(lp_model_kind kind) {
+    lp_model m;
+    build(&m, kind, 3);
+    const size_t N = m.params->numel;
+    unsigned char *cover = calloc(N, 1), *mine = calloc(N, 1);
+    for (int g = 0; g < m.n_groups; g++) {
+        const lp_paper_group *gr = &m.groups[g];
+        const int H = gr->units;
+        memset(cover, 0, N);
+        for (int j = 0; j < H; j++) {
+            lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+            const int n = lp_surgery_footprint(gr, j, segs);
+            memset(mine, 0, N);
+            size_t count = 0;
+            for (int s = 0; s < n; s++)
+                for (int k = 0; k < segs[s].n; k++) {
+                    const size_t at = (size_t)(segs[s].t->data - m.params->data) + segs[s].start + (size_t)k * segs[s].stride;
+                    assert_true(at < N);
+                    assert_int_equal(mine[at], 0); /* listed once within the unit */
+                    mine[at] = 1;
+                    cover[at]++;
+                    count++;
+                }
+            assert_int_equal(count, lp_surgery_footprint_numel(gr));
+            assert_int_equal(count, (size_t)(4 * gr->input_dim + 8 * H + gr->consumer->dims[0]));
+        }
+        /* expected coverage, tensor by tensor */
+        for (int i = 0; i < m.params->count; i++) {
+            const lp_param *p = &m.params->items[i];
+            const size_t n = lp_tensor_numel(&p->t);
+            for (size_t e = 0; e < n; e++) {
+                int want = 0;
+                if (&p->t == gr->w_ih || &p->t == gr->b) want = 1;
+                if (&p->t == gr->w_hh) {
+                    const int r = (int)(e / (size_t)H), c = (int)(e % (size_t)H);
+                    want = (r % H == c) ? 1 : 2; /* row of unit r mod H and column of unit c */
+                }
+                if (&p->t == gr->consumer) {
+                    const int c = (int)(e % (size_t)p->t.dims[1]);
+                    want += c >= gr->consumer_col0 && c < gr->consumer_col0 + H;
+                }
+                if (cover[p->offset + e] != want)
+                    fail_msg("group %s: %s element %zu covered %d times, expected %d", gr->name, p->name, e,
+                             cover[p->offset + e], want);
+            }
+        }
+    }
+    free(cover), free(mine);
+    lp_model_free(&m);
+}
+
+static void test_footprint_paper(void **state) {
+    (void)state;
+    check_footprints(LP_MODEL_PAPER);
+}
+
+static void test_footprint_lstm(void **state) {
+    (void)state;
+    check_footprints(LP_MODEL_LSTM);
+}
+
+/* ---- masked == shrunk ------------------------------------------------------------------------------------- */
+
+/* Parameters of a model with the given units, counted by hand from model/paper.h and model/lstm_moe.h. */
+static size_t hand_numel(lp_model_kind kind, const int *k, int G) {
+    size_t n = 0;
+    for (int g = 0; g < G; g++) {
+        size_t in;
+        if (kind == LP_MODEL_PAPER) in = g <= 1 ? F : g == 2 ? (size_t)(k[0] + k[1]) : (size_t)k[g - 1];
+        else in = g == 0 ? F : (size_t)k[g - 1];
+        n += 4 * (size_t)k[g] * (in + (size_t)k[g] + 1); /* w_ih, w_hh, b */
+    }
+    const size_t rows = kind == LP_MODEL_PAPER ? C : (size_t)C * (2 * E + 1); /* out.w or moe.w rows */
+    return n + rows * ((size_t)k[G - 1] + 1);
+}
+
+/* Kept lists: mode 0 = random size in [1, H], 1 = keep 1, 2 = keep all; random subset, ascending. */
+static void make_plan(lp_surgery_plan *p, const lp_model *m, const int *mode, lp_rng *r) {
+    assert_int_equal(lp_surgery_plan_init(p, m), LP_OK);
+    for (int g = 0; g < m->n_groups; g++) {
+        const int H = m->groups[g].units;
+        const int k = mode[g] == 1 ? 1 : mode[g] == 2 ? H : 1 + (int)lp_rng_below(r, (uint32_t)H);
+        int idx[64];
+        for (int j = 0; j < H; j++) idx[j] = j;
+        lp_rng_shuffle_int(r, idx, H);
+        unsigned char take[64] = {0};
+        for (int i = 0; i < k; i++) take[idx[i]] = 1;
+        int n = 0;
+        for (int j = 0; j < H; j++)
+            if (take[j]) p->kept[g][n++] = j;
+        p->n_kept[g] = n;
+    }
+}
+
+static void check_masked_equals_shrunk(lp_model_kind kind) {
+    lp_model orig;
+    build(&orig, kind, 7);
+    for (size_t i = 0; i < orig.params->numel; i++) assert_true(orig.params->data[i] != 0.0f); /* zero count below */
+    float x[B * T * F], labels[B * C];
+    lp_gc_fill_uniform(x, B * T * F, -1, 1, 17);
+    for (int i = 0; i < B * C; i++) labels[i] = (float)((i * 7 + 3) % 3 == 0);
+    run_out ro;
+    run(&orig, x, NULL, &ro);
+
+    lp_rng r;
+    lp_rng_init(&r, 2024, LP_RNG_STREAM_TEST);
+    /* Different sizes per group, including 1 unit and all units, every group shrunk at least once. */
+    static const int modes[][LP_MODEL_MAX_GROUPS] = {
+        {0, 0, 0, 0}, {1, 2, 0, 1}, {2, 1, 1, 0}, {0, 1, 2, 2}, {1, 1, 1, 1}, {2, 2, 2, 2}, {0, 0, 0, 0},
+    };
+    const int n_trials = (int)(sizeof modes / sizeof modes[0]);
+    double worst_out = 0, worst_h = 0, worst_grad = 0;
+    for (int t = 0; t < n_trials; t++) {
+        lp_surgery_plan plan;
+        make_plan(&plan, &orig, modes[t], &r);
+        const int G = orig.n_groups;
+        int removed = 0;
+        for (int g = 0; g < G; g++) removed += orig.groups[g].units - plan.n_kept[g];
+
+        lp_model masked, shrunk;
+        clone(&masked, &orig);
+        assert_int_equal(lp_surgery_mask_plan(&masked, &plan), LP_OK);
+        assert_int_equal(lp_surgery_shrink(&orig, &plan, &shrunk), LP_OK);
+        assert_int_equal(shrunk.kind, orig.kind);
+        assert_int_equal(shrunk.n_groups, G);
+        for (int g = 0; g < G; g++) assert_int_equal(shrunk.groups[g].units, plan.n_kept[g]);
+
+        /* Sizes: the hand formula; and the mask zeroed exactly the weights the shrink dropped. */
+        assert_int_equal(lp_model_numel(&shrunk), hand_numel(kind, plan.n_kept, G));
+        size_t zeros = 0;
+        for (size_t i = 0; i < masked.params->numel; i++) zeros += masked.params->data[i] == 0.0f;
+        assert_int_equal(zeros, lp_model_numel(&orig) - lp_model_numel(&shrunk));
+
+        run_out rm, rs;
+        run(&masked, x, labels, &rm);
+        run(&shrunk, x, labels, &rs);
+        /* Removing units must change the model (else this test could not fail): scores move by far more
+         * than the tolerance below. */
+        if (removed > 0) assert_true(max_abs_diff(rm.scores, ro.scores, B * C) > 1e-3);
+        worst_out = fmax(worst_out, max_abs_diff(rm.scores, rs.scores, B * C));
+        worst_out = fmax(worst_out, max_abs_diff(rm.probs, rs.probs, B * C));
+        worst_out = fmax(worst_out, fabs(rm.loss - rs.loss));
+        for (int g = 0; g < G; g++) {
+            const int H = orig.groups[g].units, k = plan.n_kept[g];
+            int i = 0;
+            for (int j = 0; j < H; j++) {
+                const int kept = i < k && plan.kept[g][i] == j;
+                for (int bt = 0; bt < B * T; bt++) {
+                    const float hm = rm.h[g][(size_t)bt * H + j];
+                    if (kept) worst_h = fmax(worst_h, fabs((double)hm - rs.h[g][(size_t)bt * k + i]));
+                    else assert_true(hm == 0.0f); /* a masked unit's state is exactly 0 (METHOD.md) */
+                }
+                i += kept;
+            }
+        }
+        /* Gradients: the masked model's, gathered onto the kept weights, are the shrunk model's (the
+         * removed units pass no gradient); this also exercises lp_surgery_gather on a non-value array. */
+        float *gathered = malloc(shrunk.params->numel * sizeof(float));
+        assert_int_equal(lp_surgery_gather(&orig, &plan, &shrunk, masked.params->grad, gathered), LP_OK);
+        worst_grad = fmax(worst_grad, max_abs_diff(gathered, shrunk.params->grad, shrunk.params->numel));
+        double gmax = 0;
+        for (size_t i2 = 0; i2 < shrunk.params->numel; i2++) gmax = fmax(gmax, fabs(shrunk.params->grad[i2]));
+        assert_true(gmax > 1e-2); /* gradients of a size that makes the comparison meaningful */
+        free(gathered);
+
+        run_free(&rm), run_free(&rs);
+        lp_model_free(&masked), lp_model_free(&shrunk);
+        lp_surgery_plan_free(&plan);
+    }
+    fprintf(stderr, "%s: masked vs shrunk over %d plans: outputs %.2e, responses %.2e, gradients %.2e\n",
+            lp_model_kind_name(kind), n_trials, worst_out, worst_h, worst_grad);
+    /* Same float32 arithmetic with the exact zeros left out: only the summation order inside the GEMMs
+     * (different K, hence blocking) differs, ~1 ulp per term on values of order 1 over sums of <= 20
+     * terms (~1e-6) — 1e-5 leaves a margin; a wrong row/column map moves values by >= 1e-2. */
+    assert_true(worst_out < 1e-5);
+    assert_true(worst_h < 1e-5);
+    assert_true(worst_grad < 1e-5);
+    run_free(&ro);
+    lp_model_free(&orig);
+}
+
+static void test_shrink_paper(void **state) {
+    (void)state;
+    check_masked_equals_shrunk(LP_MODEL_PAPER);
+}
+
+static void test_shrink_lstm(void **state) {
+    (void)state;
+    check_masked_equals_shrunk(LP_MODEL_LSTM);
+}
+
+/* Keeping every unit copies the model exactly. */
+static void test_shrink_keep_all_is_copy(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        lp_model m, s;
+        build(&m, (lp_model_kind)kind, 9);
+        lp_surgery_plan plan;
+        assert_int_equal(lp_surgery_plan_init(&plan, &m), LP_OK);
+        assert_int_equal(lp_surgery_shrink(&m, &plan, &s), LP_OK);
+        assert_int_equal(s.params->numel, m.params->numel);
+        assert_memory_equal(s.params->data, m.params->data, m.params->numel * sizeof(float));
+        lp_surgery_plan_free(&plan);
+        lp_model_free(&s), lp_model_free(&m);
+    }
+}
+
+/* The paper model's lstm2.w_ih loses columns from both BiLSTM halves: checked element by element. */
+static void test_shrink_bilstm_consumer_columns(void **state) {
+    (void)state;
+    lp_model m, s;
+    build(&m, LP_MODEL_PAPER, 5);
+    lp_surgery_plan plan;
+    assert_int_equal(lp_surgery_plan_init(&plan, &m), LP_OK);
+    static const int kf[] = {1, 4, 5}, kb[] = {0, 3};
+    memcpy(plan.kept[0], kf, sizeof kf), plan.n_kept[0] = 3;
+    memcpy(plan.kept[1], kb, sizeof kb), plan.n_kept[1] = 2;
+    assert_int_equal(lp_surgery_shrink(&m, &plan, &s), LP_OK);
+    const lp_tensor *a = lp_params_find(m.params, "lstm2.w_ih"), *b = lp_params_find(s.params, "lstm2.w_ih");
+    assert_int_equal(a->dims[1], 10);
+    assert_int_equal(b->dims[0], a->dims[0]); /* lstm2 kept all 7 units */
+    assert_int_equal(b->dims[1], 5);
+    static const int src_col[] = {1, 4, 5, 6 + 0, 6 + 3}; /* backward half starts at Hf = 6 */
+    for (int r = 0; r < b->dims[0]; r++)
+        for (int c = 0; c < 5; c++) assert_true(b->data[r * 5 + c] == a->data[r * 10 + src_col[c]]);
+    assert_int_equal(s.groups[1].consumer_col0, 3);
+    lp_surgery_plan_free(&plan);
+    lp_model_free(&s), lp_model_free(&m);
+}
+
+/* ---- checkpoint round trip ---------------------------------------------------------------------------- */
+
+static void test_shrunk_checkpoint_roundtrip(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        lp_model m, s, back;
+        build(&m, (lp_model_kind)kind, 21);
+        lp_rng r;
+        lp_rng_init(&r, 77 + (uint64_t)kind, LP_RNG_STREAM_TEST);
+        static const int mode[LP_MODEL_MAX_GROUPS] = {0, 1, 0, 0};
+        lp_surgery_plan plan;
+        make_plan(&plan, &m, mode, &r);
+        assert_int_equal(lp_surgery_shrink(&m, &plan, &s), LP_OK);
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/lp_test_surgery_%d_%d.ckpt", (int)getpid(), kind);
+        lp_ckpt c;
+        lp_ckpt_init(&c);
+        assert_int_equal(lp_model_add_to_ckpt(&s, &c), LP_OK);
+        assert_int_equal(lp_ckpt_save(&c, path), LP_OK);
+        lp_ckpt_free(&c);
+        lp_kv meta;
+        lp_kv_init(&meta);
+        assert_int_equal(lp_model_load(&back, path, &meta), LP_OK);
+        unlink(path);
+        /* the checkpoint records the new sizes */
+        char want[64];
+        size_t len = 0;
+        for (int g = 0; g < plan.n_groups; g++)
+            len += (size_t)snprintf(want + len, sizeof want - len, g ? ",%d" : "%d", plan.n_kept[g]);
+        assert_string_equal(lp_kv_get(&meta, "model.units"), want);
+        assert_int_equal(back.n_groups, s.n_groups);
+        for (int g = 0; g < s.n_groups; g++) assert_int_equal(back.groups[g].units, s.groups[g].units);
+        assert_int_equal(back.params->numel, s.params->numel);
+        assert_memory_equal(back.params->data, s.params->data, s.params->numel * sizeof(float));
+        float x[B * T * F];
+        lp_gc_fill_uniform(x, B * T * F, -1, 1, 5);
+        run_out a, b2;
+        run(&s, x, NULL, &a);
+        run(&back, x, NULL, &b2);
+        /* same weights, same shapes, same code: bit-identical */
+        assert_memory_equal(a.scores, b2.scores, sizeof a.scores);
+        run_free(&a), run_free(&b2);
+        lp_kv_free(&meta);
+        lp_surgery_plan_free(&plan);
+        lp_model_free(&back), lp_model_free(&s), lp_model_free(&m);
+    }
+}
+
+/* ---- bad plans ---------------------------------------------------------------------------------------- */
+
+static void expect_bad(const lp_model *m, const lp_surgery_plan *p, const char *needle) {
+    lp_model out;
+    assert_int_equal(lp_surgery_plan_check(m, p), LP_ERR_ARG);
+    assert_int_equal(lp_surgery_shrink(m, p, &out), LP_ERR_ARG);
+    if (!strstr(lp_last_error(), needle)) fail_msg("message '%s' lacks '%s'", lp_last_error(), needle);
+    lp_model mm;
+    clone(&mm, m);
+    assert_int_equal(lp_surgery_mask_plan(&mm, p), LP_ERR_ARG);
+    /* nothing was masked */
+    assert_memory_equal(mm.params->data, m->params->data, m->params->numel * sizeof(float));
+    lp_model_free(&mm);
+}
+
+static void test_bad_plans(void **state) {
+    (void)state;
+    lp_model m;
+    build(&m, LP_MODEL_PAPER, 2);
+    lp_surgery_plan p;
+    assert_int_equal(lp_surgery_plan_init(&p, &m), LP_OK);
+    assert_int_equal(lp_surgery_plan_check(&m, &p), LP_OK);
+
+    p.kept[1][0] = 2, p.kept[1][1] = 1, p.n_kept[1] = 3; /* 2,1,2 */
+    expect_bad(&m, &p, "unsorted");
+    expect_bad(&m, &p, "bilstm.bw");
+    p.kept[1][0] = 1, p.kept[1][1] = 1; /* 1,1,2 */
+    expect_bad(&m, &p, "duplicate");
+    p.kept[1][0] = 0, p.kept[1][1] = 1, p.kept[1][2] = 4; /* H = 4 */
+    expect_bad(&m, &p, "out of range");
+    p.kept[1][0] = -1;
+    expect_bad(&m, &p, "out of range");
+    p.kept[1][0] = 0, p.kept[1][2] = 2;
+    assert_int_equal(lp_surgery_plan_check(&m, &p), LP_OK);
+    p.n_kept[3] = 0;
+    expect_bad(&m, &p, "empty");
+    expect_bad(&m, &p, "lstm3");
+    p.n_kept[3] = 6; /* H = 5 */
+    expect_bad(&m, &p, "only 5");
+    p.n_kept[3] = 5;
+    p.n_groups = 3;
+    expect_bad(&m, &p, "3 unit groups");
+    p.n_groups = 4;
+    int *keep = p.kept[2];
+    p.kept[2] = NULL;
+    expect_bad(&m, &p, "no kept list");
+    p.kept[2] = keep;
+    assert_int_equal(lp_surgery_plan_check(&m, &p), LP_OK);
+
+    /* lp_surgery_mask: bad group index */
+    unsigned char k8[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    assert_int_equal(lp_surgery_mask(&m, 4, k8), LP_ERR_ARG);
+    assert_int_equal(lp_surgery_mask(&m, -1, k8), LP_ERR_ARG);
+
+    /* gather into a model built from another plan */
+    lp_model s;
+    p.n_kept[2] = 3;
+    assert_int_equal(lp_surgery_shrink(&m, &p, &s), LP_OK);
+    p.n_kept[2] = 4;
+    float *dst = malloc(s.params->numel * sizeof(float));
+    assert_int_equal(lp_surgery_gather(&m, &p, &s, m.params->data, dst), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "lstm2"));
+    free(dst);
+    lp_model_free(&s);
+    lp_surgery_plan_free(&p);
+    lp_model_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_footprint_paper),
+        cmocka_unit_test(test_footprint_lstm),
+        cmocka_unit_test(test_shrink_paper),
+        cmocka_unit_test(test_shrink_lstm),
+        cmocka_unit_test(test_shrink_keep_all_is_copy),
+        cmocka_unit_test(test_shrink_bilstm_consumer_columns),
+        cmocka_unit_test(test_shrunk_checkpoint_roundtrip),
+        cmocka_unit_test(test_bad_plans),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
