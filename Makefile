@@ -16,7 +16,7 @@ CC       ?= cc
 PKGS     := openblas lapacke libprotobuf-c zlib
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
-            pkg-config zlib1g-dev
+            pkg-config zlib1g-dev gnuplot-nox
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

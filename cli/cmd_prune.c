@@ -105,7 +105,7 @@ int lp_cmd_prune(int argc, char **argv) {
         lp_kv_free(&cfg);
         return 1;
     }
-    if (!f.quiet) {
+    {
         lp_report_print(stdout, r.rows, r.n_rows, 20);
         printf("mean pruning rate %.4f; pruned model: %s/pruned.ckpt; report: %s/report.md\n", r.mean_rate, f.out, f.out);
     }
@@ -159,7 +159,7 @@ int lp_cmd_pipeline(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (!f.quiet) {
+    { /* the result table is printed even with --quiet (which silences progress only) */
         printf("\n");
         lp_report_print(stdout, r.rows, r.n_rows, 20);
         printf("\nmean pruning rate %.4f; report: %s/report.md\n", r.mean_rate, f.out);

@@ -1,6 +1,7 @@
 /* evaluate: see evaluate.h. */
 #include "model/evaluate.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -108,5 +109,59 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
     lp_free(x);
     lp_free(len);
     lp_free(t);
+    return s;
+}
+
+lp_status lp_evaluate_prior(const lp_batcher_config *train_bc, int max_batches, const lp_batcher_config *eval_bc,
+                            int top_k, lp_eval_result *out) {
+    memset(out, 0, sizeof *out);
+    double t0 = now_s();
+    int C = train_bc->yt8m.classes;
+    if (eval_bc->yt8m.classes != C) return lp_errorf(LP_ERR_ARG, "prior: training and evaluation class counts differ");
+    double *count = lp_calloc((size_t)C, sizeof(double));
+    float *prior = lp_malloc((size_t)C, sizeof(float)), *probs = NULL;
+    if (!count || !prior) {
+        lp_free(count);
+        lp_free(prior);
+        return LP_ERR_NOMEM;
+    }
+    lp_batcher_config tc = *train_bc;
+    tc.epochs = 1;
+    lp_batcher *b = NULL;
+    lp_status s = lp_batcher_new(&b, &tc);
+    const lp_batch *bt;
+    int64_t videos = 0;
+    for (int k = 0; s == LP_OK && (max_batches <= 0 || k < max_batches) && (s = lp_batcher_next(b, &bt)) == LP_OK; k++) {
+        for (size_t i = 0; i < (size_t)bt->B * (size_t)C; i++) count[i % (size_t)C] += bt->labels[i];
+        videos += bt->B;
+    }
+    lp_batcher_free(b);
+    b = NULL;
+    if (s == LP_ERR_EOF) s = LP_OK;
+    if (s == LP_OK && videos == 0) s = lp_errorf(LP_ERR_ARG, "prior: the training data holds no videos");
+    /* Frequencies, with a tiny index-dependent tie-break so the ranking is defined. */
+    for (int c = 0; s == LP_OK && c < C; c++) prior[c] = (float)(count[c] / (double)videos) + 1e-7f / (float)(c + 1);
+    lp_metrics met;
+    memset(&met, 0, sizeof met);
+    if (s == LP_OK) s = lp_metrics_init(&met, C, top_k);
+    if (s == LP_OK) s = lp_batcher_new(&b, eval_bc);
+    if (s == LP_OK) {
+        probs = lp_malloc((size_t)eval_bc->batch_size * (size_t)C, sizeof(float));
+        if (!probs) s = LP_ERR_NOMEM;
+    }
+    while (s == LP_OK && (s = lp_batcher_next(b, &bt)) == LP_OK) {
+        for (int i = 0; i < bt->B; i++) memcpy(probs + (size_t)i * C, prior, (size_t)C * sizeof(float));
+        s = lp_metrics_add(&met, probs, bt->labels, bt->B);
+    }
+    if (s == LP_ERR_EOF) s = LP_OK;
+    if (s == LP_OK) s = lp_metrics_finish(&met, &out->m);
+    out->videos = out->m.n_videos;
+    out->seconds = now_s() - t0;
+    out->loss = NAN;
+    lp_batcher_free(b);
+    lp_metrics_free(&met);
+    lp_free(probs);
+    lp_free(count);
+    lp_free(prior);
     return s;
 }

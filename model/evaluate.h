@@ -24,6 +24,12 @@ typedef lp_status (*lp_eval_video_fn)(void *user, const char *id, const float *p
 lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_eval_video_fn fn, void *user,
                       lp_eval_result *out);
 
+/* The reference a model must beat: a predictor that ignores its input and gives every video the class
+ * frequencies of the training data (counted over at most `max_batches` batches of `train_bc`, 0 = all),
+ * scored on `eval_bc`. */
+lp_status lp_evaluate_prior(const lp_batcher_config *train_bc, int max_batches, const lp_batcher_config *eval_bc,
+                            int top_k, lp_eval_result *out);
+
 /* Inference latency: median wall time in milliseconds of a no-gradient forward pass over a random batch
  * [batch, frames, F] (lengths = frames), over `reps` repetitions after one warm-up. */
 lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double *ms);

@@ -425,6 +425,22 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
         }
         res->n_rows = i + 1;
     }
+    /* The reference every model must beat: class frequencies, ignoring the input. */
+    if (s == LP_OK && have) {
+        char **tp;
+        int tn;
+        lp_batcher_config tbc;
+        lp_report_model *r = &res->rows[res->n_rows];
+        memset(r, 0, sizeof *r);
+        snprintf(r->label, sizeof r->label, "prior (no input)");
+        r->reference = 1;
+        r->have_eval = 1;
+        s = lp_runcfg_patterns(&st->cfg, "train", &tp, &tn);
+        if (s == LP_OK) s = lp_runcfg_batcher(&st->cfg, tp, tn, 1, &tbc);
+        if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, &bc, top_k, &r->eval);
+        if (s == LP_OK) res->n_rows++;
+        lp_runcfg_free_patterns(tp, tn);
+    }
     lp_runcfg_free_patterns(pats, n);
     return s;
 }

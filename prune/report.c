@@ -91,6 +91,11 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
         const lp_report_model *r = &rows[i];
         fprintf(f, "%s\n    {\"label\": ", i ? "," : "");
         json_str(f, r->label);
+        if (r->reference) {
+            fprintf(f, ", \"reference\": true, \"gap\": %.6f, \"map\": %.6f, \"hit1\": %.6f, \"perr\": %.6f}", r->eval.m.gap,
+                    r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
+            continue;
+        }
         fprintf(f, ", \"checkpoint\": ");
         json_str(f, r->ckpt);
         fprintf(f, ", \"parameters\": %zu, \"flops_per_frame\": %.6g, \"checkpoint_bytes\": %zu, ", r->params,
@@ -138,8 +143,10 @@ static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_
                "Hit@1 | PERR |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
-        fprintf(f, "| %s | %zu | %.4g | %zu | %.3f | %.3f (N=%d) |", r->label, r->params, r->flops_frame, r->ckpt_bytes,
-                r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
+        if (r->reference) fprintf(f, "| %s | – | – | – | – | – |", r->label);
+        else
+            fprintf(f, "| %s | %zu | %.4g | %zu | %.3f | %.3f (N=%d) |", r->label, r->params, r->flops_frame, r->ckpt_bytes,
+                    r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
         if (r->have_eval) fprintf(f, " %.4f | %.4f | %.4f | %.4f |\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
         else fprintf(f, " – | – | – | – |\n");
     }
@@ -167,6 +174,10 @@ static lp_status write_csvs(const char *dir, const lp_prune_plan *plan, const lp
     fprintf(af.f, "label,parameters,flops_per_frame,checkpoint_bytes,latency_ms_b1,latency_ms_bn,latency_batch,gap,map,hit1,perr\n");
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
+        if (r->reference) {
+            fprintf(af.f, "%s,,,,,,,%.6f,%.6f,%.6f,%.6f\n", r->label, r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
+            continue;
+        }
         fprintf(af.f, "%s,%zu,%.6g,%zu,%.4f,%.4f,%d,", r->label, r->params, r->flops_frame, r->ckpt_bytes, r->lat_b1_ms,
                 r->lat_bn_ms, r->lat_batch);
         if (r->have_eval) fprintf(af.f, "%.6f,%.6f,%.6f,%.6f\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
@@ -216,12 +227,14 @@ lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_m
 }
 
 void lp_report_print(FILE *f, const lp_report_model *rows, int n_rows, int top_k) {
-    fprintf(f, "%-12s %10s %12s %10s %10s %10s %8s %8s %8s %8s\n", "model", "params", "FLOPs/frame", "ckpt KB", "lat B=1",
+    fprintf(f, "%-16s %10s %12s %10s %10s %10s %8s %8s %8s %8s\n", "model", "params", "FLOPs/frame", "ckpt KB", "lat B=1",
             "lat B=N", "GAP@k", "mAP", "Hit@1", "PERR");
     for (int i = 0; i < n_rows; i++) {
         const lp_report_model *r = &rows[i];
-        fprintf(f, "%-12s %10zu %12.4g %10.1f %8.2fms %8.2fms", r->label, r->params, r->flops_frame, r->ckpt_bytes / 1024.0,
-                r->lat_b1_ms, r->lat_bn_ms);
+        if (r->reference) fprintf(f, "%-16s %10s %12s %10s %10s %10s", r->label, "-", "-", "-", "-", "-");
+        else
+            fprintf(f, "%-16s %10zu %12.4g %10.1f %8.2fms %8.2fms", r->label, r->params, r->flops_frame, r->ckpt_bytes / 1024.0,
+                    r->lat_b1_ms, r->lat_bn_ms);
         if (r->have_eval) fprintf(f, " %8.4f %8.4f %8.4f %8.4f\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
         else fprintf(f, "\n");
     }

@@ -24,6 +24,7 @@ typedef struct {
     int lat_batch, lat_frames;
     int have_eval;
     lp_eval_result eval;
+    int reference;           /* 1: not a model but the input-ignoring prior (metrics only) */
 } lp_report_model;
 
 /* Measure a model's row: sizes, latency (batch 1 and `lat_batch`, `lat_frames` frames, median of
