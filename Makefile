@@ -103,13 +103,16 @@ asan:
 demo: all
 	./scripts/demo.sh $(BUILD)/lstmprune
 
+# The PyTorch peer is Debian's python3-torch, importable only by the system interpreter (not a pyenv or
+# venv python3 that may come first on PATH), hence TORCH_PY.
+TORCH_PY ?= /usr/bin/python3
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
-	@if python3 -c 'import torch' 2>/dev/null; then python3 bench/torch_ref.py; \
+	@if $(TORCH_PY) -c 'import torch' 2>/dev/null; then $(TORCH_PY) bench/torch_ref.py; \
 	 else echo "(PyTorch peer not installed: make bench-peer)"; fi
 
 bench-peer:
-	@python3 -c 'import torch' 2>/dev/null || ./scripts/deps.sh python3-torch
+	@$(TORCH_PY) -c 'import torch' 2>/dev/null || ./scripts/deps.sh python3-torch
 
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
