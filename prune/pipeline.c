@@ -34,8 +34,8 @@ void lp_pipeline_opts_default(lp_pipeline_opts *o) {
     o->iterative_steps = 3;
     o->finetune_epochs = 5;
     o->prune_every = 50;
-    o->iss_lambda = 1e-3;
-    o->iss_threshold = 1e-2;
+    o->iss_lambda = 1.0;
+    o->iss_threshold = 1e-6;
     o->lat_batch = 160;
     o->lat_frames = 300;
     o->lat_reps = 5;
@@ -313,8 +313,9 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         }
         lp_model_free(&m);
         if (s == LP_OK) {
+            char ft[4096];
             snprintf(st->pruned_ckpt, sizeof st->pruned_ckpt, "%s", path);
-            s = finetune(o, st, path, sub(dir, "finetune", path, sizeof path));
+            s = finetune(o, st, st->pruned_ckpt, sub(dir, "finetune", ft, sizeof ft));
             snprintf(cur, sizeof cur, "%s", st->final_ckpt);
         }
     }
@@ -363,14 +364,42 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
 }
 
+/* ISS: the group-lasso term λ Σ_units ||footprint|| is minimised by proximal gradient steps: after each
+ * optimizer update every unit's footprint is scaled by max(0, 1 − lr·λ/||footprint||) (group
+ * soft-thresholding), which sets whole units exactly to zero — what a subgradient alone never does
+ * under Adam. Footprints overlap at w_hh entries; the units are visited in order (an approximation of
+ * the joint proximal operator that keeps zeros zero). */
+typedef struct {
+    double lambda, lr;
+} iss_ctx;
+
+static lp_status iss_prox_hook(void *user, lp_model *m, int64_t step) {
+    (void)step;
+    iss_ctx *c = user;
+    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+    for (int g = 0; g < m->n_groups; g++)
+        for (int j = 0; j < m->groups[g].units; j++) {
+            int ns = lp_surgery_footprint(&m->groups[g], j, segs);
+            double sq = 0;
+            for (int k = 0; k < ns; k++)
+                for (int e = 0; e < segs[k].n; e++) {
+                    double w = segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride];
+                    sq += w * w;
+                }
+            double norm = sqrt(sq), f = norm > 0 ? 1.0 - c->lr * c->lambda / norm : 0;
+            float scale = f > 0 ? (float)f : 0.0f;
+            for (int k = 0; k < ns; k++)
+                for (int e = 0; e < segs[k].n; e++) segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride] *= scale;
+        }
+    return LP_OK;
+}
+
 static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    lp_iss_hook_state c;
-    memset(&c, 0, sizeof c);
-    c.lambda = o->iss_lambda;
+    iss_ctx c = {o->iss_lambda, lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
     lp_train_hooks h = {0};
     h.user = &c;
-    h.after_backward = lp_iss_hook;
+    h.after_update = iss_prox_hook;
     say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
     LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);

@@ -33,8 +33,8 @@ typedef struct {
     int finetune_epochs;       /* default 5; 0 = no fine-tuning */
     double finetune_lr;        /* <= 0: the training lr */
     int prune_every;           /* soft: optimizer steps between mask updates (default 50) */
-    double iss_lambda;         /* iss: group-lasso strength (default 1e-3) */
-    double iss_threshold;      /* iss: remove units with group norm below this (default 1e-2) */
+    double iss_lambda;         /* iss: group-lasso strength λ; each step shrinks a unit by lr·λ (default 1) */
+    double iss_threshold;      /* iss: remove units with group norm below this (default 1e-6: the exact zeros) */
     int lat_batch, lat_frames, lat_reps; /* latency measurement (default 160, 300, 5) */
     int quiet;
 } lp_pipeline_opts;

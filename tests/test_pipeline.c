@@ -1,0 +1,334 @@
+/* test_pipeline: the pruning schedules end to end on a small synthetic YouTube-8M-format set —
+ * oneshot (eigen+gm, uniform+l2), iterative, soft and ISS — checking the sizes the plan promised, the
+ * equality of the shrunk model with the masked original, the report files, and option errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "data/synth.h"
+#include "model/runcfg.h"
+#include "model/trainer.h"
+#include "prune/pipeline.h"
+#include "prune/surgery.h"
+
+static char dir[256];
+static char baseline_ckpt[512];
+
+static const char *in_dir(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static void base_cfg(lp_kv *kv, int epochs) {
+    lp_kv_init(kv);
+    lp_kv_set(kv, "data.train", in_dir("data/train*.tfrecord"));
+    lp_kv_set(kv, "data.valid", in_dir("data/validate*.tfrecord"));
+    lp_kv_set(kv, "data.test", in_dir("data/test*.tfrecord"));
+    lp_kv_set(kv, "data.frame_features", "rgb:48,audio:16");
+    lp_kv_set(kv, "data.classes", "6");
+    lp_kv_set(kv, "data.shuffle_buffer", "64");
+    lp_kv_set_int(kv, "train.epochs", epochs);
+    lp_kv_set(kv, "train.batch", "16");
+    lp_kv_set(kv, "train.lr", "0.01");
+    lp_kv_set(kv, "train.seed", "5");
+    lp_runcfg_defaults(kv);
+    lp_model_default_kv(kv, LP_MODEL_PAPER, 64, 24, 1, 6, 2, 0);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/lp_test_pipeline_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    lp_synth_config sc;
+    lp_synth_config_default(&sc, 6, 11);
+    sc.frames_min = 6;
+    sc.frames_max = 16;
+    sc.labels_max = 2;
+    if (lp_yt8m_features_parse(&sc.frame, "rgb:48,audio:16") != LP_OK) return -1;
+    lp_synth_write_opts o;
+    lp_synth_write_opts_default(&o);
+    o.out_dir = in_dir("data");
+    o.videos = 240;
+    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:48,mean_audio:16") != LP_OK) return -1;
+    if (lp_synth_write(&sc, &o) != LP_OK) return -1;
+    /* One trained baseline shared by the oneshot/iterative tests. */
+    lp_kv cfg;
+    base_cfg(&cfg, 6);
+    lp_train_opts to = {.run_dir = in_dir("baseline"), .quiet = 1};
+    lp_train_result r;
+    lp_status s = lp_train(&cfg, &to, &r);
+    lp_kv_free(&cfg);
+    if (s != LP_OK) {
+        fprintf(stderr, "baseline: %s\n", lp_last_error());
+        return -1;
+    }
+    snprintf(baseline_ckpt, sizeof baseline_ckpt, "%s", in_dir("baseline/best.ckpt"));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void small_opts(lp_pipeline_opts *o, lp_kv *cfg, const char *out) {
+    lp_pipeline_opts_default(o);
+    o->cfg = cfg;
+    o->out_dir = out;
+    o->quiet = 1;
+    o->finetune_epochs = 1;
+    o->lat_batch = 4;
+    o->lat_frames = 8;
+    o->lat_reps = 1;
+    o->prune.stats_batches = 4;
+}
+
+/* Units of each group of a checkpoint. */
+static void ckpt_units(const char *path, int *units, int *n) {
+    lp_model m;
+    assert_int_equal(lp_model_load(&m, path, NULL), LP_OK);
+    *n = m.n_groups;
+    for (int g = 0; g < m.n_groups; g++) units[g] = m.groups[g].units;
+    lp_model_free(&m);
+}
+
+static int file_has(const char *path, const char *needle) {
+    char *buf;
+    size_t len;
+    if (lp_file_read_all(path, &buf, &len) != LP_OK) return 0;
+    int found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
+static void test_oneshot_eigen_gm(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 6);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, in_dir("oneshot"));
+    o.baseline_ckpt = baseline_ckpt;
+    o.prune.rates.target_rate = 0.5;
+    lp_pipeline_result r;
+    lp_status s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    /* baseline, pruned, fine-tuned + the prior reference */
+    assert_int_equal(r.n_rows, 4);
+    assert_true(r.rows[1].params < r.rows[0].params);
+    assert_true(r.rows[1].flops_frame < r.rows[0].flops_frame);
+    assert_true(r.rows[1].ckpt_bytes < r.rows[0].ckpt_bytes);
+    assert_true(r.rows[3].reference);
+    /* The mean rate is as close to 0.5 as the discrete sizes allow (group sizes 12, 12, 24). */
+    assert_true(fabs(r.mean_rate - 0.5) < 0.05);
+    int units[8], n;
+    ckpt_units(in_dir("oneshot/pruned.ckpt"), units, &n);
+    assert_int_equal(n, 3);
+    double rate = 0;
+    int before[3] = {12, 12, 24};
+    for (int g = 0; g < 3; g++) {
+        assert_true(units[g] >= 1 && units[g] <= before[g]);
+        rate += 1.0 - (double)units[g] / before[g];
+    }
+    assert_true(fabs(rate / 3 - r.mean_rate) < 1e-9);
+    /* The fine-tuned model has the pruned sizes. */
+    int fu[8], fn;
+    ckpt_units(in_dir("oneshot/finetune/best.ckpt"), fu, &fn);
+    assert_memory_equal(fu, units, sizeof(int) * 3);
+    assert_true(file_has(in_dir("oneshot/report.md"), "| bilstm.fw | 12 |"));
+    assert_true(file_has(in_dir("oneshot/report.json"), "\"units_after\""));
+    assert_true(file_has(in_dir("oneshot/spectra.csv"), "lstm2,24,"));
+    assert_true(file_has(in_dir("oneshot/models.csv"), "fine-tuned,"));
+    /* The pruned checkpoint records what was done. */
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, in_dir("oneshot/pruned.ckpt")), LP_OK);
+    assert_non_null(lp_kv_get(&c.meta, "plan.summary"));
+    assert_string_equal(lp_kv_get(&c.meta, "plan.criterion"), "gm");
+    lp_ckpt_free(&c);
+    lp_kv_free(&cfg);
+}
+
+/* The pruned checkpoint computes exactly what the masked baseline computes (kept units found by
+ * comparing weight rows). */
+static void test_pruned_equals_masked_baseline(void **state) {
+    (void)state;
+    lp_model base, pruned;
+    assert_int_equal(lp_model_load(&base, baseline_ckpt, NULL), LP_OK);
+    assert_int_equal(lp_model_load(&pruned, in_dir("oneshot/pruned.ckpt"), NULL), LP_OK);
+    for (int g = 0; g < base.n_groups; g++) {
+        const lp_paper_group *bg = &base.groups[g], *pg = &pruned.groups[g];
+        unsigned char *keep = calloc((size_t)bg->units, 1);
+        int found = 0;
+        /* Unit j of the pruned model is the baseline unit with the same four gate biases (b is
+         * copied exactly by the surgery; random floats make a collision practically impossible). */
+        for (int j = 0; j < pg->units; j++)
+            for (int u = 0; u < bg->units; u++) {
+                int same = 1;
+                for (int q = 0; q < 4; q++) same &= pg->b->data[q * pg->units + j] == bg->b->data[q * bg->units + u];
+                if (same) {
+                    keep[u] = 1;
+                    found++;
+                    break;
+                }
+            }
+        assert_int_equal(found, pg->units);
+        assert_int_equal(lp_surgery_mask(&base, g, keep), LP_OK);
+        free(keep);
+    }
+    /* Forward both on a fixed batch with lengths. */
+    lp_tape tp;
+    assert_int_equal(lp_tape_init(&tp, 1 << 20), LP_OK);
+    lp_tape_set_grad(&tp, 0);
+    enum { B = 3, T = 7, F = 64 };
+    static float x[B * T * F];
+    lp_rng rng;
+    lp_rng_init(&rng, 9, LP_RNG_STREAM_TEST);
+    for (int i = 0; i < B * T * F; i++) x[i] = (float)(lp_rng_uniform(&rng) - 0.5);
+    int len[B] = {7, 3, 5}, dx[3] = {B, T, F};
+    lp_model_out ob, op;
+    assert_int_equal(lp_model_forward(&base, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &ob), LP_OK);
+    assert_int_equal(lp_model_forward(&pruned, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &op), LP_OK);
+    /* Same sums in a different order (removed terms are exact zeros): float32 rounding only, 1e-5. */
+    for (int i = 0; i < B * 6; i++) assert_true(fabsf(ob.scores->data[i] - op.scores->data[i]) <= 1e-5f * (1 + fabsf(ob.scores->data[i])));
+    lp_tape_free(&tp);
+    lp_model_free(&base);
+    lp_model_free(&pruned);
+}
+
+static void test_uniform_l2_rates_exact(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 6);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, in_dir("uniform"));
+    o.baseline_ckpt = baseline_ckpt;
+    o.finetune_epochs = 0;
+    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
+    o.prune.rates.target_rate = 0.25;
+    o.prune.criterion = LP_CRITERION_L2;
+    lp_pipeline_result r;
+    assert_int_equal(lp_pipeline_run(&o, &r), LP_OK);
+    assert_int_equal(r.n_rows, 3); /* no fine-tuning row */
+    int units[8], n;
+    ckpt_units(in_dir("uniform/pruned.ckpt"), units, &n);
+    assert_int_equal(units[0], 9); /* 12 - round(0.25*12) */
+    assert_int_equal(units[1], 9);
+    assert_int_equal(units[2], 18); /* 24 - 6 */
+    lp_kv_free(&cfg);
+}
+
+static void test_iterative_reaches_target(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 6);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, in_dir("iterative"));
+    o.baseline_ckpt = baseline_ckpt;
+    o.schedule = LP_SCHED_ITERATIVE;
+    o.iterative_steps = 2;
+    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
+    o.prune.rates.target_rate = 0.5;
+    lp_pipeline_result r;
+    lp_status s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    int u1[8], u2[8], n;
+    ckpt_units(in_dir("iterative/step1/pruned.ckpt"), u1, &n);
+    ckpt_units(in_dir("iterative/step2/pruned.ckpt"), u2, &n);
+    /* step 1 prunes towards 0.25 of the original, step 2 towards 0.5 */
+    assert_int_equal(u1[2], 18);
+    assert_int_equal(u2[2], 12);
+    assert_true(u2[0] <= u1[0] && u2[0] == 6);
+    assert_true(fabs(r.mean_rate - 0.5) < 1e-9);
+    assert_true(file_has(in_dir("iterative/report.md"), "| lstm2 | 24 | 12 |"));
+    lp_kv_free(&cfg);
+}
+
+static void test_soft_schedule(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 3);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, in_dir("soft"));
+    o.schedule = LP_SCHED_SOFT;
+    o.prune_every = 5;
+    o.prune.rates.target_rate = 0.4;
+    lp_pipeline_result r;
+    lp_status s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    assert_string_equal(r.rows[0].label, "soft-trained");
+    assert_true(r.rows[1].params < r.rows[0].params);
+    assert_true(fabs(r.mean_rate - 0.4) < 0.06);
+    lp_kv_free(&cfg);
+}
+
+static void test_iss_schedule(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 4);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, in_dir("iss"));
+    o.schedule = LP_SCHED_ISS;
+    o.iss_lambda = 20;       /* strong enough to zero units of this tiny model in 4 epochs (lr 0.01) */
+    o.iss_threshold = 1e-6;  /* the proximal step makes exact zeros */
+    lp_pipeline_result r;
+    lp_status s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    fprintf(stderr, "iss: mean rate %.3f, params %zu -> %zu\n", r.mean_rate, r.rows[0].params, r.rows[1].params);
+    assert_true(r.mean_rate > 0.05);
+    assert_true(r.rows[1].params < r.rows[0].params);
+    assert_true(file_has(in_dir("iss/report.md"), "iss group lasso"));
+    lp_kv_free(&cfg);
+}
+
+static void test_options_from_kv(void **state) {
+    (void)state;
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_pipeline_opts o;
+    lp_pipeline_opts_default(&o);
+    lp_kv_set(&kv, "prune.criterion", "gm-exact");
+    lp_kv_set(&kv, "prune.target_rate", "0.3");
+    lp_kv_set(&kv, "prune.schedule", "soft");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_OK);
+    assert_int_equal(o.prune.criterion, LP_CRITERION_GM_EXACT);
+    assert_true(o.prune.rates.target_rate == 0.3);
+    assert_int_equal(o.schedule, LP_SCHED_SOFT);
+    lp_kv_set(&kv, "prune.schedule", "sometimes");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "sometimes"));
+    lp_kv_set(&kv, "prune.schedule", "soft");
+    lp_kv_set(&kv, "prune.target_rate", "1.5");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "prune.target_rate"));
+    lp_kv_free(&kv);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oneshot_eigen_gm),
+        cmocka_unit_test(test_pruned_equals_masked_baseline),
+        cmocka_unit_test(test_uniform_l2_rates_exact),
+        cmocka_unit_test(test_iterative_reaches_target),
+        cmocka_unit_test(test_soft_schedule),
+        cmocka_unit_test(test_iss_schedule),
+        cmocka_unit_test(test_options_from_kv),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
