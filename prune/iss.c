@@ -64,17 +64,17 @@ lp_status lp_iss_penalty(lp_model *m, double lambda, double *penalty) {
 }
 
 lp_status lp_iss_kept(const lp_model *m, double threshold, lp_surgery_plan *plan) {
-    memset(plan, 0, sizeof *plan);
     if (!(threshold >= 0) || !isfinite(threshold))
         return lp_errorf(LP_ERR_ARG, "iss: threshold must be finite and >= 0, got %g", threshold);
-    LP_TRY(lp_surgery_plan_init(plan, m));
+    if (plan->n_groups != m->n_groups)
+        return lp_errorf(LP_ERR_ARG, "iss: the plan has %d unit groups, the model %d (lp_surgery_plan_init first)",
+                         plan->n_groups, m->n_groups);
+    for (int g = 0; g < m->n_groups; g++)
+        if (!plan->kept[g]) return lp_errorf(LP_ERR_ARG, "iss: the plan has no list for group %d", g);
     int hmax = 1;
     for (int g = 0; g < m->n_groups; g++) hmax = m->groups[g].units > hmax ? m->groups[g].units : hmax;
     double *norms = lp_malloc((size_t)hmax, sizeof(double));
-    if (!norms) {
-        lp_surgery_plan_free(plan);
-        return LP_ERR_NOMEM;
-    }
+    if (!norms) return LP_ERR_NOMEM;
     for (int g = 0; g < m->n_groups; g++) {
         const int H = m->groups[g].units;
         LP_CHECK(lp_iss_norms(m, g, norms) == LP_OK); /* g is in range */

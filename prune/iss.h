@@ -18,7 +18,8 @@
  *     lp_iss_hook_state iss = {.lambda = 1e-3};
  *     lp_train_opts o = {..., .hooks = {.user = &iss, .after_backward = lp_iss_hook}};
  *     LP_TRY(lp_train(&cfg, &o, &res));
- *     // then: lp_model_load, lp_iss_kept(&m, threshold, &plan), lp_surgery_shrink(&m, &plan, &small)
+ *     // then: lp_model_load, lp_surgery_plan_init(&plan, &m), lp_iss_kept(&m, threshold, &plan),
+ *     //       lp_surgery_shrink(&m, &plan, &small), lp_surgery_plan_free(&plan)
  *
  * The hook runs after backward and before clipping, so the penalty's gradient is clipped with the
  * data gradient, and its value is added to the logged loss. */
@@ -39,9 +40,10 @@ lp_status lp_iss_norms(const lp_model *m, int g, double *norms);
  * for that and later units. */
 lp_status lp_iss_penalty(lp_model *m, double lambda, double *penalty);
 
-/* The plan keeping, in every group, the units whose norm is >= threshold (threshold >= 0, finite);
- * when none is, the one with the largest norm (lowest index on ties) stays, so a group never vanishes.
- * Initialises *plan (free with lp_surgery_plan_free). */
+/* Fill `plan` — initialised for m by lp_surgery_plan_init (lists of capacity H_g) — with, in every
+ * group, the units whose norm is >= threshold (threshold >= 0, finite); when none is, the one with the
+ * largest norm (lowest index on ties) stays, so a group never vanishes. LP_ERR_ARG for a bad threshold
+ * or a plan that does not belong to m (group count, missing list). */
 lp_status lp_iss_kept(const lp_model *m, double threshold, lp_surgery_plan *plan);
 
 /* after_backward hook for lp_train_hooks: user is an lp_iss_hook_state. Adds the penalty gradient and

@@ -65,8 +65,10 @@ size_t lp_surgery_footprint_numel(const lp_paper_group *gr);
 
 /* ---- plans ---------------------------------------------------------------------------------------------- */
 
-/* Kept units per group. kept[g] is owned by the plan (capacity m->groups[g].units); n_kept[g] entries of
- * it are used and must be strictly ascending unit indices in [0, H_g), with 1 <= n_kept[g] <= H_g. */
+/* Kept units per group: n_kept[g] strictly ascending unit indices in [0, H_g) at kept[g], with
+ * 1 <= n_kept[g] <= H_g. lp_surgery_plan_init allocates the lists (capacity H_g, owned, freed by
+ * lp_surgery_plan_free); a caller may instead point kept[g] at its own arrays (a view: then never call
+ * lp_surgery_plan_free on it). */
 typedef struct {
     int n_groups;
     int n_kept[LP_MODEL_MAX_GROUPS];

@@ -149,8 +149,14 @@ static void test_errors(void **state) {
     for (size_t i = 0; i < m.params->numel; i++) assert_true(m.params->grad[i] == 0.0f);
     assert_int_equal(lp_iss_norms(&m, 2, norms), LP_ERR_ARG);
     lp_surgery_plan p;
+    assert_int_equal(lp_surgery_plan_init(&p, &m), LP_OK);
     assert_int_equal(lp_iss_kept(&m, -0.5, &p), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "threshold"));
+    assert_int_equal(lp_iss_kept(&m, NAN, &p), LP_ERR_ARG);
+    p.n_groups = 3; /* a plan for another model */
+    assert_int_equal(lp_iss_kept(&m, 0.1, &p), LP_ERR_ARG);
+    p.n_groups = 2;
+    lp_surgery_plan_free(&p);
     /* a NaN weight is a numeric error naming the group */
     m.groups[1].w_hh->data[3] = NAN;
     assert_int_equal(lp_iss_penalty(&m, 0.1, &pen), LP_ERR_NUMERIC);
@@ -188,6 +194,7 @@ static void test_kept_plan(void **state) {
     assert_true(small_max * 10 < big_min);
     const double thr = sqrt(small_max * big_min);
     lp_surgery_plan p;
+    assert_int_equal(lp_surgery_plan_init(&p, &m), LP_OK);
     assert_int_equal(lp_iss_kept(&m, thr, &p), LP_OK);
     assert_int_equal(p.n_groups, 4);
     assert_int_equal(p.n_kept[0], 2);
@@ -198,8 +205,7 @@ static void test_kept_plan(void **state) {
     assert_int_equal(p.n_kept[3], 1);
     assert_int_equal(p.kept[3][0], 2);
     assert_int_equal(lp_surgery_plan_check(&m, &p), LP_OK);
-    lp_surgery_plan_free(&p);
-    /* threshold 0 keeps everything */
+    /* threshold 0 keeps everything (the same plan can be refilled) */
     assert_int_equal(lp_iss_kept(&m, 0.0, &p), LP_OK);
     assert_int_equal(lp_surgery_plan_kept_total(&p), 4 + 3 + 5 + 3);
     lp_surgery_plan_free(&p);
@@ -317,6 +323,8 @@ static void test_training_drives_units_out(void **state) {
     assert_true(st0.last_penalty == 0.0 && st.last_penalty > 0);
 
     lp_surgery_plan p0, p;
+    assert_int_equal(lp_surgery_plan_init(&p0, &plain), LP_OK);
+    assert_int_equal(lp_surgery_plan_init(&p, &iss), LP_OK);
     assert_int_equal(lp_iss_kept(&plain, thr, &p0), LP_OK);
     assert_int_equal(lp_iss_kept(&iss, thr, &p), LP_OK);
     const int total = 8 + 8 + 16, kept = lp_surgery_plan_kept_total(&p);
