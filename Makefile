@@ -94,7 +94,7 @@ test: all $(TEST_BIN)
 	@fail=0; pass=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
-	done; echo "test programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+	done; echo "programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
