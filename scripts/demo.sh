@@ -13,7 +13,7 @@ echo "== 2/2 pipeline: train -> prune -> fine-tune -> report -> $OUT/run"
 "$BIN" pipeline --train "$OUT/data/train*.tfrecord" --valid "$OUT/data/validate*.tfrecord" \
     --test "$OUT/data/test*.tfrecord" --classes 20 \
     --model paper --hidden 64 --batch 32 --epochs 8 --lr 0.003 --seed 1 \
-    --target-rate 0.5 --rate-rule eigen --criterion gm --finetune-epochs 3 --finetune-lr 0.001 \
+    --target-rate 0.5 --rate-rule eigen --criterion gm --finetune-epochs 5 --finetune-lr 0.002 \
     --latency-batch 160 --latency-frames 60 --out "$OUT/run" --quiet
 echo
 echo "report: $OUT/run/report.md   (spectra: $OUT/run/spectra.csv, models: $OUT/run/models.csv)"
