@@ -142,7 +142,8 @@ int lp_cmd_pipeline(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    lp_runcfg_defaults(&cfg);
+    /* With --baseline the data and model settings default to the baseline's own (its checkpoint). */
+    if (!f.baseline) lp_runcfg_defaults(&cfg);
     if (!f.baseline && (rc = lp_args_model_kv("pipeline", &cfg)) != 0) goto out;
     lp_pipeline_opts o;
     lp_pipeline_opts_default(&o);

@@ -237,6 +237,7 @@ static lp_status baseline(const lp_pipeline_opts *o, state *st) {
         s = kv_copy(&st->cfg, &meta);
         if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
         if (s == LP_OK) s = lp_model_to_kv(&st->before, &st->cfg);
+        if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg); /* only for keys neither had */
     }
     lp_kv_free(&meta);
     return s;
@@ -336,17 +337,23 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
 
 static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    soft_ctx c = {o->cfg, &o->prune, o->prune_every > 0 ? o->prune_every : 50};
+    lp_kv full; /* the hook's statistics pass needs every data.* key */
+    lp_kv_init(&full);
+    lp_status s = kv_copy(&full, o->cfg);
+    if (s == LP_OK) s = lp_runcfg_defaults(&full);
+    soft_ctx c = {&full, &o->prune, o->prune_every > 0 ? o->prune_every : 50};
     lp_train_hooks h = {0};
     h.user = &c;
     h.after_update = soft_hook;
     say(o, "== soft-pruning training into %s/soft", o->out_dir);
-    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+    if (s == LP_OK) s = train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h);
+    lp_kv_free(&full);
+    LP_TRY(s);
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
     lp_kv meta;
     lp_kv_init(&meta);
-    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
+    s = lp_model_load(&st->before, st->before_ckpt, &meta);
     if (s == LP_OK) st->have_before = 1;
     if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
     if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
@@ -480,7 +487,6 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     memset(&st, 0, sizeof st);
     lp_kv_init(&st.cfg);
     lp_status s = lp_mkdirs(o->out_dir);
-    if (s == LP_OK) s = lp_runcfg_defaults(o->cfg);
     if (s == LP_OK) {
         switch (o->schedule) {
         case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
