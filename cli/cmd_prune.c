@@ -106,6 +106,8 @@ int lp_cmd_prune(int argc, char **argv) {
         return 1;
     }
     {
+        lp_pipeline_print_groups(stdout, &r);
+        printf("\n");
         lp_report_print(stdout, r.rows, r.n_rows, 20);
         printf("mean pruning rate %.4f; pruned model: %s/pruned.ckpt; report: %s/report.md\n", r.mean_rate, f.out, f.out);
     }
@@ -161,6 +163,8 @@ int lp_cmd_pipeline(int argc, char **argv) {
         goto out;
     }
     { /* the result table is printed even with --quiet (which silences progress only) */
+        printf("\n");
+        lp_pipeline_print_groups(stdout, &r);
         printf("\n");
         lp_report_print(stdout, r.rows, r.n_rows, 20);
         printf("\nmean pruning rate %.4f; report: %s/report.md\n", r.mean_rate, f.out);

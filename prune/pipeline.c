@@ -501,6 +501,17 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     }
     if (s == LP_OK) {
         res->mean_rate = st.plan.rates.mean_rate;
+        res->tau = st.plan.rates.tau;
+        res->n_groups = st.plan.n_groups;
+        for (int g = 0; g < st.plan.n_groups; g++) {
+            lp_pipeline_group *pg = &res->groups[g];
+            snprintf(pg->name, sizeof pg->name, "%s", st.plan.g[g].name);
+            pg->before = st.before.groups[g].units;
+            pg->after = st.plan.g[g].k;
+            pg->rate = st.plan.g[g].rate;
+            pg->tau = st.plan.g[g].tau;
+            pg->energy_kept = st.plan.g[g].energy_kept;
+        }
         lp_kv info;
         lp_kv_init(&info);
         lp_kv_set(&info, "schedule", lp_schedule_name(o->schedule));
@@ -522,4 +533,12 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     if (st.have_before) lp_model_free(&st.before);
     lp_kv_free(&st.cfg);
     return s;
+}
+
+void lp_pipeline_print_groups(FILE *f, const lp_pipeline_result *r) {
+    fprintf(f, "%-12s %7s %7s %7s %8s %12s\n", "group", "before", "after", "rate", "tau", "energy kept");
+    for (int g = 0; g < r->n_groups; g++) {
+        const lp_pipeline_group *pg = &r->groups[g];
+        fprintf(f, "%-12s %7d %7d %7.3f %8.4f %12.4f\n", pg->name, pg->before, pg->after, pg->rate, pg->tau, pg->energy_kept);
+    }
 }

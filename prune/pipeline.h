@@ -14,6 +14,8 @@
  * data.test patterns when set, else data.valid. */
 #ifndef LP_PRUNE_PIPELINE_H
 #define LP_PRUNE_PIPELINE_H
+#include <stdio.h>
+
 #include "core/kv.h"
 #include "prune/plan.h"
 #include "prune/report.h"
@@ -48,10 +50,22 @@ void lp_pipeline_opts_default(lp_pipeline_opts *o);
 lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o);
 
 typedef struct {
-    lp_report_model rows[4];
+    char name[24];
+    int before, after;
+    double rate, tau, energy_kept;
+} lp_pipeline_group;
+
+typedef struct {
+    lp_report_model rows[5];
     int n_rows;
     double mean_rate;          /* achieved mean pruning rate over groups */
+    double tau;                /* τ used by the eigen rule (NaN otherwise) */
+    int n_groups;
+    lp_pipeline_group groups[LP_MODEL_MAX_GROUPS];
 } lp_pipeline_result;
+
+/* "group  before -> after  rate  tau  energy" lines. */
+void lp_pipeline_print_groups(FILE *f, const lp_pipeline_result *r);
 
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res);
 
