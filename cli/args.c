@@ -56,6 +56,7 @@ const lp_arg lp_args_train[] = {
     {"seed", "train.seed", LP_ARG_INT, 0, "S", "seed of initialisation, shuffling and dropout", NULL},
     {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N steps (0 = per epoch only)", NULL},
     {"log-every", "train.log_every", LP_ARG_INT, 1, "N", "write a train.tsv row every N steps", NULL},
+    {"iss-lambda", "train.iss_lambda", LP_ARG_NUM, 0, "L", "ISS group lasso over the LSTM units (proximal: a unit shrinks by lr*L per step); 0 = off", "0"},
 };
 const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
 

@@ -22,6 +22,12 @@ static const lp_arg prune_args[] = {
     {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
 };
 
+/* prune only: remove the units an ISS-trained checkpoint (train --iss-lambda) has zeroed. */
+static const lp_arg prune_iss_arg[] = {
+    {"iss-threshold", "prune.iss_threshold", LP_ARG_NUM, 0, "T",
+     "instead of eigen/criterion: remove units whose ISS group norm is below T (for train --iss-lambda models)", NULL},
+};
+
 static const lp_arg pipeline_args[] = {
     {"schedule", "prune.schedule", LP_ARG_STR, 0, "S", "oneshot, iterative, soft or iss", "oneshot"},
     {"steps", "prune.steps", LP_ARG_INT, 1, "N", "iterative: pruning steps", "3"},
@@ -70,6 +76,7 @@ int lp_cmd_prune(int argc, char **argv) {
                          (int)(sizeof prune_args / sizeof prune_args[0]));
     n = lp_args_join(table, 96, table, n, lp_args_data + 2, lp_args_data_n - 2); /* --train/--valid are not used */
     n = lp_args_join(table, 96, table, n, pipeline_args + 7, 4);                 /* latency flags and --test */
+    n = lp_args_join(table, 96, table, n, prune_iss_arg, 1);
     lp_kv cfg;
     lp_kv_init(&cfg);
     flags f = {0};
@@ -98,6 +105,10 @@ int lp_cmd_prune(int argc, char **argv) {
     o.quiet = f.quiet;
     o.cfg = &cfg;
     lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    if (lp_kv_get(&cfg, "prune.iss_threshold")) {
+        o.schedule = LP_SCHED_ISS;
+        o.iss_lambda = 0; /* no training: threshold only */
+    }
     lp_pipeline_result r;
     if (s == LP_OK) s = lp_pipeline_run(&o, &r);
     if (s != LP_OK) {

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
+#include "prune/iss.h"
 
 typedef struct {
     const char *out, *resume, *init;
@@ -90,6 +91,21 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         o.init_ckpt = f.init;
         lp_runcfg_defaults(&cfg);
         if (!f.init && (rc = lp_args_model_kv(cmd, &cfg)) != 0) goto out;
+    }
+    /* ISS group lasso (also when resuming: the run's own config says whether it was on). */
+    lp_kv run_cfg;
+    lp_kv_init(&run_cfg);
+    if (f.resume) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/config.txt", f.resume);
+        (void)lp_kv_read_file(&run_cfg, p); /* a missing file is reported by lp_train */
+    }
+    const lp_kv *src = f.resume ? &run_cfg : &cfg;
+    lp_iss_prox_state iss = {lp_kv_get_double_or(src, "train.iss_lambda", 0), lp_kv_get_double_or(src, "train.lr", 2e-4)};
+    lp_kv_free(&run_cfg);
+    if (iss.lambda > 0) {
+        o.hooks.user = &iss;
+        o.hooks.after_update = lp_iss_prox_hook;
     }
     lp_train_result res;
     lp_status s = lp_train(&cfg, &o, &res);

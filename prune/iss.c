@@ -100,3 +100,29 @@ lp_status lp_iss_hook(void *user, lp_model *m, int64_t step, double *extra_loss)
     *extra_loss += pen;
     return LP_OK;
 }
+
+lp_status lp_iss_prox(lp_model *m, double t) {
+    if (!(t >= 0) || !isfinite(t)) return lp_errorf(LP_ERR_ARG, "iss: proximal step %g must be finite and >= 0", t);
+    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+    for (int g = 0; g < m->n_groups; g++)
+        for (int j = 0; j < m->groups[g].units; j++) {
+            int ns = lp_surgery_footprint(&m->groups[g], j, segs);
+            double sq = 0;
+            for (int k = 0; k < ns; k++)
+                for (int e = 0; e < segs[k].n; e++) {
+                    double w = segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride];
+                    sq += w * w;
+                }
+            double norm = sqrt(sq), f = norm > 0 ? 1.0 - t / norm : 0;
+            float scale = f > 0 ? (float)f : 0.0f;
+            for (int k = 0; k < ns; k++)
+                for (int e = 0; e < segs[k].n; e++) segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride] *= scale;
+        }
+    return LP_OK;
+}
+
+lp_status lp_iss_prox_hook(void *user, lp_model *m, int64_t step) {
+    (void)step;
+    const lp_iss_prox_state *st = user;
+    return lp_iss_prox(m, st->lr * st->lambda);
+}

@@ -56,4 +56,16 @@ typedef struct {
 
 lp_status lp_iss_hook(void *user, lp_model *m, int64_t step, double *extra_loss);
 
+/* Proximal step of the group lasso with step size `t` (= lr·λ): every unit's footprint is scaled by
+ * max(0, 1 − t/‖footprint‖₂) (group soft-thresholding), which sets whole units exactly to zero. Units
+ * are visited in group order; overlapping w_hh entries see the operators one after the other. */
+lp_status lp_iss_prox(lp_model *m, double t);
+
+/* Trainer hook (lp_train_hooks.after_update) applying lp_iss_prox with t = lr·λ after every update. */
+typedef struct {
+    double lambda; /* λ */
+    double lr;     /* the learning rate of the proximal step (the training lr) */
+} lp_iss_prox_state;
+lp_status lp_iss_prox_hook(void *user, lp_model *m, int64_t step);
+
 #endif

@@ -371,51 +371,33 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
 }
 
-/* ISS: the group-lasso term λ Σ_units ||footprint|| is minimised by proximal gradient steps: after each
- * optimizer update every unit's footprint is scaled by max(0, 1 − lr·λ/||footprint||) (group
- * soft-thresholding), which sets whole units exactly to zero — what a subgradient alone never does
- * under Adam. Footprints overlap at w_hh entries; the units are visited in order (an approximation of
- * the joint proximal operator that keeps zeros zero). */
-typedef struct {
-    double lambda, lr;
-} iss_ctx;
-
-static lp_status iss_prox_hook(void *user, lp_model *m, int64_t step) {
-    (void)step;
-    iss_ctx *c = user;
-    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
-    for (int g = 0; g < m->n_groups; g++)
-        for (int j = 0; j < m->groups[g].units; j++) {
-            int ns = lp_surgery_footprint(&m->groups[g], j, segs);
-            double sq = 0;
-            for (int k = 0; k < ns; k++)
-                for (int e = 0; e < segs[k].n; e++) {
-                    double w = segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride];
-                    sq += w * w;
-                }
-            double norm = sqrt(sq), f = norm > 0 ? 1.0 - c->lr * c->lambda / norm : 0;
-            float scale = f > 0 ? (float)f : 0.0f;
-            for (int k = 0; k < ns; k++)
-                for (int e = 0; e < segs[k].n; e++) segs[k].t->data[segs[k].start + (size_t)e * segs[k].stride] *= scale;
-        }
-    return LP_OK;
-}
-
+/* ISS: the group-lasso term λ Σ_units ||footprint|| is minimised by proximal gradient steps after each
+ * optimizer update (prune/iss.h lp_iss_prox), which sets whole units exactly to zero — what a
+ * subgradient alone never does under Adam. */
 static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    iss_ctx c = {o->iss_lambda, lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
+    lp_iss_prox_state c = {o->iss_lambda, lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
     lp_train_hooks h = {0};
     h.user = &c;
-    h.after_update = iss_prox_hook;
-    say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
-    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
-    snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
+    h.after_update = lp_iss_prox_hook;
+    if (o->iss_lambda > 0) {
+        say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
+        LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+        snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
+    } else if (o->baseline_ckpt) {
+        /* λ = 0: the checkpoint was trained with the group lasso already (train --iss-lambda); only remove
+         * the units below the threshold. */
+        snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s", o->baseline_ckpt);
+    } else {
+        return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-lambda > 0 (or a --baseline trained with it)");
+    }
     lp_kv meta;
     lp_kv_init(&meta);
     lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
     if (s == LP_OK) st->have_before = 1;
     if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
     if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+    if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg);
     lp_kv_free(&meta);
     LP_TRY(s);
     lp_surgery_plan sp;
