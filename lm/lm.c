@@ -185,6 +185,42 @@ void lp_lm_free(lp_lm *m) {
 
 size_t lp_lm_numel(const lp_lm *m) { return m->params.numel; }
 
+/* ---- checkpoints ---- */
+
+lp_status lp_lm_add_to_ckpt(const lp_lm *m, lp_ckpt *c) {
+    LP_TRY(lp_lm_config_to_kv(&m->cfg, &c->meta));
+    for (int i = 0; i < m->params.count; i++)
+        LP_TRY(lp_ckpt_add_tensor(c, m->params.items[i].name, &m->params.items[i].t));
+    return LP_OK;
+}
+
+lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path) {
+    memset(m, 0, sizeof *m);
+    lp_lm_config cfg;
+    lp_status s = lp_lm_config_from_kv(&cfg, &c->meta);
+    if (s != LP_OK) return lp_error_wrap(s, "%s", path);
+    LP_TRY(lp_lm_init(m, &cfg, 0)); /* the seed is irrelevant: every tensor is overwritten */
+    for (int i = 0; i < m->params.count; i++) {
+        s = lp_ckpt_copy_to(c, m->params.items[i].name, &m->params.items[i].t, path);
+        if (s != LP_OK) {
+            lp_lm_free(m);
+            return s;
+        }
+    }
+    return LP_OK;
+}
+
+lp_status lp_lm_load(lp_lm *m, const char *path, lp_kv *meta) {
+    memset(m, 0, sizeof *m);
+    lp_ckpt c;
+    LP_TRY(lp_ckpt_load(&c, path));
+    lp_status s = lp_lm_from_ckpt(m, &c, path);
+    for (int i = 0; s == LP_OK && meta && i < c.meta.count; i++) s = lp_kv_set(meta, c.meta.keys[i], c.meta.vals[i]);
+    if (s != LP_OK) lp_lm_free(m);
+    lp_ckpt_free(&c);
+    return s;
+}
+
 /* ---- state ---- */
 
 lp_status lp_lm_state_init(lp_lm_state *s, const lp_lm *m, int batch) {

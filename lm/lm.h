@@ -54,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ckpt.h"
 #include "core/kv.h"
 #include "core/params.h"
 #include "core/rng.h"
@@ -117,6 +118,20 @@ void lp_lm_free(lp_lm *m);
 
 /* Number of parameters (floats); a tied table is counted once. */
 size_t lp_lm_numel(const lp_lm *m);
+
+/* ---- checkpoints (core/ckpt.h) ---- */
+
+/* Add the config ("model.*" keys) to c->meta and every parameter tensor (borrowed: m must outlive the
+ * save) to c, under the parameter names above. */
+lp_status lp_lm_add_to_ckpt(const lp_lm *m, lp_ckpt *c);
+
+/* Build the LM described by a loaded checkpoint's "model.*" keys and copy every tensor into it
+ * (shape-checked: LP_ERR_FORMAT for a missing tensor, LP_ERR_SHAPE naming both shapes). `path` is only
+ * used in messages. On error nothing is left allocated. */
+lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path);
+
+/* Load a checkpoint file into a new LM; *meta (may be NULL; caller-initialised) receives its meta keys. */
+lp_status lp_lm_load(lp_lm *m, const char *path, lp_kv *meta);
 
 /* ---- recurrent state carried across windows ---- */
 

@@ -1,0 +1,300 @@
+/* lstmprune lm-train / lm-eval / lm-prune: the Penn Treebank language-model experiment (DESIGN.md 6b,
+ * docs/CLI.md "## PTB"). Training is lm/lm_train.h, pruning lm/lm_prune.h; this file only maps flags to
+ * configuration keys and prints results. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "core/kv.h"
+#include "lm/lm.h"
+#include "lm/lm_train.h"
+#include "lm/ptb.h"
+#include "model/runcfg.h"
+
+/* ---- shared flags ---------------------------------------------------------------------------------- */
+
+static const lp_arg lm_model_args[] = {
+    {"layers", "lm.layers", LP_ARG_INT, 1, "N", "stacked LSTM layers", NULL},
+    {"units", "lm.units", LP_ARG_STR, 0, "H[,H2..]", "units per layer: one size for every layer or one per layer", NULL},
+    {"embed", "lm.embed", LP_ARG_INT, 0, "E", "embedding size (0 = units of layer 1)", NULL},
+    {"tied", "lm.tied", LP_ARG_FLAG, 0, NULL, "tie the softmax weight to the embedding table (needs E = last layer's units)", NULL},
+    {"dropout", "lm.dropout", LP_ARG_NUM, 0, "P", "non-recurrent dropout rate when training (Zaremba)", NULL},
+    {"init-scale", "lm.init_scale", LP_ARG_NUM, 0, "S", "initial weights uniform in +-S", NULL},
+};
+
+static const lp_arg lm_train_args[] = {
+    {"data", "data.dir", LP_ARG_STR, 0, "DIR", "directory with ptb.train.txt, ptb.valid.txt, ptb.test.txt", NULL},
+    {"max-words", "data.max_words", LP_ARG_INT, 0, "N", "vocabulary cap (0 = every training word: 10,000 on PTB)", NULL},
+    {"epochs", "train.epochs", LP_ARG_INT, 1, "N", "training epochs (with --resume: the new total)", NULL},
+    {"batch", "train.batch", LP_ARG_INT, 1, "B", "parallel streams (batch size)", NULL},
+    {"bptt", "train.bptt", LP_ARG_INT, 1, "T", "steps per truncated-BPTT window", NULL},
+    {"lr", "train.lr", LP_ARG_NUM, 0, "LR", "SGD learning rate", NULL},
+    {"lr-decay", "train.lr_decay", LP_ARG_NUM, 0, "R", "multiply the learning rate by R every epoch after --decay-after", NULL},
+    {"decay-after", "train.decay_after", LP_ARG_INT, 0, "E", "epochs at the full learning rate", NULL},
+    {"clip", "train.clip", LP_ARG_NUM, 0, "NORM", "clip the global gradient norm to NORM (0 = off)", NULL},
+    {"momentum", "train.momentum", LP_ARG_NUM, 0, "M", "SGD momentum", NULL},
+    {"seed", "train.seed", LP_ARG_INT, 0, "S", "seed of initialisation and dropout", NULL},
+    {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default: all cores)", NULL},
+    {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "B", "streams when evaluating perplexity", NULL},
+    {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 0, "T", "window when evaluating (0 = --bptt)", NULL},
+    {"log-every", "train.log_every", LP_ARG_INT, 0, "N", "a train.tsv row every N windows", NULL},
+    {"test-every", "train.test_every", LP_ARG_INT, 0, "N", "test perplexity every N epochs (0 = only after the last)", NULL},
+};
+
+#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static int set_threads(const lp_kv *kv) {
+    lp_runcfg_apply_threads(kv);
+    return 0;
+}
+
+/* ---- lm-train -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *out, *resume, *init, *recipe, *config;
+    int quiet;
+    long long stop_after;
+} train_flags;
+
+static int train_handle(void *user, const char *name, const char *value) {
+    train_flags *f = user;
+    if (!strcmp(name, "out")) f->out = value;
+    else if (!strcmp(name, "resume")) f->resume = value;
+    else if (!strcmp(name, "init")) f->init = value;
+    else if (!strcmp(name, "recipe")) f->recipe = value;
+    else if (!strcmp(name, "config")) f->config = value;
+    else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "stop-after-epochs")) {
+        char *end;
+        f->stop_after = strtoll(value, &end, 10);
+        if (*end || f->stop_after < 1) {
+            lp_cli_error("lm-train", "--stop-after-epochs: '%s' is not a positive integer", value);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static const lp_arg train_own[] = {
+    {"recipe", NULL, LP_ARG_STR, 0, "NAME", "small (2x200), medium (2x650) or large (2x1500): Zaremba et al. 2014; "
+                                            "explicit flags override its values", "small"},
+    {"config", NULL, LP_ARG_STR, 0, "FILE", "read lm.*/data.*/train.* keys from FILE (e.g. experiments/ptb_small.conf); "
+                                            "--recipe and explicit flags override it", NULL},
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "run directory (created): config.txt, train.tsv, valid.tsv, last.ckpt, best.ckpt", NULL},
+    {"resume", NULL, LP_ARG_STR, 0, "DIR", "continue the run in DIR after its last finished epoch (--epochs may extend it)", NULL},
+    {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights and sizes of CKPT (fine-tuning a pruned model)", NULL},
+    {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line and no per-epoch lines", NULL},
+};
+
+int lp_cmd_lm_train(int argc, char **argv) {
+    const char *cmd = "lm-train";
+    lp_arg table[64];
+    int n = lp_args_join(table, 64, train_own, N_OF(train_own), lm_model_args, N_OF(lm_model_args));
+    n = lp_args_join(table, 64, table, n, lm_train_args, N_OF(lm_train_args));
+    lp_kv flags, cfg, defaults;
+    lp_kv_init(&flags);
+    lp_kv_init(&cfg);
+    lp_kv_init(&defaults);
+    lp_lm_run_defaults(&defaults);
+    train_flags f = {0};
+    int rc = lp_args_parse(cmd, argc, argv, table, n, &flags, train_handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune lm-train [--recipe small|medium|large] [options] --out DIR | --resume DIR\n\n"
+               "Train a word-level LSTM language model on Penn Treebank (embedding -> stacked LSTM -> softmax,\n"
+               "truncated BPTT, SGD). Defaults are the small recipe's.\n\n");
+        lp_args_help(stdout, table, n, &defaults);
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    lp_lm_run_opts o = {0};
+    o.quiet = f.quiet;
+    o.stop_after_epochs = (int)f.stop_after;
+    if (f.resume) {
+        for (int i = 0; i < flags.count; i++)
+            if (strcmp(flags.keys[i], "train.epochs") != 0) {
+                lp_cli_error(cmd, "with --resume only --epochs may be given (the run's config.txt has the rest)");
+                rc = 2;
+                goto out;
+            }
+        if (f.recipe || f.init || f.out || f.config) {
+            lp_cli_error(cmd, "--resume cannot be combined with --config, --recipe, --init or --out");
+            rc = 2;
+            goto out;
+        }
+        o.resume = 1;
+        o.run_dir = f.resume;
+        o.epochs_override = (int)lp_kv_get_int_or(&flags, "train.epochs", 0);
+    } else {
+        if (!f.out) {
+            lp_cli_error(cmd, "--out DIR is required (or --resume DIR)");
+            rc = 2;
+            goto out;
+        }
+        if (f.config && lp_kv_read_file(&cfg, f.config) != LP_OK) {
+            lp_cli_error(cmd, "--config: %s", lp_last_error());
+            rc = 2;
+            goto out;
+        }
+        if (f.recipe && lp_lm_recipe_apply(&cfg, f.recipe) != LP_OK) {
+            lp_cli_error(cmd, "--recipe: %s", lp_last_error());
+            rc = 2;
+            goto out;
+        }
+        if (f.init && (f.recipe || f.config)) {
+            /* the checkpoint decides the sizes; a recipe or config only brings the training schedule */
+            const char *model_keys[] = {"lm.layers", "lm.units", "lm.embed", "lm.tied", "lm.init_scale"};
+            lp_kv tmp;
+            lp_kv_init(&tmp);
+            for (int i = 0; i < cfg.count; i++) {
+                int skip = 0;
+                for (int k = 0; k < N_OF(model_keys); k++) skip |= !strcmp(cfg.keys[i], model_keys[k]);
+                if (!skip) lp_kv_set(&tmp, cfg.keys[i], cfg.vals[i]);
+            }
+            lp_kv_free(&cfg);
+            cfg = tmp;
+        }
+        for (int i = 0; i < flags.count; i++) lp_kv_set(&cfg, flags.keys[i], flags.vals[i]);
+        if (!f.recipe && !lp_kv_get(&cfg, "lm.recipe")) lp_kv_set(&cfg, "lm.recipe", f.init ? "finetune" : "custom");
+        o.run_dir = f.out;
+        o.init_ckpt = f.init;
+    }
+    lp_lm_run_result res;
+    lp_status s = lp_lm_train_run(&cfg, &o, &res);
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    if (!o.quiet) {
+        printf("trained %d epochs in %.1f s; last epoch: train ppl %.2f, valid ppl %.2f", res.epochs_done, res.seconds,
+               res.train_ppl, res.valid_ppl);
+        if (!isnan(res.test_ppl)) printf(", test ppl %.2f", res.test_ppl);
+        printf("; best valid ppl %.2f (epoch %d)\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n",
+               res.best_valid_ppl, res.best_epoch, o.run_dir);
+    }
+out:
+    lp_kv_free(&flags);
+    lp_kv_free(&cfg);
+    lp_kv_free(&defaults);
+    return rc;
+}
+
+/* ---- lm-eval --------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *ckpt, *split;
+} eval_flags;
+
+static int eval_handle(void *user, const char *name, const char *value) {
+    eval_flags *f = user;
+    if (!strcmp(name, "checkpoint")) f->ckpt = value;
+    else if (!strcmp(name, "split")) f->split = value;
+    return 0;
+}
+
+static const lp_arg eval_args[] = {
+    {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "LM checkpoint (best.ckpt, last.ckpt, pruned.ckpt, ...)", NULL},
+    {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir, else " LP_LM_DEFAULT_DATA_DIR},
+    {"split", NULL, LP_ARG_STR, 0, "S", "train, valid, test or all (comma-separated list)", "valid,test"},
+    {"batch", "eval.batch", LP_ARG_INT, 1, "B", "parallel streams", "20"},
+    {"bptt", "eval.bptt", LP_ARG_INT, 1, "T", "window length (the state is carried across windows)", "35"},
+    {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+};
+
+/* "valid,test" -> mask of splits; 0 on a bad name. */
+static int parse_splits(const char *s) {
+    int mask = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "all")) mask |= 7;
+        else {
+            int found = 0;
+            for (int i = 0; i < LP_PTB_SPLITS; i++)
+                if (!strcmp(tok, lp_ptb_split_name(i))) mask |= 1 << i, found = 1;
+            if (!found) return 0;
+        }
+    }
+    return mask;
+}
+
+int lp_cmd_lm_eval(int argc, char **argv) {
+    const char *cmd = "lm-eval";
+    lp_kv flags, meta;
+    lp_kv_init(&flags);
+    lp_kv_init(&meta);
+    eval_flags f = {NULL, "valid,test"};
+    int rc = lp_args_parse(cmd, argc, argv, eval_args, N_OF(eval_args), &flags, eval_handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune lm-eval --checkpoint CKPT [options]\n\nPerplexity and words/s of an LM checkpoint.\n\n");
+        lp_args_help(stdout, eval_args, N_OF(eval_args), NULL);
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    if (!f.ckpt) {
+        lp_cli_error(cmd, "--checkpoint CKPT is required");
+        rc = 2;
+        goto out;
+    }
+    int mask = parse_splits(f.split);
+    if (!mask) {
+        lp_cli_error(cmd, "--split: '%s' is not a list of train, valid, test, all", f.split);
+        rc = 2;
+        goto out;
+    }
+    if (!lp_kv_get(&flags, "train.threads")) lp_kv_set(&flags, "train.threads", "1");
+    set_threads(&flags);
+    lp_lm m;
+    lp_status s = lp_lm_load(&m, f.ckpt, &meta);
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    lp_kv dk;
+    lp_kv_init(&dk);
+    const char *dir = lp_kv_get(&flags, "data.dir");
+    if (!dir) dir = lp_kv_get(&meta, "data.dir");
+    lp_kv_set(&dk, "data.dir", dir ? dir : LP_LM_DEFAULT_DATA_DIR);
+    lp_kv_set(&dk, "data.max_words", lp_kv_get(&meta, "data.max_words") ? lp_kv_get(&meta, "data.max_words") : "0");
+    lp_ptb_corpus c;
+    s = lp_lm_run_corpus(&dk, &c);
+    if (s == LP_OK && c.vocab.size != m.cfg.vocab)
+        s = lp_errorf(LP_ERR_ARG, "the model has %d words, the vocabulary of %s has %d", m.cfg.vocab,
+                      lp_kv_get(&dk, "data.dir"), c.vocab.size);
+    const int B = (int)lp_kv_get_int_or(&flags, "eval.batch", 20), T = (int)lp_kv_get_int_or(&flags, "eval.bptt", 35);
+    if (s == LP_OK) {
+        char units[128] = "";
+        size_t off = 0;
+        for (int l = 0; l < m.cfg.layers; l++)
+            off += (size_t)snprintf(units + off, sizeof units - off, l ? ",%d" : "%d", m.cfg.hidden[l]);
+        printf("%s: %d layers (%s units), embed %d%s, vocabulary %d, %zu parameters\n", f.ckpt, m.cfg.layers, units,
+               m.cfg.embed, m.cfg.tied ? " (tied)" : "", m.cfg.vocab, lp_lm_numel(&m));
+    }
+    for (int i = 0; s == LP_OK && i < LP_PTB_SPLITS; i++) {
+        if (!(mask & (1 << i))) continue;
+        lp_lm_eval_result ev;
+        s = lp_lm_evaluate(&m, c.ids[i], c.n[i], B, T, NULL, &ev);
+        if (s == LP_OK)
+            printf("%-5s perplexity %9.3f  (nll %.5f over %zu words, %.0f words/s, %.1f s)\n", lp_ptb_split_name(i),
+                   ev.ppl, ev.nll, ev.targets, ev.words_per_sec, ev.seconds);
+    }
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+    }
+    lp_ptb_corpus_free(&c);
+    lp_kv_free(&dk);
+    lp_lm_free(&m);
+out:
+    lp_kv_free(&flags);
+    lp_kv_free(&meta);
+    return rc;
+}

