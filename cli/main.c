@@ -16,6 +16,8 @@ static const lp_cli_command commands[] = {
     {"prune", "remove LSTM units of a trained checkpoint (eigen rates + geometric median) -> smaller checkpoint", lp_cmd_prune},
     {"pipeline", "the main job: train -> prune -> fine-tune -> report (oneshot, iterative, soft, iss)", lp_cmd_pipeline},
     {"info", "sizes per unit group, parameters, FLOPs per frame, file bytes of a checkpoint", lp_cmd_info},
+    {"lm-train", "train a word-level LSTM language model on Penn Treebank (Zaremba recipes); --resume continues", lp_cmd_lm_train},
+    {"lm-eval", "perplexity and words/s of a language-model checkpoint on PTB", lp_cmd_lm_eval},
     {NULL, NULL, NULL},
 };
 
