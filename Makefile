@@ -105,11 +105,19 @@ demo: all
 
 # The PyTorch peer is Debian's python3-torch, importable only by the system interpreter (not a pyenv or
 # venv python3 that may come first on PATH), hence TORCH_PY.
+# Every benchmark and the peer run with the same thread count (BENCH_THREADS, default all cores); their
+# `result:` lines go to $(BUILD)/bench/results.txt, which bench/table.py (standard library only) turns into
+# one side-by-side table: docs/BENCHMARKS.md.
 TORCH_PY ?= /usr/bin/python3
+BENCH_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
-	@if $(TORCH_PY) -c 'import torch' 2>/dev/null; then $(TORCH_PY) bench/torch_ref.py; \
-	 else echo "(PyTorch peer not installed: make bench-peer)"; fi
+	@out=$(BUILD)/bench/results.txt; rm -f $$out; \
+	export OPENBLAS_NUM_THREADS=$(BENCH_THREADS) OMP_NUM_THREADS=$(BENCH_THREADS); uptime; \
+	for b in $(BENCH_BIN); do echo "== $$b"; { $$b || echo "bench-failed: $$b"; } | tee -a $$out; done; \
+	if $(TORCH_PY) -c 'import torch' 2>/dev/null; then echo "== bench/torch_ref.py"; \
+	  { $(TORCH_PY) -u bench/torch_ref.py --threads $(BENCH_THREADS) || echo "bench-failed: torch_ref.py"; } | tee -a $$out; \
+	else echo "(PyTorch peer not installed: make bench-peer)"; fi; \
+	echo "== ours vs PyTorch ($$out)"; python3 bench/table.py $$out; uptime; ! grep -q '^bench-failed' $$out
 
 bench-peer:
 	@$(TORCH_PY) -c 'import torch' 2>/dev/null || ./scripts/deps.sh python3-torch
