@@ -116,6 +116,36 @@ double lp_kv_get_double_or(const lp_kv *kv, const char *key, double dflt) {
     return lp_kv_get(kv, key) && lp_kv_get_double(kv, key, &x) == LP_OK ? x : dflt;
 }
 
+lp_status lp_kv_get_int_list(const lp_kv *kv, const char *key, int n, long lo, long hi, int *out) {
+    const char *u = lp_kv_get(kv, key);
+    if (!u) return lp_errorf(LP_ERR_FORMAT, "%s is missing", key);
+    const char *p = u;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        int last = i + 1 == n;
+        if (errno || end == p || x < lo || x > hi || (last ? *end != '\0' : *end != ','))
+            return lp_errorf(LP_ERR_FORMAT, "%s = '%s' is not %d integers in [%ld, %ld] separated by commas", key, u, n,
+                             lo, hi);
+        out[i] = (int)x;
+        p = end + 1;
+    }
+    return LP_OK;
+}
+
+lp_status lp_kv_set_int_list(lp_kv *kv, const char *key, int n, const int *v) {
+    char buf[4096];
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(buf + off, sizeof buf - off, i ? ",%d" : "%d", v[i]);
+        if (w < 0 || (size_t)w >= sizeof buf - off) return lp_errorf(LP_ERR_ARG, "%s: list too long", key);
+        off += (size_t)w;
+    }
+    if (n == 0) buf[0] = '\0';
+    return lp_kv_set(kv, key, buf);
+}
+
 char *lp_kv_format(const lp_kv *kv, size_t *len) {
     size_t n = 1;
     for (int i = 0; i < kv->count; i++) n += strlen(kv->keys[i]) + strlen(kv->vals[i]) + 4;

@@ -36,6 +36,10 @@ lp_status lp_kv_get_int(const lp_kv *kv, const char *key, long long *out);
 lp_status lp_kv_get_double(const lp_kv *kv, const char *key, double *out);
 long long lp_kv_get_int_or(const lp_kv *kv, const char *key, long long dflt);
 double lp_kv_get_double_or(const lp_kv *kv, const char *key, double dflt);
+/* A list of exactly n integers in [lo, hi] separated by commas ("512,512,1024"): LP_ERR_FORMAT naming
+ * the key otherwise. */
+lp_status lp_kv_get_int_list(const lp_kv *kv, const char *key, int n, long lo, long hi, int *out);
+lp_status lp_kv_set_int_list(lp_kv *kv, const char *key, int n, const int *v);
 /* "key = value\n" lines; caller frees. */
 char *lp_kv_format(const lp_kv *kv, size_t *len);
 /* Parse text (len bytes; need not be NUL-terminated). `what` names the source in messages

@@ -36,14 +36,10 @@ lp_status lp_paper_config_check(const lp_paper_config *cfg) {
 }
 
 lp_status lp_paper_config_to_kv(const lp_paper_config *cfg, lp_kv *kv) {
-    char units[LP_PAPER_MAX_GROUPS * 12] = "";
-    size_t off = 0;
-    for (int g = 0; g < cfg->n_groups && g < LP_PAPER_MAX_GROUPS; g++)
-        off += (size_t)snprintf(units + off, sizeof units - off, g ? ",%d" : "%d", cfg->units[g]);
     LP_TRY(lp_kv_set(kv, "model.kind", "paper"));
     LP_TRY(lp_kv_set_int(kv, "model.input_dim", cfg->input_dim));
     LP_TRY(lp_kv_set_int(kv, "model.groups", cfg->n_groups));
-    LP_TRY(lp_kv_set(kv, "model.units", units));
+    LP_TRY(lp_kv_set_int_list(kv, "model.units", cfg->n_groups, cfg->units));
     LP_TRY(lp_kv_set_int(kv, "model.classes", cfg->classes));
     return lp_kv_set_double(kv, "model.dropout", cfg->dropout);
 }
@@ -65,19 +61,7 @@ lp_status lp_paper_config_from_kv(lp_paper_config *cfg, const lp_kv *kv) {
     cfg->classes = (int)v;
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
     cfg->dropout = (float)d;
-    const char *u = lp_kv_get(kv, "model.units");
-    if (!u) return lp_errorf(LP_ERR_FORMAT, "model.units is missing");
-    const char *p = u;
-    for (int g = 0; g < cfg->n_groups; g++) {
-        char *end;
-        long n = strtol(p, &end, 10);
-        if (end == p || n < 1 || n > 1000000 || (*end != ',' && *end != '\0') || (*end == '\0' && g + 1 < cfg->n_groups) ||
-            (*end == ',' && g + 1 == cfg->n_groups))
-            return lp_errorf(LP_ERR_FORMAT, "model.units = '%s' is not %d positive integers separated by commas", u,
-                             cfg->n_groups);
-        cfg->units[g] = (int)n;
-        p = end + (*end == ',');
-    }
+    LP_TRY(lp_kv_get_int_list(kv, "model.units", cfg->n_groups, 1, 1000000, cfg->units));
     if (lp_paper_config_check(cfg) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "model config");
     return LP_OK;
 }

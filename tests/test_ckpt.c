@@ -68,6 +68,28 @@ static void test_kv_roundtrip_and_errors(void **state) {
     lp_kv_free(&kv);
 }
 
+static void test_kv_int_lists(void **state) {
+    (void)state;
+    lp_kv kv;
+    lp_kv_init(&kv);
+    int v[3] = {512, 300, 1024}, back[3] = {0};
+    assert_int_equal(lp_kv_set_int_list(&kv, "model.units", 3, v), LP_OK);
+    assert_string_equal(lp_kv_get(&kv, "model.units"), "512,300,1024");
+    assert_int_equal(lp_kv_get_int_list(&kv, "model.units", 3, 1, 4096, back), LP_OK);
+    assert_memory_equal(back, v, sizeof v);
+    /* wrong count (both ways), out of range, junk: each names the key */
+    assert_int_equal(lp_kv_get_int_list(&kv, "model.units", 2, 1, 4096, back), LP_ERR_FORMAT);
+    assert_int_equal(lp_kv_get_int_list(&kv, "model.units", 4, 1, 4096, back), LP_ERR_FORMAT);
+    assert_int_equal(lp_kv_get_int_list(&kv, "model.units", 3, 1, 1000, back), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.units"));
+    lp_kv_set(&kv, "x", "1,,2");
+    assert_int_equal(lp_kv_get_int_list(&kv, "x", 3, 0, 9, back), LP_ERR_FORMAT);
+    lp_kv_set(&kv, "x", "1,2,3x");
+    assert_int_equal(lp_kv_get_int_list(&kv, "x", 3, 0, 9, back), LP_ERR_FORMAT);
+    assert_int_equal(lp_kv_get_int_list(&kv, "absent", 1, 0, 9, back), LP_ERR_FORMAT);
+    lp_kv_free(&kv);
+}
+
 static void test_atomic_abort_leaves_old_file(void **state) {
     (void)state;
     assert_int_equal(lp_file_write_all(tmp("a.bin"), "old", 3), LP_OK);
@@ -172,6 +194,7 @@ static void test_ckpt_corruption_cases(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_roundtrip_and_errors),
+        cmocka_unit_test(test_kv_int_lists),
         cmocka_unit_test(test_atomic_abort_leaves_old_file),
         cmocka_unit_test(test_ckpt_roundtrip),
         cmocka_unit_test(test_ckpt_corruption_cases),
