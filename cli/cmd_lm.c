@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "core/kv.h"
 #include "lm/lm.h"
+#include "lm/lm_prune.h"
 #include "lm/lm_train.h"
 #include "lm/ptb.h"
 #include "model/runcfg.h"
@@ -296,5 +297,143 @@ int lp_cmd_lm_eval(int argc, char **argv) {
 out:
     lp_kv_free(&flags);
     lp_kv_free(&meta);
+    return rc;
+}
+
+/* ---- lm-prune -------------------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *ckpt, *out;
+    int quiet;
+} prune_flags;
+
+static int prune_handle(void *user, const char *name, const char *value) {
+    prune_flags *f = user;
+    if (!strcmp(name, "checkpoint")) f->ckpt = value;
+    else if (!strcmp(name, "out")) f->out = value;
+    else if (!strcmp(name, "quiet")) f->quiet = 1;
+    return 0;
+}
+
+static const lp_arg prune_args[] = {
+    {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (created): pruned.ckpt, finetune/, iss/, report.md, report.json", NULL},
+    {"data", "p.data", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
+    {"rate-rule", "p.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform (every layer --target-rate)", "eigen"},
+    {"tau", "p.tau", LP_ARG_NUM, 0, "T", "eigen rule: keep the units covering a fraction T of the response energy", "0.9"},
+    {"target-rate", "p.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over the prunable layers (eigen: searched over tau)", "none"},
+    {"round-to", "p.round_to", LP_ARG_INT, 0, "N", "keep layer sizes multiples of N", "0"},
+    {"criterion", "p.criterion", LP_ARG_STR, 0, "C", "which units go: gm, gm-exact, l1, l2 or random", "gm"},
+    {"stats-windows", "p.stats_windows", LP_ARG_INT, 0, "N", "training windows for the response statistics (0 = one epoch)", "0"},
+    {"stats-batch", "p.stats_batch", LP_ARG_INT, 1, "B", "streams for the statistics", "20"},
+    {"stats-bptt", "p.stats_bptt", LP_ARG_INT, 1, "T", "window length for the statistics", "35"},
+    {"seed", "p.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"finetune-epochs", "p.ft_epochs", LP_ARG_INT, 0, "N", "fine-tuning epochs of the pruned model (0 = none)", "2"},
+    {"finetune-lr", "p.ft_lr", LP_ARG_NUM, 0, "LR", "fine-tuning SGD learning rate of the first epoch", "0.1"},
+    {"finetune-decay", "p.ft_decay", LP_ARG_NUM, 0, "R", "fine-tuning learning-rate factor per later epoch", "0.5"},
+    {"iss-lambda", "p.iss_lambda", LP_ARG_NUM, 0, "L", "ISS baseline instead: group-lasso strength (0 = off)", "0"},
+    {"iss-threshold", "p.iss_threshold", LP_ARG_NUM, 0, "E", "ISS: units with a smaller footprint norm are zeroed and removed", "0.001"},
+    {"iss-epochs", "p.iss_epochs", LP_ARG_INT, 1, "N", "ISS: epochs of group-lasso training from the checkpoint", "2"},
+    {"iss-lr", "p.iss_lr", LP_ARG_NUM, 0, "LR", "ISS: constant SGD learning rate of that training", "0.1"},
+    {"eval-batch", "p.eval_batch", LP_ARG_INT, 1, "B", "streams for the report's perplexities", "20"},
+    {"eval-bptt", "p.eval_bptt", LP_ARG_INT, 1, "T", "window for the report's perplexities", "35"},
+    {"threads", "p.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "only errors and the final table", NULL},
+};
+
+int lp_cmd_lm_prune(int argc, char **argv) {
+    const char *cmd = "lm-prune";
+    lp_kv kv;
+    lp_kv_init(&kv);
+    prune_flags f = {0};
+    int rc = lp_args_parse(cmd, argc, argv, prune_args, N_OF(prune_args), &kv, prune_handle, &f, NULL, NULL);
+    if (rc == 1) {
+        printf("usage: lstmprune lm-prune --checkpoint CKPT --out DIR [options]\n\n"
+               "Remove LSTM units of a trained PTB language model (eigen rates + geometric median by default, or the\n"
+               "ISS group-lasso baseline), fine-tune the smaller model and write report.md / report.json.\n\n");
+        lp_args_help(stdout, prune_args, N_OF(prune_args), NULL);
+        rc = 0;
+        goto out;
+    }
+    if (rc) goto out;
+    if (!f.ckpt || !f.out) {
+        lp_cli_error(cmd, "--checkpoint CKPT and --out DIR are required");
+        rc = 2;
+        goto out;
+    }
+    lp_lm_prune_job j;
+    lp_lm_prune_job_default(&j);
+    j.checkpoint = f.ckpt;
+    j.out_dir = f.out;
+    j.quiet = f.quiet;
+    j.data_dir = lp_kv_get(&kv, "p.data");
+    const char *v;
+    if ((v = lp_kv_get(&kv, "p.rule")) && lp_rate_rule_parse(v, &j.prune.rates.rule) != LP_OK) {
+        lp_cli_error(cmd, "--rate-rule: %s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    if ((v = lp_kv_get(&kv, "p.criterion")) && lp_criterion_parse(v, &j.prune.criterion) != LP_OK) {
+        lp_cli_error(cmd, "--criterion: %s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    j.prune.rates.tau = lp_kv_get_double_or(&kv, "p.tau", j.prune.rates.tau);
+    j.prune.rates.target_rate = lp_kv_get_double_or(&kv, "p.target_rate", -1);
+    j.prune.rates.round_to = (int)lp_kv_get_int_or(&kv, "p.round_to", 0);
+    if (j.prune.rates.rule == LP_RATE_RULE_UNIFORM && j.prune.rates.target_rate < 0) {
+        lp_cli_error(cmd, "--rate-rule uniform needs --target-rate R");
+        rc = 2;
+        goto out;
+    }
+    if (lp_kv_get(&kv, "p.tau") && lp_kv_get(&kv, "p.target_rate")) {
+        lp_cli_error(cmd, "give --tau or --target-rate, not both");
+        rc = 2;
+        goto out;
+    }
+    if (lp_rates_opts_check(&j.prune.rates) != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    j.prune.stats_windows = (int)lp_kv_get_int_or(&kv, "p.stats_windows", 0);
+    j.prune.stats_batch = (int)lp_kv_get_int_or(&kv, "p.stats_batch", 20);
+    j.prune.stats_bptt = (int)lp_kv_get_int_or(&kv, "p.stats_bptt", 35);
+    j.prune.seed = (uint64_t)lp_kv_get_int_or(&kv, "p.seed", 1);
+    j.ft_epochs = (int)lp_kv_get_int_or(&kv, "p.ft_epochs", j.ft_epochs);
+    j.ft_lr = lp_kv_get_double_or(&kv, "p.ft_lr", j.ft_lr);
+    j.ft_decay = lp_kv_get_double_or(&kv, "p.ft_decay", j.ft_decay);
+    j.iss_lambda = lp_kv_get_double_or(&kv, "p.iss_lambda", 0);
+    j.iss_threshold = lp_kv_get_double_or(&kv, "p.iss_threshold", j.iss_threshold);
+    j.iss_epochs = (int)lp_kv_get_int_or(&kv, "p.iss_epochs", j.iss_epochs);
+    j.iss_lr = lp_kv_get_double_or(&kv, "p.iss_lr", j.iss_lr);
+    j.eval_batch = (int)lp_kv_get_int_or(&kv, "p.eval_batch", 20);
+    j.eval_bptt = (int)lp_kv_get_int_or(&kv, "p.eval_bptt", 35);
+    j.threads = (int)lp_kv_get_int_or(&kv, "p.threads", 1);
+    if (j.iss_lambda > 0 && (lp_kv_get(&kv, "p.rule") || lp_kv_get(&kv, "p.criterion") || lp_kv_get(&kv, "p.tau") ||
+                             lp_kv_get(&kv, "p.target_rate"))) {
+        lp_cli_error(cmd, "--iss-lambda selects the ISS baseline: its sizes come from the threshold, not from "
+                          "--rate-rule/--criterion/--tau/--target-rate");
+        rc = 2;
+        goto out;
+    }
+    lp_lm_prune_result res;
+    if (lp_lm_prune_run(&j, NULL, &res) != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    printf("%-11s %-14s %11s %10s %10s %10s\n", "model", "hidden", "parameters", "valid ppl", "test ppl", "words/s");
+    for (int r = 0; r < res.n_rows; r++) {
+        char sz[128] = "";
+        size_t off = 0;
+        for (int l = 0; l < res.rows[r].layers; l++)
+            off += (size_t)snprintf(sz + off, sizeof sz - off, l ? ",%d" : "%d", res.rows[r].hidden[l]);
+        printf("%-11s %-14s %11zu %10.2f %10.2f %10.0f\n", res.rows[r].label, sz, res.rows[r].params,
+               res.rows[r].valid_ppl, res.rows[r].test_ppl, res.rows[r].words_per_sec);
+    }
+    printf("report: %s/report.md, %s/report.json (%.0f s)\n", f.out, f.out, res.seconds);
+out:
+    lp_kv_free(&kv);
     return rc;
 }

@@ -1,0 +1,396 @@
+/* test_lm_train: LM training as a tool (lm/lm_train.h) — the recipes and the learning-rate schedule, the
+ * lm.* model keys, checkpoint round trip (lm/lm.h), the run directory, exact resume (a run interrupted
+ * after epoch k and resumed ends with the same weights as an uninterrupted one, at one thread), extending
+ * a finished run, and fine-tuning from a checkpoint. Tiny models on a tiny generated corpus. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/alloc.h"
+#include "core/ckpt.h"
+#include "core/fileio.h"
+#include "core/kv.h"
+#include "core/rng.h"
+#include "lm/lm.h"
+#include "lm/lm_train.h"
+#include "lm/ptb.h"
+
+static char g_dir[256];
+
+/* A tiny corpus in PTB layout: 30 words, sentences of 4..11 words from a Markov chain that mostly follows
+ * w -> (7w + 3) mod 30, so a small LSTM learns something within an epoch or two. */
+static void write_split(const char *name, int sentences, uint64_t seed) {
+    lp_rng r;
+    lp_rng_init(&r, seed, LP_RNG_STREAM_TEST);
+    size_t cap = (size_t)sentences * 12 * 5 + 1, len = 0;
+    char *text = lp_malloc(cap, 1);
+    assert_non_null(text);
+    for (int s = 0; s < sentences; s++) {
+        int n = 4 + (int)lp_rng_below(&r, 8), w = (int)lp_rng_below(&r, 30);
+        for (int i = 0; i < n; i++) {
+            len += (size_t)snprintf(text + len, cap - len, i ? " w%d" : "w%d", w);
+            w = lp_rng_uniform(&r) < 0.8 ? (7 * w + 3) % 30 : (int)lp_rng_below(&r, 30);
+        }
+        text[len++] = '\n';
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/ptb.%s.txt", g_dir, name);
+    assert_int_equal(lp_file_write_all(path, text, len), LP_OK);
+    lp_free(text);
+}
+
+static int setup_dir(void **state) {
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/lp_test_lm_train_XXXXXX");
+    if (!mkdtemp(g_dir)) return -1;
+    write_split("train", 400, 1);
+    write_split("valid", 60, 2);
+    write_split("test", 60, 3);
+    return 0;
+}
+
+static int teardown_dir(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A small run config: 2 layers of 12 and 10 units, dropout (so the dropout generator's state matters on
+ * resume), SGD with momentum (so the optimizer buffer matters), lr decay after epoch 1. */
+static void tiny_cfg(lp_kv *kv) {
+    lp_kv_init(kv);
+    assert_int_equal(lp_kv_set(kv, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "lm.layers", "2"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "lm.units", "12,10"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "lm.dropout", "0.3"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.epochs", "3"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.batch", "4"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.bptt", "8"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.lr", "0.5"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.decay_after", "1"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.momentum", "0.5"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.log_every", "10"), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "train.seed", "7"), LP_OK);
+}
+
+static const char *run_path(const char *run, const char *file) {
+    static char p[2][600];
+    static int which;
+    which ^= 1;
+    snprintf(p[which], sizeof p[which], "%s/%s/%s", g_dir, run, file);
+    return p[which];
+}
+
+/* Count lines of a file. */
+static int count_lines(const char *path) {
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    int n = 0;
+    for (size_t i = 0; i < len; i++) n += buf[i] == '\n';
+    lp_free(buf);
+    return n;
+}
+
+/* Columns 1..5 (epoch, lr, train/valid/test perplexity) of every valid.tsv row, as one string. */
+static void valid_ppl_columns(const char *path, char *out, size_t cap) {
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    size_t o = 0;
+    int col = 0;
+    for (size_t i = 0; i < len && o + 1 < cap; i++) {
+        if (buf[i] == '\n') col = 0, out[o++] = '\n';
+        else if (buf[i] == '\t') {
+            if (++col < 5) out[o++] = '\t';
+        } else if (col < 5) out[o++] = buf[i];
+    }
+    out[o] = '\0';
+    lp_free(buf);
+}
+
+/* ---- recipes, schedule, keys ---- */
+
+static void test_recipes_and_schedule(void **state) {
+    (void)state;
+    /* the recipes of Zaremba et al. (2014) as the issue states them */
+    struct {
+        const char *name, *units, *epochs, *bptt, *decay_after, *clip;
+        double dropout, init, decay;
+    } want[] = {
+        {"small", "200", "13", "20", "4", "5", 0.0, 0.1, 0.5},
+        {"medium", "650", "39", "35", "6", "5", 0.5, 0.05, 0.8},
+        {"large", "1500", "55", "35", "14", "10", 0.65, 0.04, 1 / 1.15},
+    };
+    for (int i = 0; i < 3; i++) {
+        lp_kv kv;
+        lp_kv_init(&kv);
+        assert_int_equal(lp_kv_set(&kv, "lm.units", "7"), LP_OK); /* replaced by the recipe */
+        assert_int_equal(lp_lm_recipe_apply(&kv, want[i].name), LP_OK);
+        assert_string_equal(lp_kv_get(&kv, "lm.units"), want[i].units);
+        assert_string_equal(lp_kv_get(&kv, "lm.layers"), "2");
+        assert_string_equal(lp_kv_get(&kv, "train.epochs"), want[i].epochs);
+        assert_string_equal(lp_kv_get(&kv, "train.bptt"), want[i].bptt);
+        assert_string_equal(lp_kv_get(&kv, "train.decay_after"), want[i].decay_after);
+        assert_string_equal(lp_kv_get(&kv, "train.clip"), want[i].clip);
+        assert_string_equal(lp_kv_get(&kv, "train.batch"), "20");
+        assert_string_equal(lp_kv_get(&kv, "train.lr"), "1");
+        /* parsed values: exact decimal strings, compared to double constants to 1e-15 relative */
+        assert_true(fabs(lp_kv_get_double_or(&kv, "lm.dropout", -1) - want[i].dropout) < 1e-15);
+        assert_true(fabs(lp_kv_get_double_or(&kv, "lm.init_scale", -1) - want[i].init) < 1e-15);
+        assert_true(fabs(lp_kv_get_double_or(&kv, "train.lr_decay", -1) - want[i].decay) < 1e-15);
+        lp_lm_config c;
+        assert_int_equal(lp_lm_run_defaults(&kv), LP_OK);
+        assert_int_equal(lp_lm_run_model_config(&kv, 10000, &c), LP_OK);
+        assert_int_equal(c.layers, 2);
+        assert_int_equal(c.hidden[0], atoi(want[i].units));
+        assert_int_equal(c.hidden[1], atoi(want[i].units));
+        assert_int_equal(c.embed, c.hidden[0]);
+        lp_kv_free(&kv);
+    }
+    lp_kv kv;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_lm_recipe_apply(&kv, "huge"), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "huge"));
+    lp_kv_free(&kv);
+
+    /* lr_e = lr * decay^max(e - after, 0): small recipe 1,1,1,1,0.5,0.25,... */
+    const double small[7] = {1, 1, 1, 1, 0.5, 0.25, 0.125};
+    for (int e = 1; e <= 7; e++) assert_true(lp_lm_lr_at(1.0, 0.5, 4, e) == small[e - 1]);
+    assert_true(fabs(lp_lm_lr_at(1.0, 1 / 1.15, 14, 16) - 1 / (1.15 * 1.15)) < 1e-15);
+    assert_true(lp_lm_lr_at(0.3, 0.5, 0, 1) == 0.15);
+}
+
+static void test_model_keys(void **state) {
+    (void)state;
+    lp_kv kv;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_lm_run_defaults(&kv), LP_OK);
+    assert_string_equal(lp_kv_get(&kv, "lm.recipe"), "custom"); /* defaults are the small recipe's values */
+    assert_string_equal(lp_kv_get(&kv, "lm.units"), "200");
+    assert_string_equal(lp_kv_get(&kv, "data.dir"), LP_LM_DEFAULT_DATA_DIR);
+    lp_lm_config c;
+    assert_int_equal(lp_kv_set(&kv, "lm.layers", "3"), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "lm.units", "30,20,10"), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "lm.embed", "16"), LP_OK);
+    assert_int_equal(lp_lm_run_model_config(&kv, 99, &c), LP_OK);
+    assert_int_equal(c.vocab, 99);
+    assert_int_equal(c.hidden[0], 30);
+    assert_int_equal(c.hidden[1], 20);
+    assert_int_equal(c.hidden[2], 10);
+    assert_int_equal(c.embed, 16);
+    /* round trip through the keys */
+    lp_kv back;
+    lp_kv_init(&back);
+    assert_int_equal(lp_lm_run_model_to_kv(&c, &back), LP_OK);
+    assert_string_equal(lp_kv_get(&back, "lm.units"), "30,20,10");
+    lp_lm_config c2;
+    assert_int_equal(lp_lm_run_model_config(&back, 99, &c2), LP_OK);
+    assert_memory_equal(&c, &c2, sizeof c);
+    lp_kv_free(&back);
+    /* errors name the key */
+    assert_int_equal(lp_kv_set(&kv, "lm.units", "30,20"), LP_OK);
+    assert_int_equal(lp_lm_run_model_config(&kv, 99, &c), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "lm.units"));
+    assert_int_equal(lp_kv_set(&kv, "lm.units", "30,x,10"), LP_OK);
+    assert_int_equal(lp_lm_run_model_config(&kv, 99, &c), LP_ERR_ARG);
+    assert_int_equal(lp_kv_set(&kv, "lm.units", "30,20,10"), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "lm.tied", "1"), LP_OK); /* embed 16 != last layer 10 */
+    assert_int_equal(lp_lm_run_model_config(&kv, 99, &c), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "tied"));
+    assert_int_equal(lp_kv_set(&kv, "lm.tied", "0"), LP_OK);
+    assert_int_equal(lp_kv_set(&kv, "lm.dropout", "1.5"), LP_OK);
+    assert_int_equal(lp_lm_run_model_config(&kv, 99, &c), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "lm.dropout"));
+    lp_kv_free(&kv);
+}
+
+static void test_checkpoint_round_trip(void **state) {
+    (void)state;
+    lp_lm_config c;
+    lp_lm_config_default(&c, 23, 2, 6);
+    c.hidden[1] = 5;
+    c.dropout = 0.25f;
+    lp_lm m, back;
+    assert_int_equal(lp_lm_init(&m, &c, 3), LP_OK);
+    lp_ckpt ck;
+    lp_ckpt_init(&ck);
+    assert_int_equal(lp_lm_add_to_ckpt(&m, &ck), LP_OK);
+    assert_int_equal(lp_kv_set(&ck.meta, "note", "x"), LP_OK);
+    const char *path = run_path("ck", "m.ckpt");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/ck", g_dir);
+    assert_int_equal(lp_mkdirs(dir), LP_OK);
+    assert_int_equal(lp_ckpt_save(&ck, path), LP_OK);
+    lp_ckpt_free(&ck);
+    lp_kv meta;
+    lp_kv_init(&meta);
+    assert_int_equal(lp_lm_load(&back, path, &meta), LP_OK);
+    assert_string_equal(lp_kv_get(&meta, "note"), "x");
+    assert_memory_equal(&back.cfg, &m.cfg, sizeof m.cfg);
+    assert_int_equal(back.params.numel, m.params.numel);
+    assert_memory_equal(back.params.data, m.params.data, m.params.numel * sizeof(float));
+    lp_lm_free(&back);
+    lp_kv_free(&meta);
+    /* a checkpoint missing a tensor fails with a message naming it, leaving nothing allocated */
+    lp_ckpt_init(&ck);
+    assert_int_equal(lp_lm_config_to_kv(&m.cfg, &ck.meta), LP_OK);
+    assert_int_equal(lp_ckpt_add_tensor(&ck, "embed.w", m.embed_w), LP_OK);
+    assert_int_equal(lp_ckpt_save(&ck, path), LP_OK);
+    lp_ckpt_free(&ck);
+    assert_int_not_equal(lp_lm_load(&back, path, NULL), LP_OK);
+    assert_non_null(strstr(lp_last_error(), "lstm1.w_ih"));
+    assert_int_not_equal(lp_lm_load(&back, run_path("ck", "absent.ckpt"), NULL), LP_OK);
+    lp_lm_free(&m);
+}
+
+/* ---- run directory and exact resume ---- */
+
+static void load_params(const char *path, lp_lm *m) { assert_int_equal(lp_lm_load(m, path, NULL), LP_OK); }
+
+static void test_resume_equals_uninterrupted(void **state) {
+    (void)state;
+    char dir_a[600], dir_b[600];
+    snprintf(dir_a, sizeof dir_a, "%s/run_a", g_dir);
+    snprintf(dir_b, sizeof dir_b, "%s/run_b", g_dir);
+    /* A: three epochs in one go */
+    lp_kv cfg;
+    tiny_cfg(&cfg);
+    lp_lm_run_opts o = {.run_dir = dir_a, .quiet = 1};
+    lp_lm_run_result ra;
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &ra), LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(ra.epochs_done, 3);
+    assert_true(isfinite(ra.test_ppl) && isfinite(ra.valid_ppl) && isfinite(ra.train_ppl));
+    assert_true(ra.valid_ppl < 30); /* learned something: 30 words, uniform guessing is 30 */
+    assert_int_equal(count_lines(run_path("run_a", "valid.tsv")), 1 + 3);
+    assert_int_equal(access(run_path("run_a", "config.txt"), F_OK), 0);
+    assert_int_equal(access(run_path("run_a", "best.ckpt"), F_OK), 0);
+
+    /* B: one epoch, "interrupted", then resumed for the rest */
+    tiny_cfg(&cfg);
+    o.run_dir = dir_b;
+    o.stop_after_epochs = 1;
+    lp_lm_run_result rb;
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &rb), LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(rb.epochs_done, 1);
+    /* simulate a crash inside epoch 2: a stray train.tsv row of epoch 2 must disappear on resume */
+    FILE *f = fopen(run_path("run_b", "train.tsv"), "a");
+    assert_non_null(f);
+    fprintf(f, "2\t10\t99\t0.5\t1\t2\t3\t4\n");
+    fclose(f);
+    lp_kv_init(&cfg); /* everything comes from run_b/config.txt */
+    lp_lm_run_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
+    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(rb.epochs_done, 3);
+
+    lp_lm ma, mb;
+    load_params(run_path("run_a", "last.ckpt"), &ma);
+    load_params(run_path("run_b", "last.ckpt"), &mb);
+    assert_int_equal(ma.params.numel, mb.params.numel);
+    /* same thread count, same windows, same dropout draws, same momentum: bit-identical */
+    assert_memory_equal(ma.params.data, mb.params.data, ma.params.numel * sizeof(float));
+    lp_lm_free(&ma);
+    lp_lm_free(&mb);
+    /* and the logs agree (timings aside), without duplicate rows */
+    char va[4096], vb[4096];
+    valid_ppl_columns(run_path("run_a", "valid.tsv"), va, sizeof va);
+    valid_ppl_columns(run_path("run_b", "valid.tsv"), vb, sizeof vb);
+    assert_string_equal(va, vb);
+    assert_int_equal(count_lines(run_path("run_a", "train.tsv")), count_lines(run_path("run_b", "train.tsv")));
+    assert_true(fabs(ra.test_ppl - rb.test_ppl) == 0);
+
+    /* a finished run cannot be resumed without more epochs; with more it continues */
+    lp_kv_init(&cfg);
+    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "already trained"));
+    lp_kv_free(&cfg);
+    lp_kv_init(&cfg);
+    orr.epochs_override = 4;
+    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_OK);
+    assert_int_equal(rb.epochs_done, 4);
+    assert_string_equal(lp_kv_get(&cfg, "train.epochs"), "4");
+    lp_kv_free(&cfg);
+    assert_int_equal(count_lines(run_path("run_b", "valid.tsv")), 1 + 4);
+    /* a different run config in the same directory does not mix in: resume reads config.txt only */
+    lp_kv saved;
+    lp_kv_init(&saved);
+    assert_int_equal(lp_kv_read_file(&saved, run_path("run_b", "config.txt")), LP_OK);
+    assert_string_equal(lp_kv_get(&saved, "lm.units"), "12,10");
+    assert_string_equal(lp_kv_get(&saved, "train.momentum"), "0.5");
+    lp_kv_free(&saved);
+}
+
+static void test_finetune_from_checkpoint(void **state) {
+    (void)state;
+    /* train a model, then fine-tune from its checkpoint: sizes and dropout come from it, the schedule from
+     * the new config; the first epoch starts from exactly the checkpoint's weights */
+    char src[600], dst[600];
+    snprintf(src, sizeof src, "%s/ft_src", g_dir);
+    snprintf(dst, sizeof dst, "%s/ft_dst", g_dir);
+    lp_kv cfg;
+    tiny_cfg(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "train.epochs", "1"), LP_OK);
+    lp_lm_run_opts o = {.run_dir = src, .quiet = 1};
+    lp_lm_run_result r;
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+    const char *ck = run_path("ft_src", "last.ckpt");
+    lp_lm m0;
+    load_params(ck, &m0);
+    lp_ptb_corpus corpus;
+    assert_int_equal(lp_ptb_corpus_load(&corpus, g_dir, 0), LP_OK);
+    lp_lm_eval_result e0;
+    assert_int_equal(lp_lm_evaluate(&m0, corpus.ids[LP_PTB_VALID], corpus.n[LP_PTB_VALID], 20, 8, NULL, &e0), LP_OK);
+
+    lp_kv_init(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.epochs", "1"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.lr", "0"), LP_OK); /* lr 0: the weights must not move */
+    assert_int_equal(lp_kv_set(&cfg, "train.bptt", "8"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.batch", "4"), LP_OK);
+    lp_lm_run_opts of = {.run_dir = dst, .quiet = 1, .init_ckpt = ck, .corpus = &corpus};
+    assert_int_equal(lp_lm_train_run(&cfg, &of, &r), LP_OK);
+    assert_string_equal(lp_kv_get(&cfg, "lm.units"), "12,10");       /* from the checkpoint */
+    assert_true(fabs(lp_kv_get_double_or(&cfg, "lm.dropout", 0) - 0.3) < 1e-6); /* float32 0.3 */
+    lp_lm m1;
+    load_params(run_path("ft_dst", "last.ckpt"), &m1);
+    assert_memory_equal(m0.params.data, m1.params.data, m0.params.numel * sizeof(float));
+    /* valid.tsv evaluates with train.eval_batch 20 and window = bptt 8, as above */
+    assert_true(fabs(r.valid_ppl - e0.ppl) <= 1e-9 * e0.ppl);
+    lp_lm_free(&m1);
+    lp_kv_free(&cfg);
+
+    /* a vocabulary mismatch is refused: cap the vocabulary at 10 words */
+    lp_kv_init(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "data.max_words", "10"), LP_OK);
+    snprintf(dst, sizeof dst, "%s/ft_bad", g_dir);
+    lp_lm_run_opts ob = {.run_dir = dst, .quiet = 1, .init_ckpt = ck};
+    assert_int_equal(lp_lm_train_run(&cfg, &ob, &r), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "vocabulary"));
+    lp_kv_free(&cfg);
+    lp_lm_free(&m0);
+    lp_ptb_corpus_free(&corpus);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_recipes_and_schedule),
+        cmocka_unit_test(test_model_keys),
+        cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_finetune_from_checkpoint),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
