@@ -30,7 +30,9 @@
  *
  * Output: human-readable lines, and per shape one `result: side=ours shape=... key=value ...` line.
  *
- *   bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] */
+ *   bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]
+ *
+ * --train-only skips steps 3 and 4 (for profiling the training step). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +64,7 @@ typedef struct {
 
 static const shape SHAPES[] = {
     {"small", 256, 32, 100, 1, 5, 5, 3, 20},
-    {"big", 1024, 160, 300, 1, 2, 3, 1, 2},
+    {"big", 1024, 160, 300, 1, 2, 3, 1, 1},
 };
 enum { N_SHAPES = sizeof SHAPES / sizeof SHAPES[0] };
 
@@ -220,7 +222,7 @@ static void run_data(const shape *s, lp_model *m, lp_optim *opt, int data_steps,
     if (system(cmd) != 0) fprintf(stderr, "bench_train: could not remove %s\n", dir);
 }
 
-static int run_shape(const shape *s, int threads, int steps, int data_steps) {
+static int run_shape(const shape *s, int threads, int steps, int data_steps, int train_only) {
     openblas_set_num_threads(threads);
     const int B = s->B, T = s->T;
     double sg = sgemm_rate(2048, 3);
@@ -260,8 +262,9 @@ static int run_shape(const shape *s, int threads, int steps, int data_steps) {
     lp_free(x);
     lp_free(y);
 
-    double lat1, lat160;
-    if (lp_model_latency(&m, 1, T, s->reps1, &lat1) != LP_OK || lp_model_latency(&m, 160, T, s->reps160, &lat160) != LP_OK)
+    double lat1 = 0, lat160 = 0;
+    if (train_only) data_steps = 0;
+    else if (lp_model_latency(&m, 1, T, s->reps1, &lat1) != LP_OK || lp_model_latency(&m, 160, T, s->reps160, &lat160) != LP_OK)
         die("latency");
     const double rss = peak_rss_mb();
 
@@ -301,17 +304,18 @@ static int run_shape(const shape *s, int threads, int steps, int data_steps) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data]\n");
+    fprintf(stderr, "usage: bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     char shapes[64] = "small,big";
-    int threads = openblas_get_num_threads(), steps = 0, data_steps = -1;
+    int threads = openblas_get_num_threads(), steps = 0, data_steps = -1, train_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--no-data")) {
+        if (!strcmp(a, "--no-data") || !strcmp(a, "--train-only")) {
             data_steps = 0;
+            train_only |= !strcmp(a, "--train-only");
             continue;
         }
         if (i + 1 >= argc) usage();
@@ -341,7 +345,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (pid == 0)
-            _exit(run_shape(s, threads, steps ? steps : s->steps, data_steps >= 0 ? data_steps : s->data_steps));
+            _exit(run_shape(s, threads, steps ? steps : s->steps, data_steps >= 0 ? data_steps : s->data_steps, train_only));
         int status;
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             fprintf(stderr, "bench_train: shape %s failed\n", s->name);
