@@ -43,6 +43,7 @@ static const lp_arg lm_train_args[] = {
     {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "B", "streams when evaluating perplexity", NULL},
     {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 0, "T", "window when evaluating (0 = --bptt)", NULL},
     {"log-every", "train.log_every", LP_ARG_INT, 0, "N", "a train.tsv row every N windows", NULL},
+    {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N windows (exact resume inside an epoch; 0 = epoch ends only)", NULL},
     {"test-every", "train.test_every", LP_ARG_INT, 0, "N", "test perplexity every N epochs (0 = only after the last)", NULL},
 };
 

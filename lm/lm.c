@@ -394,12 +394,22 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
     LP_TRY(lp_ptb_batcher_init(&bt, ids, n, o->batch, o->bptt, 1));
     LP_TRY(check_ids(ids, (size_t)o->batch * bt.stream_len, m->cfg.vocab, "lm train"));
     const int B = o->batch;
+    if (o->first_window < 0 || o->first_window > bt.windows)
+        return lp_errorf(LP_ERR_ARG, "lm train: first window %d is outside the epoch's %d windows", o->first_window,
+                         bt.windows);
+    if (o->state) {
+        int same = o->state->batch == B && o->state->layers == m->cfg.layers;
+        for (int l = 0; same && l < m->cfg.layers; l++) same = o->state->hidden[l] == m->cfg.hidden[l];
+        if (!same) return lp_errorf(LP_ERR_SHAPE, "lm train: the given state was made for another model or batch");
+    }
     lp_status s;
-    lp_lm_state st;
-    LP_TRY(lp_lm_state_init(&st, m, B));
+    lp_lm_state own;
+    memset(&own, 0, sizeof own);
+    if (!o->state) LP_TRY(lp_lm_state_init(&own, m, B));
+    lp_lm_state *stp = o->state ? o->state : &own;
     lp_tape tp;
     if ((s = lp_tape_init(&tp, LM_TAPE_BLOCK)) != LP_OK) {
-        lp_lm_state_free(&st);
+        lp_lm_state_free(&own);
         return s;
     }
     int32_t *x = lp_malloc((size_t)B * (size_t)o->bptt, sizeof *x);
@@ -410,13 +420,15 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
     }
     double t0 = now_seconds(), total = 0, norm_sum = 0;
     size_t targets = 0;
-    for (int w = 0; w < bt.windows; w++) {
+    int trained = 0;
+    s = LP_OK;
+    for (int w = o->first_window; w < bt.windows; w++) {
         lp_tape_reset(&tp);
         int t = lp_ptb_batcher_window(&bt, w, x, y);
         const size_t k = (size_t)B * (size_t)t;
         lp_params_zero_grad(&m->params);
         lp_lm_out out;
-        if ((s = lp_lm_forward(m, &tp, x, y, B, t, &st, dropout_rng, &out)) != LP_OK) goto done;
+        if ((s = lp_lm_forward(m, &tp, x, y, B, t, stp, dropout_rng, &out)) != LP_OK) goto done;
         lp_tensor *objective = out.loss;
         if (!o->mean_over_time) { /* Zaremba: Σ_t mean_b nll = T · mean */
             float *scale = lp_tape_alloc(&tp, 1, sizeof *scale);
@@ -446,24 +458,27 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
         if (o->step_hook && (s = o->step_hook(o->hook_user, m)) != LP_OK) goto done;
         total += (double)out.loss->data[0] * (double)k;
         targets += k;
+        trained++;
         if (o->progress && o->progress_every > 0 && ((w + 1) % o->progress_every == 0 || w + 1 == bt.windows)) {
             double el = now_seconds() - t0;
             o->progress(o->progress_user, w + 1, bt.windows, total / (double)targets,
                         el > 0 ? (double)targets / el : 0);
         }
+        if (o->window_hook && (s = o->window_hook(o->window_user, m, w + 1, bt.windows, stp)) != LP_OK) break;
     }
     res->seconds = now_seconds() - t0;
-    res->windows = bt.windows;
+    res->windows = trained;
     res->targets = targets;
-    res->nll = total / (double)targets;
+    res->nll = targets ? total / (double)targets : 0;
     res->ppl = exp(res->nll);
     res->words_per_sec = res->seconds > 0 ? (double)targets / res->seconds : 0;
-    res->grad_norm_mean = norm_sum / bt.windows;
+    res->grad_norm_mean = trained ? norm_sum / trained : 0;
+    if (s != LP_OK) goto done; /* a window hook's stop: the results above cover the windows trained */
     s = LP_OK;
 done:
     lp_free(x);
     lp_free(y);
     lp_tape_free(&tp);
-    lp_lm_state_free(&st);
+    lp_lm_state_free(&own);
     return s;
 }

@@ -205,6 +205,19 @@ typedef struct {
     void (*progress)(void *user, int window, int windows, double avg_nll, double words_per_sec);
     void *progress_user;
     int progress_every;
+    /* Resuming inside an epoch (lm/lm_train.h's mid-epoch checkpoints):
+     *   first_window  the first window to train (0 = the epoch's start; windows before it are skipped)
+     *   state         NULL: a zero state at first_window, internal. Otherwise the caller's state (made for
+     *                 this model and `batch`): the state after window first_window − 1 (zero at the start),
+     *                 carried and left holding the state after the last window trained
+     *   window_hook   after each window's step (and step_hook): `done` = windows finished in the epoch
+     *                 (1-based: window done−1 was the last), with the carried state. A non-OK return stops
+     *                 the epoch with that status after a complete step (LP_ERR_EOF: "stop here", used to
+     *                 simulate an interruption; *res then covers the windows trained). */
+    int first_window;
+    lp_lm_state *state;
+    lp_status (*window_hook)(void *user, lp_lm *m, int done, int windows, const lp_lm_state *st);
+    void *window_user;
 } lp_lm_train_opts;
 
 /* B 20, bptt 35, lr 1, clip 5, mean_over_time 0, no hooks, no progress. */
@@ -222,8 +235,8 @@ typedef struct {
 } lp_lm_epoch_result;
 
 /* One epoch of truncated-BPTT training over ids[0..n): `batch` streams, windows of `bptt` steps visited
- * in order, only full windows (as Zaremba's reader), state zeroed at the start and carried (detached)
- * across windows. Per window: forward with dropout, backward, optional grad_hook, clip, one step of
+ * in order, only full windows (as Zaremba's reader), state zeroed at the start (or taken from o->state at
+ * o->first_window) and carried (detached) across windows. Per window: forward with dropout, backward, optional grad_hook, clip, one step of
  * `opt` at lr (any lp_optim; the recipes use plain SGD), optional step_hook. Gradients are zeroed by this
  * function. Errors: LP_ERR_ARG (options, stream too short, ids outside the vocabulary), LP_ERR_NUMERIC
  * (NaN/Inf gradient at window w: the parameters are left as they were before that step), LP_ERR_NOMEM. */

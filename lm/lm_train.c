@@ -85,6 +85,7 @@ lp_status lp_lm_run_defaults(lp_kv *kv) {
     LP_TRY(set_default(kv, "train.eval_batch", "20"));
     LP_TRY(set_default(kv, "train.eval_bptt", "0"));
     LP_TRY(set_default(kv, "train.log_every", "100"));
+    LP_TRY(set_default(kv, "train.save_every", "0"));
     return set_default(kv, "train.test_every", "1");
 }
 
@@ -175,16 +176,23 @@ typedef struct {
     lp_optim opt;
     lp_rng drop;
     int epoch;            /* epochs completed */
+    int window;           /* windows completed in epoch + 1 (mid-epoch checkpoints; 0 at a boundary) */
+    double part_nll, part_seconds; /* the partial epoch before `window`: summed NLL and seconds */
+    size_t part_targets;
+    lp_lm_state st;       /* the carried recurrent state (zeroed at every epoch start) */
+    int have_st;
+    int windows_this_call;
+    double last_avg_nll;  /* from the progress callback: mean NLL over this call's windows of the epoch */
     int best_epoch;       /* 0: none yet */
     double best_ppl;
     /* settings */
-    int epochs, batch, bptt, eval_batch, eval_bptt, decay_after, log_every, test_every;
+    int epochs, batch, bptt, eval_batch, eval_bptt, decay_after, log_every, test_every, save_every;
     double lr, decay, clip;
     FILE *train_log, *valid_log;
     int tty;
     double t_start;
     /* progress of the current epoch */
-    int cur_epoch, epochs_left_after;
+    int cur_epoch, epochs_left_after, first_window;
     float cur_lr;
     double epoch_t0;
 } lm_trainer;
@@ -199,6 +207,21 @@ static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->epoch);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);
     if (s == LP_OK) s = lp_kv_set_double(&c.meta, "state.best_valid_ppl", t->best_epoch ? t->best_ppl : 0);
+    if (s == LP_OK && with_state) s = lp_kv_set_int(&c.meta, "state.window", t->window);
+    if (s == LP_OK && with_state && t->window > 0) {
+        /* inside an epoch: the partial sums and the carried state after window `window` */
+        s = lp_kv_setf(&c.meta, "state.part_nll", "%.17g", t->part_nll);
+        if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.part_targets", (long long)t->part_targets);
+        if (s == LP_OK) s = lp_kv_setf(&c.meta, "state.part_seconds", "%.17g", t->part_seconds);
+        for (int l = 0; l < t->st.layers && s == LP_OK; l++) {
+            char tname[32];
+            const int dims[2] = {t->st.batch, t->st.hidden[l]};
+            snprintf(tname, sizeof tname, "state.h%d", l + 1);
+            s = lp_ckpt_add(&c, tname, 2, dims, t->st.h[l]);
+            snprintf(tname, sizeof tname, "state.c%d", l + 1);
+            if (s == LP_OK) s = lp_ckpt_add(&c, tname, 2, dims, t->st.c[l]);
+        }
+    }
     if (s == LP_OK && with_state) {
         s = lp_kv_setf(&c.meta, "state.dropout_rng", "%llu,%llu", (unsigned long long)t->drop.state,
                        (unsigned long long)t->drop.inc);
@@ -232,11 +255,29 @@ static lp_status restore_state(lm_trainer *t, const lp_ckpt *c, const char *path
     t->drop.inc = inc;
     if (t->opt.m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", t->opt.m, lp_optim_m_numel(&t->opt), path));
     if (t->opt.v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", t->opt.v, lp_optim_v_numel(&t->opt), path));
+    t->window = (int)lp_kv_get_int_or(&c->meta, "state.window", 0);
+    if (t->window < 0) return lp_errorf(LP_ERR_FORMAT, "%s: state.window = %d", path, t->window);
+    if (t->window > 0) {
+        if (lp_kv_get_double(&c->meta, "state.part_nll", &d) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "%s", path);
+        t->part_nll = d;
+        if (lp_kv_get_int(&c->meta, "state.part_targets", &v) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "%s", path);
+        t->part_targets = (size_t)v;
+        t->part_seconds = lp_kv_get_double_or(&c->meta, "state.part_seconds", 0);
+        for (int l = 0; l < t->st.layers; l++) {
+            char name[32];
+            const size_t n = (size_t)t->st.batch * (size_t)t->st.hidden[l];
+            snprintf(name, sizeof name, "state.h%d", l + 1);
+            LP_TRY(lp_ckpt_copy_flat(c, name, t->st.h[l], n, path));
+            snprintf(name, sizeof name, "state.c%d", l + 1);
+            LP_TRY(lp_ckpt_copy_flat(c, name, t->st.c[l], n, path));
+        }
+    }
     return LP_OK;
 }
 
-/* Keep the header and the rows whose first column (the epoch) is <= max. */
-static lp_status truncate_tsv(const char *path, long long max) {
+/* Keep the header and the rows whose first column (the epoch) is < max_epoch, or == max_epoch with a
+ * second column (the window) <= max_window. */
+static lp_status truncate_tsv(const char *path, long long max_epoch, long long max_window) {
     if (access(path, F_OK) != 0) return LP_OK;
     char *buf;
     size_t len;
@@ -245,7 +286,12 @@ static lp_status truncate_tsv(const char *path, long long max) {
     for (size_t i = 0; i < len;) {
         char *nl = memchr(buf + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - buf) + 1 : len;
-        int keep = buf[i] < '0' || buf[i] > '9' || atoll(buf + i) <= max;
+        int keep = buf[i] < '0' || buf[i] > '9';
+        if (!keep) {
+            char *tab;
+            long long e = strtoll(buf + i, &tab, 10), win = *tab == '\t' ? strtoll(tab + 1, NULL, 10) : 0;
+            keep = e < max_epoch || (e == max_epoch && win <= max_window);
+        }
         if (keep) {
             memmove(buf + w, buf + i, end - i);
             w += end - i;
@@ -280,6 +326,10 @@ static void fmt_duration(double s, char *buf, size_t n) {
 static void on_progress(void *user, int window, int windows, double avg_nll, double wps) {
     lm_trainer *t = user;
     double now = now_s();
+    t->last_avg_nll = avg_nll;
+    /* the epoch's running mean, including windows trained before a mid-epoch resume */
+    const double here = (double)(window - t->first_window) * t->batch * t->bptt;
+    avg_nll = (t->part_nll + avg_nll * here) / ((double)t->part_targets + here);
     if (t->log_every > 0 && (window % t->log_every == 0 || window == windows)) {
         fprintf(t->train_log, "%d\t%d\t%d\t%.8g\t%.6f\t%.3f\t%.1f\t%.2f\n", t->cur_epoch, window, windows,
                 (double)t->cur_lr, avg_nll, exp(avg_nll), wps, now - t->t_start);
@@ -288,13 +338,40 @@ static void on_progress(void *user, int window, int windows, double avg_nll, dou
     if (t->tty && (window % 10 == 0 || window == windows)) {
         /* ETA: this epoch's remaining windows plus the remaining epochs at this epoch's pace (evaluation
          * time not included) */
-        double el = now - t->epoch_t0, per = el / window;
+        double el = now - t->epoch_t0, per = el / (window - t->first_window);
         char eta[32];
         fmt_duration(per * ((windows - window) + (double)windows * t->epochs_left_after), eta, sizeof eta);
         fprintf(stderr, "\repoch %d/%d  window %d/%d  lr %.4g  train ppl %.2f  %.0f words/s  ETA %s   ",
                 t->cur_epoch, t->epochs, window, windows, (double)t->cur_lr, exp(avg_nll), wps, eta);
         fflush(stderr);
     }
+}
+
+/* After every window: a mid-epoch last.ckpt every train.save_every windows (not after the last window:
+ * the epoch's end writes it anyway), and the simulated interruption of stop_after_windows. */
+static lp_status on_window(void *user, lp_lm *m, int done, int windows, const lp_lm_state *st) {
+    (void)m;
+    (void)st; /* it is t->st */
+    lm_trainer *t = user;
+    t->windows_this_call++;
+    if (t->save_every <= 0 || done % t->save_every != 0 || done == windows) return LP_OK;
+    const double here = (double)(done - t->first_window) * t->batch * t->bptt;
+    const int w0 = t->window;
+    const double n0 = t->part_nll, s0 = t->part_seconds;
+    const size_t k0 = t->part_targets;
+    t->window = done;
+    t->part_nll = n0 + t->last_avg_nll * here;
+    t->part_targets = k0 + (size_t)here;
+    t->part_seconds = s0 + (now_s() - t->epoch_t0);
+    lp_status s = save_ckpt(t, "last.ckpt", 1);
+    /* the running sums of this call keep counting from first_window: restore the partial-epoch base */
+    t->window = w0;
+    t->part_nll = n0;
+    t->part_targets = k0;
+    t->part_seconds = s0;
+    LP_TRY(s);
+    if (t->o->stop_after_windows > 0 && t->windows_this_call >= t->o->stop_after_windows) return LP_ERR_EOF;
+    return LP_OK;
 }
 
 static lp_status read_settings(lm_trainer *t) {
@@ -317,6 +394,8 @@ static lp_status read_settings(lm_trainer *t) {
     t->log_every = (int)v;
     LP_TRY(get_int_range(kv, "train.test_every", 0, 1000000, &v));
     t->test_every = (int)v;
+    LP_TRY(get_int_range(kv, "train.save_every", 0, 1000000000, &v));
+    t->save_every = (int)v;
     LP_TRY(get_num_range(kv, "train.lr", 0, INFINITY, &t->lr));
     LP_TRY(get_num_range(kv, "train.lr_decay", 0, 1, &t->decay));
     if (t->decay <= 0) return lp_errorf(LP_ERR_ARG, "train.lr_decay must be in (0, 1], got %g", t->decay);
@@ -355,6 +434,8 @@ static lp_status setup(lm_trainer *t, const lp_ptb_corpus *corpus, const lp_ckpt
     LP_TRY(lp_optim_init(&t->opt, t->m.params.numel, &oc));
     lp_rng_init(&t->drop, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
     t->best_ppl = INFINITY;
+    LP_TRY(lp_lm_state_init(&t->st, &t->m, t->batch));
+    t->have_st = 1;
     if (rc) LP_TRY(restore_state(t, rc, rpath));
     return LP_OK;
 }
@@ -379,11 +460,32 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         t->cur_lr = to.lr;
         t->epochs_left_after = t->epochs - e;
         t->epoch_t0 = now_s();
+        if (t->window == 0) lp_lm_state_zero(&t->st); /* else: the state restored from a mid-epoch checkpoint */
+        t->first_window = t->window;
+        t->windows_this_call = 0;
+        to.first_window = t->window;
+        to.state = &t->st;
+        to.window_hook = on_window;
+        to.window_user = t;
         lp_lm_epoch_result er;
         lp_status s = lp_lm_train_epoch(&t->m, &t->opt, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], &to, &t->drop, &er);
         if (t->tty) fputc('\n', stderr);
+        if (s == LP_ERR_EOF) { /* stop_after_windows: stopped right after a mid-epoch checkpoint */
+            res->epochs_done = t->epoch;
+            return LP_OK;
+        }
         if (s != LP_OK)
             return lp_error_wrap(s, "epoch %d (the last good checkpoint is %s/last.ckpt)", e, t->o->run_dir);
+        /* the whole epoch, including windows trained before a mid-epoch resume */
+        const size_t targets = t->part_targets + er.targets;
+        er.seconds += t->part_seconds;
+        er.nll = (t->part_nll + er.nll * (double)er.targets) / (double)targets;
+        er.ppl = exp(er.nll);
+        er.targets = targets;
+        er.words_per_sec = er.seconds > 0 ? (double)targets / er.seconds : 0;
+        t->window = 0;
+        t->part_nll = t->part_seconds = 0;
+        t->part_targets = 0;
         double t_eval = now_s();
         lp_lm_eval_result ev, et = {0};
         LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
@@ -472,8 +574,9 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     if (s == LP_OK) s = setup(&t, corpus, o->resume ? &rc : NULL, rpath);
     lp_ckpt_free(&rc);
     if (s == LP_OK) s = lp_kv_write_file(cfg, path_in(o->run_dir, "config.txt", path, sizeof path));
-    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.epoch);
-    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.epoch);
+    if (s == LP_OK && o->resume)
+        s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.epoch + 1, t.window);
+    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.epoch, 0);
     if (s == LP_OK)
         s = open_log(o->run_dir, "train.tsv", "epoch\twindow\twindows\tlr\tnll\tppl\twords_per_s\telapsed_s", &t.train_log);
     if (s == LP_OK)
@@ -490,6 +593,7 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
     if (t.have_model) lp_lm_free(&t.m);
+    if (t.have_st) lp_lm_state_free(&t.st);
     lp_optim_free(&t.opt);
     lp_ptb_corpus_free(&own);
     return s;

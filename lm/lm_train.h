@@ -17,7 +17,8 @@
  *   train.epochs, train.batch, train.bptt, train.lr, train.lr_decay, train.decay_after, train.clip,
  *   train.seed, train.threads (OpenBLAS threads, 0 = library default), train.eval_batch,
  *   train.eval_bptt (0 = train.bptt), train.log_every (windows between train.tsv rows), train.test_every
- *   (evaluate the test set every N epochs and after the last; 0 = only after the last)
+ *   (evaluate the test set every N epochs and after the last; 0 = only after the last), train.save_every
+ *   (also write last.ckpt every N windows inside an epoch; 0 = only at epoch ends)
  *
  * Learning rate of epoch e (1-based), Zaremba et al. (2014):  lr_e = lr · lr_decay^max(e − decay_after, 0).
  *
@@ -32,15 +33,20 @@
  *   train.tsv    epoch window windows lr nll ppl words_per_s elapsed_s — every train.log_every windows
  *   valid.tsv    epoch lr train_ppl valid_ppl test_ppl train_words_per_s train_s eval_s — every epoch
  *                (test_ppl is "nan" on epochs without a test evaluation)
- *   last.ckpt    parameters + optimizer state + training state, written after every epoch
+ *   last.ckpt    parameters + optimizer state + training state, written after every epoch (and every
+ *                train.save_every windows)
  *   best.ckpt    the parameters of the epoch with the lowest validation perplexity
  *
  * Exact resume: an epoch starts from a zero recurrent state and visits the windows in order, so the
  * training state at an epoch boundary is the parameters, the optimizer state (SGD momentum buffer if any,
  * step count), the dropout generator and the best validation perplexity; last.ckpt stores all of them.
  * At the same thread count, a run interrupted after epoch k and resumed ends with exactly the weights of
- * an uninterrupted one (tests/test_lm_train.c). Logs are cut back to epoch k on resume, so they have no
- * duplicate rows. An interruption inside an epoch loses that epoch's progress (the run restarts it).
+ * an uninterrupted one (tests/test_lm_train.c). With train.save_every = N, last.ckpt is also written after
+ * every N windows, with the window count, the carried recurrent state (tensors state.h<l>, state.c<l>
+ * [B,H_l]) and the partial epoch's NLL sum: a resume then continues at the next window, again exactly
+ * (the medium and large recipes take 20-80 min per epoch on a 2-core machine). Without it, an
+ * interruption inside an epoch loses that epoch's progress. Logs are cut back to the checkpoint on
+ * resume, so they have no duplicate rows.
  *
  *     lp_kv cfg;  lp_kv_init(&cfg);
  *     LP_TRY(lp_lm_recipe_apply(&cfg, "small"));
@@ -65,7 +71,7 @@ lp_status lp_lm_recipe_apply(lp_kv *kv, const char *recipe);
 
 /* Fill every missing lm.*, data.* and train.* key: the small recipe's values, data.dir =
  * LP_LM_DEFAULT_DATA_DIR, data.max_words 0, train.seed 1, train.threads 1, train.eval_batch 20,
- * train.eval_bptt 0, train.log_every 100, train.test_every 1. */
+ * train.eval_bptt 0, train.log_every 100, train.save_every 0, train.test_every 1. */
 lp_status lp_lm_run_defaults(lp_kv *kv);
 
 /* The model config the lm.* keys describe, for a vocabulary of `vocab` words. LP_ERR_ARG naming the key
@@ -87,6 +93,8 @@ typedef struct {
     const char *init_ckpt;    /* start from these weights and sizes (fine-tuning); NULL: fresh init */
     int quiet;                /* nothing on stderr but errors */
     int stop_after_epochs;    /* stop (as if interrupted) after this many epochs of this call; 0 = no */
+    int stop_after_windows;   /* stop at the first mid-epoch checkpoint after this many windows of this
+                               * call (tests of train.save_every); 0 = no */
     int epochs_override;      /* with resume: train until this many epochs in total; 0 = as configured */
     const lp_ptb_corpus *corpus; /* already loaded data (must match data.*); NULL: load from data.dir */
     /* Hooks passed to lp_lm_train_epoch (ISS penalty, masks); NULL = none. */
