@@ -90,6 +90,8 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 # LP_SHARED points at ../shared (references and real data); CI lays it beside the clone.
 LP_SHARED ?= $(abspath ../shared)
 export LP_SHARED
+LP_BIN := $(abspath $(BIN))
+export LP_BIN
 test: all $(TEST_BIN)
 	@fail=0; pass=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; \

@@ -105,6 +105,11 @@ int lp_cmd_prune(int argc, char **argv) {
     o.quiet = f.quiet;
     o.cfg = &cfg;
     lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    if (s != LP_OK) { /* a bad option value: a usage error */
+        lp_cli_error("prune", "%s", lp_last_error());
+        lp_kv_free(&cfg);
+        return 2;
+    }
     if (lp_kv_get(&cfg, "prune.iss_threshold")) {
         o.schedule = LP_SCHED_ISS;
         o.iss_lambda = 0; /* no training: threshold only */
@@ -165,6 +170,11 @@ int lp_cmd_pipeline(int argc, char **argv) {
     o.quiet = f.quiet;
     o.cfg = &cfg;
     lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    if (s != LP_OK) { /* a bad option value: a usage error */
+        lp_cli_error("pipeline", "%s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
     lp_runcfg_apply_threads(&cfg);
     lp_pipeline_result r;
     if (s == LP_OK) s = lp_pipeline_run(&o, &r);

@@ -1,0 +1,148 @@
+/* test_cli: the lstmprune binary as a user meets it — exit codes (0 ok, 1 runtime error, 2 usage
+ * error), messages that name the bad flag / file / record, and the user-facing file formats
+ * (Kaggle predictions, eval output, info). The binary is $LP_BIN (set by the Makefile). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "core/fileio.h"
+#include "tests/common/refdata.h"
+
+static char dir[256];
+static char out_buf[1 << 16];
+
+/* Run "$LP_BIN args" with stdout+stderr captured into out_buf; returns the exit code. */
+static int run(const char *fmt, ...) {
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("LP_BIN");
+    if (!bin) bin = "build/lstmprune";
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
+    out_buf[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/lp_test_cli_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    /* A tiny data set and a tiny trained model used by several tests. */
+    if (run("synth --out data --videos 120 --classes 5 --frames-min 4 --frames-max 10 --seed 2 --quiet") != 0) return -1;
+    if (run("train --train 'data/train*.tfrecord' --valid 'data/validate*.tfrecord' --classes 5 --hidden 8 --batch 16 "
+            "--epochs 1 --out run --quiet") != 0) {
+        fprintf(stderr, "%s\n", out_buf);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_help_and_unknown(void **state) {
+    (void)state;
+    assert_int_equal(run("--help"), 0);
+    const char *cmds[] = {"synth", "inspect", "train", "finetune", "eval", "predict", "info", "prune", "pipeline"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) assert_non_null(strstr(out_buf, cmds[i]));
+    assert_int_equal(run("frobnicate"), 2);
+    assert_non_null(strstr(out_buf, "unknown command 'frobnicate'"));
+    assert_int_equal(run("train --help"), 0);
+    assert_non_null(strstr(out_buf, "[default: 0.0002]")); /* --lr shows the paper default */
+    assert_non_null(strstr(out_buf, "[default: 160]"));
+}
+
+static void test_bad_flags_are_usage_errors(void **state) {
+    (void)state;
+    assert_int_equal(run("train --train x --out y --lr abc"), 2);
+    assert_non_null(strstr(out_buf, "--lr: 'abc' is not a number"));
+    assert_int_equal(run("train --train x --out y --epochs 0"), 2);
+    assert_non_null(strstr(out_buf, "--epochs"));
+    assert_int_equal(run("train --train x"), 2);
+    assert_non_null(strstr(out_buf, "--out"));
+    assert_int_equal(run("train --bogus 1"), 2);
+    assert_non_null(strstr(out_buf, "--bogus"));
+    assert_int_equal(run("pipeline --train x --out y --model resnet"), 2);
+    assert_non_null(strstr(out_buf, "resnet"));
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out p --criterion median"), 2);
+    assert_non_null(strstr(out_buf, "median"));
+}
+
+static void test_runtime_errors_name_the_file(void **state) {
+    (void)state;
+    assert_int_equal(run("eval --checkpoint missing.ckpt --data 'data/test*'"), 1);
+    assert_non_null(strstr(out_buf, "missing.ckpt"));
+    assert_int_equal(run("train --train 'nothing*.tfrecord' --out r2 --classes 5 --hidden 8 --quiet"), 1);
+    assert_non_null(strstr(out_buf, "nothing*.tfrecord"));
+    /* a corrupted checkpoint: flip one byte in the tensor data */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && cp run/best.ckpt bad.ckpt && printf '\\377' | dd of=bad.ckpt bs=1 seek=$(( $(stat -c %%s bad.ckpt) - 9 )) conv=notrunc 2>/dev/null", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run("info bad.ckpt"), 1);
+    assert_non_null(strstr(out_buf, "CRC32C"));
+    assert_int_equal(run("inspect -q %s", lp_ref_path("reference/corrupt_data_crc.tfrecord")), 1);
+    assert_non_null(strstr(out_buf, "record 2 at byte offset 5930"));
+}
+
+static void test_predict_eval_info_formats(void **state) {
+    (void)state;
+    assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
+    char path[512], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/preds.csv", dir);
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_memory_equal(buf, "VideoId,LabelConfidencePairs\n", 29);
+    /* every line: id, then exactly 3 "label score" pairs, scores descending */
+    int lines = 0;
+    for (char *line = strchr(buf, '\n') + 1; *line; lines++) {
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        char *comma = strchr(line, ',');
+        assert_non_null(comma);
+        int labels[3];
+        double sc[3];
+        assert_int_equal(sscanf(comma + 1, "%d %lf %d %lf %d %lf", &labels[0], &sc[0], &labels[1], &sc[1], &labels[2], &sc[2]), 6);
+        assert_true(sc[0] >= sc[1] && sc[1] >= sc[2]);
+        for (int k = 0; k < 3; k++) assert_true(labels[k] >= 0 && labels[k] < 5);
+        line = nl + 1;
+    }
+    assert_true(lines > 5);
+    free(buf);
+    assert_int_equal(run("eval --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out m.txt"), 0);
+    assert_non_null(strstr(out_buf, "GAP@20"));
+    snprintf(path, sizeof path, "%s/m.txt", dir);
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "gap = "));
+    assert_non_null(strstr(buf, "perr = "));
+    free(buf);
+    assert_int_equal(run("info run/best.ckpt"), 0);
+    assert_non_null(strstr(out_buf, "bilstm.fw"));
+    assert_non_null(strstr(out_buf, "per frame"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help_and_unknown),
+        cmocka_unit_test(test_bad_flags_are_usage_errors),
+        cmocka_unit_test(test_runtime_errors_name_the_file),
+        cmocka_unit_test(test_predict_eval_info_formats),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
