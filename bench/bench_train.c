@@ -32,7 +32,8 @@
  *
  *   bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]
  *
- * --train-only skips steps 3 and 4 (for profiling the training step). */
+ * --train-only skips steps 3 and 4 (for profiling the training step); --H, --B, --T change the sizes of
+ * the named shapes. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,7 +223,11 @@ static void run_data(const shape *s, lp_model *m, lp_optim *opt, int data_steps,
     if (system(cmd) != 0) fprintf(stderr, "bench_train: could not remove %s\n", dir);
 }
 
-static int run_shape(const shape *s, int threads, int steps, int data_steps, int train_only) {
+static int run_shape(const shape *s0, int threads, int steps, int data_steps, int train_only, int oH, int oB, int oT) {
+    shape sh = *s0, *s = &sh; /* --H/--B/--T override the named shape's sizes (profiling) */
+    if (oH > 0) sh.H = oH;
+    if (oB > 0) sh.B = oB;
+    if (oT > 0) sh.T = oT;
     openblas_set_num_threads(threads);
     const int B = s->B, T = s->T;
     double sg = sgemm_rate(2048, 3);
@@ -304,13 +309,14 @@ static int run_shape(const shape *s, int threads, int steps, int data_steps, int
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]\n");
+    fprintf(stderr, "usage: bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]\n"
+                    "                   [--H n] [--B n] [--T n]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     char shapes[64] = "small,big";
-    int threads = openblas_get_num_threads(), steps = 0, data_steps = -1, train_only = 0;
+    int threads = openblas_get_num_threads(), steps = 0, data_steps = -1, train_only = 0, oH = 0, oB = 0, oT = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--no-data") || !strcmp(a, "--train-only")) {
@@ -324,6 +330,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--data-steps")) data_steps = atoi(v);
+        else if (!strcmp(a, "--H")) oH = atoi(v);
+        else if (!strcmp(a, "--B")) oB = atoi(v);
+        else if (!strcmp(a, "--T")) oT = atoi(v);
         else usage();
     }
     if (threads < 1 || steps < 0) usage();
@@ -345,7 +354,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (pid == 0)
-            _exit(run_shape(s, threads, steps ? steps : s->steps, data_steps >= 0 ? data_steps : s->data_steps, train_only));
+            _exit(run_shape(s, threads, steps ? steps : s->steps, data_steps >= 0 ? data_steps : s->data_steps, train_only,
+                            oH, oB, oT));
         int status;
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             fprintf(stderr, "bench_train: shape %s failed\n", s->name);

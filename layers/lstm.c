@@ -86,7 +86,7 @@ void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT,
  * (pre-activations in, activations out). Separate restrict pointers per gate let GCC vectorise. */
 static void cell_forward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
                              const float *restrict bias, int bstride, float *restrict h, float *restrict c,
-                             float *restrict hout, float *restrict tanhc, int n) {
+                             float *restrict hout, int n) {
     if (bias) { /* bias [4][bstride]: the i, f, g, o blocks */
         for (int j = 0; j < n; j++) {
             gi[j] += bias[j];
@@ -99,66 +99,65 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
         float i = fast_sigmoid(gi[j]), f = fast_sigmoid(gf[j]);
         float g = fast_tanh(gg[j]), o = fast_sigmoid(go[j]);
         float cn = f * c[j] + i * g;
-        float tc = fast_tanh(cn);
-        float hn = o * tc;
+        float hn = o * fast_tanh(cn);
         gi[j] = i;
         gf[j] = f;
         gg[j] = g;
         go[j] = o;
         c[j] = cn;
-        tanhc[j] = tc;
         h[j] = hn;
         hout[j] = hn;
     }
 }
 
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *hprev, float *cprev,
-                          float *tanhc, const float *w_hh, const float *b, const int *lengths, int t, int B,
-                          int T, int H) {
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+                          const float *b, const int *lengths, int t, int B, int T, int H) {
     const int G = 4 * H;
     // gates row (b,t) += h [B,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, w_hh, H, 1.0f,
                 gates + (size_t)t * G, T * G);
-    float tc_scratch[256];
     for (int bi = 0; bi < B; bi++) {
         size_t row = (size_t)bi * T + t;
         float *hb = h + (size_t)bi * H, *cb = c + (size_t)bi * H;
         float *hout = h_seq + row * H;
         if (!step_valid(lengths, bi, t)) { /* padding: state unchanged, output 0, nothing to save */
             memset(hout, 0, (size_t)H * sizeof *hout);
-            if (hprev) {
-                memset(hprev + row * H, 0, (size_t)H * sizeof *hprev);
-                memset(cprev + row * H, 0, (size_t)H * sizeof *cprev);
-                memset(tanhc + row * H, 0, (size_t)H * sizeof *tanhc);
-            }
+            if (cs) memset(cs + row * H, 0, (size_t)H * sizeof *cs);
             continue;
         }
-        if (hprev) {
-            memcpy(hprev + row * H, hb, (size_t)H * sizeof *hb);
-            memcpy(cprev + row * H, cb, (size_t)H * sizeof *cb);
-        }
         float *g = gates + row * G;
-        if (tanhc) {
-            cell_forward_row(g, g + H, g + 2 * H, g + 3 * H, b, H, hb, cb, hout, tanhc + row * H, H);
-        } else { /* inference: tanh(c) is not kept; chunks write it to a stack buffer */
-            for (int j0 = 0; j0 < H; j0 += 256) {
-                int n = H - j0 < 256 ? H - j0 : 256;
-                cell_forward_row(g + j0, g + H + j0, g + 2 * H + j0, g + 3 * H + j0, b ? b + j0 : NULL, H,
-                                 hb + j0, cb + j0, hout + j0, tc_scratch, n);
-            }
-        }
+        cell_forward_row(g, g + H, g + 2 * H, g + 3 * H, b, H, hb, cb, hout, H);
+        if (cs) memcpy(cs + row * H, cb, (size_t)H * sizeof *cb);
     }
 }
 
 /* Gradient of one valid batch row at one step; see docs/METHOD.md for the equations. gates holds the
- * activations i,f,g,o on entry and the pre-activation gradients on return. */
-static void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
-                              float *restrict dh, float *restrict dc, const float *restrict dhout,
-                              const float *restrict cprev, const float *restrict tanhc, int H) {
+ * activations i,f,g,o on entry and the pre-activation gradients on return. cnow is c_t (tanh(c_t) is
+ * recomputed exactly as forward computed it); cprev is c_{t-1}, or NULL for a zero initial state. */
+static inline void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
+                                     float *restrict go, float *restrict dh, float *restrict dc,
+                                     const float *restrict dhout, const float *restrict cprev,
+                                     const float *restrict cnow, int H) {
     if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
         for (int j = 0; j < H; j++) dh[j] += dhout[j];
+    if (!cprev) { /* c_{t-1} = 0: no gradient through the forget gate */
+        for (int j = 0; j < H; j++) {
+            float tc = fast_tanh(cnow[j]);
+            float i = gi[j], f = gf[j], g = gg[j], o = go[j];
+            float dht = dh[j];
+            float dct = dc[j] + dht * o * (1.0f - tc * tc);
+            gi[j] = dct * g * i * (1.0f - i);
+            gf[j] = dct * 0.0f * f * (1.0f - f); /* not 0: a NaN/Inf dct stays visible */
+            gg[j] = dct * i * (1.0f - g * g);
+            go[j] = dht * tc * o * (1.0f - o);
+            dc[j] = dct * f;
+            dh[j] = 0.0f;
+        }
+        return;
+    }
     for (int j = 0; j < H; j++) {
-        float i = gi[j], f = gf[j], g = gg[j], o = go[j], tc = tanhc[j];
+        float tc = fast_tanh(cnow[j]);
+        float i = gi[j], f = gf[j], g = gg[j], o = go[j];
         float dht = dh[j];
         float dct = dc[j] + dht * o * (1.0f - tc * tc);
         gi[j] = dct * g * i * (1.0f - i);
@@ -170,9 +169,16 @@ static void cell_backward_row(float *restrict gi, float *restrict gf, float *res
     }
 }
 
-void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cprev,
-                           const float *tanhc, const float *w_hh, const int *lengths, int t, int B, int T,
-                           int H) {
+/* Row of cs / h_seq that holds the state entering step t of sequence b (processing order: t-1 forward,
+ * t+1 in reverse), or -1 when step t is the sequence's first processed step (the state is h0/c0). */
+static inline long prev_row(int reverse, int b, int t, int len, int T) {
+    if (!reverse) return t > 0 ? (long)b * T + t - 1 : -1;
+    return t + 1 < len ? (long)b * T + t + 1 : -1;
+}
+
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
+                           int T, int H) {
     const int G = 4 * H;
     for (int bi = 0; bi < B; bi++) {
         size_t row = (size_t)bi * T + t;
@@ -181,24 +187,56 @@ void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_s
             memset(g, 0, (size_t)G * sizeof *g);
             continue;
         }
+        long pr = prev_row(reverse, bi, t, lengths ? lengths[bi] : T, T);
+        const float *cprev = pr >= 0 ? cs + (size_t)pr * H : c0 ? c0 + (size_t)bi * H : NULL;
         cell_backward_row(g, g + H, g + 2 * H, g + 3 * H, dh + (size_t)bi * H, dc + (size_t)bi * H,
-                          dh_seq ? dh_seq + row * H : NULL, cprev + row * H, tanhc + row * H, H);
+                          dh_seq ? dh_seq + row * H : NULL, cprev, cs + row * H, H);
     }
     // dh [B,H] += dG_t [B,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, gates + (size_t)t * G, T * G, w_hh,
                 H, 1.0f, dh, H);
 }
 
-void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, const float *dgates,
-                             const float *x, const float *hprev, const float *w_ih, int BT, int F, int H) {
+void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
+                             const float *x, const float *h_seq, const float *h0, const float *w_ih,
+                             const int *lengths, int reverse, int B, int T, int F, int H) {
     const int G = 4 * H;
+    const int BT = B * T;
     // dw_ih [4H,F] += dG^T [4H,BT] · x [BT,F]
     if (dw_ih)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, F, BT, 1.0f, dgates, G, x, F, 1.0f, dw_ih, F);
-    // dw_hh [4H,H] += dG^T [4H,BT] · hprev [BT,H]
-    if (dw_hh)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT, 1.0f, dgates, G, hprev, H, 1.0f, dw_hh,
-                    H);
+    if (dw_hh) {
+        /* dw_hh [4H,H] += Σ_rows dG_row^T · h_{prev}. In processing order the state entering step t is
+         * the output row next to it: row r-1 forward, r+1 in reverse. One GEMM pairs every row with that
+         * neighbour, rows whose neighbour is not their predecessor (a sequence's first processed step,
+         * where it is the neighbouring sequence's row, a padding row or nothing) included; the second
+         * GEMM adds dG_first^T · (h0 - what the first GEMM paired them with). Padding rows have dG = 0. */
+        if (BT > 1) {
+            if (!reverse) // rows 1..BT-1 of dG with rows 0..BT-2 of h_seq
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT - 1, 1.0f, dgates + G, G, h_seq, H,
+                            1.0f, dw_hh, H);
+            else // rows 0..BT-2 of dG with rows 1..BT-1 of h_seq
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT - 1, 1.0f, dgates, G,
+                            h_seq + H, H, 1.0f, dw_hh, H);
+        }
+        float *g0 = work, *d = work + (size_t)B * G; /* [B,4H] first-step dG, [B,H] correction */
+        for (int bi = 0; bi < B; bi++) {
+            const int len = lengths ? lengths[bi] : T;
+            float *gr = g0 + (size_t)bi * G, *dr = d + (size_t)bi * H;
+            if (len == 0) { /* no valid step: dG is 0 everywhere, nothing to correct */
+                memset(gr, 0, (size_t)G * sizeof *gr);
+                memset(dr, 0, (size_t)H * sizeof *dr);
+                continue;
+            }
+            const long r = (long)bi * T + (reverse ? len - 1 : 0), p = reverse ? r + 1 : r - 1;
+            memcpy(gr, dgates + (size_t)r * G, (size_t)G * sizeof *gr);
+            const float *hp = p >= 0 && p < BT ? h_seq + (size_t)p * H : NULL;
+            const float *hz = h0 ? h0 + (size_t)bi * H : NULL;
+            for (int j = 0; j < H; j++) dr[j] = (hz ? hz[j] : 0.0f) - (hp ? hp[j] : 0.0f);
+        }
+        // dw_hh [4H,H] += g0^T [4H,B] · d [B,H]
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, B, 1.0f, g0, G, d, H, 1.0f, dw_hh, H);
+    }
     // dx [BT,F] += dG [BT,4H] · w_ih [4H,F]
     if (dx)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, F, G, 1.0f, dgates, G, w_ih, F, 1.0f, dx, F);
@@ -210,25 +248,25 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, c
         }
 }
 
-void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *hprev, float *cprev,
-                         float *tanhc, const float *x, const float *w_ih, const float *w_hh, const float *b,
-                         const int *lengths, int reverse, int B, int T, int F, int H) {
+void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,
+                         const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
+                         int B, int T, int F, int H) {
     lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
     for (int s = 0; s < T; s++) {
         int t = reverse ? T - 1 - s : s;
-        lp_lstm_step_forward(gates, h, c, h_seq, hprev, cprev, tanhc, w_hh, b, lengths, t, B, T, H);
+        lp_lstm_step_forward(gates, h, c, h_seq, cs, w_hh, b, lengths, t, B, T, H);
     }
 }
 
-void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc,
-                          float *gates, const float *dh_seq, const float *x, const float *hprev,
-                          const float *cprev, const float *tanhc, const float *w_ih, const float *w_hh,
+void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc, float *gates,
+                          float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
+                          const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H) {
     for (int s = T - 1; s >= 0; s--) { /* reverse of the forward processing order */
         int t = reverse ? T - 1 - s : s;
-        lp_lstm_step_backward(gates, dh, dc, dh_seq, cprev, tanhc, w_hh, lengths, t, B, T, H);
+        lp_lstm_step_backward(gates, dh, dc, dh_seq, cs, c0, w_hh, lengths, reverse, t, B, T, H);
     }
-    lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, gates, x, hprev, w_ih, B * T, F, H);
+    lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, work, gates, x, h_seq, h0, w_ih, lengths, reverse, B, T, F, H);
 }
 
 /* ---- the tape op ---------------------------------------------------------------------------------- */
@@ -236,8 +274,12 @@ void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, floa
 typedef struct {
     int B, T, F, H, reverse;
     int *lengths;                          /* [B] copy, or NULL */
-    float *gates, *hprev, *cprev, *tanhc; /* saved by forward */
+    float *gates, *cs;                     /* saved by forward: activated gates [B,T,4H], c_t [B,T,H] */
     float *dh, *dc;                        /* [B,H] scratch for the backward state gradients */
+    float *work;                           /* [B,5H] scratch for the dW_hh correction */
+    float *h0, *c0;                        /* [B,H] copies of the initial state, or NULL (zeros): the
+                                            * caller may overwrite its h0/c0 after the call (carried
+                                            * state, lm/), and backward needs them */
     int used;                              /* backward ran (gates now hold dG) */
 } lstm_ctx;
 
@@ -251,9 +293,9 @@ static void lstm_backward(lp_node *node) {
     size_t nBH = (size_t)k->B * k->H;
     memcpy(k->dh, h_last->grad, nBH * sizeof *k->dh);
     memcpy(k->dc, c_last->grad, nBH * sizeof *k->dc);
-    lp_lstm_backward_seq(x->grad, w_ih->grad, w_hh->grad, b ? b->grad : NULL, k->dh, k->dc, k->gates,
-                         h_seq->grad, x->data, k->hprev, k->cprev, k->tanhc, w_ih->data, w_hh->data, k->lengths,
-                         k->reverse, k->B, k->T, k->F, k->H);
+    lp_lstm_backward_seq(x->grad, w_ih->grad, w_hh->grad, b ? b->grad : NULL, k->dh, k->dc, k->gates, k->work,
+                         h_seq->grad, x->data, h_seq->data, k->cs, k->h0, k->c0, w_ih->data, w_hh->data,
+                         k->lengths, k->reverse, k->B, k->T, k->F, k->H);
     if (h0 && h0->grad)
         for (size_t i = 0; i < nBH; i++) h0->grad[i] += k->dh[i];
     if (c0 && c0->grad)
@@ -286,12 +328,10 @@ lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh,
     lp_tensor *c_last = lp_tape_tensor(tp, 2, (int[]){B, H}, need);
     float *gates = lp_tape_alloc(tp, nBTH * 4, sizeof(float));
     if (!h_seq || !h_last || !c_last || !gates) return out;
-    float *hprev = NULL, *cprev = NULL, *tanhc = NULL;
+    float *cs = NULL;
     if (need) {
-        hprev = lp_tape_alloc(tp, nBTH, sizeof(float));
-        cprev = lp_tape_alloc(tp, nBTH, sizeof(float));
-        tanhc = lp_tape_alloc(tp, nBTH, sizeof(float));
-        if (!hprev || !cprev || !tanhc) return out;
+        cs = lp_tape_alloc(tp, nBTH, sizeof(float));
+        if (!cs) return out;
     }
     /* h_last/c_last are the running state: start from h0/c0 (or zeros) */
     if (h0) memcpy(h_last->data, h0->data, nBH * sizeof(float));
@@ -299,18 +339,27 @@ lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh,
     if (c0) memcpy(c_last->data, c0->data, nBH * sizeof(float));
     else memset(c_last->data, 0, nBH * sizeof(float));
 
-    lp_lstm_forward_seq(h_seq->data, h_last->data, c_last->data, gates, hprev, cprev, tanhc, x->data,
-                        w_ih->data, w_hh->data, b ? b->data : NULL, lengths, reverse, B, T, F, H);
+    lp_lstm_forward_seq(h_seq->data, h_last->data, c_last->data, gates, cs, x->data, w_ih->data, w_hh->data,
+                        b ? b->data : NULL, lengths, reverse, B, T, F, H);
 
     if (need) {
         lstm_ctx *k = lp_tape_alloc(tp, 1, sizeof *k);
         if (!k) return out;
         memset(k, 0, sizeof *k);
         k->B = B, k->T = T, k->F = F, k->H = H, k->reverse = reverse != 0;
-        k->gates = gates, k->hprev = hprev, k->cprev = cprev, k->tanhc = tanhc;
+        k->gates = gates, k->cs = cs;
         k->dh = lp_tape_alloc(tp, nBH, sizeof(float));
         k->dc = lp_tape_alloc(tp, nBH, sizeof(float));
-        if (!k->dh || !k->dc) return out;
+        k->work = lp_tape_alloc(tp, 5 * nBH, sizeof(float));
+        if (!k->dh || !k->dc || !k->work) return out;
+        if (h0) {
+            if (!(k->h0 = lp_tape_alloc(tp, nBH, sizeof(float)))) return out;
+            memcpy(k->h0, h0->data, nBH * sizeof(float));
+        }
+        if (c0) {
+            if (!(k->c0 = lp_tape_alloc(tp, nBH, sizeof(float)))) return out;
+            memcpy(k->c0, c0->data, nBH * sizeof(float));
+        }
         if (lengths) {
             k->lengths = lp_tape_alloc(tp, (size_t)B, sizeof(int));
             if (!k->lengths) return out;

@@ -17,7 +17,9 @@
  *   - one vectorisable loop applies the bias, the gate nonlinearities and the cell update;
  *   - backward computes the pre-activation gate gradients dG step by step (BPTT, one [B,4H]·[4H,H]
  *     GEMM per step for dh_{t-1}) and then all weight gradients as three large GEMMs over the B*T rows:
- *     dW_ih += dG^T·X, dW_hh += dG^T·H_prev, dX += dG·W_ih (and db += column sums of dG).
+ *     dW_ih += dG^T·X, dW_hh += dG^T·H_prev, dX += dG·W_ih (and db += column sums of dG), where H_prev
+ *     is the output h_seq shifted by one row (plus a B-row correction for h0), not a saved copy;
+ *   - training saves only the activated gates and c_t besides the output (see "kernels" below).
  *
  * Sequence lengths (optional, one per batch row): steps t >= length are padding. They leave h and c
  * unchanged, output 0 and receive no gradient; h_last/c_last are the state after `length` steps. With
@@ -55,6 +57,12 @@ lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh,
 
 /* ---- kernels (plain float arrays; the op above is these plus bookkeeping) ---------------------- */
 
+/* State saved for backward, besides the activated gates: only cs [B,T,H], the cell state c_t after each
+ * step (0 at padding). The state entering step t is read from the neighbouring row of cs (h from the
+ * neighbouring row of the output h_seq) or, at a sequence's first processed step, from c0 (h0), and
+ * tanh(c_t) is recomputed with the same function as in forward (so the values are identical): 5·BTH
+ * floats per layer instead of 7·BTH with separate copies of h_{t-1}, c_{t-1} and tanh(c_t). */
+
 /* gates = x·w_ih^T for all rows at once (the bias is added later, in the cell loop).
  * gates is [BT,4H], x is [BT,F], w_ih is [4H,F]. */
 void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT, int F, int H);
@@ -63,39 +71,43 @@ void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT,
  * gates  [B,T,4H]  in: row (b,t) holds x_t·W_ih^T; out: the activated gates i,f,g,o (valid rows only)
  * h, c   [B,H]     the state before the step; updated in place where t < lengths[b]
  * h_seq  [B,T,H]   out: row (b,t) = new h, or 0 at a padding step
- * hprev, cprev, tanhc [B,T,H] or all NULL (inference): saved for backward — the state entering the
- *                  step and tanh(c_t); 0 at padding steps
+ * cs     [B,T,H] or NULL (inference): out: row (b,t) = new c, or 0 at a padding step
  * w_hh [4H,H], b [4H] or NULL, lengths [B] or NULL. */
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *hprev, float *cprev,
-                          float *tanhc, const float *w_hh, const float *b, const int *lengths, int t, int B,
-                          int T, int H);
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+                          const float *b, const int *lengths, int t, int B, int T, int H);
 
-/* Backward of time step t (call in the reverse of the forward order).
+/* Backward of time step t (call in the reverse of the forward processing order).
  * gates  [B,T,4H]  in row t: the activated gates saved by forward; out: dG, the gradient w.r.t. the
  *                  pre-activation gates (0 at padding steps)
  * dh, dc [B,H]     in: gradient w.r.t. the state after the step; out: w.r.t. the state before it
  * dh_seq [B,T,H] or NULL: gradient of the step outputs (ignored at padding steps, whose output is 0)
- * cprev, tanhc [B,T,H]: saved by forward; w_hh [4H,H]. */
-void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cprev,
-                           const float *tanhc, const float *w_hh, const int *lengths, int t, int B, int T,
-                           int H);
+ * cs     [B,T,H]   saved by forward; c0 [B,H] or NULL (zeros): the initial cell state
+ * w_hh [4H,H]; `reverse` as in forward (it decides which row of cs holds c_{t-1}). */
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
+                           int T, int H);
 
 /* Weight and input gradients over all BT = B*T rows at once, accumulated (+=). Any output may be NULL.
- * dgates [BT,4H], x [BT,F], hprev [BT,H]; dx [BT,F], dw_ih [4H,F], dw_hh [4H,H], db [4H]. */
-void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, const float *dgates,
-                             const float *x, const float *hprev, const float *w_ih, int BT, int F, int H);
+ * dgates [B,T,4H], x [B,T,F], h_seq [B,T,H] (the forward output), h0 [B,H] or NULL (zeros); dx [B,T,F],
+ * dw_ih [4H,F], dw_hh [4H,H], db [4H]. dw_hh pairs each row of dG with the output row of the step before
+ * it in processing order (one GEMM over BT-1 rows) and then replaces, with one small GEMM over B rows,
+ * the pairs of each sequence's first processed step by h0. work: scratch of B·5H floats (dw_hh only). */
+void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
+                             const float *x, const float *h_seq, const float *h0, const float *w_ih,
+                             const int *lengths, int reverse, int B, int T, int F, int H);
 
 /* The whole forward sequence: input projection, then every step in processing order.
  * h, c [B,H] hold h0/c0 on entry and h_last/c_last on return. Buffers as in the step kernels. */
-void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *hprev, float *cprev,
-                         float *tanhc, const float *x, const float *w_ih, const float *w_hh, const float *b,
-                         const int *lengths, int reverse, int B, int T, int F, int H);
+void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,
+                         const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
+                         int B, int T, int F, int H);
 
 /* The whole backward sequence (BPTT, then the batched weight gradients). dh, dc [B,H] hold the
- * gradients of h_last/c_last on entry and those of h0/c0 on return. `gates` is overwritten by dG. */
-void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc,
-                          float *gates, const float *dh_seq, const float *x, const float *hprev,
-                          const float *cprev, const float *tanhc, const float *w_ih, const float *w_hh,
+ * gradients of h_last/c_last on entry and those of h0/c0 on return. `gates` is overwritten by dG.
+ * h0, c0 [B,H] or NULL: the initial state the forward pass started from. work: B·5H floats. */
+void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc, float *gates,
+                          float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
+                          const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H);
 
 /* The activations used by the kernels: vectorisable, |error| < 4e-7 against float64 (tested on a dense
