@@ -26,6 +26,8 @@ int lp_cmd_predict(int argc, char **argv);
 int lp_cmd_info(int argc, char **argv);
 int lp_cmd_prune(int argc, char **argv);
 int lp_cmd_pipeline(int argc, char **argv);
+int lp_cmd_sweep(int argc, char **argv);
+int lp_cmd_sensitivity(int argc, char **argv);
 int lp_cmd_lm_train(int argc, char **argv);
 int lp_cmd_lm_eval(int argc, char **argv);
 int lp_cmd_lm_prune(int argc, char **argv);

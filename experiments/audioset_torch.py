@@ -1,0 +1,312 @@
+#!/usr/bin/python3
+"""PyTorch counterpart of the paper model on the AudioSet embeddings (docs/RESULTS.md).
+
+The same architecture, data, preprocessing, loss, optimiser and metrics as `lstmprune train` with
+experiments/audioset.conf, written independently with torch.nn so that our C implementation can be
+compared with a standard framework on real data:
+
+    x [B,T,128] -> BiLSTM (H/2 per direction, lengths respected: pack_padded_sequence)
+                -> LSTM (H, state after the last valid step) -> Linear (527 logits)
+    loss: sum over classes of BCE-with-logits, mean over the batch; Adam; the epoch with the best
+    validation GAP is kept (as our trainer's best.ckpt) and scored on the test data.
+
+Data: TFRecord files of tf.train.SequenceExample, read here by a minimal pure-Python TFRecord framing
+and protobuf wire-format parser (no TensorFlow): context `video_id` and `labels`, feature list
+`audio_embedding` (one 128-byte string per frame). Dequantisation x = q*4/255 + 4/512 - 2, per-frame
+L2 normalisation, at most --max-frames frames, padding by repeating the last frame (our defaults).
+
+Metrics are those of eval/metrics.h (Google's starter code): GAP@k and mAP over each video's top-k
+predictions (mAP = mean over classes with positives of the AP of that class's pooled top-k pairs,
+divided by all positives of the class), Hit@1, PERR.
+
+Usage (the paths and hyperparameters of scripts/audioset.sh):
+    /usr/bin/python3 experiments/audioset_torch.py --train 'DIR/bal_train-0[0-6].tfrecord' \\
+        --valid DIR/bal_train-07.tfrecord --test 'DIR/eval-0*.tfrecord' --hidden 512 --epochs 10 \\
+        --lr 1e-3 --batch 64 --threads 2 --out results.json
+"""
+import argparse
+import glob
+import json
+import math
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+
+# ---- TFRecord + protobuf (wire format) -------------------------------------------------------------
+
+def tfrecords(path):
+    """Yield the data of each record (the CRCs are not checked here; `lstmprune inspect` checks them)."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    off = 0
+    while off < len(buf):
+        if off + 12 > len(buf):
+            raise ValueError(f"{path}: truncated record header at byte {off}")
+        (n,) = struct.unpack_from("<Q", buf, off)
+        start = off + 12
+        if start + n + 4 > len(buf):
+            raise ValueError(f"{path}: record at byte {off} runs past the end")
+        yield buf[start:start + n]
+        off = start + n + 4
+
+
+def varint(b, i):
+    r = 0
+    shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << shift
+        if c < 0x80:
+            return r, i
+        shift += 7
+
+
+def fields(b):
+    """(field number, wire type, value) for each field of a message; value is bytes for type 2."""
+    i, n = 0, len(b)
+    while i < n:
+        key, i = varint(b, i)
+        fn, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = varint(b, i)
+        elif wt == 1:
+            v = b[i:i + 8]
+            i += 8
+        elif wt == 2:
+            ln, i = varint(b, i)
+            v = b[i:i + ln]
+            i += ln
+        elif wt == 5:
+            v = b[i:i + 4]
+            i += 4
+        else:
+            raise ValueError(f"unsupported wire type {wt}")
+        yield fn, wt, v
+
+
+def feature_map(b):
+    """Features / FeatureLists message: map<string, value> (entry: 1 = key, 2 = value)."""
+    out = {}
+    for fn, wt, entry in fields(b):
+        if fn != 1 or wt != 2:
+            continue
+        key, val = None, b""
+        for efn, ewt, ev in fields(entry):
+            if efn == 1:
+                key = ev.decode()
+            elif efn == 2:
+                val = ev
+        out[key] = val
+    return out
+
+
+def int64_list(feature):
+    """Feature with int64_list (field 3): packed or not."""
+    vals = []
+    for fn, wt, v in fields(feature):
+        if fn != 3:
+            continue
+        for lfn, lwt, lv in fields(v):
+            if lfn != 1:
+                continue
+            if lwt == 2:
+                i = 0
+                while i < len(lv):
+                    x, i = varint(lv, i)
+                    vals.append(x - (1 << 64) if x >= 1 << 63 else x)
+            else:
+                vals.append(lv)
+    return vals
+
+
+def bytes_list(feature):
+    for fn, wt, v in fields(feature):
+        if fn == 1:
+            return [lv for lfn, _, lv in fields(v) if lfn == 1]
+    return []
+
+
+def parse_sequence_example(b, id_key, labels_key, feature):
+    context, flists = {}, {}
+    for fn, wt, v in fields(b):
+        if fn == 1:
+            context = feature_map(v)
+        elif fn == 2:
+            flists = feature_map(v)
+    vid = bytes_list(context[id_key])[0].decode() if id_key in context else ""
+    labels = int64_list(context[labels_key]) if labels_key in context else []
+    frames = []
+    if feature in flists:
+        for ffn, _, fv in fields(flists[feature]):
+            if ffn == 1:
+                frames.extend(bytes_list(fv))
+    return vid, labels, frames
+
+
+def load(patterns, classes, max_frames, dim):
+    files = sorted(f for p in patterns.split(";") for f in glob.glob(p))
+    if not files:
+        sys.exit(f"no files match {patterns}")
+    xs, lengths, ys = [], [], []
+    for path in files:
+        for rec in tfrecords(path):
+            _, labels, frames = parse_sequence_example(rec, "video_id", "labels", "audio_embedding")
+            if not frames:
+                continue
+            frames = frames[:max_frames]
+            q = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), dim)
+            xs.append(q)
+            lengths.append(len(frames))
+            y = np.zeros(classes, dtype=np.float32)
+            for c in labels:
+                if 0 <= c < classes:
+                    y[c] = 1
+            ys.append(y)
+    T = max(lengths)
+    x = np.zeros((len(xs), T, dim), dtype=np.float32)
+    for i, q in enumerate(xs):
+        f = q.astype(np.float32) * (4.0 / 255.0) + (4.0 / 512.0) - 2.0
+        n = np.linalg.norm(f, axis=1, keepdims=True)
+        f = f / np.maximum(n, 1e-12)
+        x[i, :len(f)] = f
+        x[i, len(f):] = f[-1]  # repeat padding
+    return torch.from_numpy(x), torch.tensor(lengths, dtype=torch.int64), torch.from_numpy(np.stack(ys))
+
+
+# ---- model -----------------------------------------------------------------------------------------
+
+class PaperModel(nn.Module):
+    def __init__(self, f, hidden, classes):
+        super().__init__()
+        hf = (hidden + 1) // 2  # our forward half is rounded up
+        if hf != hidden - hf:
+            raise SystemExit("use an even --hidden (PyTorch's BiLSTM has equal directions)")
+        self.bilstm = nn.LSTM(f, hf, batch_first=True, bidirectional=True)
+        self.lstm2 = nn.LSTM(2 * hf, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, classes)
+
+    def forward(self, x, lengths):
+        p = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        h1, _ = self.bilstm(p)
+        _, (h2, _) = self.lstm2(h1)  # packed: h2 is the state after each sequence's last valid step
+        return self.out(h2[-1])
+
+
+# ---- metrics (eval/metrics.h) ------------------------------------------------------------------------
+
+def ap_pool(scores, pos, n_pos):
+    if n_pos == 0:
+        return 0.0
+    order = np.argsort(-scores, kind="stable")
+    p = pos[order].astype(np.float64)
+    hits = np.cumsum(p)
+    ranks = np.arange(1, len(p) + 1)
+    return float(np.sum(p * hits / ranks) / n_pos)
+
+
+def metrics(probs, labels, top_k=20):
+    n, c = probs.shape
+    k = min(top_k, c)
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    sc = np.take_along_axis(probs, top, axis=1)
+    ps = np.take_along_axis(labels, top, axis=1) > 0
+    gap = ap_pool(sc.ravel(), ps.ravel(), labels.sum())
+    cls = top.ravel()
+    aps = []
+    class_pos = labels.sum(axis=0)
+    flat_sc, flat_ps = sc.ravel(), ps.ravel()
+    for j in range(c):
+        if class_pos[j] == 0:
+            continue
+        sel = cls == j
+        aps.append(ap_pool(flat_sc[sel], flat_ps[sel], class_pos[j]))
+    hit1 = float(np.mean(labels[np.arange(n), top[:, 0]] > 0))
+    perr = 0.0
+    for i in range(n):
+        m = int(labels[i].sum())
+        if m == 0:
+            continue
+        best = np.argsort(-probs[i], kind="stable")[:m]
+        perr += np.sum((labels[i, best] > 0) & (probs[i, best] > 0)) / m
+    return {"gap": gap, "map": float(np.mean(aps)) if aps else 0.0, "hit1": hit1, "perr": perr / n}
+
+
+def evaluate(model, x, lengths, y, batch=256):
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(torch.sigmoid(model(x[i:i + batch], lengths[i:i + batch])))
+    return metrics(torch.cat(out).numpy(), y.numpy())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--valid", required=True)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--classes", type=int, default=527)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--max-frames", type=int, default=300)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    tr = load(a.train, a.classes, a.max_frames, a.dim)
+    va = load(a.valid, a.classes, a.max_frames, a.dim)
+    te = load(a.test, a.classes, a.max_frames, a.dim)
+    print(f"data: train {len(tr[0])}, valid {len(va[0])}, test {len(te[0])} clips ({time.time() - t0:.1f} s)", flush=True)
+    model = PaperModel(a.dim, a.hidden, a.classes)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    lossf = nn.BCEWithLogitsLoss(reduction="sum")
+    g = torch.Generator().manual_seed(a.seed)
+    best, best_state, curve = -1.0, None, []
+    t_train = time.time()
+    for ep in range(1, a.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(tr[0]), generator=g)
+        tot, nb, te0 = 0.0, 0, time.time()
+        for i in range(0, len(perm), a.batch):
+            idx = perm[i:i + a.batch]
+            opt.zero_grad()
+            loss = lossf(model(tr[0][idx], tr[1][idx]), tr[2][idx]) / len(idx)
+            loss.backward()
+            opt.step()
+            tot += loss.item()
+            nb += 1
+        secs = time.time() - te0
+        m = evaluate(model, *va)
+        curve.append({"epoch": ep, "loss": tot / nb, "seconds": secs, **m})
+        print(f"epoch {ep}: loss {tot / nb:.4f} ({secs:.1f} s)  valid GAP {m['gap']:.4f} mAP {m['map']:.4f} "
+              f"Hit@1 {m['hit1']:.4f}", flush=True)
+        if m["gap"] > best:
+            best = m["gap"]
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    train_s = time.time() - t_train
+    model.load_state_dict(best_state)
+    m = evaluate(model, *te)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"test (best validation epoch): GAP@20 {m['gap']:.4f} mAP {m['map']:.4f} Hit@1 {m['hit1']:.4f} "
+          f"PERR {m['perr']:.4f}; parameters {params}; training {train_s:.0f} s")
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"args": vars(a), "torch": torch.__version__, "parameters": params, "test": m,
+                       "curve": curve, "train_seconds": train_s}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,962 @@
+/* sweep: see sweep.h.
+ *
+ * A result row is a small kv (the columns below, every value already formatted), written to the cell's
+ * result.txt and read back before it enters the table: a fresh run and a resumed one format the table
+ * from the very same text, so they cannot differ. */
+#include "prune/sweep.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/fileio.h"
+#include "data/yt8m.h"
+#include "model/runcfg.h"
+#include "model/trainer.h"
+#include "prune/compat.h"
+#include "prune/report.h"
+#include "prune/stats.h"
+
+/* ---- small helpers ---- */
+
+#define MAX_ITEMS 32
+#define ITEM_LEN 32
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
+    snprintf(buf, n, "%.3000s/%.1000s", dir, name);
+    return buf;
+}
+
+/* Split a comma-separated list into trimmed items. */
+static lp_status split_list(const char *key, const char *v, char items[][ITEM_LEN], int *n) {
+    *n = 0;
+    const char *p = v;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        if (t > p) {
+            if (*n >= MAX_ITEMS) return lp_errorf(LP_ERR_ARG, "%s: more than %d items", key, MAX_ITEMS);
+            if ((size_t)(t - p) >= ITEM_LEN) return lp_errorf(LP_ERR_ARG, "%s: item '%.*s' is too long", key, (int)(t - p), p);
+            memcpy(items[*n], p, (size_t)(t - p));
+            items[*n][t - p] = 0;
+            (*n)++;
+        }
+        p = *e ? e + 1 : e;
+    }
+    return LP_OK;
+}
+
+/* The list under grid.<sched>.<what> if present, else grid.<what>, else the single default. */
+static lp_status grid_list(const lp_kv *kv, const char *sched, const char *what, const char *dflt, char items[][ITEM_LEN],
+                           int *n) {
+    char key[96];
+    const char *v = NULL;
+    if (sched) {
+        snprintf(key, sizeof key, "grid.%s.%s", sched, what);
+        v = lp_kv_get(kv, key);
+    }
+    if (!v) {
+        snprintf(key, sizeof key, "grid.%s", what);
+        v = lp_kv_get(kv, key);
+    }
+    if (!v) {
+        *n = 0;
+        if (!dflt) return LP_OK;
+        snprintf(items[0], ITEM_LEN, "%s", dflt);
+        *n = 1;
+        return LP_OK;
+    }
+    LP_TRY(split_list(key, v, items, n));
+    if (*n == 0) return lp_errorf(LP_ERR_ARG, "%s is empty", key);
+    return LP_OK;
+}
+
+static lp_status parse_rate(const char *key, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v < 1))
+        return lp_errorf(LP_ERR_ARG, "%s: '%s' is not a pruning rate in [0, 1)", key, s);
+    *out = v;
+    return LP_OK;
+}
+
+static lp_status kv_copy(lp_kv *dst, const lp_kv *src) {
+    for (int i = 0; i < src->count; i++) LP_TRY(lp_kv_set(dst, src->keys[i], src->vals[i]));
+    return LP_OK;
+}
+
+/* rm -rf for a cell directory left by a killed run (no symlinks followed). */
+static lp_status remove_tree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? LP_OK : lp_errorf(LP_ERR_IO, "%s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        struct dirent *e;
+        lp_status s = LP_OK;
+        while (s == LP_OK && (e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[4096];
+            s = remove_tree(path_in(path, e->d_name, sub, sizeof sub));
+        }
+        closedir(d);
+        LP_TRY(s);
+        if (rmdir(path) != 0) return lp_errorf(LP_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        return LP_OK;
+    }
+    if (unlink(path) != 0) return lp_errorf(LP_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+    return LP_OK;
+}
+
+/* ---- the resolved configuration ---- */
+
+/* config (copied) → compat preset, model.* keys from model.arch/hidden/..., run defaults. */
+static lp_status resolve_config(const lp_kv *config, lp_kv *out) {
+    lp_kv_init(out);
+    LP_TRY(kv_copy(out, config));
+    const char *compat = lp_kv_get(out, "compat");
+    if (compat) LP_TRY(lp_compat_apply(out, compat, NULL));
+    LP_TRY(lp_runcfg_defaults(out));
+    if (!lp_kv_get(out, "model.kind")) {
+        lp_model_kind kind = LP_MODEL_PAPER;
+        const char *arch = lp_kv_get(out, "model.arch");
+        if (arch) LP_TRY(lp_model_kind_parse(arch, &kind));
+        lp_yt8m_features f;
+        LP_TRY(lp_yt8m_features_parse(&f, lp_kv_get(out, "data.frame_features")));
+        long long hidden = lp_kv_get_int_or(out, "model.hidden", 1024);
+        long long layers = lp_kv_get_int_or(out, "model.layers", kind == LP_MODEL_PAPER ? 1 : 2);
+        long long experts = lp_kv_get_int_or(out, "model.experts", 2);
+        long long classes = lp_kv_get_int_or(out, "data.classes", 3862);
+        double dropout = lp_kv_get_double_or(out, "model.dropout", 0);
+        if (hidden < 1 || hidden > 1000000 || layers < 1 || layers > 64 || experts < 1 || experts > 1024 || classes < 1 ||
+            classes > 10000000)
+            return lp_errorf(LP_ERR_ARG, "model.hidden, model.layers, model.experts or data.classes is out of range");
+        LP_TRY(lp_model_default_kv(out, kind, f.dim, (int)hidden, (int)layers, (int)classes, (int)experts, (float)dropout));
+    }
+    if (!lp_kv_get(out, "data.train") || !*lp_kv_get(out, "data.train"))
+        return lp_errorf(LP_ERR_ARG, "the sweep configuration needs data.train");
+    return LP_OK;
+}
+
+static int is_grid_key(const char *k) { return starts_with(k, "grid.") || starts_with(k, "sweep."); }
+
+/* ---- cells ---- */
+
+static lp_status add_cell(lp_sweep_cell **cells, int *n, int *cap, const lp_sweep_cell *c) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*cells)[i].name, c->name)) return LP_OK; /* a list naming the same cell twice */
+    if (*n == *cap) {
+        int nc = *cap ? 2 * *cap : 16;
+        lp_sweep_cell *p = lp_realloc(*cells, (size_t)nc, sizeof *p);
+        if (!p) return LP_ERR_NOMEM;
+        *cells = p;
+        *cap = nc;
+    }
+    (*cells)[(*n)++] = *c;
+    return LP_OK;
+}
+
+static lp_status cells_of(const lp_kv *kv, lp_sweep_cell **cells, int *n_out) {
+    char scheds[MAX_ITEMS][ITEM_LEN], rules[MAX_ITEMS][ITEM_LEN], crits[MAX_ITEMS][ITEM_LEN], rates[MAX_ITEMS][ITEM_LEN],
+        meth[MAX_ITEMS][ITEM_LEN];
+    int ns, nr, nc, nrate, nm, n = 0, cap = 0;
+    *cells = NULL;
+    *n_out = 0;
+    const char *dsched = lp_kv_get(kv, "prune.schedule");
+    lp_status s = grid_list(kv, NULL, "schedule", dsched ? dsched : "oneshot", scheds, &ns);
+    for (int i = 0; i < ns && s == LP_OK; i++) {
+        lp_sweep_cell c;
+        memset(&c, 0, sizeof c);
+        if ((s = lp_schedule_parse(scheds[i], &c.schedule)) != LP_OK) break;
+        if (c.schedule == LP_SCHED_ISS) continue; /* ISS cells come from grid.iss / grid.iss_lambda */
+        const char *dr = lp_kv_get(kv, "prune.rule"), *dc = lp_kv_get(kv, "prune.criterion");
+        if ((s = grid_list(kv, scheds[i], "methods", NULL, meth, &nm)) != LP_OK) break;
+        if (nm == 0) {
+            if ((s = grid_list(kv, scheds[i], "rule", dr ? dr : "eigen", rules, &nr)) != LP_OK) break;
+            if ((s = grid_list(kv, scheds[i], "criterion", dc ? dc : "gm", crits, &nc)) != LP_OK) break;
+            for (int a = 0; a < nr; a++)
+                for (int b = 0; b < nc; b++) {
+                    if (nm >= MAX_ITEMS) {
+                        s = lp_errorf(LP_ERR_ARG, "grid: more than %d rule x criterion pairs", MAX_ITEMS);
+                        break;
+                    }
+                    snprintf(meth[nm++], ITEM_LEN, "%.14s:%.14s", rules[a], crits[b]);
+                }
+            if (s != LP_OK) break;
+        }
+        if ((s = grid_list(kv, scheds[i], "rate", NULL, rates, &nrate)) != LP_OK) break;
+        if (nrate == 0) {
+            const char *tr = lp_kv_get(kv, "prune.target_rate");
+            if (!tr) {
+                s = lp_errorf(LP_ERR_ARG, "grid.rate (the target pruning rates) is missing");
+                break;
+            }
+            snprintf(rates[0], ITEM_LEN, "%s", tr);
+            nrate = 1;
+        }
+        for (int m = 0; m < nm && s == LP_OK; m++) {
+            char *colon = strchr(meth[m], ':');
+            if (!colon) {
+                s = lp_errorf(LP_ERR_ARG, "grid.methods: '%s' is not rule:criterion", meth[m]);
+                break;
+            }
+            *colon = 0;
+            if ((s = lp_rate_rule_parse(meth[m], &c.rule)) != LP_OK) break;
+            if ((s = lp_criterion_parse(colon + 1, &c.criterion)) != LP_OK) break;
+            for (int r = 0; r < nrate && s == LP_OK; r++) {
+                if ((s = parse_rate("grid.rate", rates[r], &c.target_rate)) != LP_OK) break;
+                snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f", lp_schedule_name(c.schedule), lp_rate_rule_name(c.rule),
+                         lp_criterion_name(c.criterion), c.target_rate);
+                s = add_cell(cells, &n, &cap, &c);
+            }
+        }
+    }
+    /* ISS cells */
+    const char *lam = lp_kv_get(kv, "grid.iss_lambda");
+    long long iss = lp_kv_get_int_or(kv, "grid.iss", 0);
+    for (int i = 0; i < ns && s == LP_OK; i++)
+        if (!strcmp(scheds[i], "iss")) iss = 1;
+    if (s == LP_OK && (lam || iss)) {
+        char lams[MAX_ITEMS][ITEM_LEN];
+        int nl = 1;
+        if (lam) s = split_list("grid.iss_lambda", lam, lams, &nl);
+        else snprintf(lams[0], ITEM_LEN, "%s", lp_kv_get(kv, "prune.iss_lambda") ? lp_kv_get(kv, "prune.iss_lambda") : "0.001");
+        for (int i = 0; i < nl && s == LP_OK; i++) {
+            lp_sweep_cell c;
+            memset(&c, 0, sizeof c);
+            c.schedule = LP_SCHED_ISS;
+            c.rule = LP_RATE_RULE_EIGEN;
+            c.criterion = LP_CRITERION_GM;
+            c.target_rate = -1;
+            char *end;
+            c.iss_lambda = strtod(lams[i], &end);
+            if (*end || !(c.iss_lambda >= 0) || !isfinite(c.iss_lambda)) {
+                s = lp_errorf(LP_ERR_ARG, "grid.iss_lambda: '%s' is not a non-negative number", lams[i]);
+                break;
+            }
+            snprintf(c.name, sizeof c.name, "iss-lambda%g", c.iss_lambda);
+            s = add_cell(cells, &n, &cap, &c);
+        }
+    }
+    if (s != LP_OK) {
+        lp_free(*cells);
+        *cells = NULL;
+        return s;
+    }
+    *n_out = n;
+    return LP_OK;
+}
+
+lp_status lp_sweep_cells(const lp_kv *config, lp_sweep_cell **cells, int *n) {
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_status s = kv_copy(&kv, config);
+    const char *compat = lp_kv_get(&kv, "compat");
+    if (s == LP_OK && compat) s = lp_compat_apply(&kv, compat, NULL);
+    if (s == LP_OK) s = cells_of(&kv, cells, n);
+    lp_kv_free(&kv);
+    return s;
+}
+
+/* ---- rows ---- */
+
+static const char *const columns[] = {
+    "cell", "schedule", "rule", "criterion", "target_rate", "mean_rate", "units", "parameters", "flops_per_frame",
+    "checkpoint_bytes", "gap_pruned", "map_pruned", "hit1_pruned", "perr_pruned", "gap_finetuned", "map_finetuned",
+    "hit1_finetuned", "perr_finetuned",
+    /* timing: the only columns allowed to differ between identical runs */
+    "latency_ms_b1", "latency_ms_bn", "seconds"};
+#define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
+
+static lp_status set_metrics(lp_kv *row, const char *suffix, const lp_metrics_result *m) {
+    char key[32];
+    snprintf(key, sizeof key, "gap_%s", suffix);
+    LP_TRY(lp_kv_setf(row, key, "%.6f", m->gap));
+    snprintf(key, sizeof key, "map_%s", suffix);
+    LP_TRY(lp_kv_setf(row, key, "%.6f", m->map));
+    snprintf(key, sizeof key, "hit1_%s", suffix);
+    LP_TRY(lp_kv_setf(row, key, "%.6f", m->hit1));
+    snprintf(key, sizeof key, "perr_%s", suffix);
+    return lp_kv_setf(row, key, "%.6f", m->perr);
+}
+
+static lp_status units_string(const lp_model *m, char *buf, size_t n) {
+    size_t off = 0;
+    buf[0] = 0;
+    for (int g = 0; g < m->n_groups && off < n; g++)
+        off += (size_t)snprintf(buf + off, n - off, g ? "/%d" : "%d", m->groups[g].units);
+    return LP_OK;
+}
+
+/* The size/latency columns of a measured model. */
+static lp_status set_model_cols(lp_kv *row, const lp_report_model *r, const lp_model *m) {
+    char units[256];
+    units_string(m, units, sizeof units);
+    LP_TRY(lp_kv_set(row, "units", units));
+    LP_TRY(lp_kv_setf(row, "parameters", "%zu", r->params));
+    LP_TRY(lp_kv_setf(row, "flops_per_frame", "%.6g", r->flops_frame));
+    LP_TRY(lp_kv_setf(row, "checkpoint_bytes", "%zu", r->ckpt_bytes));
+    LP_TRY(lp_kv_setf(row, "latency_ms_b1", "%.4f", r->lat_b1_ms));
+    return lp_kv_setf(row, "latency_ms_bn", "%.4f", r->lat_bn_ms);
+}
+
+static double row_num(const lp_kv *row, const char *key) {
+    const char *v = lp_kv_get(row, key);
+    if (!v || !*v) return NAN;
+    char *end;
+    double d = strtod(v, &end);
+    return end == v ? NAN : d;
+}
+
+static const char *row_str(const lp_kv *row, const char *key) {
+    const char *v = lp_kv_get(row, key);
+    return v ? v : "";
+}
+
+/* ---- the run ---- */
+
+typedef struct {
+    lp_kv cfg;            /* resolved configuration (base + grid keys) */
+    const char *dir;
+    const lp_sweep_opts *o;
+    lp_pipeline_opts popt;/* from the prune.* keys */
+    lp_kv *rows;          /* rows[0] baseline, rows[1] prior, rows[2+i] cell i (count = 0 when missing) */
+    int n_rows;
+    char baseline_ckpt[4096];
+} sweep;
+
+static void say(const sweep *sw, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void say(const sweep *sw, const char *fmt, ...) {
+    if (sw->o->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[sweep] ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Refuse a directory holding a sweep with different base keys. */
+static lp_status check_or_write_conf(sweep *sw) {
+    char path[4096];
+    path_in(sw->dir, "sweep.conf", path, sizeof path);
+    if (file_exists(path)) {
+        lp_kv old;
+        lp_kv_init(&old);
+        lp_status s = lp_kv_read_file(&old, path);
+        for (int i = 0; s == LP_OK && i < old.count; i++) {
+            if (is_grid_key(old.keys[i])) continue;
+            const char *now = lp_kv_get(&sw->cfg, old.keys[i]);
+            if (!now || strcmp(now, old.vals[i]))
+                s = lp_errorf(LP_ERR_ARG,
+                              "%s holds a sweep with another configuration (%s = %s there, %s now); use another output "
+                              "directory or remove it",
+                              sw->dir, old.keys[i], old.vals[i], now ? now : "(absent)");
+        }
+        for (int i = 0; s == LP_OK && i < sw->cfg.count; i++)
+            if (!is_grid_key(sw->cfg.keys[i]) && !lp_kv_get(&old, sw->cfg.keys[i]))
+                s = lp_errorf(LP_ERR_ARG, "%s holds a sweep with another configuration (%s is new); use another output directory",
+                              sw->dir, sw->cfg.keys[i]);
+        lp_kv_free(&old);
+        LP_TRY(s);
+    }
+    return lp_kv_write_file(&sw->cfg, path);
+}
+
+/* The evaluation batcher config: data.test if set, else data.valid. */
+static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pats, int *n, int *have) {
+    *have = 0;
+    LP_TRY(lp_runcfg_patterns(cfg, "test", pats, n));
+    if (*n == 0) {
+        lp_runcfg_free_patterns(*pats, *n);
+        LP_TRY(lp_runcfg_patterns(cfg, "valid", pats, n));
+    }
+    if (*n == 0) return LP_OK;
+    *have = 1;
+    return lp_runcfg_batcher(cfg, *pats, *n, 0, bc);
+}
+
+/* spectra.csv: the baseline's response spectra (the statistics the eigen rule uses). */
+static lp_status write_spectra(sweep *sw, lp_model *m) {
+    char **pats;
+    int n;
+    LP_TRY(lp_runcfg_patterns(&sw->cfg, "train", &pats, &n));
+    lp_batcher_config bc;
+    lp_stats st[LP_MODEL_MAX_GROUPS];
+    lp_status s = lp_runcfg_batcher(&sw->cfg, pats, n, 1, &bc);
+    if (s == LP_OK) s = lp_prune_stats(m, &bc, sw->popt.prune.stats_batches, sw->popt.prune.steps, st);
+    if (s != LP_OK) {
+        lp_runcfg_free_patterns(pats, n);
+        return s;
+    }
+    char path[4096];
+    lp_atomic_file af;
+    s = lp_atomic_open(&af, path_in(sw->dir, "spectra.csv", path, sizeof path));
+    if (s == LP_OK) fprintf(af.f, "group,units,index,eigenvalue,fraction,cumulative\n");
+    for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
+        int h = m->groups[g].units;
+        double *cov = lp_malloc((size_t)h * (size_t)h, sizeof(double)), *eig = lp_malloc((size_t)h, sizeof(double));
+        s = cov && eig ? lp_stats_finish(&st[g], NULL, cov) : LP_ERR_NOMEM;
+        if (s == LP_OK) s = lp_rates_eigenvalues(cov, h, eig, NULL);
+        if (s == LP_OK) {
+            double tot = 0, cum = 0;
+            for (int j = 0; j < h; j++) tot += eig[j];
+            for (int j = 0; j < h; j++) {
+                cum += eig[j];
+                fprintf(af.f, "%s,%d,%d,%.10g,%.8f,%.8f\n", m->groups[g].name, h, j + 1, eig[j], tot > 0 ? eig[j] / tot : 0,
+                        tot > 0 ? cum / tot : 1);
+            }
+        }
+        lp_free(cov);
+        lp_free(eig);
+    }
+    if (s == LP_OK) s = lp_atomic_commit(&af);
+    else if (af.f) lp_atomic_abort(&af);
+    for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
+    lp_runcfg_free_patterns(pats, n);
+    return s;
+}
+
+/* Train (or continue) the baseline; then measure it and the input-ignoring prior. */
+static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
+    char bdir[4096], path[4096], cdir[4096];
+    path_in(sw->dir, "baseline", bdir, sizeof bdir);
+    path_in(bdir, "best.ckpt", sw->baseline_ckpt, sizeof sw->baseline_ckpt);
+    path_in(sw->dir, "cells/baseline", cdir, sizeof cdir);
+    path_in(cdir, "result.txt", path, sizeof path);
+    if (file_exists(path)) return LP_OK;
+    sum->baseline_run = 1;
+    char marker[4096];
+    path_in(bdir, "trained", marker, sizeof marker);
+    if (!file_exists(marker)) {
+        lp_train_opts to = {0};
+        to.run_dir = bdir;
+        to.quiet = sw->o->quiet;
+        lp_train_result tr;
+        lp_kv c;
+        lp_kv_init(&c);
+        char last[4096];
+        lp_status s;
+        if (file_exists(path_in(bdir, "last.ckpt", last, sizeof last))) {
+            say(sw, "continuing the baseline training in %s", bdir);
+            to.resume = 1;
+            s = lp_train(&c, &to, &tr);
+        } else {
+            say(sw, "training the baseline into %s", bdir);
+            s = remove_tree(bdir);
+            if (s == LP_OK) s = kv_copy(&c, &sw->cfg);
+            if (s == LP_OK) s = lp_train(&c, &to, &tr);
+        }
+        lp_kv_free(&c);
+        if (s != LP_OK) return lp_error_wrap(s, "baseline");
+        LP_TRY(lp_file_write_all(marker, "done\n", 5));
+    }
+    say(sw, "measuring the baseline");
+    lp_model m;
+    LP_TRY(lp_model_load(&m, sw->baseline_ckpt, NULL));
+    lp_batcher_config bc, tbc;
+    char **pats = NULL, **tp = NULL;
+    int n = 0, tn = 0, have;
+    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
+    lp_report_model r;
+    lp_status s = eval_config(&sw->cfg, &bc, &pats, &n, &have);
+    double t0 = now_s();
+    if (s == LP_OK)
+        s = lp_report_measure(&m, "baseline", sw->baseline_ckpt, have ? &bc : NULL, top_k, sw->popt.lat_batch, sw->popt.lat_frames,
+                              sw->popt.lat_reps, &r);
+    if (s == LP_OK) s = write_spectra(sw, &m);
+    lp_kv row, prior;
+    lp_kv_init(&row);
+    lp_kv_init(&prior);
+    if (s == LP_OK) {
+        lp_kv_set(&row, "cell", "baseline");
+        lp_kv_set(&row, "schedule", "baseline");
+        lp_kv_set(&row, "target_rate", "0.00");
+        lp_kv_set(&row, "mean_rate", "0.0000");
+        s = set_model_cols(&row, &r, &m);
+        if (s == LP_OK && have) s = set_metrics(&row, "pruned", &r.eval.m);
+        if (s == LP_OK && have) s = set_metrics(&row, "finetuned", &r.eval.m);
+        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", now_s() - t0);
+    }
+    if (s == LP_OK && have) { /* the reference every model must beat */
+        lp_eval_result pe;
+        s = lp_runcfg_patterns(&sw->cfg, "train", &tp, &tn);
+        if (s == LP_OK) s = lp_runcfg_batcher(&sw->cfg, tp, tn, 1, &tbc);
+        if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, &bc, top_k, &pe);
+        if (s == LP_OK) {
+            lp_kv_set(&prior, "cell", "prior");
+            lp_kv_set(&prior, "schedule", "prior (no input)");
+            s = set_metrics(&prior, "pruned", &pe.m);
+            if (s == LP_OK) s = set_metrics(&prior, "finetuned", &pe.m);
+        }
+    }
+    if (s == LP_OK) s = lp_mkdirs(cdir);
+    if (s == LP_OK && have) s = lp_kv_write_file(&prior, path_in(cdir, "prior.txt", marker, sizeof marker));
+    if (s == LP_OK) s = lp_kv_write_file(&row, path);
+    lp_kv_free(&row);
+    lp_kv_free(&prior);
+    lp_runcfg_free_patterns(pats, n);
+    lp_runcfg_free_patterns(tp, tn);
+    lp_model_free(&m);
+    return s == LP_OK ? LP_OK : lp_error_wrap(s, "baseline");
+}
+
+static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, const char *result_path) {
+    LP_TRY(remove_tree(cdir)); /* whatever a killed run left */
+    LP_TRY(lp_mkdirs(cdir));
+    lp_pipeline_opts o = sw->popt;
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    lp_status s = kv_copy(&cfg, &sw->cfg);
+    o.cfg = &cfg;
+    o.out_dir = cdir;
+    o.quiet = sw->o->quiet;
+    o.schedule = c->schedule;
+    o.prune.rates.rule = c->rule;
+    o.prune.criterion = c->criterion;
+    o.prune.rates.target_rate = c->target_rate;
+    o.baseline_ckpt = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ? sw->baseline_ckpt : NULL;
+    if (c->schedule == LP_SCHED_ISS) o.iss_lambda = c->iss_lambda;
+    lp_pipeline_result res;
+    double t0 = now_s();
+    if (s == LP_OK) s = lp_rates_opts_check(&o.prune.rates);
+    if (s == LP_OK) s = lp_pipeline_run(&o, &res);
+    lp_kv row;
+    lp_kv_init(&row);
+    lp_model m;
+    int have_m = 0;
+    if (s == LP_OK && res.n_rows < 2) s = lp_errorf(LP_ERR_FORMAT, "the pipeline reported %d models", res.n_rows);
+    if (s == LP_OK) {
+        const lp_report_model *pr = &res.rows[1], *fin = &res.rows[o.finetune_epochs > 0 && res.n_rows > 2 && !res.rows[2].reference ? 2 : 1];
+        s = lp_model_load(&m, fin->ckpt, NULL);
+        have_m = s == LP_OK;
+        lp_kv_set(&row, "cell", c->name);
+        lp_kv_set(&row, "schedule", lp_schedule_name(c->schedule));
+        if (c->schedule != LP_SCHED_ISS) {
+            lp_kv_set(&row, "rule", lp_rate_rule_name(c->rule));
+            lp_kv_set(&row, "criterion", lp_criterion_name(c->criterion));
+            lp_kv_setf(&row, "target_rate", "%.2f", c->target_rate);
+        } else {
+            lp_kv_setf(&row, "rule", "lambda=%g", c->iss_lambda);
+            lp_kv_set(&row, "criterion", "iss");
+        }
+        lp_kv_setf(&row, "mean_rate", "%.4f", res.mean_rate);
+        if (s == LP_OK) s = set_model_cols(&row, fin, &m);
+        if (s == LP_OK && pr->have_eval) s = set_metrics(&row, "pruned", &pr->eval.m);
+        if (s == LP_OK && fin->have_eval) s = set_metrics(&row, "finetuned", &fin->eval.m);
+        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", now_s() - t0);
+        if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
+    }
+    if (have_m) lp_model_free(&m);
+    lp_kv_free(&row);
+    lp_kv_free(&cfg);
+    return s == LP_OK ? LP_OK : lp_error_wrap(s, "cell %s", c->name);
+}
+
+/* ---- outputs ---- */
+
+static void csv_field(FILE *f, const char *v) {
+    if (strpbrk(v, ",\"\n")) {
+        fputc('"', f);
+        for (; *v; v++) {
+            if (*v == '"') fputc('"', f);
+            fputc(*v, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(v, f);
+    }
+}
+
+static lp_status write_csv(sweep *sw) {
+    char path[4096];
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "results.csv", path, sizeof path)));
+    for (int c = 0; c < N_COLUMNS; c++) fprintf(af.f, "%s%s", c ? "," : "", columns[c]);
+    fputc('\n', af.f);
+    for (int i = 0; i < sw->n_rows; i++) {
+        if (sw->rows[i].count == 0) continue;
+        for (int c = 0; c < N_COLUMNS; c++) {
+            if (c) fputc(',', af.f);
+            csv_field(af.f, row_str(&sw->rows[i], columns[c]));
+        }
+        fputc('\n', af.f);
+    }
+    return lp_atomic_commit(&af);
+}
+
+static const char *dash(const char *v) { return *v ? v : "–"; }
+
+static lp_status write_md(sweep *sw, int done, int total, const int *have_png) {
+    char path[4096];
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "results.md", path, sizeof path)));
+    FILE *f = af.f;
+    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
+    fprintf(f, "# lstmprune sweep\n\n");
+    fprintf(f, "- configuration: sweep.conf (model %s, units %s, classes %s)\n", row_str(&sw->cfg, "model.kind"),
+            row_str(&sw->cfg, "model.units"), row_str(&sw->cfg, "data.classes"));
+    fprintf(f, "- training data: %s\n", row_str(&sw->cfg, "data.train"));
+    const char *ev = lp_kv_get(&sw->cfg, "data.test");
+    if (!ev || !*ev) ev = lp_kv_get(&sw->cfg, "data.valid");
+    fprintf(f, "- evaluation data: %s\n", ev && *ev ? ev : "(none)");
+    fprintf(f, "- baseline: %s epoch(s), batch %s, lr %s; fine-tuning: %d epoch(s)%s\n", row_str(&sw->cfg, "train.epochs"),
+            row_str(&sw->cfg, "train.batch"), row_str(&sw->cfg, "train.lr"), sw->popt.finetune_epochs,
+            sw->popt.finetune_lr > 0 ? "" : " at the training lr");
+    fprintf(f, "- statistics: %s steps, %d batches; kept-eigenvalue count: %s%s%s\n", lp_stats_steps_name(sw->popt.prune.steps),
+            sw->popt.prune.stats_batches, lp_keep_count_name(sw->popt.prune.rates.count),
+            lp_kv_get(&sw->cfg, "compat") ? "; compat preset: " : "", row_str(&sw->cfg, "compat"));
+    fprintf(f, "- cells finished: %d of %d%s\n\n", done, total, done < total ? " (partial: rerun the sweep to continue)" : "");
+    fprintf(f, "Metrics on the evaluation data: GAP@%d, mAP, Hit@1, PERR, \"pruned\" right after the units were removed, "
+               "\"fine-tuned\" after fine-tuning (the baseline and the prior show their own metrics in both). "
+               "Rates are the target and the achieved mean over unit groups; units are per group (%s). Latency: median "
+               "no-gradient forward pass, batch 1 and batch %d, %d frames, measured on this machine during the sweep.\n\n",
+            top_k, "BiLSTM fw/bw, LSTM 2, ... for the paper model", sw->popt.lat_batch, sw->popt.lat_frames);
+    fprintf(f, "| cell | target | mean rate | units | params | FLOPs/frame | ckpt bytes | GAP pruned | GAP fine-tuned | "
+               "mAP fine-tuned | Hit@1 | PERR | lat B=1 ms | lat B=N ms |\n");
+    fprintf(f, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < sw->n_rows; i++) {
+        const lp_kv *r = &sw->rows[i];
+        if (r->count == 0) continue;
+        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row_str(r, "cell"),
+                dash(row_str(r, "target_rate")), dash(row_str(r, "mean_rate")), dash(row_str(r, "units")),
+                dash(row_str(r, "parameters")), dash(row_str(r, "flops_per_frame")), dash(row_str(r, "checkpoint_bytes")),
+                dash(row_str(r, "gap_pruned")), dash(row_str(r, "gap_finetuned")), dash(row_str(r, "map_finetuned")),
+                dash(row_str(r, "hit1_finetuned")), dash(row_str(r, "perr_finetuned")), dash(row_str(r, "latency_ms_b1")),
+                dash(row_str(r, "latency_ms_bn")));
+    }
+    static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+                                      "curves.png"};
+    static const char *const what[] = {"GAP vs pruning rate", "GAP vs parameters", "GAP vs measured latency",
+                                       "eigenvalue spectra of the baseline", "training curves of the baseline"};
+    int any = 0;
+    for (int i = 0; i < 5; i++)
+        if (have_png[i]) {
+            if (!any) fprintf(f, "\n## Plots\n");
+            any = 1;
+            fprintf(f, "\n![%s](%s)\n", what[i], png[i]);
+        }
+    if (!any) fprintf(f, "\n(No plots: gnuplot is not installed. The numbers are in results.csv and spectra.csv.)\n");
+    fprintf(f, "\nPer-cell reports: cells/<cell>/report.md.\n");
+    return lp_atomic_commit(&af);
+}
+
+/* One plotted series: cells with the same schedule, rule and criterion, ordered by target rate. */
+typedef struct {
+    char title[96];
+    int idx[MAX_ITEMS * 2];
+    int n;
+} series;
+
+static int cmp_target(const void *a, const void *b, const sweep *sw) {
+    double x = row_num(&sw->rows[*(const int *)a], "target_rate"), y = row_num(&sw->rows[*(const int *)b], "target_rate");
+    return (x > y) - (x < y);
+}
+
+static void sort_series(series *se, const sweep *sw) {
+    for (int i = 1; i < se->n; i++) /* insertion sort: a handful of points */
+        for (int j = i; j > 0 && cmp_target(&se->idx[j - 1], &se->idx[j], sw) > 0; j--) {
+            int t = se->idx[j];
+            se->idx[j] = se->idx[j - 1];
+            se->idx[j - 1] = t;
+        }
+}
+
+static void block_row(FILE *g, const lp_kv *r) {
+    fprintf(g, "%s %s %s %s %s %s\n", row_str(r, "mean_rate"), dash(row_str(r, "gap_pruned")), dash(row_str(r, "gap_finetuned")),
+            row_str(r, "parameters"), row_str(r, "latency_ms_bn"), row_str(r, "target_rate"));
+}
+
+static int count_data_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int c, lines = 0;
+    while ((c = fgetc(f)) != EOF) lines += c == '\n';
+    fclose(f);
+    return lines > 0 ? lines - 1 : 0; /* minus the header */
+}
+
+/* plots.gp (always) and the PNGs (where gnuplot runs). have_png[5] in the order of write_md; *drawn
+ * counts the PNGs written. */
+static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
+    static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+                                      "curves.png"};
+    for (int i = 0; i < 5; i++) have_png[i] = 0;
+    *drawn_out = 0;
+    char path[4096];
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "plots.gp", path, sizeof path)));
+    FILE *g = af.f;
+    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
+    fprintf(g, "# lstmprune sweep plots: `cd %s && gnuplot plots.gp` (data inline, from results.csv and spectra.csv)\n", sw->dir);
+    fprintf(g, "set terminal pngcairo size 1200,520 noenhanced\nset grid\nset key outside right top\n");
+    /* series */
+    series *se = lp_calloc(MAX_ITEMS * 4, sizeof *se);
+    if (!se) {
+        lp_atomic_abort(&af);
+        return LP_ERR_NOMEM;
+    }
+    int ns = 0, n_iss = 0;
+    for (int i = 2; i < sw->n_rows; i++) {
+        const lp_kv *r = &sw->rows[i];
+        if (r->count == 0 || !lp_kv_get(r, "gap_finetuned")) continue;
+        if (!strcmp(row_str(r, "schedule"), "iss")) {
+            n_iss++;
+            continue;
+        }
+        char title[96];
+        snprintf(title, sizeof title, "%s %s %s", row_str(r, "schedule"), row_str(r, "rule"), row_str(r, "criterion"));
+        int k = 0;
+        while (k < ns && strcmp(se[k].title, title)) k++;
+        if (k == ns) {
+            if (ns == MAX_ITEMS * 4) continue;
+            snprintf(se[ns++].title, sizeof se[0].title, "%s", title);
+        }
+        if (se[k].n < MAX_ITEMS * 2) se[k].idx[se[k].n++] = i;
+    }
+    for (int k = 0; k < ns; k++) {
+        sort_series(&se[k], sw);
+        fprintf(g, "$S%d << EOD\n# mean_rate gap_pruned gap_finetuned parameters latency_bn target\n", k);
+        for (int j = 0; j < se[k].n; j++) block_row(g, &sw->rows[se[k].idx[j]]);
+        fprintf(g, "EOD\n");
+    }
+    if (n_iss) {
+        fprintf(g, "$ISS << EOD\n");
+        for (int i = 2; i < sw->n_rows; i++)
+            if (sw->rows[i].count && !strcmp(row_str(&sw->rows[i], "schedule"), "iss") && lp_kv_get(&sw->rows[i], "gap_finetuned"))
+                block_row(g, &sw->rows[i]);
+        fprintf(g, "EOD\n");
+    }
+    const lp_kv *base = &sw->rows[0];
+    int have_base = base->count && lp_kv_get(base, "gap_finetuned");
+    if (have_base) {
+        fprintf(g, "$BASE << EOD\n");
+        block_row(g, base);
+        fprintf(g, "EOD\nbaseline_gap = %s\n", row_str(base, "gap_finetuned"));
+    }
+    int n_plots = 0;
+    if (ns > 0 || n_iss) {
+        /* GAP vs rate: before and after fine-tuning */
+        fprintf(g, "\nset output 'gap_vs_rate.png'\nset multiplot layout 1,2 title 'GAP@%d vs mean pruning rate'\n", top_k);
+        for (int pass = 0; pass < 2; pass++) {
+            fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
+                    pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
+            fprintf(g, "%s", pass ? "set key outside right top\n" : "unset key\n");
+            fprintf(g, "plot ");
+            const char *sep = "";
+            for (int k = 0; k < ns; k++) {
+                fprintf(g, "%s$S%d using 1:%d with linespoints lw 2 title '%s'", sep, k, pass ? 3 : 2, se[k].title);
+                sep = ", \\\n     ";
+            }
+            if (n_iss) {
+                fprintf(g, "%s$ISS using 1:%d with points pt 9 ps 2 title 'ISS group lasso'", sep, pass ? 3 : 2);
+                sep = ", \\\n     ";
+            }
+            if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
+            fprintf(g, "\n");
+        }
+        fprintf(g, "unset multiplot\nset key outside right top\n");
+        /* GAP vs parameters and vs latency (fine-tuned models) */
+        for (int pass = 0; pass < 2; pass++) {
+            fprintf(g, "\nset output '%s'\nset title 'GAP@%d after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel 'GAP@%d'\n",
+                    pass ? "gap_vs_latency.png" : "gap_vs_params.png", top_k,
+                    pass ? "measured latency" : "parameters",
+                    pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", top_k);
+            fprintf(g, "plot ");
+            const char *sep = "";
+            for (int k = 0; k < ns; k++) {
+                fprintf(g, "%s$S%d using %d:3 with linespoints lw 2 title '%s'", sep, k, pass ? 5 : 4, se[k].title);
+                sep = ", \\\n     ";
+            }
+            if (n_iss) {
+                fprintf(g, "%s$ISS using %d:3 with points pt 9 ps 2 title 'ISS group lasso'", sep, pass ? 5 : 4);
+                sep = ", \\\n     ";
+            }
+            if (have_base) fprintf(g, "%s$BASE using %d:3 with points pt 5 ps 2 lc rgb 'black' title 'baseline'", sep, pass ? 5 : 4);
+            fprintf(g, "\n");
+        }
+        have_png[0] = have_png[1] = have_png[2] = 1;
+        n_plots += 3;
+    }
+    /* spectra of the baseline */
+    char spath[4096];
+    FILE *sf = fopen(path_in(sw->dir, "spectra.csv", spath, sizeof spath), "r");
+    if (sf) {
+        char line[512], names[LP_MODEL_MAX_GROUPS][32];
+        int ng = 0, cur = -1;
+        if (!fgets(line, sizeof line, sf)) line[0] = 0; /* header */
+        while (fgets(line, sizeof line, sf)) {
+            char name[32];
+            int h, idx;
+            double eig, frac, cum;
+            if (sscanf(line, "%31[^,],%d,%d,%lf,%lf,%lf", name, &h, &idx, &eig, &frac, &cum) != 6) continue;
+            if (cur < 0 || strcmp(names[cur], name)) {
+                if (cur >= 0) fprintf(g, "EOD\n");
+                if (ng == LP_MODEL_MAX_GROUPS) break;
+                cur = ng++;
+                snprintf(names[cur], sizeof names[cur], "%s", name);
+                fprintf(g, "$G%d << EOD\n# index fraction cumulative index/H\n", cur);
+            }
+            fprintf(g, "%d %.8g %.8f %.6f\n", idx, frac, cum, (double)idx / h);
+        }
+        if (cur >= 0) fprintf(g, "EOD\n");
+        fclose(sf);
+        if (ng > 0) {
+            fprintf(g, "\nset output 'spectra.png'\nset multiplot layout 1,2 title 'Response covariance spectra of the "
+                       "baseline per unit group'\n");
+            fprintf(g, "set title 'eigenvalue / total energy'\nset xlabel 'eigenvalue index'\nset ylabel 'fraction of "
+                       "energy'\nset logscale y\nplot ");
+            for (int k = 0; k < ng; k++)
+                fprintf(g, "%s$G%d using 1:($2 > 0 ? $2 : 1/0) with linespoints title '%s'", k ? ", " : "", k, names[k]);
+            fprintf(g, "\nunset logscale y\nset title 'cumulative energy'\nset xlabel 'fraction of the group''s units (k/H)'\n"
+                       "set ylabel 'energy kept'\nset yrange [0:1.02]\nplot ");
+            for (int k = 0; k < ng; k++) fprintf(g, "%s$G%d using 4:3 with lines lw 2 title '%s'", k ? ", " : "", k, names[k]);
+            fprintf(g, "\nset yrange [*:*]\nunset multiplot\n");
+            have_png[3] = 1;
+            n_plots++;
+        }
+    }
+    /* training curves of the baseline */
+    char tpath[4096], vpath[4096];
+    int nt = count_data_lines(path_in(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
+    int nv = count_data_lines(path_in(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
+    if (nt > 0) {
+        fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset multiplot layout 1,2 title 'Baseline training'\n");
+        fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
+                   "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
+        if (nv > 0)
+            fprintf(g, "set title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
+                       "plot 'baseline/valid.tsv' skip 1 using 1:4 with linespoints lw 2 title 'GAP@%d', "
+                       "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
+                       "'Hit@1'\n",
+                    top_k);
+        fprintf(g, "unset multiplot\nset datafile separator whitespace\n");
+        have_png[4] = 1;
+        n_plots++;
+    }
+    lp_free(se);
+    LP_TRY(lp_atomic_commit(&af));
+    /* Draw (a missing gnuplot is not an error: the CSV is the result). */
+    int drawn = 0;
+    if (n_plots > 0 && system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        for (int i = 0; i < 5; i++)
+            if (have_png[i]) remove(path_in(sw->dir, png[i], path, sizeof path));
+        char cmd[4300];
+        snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot plots.gp >/dev/null 2>plots.log", sw->dir);
+        if (system(cmd) != 0) say(sw, "gnuplot reported errors (see %s/plots.log)", sw->dir);
+        for (int i = 0; i < 5; i++) {
+            struct stat st;
+            if (have_png[i]) {
+                have_png[i] = stat(path_in(sw->dir, png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
+                drawn += have_png[i];
+            }
+        }
+    } else {
+        for (int i = 0; i < 5; i++) have_png[i] = 0;
+    }
+    *drawn_out = drawn;
+    return LP_OK;
+}
+
+lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_opts *o, lp_sweep_summary *summary) {
+    lp_sweep_summary sum;
+    memset(&sum, 0, sizeof sum);
+    lp_sweep_opts dflt = {0};
+    if (!o) o = &dflt;
+    sweep sw;
+    memset(&sw, 0, sizeof sw);
+    sw.o = o;
+    lp_sweep_cell *cells = NULL;
+    int n_cells = 0;
+    lp_status s = resolve_config(config, &sw.cfg);
+    if (s == LP_OK && !out_dir) out_dir = lp_kv_get(&sw.cfg, "sweep.out");
+    if (s == LP_OK && (!out_dir || !*out_dir)) s = lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
+    if (s == LP_OK) {
+        sw.dir = out_dir;
+        snprintf(sum.out_dir, sizeof sum.out_dir, "%s", out_dir);
+        lp_pipeline_opts_default(&sw.popt);
+        s = lp_pipeline_opts_from_kv(&sw.cfg, &sw.popt);
+    }
+    if (s == LP_OK) s = cells_of(&sw.cfg, &cells, &n_cells);
+    if (s == LP_OK && n_cells == 0) s = lp_errorf(LP_ERR_ARG, "the grid has no cells");
+    if (s == LP_OK) s = lp_mkdirs(out_dir);
+    if (s == LP_OK) s = check_or_write_conf(&sw);
+    sum.cells_total = n_cells;
+    if (s == LP_OK) {
+        sw.n_rows = n_cells + 2;
+        sw.rows = lp_calloc((size_t)sw.n_rows, sizeof *sw.rows);
+        if (!sw.rows) s = LP_ERR_NOMEM;
+        for (int i = 0; s == LP_OK && i < sw.n_rows; i++) lp_kv_init(&sw.rows[i]);
+    }
+    lp_runcfg_apply_threads(&sw.cfg);
+    if (s == LP_OK) s = run_baseline(&sw, &sum);
+    char path[4096], cdir[4096];
+    if (s == LP_OK) {
+        s = lp_kv_read_file(&sw.rows[0], path_in(out_dir, "cells/baseline/result.txt", path, sizeof path));
+        if (s == LP_OK && file_exists(path_in(out_dir, "cells/baseline/prior.txt", path, sizeof path)))
+            s = lp_kv_read_file(&sw.rows[1], path);
+    }
+    for (int i = 0; s == LP_OK && i < n_cells; i++) {
+        snprintf(cdir, sizeof cdir, "%.3000s/cells/%s", out_dir, cells[i].name);
+        path_in(cdir, "result.txt", path, sizeof path);
+        if (file_exists(path)) {
+            sum.cells_skipped++;
+        } else {
+            if (o->max_cells > 0 && sum.cells_run >= o->max_cells) continue;
+            say(&sw, "cell %d/%d: %s", i + 1, n_cells, cells[i].name);
+            s = run_cell(&sw, &cells[i], cdir, path);
+            if (s != LP_OK) break;
+            sum.cells_run++;
+        }
+        s = lp_kv_read_file(&sw.rows[2 + i], path);
+        if (s == LP_OK) sum.cells_done++;
+    }
+    /* The table and plots, from whatever is finished (also after an error in a cell). */
+    if (sw.rows && sw.rows[0].count) {
+        lp_status s2 = write_csv(&sw);
+        int have_png[5] = {0};
+        if (s2 == LP_OK) {
+            char saved[1024];
+            snprintf(saved, sizeof saved, "%s", lp_last_error());
+            s2 = write_plots(&sw, have_png, &sum.plots);
+            if (s2 == LP_OK) s2 = write_md(&sw, sum.cells_done, n_cells, have_png);
+            if (s != LP_OK) lp_errorf(s, "%s", saved); /* keep the cell's message */
+        }
+        if (s == LP_OK) s = s2;
+    }
+    if (s == LP_OK)
+        say(&sw, "%d of %d cells done (%d run now, %d skipped as finished); %s/results.md", sum.cells_done, n_cells,
+            sum.cells_run, sum.cells_skipped, out_dir);
+    for (int i = 0; sw.rows && i < sw.n_rows; i++) lp_kv_free(&sw.rows[i]);
+    lp_free(sw.rows);
+    lp_free(cells);
+    lp_kv_free(&sw.cfg);
+    if (summary) *summary = sum;
+    return s;
+}

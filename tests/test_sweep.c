@@ -1,0 +1,450 @@
+/* test_sweep: the ablation grid (prune/sweep), the sensitivity analysis (prune/sensitivity) and the
+ * compatibility presets (prune/compat) on a tiny synthetic data set.
+ *
+ * A tiny grid (oneshot: eigen rule × {gm, l2} × rates {0.25, 0.5}; one soft cell; one ISS cell) runs
+ * end to end and writes every output file. The same sweep is run again from the same seed, but stopped
+ * after two cells (as a killed sweep would be) and left with a half-written cell directory, then rerun:
+ * the baseline and the finished cells are not redone, the partial cell is, and its results.csv equals
+ * the first run's except the timing columns. The sensitivity analysis on the sweep's
+ * baseline is checked against an independent surgery + evaluation of one of its entries. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/alloc.h"
+#include "core/fileio.h"
+#include "data/synth.h"
+#include "model/evaluate.h"
+#include "model/runcfg.h"
+#include "prune/compat.h"
+#include "prune/criteria.h"
+#include "prune/plan.h"
+#include "prune/sensitivity.h"
+#include "prune/surgery.h"
+#include "prune/sweep.h"
+
+static char dir[256];
+
+static const char *in_dir(const char *name) {
+    static char buf[8][512];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/lp_test_sweep_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    lp_synth_config sc;
+    lp_synth_config_default(&sc, 6, 21);
+    sc.frames_min = 6;
+    sc.frames_max = 12;
+    sc.labels_max = 2;
+    if (lp_yt8m_features_parse(&sc.frame, "rgb:24,audio:8") != LP_OK) return -1;
+    lp_synth_write_opts o;
+    lp_synth_write_opts_default(&o);
+    o.out_dir = in_dir("data");
+    o.videos = 200;
+    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:24,mean_audio:8") != LP_OK) return -1;
+    if (lp_synth_write(&sc, &o) != LP_OK) {
+        fprintf(stderr, "synth: %s\n", lp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The tiny grid: paper model H = 8 (BiLSTM 4 + 4, LSTM 8), 2 epochs, 1 fine-tuning epoch. */
+static void tiny_config(lp_kv *kv) {
+    lp_kv_init(kv);
+    lp_kv_set(kv, "data.train", in_dir("data/train*.tfrecord"));
+    lp_kv_set(kv, "data.valid", in_dir("data/validate*.tfrecord"));
+    lp_kv_set(kv, "data.test", in_dir("data/test*.tfrecord"));
+    lp_kv_set(kv, "data.frame_features", "rgb:24,audio:8");
+    lp_kv_set(kv, "data.classes", "6");
+    lp_kv_set(kv, "data.shuffle_buffer", "32");
+    lp_kv_set(kv, "model.arch", "paper");
+    lp_kv_set(kv, "model.hidden", "8");
+    lp_kv_set(kv, "train.epochs", "2");
+    lp_kv_set(kv, "train.batch", "16");
+    lp_kv_set(kv, "train.lr", "0.01");
+    lp_kv_set(kv, "train.seed", "3");
+    lp_kv_set(kv, "prune.finetune_epochs", "1");
+    lp_kv_set(kv, "prune.stats_batches", "4");
+    lp_kv_set(kv, "prune.prune_every", "4");
+    lp_kv_set(kv, "prune.iss_lambda", "0.02");
+    lp_kv_set(kv, "prune.iss_threshold", "0.05");
+    lp_kv_set(kv, "prune.latency_batch", "4");
+    lp_kv_set(kv, "prune.latency_frames", "8");
+    lp_kv_set(kv, "prune.latency_reps", "1");
+    lp_kv_set(kv, "grid.schedule", "oneshot,soft");
+    lp_kv_set(kv, "grid.rule", "eigen");
+    lp_kv_set(kv, "grid.criterion", "gm,l2");
+    lp_kv_set(kv, "grid.rate", "0.25,0.5");
+    lp_kv_set(kv, "grid.soft.methods", "uniform:gm");
+    lp_kv_set(kv, "grid.soft.rate", "0.5");
+    lp_kv_set(kv, "grid.iss", "1");
+}
+
+#define N_TINY_CELLS 6
+
+static char *slurp(const char *path) {
+    char *buf;
+    size_t len;
+    lp_status s = lp_file_read_all(path, &buf, &len);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    return buf;
+}
+
+/* results.csv without the timing columns (the last three, checked by name), one string. */
+static char *csv_without_timing(const char *path, int *rows) {
+    char *text = slurp(path);
+    size_t n = strlen(text);
+    char *out = malloc(n + 1);
+    size_t o = 0;
+    *rows = 0;
+    int line = 0;
+    for (char *p = text; *p;) {
+        char *e = strchr(p, '\n');
+        assert_non_null(e);
+        *e = 0;
+        /* cut after the 18th comma: columns 19..21 are latency_ms_b1, latency_ms_bn, seconds */
+        int commas = 0;
+        char *q = p;
+        while (*q && commas < 18) commas += *q++ == ',';
+        if (line == 0) assert_string_equal(q, "latency_ms_b1,latency_ms_bn,seconds");
+        else assert_int_equal(commas, 18);
+        memcpy(out + o, p, (size_t)(q - p));
+        o += (size_t)(q - p);
+        out[o++] = '\n';
+        line++;
+        p = e + 1;
+    }
+    out[o] = 0;
+    *rows = line - 1;
+    free(text);
+    return out;
+}
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static void run_sweep(const lp_kv *cfg, const char *out, int max_cells, lp_sweep_summary *sum) {
+    lp_sweep_opts o = {.quiet = 1, .max_cells = max_cells};
+    lp_status s = lp_sweep_run(cfg, out, &o, sum);
+    if (s != LP_OK) fprintf(stderr, "sweep: %s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+}
+
+/* A csv field (0-based column) of the row whose first field is `cell`. */
+static double csv_num(const char *csv, const char *cell, int col) {
+    char key[80];
+    snprintf(key, sizeof key, "\n%s,", cell);
+    const char *p = strstr(csv, key);
+    assert_non_null(p);
+    p++;
+    for (int c = 0; c < col; c++) {
+        p = strchr(p, ',');
+        assert_non_null(p);
+        p++;
+    }
+    return strtod(p, NULL);
+}
+
+static void test_cells(void **state) {
+    (void)state;
+    lp_kv kv;
+    tiny_config(&kv);
+    lp_sweep_cell *cells;
+    int n;
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_OK);
+    assert_int_equal(n, N_TINY_CELLS);
+    static const char *const want[] = {"oneshot-eigen-gm-r0.25", "oneshot-eigen-gm-r0.50", "oneshot-eigen-l2-r0.25",
+                                       "oneshot-eigen-l2-r0.50", "soft-uniform-gm-r0.50", "iss-lambda0.02"};
+    for (int i = 0; i < n; i++) assert_string_equal(cells[i].name, want[i]);
+    assert_int_equal(cells[4].schedule, LP_SCHED_SOFT);
+    assert_int_equal(cells[4].rule, LP_RATE_RULE_UNIFORM);
+    assert_true(cells[5].schedule == LP_SCHED_ISS && cells[5].iss_lambda == 0.02);
+    lp_free(cells);
+    /* grid.methods replaces the product; the compat preset makes soft the default schedule */
+    lp_kv_set(&kv, "grid.methods", "eigen:gm,uniform:l2,uniform:random");
+    lp_kv_set(&kv, "grid.rate", "0.3");
+    lp_kv_set(&kv, "grid.iss_lambda", "0.001,0.01");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_OK);
+    assert_int_equal(n, 3 + 1 + 2);
+    assert_string_equal(cells[2].name, "oneshot-uniform-random-r0.30");
+    assert_string_equal(cells[5].name, "iss-lambda0.01");
+    lp_free(cells);
+    lp_kv_free(&kv);
+    lp_kv_init(&kv);
+    lp_kv_set(&kv, "grid.rate", "0.5");
+    lp_kv_set(&kv, "compat", "reference");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(cells[0].name, "soft-eigen-gm-r0.50");
+    lp_free(cells);
+    /* errors name the key */
+    lp_kv_set(&kv, "grid.rate", "0.5,1.5");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "grid.rate"));
+    lp_kv_set(&kv, "grid.rate", "0.5");
+    lp_kv_set(&kv, "grid.criterion", "gm,median");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_ERR_ARG);
+    lp_kv_set(&kv, "compat", "tensorflow");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_ERR_ARG);
+    lp_kv_free(&kv);
+}
+
+static void test_compat(void **state) {
+    (void)state;
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_kv_set(&kv, "prune.stats_steps", "all"); /* explicit keys win over the preset */
+    assert_int_equal(lp_compat_apply(&kv, "reference", NULL), LP_OK);
+    assert_string_equal(lp_kv_get(&kv, "prune.stats_steps"), "all");
+    assert_string_equal(lp_kv_get(&kv, "prune.schedule"), "soft");
+    assert_string_equal(lp_kv_get(&kv, "prune.keep_count"), "below");
+    assert_string_equal(lp_kv_get(&kv, "train.lr_decay"), "1");
+    assert_string_equal(lp_kv_get(&kv, "compat"), "reference");
+    lp_kv_free(&kv);
+    lp_kv_init(&kv);
+    assert_int_equal(lp_compat_apply(&kv, "reference", "train."), LP_OK);
+    assert_null(lp_kv_get(&kv, "prune.schedule"));
+    assert_string_equal(lp_kv_get(&kv, "train.lr_decay"), "1");
+    assert_int_equal(lp_compat_apply(&kv, "nonsense", NULL), LP_ERR_ARG);
+    lp_kv_free(&kv);
+    lp_kv_init(&kv);
+    assert_int_equal(lp_compat_apply(&kv, "ours", NULL), LP_OK);
+    assert_int_equal(kv.count, 1); /* only the record of the preset */
+    lp_kv_free(&kv);
+}
+
+static void test_sweep_deterministic_and_resumable(void **state) {
+    (void)state;
+    lp_kv kv;
+    tiny_config(&kv);
+    lp_sweep_summary s1, s2, s3;
+    run_sweep(&kv, in_dir("run1"), 0, &s1);
+    assert_int_equal(s1.cells_total, N_TINY_CELLS);
+    assert_int_equal(s1.cells_run, N_TINY_CELLS);
+    assert_int_equal(s1.cells_done, N_TINY_CELLS);
+    assert_int_equal(s1.baseline_run, 1);
+    static const char *const files[] = {"results.csv", "results.md", "spectra.csv", "plots.gp", "sweep.conf",
+                                        "baseline/best.ckpt", "baseline/train.tsv", "baseline/valid.tsv",
+                                        "cells/baseline/result.txt", "cells/oneshot-eigen-gm-r0.50/report.md",
+                                        "cells/soft-uniform-gm-r0.50/result.txt", "cells/iss-lambda0.02/result.txt"};
+    char path[700];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", in_dir("run1"), files[i]);
+        if (!exists(path)) fprintf(stderr, "missing %s\n", path);
+        assert_true(exists(path));
+    }
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        assert_int_equal(s1.plots, 5);
+        static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+                                          "curves.png"};
+        for (int i = 0; i < 5; i++) {
+            snprintf(path, sizeof path, "%s/%s", in_dir("run1"), png[i]);
+            assert_true(exists(path));
+        }
+    }
+    int rows1, rows2;
+    snprintf(path, sizeof path, "%s/results.csv", in_dir("run1"));
+    char *csv1 = csv_without_timing(path, &rows1);
+    assert_int_equal(rows1, 2 + N_TINY_CELLS); /* baseline, prior, cells */
+
+    /* What the rows say: the pruned models are smaller; eigen rates hit the target within one unit per
+     * group (groups of 4, 4, 8 units: 1/4 at most); the uniform rule at 0.5 halves every group. */
+    double base_params = csv_num(csv1, "baseline", 7);
+    for (int c = 0; c < 4; c++) {
+        static const char *const nm[] = {"oneshot-eigen-gm-r0.25", "oneshot-eigen-gm-r0.50", "oneshot-eigen-l2-r0.25",
+                                         "oneshot-eigen-l2-r0.50"};
+        double target = csv_num(csv1, nm[c], 4), mean = csv_num(csv1, nm[c], 5);
+        assert_true(fabs(mean - target) <= 0.25 + 1e-9);
+        assert_true(csv_num(csv1, nm[c], 7) < base_params);
+        double gap = csv_num(csv1, nm[c], 14);
+        assert_true(gap >= 0 && gap <= 1);
+    }
+    assert_non_null(strstr(csv1, "\nsoft-uniform-gm-r0.50,soft,uniform,gm,0.50,0.5000,2/2/4,"));
+
+    /* The same sweep again, killed after two cells ... */
+    run_sweep(&kv, in_dir("run2"), 2, &s2);
+    assert_int_equal(s2.cells_run, 2);
+    assert_int_equal(s2.cells_done, 2);
+    snprintf(path, sizeof path, "%s/results.csv", in_dir("run2"));
+    char *partial = csv_without_timing(path, &rows2);
+    assert_int_equal(rows2, 2 + 2); /* the outputs are written from the finished cells */
+    free(partial);
+    /* make a finished cell recognisable: a skipped cell keeps its result file untouched */
+    char r0[700], junk[700];
+    snprintf(r0, sizeof r0, "%s/cells/oneshot-eigen-gm-r0.25/result.txt", in_dir("run2"));
+    char *first = slurp(r0);
+    FILE *f = fopen(r0, "w");
+    assert_non_null(f);
+    fputs(first, f);
+    fputs("# marker\n", f);
+    fclose(f);
+    free(first);
+    /* ... in the middle of the third cell */
+    snprintf(junk, sizeof junk, "%s/cells/oneshot-eigen-l2-r0.25", in_dir("run2"));
+    assert_int_equal(lp_mkdirs(junk), LP_OK);
+    strcat(junk, "/half-written.ckpt");
+    f = fopen(junk, "w");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+    /* ... and rerun: the baseline and the finished cells are not redone, the partial cell is */
+    run_sweep(&kv, in_dir("run2"), 0, &s3);
+    assert_int_equal(s3.baseline_run, 0);
+    assert_int_equal(s3.cells_skipped, 2);
+    assert_int_equal(s3.cells_run, N_TINY_CELLS - 2);
+    assert_int_equal(s3.cells_done, N_TINY_CELLS);
+    assert_int_equal(access(junk, F_OK), -1);
+    char *again = slurp(r0);
+    assert_non_null(strstr(again, "# marker"));
+    free(again);
+    /* the interrupted and resumed sweep gives the table of the uninterrupted one */
+    char *csv2 = csv_without_timing(path, &rows2);
+    assert_string_equal(csv1, csv2);
+
+    /* a rerun with another base configuration is refused (grid keys may change) */
+    lp_kv_set(&kv, "train.lr", "0.02");
+    lp_sweep_opts o = {.quiet = 1};
+    assert_int_equal(lp_sweep_run(&kv, in_dir("run2"), &o, NULL), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "train.lr"));
+    free(csv1);
+    free(csv2);
+    lp_kv_free(&kv);
+}
+
+static void test_suggest_rule(void **state) {
+    (void)state;
+    const double rates[] = {0.1, 0.3, 0.5, 0.7};
+    const double d1[] = {0.001, 0.004, 0.02, 0.005}; /* a lucky point past the cliff is not suggested */
+    assert_true(lp_sensitivity_suggest(rates, d1, 4, 0.01) == 0.3);
+    const double d2[] = {0.05, 0, 0, 0};
+    assert_true(lp_sensitivity_suggest(rates, d2, 4, 0.01) == 0);
+    const double d3[] = {-0.01, 0.0, 0.01, 0.01}; /* <= is within */
+    assert_true(lp_sensitivity_suggest(rates, d3, 4, 0.01) == 0.7);
+    const double d4[] = {0.0, NAN, 0.0, 0.0};
+    assert_true(lp_sensitivity_suggest(rates, d4, 4, 0.01) == 0.1);
+}
+
+/* Sensitivity on the sweep's baseline (run1, made by the test before): every entry is the GAP of the
+ * model with only that group shrunk. One entry is recomputed independently here. */
+static void test_sensitivity(void **state) {
+    (void)state;
+    char ckpt[600];
+    snprintf(ckpt, sizeof ckpt, "%s/baseline/best.ckpt", in_dir("run1"));
+    if (access(ckpt, F_OK) != 0) skip();
+    lp_sensitivity_opts o;
+    lp_sensitivity_opts_default(&o);
+    o.ckpt = ckpt;
+    o.out_dir = in_dir("sens");
+    o.n_rates = 3;
+    o.rates[0] = 0.75, o.rates[1] = 0.25, o.rates[2] = 0.5; /* sorted by the run */
+    o.max_drop = 0.02;
+    o.quiet = 1;
+    lp_sensitivity_result *r = calloc(1, sizeof *r);
+    lp_status s = lp_sensitivity_run(&o, r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    assert_int_equal(r->n_groups, 3);
+    assert_true(r->rates[0] == 0.25 && r->rates[2] == 0.75);
+    static const int h[3] = {4, 4, 8};
+    for (int g = 0; g < 3; g++) {
+        assert_int_equal(r->units[g], h[g]);
+        double drops[3];
+        for (int i = 0; i < 3; i++) {
+            /* k = H − round(r·H), at least 1 */
+            int want = h[g] - (int)lround(r->rates[i] * h[g]);
+            assert_int_equal(r->kept[g][i], want < 1 ? 1 : want);
+            drops[i] = r->base.gap - r->m[g][i].gap;
+        }
+        assert_true(r->suggested[g] == lp_sensitivity_suggest(r->rates, drops, 3, o.max_drop));
+    }
+    /* Independent recomputation of group lstm2 at rate 0.5: gm scores from the weights, keep the 4 best,
+     * shrink only that group, evaluate on the validation data the checkpoint names. */
+    lp_model m;
+    lp_kv meta;
+    lp_kv_init(&meta);
+    assert_int_equal(lp_model_load(&m, ckpt, &meta), LP_OK);
+    const lp_paper_group *gr = &m.groups[2];
+    int d = lp_criteria_unit_dim(gr->input_dim, gr->units, 0);
+    float *u = malloc((size_t)gr->units * (size_t)d * sizeof(float));
+    double score[8];
+    int kept[4];
+    assert_int_equal(lp_criteria_unit_vectors(gr->w_ih->data, gr->w_hh->data, NULL, gr->units, gr->input_dim, u), LP_OK);
+    lp_criteria_opts co;
+    lp_criteria_opts_default(&co);
+    assert_int_equal(lp_criteria_score(&co, u, gr->units, d, score), LP_OK);
+    assert_int_equal(lp_criteria_select(score, gr->units, 4, kept), LP_OK);
+    lp_surgery_plan sp;
+    assert_int_equal(lp_surgery_plan_init(&sp, &m), LP_OK);
+    memcpy(sp.kept[2], kept, sizeof kept);
+    sp.n_kept[2] = 4;
+    lp_model small;
+    assert_int_equal(lp_surgery_shrink(&m, &sp, &small), LP_OK);
+    assert_int_equal(small.groups[0].units, 4);
+    assert_int_equal(small.groups[2].units, 4);
+    char **pats;
+    int np;
+    assert_int_equal(lp_runcfg_defaults(&meta), LP_OK);
+    assert_int_equal(lp_runcfg_patterns(&meta, "valid", &pats, &np), LP_OK);
+    lp_batcher_config bc;
+    assert_int_equal(lp_runcfg_batcher(&meta, pats, np, 0, &bc), LP_OK);
+    lp_eval_result er;
+    assert_int_equal(lp_evaluate(&small, &bc, 20, NULL, NULL, &er), LP_OK);
+    /* the same model on the same data in the same order: the same float sums, the same metric */
+    assert_true(er.m.gap == r->m[2][1].gap);
+    lp_runcfg_free_patterns(pats, np);
+    lp_surgery_plan_free(&sp);
+    lp_model_free(&small);
+    lp_model_free(&m);
+    lp_kv_free(&meta);
+    free(u);
+    /* the files */
+    static const char *const files[] = {"sens/sensitivity.csv", "sens/sensitivity.md", "sens/suggested.txt",
+                                        "sens/sensitivity.gp"};
+    for (int i = 0; i < 4; i++) assert_true(exists(in_dir(files[i])));
+    int rows;
+    char *csv = slurp(in_dir("sens/sensitivity.csv"));
+    rows = 0;
+    for (char *p = csv; *p; p++) rows += *p == '\n';
+    assert_int_equal(rows, 1 + 3 * (1 + 3)); /* header; per group the unpruned row and 3 rates */
+    free(csv);
+    /* bad options */
+    o.rates[0] = 1.0;
+    assert_int_equal(lp_sensitivity_run(&o, r), LP_ERR_ARG);
+    free(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cells),
+        cmocka_unit_test(test_compat),
+        cmocka_unit_test(test_suggest_rule),
+        cmocka_unit_test(test_sweep_deterministic_and_resumable),
+        cmocka_unit_test(test_sensitivity),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
