@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/ckpt.h"
 #include "model/runcfg.h"
+#include "prune/compat.h"
 #include "prune/pipeline.h"
 #include "prune/surgery.h"
 
@@ -43,7 +44,7 @@ static const lp_arg pipeline_args[] = {
 };
 
 typedef struct {
-    const char *ckpt, *out, *baseline;
+    const char *ckpt, *out, *baseline, *compat;
     int quiet;
 } flags;
 
@@ -53,6 +54,7 @@ static int handle(void *user, const char *name, const char *value) {
     else if (!strcmp(name, "out")) f->out = value;
     else if (!strcmp(name, "baseline")) f->baseline = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "compat")) f->compat = value;
     return 0;
 }
 
@@ -61,12 +63,14 @@ static const lp_arg prune_own[] = {
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: pruned.ckpt and the report", NULL},
     {"data", "data.train", LP_ARG_APPEND, 0, "GLOB", "data for the response statistics (default: the checkpoint's training data)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
+    {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's statistics and eigenvalue counting (docs/REPRODUCING.md)", "ours"},
 };
 
 static const lp_arg pipeline_own[] = {
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (baseline/, pruned.ckpt, finetune/, report.md ...)", NULL},
     {"baseline", NULL, LP_ARG_STR, 0, "CKPT", "prune this trained checkpoint instead of training a baseline", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress output", NULL},
+    {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's behaviour (soft schedule, last-step statistics, ...; docs/REPRODUCING.md)", "ours"},
 };
 
 /* prune: one oneshot step without fine-tuning, on an existing checkpoint. */
@@ -104,12 +108,14 @@ int lp_cmd_prune(int argc, char **argv) {
     o.finetune_epochs = 0;
     o.quiet = f.quiet;
     o.cfg = &cfg;
-    lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
+    lp_status s = f.compat ? lp_compat_apply(&cfg, f.compat, "prune.") : LP_OK; /* explicit flags win */
+    if (s == LP_OK) s = lp_pipeline_opts_from_kv(&cfg, &o);
     if (s != LP_OK) { /* a bad option value: a usage error */
         lp_cli_error("prune", "%s", lp_last_error());
         lp_kv_free(&cfg);
         return 2;
     }
+    o.schedule = LP_SCHED_ONESHOT; /* one step on a trained model, whatever a preset's schedule says */
     if (lp_kv_get(&cfg, "prune.iss_threshold")) {
         o.schedule = LP_SCHED_ISS;
         o.iss_lambda = 0; /* no training: threshold only */
@@ -157,6 +163,11 @@ int lp_cmd_pipeline(int argc, char **argv) {
     if (rc) goto out;
     if (!f.out || (!lp_kv_get(&cfg, "data.train"))) {
         lp_cli_error("pipeline", "--train GLOB and --out DIR are required");
+        rc = 2;
+        goto out;
+    }
+    if (f.compat && lp_compat_apply(&cfg, f.compat, NULL) != LP_OK) { /* before the defaults: flags win */
+        lp_cli_error("pipeline", "--compat: %s", lp_last_error());
         rc = 2;
         goto out;
     }

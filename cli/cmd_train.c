@@ -8,10 +8,11 @@
 #include "cli/cli.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
+#include "prune/compat.h"
 #include "prune/iss.h"
 
 typedef struct {
-    const char *out, *resume, *init;
+    const char *out, *resume, *init, *compat;
     int quiet;
     long long stop_after;
 } train_flags;
@@ -22,6 +23,7 @@ static int handle(void *user, const char *name, const char *value) {
     else if (!strcmp(name, "resume")) f->resume = value;
     else if (!strcmp(name, "init")) f->init = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "compat")) f->compat = value;
     else if (!strcmp(name, "stop-after-epochs")) {
         char *end;
         f->stop_after = strtoll(value, &end, 10);
@@ -39,6 +41,7 @@ static const lp_arg own[] = {
     {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model", NULL},
     {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line", NULL},
+    {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's training settings (no lr decay; docs/REPRODUCING.md)", "ours"},
 };
 
 int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
@@ -89,6 +92,11 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         }
         o.run_dir = f.out;
         o.init_ckpt = f.init;
+        if (f.compat && lp_compat_apply(&cfg, f.compat, "train.") != LP_OK) { /* before the defaults: flags win */
+            lp_cli_error(cmd, "--compat: %s", lp_last_error());
+            rc = 2;
+            goto out;
+        }
         lp_runcfg_defaults(&cfg);
         if (!f.init && (rc = lp_args_model_kv(cmd, &cfg)) != 0) goto out;
     }
