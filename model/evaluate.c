@@ -7,12 +7,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "core/clock.h"
 
 /* One batch: forward without gradients, metrics, callback. */
 static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_metrics *met, float *probs,
@@ -38,7 +33,7 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
     if (bc->yt8m.classes != m->classes)
         return lp_errorf(LP_ERR_ARG, "the data has %d classes (data.classes) but the model predicts %d",
                          bc->yt8m.classes, m->classes);
-    double t0 = now_s();
+    double t0 = lp_now_s();
     lp_batcher *b = NULL;
     LP_TRY(lp_batcher_new(&b, bc));
     lp_tape tp;
@@ -60,7 +55,7 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
         out->skipped = lp_batcher_get_stats(b).skipped;
         if (out->videos == 0) s = lp_errorf(LP_ERR_ARG, "the evaluation data holds no videos");
     }
-    out->seconds = now_s() - t0;
+    out->seconds = lp_now_s() - t0;
     lp_free(probs);
     lp_metrics_free(&met);
     lp_tape_free(&tp);
@@ -94,12 +89,12 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
     for (int b = 0; b < batch; b++) len[b] = frames;
     int dx[3] = {batch, frames, m->input_dim};
     for (int r = -1; r < reps && s == LP_OK; r++) {
-        double t0 = now_s();
+        double t0 = lp_now_s();
         lp_tape_reset(&tp);
         lp_tensor *xt = lp_tape_view(&tp, x, NULL, 3, dx);
         lp_model_out out;
         s = xt ? lp_model_forward(m, &tp, xt, len, NULL, NULL, &out) : LP_ERR_NOMEM;
-        if (r >= 0) t[r] = (now_s() - t0) * 1e3;
+        if (r >= 0) t[r] = (lp_now_s() - t0) * 1e3;
     }
     if (s == LP_OK) {
         qsort(t, (size_t)reps, sizeof *t, cmp_double);
@@ -115,7 +110,7 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
 lp_status lp_evaluate_prior(const lp_batcher_config *train_bc, int max_batches, const lp_batcher_config *eval_bc,
                             int top_k, lp_eval_result *out) {
     memset(out, 0, sizeof *out);
-    double t0 = now_s();
+    double t0 = lp_now_s();
     int C = train_bc->yt8m.classes;
     if (eval_bc->yt8m.classes != C) return lp_errorf(LP_ERR_ARG, "prior: training and evaluation class counts differ");
     double *count = lp_calloc((size_t)C, sizeof(double));
@@ -156,7 +151,7 @@ lp_status lp_evaluate_prior(const lp_batcher_config *train_bc, int max_batches, 
     if (s == LP_ERR_EOF) s = LP_OK;
     if (s == LP_OK) s = lp_metrics_finish(&met, &out->m);
     out->videos = out->m.n_videos;
-    out->seconds = now_s() - t0;
+    out->seconds = lp_now_s() - t0;
     out->loss = NAN;
     lp_batcher_free(b);
     lp_metrics_free(&met);

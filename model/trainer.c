@@ -14,17 +14,12 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
 #include "optim/optim.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
     snprintf(buf, n, "%s/%s", dir, name);
@@ -193,7 +188,7 @@ static lp_status train_step(trainer *t, lp_tape *tp, const lp_batch *bt, step_in
 
 static void progress(trainer *t, const lp_batch *bt, const step_info *si, double rate, double frac_done) {
     if (!t->tty) return;
-    double el = now_s() - t->t_start;
+    double el = lp_now_s() - t->t_start;
     char eta[32];
     fmt_duration(frac_done > 1e-6 ? el * (1 - frac_done) / frac_done : -1, eta, sizeof eta);
     fprintf(stderr, "\repoch %lld/%lld  step %lld  loss %.4f  %.0f ex/s  ETA %s   ", (long long)bt->pos.epoch + 1,
@@ -286,7 +281,7 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
     else memset(&tp, 0, sizeof tp);
     if (s != LP_OK) goto done;
     t->total_bytes = files_bytes(b) * (double)t->epochs;
-    double done_bytes = 0, epoch_loss = 0, last_t = now_s();
+    double done_bytes = 0, epoch_loss = 0, last_t = lp_now_s();
     int64_t epoch_batches = 0, epochs_this_run = 0, examples_since = 0, cur_epoch = t->cursor.epoch;
     const lp_batch *bt;
     for (;;) {
@@ -300,7 +295,7 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
             epoch_loss += si.loss + si.extra;
             epoch_batches++;
             examples_since += bt->B;
-            double now = now_s(), rate = examples_since / fmax(now - last_t, 1e-9);
+            double now = lp_now_s(), rate = examples_since / fmax(now - last_t, 1e-9);
             if (t->log_every > 0 && t->step % t->log_every == 0) {
                 fprintf(t->train_log, "%lld\t%lld\t%lld\t%.6f\t%.6f\t%.8g\t%.1f\t%.2f\n", (long long)t->step,
                         (long long)bt->pos.epoch + 1, (long long)bt->pos.batch + 1, si.loss + si.extra, si.grad_norm,
@@ -358,7 +353,7 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
     t.o = o;
-    t.t_start = now_s();
+    t.t_start = lp_now_s();
     t.tty = !o->quiet && isatty(2);
     lp_ckpt rc;
     lp_ckpt_init(&rc);
@@ -393,7 +388,7 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     if (s == LP_OK) s = run_epochs(&t, res);
     res->steps = t.step;
     res->best_gap = t.best_gap < 0 ? NAN : t.best_gap;
-    res->seconds = now_s() - t.t_start;
+    res->seconds = lp_now_s() - t.t_start;
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
     if (t.have_model) lp_model_free(&t.model);
