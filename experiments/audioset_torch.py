@@ -150,7 +150,7 @@ def parse_sequence_example(b, id_key, labels_key, feature):
     return vid, labels, frames
 
 
-def load(patterns, classes, max_frames, dim):
+def load(patterns, classes, max_frames, dim, l2norm=True):
     files = sorted(f for p in patterns.split(";") for f in glob.glob(p))
     if not files:
         sys.exit(f"no files match {patterns}")
@@ -173,8 +173,8 @@ def load(patterns, classes, max_frames, dim):
     x = np.zeros((len(xs), T, dim), dtype=np.float32)
     for i, q in enumerate(xs):
         f = q.astype(np.float32) * (4.0 / 255.0) + (4.0 / 512.0) - 2.0
-        n = np.linalg.norm(f, axis=1, keepdims=True)
-        f = f / np.maximum(n, 1e-12)
+        if l2norm:
+            f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
         x[i, :len(f)] = f
         x[i, len(f):] = f[-1]  # repeat padding
     return torch.from_numpy(x), torch.tensor(lengths, dtype=torch.int64), torch.from_numpy(np.stack(ys))
@@ -260,15 +260,15 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-l2norm", action="store_true", help="do not L2-normalise each frame (lstmprune --no-l2norm)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="intra-op threads (1: on a loaded 2-core machine more threads make PyTorch's LSTM 10x slower)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    tr = load(a.train, a.classes, a.max_frames, a.dim)
-    va = load(a.valid, a.classes, a.max_frames, a.dim)
-    te = load(a.test, a.classes, a.max_frames, a.dim)
+    tr, va, te = (load(p, a.classes, a.max_frames, a.dim, not a.no_l2norm) for p in (a.train, a.valid, a.test))
     print(f"data: train {len(tr[0])}, valid {len(va[0])}, test {len(te[0])} clips ({time.time() - t0:.1f} s)", flush=True)
     model = PaperModel(a.dim, a.hidden, a.classes)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)

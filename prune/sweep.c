@@ -763,11 +763,15 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
     int n_plots = 0;
     if (ns > 0 || n_iss) {
         /* GAP vs rate: before and after fine-tuning */
-        fprintf(g, "\nset output 'gap_vs_rate.png'\nset multiplot layout 1,2 title 'GAP@%d vs mean pruning rate'\n", top_k);
+        /* two panels of equal width, one key to the right of both */
+        fprintf(g, "\nset terminal pngcairo size 1400,560 noenhanced\nset output 'gap_vs_rate.png'\n"
+                   "set multiplot title 'GAP@%d vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
+                top_k);
         for (int pass = 0; pass < 2; pass++) {
             fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
                     pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
-            fprintf(g, "%s", pass ? "set key outside right top\n" : "unset key\n");
+            fprintf(g, "%s", pass ? "set lmargin at screen 0.49\nset rmargin at screen 0.80\nset key at screen 0.82,0.88 left top\n"
+                                  : "set lmargin at screen 0.07\nset rmargin at screen 0.39\nunset key\n");
             fprintf(g, "plot ");
             const char *sep = "";
             for (int k = 0; k < ns; k++) {
@@ -781,7 +785,8 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
             if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
             fprintf(g, "\n");
         }
-        fprintf(g, "unset multiplot\nset key outside right top\n");
+        fprintf(g, "unset multiplot\nset key outside right top\nset lmargin -1\nset rmargin -1\nset tmargin -1\nset bmargin -1\n"
+                   "set terminal pngcairo size 1200,520 noenhanced\n");
         /* GAP vs parameters and vs latency (fine-tuned models) */
         for (int pass = 0; pass < 2; pass++) {
             fprintf(g, "\nset output '%s'\nset title 'GAP@%d after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel 'GAP@%d'\n",
@@ -828,8 +833,8 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
         if (cur >= 0) fprintf(g, "EOD\n");
         fclose(sf);
         if (ng > 0) {
-            fprintf(g, "\nset output 'spectra.png'\nset multiplot layout 1,2 title 'Response covariance spectra of the "
-                       "baseline per unit group'\n");
+            fprintf(g, "\nset output 'spectra.png'\nset key inside right top\nset multiplot layout 1,2 title 'Response "
+                       "covariance spectra of the baseline per unit group'\n");
             fprintf(g, "set title 'eigenvalue / total energy'\nset xlabel 'eigenvalue index'\nset ylabel 'fraction of "
                        "energy'\nset logscale y\nplot ");
             for (int k = 0; k < ng; k++)
@@ -837,7 +842,7 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
             fprintf(g, "\nunset logscale y\nset title 'cumulative energy'\nset xlabel 'fraction of the group''s units (k/H)'\n"
                        "set ylabel 'energy kept'\nset yrange [0:1.02]\nplot ");
             for (int k = 0; k < ng; k++) fprintf(g, "%s$G%d using 4:3 with lines lw 2 title '%s'", k ? ", " : "", k, names[k]);
-            fprintf(g, "\nset yrange [*:*]\nunset multiplot\n");
+            fprintf(g, "\nset yrange [*:*]\nunset multiplot\nset key outside right top\n");
             have_png[3] = 1;
             n_plots++;
         }
@@ -847,7 +852,8 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
     int nt = count_data_lines(path_in(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
     int nv = count_data_lines(path_in(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
     if (nt > 0) {
-        fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset multiplot layout 1,2 title 'Baseline training'\n");
+        fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset key inside right top\n"
+                   "set multiplot layout 1,2 title 'Baseline training'\n");
         fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
                    "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
         if (nv > 0)
@@ -856,7 +862,7 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
                        "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
                        "'Hit@1'\n",
                     top_k);
-        fprintf(g, "unset multiplot\nset datafile separator whitespace\n");
+        fprintf(g, "unset multiplot\nset datafile separator whitespace\nset key outside right top\n");
         have_png[4] = 1;
         n_plots++;
     }
