@@ -113,9 +113,14 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
 void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
                           const float *b, const int *lengths, int t, int B, int T, int H) {
     const int G = 4 * H;
-    // gates row (b,t) += h [B,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, w_hh, H, 1.0f,
-                gates + (size_t)t * G, T * G);
+    // gates row (b,t) += h [B,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps.
+    // One sequence (latency-bound inference) is a matrix-vector product: sgemv reads W_hh once, where
+    // sgemm would first copy it into its packed layout at every step.
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, w_hh, H, h, 1, 1.0f, gates + (size_t)t * G, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, w_hh, H, 1.0f,
+                    gates + (size_t)t * G, T * G);
     for (int bi = 0; bi < B; bi++) {
         size_t row = (size_t)bi * T + t;
         float *hb = h + (size_t)bi * H, *cb = c + (size_t)bi * H;
@@ -193,8 +198,11 @@ void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_s
                           dh_seq ? dh_seq + row * H : NULL, cprev, cs + row * H, H);
     }
     // dh [B,H] += dG_t [B,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, gates + (size_t)t * G, T * G, w_hh,
-                H, 1.0f, dh, H);
+    if (B == 1) /* as in forward: a matrix-vector product, dh += w_hh^T · dG_t */
+        cblas_sgemv(CblasRowMajor, CblasTrans, G, H, 1.0f, w_hh, H, gates + (size_t)t * G, 1, 1.0f, dh, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, gates + (size_t)t * G, T * G,
+                    w_hh, H, 1.0f, dh, H);
 }
 
 void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
