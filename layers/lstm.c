@@ -12,6 +12,7 @@
 #include "layers/lstm.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -110,18 +111,20 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
     }
 }
 
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
-                          const float *b, const int *lengths, int t, int B, int T, int H) {
-    const int G = 4 * H;
-    // gates row (b,t) += h [B,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps.
-    // One sequence (latency-bound inference) is a matrix-vector product: sgemv reads W_hh once, where
-    // sgemm would first copy it into its packed layout at every step.
-    if (B == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, w_hh, H, h, 1, 1.0f, gates + (size_t)t * G, 1);
+/* Forward of step t for batch rows [b0, b1) (a thread's share; see "threads" below). */
+static void step_forward_rows(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+                              const float *b, const int *lengths, int t, int b0, int b1, int T, int H) {
+    const int G = 4 * H, M = b1 - b0;
+    float *grow = gates + ((size_t)b0 * T + t) * G;
+    // gates rows (b,t) += h [M,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps.
+    // One row (e.g. latency-bound inference of one sequence) is a matrix-vector product: sgemv reads W_hh
+    // once, where sgemm would first copy it into its packed layout at every step.
+    if (M == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, w_hh, H, h + (size_t)b0 * H, 1, 1.0f, grow, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, w_hh, H, 1.0f,
-                    gates + (size_t)t * G, T * G);
-    for (int bi = 0; bi < B; bi++) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, G, H, 1.0f, h + (size_t)b0 * H, H, w_hh, H, 1.0f,
+                    grow, T * G);
+    for (int bi = b0; bi < b1; bi++) {
         size_t row = (size_t)bi * T + t;
         float *hb = h + (size_t)bi * H, *cb = c + (size_t)bi * H;
         float *hout = h_seq + row * H;
@@ -134,6 +137,11 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
         cell_forward_row(g, g + H, g + 2 * H, g + 3 * H, b, H, hb, cb, hout, H);
         if (cs) memcpy(cs + row * H, cb, (size_t)H * sizeof *cb);
     }
+}
+
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+                          const float *b, const int *lengths, int t, int B, int T, int H) {
+    step_forward_rows(gates, h, c, h_seq, cs, w_hh, b, lengths, t, 0, B, T, H);
 }
 
 /* Gradient of one valid batch row at one step; see docs/METHOD.md for the equations. gates holds the
@@ -181,11 +189,12 @@ static inline long prev_row(int reverse, int b, int t, int len, int T) {
     return t + 1 < len ? (long)b * T + t + 1 : -1;
 }
 
-void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
-                           int T, int H) {
-    const int G = 4 * H;
-    for (int bi = 0; bi < B; bi++) {
+/* Backward of step t for batch rows [b0, b1). */
+static void step_backward_rows(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                               const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
+                               int b1, int T, int H) {
+    const int G = 4 * H, M = b1 - b0;
+    for (int bi = b0; bi < b1; bi++) {
         size_t row = (size_t)bi * T + t;
         float *g = gates + row * G;
         if (!step_valid(lengths, bi, t)) { /* padding: gradients pass through the unchanged state */
@@ -197,12 +206,19 @@ void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_s
         cell_backward_row(g, g + H, g + 2 * H, g + 3 * H, dh + (size_t)bi * H, dc + (size_t)bi * H,
                           dh_seq ? dh_seq + row * H : NULL, cprev, cs + row * H, H);
     }
-    // dh [B,H] += dG_t [B,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
-    if (B == 1) /* as in forward: a matrix-vector product, dh += w_hh^T · dG_t */
-        cblas_sgemv(CblasRowMajor, CblasTrans, G, H, 1.0f, w_hh, H, gates + (size_t)t * G, 1, 1.0f, dh, 1);
+    // dh [M,H] += dG_t [M,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
+    const float *grow = gates + ((size_t)b0 * T + t) * G;
+    if (M == 1) /* as in forward: a matrix-vector product, dh += w_hh^T · dG_t */
+        cblas_sgemv(CblasRowMajor, CblasTrans, G, H, 1.0f, w_hh, H, grow, 1, 1.0f, dh + (size_t)b0 * H, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, gates + (size_t)t * G, T * G,
-                    w_hh, H, 1.0f, dh, H);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, G, 1.0f, grow, T * G, w_hh, H, 1.0f,
+                    dh + (size_t)b0 * H, H);
+}
+
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
+                           int T, int H) {
+    step_backward_rows(gates, dh, dc, dh_seq, cs, c0, w_hh, lengths, reverse, t, 0, B, T, H);
 }
 
 void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
@@ -256,24 +272,94 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
         }
 }
 
+/* ---- threads for the recurrence ---------------------------------------------------------------- *
+ *
+ * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads the
+ * rows are split into n contiguous parts and each part runs all T steps (forward) or all BPTT steps
+ * (backward) in its own thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a
+ * small multi-threaded GEMM (threads woken and joined T times per layer: at B=32, H=128 the product is
+ * [32,128]·[128,512]) and a single-threaded gate loop by n independent single-threaded streams that meet
+ * once per layer. The big GEMMs (input projection, weight gradients) stay multi-threaded in OpenBLAS.
+ * Each row's arithmetic is the same whatever the split. The thread count is OpenBLAS's setting
+ * (openblas_set_num_threads / OPENBLAS_NUM_THREADS: the one knob for the cores used), so the total
+ * number of busy threads never exceeds it. It is changed and restored around the parallel part, which
+ * assumes no other thread calls BLAS at that moment (nothing in this project does). */
+
+#define LSTM_MAX_THREADS 16
+
+typedef struct {
+    float *gates, *h, *c, *h_seq, *cs, *dh, *dc;
+    const float *w_hh, *b, *dh_seq, *c0, *cs_saved; /* cs: forward writes it; cs_saved: backward reads */
+    const int *lengths;
+    int reverse, T, H, b0, b1;
+} seq_part;
+
+static void *forward_part(void *arg) {
+    seq_part *p = arg;
+    for (int s = 0; s < p->T; s++) {
+        int t = p->reverse ? p->T - 1 - s : s;
+        step_forward_rows(p->gates, p->h, p->c, p->h_seq, p->cs, p->w_hh, p->b, p->lengths, t, p->b0, p->b1, p->T,
+                          p->H);
+    }
+    return NULL;
+}
+
+static void *backward_part(void *arg) {
+    seq_part *p = arg;
+    for (int s = p->T - 1; s >= 0; s--) { /* reverse of the forward processing order */
+        int t = p->reverse ? p->T - 1 - s : s;
+        step_backward_rows(p->gates, p->dh, p->dc, p->dh_seq, p->cs_saved, p->c0, p->w_hh, p->lengths, p->reverse, t,
+                           p->b0, p->b1, p->T, p->H);
+    }
+    return NULL;
+}
+
+/* Run fn over `B` rows split into parts (see above). `proto` holds everything but the row range. */
+static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
+    int n = openblas_get_num_threads();
+    n = n < B ? n : B;
+    n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
+    if (n <= 1) {
+        seq_part p = *proto;
+        p.b0 = 0, p.b1 = B;
+        fn(&p);
+        return;
+    }
+    seq_part parts[LSTM_MAX_THREADS];
+    pthread_t th[LSTM_MAX_THREADS];
+    int started[LSTM_MAX_THREADS] = {0};
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    for (int i = 0; i < n; i++) {
+        parts[i] = *proto;
+        parts[i].b0 = (int)((long)B * i / n);
+        parts[i].b1 = (int)((long)B * (i + 1) / n);
+    }
+    for (int i = 1; i < n; i++) started[i] = pthread_create(&th[i], NULL, fn, &parts[i]) == 0;
+    fn(&parts[0]);
+    for (int i = 1; i < n; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        else fn(&parts[i]); /* no thread available: the same work, in this thread */
+    }
+    openblas_set_num_threads(saved);
+}
+
 void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,
                          const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
                          int B, int T, int F, int H) {
     lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
-    for (int s = 0; s < T; s++) {
-        int t = reverse ? T - 1 - s : s;
-        lp_lstm_step_forward(gates, h, c, h_seq, cs, w_hh, b, lengths, t, B, T, H);
-    }
+    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
+                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
+    run_rows(forward_part, &p, B);
 }
 
 void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc, float *gates,
                           float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
                           const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H) {
-    for (int s = T - 1; s >= 0; s--) { /* reverse of the forward processing order */
-        int t = reverse ? T - 1 - s : s;
-        lp_lstm_step_backward(gates, dh, dc, dh_seq, cs, c0, w_hh, lengths, reverse, t, B, T, H);
-    }
+    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
+                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
+    run_rows(backward_part, &p, B);
     lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, work, gates, x, h_seq, h0, w_ih, lengths, reverse, B, T, F, H);
 }
 
