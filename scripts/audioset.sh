@@ -1,0 +1,48 @@
+#!/bin/sh
+# The real-data experiment in one command (docs/REPRODUCING.md, results in docs/RESULTS.md):
+# train the paper model on AudioSet's balanced training set, evaluate on the evaluation set, prune at
+# three rates with eigen+gm against uniform+l2 and uniform+random, fine-tune, and tabulate GAP@20, mAP,
+# Hit@1, parameters and measured latency; then the sensitivity analysis of the baseline and, where
+# PyTorch is installed, the same architecture in PyTorch on the same data.
+#
+#   scripts/audioset.sh            environment: BIN (build/lstmprune), OUT (runs/audioset),
+#                                  LP_SHARED (../shared), TORCH=0 to skip the PyTorch run
+# Resumable: rerunning continues the sweep where it stopped (finished cells are kept).
+set -eu
+BIN=${BIN:-build/lstmprune}
+OUT=${OUT:-runs/audioset}
+SHARED=${LP_SHARED:-../shared}
+A="$SHARED/data/audioset"
+PY=/usr/bin/python3
+[ -x "$BIN" ] || { echo "no $BIN: run make first" >&2; exit 1; }
+[ -f "$A/bal_train-00.tfrecord" ] || { echo "no AudioSet data in $A (set LP_SHARED)" >&2; exit 1; }
+
+# The hyperparameters shared with the PyTorch run (the rest is experiments/audioset.conf).
+HIDDEN=256 LR=0.001 BATCH=64 EPOCHS=25 SEED=1
+
+echo "== sweep: baseline + 9 pruned models -> $OUT"
+"$BIN" sweep experiments/audioset.conf --out "$OUT" \
+    --set "data.train=$A/bal_train-0[0-6].tfrecord" --set "data.valid=$A/bal_train-07.tfrecord" \
+    --set "data.test=$A/eval-0*.tfrecord" --set "model.hidden=$HIDDEN" --set "train.lr=$LR" \
+    --set "train.batch=$BATCH" --set "train.epochs=$EPOCHS" --set "train.seed=$SEED"
+
+echo "== sensitivity of the baseline -> $OUT/sensitivity"
+"$BIN" sensitivity --checkpoint "$OUT/baseline/best.ckpt" --out "$OUT/sensitivity" \
+    --rates 0.1,0.3,0.5,0.7,0.9 --max-drop 0.01 --quiet
+
+if [ "${TORCH:-1}" != 0 ] && $PY -c 'import torch' 2>/dev/null; then
+    if [ ! -f "$OUT/torch.json" ]; then
+        echo "== PyTorch counterpart -> $OUT/torch.json"
+        $PY experiments/audioset_torch.py --train "$A/bal_train-0[0-6].tfrecord" --valid "$A/bal_train-07.tfrecord" \
+            --test "$A/eval-0*.tfrecord" --max-frames 10 --no-l2norm --hidden $HIDDEN --lr $LR --batch $BATCH \
+            --epochs $EPOCHS --seed $SEED --threads 1 --out "$OUT/torch.json.tmp"
+        mv "$OUT/torch.json.tmp" "$OUT/torch.json"
+    fi
+else
+    echo "(PyTorch not available or TORCH=0: no counterpart run)"
+fi
+
+$PY experiments/summarize.py "$OUT" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+echo
+echo "tables: $OUT/summary.md, $OUT/results.md (plots beside it), $OUT/sensitivity/sensitivity.md"
