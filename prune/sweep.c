@@ -166,7 +166,11 @@ static int is_grid_key(const char *k) { return starts_with(k, "grid.") || starts
 
 static lp_status add_cell(lp_sweep_cell **cells, int *n, int *cap, const lp_sweep_cell *c) {
     for (int i = 0; i < *n; i++)
-        if (!strcmp((*cells)[i].name, c->name)) return LP_OK; /* a list naming the same cell twice */
+        if (!strcmp((*cells)[i].name, c->name)) {
+            if ((*cells)[i].target_rate != c->target_rate || (*cells)[i].iss_lambda != c->iss_lambda)
+                return lp_errorf(LP_ERR_ARG, "grid: two cells would both be named %s (rates are named with 2 decimals)", c->name);
+            return LP_OK; /* a list naming the same cell twice */
+        }
     if (*n == *cap) {
         int nc = *cap ? 2 * *cap : 16;
         lp_sweep_cell *p = lp_realloc(*cells, (size_t)nc, sizeof *p);
@@ -464,9 +468,20 @@ static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
         char last[4096];
         lp_status s;
         if (file_exists(path_in(bdir, "last.ckpt", last, sizeof last))) {
-            say(sw, "continuing the baseline training in %s", bdir);
-            to.resume = 1;
-            s = lp_train(&c, &to, &tr);
+            /* Killed during training, or right after its last epoch (before the marker was written). */
+            lp_kv meta;
+            lp_kv_init(&meta);
+            lp_model lm;
+            s = lp_model_load(&lm, last, &meta);
+            if (s == LP_OK) lp_model_free(&lm);
+            int finished = s == LP_OK && lp_kv_get_int_or(&meta, "state.epoch", 0) >= lp_kv_get_int_or(&meta, "train.epochs", 1) &&
+                           lp_kv_get_int_or(&meta, "state.batch", 0) == 0;
+            lp_kv_free(&meta);
+            if (s == LP_OK && !finished) {
+                say(sw, "continuing the baseline training in %s", bdir);
+                to.resume = 1;
+                s = lp_train(&c, &to, &tr);
+            }
         } else {
             say(sw, "training the baseline into %s", bdir);
             s = remove_tree(bdir);

@@ -286,6 +286,28 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     }
     assert_non_null(strstr(csv1, "\nsoft-uniform-gm-r0.50,soft,uniform,gm,0.50,0.5000,2/2/4,"));
 
+    /* Killed after the baseline's last epoch, before it was marked trained: it is measured, not retrained
+     * (a finished run cannot be resumed), and nothing else is redone. */
+    snprintf(path, sizeof path, "%s/baseline/trained", in_dir("run1"));
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/cells/baseline/result.txt", in_dir("run1"));
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/baseline/valid.tsv", in_dir("run1"));
+    char *valid_before = slurp(path);
+    lp_sweep_summary s0;
+    run_sweep(&kv, in_dir("run1"), 0, &s0);
+    assert_int_equal(s0.baseline_run, 1);
+    assert_int_equal(s0.cells_run, 0);
+    assert_int_equal(s0.cells_skipped, N_TINY_CELLS);
+    char *valid_after = slurp(path);
+    assert_string_equal(valid_before, valid_after); /* no epoch was added */
+    free(valid_before);
+    free(valid_after);
+    snprintf(path, sizeof path, "%s/results.csv", in_dir("run1"));
+    char *csv1b = csv_without_timing(path, &rows1);
+    assert_string_equal(csv1, csv1b);
+    free(csv1b);
+
     /* The same sweep again, killed after two cells ... */
     run_sweep(&kv, in_dir("run2"), 2, &s2);
     assert_int_equal(s2.cells_run, 2);
