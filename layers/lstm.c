@@ -274,8 +274,8 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
 
 /* ---- threads for the recurrence ---------------------------------------------------------------- *
  *
- * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads the
- * rows are split into n contiguous parts and each part runs all T steps (forward) or all BPTT steps
+ * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads and a
+ * small per-step product (LSTM_SPLIT_MAX_MACS) the rows are split into n contiguous parts and each part runs all T steps (forward) or all BPTT steps
  * (backward) in its own thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a
  * small multi-threaded GEMM (threads woken and joined T times per layer: at B=32, H=128 the product is
  * [32,128]·[128,512]) and a single-threaded gate loop by n independent single-threaded streams that meet
@@ -286,6 +286,13 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
  * assumes no other thread calls BLAS at that moment (nothing in this project does). */
 
 #define LSTM_MAX_THREADS 16
+
+/* Split only small recurrent products (multiply-adds per step for the whole batch). Each part packs
+ * W_hh again for its own GEMM, which costs CPU time: measured on one core of this project's machine,
+ * two half-batch products take 26% more time than one at B=160, H=1024 (8% at H=512, ~20% at B=32,
+ * H=128..256). Big products thread well inside OpenBLAS, so the split pays only where per-step
+ * synchronisation dominates: B=32, H=256 is 8.4M multiply-adds, the paper's B=160, H=512 is 168M. */
+#define LSTM_SPLIT_MAX_MACS 33554432.0 /* 2^25 */
 
 typedef struct {
     float *gates, *h, *c, *h_seq, *cs, *dh, *dc;
@@ -316,7 +323,7 @@ static void *backward_part(void *arg) {
 
 /* Run fn over `B` rows split into parts (see above). `proto` holds everything but the row range. */
 static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
-    int n = openblas_get_num_threads();
+    int n = (double)B * 4.0 * proto->H * proto->H < LSTM_SPLIT_MAX_MACS ? openblas_get_num_threads() : 1;
     n = n < B ? n : B;
     n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
     if (n <= 1) {

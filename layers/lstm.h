@@ -27,11 +27,12 @@
  * untouched, so the real work starts at t = length-1 with h0/c0 — exactly PyTorch's packed-sequence
  * semantics for the backward direction of a bidirectional LSTM.
  *
- * Threads: OpenBLAS threads the big GEMMs. The recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq,
- * hence the op) splits the batch rows over OpenBLAS's thread count, one thread per part running every
- * step with OpenBLAS set to one thread meanwhile (restored after), so no more threads compute than that
- * setting allows. The step kernels are re-entrant; the sequence functions must not run while another
- * thread of the process calls BLAS (they change OpenBLAS's global thread count for their duration). */
+ * Threads: OpenBLAS threads the big GEMMs. When the per-step product is small (B·4H·H < 2^25), the
+ * recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq, hence the op) splits the batch rows over
+ * OpenBLAS's thread count, one thread per part running every step with OpenBLAS set to one thread
+ * meanwhile (restored after), so no more threads compute than that setting allows. The step kernels
+ * are re-entrant; the sequence functions must not run while another thread of the process calls BLAS
+ * (they change OpenBLAS's global thread count for their duration). */
 #ifndef LP_LSTM_H
 #define LP_LSTM_H
 
