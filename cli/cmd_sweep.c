@@ -12,7 +12,7 @@
 typedef struct {
     const char *out, *compat;
     int quiet, list;
-    long long max_cells;
+    long long max_cells, remeasure;
     lp_kv sets; /* --set key=value, applied over the file */
     int bad;
 } flags;
@@ -28,6 +28,13 @@ static int handle(void *user, const char *name, const char *value) {
         f->max_cells = strtoll(value, &end, 10);
         if (*end || f->max_cells < 1) {
             lp_cli_error("sweep", "--max-cells: '%s' is not a positive integer", value);
+            return 2;
+        }
+    } else if (!strcmp(name, "remeasure-latency")) {
+        char *end;
+        f->remeasure = strtoll(value, &end, 10);
+        if (*end || f->remeasure < 1 || f->remeasure > 1000) {
+            lp_cli_error("sweep", "--remeasure-latency: '%s' is not a number of rounds (1..1000)", value);
             return 2;
         }
     } else if (!strcmp(name, "set")) {
@@ -54,6 +61,7 @@ static const lp_arg table[] = {
     {"set", NULL, LP_ARG_STR, 0, "KEY=VALUE", "override one config line (repeatable), e.g. --set train.epochs=2", NULL},
     {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's behaviour (see docs/REPRODUCING.md); ours", "ours"},
     {"max-cells", NULL, LP_ARG_INT, 1, "N", "run at most N unfinished cells, then stop (rerun to continue)", NULL},
+    {"remeasure-latency", NULL, LP_ARG_INT, 1, "ROUNDS", "only measure the latency of every finished model again (interleaved rounds, fastest kept)", NULL},
     {"list", NULL, LP_ARG_FLAG, 0, NULL, "print the grid's cells and whether they are finished, run nothing", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress output", NULL},
 };
@@ -119,7 +127,7 @@ int lp_cmd_sweep(int argc, char **argv) {
     }
     lp_sweep_opts o = {.quiet = f.quiet, .max_cells = (int)(f.max_cells > 1000000 ? 1000000 : f.max_cells)};
     lp_sweep_summary sum;
-    s = lp_sweep_run(&cfg, f.out, &o, &sum);
+    s = f.remeasure ? lp_sweep_remeasure(&cfg, f.out, (int)f.remeasure, &o, &sum) : lp_sweep_run(&cfg, f.out, &o, &sum);
     if (s != LP_OK) {
         lp_cli_error("sweep", "%s", lp_last_error());
         rc = 1;

@@ -905,6 +905,23 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
     return LP_OK;
 }
 
+static lp_status write_outputs(sweep *sw, int done, int total, int *plots) {
+    int have_png[5] = {0};
+    LP_TRY(write_csv(sw));
+    LP_TRY(write_plots(sw, have_png, plots));
+    return write_md(sw, done, total, have_png);
+}
+
+/* The model a row describes: the baseline's best.ckpt, or a cell's fine-tuned (else pruned) model. */
+static void row_ckpt(const sweep *sw, const lp_sweep_cell *c, char *buf, size_t n) {
+    if (!c) {
+        snprintf(buf, n, "%s", sw->baseline_ckpt);
+        return;
+    }
+    snprintf(buf, n, "%.3000s/cells/%s/finetune/best.ckpt", sw->dir, c->name);
+    if (!file_exists(buf)) snprintf(buf, n, "%.3000s/cells/%s/pruned.ckpt", sw->dir, c->name);
+}
+
 lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_opts *o, lp_sweep_summary *summary) {
     lp_sweep_summary sum;
     memset(&sum, 0, sizeof sum);
@@ -960,22 +977,102 @@ lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_
     }
     /* The table and plots, from whatever is finished (also after an error in a cell). */
     if (sw.rows && sw.rows[0].count) {
-        lp_status s2 = write_csv(&sw);
-        int have_png[5] = {0};
-        if (s2 == LP_OK) {
-            char saved[1024];
-            snprintf(saved, sizeof saved, "%s", lp_last_error());
-            s2 = write_plots(&sw, have_png, &sum.plots);
-            if (s2 == LP_OK) s2 = write_md(&sw, sum.cells_done, n_cells, have_png);
-            if (s != LP_OK) lp_errorf(s, "%s", saved); /* keep the cell's message */
-        }
-        if (s == LP_OK) s = s2;
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", lp_last_error());
+        lp_status s2 = write_outputs(&sw, sum.cells_done, n_cells, &sum.plots);
+        if (s != LP_OK) lp_errorf(s, "%s", saved); /* keep the cell's message */
+        else s = s2;
     }
     if (s == LP_OK)
         say(&sw, "%d of %d cells done (%d run now, %d skipped as finished); %s/results.md", sum.cells_done, n_cells,
             sum.cells_run, sum.cells_skipped, out_dir);
     for (int i = 0; sw.rows && i < sw.n_rows; i++) lp_kv_free(&sw.rows[i]);
     lp_free(sw.rows);
+    lp_free(cells);
+    lp_kv_free(&sw.cfg);
+    if (summary) *summary = sum;
+    return s;
+}
+
+lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int rounds, const lp_sweep_opts *o,
+                             lp_sweep_summary *summary) {
+    lp_sweep_summary sum;
+    memset(&sum, 0, sizeof sum);
+    lp_sweep_opts dflt = {0};
+    if (!o) o = &dflt;
+    if (rounds < 1) return lp_errorf(LP_ERR_ARG, "latency re-measurement: rounds must be >= 1");
+    sweep sw;
+    memset(&sw, 0, sizeof sw);
+    sw.o = o;
+    lp_sweep_cell *cells = NULL;
+    int n_cells = 0;
+    double *best = NULL;
+    lp_status s = resolve_config(config, &sw.cfg);
+    if (s == LP_OK && !out_dir) out_dir = lp_kv_get(&sw.cfg, "sweep.out");
+    if (s == LP_OK && (!out_dir || !*out_dir)) s = lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
+    char path[4096], cpath[4096];
+    if (s == LP_OK) {
+        sw.dir = out_dir;
+        snprintf(sum.out_dir, sizeof sum.out_dir, "%s", out_dir);
+        lp_pipeline_opts_default(&sw.popt);
+        s = lp_pipeline_opts_from_kv(&sw.cfg, &sw.popt);
+    }
+    if (s == LP_OK) s = cells_of(&sw.cfg, &cells, &n_cells);
+    if (s == LP_OK && !file_exists(path_in(out_dir, "cells/baseline/result.txt", path, sizeof path)))
+        s = lp_errorf(LP_ERR_ARG, "%s: no finished baseline to measure", out_dir);
+    if (s == LP_OK) s = check_or_write_conf(&sw);
+    if (s == LP_OK) {
+        sw.n_rows = n_cells + 2;
+        sw.rows = lp_calloc((size_t)sw.n_rows, sizeof *sw.rows);
+        best = lp_malloc((size_t)sw.n_rows * 2, sizeof(double));
+        if (!sw.rows || !best) s = LP_ERR_NOMEM;
+        for (int i = 0; s == LP_OK && i < sw.n_rows; i++) lp_kv_init(&sw.rows[i]);
+    }
+    lp_runcfg_apply_threads(&sw.cfg);
+    path_in(path_in(out_dir, "baseline", cpath, sizeof cpath), "best.ckpt", sw.baseline_ckpt, sizeof sw.baseline_ckpt);
+    /* rows: 0 baseline, 1 prior (not a model), 2+i cells */
+    if (s == LP_OK) s = lp_kv_read_file(&sw.rows[0], path_in(out_dir, "cells/baseline/result.txt", path, sizeof path));
+    if (s == LP_OK && file_exists(path_in(out_dir, "cells/baseline/prior.txt", path, sizeof path)))
+        s = lp_kv_read_file(&sw.rows[1], path);
+    for (int i = 0; s == LP_OK && i < n_cells; i++) {
+        snprintf(path, sizeof path, "%.3000s/cells/%s/result.txt", out_dir, cells[i].name);
+        if (file_exists(path)) {
+            s = lp_kv_read_file(&sw.rows[2 + i], path);
+            sum.cells_done++;
+        }
+    }
+    for (int i = 0; best && i < 2 * sw.n_rows; i++) best[i] = INFINITY;
+    for (int r = 0; s == LP_OK && r < rounds; r++) {
+        say(&sw, "latency round %d of %d", r + 1, rounds);
+        for (int i = 0; s == LP_OK && i < sw.n_rows; i++) {
+            if (i == 1 || sw.rows[i].count == 0) continue;
+            row_ckpt(&sw, i == 0 ? NULL : &cells[i - 2], cpath, sizeof cpath);
+            lp_model m;
+            double b1 = INFINITY, bn = INFINITY;
+            if ((s = lp_model_load(&m, cpath, NULL)) != LP_OK) break;
+            s = lp_model_latency(&m, 1, sw.popt.lat_frames, sw.popt.lat_reps, &b1);
+            if (s == LP_OK) s = lp_model_latency(&m, sw.popt.lat_batch, sw.popt.lat_frames, sw.popt.lat_reps, &bn);
+            lp_model_free(&m);
+            best[2 * i] = fmin(best[2 * i], b1);
+            best[2 * i + 1] = fmin(best[2 * i + 1], bn);
+        }
+    }
+    for (int i = 0; s == LP_OK && i < sw.n_rows; i++) {
+        if (i == 1 || sw.rows[i].count == 0) continue;
+        s = lp_kv_setf(&sw.rows[i], "latency_ms_b1", "%.4f", best[2 * i]);
+        if (s == LP_OK) s = lp_kv_setf(&sw.rows[i], "latency_ms_bn", "%.4f", best[2 * i + 1]);
+        if (s == LP_OK) {
+            if (i == 0) path_in(out_dir, "cells/baseline/result.txt", path, sizeof path);
+            else snprintf(path, sizeof path, "%.3000s/cells/%s/result.txt", out_dir, cells[i - 2].name);
+            s = lp_kv_write_file(&sw.rows[i], path);
+        }
+    }
+    sum.cells_total = n_cells;
+    sum.cells_skipped = sum.cells_done;
+    if (s == LP_OK) s = write_outputs(&sw, sum.cells_done, n_cells, &sum.plots);
+    for (int i = 0; sw.rows && i < sw.n_rows; i++) lp_kv_free(&sw.rows[i]);
+    lp_free(sw.rows);
+    lp_free(best);
     lp_free(cells);
     lp_kv_free(&sw.cfg);
     if (summary) *summary = sum;

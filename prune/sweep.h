@@ -89,4 +89,11 @@ typedef struct {
  * summary may be NULL. Errors name the cell. */
 lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_opts *o, lp_sweep_summary *summary);
 
+/* Measure the latency of every finished model of the sweep in `out_dir` again (nothing is trained or
+ * pruned): `rounds` interleaved rounds over all models (each a median of prune.latency_reps passes),
+ * keeping each model's fastest round — on a shared machine the minimum is the least disturbed value.
+ * Updates the latency columns of the result files and rewrites results.csv/md and the plots. */
+lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int rounds, const lp_sweep_opts *o,
+                             lp_sweep_summary *summary);
+
 #endif

@@ -348,6 +348,18 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     char *csv2 = csv_without_timing(path, &rows2);
     assert_string_equal(csv1, csv2);
 
+    /* Re-measuring the latency changes the timing columns only. */
+    lp_sweep_summary s4;
+    lp_sweep_opts oq = {.quiet = 1};
+    assert_int_equal(lp_sweep_remeasure(&kv, in_dir("run2"), 1, &oq, &s4), LP_OK);
+    assert_int_equal(s4.cells_done, N_TINY_CELLS);
+    char *csv4 = csv_without_timing(path, &rows2);
+    assert_string_equal(csv1, csv4);
+    free(csv4);
+    char *full = slurp(path);
+    assert_true(csv_num(full, "baseline", 18) > 0 && csv_num(full, "iss-lambda0.02", 19) > 0);
+    free(full);
+
     /* a rerun with another base configuration is refused (grid keys may change) */
     lp_kv_set(&kv, "train.lr", "0.02");
     lp_sweep_opts o = {.quiet = 1};
