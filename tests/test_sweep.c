@@ -104,6 +104,11 @@ static void tiny_config(lp_kv *kv) {
 
 #define N_TINY_CELLS 6
 
+/* Not inlined: GCC 12 otherwise takes the returned buffer for the address of the local `buf` and warns
+ * (-Wdangling-pointer) where the caller reads it. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static char *slurp(const char *path) {
     char *buf;
     size_t len;
