@@ -1,9 +1,10 @@
 #!/bin/sh
 # The real-data experiment in one command (docs/REPRODUCING.md, results in docs/RESULTS.md):
 # train the paper model on AudioSet's balanced training set, evaluate on the evaluation set, prune at
-# three rates with eigen+gm against uniform+l2 and uniform+random, fine-tune, and tabulate GAP@20, mAP,
-# Hit@1, parameters and measured latency; then the sensitivity analysis of the baseline and, where
-# PyTorch is installed, the same architecture in PyTorch on the same data.
+# three rates with eigen+gm against uniform+l2, uniform+random (and the crossed uniform+gm, eigen+l2),
+# fine-tune, and tabulate GAP@20, mAP, Hit@1, parameters and measured latency; then the sensitivity
+# analysis of the baseline and, where PyTorch is installed, the same architecture in PyTorch on the
+# same data.
 #
 #   scripts/audioset.sh            environment: BIN (build/lstmprune), OUT (runs/audioset),
 #                                  LP_SHARED (../shared), TORCH=0 to skip the PyTorch run
@@ -20,7 +21,7 @@ PY=/usr/bin/python3
 # The hyperparameters shared with the PyTorch run (the rest is experiments/audioset.conf).
 HIDDEN=256 LR=0.001 BATCH=64 EPOCHS=25 SEED=1
 
-echo "== sweep: baseline + 9 pruned models -> $OUT"
+echo "== sweep: baseline + 15 pruned models -> $OUT"
 "$BIN" sweep experiments/audioset.conf --out "$OUT" \
     --set "data.train=$A/bal_train-0[0-6].tfrecord" --set "data.valid=$A/bal_train-07.tfrecord" \
     --set "data.test=$A/eval-0*.tfrecord" --set "model.hidden=$HIDDEN" --set "train.lr=$LR" \
