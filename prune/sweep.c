@@ -854,7 +854,8 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
                        "energy'\nset logscale y\nplot ");
             for (int k = 0; k < ng; k++)
                 fprintf(g, "%s$G%d using 1:($2 > 0 ? $2 : 1/0) with linespoints title '%s'", k ? ", " : "", k, names[k]);
-            fprintf(g, "\nunset logscale y\nset title 'cumulative energy'\nset xlabel 'fraction of the group''s units (k/H)'\n"
+            fprintf(g, "\nunset logscale y\nset key inside right bottom\nset title 'cumulative energy'\n"
+                       "set xlabel 'fraction of the group''s units (k/H)'\n"
                        "set ylabel 'energy kept'\nset yrange [0:1.02]\nplot ");
             for (int k = 0; k < ng; k++) fprintf(g, "%s$G%d using 4:3 with lines lw 2 title '%s'", k ? ", " : "", k, names[k]);
             fprintf(g, "\nset yrange [*:*]\nunset multiplot\nset key outside right top\n");
@@ -872,7 +873,7 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
         fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
                    "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
         if (nv > 0)
-            fprintf(g, "set title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
+            fprintf(g, "set key inside right bottom\nset title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
                        "plot 'baseline/valid.tsv' skip 1 using 1:4 with linespoints lw 2 title 'GAP@%d', "
                        "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
                        "'Hit@1'\n",
