@@ -426,25 +426,41 @@ lp_status lp_lm_prune_shrink(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *
 
 /* ---- ISS ------------------------------------------------------------------------------------------- */
 
-static double unit_norm(const lp_surgery_seg *segs, int n) {
-    double ss = 0;
-    for (int s = 0; s < n; s++) {
-        const float *d = segs[s].t->data + segs[s].start;
-        for (int k = 0; k < segs[s].n; k++) {
-            const double w = d[(size_t)k * segs[s].stride];
-            ss += w * w;
-        }
+/* Footprint sums of squares of layer l's units, in row-major passes. The footprint of unit j (prune/
+ * surgery.h) is its 4 gate rows of w_ih and w_hh, its 4 bias entries, column j of w_hh and column j of the
+ * consumer. Walking a column of out.w one unit at a time touches V cache lines per unit (the slow part
+ * of a per-unit loop over lp_surgery_footprint); here the columns are summed while reading the matrices
+ * row by row. The 4 entries w_hh[qH+j, j] lie in both a row and the column of unit j and are counted once
+ * (row sum + column sum − those 4). ss [H] is accumulated in double. */
+static void layer_sumsq(const lp_lm *m, int l, double *ss) {
+    const lp_lm_group *g = &m->groups[l];
+    const int H = g->units, F = g->input_dim;
+    for (int j = 0; j < H; j++) ss[j] = 0;
+    for (int r = 0; r < 4 * H; r++) { // rows: w_ih [4H,F] and w_hh [4H,H] row r belongs to unit r mod H
+        const float *a = g->w_ih->data + (size_t)r * F, *b = g->w_hh->data + (size_t)r * H;
+        double acc = (double)g->b->data[r] * g->b->data[r];
+        for (int f = 0; f < F; f++) acc += (double)a[f] * a[f];
+        for (int h = 0; h < H; h++) acc += (double)b[h] * b[h];
+        ss[r % H] += acc;
     }
-    return sqrt(ss);
+    for (int r = 0; r < 4 * H; r++) { // columns of w_hh, without the unit's own 4 entries
+        const float *b = g->w_hh->data + (size_t)r * H;
+        for (int h = 0; h < H; h++)
+            if (h != r % H) ss[h] += (double)b[h] * b[h];
+    }
+    const lp_tensor *c = g->consumer; // [R, Cc]: columns consumer_col0 + j
+    const int R = c->dims[0], Cc = c->dims[1];
+    for (int r = 0; r < R; r++) {
+        const float *row = c->data + (size_t)r * Cc + g->consumer_col0;
+        for (int j = 0; j < H; j++) ss[j] += (double)row[j] * row[j];
+    }
 }
 
 lp_status lp_lm_iss_norms(const lp_lm *m, int l, double *norms) {
     if (l < 0 || l >= m->cfg.layers)
         return lp_errorf(LP_ERR_ARG, "iss: layer %d does not exist (the model has %d)", l, m->cfg.layers);
-    lp_paper_group groups[LP_LM_MAX_LAYERS];
-    lp_lm_prune_groups(m, groups);
-    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
-    for (int j = 0; j < groups[l].units; j++) norms[j] = unit_norm(segs, lp_surgery_footprint(&groups[l], j, segs));
+    layer_sumsq(m, l, norms);
+    for (int j = 0; j < m->groups[l].units; j++) norms[j] = sqrt(norms[j]);
     return LP_OK;
 }
 
@@ -453,32 +469,48 @@ lp_status lp_lm_iss_penalty(lp_lm *m, double lambda, double *penalty) {
     if (!(lambda >= 0) || !isfinite(lambda))
         return lp_errorf(LP_ERR_ARG, "iss: lambda must be finite and >= 0, got %g", lambda);
     if (lambda == 0) return LP_OK;
-    lp_paper_group groups[LP_LM_MAX_LAYERS];
-    lp_lm_prune_groups(m, groups);
-    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+    int hmax = 1;
+    for (int l = 0; l < m->cfg.layers; l++) hmax = m->cfg.hidden[l] > hmax ? m->cfg.hidden[l] : hmax;
+    double *sc = lp_malloc((size_t)hmax, sizeof *sc);
+    if (!sc) return LP_ERR_NOMEM;
     double total = 0;
-    for (int l = 0; l < m->cfg.layers; l++) {
+    lp_status s = LP_OK;
+    for (int l = 0; l < m->cfg.layers && s == LP_OK; l++) {
         if (!is_prunable(m, l)) continue;
-        for (int j = 0; j < groups[l].units; j++) {
-            const int n = lp_surgery_footprint(&groups[l], j, segs);
-            const double norm = unit_norm(segs, n);
-            if (!isfinite(norm))
-                return lp_errorf(LP_ERR_NUMERIC, "iss: layer %s unit %d: weight norm is %g", groups[l].name, j, norm);
-            total += norm;
-            if (norm == 0) continue; /* subgradient 0 at a zero group */
-            const double scale = lambda / norm;
-            for (int s = 0; s < n; s++) {
-                const float *w = segs[s].t->data + segs[s].start;
-                float *dw = segs[s].t->grad + segs[s].start;
-                for (int k = 0; k < segs[s].n; k++) {
-                    const size_t o = (size_t)k * segs[s].stride;
-                    dw[o] += (float)(scale * w[o]);
-                }
+        const lp_lm_group *g = &m->groups[l];
+        const int H = g->units, F = g->input_dim;
+        // sc[j] = λ / ||w_j|| (0 for a zero footprint: subgradient 0, no division by zero)
+        LP_CHECK(lp_lm_iss_norms(m, l, sc) == LP_OK);
+        for (int j = 0; j < H; j++) {
+            if (!isfinite(sc[j])) {
+                s = lp_errorf(LP_ERR_NUMERIC, "iss: layer %s unit %d: weight norm is %g", g->name, j, sc[j]);
+                break;
             }
+            total += sc[j];
+            sc[j] = sc[j] > 0 ? lambda / sc[j] : 0;
+        }
+        if (s != LP_OK) break;
+        // ∂Ω/∂w = λ w / ||w_j|| for every element of footprint j; w_hh[r, h] is in unit r mod H's rows and in
+        // unit h's column (once when they are the same unit)
+        for (int r = 0; r < 4 * H; r++) {
+            const double rs = sc[r % H];
+            const float *a = g->w_ih->data + (size_t)r * F, *b = g->w_hh->data + (size_t)r * H;
+            float *da = g->w_ih->grad + (size_t)r * F, *db = g->w_hh->grad + (size_t)r * H;
+            g->b->grad[r] += (float)(rs * g->b->data[r]);
+            for (int f = 0; f < F; f++) da[f] += (float)(rs * a[f]);
+            for (int h = 0; h < H; h++) db[h] += (float)((h == r % H ? rs : rs + sc[h]) * b[h]);
+        }
+        const lp_tensor *c = g->consumer;
+        const int R = c->dims[0], Cc = c->dims[1];
+        for (int r = 0; r < R; r++) {
+            const float *row = c->data + (size_t)r * Cc + g->consumer_col0;
+            float *drow = c->grad + (size_t)r * Cc + g->consumer_col0;
+            for (int j = 0; j < H; j++) drow[j] += (float)(sc[j] * row[j]);
         }
     }
-    *penalty = lambda * total;
-    return LP_OK;
+    lp_free(sc);
+    if (s == LP_OK) *penalty = lambda * total;
+    return s;
 }
 
 lp_status lp_lm_iss_zero_below(lp_lm *m, double threshold, int *zeroed) {

@@ -424,6 +424,26 @@ static void test_iss_penalty_gradient(void **state) {
     assert_int_equal(lp_lm_iss_norms(&m, 0, norms), LP_OK);
     for (int j = 0; j < 5; j++) sum += norms[j];
     assert_true(fabs(pen - lambda * sum) <= 1e-12 * pen);
+    /* the norms (computed in row-major passes) against the footprint of prune/surgery.h, element by element
+     * (both double sums of the same squares, in another order: 1e-12 relative) */
+    {
+        lp_paper_group groups[2];
+        lp_lm_prune_groups(&m, groups);
+        lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
+        for (int l = 0; l < 2; l++) {
+            double nl[5];
+            assert_int_equal(lp_lm_iss_norms(&m, l, nl), LP_OK);
+            for (int j = 0; j < m.cfg.hidden[l]; j++) {
+                const int ns = lp_surgery_footprint(&groups[l], j, segs);
+                double ssq = 0;
+                size_t cnt = 0;
+                for (int q = 0; q < ns; q++)
+                    for (int k = 0; k < segs[q].n; k++, cnt++) ssq += pow(segs[q].t->data[segs[q].start + (size_t)k * segs[q].stride], 2);
+                assert_int_equal(cnt, lp_surgery_footprint_numel(&groups[l]));
+                assert_true(fabs(nl[j] - sqrt(ssq)) <= 1e-12 * sqrt(ssq));
+            }
+        }
+    }
     float *grad = lp_malloc(m.params.numel, sizeof *grad);
     memcpy(grad, m.params.grad, m.params.numel * sizeof *grad);
     /* central differences of Ω over every parameter (float32 steps of 1e-2; Ω in double): the error is
