@@ -261,6 +261,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-l2norm", action="store_true", help="do not L2-normalise each frame (lstmprune --no-l2norm)")
+    ap.add_argument("--single-bias", action="store_true",
+                    help="one trainable bias per LSTM (the second fixed at 0), as lstmprune's LSTM")
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1: on a loaded 2-core machine more threads make PyTorch's LSTM 10x slower)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -271,7 +273,15 @@ def main():
     tr, va, te = (load(p, a.classes, a.max_frames, a.dim, not a.no_l2norm) for p in (a.train, a.valid, a.test))
     print(f"data: train {len(tr[0])}, valid {len(va[0])}, test {len(te[0])} clips ({time.time() - t0:.1f} s)", flush=True)
     model = PaperModel(a.dim, a.hidden, a.classes)
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    if a.single_bias:
+        # One bias vector per LSTM, as in lstmprune (and Keras): nn.LSTM's second bias is fixed at zero, so
+        # the bias is not learned at twice the rate (Adam moves both of PyTorch's biases by ~lr per step).
+        for lstm in (model.bilstm, model.lstm2):
+            for name, p in lstm.named_parameters():
+                if name.startswith("bias_hh"):
+                    p.data.zero_()
+                    p.requires_grad_(False)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     lossf = nn.BCEWithLogitsLoss(reduction="sum")
     g = torch.Generator().manual_seed(a.seed)
     best, best_state, curve = -1.0, None, []
@@ -299,7 +309,7 @@ def main():
     train_s = time.time() - t_train
     model.load_state_dict(best_state)
     m = evaluate(model, *te)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"test (best validation epoch): GAP@20 {m['gap']:.4f} mAP {m['map']:.4f} Hit@1 {m['hit1']:.4f} "
           f"PERR {m['perr']:.4f}; parameters {params}; training {train_s:.0f} s")
     if a.out:
