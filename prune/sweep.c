@@ -708,6 +708,20 @@ static void block_row(FILE *g, const lp_kv *r) {
             row_str(r, "parameters"), row_str(r, "latency_ms_bn"), row_str(r, "target_rate"));
 }
 
+/* Line style of a series: colour = criterion, dash = rate rule, point = schedule, so a grid of 10+
+ * series stays readable. */
+static void series_style(const sweep *sw, const series *se, char *buf, size_t n) {
+    static const char *const crit[] = {"gm", "gm-exact", "l2", "l1", "random"};
+    static const char *const col[] = {"#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#7f7f7f", "#9467bd"};
+    const lp_kv *r = &sw->rows[se->idx[0]];
+    int c = 5;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(row_str(r, "criterion"), crit[i])) c = i;
+    const char *sched = row_str(r, "schedule");
+    int pt = !strcmp(sched, "oneshot") ? 7 : !strcmp(sched, "soft") ? 4 : 8;
+    snprintf(buf, n, "lc rgb '%s' dt %d pt %d", col[c], !strcmp(row_str(r, "rule"), "uniform") ? 2 : 1, pt);
+}
+
 static int count_data_lines(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -779,18 +793,20 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
     if (ns > 0 || n_iss) {
         /* GAP vs rate: before and after fine-tuning */
         /* two panels of equal width, one key to the right of both */
-        fprintf(g, "\nset terminal pngcairo size 1400,560 noenhanced\nset output 'gap_vs_rate.png'\n"
+        fprintf(g, "\nset terminal pngcairo size 1500,600 noenhanced\nset output 'gap_vs_rate.png'\n"
                    "set multiplot title 'GAP@%d vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
                 top_k);
         for (int pass = 0; pass < 2; pass++) {
             fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
                     pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
-            fprintf(g, "%s", pass ? "set lmargin at screen 0.49\nset rmargin at screen 0.80\nset key at screen 0.82,0.88 left top\n"
-                                  : "set lmargin at screen 0.07\nset rmargin at screen 0.39\nunset key\n");
+            fprintf(g, "%s", pass ? "set lmargin at screen 0.47\nset rmargin at screen 0.77\nset key at screen 0.79,0.88 left top samplen 3\n"
+                                  : "set lmargin at screen 0.06\nset rmargin at screen 0.36\nunset key\n");
             fprintf(g, "plot ");
             const char *sep = "";
             for (int k = 0; k < ns; k++) {
-                fprintf(g, "%s$S%d using 1:%d with linespoints lw 2 title '%s'", sep, k, pass ? 3 : 2, se[k].title);
+                char sty[96];
+                series_style(sw, &se[k], sty, sizeof sty);
+                fprintf(g, "%s$S%d using 1:%d with linespoints lw 2 %s title '%s'", sep, k, pass ? 3 : 2, sty, se[k].title);
                 sep = ", \\\n     ";
             }
             if (n_iss) {
@@ -811,7 +827,9 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
             fprintf(g, "plot ");
             const char *sep = "";
             for (int k = 0; k < ns; k++) {
-                fprintf(g, "%s$S%d using %d:3 with linespoints lw 2 title '%s'", sep, k, pass ? 5 : 4, se[k].title);
+                char sty[96];
+                series_style(sw, &se[k], sty, sizeof sty);
+                fprintf(g, "%s$S%d using %d:3 with linespoints lw 2 %s title '%s'", sep, k, pass ? 5 : 4, sty, se[k].title);
                 sep = ", \\\n     ";
             }
             if (n_iss) {
