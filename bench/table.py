@@ -35,6 +35,16 @@ def fmt(v, nd):
     return "-" if v is None else ("%.*f" % (nd, v))
 
 
+def ceiling(o, t):
+    """(ms, ratio): our step if every counted GEMM flop ran at the measured sgemm rate, and the throughput
+    ratio over PyTorch that step time would give; None without the figures."""
+    g, r, ts = num(o, "gemm_gflop"), num(o, "sgemm_gflops"), num(t, "step_ms")
+    if not g or not r or not ts:
+        return None
+    ms = 1000.0 * g / r
+    return ms, ts / ms
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -67,7 +77,12 @@ def main(argv):
             if key == "frames_per_s" and ratio is not None:
                 ok = ratio >= 1.5
                 target = ">= 1.5x: %s" % ("met" if ok else "NOT met")
-                (met if ok else missed).append("%s: training throughput %.2fx PyTorch (target >= 1.5x)" % (s, ratio))
+                msg = "%s: training throughput %.2fx PyTorch (target >= 1.5x)" % (s, ratio)
+                ceil = ceiling(o, t)
+                if not ok and ceil is not None:
+                    # the bound: our step's GEMM work at 100% of the measured sgemm rate, against PyTorch's step
+                    msg += "; at 100%% of sgemm the step would take %.0f ms = %.2fx PyTorch" % ceil
+                (met if ok else missed).append(msg)
             if key == "rss_mb" and ratio is not None:
                 ok = ratio <= 1.0
                 target = "<= 1x: %s" % ("met" if ok else "NOT met")
