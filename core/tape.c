@@ -14,7 +14,7 @@ const char *lp_op_name(lp_op op) {
         [LP_OP_MEAN_T] = "mean_t",   [LP_OP_SUM] = "sum",         [LP_OP_BCE_LOGITS] = "bce_logits",
         [LP_OP_DROPOUT] = "dropout", [LP_OP_LSTM] = "lstm",
         [LP_OP_MOE_MIX] = "moe_mix", [LP_OP_BCE_PROBS] = "bce_probs", [LP_OP_EMBEDDING] = "embedding",
-        [LP_OP_SOFTMAX_XENT] = "softmax_xent",
+        [LP_OP_SOFTMAX_XENT] = "softmax_xent", [LP_OP_BILSTM] = "bilstm",
     };
     return (op >= 0 && op < LP_OP_COUNT && names[op]) ? names[op] : "?";
 }

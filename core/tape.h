@@ -44,6 +44,7 @@ typedef enum {
     LP_OP_BCE_PROBS,  /* layers/moe.h: binary cross-entropy on probabilities (starter-code epsilon) */
     LP_OP_EMBEDDING,  /* lm/lm_ops.h: embedding lookup */
     LP_OP_SOFTMAX_XENT, /* lm/lm_ops.h: softmax cross-entropy with integer targets */
+    LP_OP_BILSTM,     /* layers/bilstm.h: both directions of a bidirectional LSTM, fused */
     LP_OP_COUNT
 } lp_op;
 

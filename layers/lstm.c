@@ -321,9 +321,9 @@ static void *backward_part(void *arg) {
     return NULL;
 }
 
-/* Run fn over `B` rows split into parts (see above). `proto` holds everything but the row range. */
-static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
-    int n = (double)B * 4.0 * proto->H * proto->H < LSTM_SPLIT_MAX_MACS ? openblas_get_num_threads() : 1;
+/* Run fn over `B` rows split into n contiguous parts, part 0 in this thread. Leaves OpenBLAS's thread
+ * count alone: with n > 1 the caller has set it to one. `proto` holds everything but the row range. */
+static void run_parts(void *(*fn)(void *), const seq_part *proto, int B, int n) {
     n = n < B ? n : B;
     n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
     if (n <= 1) {
@@ -335,8 +335,6 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
     seq_part parts[LSTM_MAX_THREADS];
     pthread_t th[LSTM_MAX_THREADS];
     int started[LSTM_MAX_THREADS] = {0};
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
     for (int i = 0; i < n; i++) {
         parts[i] = *proto;
         parts[i].b0 = (int)((long)B * i / n);
@@ -348,7 +346,41 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
         if (started[i]) pthread_join(th[i], NULL);
         else fn(&parts[i]); /* no thread available: the same work, in this thread */
     }
+}
+
+int lp_lstm_recur_parts(int B, int H, int threads) {
+    int n = (double)B * 4.0 * H * H < LSTM_SPLIT_MAX_MACS ? threads : 1;
+    n = n < B ? n : B;
+    n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
+    return n > 1 ? n : 1;
+}
+
+/* Run fn over `B` rows split into parts (see above), OpenBLAS set to one thread meanwhile. */
+static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
+    const int n = lp_lstm_recur_parts(B, proto->H, openblas_get_num_threads());
+    if (n <= 1) {
+        run_parts(fn, proto, B, 1);
+        return;
+    }
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    run_parts(fn, proto, B, n);
     openblas_set_num_threads(saved);
+}
+
+void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float *cs, const float *w_hh,
+                           const float *b, const int *lengths, int reverse, int B, int T, int H, int parts) {
+    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
+                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
+    run_parts(forward_part, &p, B, parts);
+}
+
+void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                            const float *c0, const float *w_hh, const int *lengths, int reverse, int B, int T,
+                            int H, int parts) {
+    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
+                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
+    run_parts(backward_part, &p, B, parts);
 }
 
 void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,

@@ -115,6 +115,24 @@ void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, floa
                           const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H);
 
+/* The recurrence alone, for callers that arrange their own threads (layers/bilstm runs the two
+ * directions at once): lp_lstm_recur_forward is lp_lstm_forward_seq after lp_lstm_input_proj (gates
+ * holds x·W_ih^T on entry), lp_lstm_recur_backward is lp_lstm_backward_seq before
+ * lp_lstm_weight_backward. The batch rows are split into `parts` contiguous parts, one thread each
+ * (part 0 in the caller's thread; 1 = no split); each row's arithmetic is the same whatever the split.
+ * Unlike the sequence functions these never change OpenBLAS's thread count: with parts > 1, or while
+ * another thread calls BLAS, the caller has set it to one. */
+void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float *cs, const float *w_hh,
+                           const float *b, const int *lengths, int reverse, int B, int T, int H, int parts);
+void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                            const float *c0, const float *w_hh, const int *lengths, int reverse, int B, int T,
+                            int H, int parts);
+
+/* How many parts the sequence functions split the recurrence of B rows and H units into when `threads`
+ * threads are available (the rule of "Threads" above: 1 for large per-step products, else
+ * min(threads, B)). */
+int lp_lstm_recur_parts(int B, int H, int threads);
+
 /* The activations used by the kernels: vectorisable, |error| < 4e-7 against float64 (tested on a dense
  * grid over [-40,40]); NaN gives NaN. Exposed so tests can state their accuracy. */
 float lp_lstm_sigmoid(float x);

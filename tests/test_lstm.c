@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <cblas.h>
+#include <stdio.h>
 
+#include "core/ops.h"
 #include "core/tape.h"
 #include "layers/bilstm.h"
 #include "layers/lstm.h"
@@ -499,9 +502,188 @@ static void test_bilstm_layout_and_gradcheck(void **state) {
     assert_int_equal(lp_gradcheck(bi_forward, &cfg, in, 7, NULL, &res), LP_OK);
     lp_gc_result_print(stderr, "bilstm", &res);
     assert_true(res.ok);
-    assert_int_equal(res.op_count[LP_OP_LSTM], 2);
+    assert_int_equal(res.op_count[LP_OP_BILSTM], 1); /* one fused node, then the concatenation */
+    assert_int_equal(res.op_count[LP_OP_LSTM], 0);
     assert_int_equal(res.op_count[LP_OP_CONCAT], 1);
     assert_true(res.max_abs_grad > 0.1);
+}
+
+/* Set OpenBLAS's thread count; returns 0 (and the test skips that count) if OpenBLAS refused it. */
+static int set_threads(int n) {
+    openblas_set_num_threads(n);
+    return openblas_get_num_threads() == n;
+}
+
+/* Central differences through the fused op (every output, lengths, x with a gradient, Hf != Hb; see
+ * tests/common/bilstm_case.c) at 1, 2, 3 and 4 OpenBLAS threads: sequential, one stream per direction,
+ * and row splits inside the directions (shares 2+1 and 2+2). */
+static void test_bilstm_gradcheck_threads(void **state) {
+    (void)state;
+    const int saved = openblas_get_num_threads();
+    for (int n = 1; n <= 4; n++) {
+        if (!set_threads(n)) {
+            fprintf(stderr, "bilstm gradcheck: OpenBLAS refused %d threads, skipped\n", n);
+            continue;
+        }
+        lp_gc_result res;
+        lp_status st = lp_test_bilstm_gradcheck_case(&res);
+        char what[32];
+        snprintf(what, sizeof what, "bilstm op, %d thread(s)", n);
+        lp_gc_result_print(stderr, what, &res);
+        openblas_set_num_threads(saved);
+        assert_int_equal(st, LP_OK);
+        assert_true(res.ok);
+        assert_int_equal(res.op_count[LP_OP_BILSTM], 2); /* one node per configuration */
+        assert_int_equal(res.op_count[LP_OP_LSTM], 0);
+        assert_true(res.max_abs_grad > 0.1);
+    }
+    openblas_set_num_threads(saved);
+}
+
+/* ---- bilstm: fused op against the former composition, and across thread counts ---------------------- */
+
+enum { BI_T = 30, BI_F = 64, BI_HF = 32, BI_HB = 24, BI_NIN = 7, BI_NOUT = 7 };
+
+/* One run: outputs (out, fw h_seq/h_last/c_last, bw h_seq/h_last/c_last) and the gradients of the
+ * seven inputs (x, fw w_ih/w_hh/b, bw w_ih/w_hh/b). */
+typedef struct {
+    float *out[BI_NOUT], *grad[BI_NIN];
+    size_t on[BI_NOUT], in_n[BI_NIN];
+    int op_count[LP_OP_COUNT];
+} bi_run;
+
+static void bi_run_free(bi_run *r) {
+    for (int k = 0; k < BI_NOUT; k++) free(r->out[k]);
+    for (int k = 0; k < BI_NIN; k++) free(r->grad[k]);
+    memset(r, 0, sizeof *r);
+}
+
+/* Forward with `threads` OpenBLAS threads, either the fused op (`fused`) or the composition the layer
+ * was before (two LP_OP_LSTM nodes and a concat); every output seeded with fixed random gradients;
+ * backward. Inputs and seeds depend only on B (and lengths), so two runs see the same numbers. */
+static void bi_run_once(bi_run *r, int B, const int *lengths, int fused, int threads) {
+    const int T = BI_T, F = BI_F, HF = BI_HF, HB = BI_HB;
+    const int nd[BI_NIN] = {3, 2, 2, 1, 2, 2, 1};
+    const int dims[BI_NIN][3] = {{B, T, F}, {4 * HF, F}, {4 * HF, HF}, {4 * HF}, {4 * HB, F}, {4 * HB, HB}, {4 * HB}};
+    float *v[BI_NIN];
+    memset(r, 0, sizeof *r);
+    lp_tape tp;
+    assert_int_equal(lp_tape_init(&tp, 1 << 20), LP_OK);
+    lp_tensor *in[BI_NIN];
+    for (int k = 0; k < BI_NIN; k++) {
+        size_t n = 1;
+        for (int d = 0; d < nd[k]; d++) n *= (size_t)dims[k][d];
+        r->in_n[k] = n;
+        v[k] = malloc(n * sizeof(float));
+        r->grad[k] = calloc(n, sizeof(float));
+        assert_true(v[k] && r->grad[k]);
+        lp_gc_fill_uniform(v[k], n, k == 0 ? -1.0 : -0.3, k == 0 ? 1.0 : 0.3, 90 + (uint64_t)k);
+        in[k] = lp_tape_view(&tp, v[k], r->grad[k], nd[k], dims[k]);
+    }
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(threads);
+    lp_tensor *out[BI_NOUT];
+    if (fused) {
+        lp_lstm_weights fw = {in[1], in[2], in[3]}, bw = {in[4], in[5], in[6]};
+        lp_bilstm_out o = lp_bilstm(&tp, in[0], &fw, &bw, lengths);
+        lp_tensor *all[BI_NOUT] = {o.out, o.fw.h_seq, o.fw.h_last, o.fw.c_last, o.bw.h_seq, o.bw.h_last, o.bw.c_last};
+        memcpy(out, all, sizeof out);
+    } else {
+        lp_lstm_out f = lp_lstm(&tp, in[0], in[1], in[2], in[3], NULL, NULL, lengths, 0);
+        lp_lstm_out b = lp_lstm(&tp, in[0], in[4], in[5], in[6], NULL, NULL, lengths, 1);
+        lp_tensor *both[2] = {f.h_seq, b.h_seq};
+        lp_tensor *all[BI_NOUT] = {lp_op_concat(&tp, both, 2), f.h_seq, f.h_last, f.c_last, b.h_seq, b.h_last, b.c_last};
+        memcpy(out, all, sizeof out);
+    }
+    for (int j = 0; j < tp.n_nodes; j++) r->op_count[tp.nodes[j].op]++;
+    for (int k = 0; k < BI_NOUT; k++) {
+        assert_non_null(out[k]);
+        assert_non_null(out[k]->grad);
+        r->on[k] = lp_tensor_numel(out[k]);
+        r->out[k] = malloc(r->on[k] * sizeof(float));
+        assert_non_null(r->out[k]);
+        memcpy(r->out[k], out[k]->data, r->on[k] * sizeof(float));
+        lp_gc_fill_uniform(out[k]->grad, r->on[k], -1, 1, 110 + (uint64_t)k);
+    }
+    backward_from_seeds(&tp);
+    openblas_set_num_threads(saved);
+    lp_tape_free(&tp);
+    for (int k = 0; k < BI_NIN; k++) free(v[k]);
+}
+
+/* Largest |a-b| / (1 + |b|) over every output and gradient of two runs (0: bit-identical values). */
+static double bi_max_diff(const bi_run *a, const bi_run *b, int *bitwise) {
+    double m = 0;
+    *bitwise = 1;
+    for (int k = 0; k < BI_NOUT + BI_NIN; k++) {
+        const float *x = k < BI_NOUT ? a->out[k] : a->grad[k - BI_NOUT];
+        const float *y = k < BI_NOUT ? b->out[k] : b->grad[k - BI_NOUT];
+        size_t n = k < BI_NOUT ? a->on[k] : a->in_n[k - BI_NOUT];
+        assert_int_equal(n, k < BI_NOUT ? b->on[k] : b->in_n[k - BI_NOUT]);
+        if (memcmp(x, y, n * sizeof *x)) *bitwise = 0;
+        for (size_t j = 0; j < n; j++) m = fmax(m, fabs((double)x[j] - y[j]) / (1.0 + fabs((double)y[j])));
+    }
+    return m;
+}
+
+/* The fused op computes exactly what the former composition (two LP_OP_LSTM nodes + concat) computes,
+ * outputs and all seven input gradients, bit for bit: at 1 thread it calls the same kernels in the same
+ * order (dX summed reverse direction first, as the tape ran the two nodes); at 2 and 4 threads the
+ * directions run at once, but each batch row's arithmetic is unchanged and OpenBLAS splits rows and
+ * columns of its GEMMs (never the summed dimension), so the sums are the same. The sizes make
+ * OpenBLAS really thread the big GEMMs (B*T*F*4H above its threshold), Hf != Hb, the lengths include
+ * an empty and a full sequence, and B = 1 takes the matrix-vector path (and, at 4 threads, the
+ * sequential order, since one row cannot be split). */
+static void test_bilstm_equals_composition(void **state) {
+    (void)state;
+    static const int len8[8] = {BI_T, 7, 0, BI_T, 1, 19, BI_T - 1, 2};
+    static const int len1[1] = {11};
+    const struct {
+        int B;
+        const int *lengths;
+    } cases[3] = {{8, len8}, {8, NULL}, {1, len1}};
+    for (int c = 0; c < 3; c++) {
+        const int B = cases[c].B;
+        bi_run ref, r;
+        bi_run_once(&ref, B, cases[c].lengths, 0, 1);
+        assert_int_equal(ref.op_count[LP_OP_LSTM], 2);
+        assert_int_equal(ref.op_count[LP_OP_BILSTM], 0);
+        double gmax = 0;
+        for (int k = 0; k < BI_NIN; k++)
+            for (size_t j = 0; j < ref.in_n[k]; j++) gmax = fmax(gmax, fabs(ref.grad[k][j]));
+        assert_true(gmax > 0.1); /* real gradients are compared */
+        const int threads[4] = {1, 2, 4, 2};
+        for (int i = 0; i < 4; i++) {
+            if (!set_threads(threads[i])) continue;
+            openblas_set_num_threads(1);
+            /* i = 3: the composition at 2 threads (its own row split) against the fused op at 1 */
+            const int fused = i < 3;
+            bi_run_once(&r, B, cases[c].lengths, fused, threads[i]);
+            assert_int_equal(r.op_count[LP_OP_BILSTM], fused ? 1 : 0);
+            assert_int_equal(r.op_count[LP_OP_LSTM], fused ? 0 : 2);
+            int bitwise;
+            double d = bi_max_diff(&r, &ref, &bitwise);
+            fprintf(stderr, "bilstm B=%d%s: %s at %d thread(s) vs composition at 1: max rel diff %.3g%s\n", B,
+                    cases[c].lengths ? " lengths" : "", fused ? "fused" : "composition", threads[i], d,
+                    bitwise ? " (bit-identical)" : "");
+            assert_true(bitwise);
+            bi_run_free(&r);
+        }
+        /* the same thread count twice: the same bits (no race, no order that depends on timing) */
+        if (set_threads(2)) {
+            openblas_set_num_threads(1);
+            bi_run r2;
+            bi_run_once(&r, B, cases[c].lengths, 1, 2);
+            bi_run_once(&r2, B, cases[c].lengths, 1, 2);
+            int bitwise;
+            bi_max_diff(&r, &r2, &bitwise);
+            assert_true(bitwise);
+            bi_run_free(&r);
+            bi_run_free(&r2);
+        }
+        openblas_set_num_threads(1);
+        bi_run_free(&ref);
+    }
 }
 
 int main(void) {
@@ -515,6 +697,8 @@ int main(void) {
         cmocka_unit_test(test_lstm_cell_equals_fused),
         cmocka_unit_test(test_lstm_cell_gradcheck),
         cmocka_unit_test(test_bilstm_layout_and_gradcheck),
+        cmocka_unit_test(test_bilstm_gradcheck_threads),
+        cmocka_unit_test(test_bilstm_equals_composition),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

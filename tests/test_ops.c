@@ -29,6 +29,7 @@ extern lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res) __attribute__
 extern lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res) __attribute__((weak));
 extern lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res) __attribute__((weak));
 extern lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res) __attribute__((weak));
+extern lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res) __attribute__((weak));
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
@@ -341,6 +342,7 @@ static gc_case_fn const gc_cases[LP_OP_COUNT] = {
     [LP_OP_MOE_MIX] = lp_test_moe_mix_gradcheck_case, [LP_OP_BCE_PROBS] = lp_test_bce_probs_gradcheck_case,
     [LP_OP_EMBEDDING] = lp_test_embedding_gradcheck_case,
     [LP_OP_SOFTMAX_XENT] = lp_test_softmax_xent_gradcheck_case,
+    [LP_OP_BILSTM] = lp_test_bilstm_gradcheck_case,
 };
 
 /* Every op has a case, the case passes, and it really recorded a node of that op. */

@@ -105,5 +105,8 @@ lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res);
 lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res);
 lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res);
 lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res);
+/* The LP_OP_BILSTM case (tests/common/bilstm_case.c, layers/bilstm), run at the current OpenBLAS thread
+ * count. */
+lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res);
 
 #endif
