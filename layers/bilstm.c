@@ -23,29 +23,41 @@ typedef struct {
     float *dh, *dc, *work; /* backward scratch: [B,H], [B,H], [B,5H] */
 } dir_state;
 
+/* How the two directions share OpenBLAS's n threads (see plan() and bilstm.h, "Threads"). */
+typedef enum {
+    PLAN_SEQUENTIAL, /* one direction after the other, as two LP_OP_LSTM nodes */
+    PLAN_WHOLE,      /* n = 2: each direction's whole sequence in its own single-threaded stream */
+    PLAN_RECURRENCE, /* n > 2: the recurrences at once on n/2 threads each, the big GEMMs in turn on n */
+} plan_kind;
+
 typedef struct {
     int B, T, F;
     int *lengths;    /* [B] copy, or NULL */
     lp_tensor *x;
     dir_state d[2];  /* DIR_FW, DIR_BW */
-    int parts[2];    /* row split of each direction's recurrence when the directions run at once */
+    plan_kind plan;  /* of the pass that is running (forward and backward each decide) */
+    int parts[2];    /* row split of each direction's recurrence, for PLAN_RECURRENCE */
     int used;        /* backward ran (the gates now hold dG) */
 } bilstm_ctx;
 
-/* Thread plan for n = OpenBLAS's thread count. Returns 1 when the two recurrences run at once, the
- * forward direction on ceil(n/2) threads and the reverse one on floor(n/2) (parts[] = each one's row
- * split), or 0 for the sequential order. With n = 2 each direction is one single-threaded stream.
- * With n > 2 a direction whose row split cannot use its share (a large per-step product, which
- * layers/lstm leaves to OpenBLAS's own threads, or fewer rows than threads) would leave cores idle
- * that the sequential order keeps busy, so the layer stays sequential then. */
-static int plan_split(int n, const bilstm_ctx *k, int parts[2]) {
-    if (n < 2) return 0;
+/* The plan for n = OpenBLAS's thread count; sets k->plan and k->parts.
+ * n = 2: two single-threaded streams that meet once per pass replace every multi-threaded GEMM of the
+ * layer, the per-step ones included (whose row split packs W_hh once per part and step).
+ * n > 2: one single-threaded GEMM per direction would leave cores idle in the big GEMMs, so only the
+ * recurrences run at once, the forward direction on ceil(n/2) threads and the reverse one on
+ * floor(n/2), each splitting its batch rows over its share as layers/lstm.h ("Threads") describes; if
+ * a direction cannot use its share (a per-step product too large for a row split, which layers/lstm
+ * leaves to OpenBLAS's own threads, or fewer rows than threads), the sequential order keeps every core
+ * busy instead. */
+static void plan(bilstm_ctx *k, int n) {
+    k->plan = n == 2 ? PLAN_WHOLE : n > 2 ? PLAN_RECURRENCE : PLAN_SEQUENTIAL;
+    k->parts[DIR_FW] = k->parts[DIR_BW] = 1;
+    if (k->plan != PLAN_RECURRENCE) return;
     const int share[2] = {(n + 1) / 2, n / 2};
     for (int d = 0; d < 2; d++) {
-        parts[d] = lp_lstm_recur_parts(k->B, k->d[d].H, share[d]);
-        if (parts[d] < share[d]) return 0; /* only possible for n > 2: with n = 2 each share is 1 */
+        k->parts[d] = lp_lstm_recur_parts(k->B, k->d[d].H, share[d]);
+        if (k->parts[d] < share[d]) k->plan = PLAN_SEQUENTIAL;
     }
-    return 1;
 }
 
 typedef struct {
@@ -53,21 +65,38 @@ typedef struct {
     int dir;
 } dir_job;
 
-static void *recur_forward(void *arg) {
+/* One direction's forward (in its own thread for the concurrent plans). */
+static void *dir_forward(void *arg) {
     const dir_job *j = arg;
     bilstm_ctx *k = j->k;
     dir_state *d = &k->d[j->dir];
+    if (k->plan == PLAN_WHOLE) lp_lstm_input_proj(d->gates, k->x->data, d->w_ih->data, k->B * k->T, k->F, d->H);
     lp_lstm_recur_forward(d->o.h_seq->data, d->o.h_last->data, d->o.c_last->data, d->gates, d->cs, d->w_hh->data,
                           d->b ? d->b->data : NULL, k->lengths, d->reverse, k->B, k->T, d->H, k->parts[j->dir]);
     return NULL;
 }
 
-static void *recur_backward(void *arg) {
+/* The weight gradients of one direction (dX when `dx`, else the parameters), accumulated. */
+static void dir_weight_grads(bilstm_ctx *k, int dir, int dx) {
+    dir_state *d = &k->d[dir];
+    if (dx)
+        lp_lstm_weight_backward(k->x->grad, NULL, NULL, NULL, NULL, d->gates, k->x->data, d->o.h_seq->data, NULL,
+                                d->w_ih->data, k->lengths, d->reverse, k->B, k->T, k->F, d->H);
+    else
+        lp_lstm_weight_backward(NULL, d->w_ih->grad, d->w_hh->grad, d->b ? d->b->grad : NULL, d->work, d->gates,
+                                k->x->data, d->o.h_seq->data, NULL, d->w_ih->data, k->lengths, d->reverse, k->B, k->T,
+                                k->F, d->H);
+}
+
+/* One direction's backward for the concurrent plans: BPTT (dG into its gates), and with PLAN_WHOLE its
+ * parameter gradients. dX is left to the caller: both directions add into it. */
+static void *dir_backward(void *arg) {
     const dir_job *j = arg;
     bilstm_ctx *k = j->k;
     dir_state *d = &k->d[j->dir];
     lp_lstm_recur_backward(d->gates, d->dh, d->dc, d->o.h_seq->grad, d->cs, NULL, d->w_hh->data, k->lengths,
                            d->reverse, k->B, k->T, d->H, k->parts[j->dir]);
+    if (k->plan == PLAN_WHOLE) dir_weight_grads(k, j->dir, 0);
     return NULL;
 }
 
@@ -96,10 +125,11 @@ static void bilstm_backward(lp_node *node) {
         memcpy(d->dh, d->o.h_last->grad, nBH * sizeof *d->dh);
         memcpy(d->dc, d->o.c_last->grad, nBH * sizeof *d->dc);
     }
-    /* Weight gradients and dX one direction after the other, reverse direction first: the order in
-     * which the tape ran the two LP_OP_LSTM nodes of the former composition, so dX (both directions
-     * accumulate into it) is summed in the same order. */
-    if (!plan_split(openblas_get_num_threads(), k, k->parts)) {
+    /* Every gradient GEMM of one direction comes after its BPTT, reverse direction first: the order in
+     * which the tape ran the two LP_OP_LSTM nodes of the former composition, so dX (both directions add
+     * into it) is summed in the same order whatever the plan. */
+    plan(k, openblas_get_num_threads());
+    if (k->plan == PLAN_SEQUENTIAL) {
         for (int i = DIR_BW; i >= DIR_FW; i--) {
             dir_state *d = &k->d[i];
             lp_lstm_backward_seq(x->grad, d->w_ih->grad, d->w_hh->grad, d->b ? d->b->grad : NULL, d->dh, d->dc,
@@ -108,12 +138,10 @@ static void bilstm_backward(lp_node *node) {
         }
         return;
     }
-    run_both(recur_backward, k); /* BPTT of both directions at once: dG in each direction's gates */
-    for (int i = DIR_BW; i >= DIR_FW; i--) { /* big GEMMs: all of OpenBLAS's threads, one at a time */
-        dir_state *d = &k->d[i];
-        lp_lstm_weight_backward(x->grad, d->w_ih->grad, d->w_hh->grad, d->b ? d->b->grad : NULL, d->work, d->gates,
-                                x->data, d->o.h_seq->data, NULL, d->w_ih->data, k->lengths, d->reverse, k->B, k->T,
-                                k->F, d->H);
+    run_both(dir_backward, k);
+    for (int i = DIR_BW; i >= DIR_FW; i--) { /* the GEMMs left: all of OpenBLAS's threads, one at a time */
+        if (k->plan == PLAN_RECURRENCE) dir_weight_grads(k, i, 0);
+        if (x->grad) dir_weight_grads(k, i, 1);
     }
     /* the initial states are zeros, not inputs: their gradients (left in dh, dc) go nowhere */
 }
@@ -177,7 +205,8 @@ lp_bilstm_out lp_bilstm(lp_tape *tp, lp_tensor *x, const lp_lstm_weights *fw, co
         memcpy(k->lengths, lengths, (size_t)B * sizeof(int));
     }
 
-    if (!plan_split(openblas_get_num_threads(), k, k->parts)) { /* as two LP_OP_LSTM ops would */
+    plan(k, openblas_get_num_threads());
+    if (k->plan == PLAN_SEQUENTIAL) { /* as two LP_OP_LSTM ops would */
         for (int i = DIR_FW; i <= DIR_BW; i++) {
             dir_state *d = &k->d[i];
             lp_lstm_forward_seq(d->o.h_seq->data, d->o.h_last->data, d->o.c_last->data, d->gates, d->cs, x->data,
@@ -185,9 +214,10 @@ lp_bilstm_out lp_bilstm(lp_tape *tp, lp_tensor *x, const lp_lstm_weights *fw, co
                                 T, F, d->H);
         }
     } else {
-        for (int i = DIR_FW; i <= DIR_BW; i++) /* big GEMMs: all of OpenBLAS's threads, one at a time */
-            lp_lstm_input_proj(k->d[i].gates, x->data, k->d[i].w_ih->data, B * T, F, k->d[i].H);
-        run_both(recur_forward, k);
+        if (k->plan == PLAN_RECURRENCE) /* big GEMMs: all of OpenBLAS's threads, one at a time */
+            for (int i = DIR_FW; i <= DIR_BW; i++)
+                lp_lstm_input_proj(k->d[i].gates, x->data, k->d[i].w_ih->data, B * T, F, k->d[i].H);
+        run_both(dir_forward, k);
     }
 
     if (need) {

@@ -13,22 +13,28 @@
  * The result holds both directions' h_seq, h_last and c_last besides `out`, all differentiable (the
  * pruning statistics read the per-direction h_seq).
  *
- * Threads: with n = OpenBLAS's thread count (openblas_get_num_threads()) >= 2, the two recurrences
- * (the step loop of forward, BPTT in backward) run at the same time, the reverse direction in a second
- * thread, with OpenBLAS set to one thread meanwhile and restored after; the forward direction gets
- * ceil(n/2) threads and the reverse one floor(n/2), each splitting its batch rows over its share as
- * layers/lstm.h ("Threads") describes, so no more than n threads compute. At n = 2 that is one
- * single-threaded stream per direction instead of a two-thread GEMM per step (or a row split) per
- * direction. The big GEMMs (input projections, weight gradients, dX) run one direction after the
- * other with all n threads of OpenBLAS; both directions add into dX, so they are never concurrent.
- * With n > 2, if a direction cannot use its share (its per-step product is too large for a row split,
- * or B is smaller than the share), the layer keeps the sequential order of n = 1 instead, where
- * OpenBLAS threads each step's product over all n; n > 2 was not measured (the project's machine has
- * two cores). With n = 1 everything runs in order, forward direction first, exactly as two LP_OP_LSTM
- * nodes would. Each row's arithmetic is the same in every case and OpenBLAS splits GEMMs by rows and
- * columns, not along the summed dimension, so the results do not depend on n (tests/test_lstm.c
- * checks 1 against 2 threads). Like the LSTM sequence functions, the layer must not run while another
- * thread of the process calls BLAS (it changes OpenBLAS's global thread count for the parallel part). */
+ * Threads: the directions are independent in forward and in BPTT, so with n = OpenBLAS's thread count
+ * (openblas_get_num_threads()) >= 2 they run at the same time, the reverse direction in a second
+ * thread, with OpenBLAS set to one thread meanwhile and restored after; no more than n threads compute.
+ *   n = 1: one direction after the other, forward first, exactly as two LP_OP_LSTM nodes would.
+ *   n = 2: each direction runs its whole sequence in its own single-threaded stream (input projection
+ *          and recurrence; BPTT and the parameter gradients dW_ih, dW_hh, db), the two meeting once
+ *          per pass: no multi-threaded GEMM at all, the small per-step ones included ([B,H]·[H,4H],
+ *          far too small to thread well). dX, to which both directions add, is computed after the
+ *          join, one direction after the other, with both OpenBLAS threads.
+ *   n > 2: one single-threaded stream per direction would leave cores idle in the big GEMMs, so only
+ *          the recurrences run at once, the forward direction on ceil(n/2) threads and the reverse one
+ *          on floor(n/2), each splitting its batch rows over its share as layers/lstm.h ("Threads")
+ *          describes; the big GEMMs run one after the other with all n threads. If a direction cannot
+ *          use its share (a per-step product too large for a row split, or B below the share), the
+ *          order of n = 1 is kept, where OpenBLAS threads every GEMM over all n. (Not measured: the
+ *          project's machine has two cores; tested for correctness at 3 and 4 threads.)
+ * The gradients of each direction are summed in the same order in every case (dX: reverse direction
+ * first, as the tape ran the two LP_OP_LSTM nodes), each batch row's arithmetic does not depend on the
+ * split, and OpenBLAS splits GEMMs by rows and columns, never along the summed dimension, so the results
+ * are the same bits at every thread count and equal to the former composition (two LP_OP_LSTM nodes and
+ * a concat); tests/test_lstm.c checks both. Like the LSTM sequence functions, the layer must not run
+ * while another thread of the process calls BLAS (it changes OpenBLAS's global thread count). */
 #ifndef LP_BILSTM_H
 #define LP_BILSTM_H
 

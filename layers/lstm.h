@@ -130,7 +130,7 @@ void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_
 
 /* How many parts the sequence functions split the recurrence of B rows and H units into when `threads`
  * threads are available (the rule of "Threads" above: 1 for large per-step products, else
- * min(threads, B)). */
+ * min(threads, B, 16)). */
 int lp_lstm_recur_parts(int B, int H, int threads);
 
 /* The activations used by the kernels: vectorisable, |error| < 4e-7 against float64 (tested on a dense
