@@ -1,7 +1,7 @@
 /* bilstm: see bilstm.h. Both directions are one fused tape op (LP_OP_BILSTM) so that forward and
- * backward can run the two recurrences at the same time ("Threads" in bilstm.h); the per-direction
- * work is the sequence code of layers/lstm, called exactly as LP_OP_LSTM calls it. The concatenation
- * is an ordinary lp_op_concat after the op. */
+ * backward can run the two directions at the same time ("Threads" in bilstm.h); the per-direction
+ * work is the sequence code of layers/lstm (the kernels LP_OP_LSTM runs, in the same order per
+ * direction). The concatenation is an ordinary lp_op_concat after the op. */
 #include "layers/bilstm.h"
 
 #include <cblas.h>
@@ -146,7 +146,7 @@ static void bilstm_backward(lp_node *node) {
     /* the initial states are zeros, not inputs: their gradients (left in dh, dc) go nowhere */
 }
 
-/* Shapes of one direction's weights against x [B,T,F]; returns H. */
+/* Shapes of one direction's weights against x [B,T,F] (w_ih [4H,F], w_hh [4H,H], b [4H]); returns H. */
 static int check_dir(const lp_lstm_weights *w, int F) {
     LP_CHECK(w->w_ih->ndim == 2 && w->w_hh->ndim == 2);
     const int H = w->w_hh->dims[1];
