@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 #include "core/rng.h"
 #include "core/tape.h"
 #include "layers/lstm.h"
@@ -51,6 +52,7 @@ static double sgemm_rate(int n, int reps) {
 }
 
 int main(int argc, char **argv) {
+    lp_blas_env_apply(argv); /* as lstmprune does (core/blas_env.h) */
     int B = 64, T = 300, F = 1152, H = 512, steps = 3;
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);

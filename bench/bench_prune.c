@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/blas_env.h"
 #include "model/evaluate.h"
 #include "model/model.h"
 #include "prune/plan.h"
@@ -21,7 +22,9 @@ static int fail(const char *what) {
     return 1;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    lp_blas_env_apply(argv); /* as lstmprune does (core/blas_env.h) */
     int quick = getenv("LP_BENCH_QUICK") != NULL;
     int T = quick ? 60 : 300, reps1 = quick ? 5 : 9, repsN = quick ? 1 : 2;
     lp_kv kv;

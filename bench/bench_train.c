@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 #include "core/kv.h"
 #include "core/rng.h"
 #include "core/tape.h"
@@ -315,6 +316,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    lp_blas_env_apply(argv); /* as lstmprune does (core/blas_env.h) */
     char shapes[64] = "small,big";
     int threads = openblas_get_num_threads(), steps = 0, data_steps = -1, train_only = 0, oH = 0, oB = 0, oT = 0;
     for (int i = 1; i < argc; i++) {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "core/blas_env.h"
 
 /* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
 static const lp_cli_command commands[] = {
@@ -42,6 +43,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    lp_blas_env_apply(argv); /* OpenBLAS worker spin time: core/blas_env.h */
     if (argc < 2) {
         usage(stderr);
         return 2;
