@@ -8,25 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/ckpt.h"
+#include "core/clock.h"
 #include "core/fileio.h"
+#include "core/rundir.h"
 #include "model/runcfg.h"
 #include "optim/optim.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", dir, name);
-    return buf;
-}
 
 /* ---- configuration ------------------------------------------------------------------------------- */
 
@@ -230,7 +220,7 @@ static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
         if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
         if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
     }
-    if (s == LP_OK) s = lp_ckpt_save(&c, path_in(t->o->run_dir, name, path, sizeof path));
+    if (s == LP_OK) s = lp_ckpt_save(&c, lp_rundir_path(t->o->run_dir, name, path, sizeof path));
     lp_ckpt_free(&c);
     return s;
 }
@@ -275,57 +265,9 @@ static lp_status restore_state(lm_trainer *t, const lp_ckpt *c, const char *path
     return LP_OK;
 }
 
-/* Keep the header and the rows whose first column (the epoch) is < max_epoch, or == max_epoch with a
- * second column (the window) <= max_window. */
-static lp_status truncate_tsv(const char *path, long long max_epoch, long long max_window) {
-    if (access(path, F_OK) != 0) return LP_OK;
-    char *buf;
-    size_t len;
-    LP_TRY(lp_file_read_all(path, &buf, &len));
-    size_t w = 0;
-    for (size_t i = 0; i < len;) {
-        char *nl = memchr(buf + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - buf) + 1 : len;
-        int keep = buf[i] < '0' || buf[i] > '9';
-        if (!keep) {
-            char *tab;
-            long long e = strtoll(buf + i, &tab, 10), win = *tab == '\t' ? strtoll(tab + 1, NULL, 10) : 0;
-            keep = e < max_epoch || (e == max_epoch && win <= max_window);
-        }
-        if (keep) {
-            memmove(buf + w, buf + i, end - i);
-            w += end - i;
-        }
-        i = end;
-    }
-    lp_status s = lp_file_write_all(path, buf, w);
-    lp_free(buf);
-    return s;
-}
-
-static lp_status open_log(const char *dir, const char *name, const char *header, FILE **f) {
-    char path[4096];
-    path_in(dir, name, path, sizeof path);
-    int exists = access(path, F_OK) == 0;
-    *f = fopen(path, "a");
-    if (!*f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!exists) fprintf(*f, "%s\n", header);
-    return LP_OK;
-}
-
-static void fmt_duration(double s, char *buf, size_t n) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, n, "--");
-        return;
-    }
-    long x = (long)(s + 0.5);
-    if (x >= 3600) snprintf(buf, n, "%ldh%02ldm", x / 3600, (x / 60) % 60);
-    else snprintf(buf, n, "%ldm%02lds", x / 60, x % 60);
-}
-
 static void on_progress(void *user, int window, int windows, double avg_nll, double wps) {
     lm_trainer *t = user;
-    double now = now_s();
+    double now = lp_now_s();
     t->last_avg_nll = avg_nll;
     /* the epoch's running mean, including windows trained before a mid-epoch resume */
     const double here = (double)(window - t->first_window) * t->batch * t->bptt;
@@ -340,7 +282,7 @@ static void on_progress(void *user, int window, int windows, double avg_nll, dou
          * time not included) */
         double el = now - t->epoch_t0, per = el / (window - t->first_window);
         char eta[32];
-        fmt_duration(per * ((windows - window) + (double)windows * t->epochs_left_after), eta, sizeof eta);
+        lp_rundir_fmt_duration(per * ((windows - window) + (double)windows * t->epochs_left_after), eta, sizeof eta);
         fprintf(stderr, "\repoch %d/%d  window %d/%d  lr %.4g  train ppl %.2f  %.0f words/s  ETA %s   ",
                 t->cur_epoch, t->epochs, window, windows, (double)t->cur_lr, exp(avg_nll), wps, eta);
         fflush(stderr);
@@ -362,7 +304,7 @@ static lp_status on_window(void *user, lp_lm *m, int done, int windows, const lp
     t->window = done;
     t->part_nll = n0 + t->last_avg_nll * here;
     t->part_targets = k0 + (size_t)here;
-    t->part_seconds = s0 + (now_s() - t->epoch_t0);
+    t->part_seconds = s0 + (lp_now_s() - t->epoch_t0);
     lp_status s = save_ckpt(t, "last.ckpt", 1);
     /* the running sums of this call keep counting from first_window: restore the partial-epoch base */
     t->window = w0;
@@ -459,7 +401,7 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         t->cur_epoch = e;
         t->cur_lr = to.lr;
         t->epochs_left_after = t->epochs - e;
-        t->epoch_t0 = now_s();
+        t->epoch_t0 = lp_now_s();
         if (t->window == 0) lp_lm_state_zero(&t->st); /* else: the state restored from a mid-epoch checkpoint */
         t->first_window = t->window;
         t->windows_this_call = 0;
@@ -486,14 +428,14 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         t->window = 0;
         t->part_nll = t->part_seconds = 0;
         t->part_targets = 0;
-        double t_eval = now_s();
+        double t_eval = lp_now_s();
         lp_lm_eval_result ev, et = {0};
         LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
         int do_test = e == t->epochs || (t->test_every > 0 && e % t->test_every == 0);
         et.ppl = NAN;
         if (do_test)
             LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
-        t_eval = now_s() - t_eval;
+        t_eval = lp_now_s() - t_eval;
         fprintf(t->valid_log, "%d\t%.8g\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\n", e, (double)to.lr, er.ppl, ev.ppl, et.ppl,
                 er.words_per_sec, er.seconds, t_eval);
         fflush(t->valid_log);
@@ -527,7 +469,7 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
     t.o = o;
-    t.t_start = now_s();
+    t.t_start = lp_now_s();
     t.tty = !o->quiet && isatty(2);
     lp_ckpt rc;
     lp_ckpt_init(&rc);
@@ -537,13 +479,8 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     lp_status s = o->run_dir ? lp_mkdirs(o->run_dir) : lp_errorf(LP_ERR_ARG, "lm train: no run directory");
     if (s == LP_OK && o->resume) {
         /* Everything comes from the run; only the number of epochs may be extended. */
-        lp_kv saved;
-        lp_kv_init(&saved);
-        s = lp_kv_read_file(&saved, path_in(o->run_dir, "config.txt", path, sizeof path));
-        for (int i = 0; i < saved.count && s == LP_OK; i++) s = lp_kv_set(cfg, saved.keys[i], saved.vals[i]);
-        if (s == LP_OK && o->epochs_override > 0) s = lp_kv_set_int(cfg, "train.epochs", o->epochs_override);
-        lp_kv_free(&saved);
-        if (s == LP_OK) s = lp_ckpt_load(&rc, path_in(o->run_dir, "last.ckpt", rpath, sizeof rpath));
+        s = lp_rundir_load_config(cfg, o->run_dir, o->epochs_override);
+        if (s == LP_OK) s = lp_ckpt_load(&rc, lp_rundir_path(o->run_dir, "last.ckpt", rpath, sizeof rpath));
     } else if (s == LP_OK && o->init_ckpt) {
         /* lm.* keys not given come from the checkpoint (its model.* keys, or the lm.* keys of its run) */
         lp_ckpt ic;
@@ -573,15 +510,17 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     }
     if (s == LP_OK) s = setup(&t, corpus, o->resume ? &rc : NULL, rpath);
     lp_ckpt_free(&rc);
-    if (s == LP_OK) s = lp_kv_write_file(cfg, path_in(o->run_dir, "config.txt", path, sizeof path));
+    if (s == LP_OK) s = lp_kv_write_file(cfg, lp_rundir_path(o->run_dir, "config.txt", path, sizeof path));
     if (s == LP_OK && o->resume)
-        s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.epoch + 1, t.window);
-    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.epoch, 0);
+        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "train.tsv", path, sizeof path), t.epoch + 1, t.window);
+    if (s == LP_OK && o->resume)
+        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "valid.tsv", path, sizeof path), t.epoch, 0);
     if (s == LP_OK)
-        s = open_log(o->run_dir, "train.tsv", "epoch\twindow\twindows\tlr\tnll\tppl\twords_per_s\telapsed_s", &t.train_log);
+        s = lp_rundir_open_log(o->run_dir, "train.tsv", "epoch\twindow\twindows\tlr\tnll\tppl\twords_per_s\telapsed_s",
+                               &t.train_log);
     if (s == LP_OK)
-        s = open_log(o->run_dir, "valid.tsv",
-                     "epoch\tlr\ttrain_ppl\tvalid_ppl\ttest_ppl\ttrain_words_per_s\ttrain_s\teval_s", &t.valid_log);
+        s = lp_rundir_open_log(o->run_dir, "valid.tsv",
+                               "epoch\tlr\ttrain_ppl\tvalid_ppl\ttest_ppl\ttrain_words_per_s\ttrain_s\teval_s", &t.valid_log);
     if (s == LP_OK && t.epoch >= t.epochs)
         s = lp_errorf(LP_ERR_ARG, "%s: already trained for %d epochs (train.epochs = %d; give --epochs to extend)",
                       o->run_dir, t.epoch, t.epochs);
@@ -589,7 +528,7 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     res->epochs_done = t.epoch;
     res->best_valid_ppl = t.best_epoch ? t.best_ppl : NAN;
     res->best_epoch = t.best_epoch;
-    res->seconds = now_s() - t.t_start;
+    res->seconds = lp_now_s() - t.t_start;
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
     if (t.have_model) lp_lm_free(&t.m);

@@ -4,7 +4,7 @@
  * and per epoch: validation → last.ckpt → best.ckpt. */
 #include "model/trainer.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
+#include "core/rundir.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
 #include "optim/optim.h"
-
-static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", dir, name);
-    return buf;
-}
 
 /* Everything the loop carries between steps and across a resume. */
 typedef struct {
@@ -69,7 +64,7 @@ static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
         if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
         if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
     }
-    if (s == LP_OK) s = lp_ckpt_save(&c, path_in(t->o->run_dir, name, path, sizeof path));
+    if (s == LP_OK) s = lp_ckpt_save(&c, lp_rundir_path(t->o->run_dir, name, path, sizeof path));
     lp_ckpt_free(&c);
     return s;
 }
@@ -97,50 +92,7 @@ static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
     return LP_OK;
 }
 
-/* ---- logs -------------------------------------------------------------------------------------- */
-
-/* Keep the header and the rows whose first column is <= max (drops rows logged after the checkpoint
- * a resumed run starts from, so the log has no duplicates). */
-static lp_status truncate_tsv(const char *path, long long max) {
-    char *buf;
-    size_t len;
-    if (access(path, F_OK) != 0) return LP_OK;
-    LP_TRY(lp_file_read_all(path, &buf, &len));
-    size_t w = 0;
-    for (size_t i = 0; i < len;) {
-        char *nl = memchr(buf + i, '\n', len - i);
-        size_t end = nl ? (size_t)(nl - buf) + 1 : len;
-        int keep = buf[i] < '0' || buf[i] > '9' || atoll(buf + i) <= max;
-        if (keep) {
-            memmove(buf + w, buf + i, end - i);
-            w += end - i;
-        }
-        i = end;
-    }
-    lp_status s = lp_file_write_all(path, buf, w);
-    lp_free(buf);
-    return s;
-}
-
-static lp_status open_log(const char *dir, const char *name, const char *header, FILE **f) {
-    char path[4096];
-    path_in(dir, name, path, sizeof path);
-    int exists = access(path, F_OK) == 0;
-    *f = fopen(path, "a");
-    if (!*f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!exists) fprintf(*f, "%s\n", header);
-    return LP_OK;
-}
-
-static void fmt_duration(double s, char *buf, size_t n) {
-    if (!(s >= 0) || s > 1e7) {
-        snprintf(buf, n, "--");
-        return;
-    }
-    long x = (long)(s + 0.5);
-    if (x >= 3600) snprintf(buf, n, "%ldh%02ldm", x / 3600, (x / 60) % 60);
-    else snprintf(buf, n, "%ldm%02lds", x / 60, x % 60);
-}
+/* ---- progress ---------------------------------------------------------------------------------- */
 
 static double files_bytes(const lp_batcher *b) {
     double total = 0;
@@ -190,7 +142,7 @@ static void progress(trainer *t, const lp_batch *bt, const step_info *si, double
     if (!t->tty) return;
     double el = lp_now_s() - t->t_start;
     char eta[32];
-    fmt_duration(frac_done > 1e-6 ? el * (1 - frac_done) / frac_done : -1, eta, sizeof eta);
+    lp_rundir_fmt_duration(frac_done > 1e-6 ? el * (1 - frac_done) / frac_done : -1, eta, sizeof eta);
     fprintf(stderr, "\repoch %lld/%lld  step %lld  loss %.4f  %.0f ex/s  ETA %s   ", (long long)bt->pos.epoch + 1,
             (long long)t->epochs, (long long)t->step, si->loss + si->extra, rate, eta);
     fflush(stderr);
@@ -250,17 +202,10 @@ static lp_status setup_model(trainer *t, lp_ckpt *resume_ckpt, const char *resum
     return LP_OK;
 }
 
+/* Everything comes from the run (config.txt, last.ckpt); only the number of epochs may be extended. */
 static lp_status load_resume(trainer *t, lp_ckpt *c, char *path, size_t n) {
-    char cpath[4096];
-    lp_kv saved;
-    lp_kv_init(&saved);
-    lp_status s = lp_kv_read_file(&saved, path_in(t->o->run_dir, "config.txt", cpath, sizeof cpath));
-    /* Everything comes from the run; only the number of epochs may be extended. */
-    for (int i = 0; i < saved.count && s == LP_OK; i++) s = lp_kv_set(t->cfg, saved.keys[i], saved.vals[i]);
-    if (s == LP_OK && t->o->epochs_override > 0) s = lp_kv_set_int(t->cfg, "train.epochs", t->o->epochs_override);
-    lp_kv_free(&saved);
-    LP_TRY(s);
-    path_in(t->o->run_dir, "last.ckpt", path, n);
+    LP_TRY(lp_rundir_load_config(t->cfg, t->o->run_dir, t->o->epochs_override));
+    lp_rundir_path(t->o->run_dir, "last.ckpt", path, n);
     return lp_ckpt_load(c, path);
 }
 
@@ -376,13 +321,17 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     if (s == LP_OK && t.epochs < 1) s = lp_errorf(LP_ERR_ARG, "train.epochs must be >= 1");
     lp_runcfg_apply_threads(cfg);
     char path[4096];
-    if (s == LP_OK) s = lp_kv_write_file(cfg, path_in(o->run_dir, "config.txt", path, sizeof path));
-    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "train.tsv", path, sizeof path), t.step);
-    if (s == LP_OK && o->resume) s = truncate_tsv(path_in(o->run_dir, "valid.tsv", path, sizeof path), t.cursor.epoch);
+    if (s == LP_OK) s = lp_kv_write_file(cfg, lp_rundir_path(o->run_dir, "config.txt", path, sizeof path));
+    /* train.tsv rows are keyed by step, valid.tsv rows by epoch: keep those last.ckpt had reached */
+    if (s == LP_OK && o->resume)
+        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "train.tsv", path, sizeof path), t.step, LLONG_MAX);
+    if (s == LP_OK && o->resume)
+        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "valid.tsv", path, sizeof path), t.cursor.epoch, LLONG_MAX);
     if (s == LP_OK)
-        s = open_log(o->run_dir, "train.tsv", "step\tepoch\tbatch\tloss\tgrad_norm\tlr\texamples_per_s\telapsed_s",
-                     &t.train_log);
-    if (s == LP_OK) s = open_log(o->run_dir, "valid.tsv", "epoch\tstep\tloss\tgap\tmap\thit1\tperr\tseconds", &t.valid_log);
+        s = lp_rundir_open_log(o->run_dir, "train.tsv",
+                               "step\tepoch\tbatch\tloss\tgrad_norm\tlr\texamples_per_s\telapsed_s", &t.train_log);
+    if (s == LP_OK)
+        s = lp_rundir_open_log(o->run_dir, "valid.tsv", "epoch\tstep\tloss\tgap\tmap\thit1\tperr\tseconds", &t.valid_log);
     if (s == LP_OK && t.cursor.epoch >= t.epochs) s = lp_errorf(LP_ERR_ARG, "%s: already trained for %lld epochs (train.epochs = %lld)",
                                                                o->run_dir, (long long)t.cursor.epoch, (long long)t.epochs);
     if (s == LP_OK) s = run_epochs(&t, res);
