@@ -14,13 +14,14 @@
 #include <cmocka.h>
 
 #include "core/tape.h"
-#include "data/synth.h"
 #include "model/model.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "tests/common/gradcheck.h"
+#include "tests/common/scratch.h"
+#include "tests/common/yt8m_set.h"
 
 static void build(lp_model *m, lp_model_kind kind, const char *units, int F, int C, uint64_t seed) {
     lp_kv kv;
@@ -215,62 +216,24 @@ static void test_kept_plan(void **state) {
 /* ---- the baseline end to end --------------------------------------------------------------------------- */
 
 #define EPOCHS 12
-static char dir[256];
-
-static const char *in_dir(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const lp_test_yt8m_set set = {.seed = 11, .videos = 160, .frames_max = 12, .rgb = 24, .audio = 8,
+                                     .shuffle_buffer = 32};
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/lp_test_iss_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    lp_synth_config sc;
-    lp_synth_config_default(&sc, 6, 11);
-    sc.frames_min = 6;
-    sc.frames_max = 12;
-    sc.labels_max = 2;
-    if (lp_yt8m_features_parse(&sc.frame, "rgb:24,audio:8") != LP_OK) return -1;
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    o.out_dir = in_dir("data");
-    o.videos = 160;
-    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:24,mean_audio:8") != LP_OK) return -1;
-    if (lp_synth_write(&sc, &o) != LP_OK) {
-        fprintf(stderr, "synth: %s\n", lp_last_error());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_yt8m_setup("iss", &set);
 }
 
 /* Train the paper model (H = 16: BiLSTM 8 + 8, LSTM 16) with the ISS hook; return the trained model. */
 static void train_with_iss(double lambda, const char *run, lp_model *m, lp_iss_hook_state *st) {
     lp_kv kv;
-    lp_kv_init(&kv);
-    lp_kv_set(&kv, "data.train", in_dir("data/train*.tfrecord"));
-    lp_kv_set(&kv, "data.frame_features", "rgb:24,audio:8");
-    lp_kv_set(&kv, "data.classes", "6");
-    lp_kv_set(&kv, "data.shuffle_buffer", "32");
-    lp_kv_set_int(&kv, "train.epochs", EPOCHS);
-    lp_kv_set(&kv, "train.batch", "16");
-    lp_kv_set(&kv, "train.lr", "0.01");
-    lp_kv_set(&kv, "train.seed", "4");
+    lp_test_yt8m_cfg(&kv, &set, 0, EPOCHS, 4);
     assert_int_equal(lp_runcfg_defaults(&kv), LP_OK);
     assert_int_equal(lp_model_default_kv(&kv, LP_MODEL_PAPER, 32, 16, 1, 6, 2, 0.0f), LP_OK);
     memset(st, 0, sizeof *st);
     st->lambda = lambda;
-    lp_train_opts o = {.run_dir = in_dir(run), .quiet = 1, .hooks = {.user = st, .after_backward = lp_iss_hook}};
+    lp_train_opts o = {.run_dir = lp_test_scratch_path(run), .quiet = 1,
+                       .hooks = {.user = st, .after_backward = lp_iss_hook}};
     lp_train_result res;
     lp_status s = lp_train(&kv, &o, &res);
     if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
@@ -278,7 +241,7 @@ static void train_with_iss(double lambda, const char *run, lp_model *m, lp_iss_h
     assert_int_equal(st->calls, res.steps); /* the hook ran once per step */
     lp_kv_free(&kv);
     char path[600];
-    snprintf(path, sizeof path, "%s/last.ckpt", in_dir(run));
+    snprintf(path, sizeof path, "%s/last.ckpt", lp_test_scratch_path(run));
     assert_int_equal(lp_model_load(m, path, NULL), LP_OK);
 }
 
@@ -373,5 +336,5 @@ int main(void) {
         cmocka_unit_test(test_kept_plan),
         cmocka_unit_test(test_training_drives_units_out),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

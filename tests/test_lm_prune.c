@@ -24,52 +24,15 @@
 #include "lm/lm_prune.h"
 #include "lm/lm_train.h"
 #include "lm/ptb.h"
+#include "tests/common/markov_corpus.h"
+#include "tests/common/scratch.h"
 
-static char g_dir[256];
-
-/* The Markov-chain corpus of test_lm_train.c: 30 words, mostly w -> (7w + 3) mod 30. */
-static char *markov_text(int sentences, uint64_t seed, size_t *len_out) {
-    lp_rng r;
-    lp_rng_init(&r, seed, LP_RNG_STREAM_TEST);
-    size_t cap = (size_t)sentences * 12 * 5 + 1, len = 0;
-    char *text = lp_malloc(cap, 1);
-    assert_non_null(text);
-    for (int s = 0; s < sentences; s++) {
-        int n = 4 + (int)lp_rng_below(&r, 8), w = (int)lp_rng_below(&r, 30);
-        for (int i = 0; i < n; i++) {
-            len += (size_t)snprintf(text + len, cap - len, i ? " w%d" : "w%d", w);
-            w = lp_rng_uniform(&r) < 0.8 ? (7 * w + 3) % 30 : (int)lp_rng_below(&r, 30);
-        }
-        text[len++] = '\n';
-    }
-    *len_out = len;
-    return text;
-}
-
-static void write_split(const char *name, int sentences, uint64_t seed) {
-    size_t len;
-    char *text = markov_text(sentences, seed, &len);
-    char path[512];
-    snprintf(path, sizeof path, "%s/ptb.%s.txt", g_dir, name);
-    assert_int_equal(lp_file_write_all(path, text, len), LP_OK);
-    lp_free(text);
-}
-
+/* The tiny Markov corpus (tests/common/markov_corpus.h) in PTB layout: 500 training sentences. */
 static int setup_dir(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/lp_test_lm_prune_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    write_split("train", 500, 11);
-    write_split("valid", 60, 12);
-    write_split("test", 60, 13);
+    if (lp_test_scratch_make("lm_prune") != 0) return -1;
+    lp_test_markov_write_ptb(lp_test_scratch_dir(), 500, 11);
     return 0;
-}
-
-static int teardown_dir(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static int32_t *random_ids(size_t n, int V, uint64_t seed) {
@@ -513,9 +476,9 @@ static int iss_train(lp_lm *m, const int32_t *ids, size_t n, double lambda, doub
 static void test_iss_drives_groups_to_zero(void **state) {
     (void)state;
     size_t len;
-    char *text = markov_text(300, 71, &len);
+    char *text = lp_test_markov_text(300, 71, &len);
     char path[512];
-    snprintf(path, sizeof path, "%s/iss.txt", g_dir);
+    snprintf(path, sizeof path, "%s/iss.txt", lp_test_scratch_dir());
     assert_int_equal(lp_file_write_all(path, text, len), LP_OK);
     lp_free(text);
     lp_ptb_vocab v;
@@ -564,10 +527,10 @@ static void test_iss_drives_groups_to_zero(void **state) {
 static void test_pipeline_end_to_end(void **state) {
     (void)state;
     char run[600], out[600], ck[700], path[800];
-    snprintf(run, sizeof run, "%s/base", g_dir);
+    snprintf(run, sizeof run, "%s/base", lp_test_scratch_dir());
     lp_kv cfg;
     lp_kv_init(&cfg);
-    assert_int_equal(lp_kv_set(&cfg, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", lp_test_scratch_dir()), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "lm.units", "16"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.batch", "4"), LP_OK);
@@ -581,7 +544,7 @@ static void test_pipeline_end_to_end(void **state) {
     /* eigen + gm at a target rate of 0.5, one fine-tuning epoch */
     lp_lm_prune_job j;
     lp_lm_prune_job_default(&j);
-    snprintf(out, sizeof out, "%s/eigen", g_dir);
+    snprintf(out, sizeof out, "%s/eigen", lp_test_scratch_dir());
     j.checkpoint = ck;
     j.out_dir = out;
     j.quiet = 1;
@@ -609,9 +572,9 @@ static void test_pipeline_end_to_end(void **state) {
     assert_int_equal(lp_lm_load(&pm, path, &meta), LP_OK);
     assert_int_equal(pm.cfg.hidden[0], res.hidden_after[0]);
     assert_string_equal(lp_kv_get(&meta, "plan.method"), "eigen+gm");
-    assert_string_equal(lp_kv_get(&meta, "data.dir"), g_dir);
+    assert_string_equal(lp_kv_get(&meta, "data.dir"), lp_test_scratch_dir());
     lp_ptb_corpus corpus;
-    assert_int_equal(lp_ptb_corpus_load(&corpus, g_dir, 0), LP_OK);
+    assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
     lp_lm_eval_result ev;
     assert_int_equal(lp_lm_evaluate(&pm, corpus.ids[LP_PTB_TEST], corpus.n[LP_PTB_TEST], 20, 35, NULL, &ev), LP_OK);
     assert_true(ev.ppl == res.rows[1].test_ppl);
@@ -635,7 +598,7 @@ static void test_pipeline_end_to_end(void **state) {
 
     /* uniform + l2 at 0.25, no fine-tuning (corpus given): 12 units per layer */
     lp_lm_prune_job_default(&j);
-    snprintf(out, sizeof out, "%s/uniform", g_dir);
+    snprintf(out, sizeof out, "%s/uniform", lp_test_scratch_dir());
     j.checkpoint = ck;
     j.out_dir = out;
     j.quiet = 1;
@@ -650,7 +613,7 @@ static void test_pipeline_end_to_end(void **state) {
 
     /* ISS: a strong penalty for one epoch removes units */
     lp_lm_prune_job_default(&j);
-    snprintf(out, sizeof out, "%s/iss", g_dir);
+    snprintf(out, sizeof out, "%s/iss", lp_test_scratch_dir());
     j.checkpoint = ck;
     j.out_dir = out;
     j.quiet = 1;
@@ -679,5 +642,5 @@ int main(void) {
         cmocka_unit_test(test_iss_drives_groups_to_zero),
         cmocka_unit_test(test_pipeline_end_to_end),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, setup_dir, lp_test_scratch_teardown);
 }

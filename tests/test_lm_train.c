@@ -17,57 +17,25 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/kv.h"
-#include "core/rng.h"
 #include "lm/lm.h"
 #include "lm/lm_train.h"
 #include "lm/ptb.h"
+#include "tests/common/markov_corpus.h"
+#include "tests/common/scratch.h"
 
-static char g_dir[256];
-
-/* A tiny corpus in PTB layout: 30 words, sentences of 4..11 words from a Markov chain that mostly follows
- * w -> (7w + 3) mod 30, so a small LSTM learns something within an epoch or two. */
-static void write_split(const char *name, int sentences, uint64_t seed) {
-    lp_rng r;
-    lp_rng_init(&r, seed, LP_RNG_STREAM_TEST);
-    size_t cap = (size_t)sentences * 12 * 5 + 1, len = 0;
-    char *text = lp_malloc(cap, 1);
-    assert_non_null(text);
-    for (int s = 0; s < sentences; s++) {
-        int n = 4 + (int)lp_rng_below(&r, 8), w = (int)lp_rng_below(&r, 30);
-        for (int i = 0; i < n; i++) {
-            len += (size_t)snprintf(text + len, cap - len, i ? " w%d" : "w%d", w);
-            w = lp_rng_uniform(&r) < 0.8 ? (7 * w + 3) % 30 : (int)lp_rng_below(&r, 30);
-        }
-        text[len++] = '\n';
-    }
-    char path[512];
-    snprintf(path, sizeof path, "%s/ptb.%s.txt", g_dir, name);
-    assert_int_equal(lp_file_write_all(path, text, len), LP_OK);
-    lp_free(text);
-}
-
+/* The tiny Markov corpus (tests/common/markov_corpus.h) in PTB layout: 400 training sentences. */
 static int setup_dir(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/lp_test_lm_train_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    write_split("train", 400, 1);
-    write_split("valid", 60, 2);
-    write_split("test", 60, 3);
+    if (lp_test_scratch_make("lm_train") != 0) return -1;
+    lp_test_markov_write_ptb(lp_test_scratch_dir(), 400, 1);
     return 0;
-}
-
-static int teardown_dir(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 /* A small run config: 2 layers of 12 and 10 units, dropout (so the dropout generator's state matters on
  * resume), SGD with momentum (so the optimizer buffer matters), lr decay after epoch 1. */
 static void tiny_cfg(lp_kv *kv) {
     lp_kv_init(kv);
-    assert_int_equal(lp_kv_set(kv, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(kv, "data.dir", lp_test_scratch_dir()), LP_OK);
     assert_int_equal(lp_kv_set(kv, "lm.layers", "2"), LP_OK);
     assert_int_equal(lp_kv_set(kv, "lm.units", "12,10"), LP_OK);
     assert_int_equal(lp_kv_set(kv, "lm.dropout", "0.3"), LP_OK);
@@ -85,7 +53,7 @@ static const char *run_path(const char *run, const char *file) {
     static char p[2][600];
     static int which;
     which ^= 1;
-    snprintf(p[which], sizeof p[which], "%s/%s/%s", g_dir, run, file);
+    snprintf(p[which], sizeof p[which], "%s/%s/%s", lp_test_scratch_dir(), run, file);
     return p[which];
 }
 
@@ -227,7 +195,7 @@ static void test_checkpoint_round_trip(void **state) {
     assert_int_equal(lp_kv_set(&ck.meta, "note", "x"), LP_OK);
     const char *path = run_path("ck", "m.ckpt");
     char dir[600];
-    snprintf(dir, sizeof dir, "%s/ck", g_dir);
+    snprintf(dir, sizeof dir, "%s/ck", lp_test_scratch_dir());
     assert_int_equal(lp_mkdirs(dir), LP_OK);
     assert_int_equal(lp_ckpt_save(&ck, path), LP_OK);
     lp_ckpt_free(&ck);
@@ -259,8 +227,8 @@ static void load_params(const char *path, lp_lm *m) { assert_int_equal(lp_lm_loa
 static void test_resume_equals_uninterrupted(void **state) {
     (void)state;
     char dir_a[600], dir_b[600];
-    snprintf(dir_a, sizeof dir_a, "%s/run_a", g_dir);
-    snprintf(dir_b, sizeof dir_b, "%s/run_b", g_dir);
+    snprintf(dir_a, sizeof dir_a, "%s/run_a", lp_test_scratch_dir());
+    snprintf(dir_b, sizeof dir_b, "%s/run_b", lp_test_scratch_dir());
     /* A: three epochs in one go */
     lp_kv cfg;
     tiny_cfg(&cfg);
@@ -336,7 +304,7 @@ static void test_resume_equals_uninterrupted(void **state) {
 static void test_mid_epoch_resume(void **state) {
     (void)state;
     char dir_c[600];
-    snprintf(dir_c, sizeof dir_c, "%s/run_c", g_dir);
+    snprintf(dir_c, sizeof dir_c, "%s/run_c", lp_test_scratch_dir());
     lp_kv cfg;
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.save_every", "30"), LP_OK);
@@ -389,8 +357,8 @@ static void test_finetune_from_checkpoint(void **state) {
     /* train a model, then fine-tune from its checkpoint: sizes and dropout come from it, the schedule from
      * the new config; the first epoch starts from exactly the checkpoint's weights */
     char src[600], dst[600];
-    snprintf(src, sizeof src, "%s/ft_src", g_dir);
-    snprintf(dst, sizeof dst, "%s/ft_dst", g_dir);
+    snprintf(src, sizeof src, "%s/ft_src", lp_test_scratch_dir());
+    snprintf(dst, sizeof dst, "%s/ft_dst", lp_test_scratch_dir());
     lp_kv cfg;
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "1"), LP_OK);
@@ -402,12 +370,12 @@ static void test_finetune_from_checkpoint(void **state) {
     lp_lm m0;
     load_params(ck, &m0);
     lp_ptb_corpus corpus;
-    assert_int_equal(lp_ptb_corpus_load(&corpus, g_dir, 0), LP_OK);
+    assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
     lp_lm_eval_result e0;
     assert_int_equal(lp_lm_evaluate(&m0, corpus.ids[LP_PTB_VALID], corpus.n[LP_PTB_VALID], 20, 8, NULL, &e0), LP_OK);
 
     lp_kv_init(&cfg);
-    assert_int_equal(lp_kv_set(&cfg, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", lp_test_scratch_dir()), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "1"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.lr", "0"), LP_OK); /* lr 0: the weights must not move */
     assert_int_equal(lp_kv_set(&cfg, "train.bptt", "8"), LP_OK);
@@ -426,9 +394,9 @@ static void test_finetune_from_checkpoint(void **state) {
 
     /* a vocabulary mismatch is refused: cap the vocabulary at 10 words */
     lp_kv_init(&cfg);
-    assert_int_equal(lp_kv_set(&cfg, "data.dir", g_dir), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", lp_test_scratch_dir()), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "data.max_words", "10"), LP_OK);
-    snprintf(dst, sizeof dst, "%s/ft_bad", g_dir);
+    snprintf(dst, sizeof dst, "%s/ft_bad", lp_test_scratch_dir());
     lp_lm_run_opts ob = {.run_dir = dst, .quiet = 1, .init_ckpt = ck};
     assert_int_equal(lp_lm_train_run(&cfg, &ob, &r), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "vocabulary"));
@@ -446,5 +414,5 @@ int main(void) {
         cmocka_unit_test(test_mid_epoch_resume),
         cmocka_unit_test(test_finetune_from_checkpoint),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, setup_dir, lp_test_scratch_teardown);
 }

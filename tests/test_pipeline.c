@@ -14,60 +14,32 @@
 
 #include "core/ckpt.h"
 #include "core/fileio.h"
-#include "data/synth.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
 #include "prune/pipeline.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
+#include "tests/common/scratch.h"
+#include "tests/common/yt8m_set.h"
 
-static char dir[256];
 static char baseline_ckpt[512];
 
-static const char *in_dir(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const lp_test_yt8m_set set = {.seed = 11, .videos = 240, .frames_max = 16, .rgb = 48, .audio = 16,
+                                     .shuffle_buffer = 64};
 
 static void base_cfg(lp_kv *kv, int epochs) {
-    lp_kv_init(kv);
-    lp_kv_set(kv, "data.train", in_dir("data/train*.tfrecord"));
-    lp_kv_set(kv, "data.valid", in_dir("data/validate*.tfrecord"));
-    lp_kv_set(kv, "data.test", in_dir("data/test*.tfrecord"));
-    lp_kv_set(kv, "data.frame_features", "rgb:48,audio:16");
-    lp_kv_set(kv, "data.classes", "6");
-    lp_kv_set(kv, "data.shuffle_buffer", "64");
-    lp_kv_set_int(kv, "train.epochs", epochs);
-    lp_kv_set(kv, "train.batch", "16");
-    lp_kv_set(kv, "train.lr", "0.01");
-    lp_kv_set(kv, "train.seed", "5");
+    lp_test_yt8m_cfg(kv, &set, LP_TEST_YT8M_VALID | LP_TEST_YT8M_TEST, epochs, 5);
     lp_runcfg_defaults(kv);
     lp_model_default_kv(kv, LP_MODEL_PAPER, 64, 24, 1, 6, 2, 0);
 }
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/lp_test_pipeline_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    lp_synth_config sc;
-    lp_synth_config_default(&sc, 6, 11);
-    sc.frames_min = 6;
-    sc.frames_max = 16;
-    sc.labels_max = 2;
-    if (lp_yt8m_features_parse(&sc.frame, "rgb:48,audio:16") != LP_OK) return -1;
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    o.out_dir = in_dir("data");
-    o.videos = 240;
-    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:48,mean_audio:16") != LP_OK) return -1;
-    if (lp_synth_write(&sc, &o) != LP_OK) return -1;
+    if (lp_test_yt8m_setup("pipeline", &set) != 0) return -1;
     /* One trained baseline shared by the oneshot/iterative tests. */
     lp_kv cfg;
     base_cfg(&cfg, 6);
-    lp_train_opts to = {.run_dir = in_dir("baseline"), .quiet = 1};
+    lp_train_opts to = {.run_dir = lp_test_scratch_path("baseline"), .quiet = 1};
     lp_train_result r;
     lp_status s = lp_train(&cfg, &to, &r);
     lp_kv_free(&cfg);
@@ -75,15 +47,8 @@ static int setup(void **state) {
         fprintf(stderr, "baseline: %s\n", lp_last_error());
         return -1;
     }
-    snprintf(baseline_ckpt, sizeof baseline_ckpt, "%s", in_dir("baseline/best.ckpt"));
+    snprintf(baseline_ckpt, sizeof baseline_ckpt, "%s", lp_test_scratch_path("baseline/best.ckpt"));
     return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static void small_opts(lp_pipeline_opts *o, lp_kv *cfg, const char *out) {
@@ -121,7 +86,7 @@ static void test_oneshot_eigen_gm(void **state) {
     lp_kv cfg;
     base_cfg(&cfg, 6);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, in_dir("oneshot"));
+    small_opts(&o, &cfg, lp_test_scratch_path("oneshot"));
     o.baseline_ckpt = baseline_ckpt;
     o.prune.rates.target_rate = 0.5;
     lp_pipeline_result r;
@@ -137,7 +102,7 @@ static void test_oneshot_eigen_gm(void **state) {
     /* The mean rate is as close to 0.5 as the discrete sizes allow (group sizes 12, 12, 24). */
     assert_true(fabs(r.mean_rate - 0.5) < 0.05);
     int units[8], n;
-    ckpt_units(in_dir("oneshot/pruned.ckpt"), units, &n);
+    ckpt_units(lp_test_scratch_path("oneshot/pruned.ckpt"), units, &n);
     assert_int_equal(n, 3);
     double rate = 0;
     int before[3] = {12, 12, 24};
@@ -148,15 +113,15 @@ static void test_oneshot_eigen_gm(void **state) {
     assert_true(fabs(rate / 3 - r.mean_rate) < 1e-9);
     /* The fine-tuned model has the pruned sizes. */
     int fu[8], fn;
-    ckpt_units(in_dir("oneshot/finetune/best.ckpt"), fu, &fn);
+    ckpt_units(lp_test_scratch_path("oneshot/finetune/best.ckpt"), fu, &fn);
     assert_memory_equal(fu, units, sizeof(int) * 3);
-    assert_true(file_has(in_dir("oneshot/report.md"), "| bilstm.fw | 12 |"));
-    assert_true(file_has(in_dir("oneshot/report.json"), "\"units_after\""));
-    assert_true(file_has(in_dir("oneshot/spectra.csv"), "lstm2,24,"));
-    assert_true(file_has(in_dir("oneshot/models.csv"), "fine-tuned,"));
+    assert_true(file_has(lp_test_scratch_path("oneshot/report.md"), "| bilstm.fw | 12 |"));
+    assert_true(file_has(lp_test_scratch_path("oneshot/report.json"), "\"units_after\""));
+    assert_true(file_has(lp_test_scratch_path("oneshot/spectra.csv"), "lstm2,24,"));
+    assert_true(file_has(lp_test_scratch_path("oneshot/models.csv"), "fine-tuned,"));
     /* The pruned checkpoint records what was done. */
     lp_ckpt c;
-    assert_int_equal(lp_ckpt_load(&c, in_dir("oneshot/pruned.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("oneshot/pruned.ckpt")), LP_OK);
     assert_non_null(lp_kv_get(&c.meta, "plan.summary"));
     assert_string_equal(lp_kv_get(&c.meta, "plan.criterion"), "gm");
     lp_ckpt_free(&c);
@@ -169,7 +134,7 @@ static void test_pruned_equals_masked_baseline(void **state) {
     (void)state;
     lp_model base, pruned;
     assert_int_equal(lp_model_load(&base, baseline_ckpt, NULL), LP_OK);
-    assert_int_equal(lp_model_load(&pruned, in_dir("oneshot/pruned.ckpt"), NULL), LP_OK);
+    assert_int_equal(lp_model_load(&pruned, lp_test_scratch_path("oneshot/pruned.ckpt"), NULL), LP_OK);
     for (int g = 0; g < base.n_groups; g++) {
         const lp_paper_group *bg = &base.groups[g], *pg = &pruned.groups[g];
         unsigned char *keep = calloc((size_t)bg->units, 1);
@@ -215,7 +180,7 @@ static void test_uniform_l2_rates_exact(void **state) {
     lp_kv cfg;
     base_cfg(&cfg, 6);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, in_dir("uniform"));
+    small_opts(&o, &cfg, lp_test_scratch_path("uniform"));
     o.baseline_ckpt = baseline_ckpt;
     o.finetune_epochs = 0;
     o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
@@ -225,7 +190,7 @@ static void test_uniform_l2_rates_exact(void **state) {
     assert_int_equal(lp_pipeline_run(&o, &r), LP_OK);
     assert_int_equal(r.n_rows, 3); /* no fine-tuning row */
     int units[8], n;
-    ckpt_units(in_dir("uniform/pruned.ckpt"), units, &n);
+    ckpt_units(lp_test_scratch_path("uniform/pruned.ckpt"), units, &n);
     assert_int_equal(units[0], 9); /* 12 - round(0.25*12) */
     assert_int_equal(units[1], 9);
     assert_int_equal(units[2], 18); /* 24 - 6 */
@@ -237,7 +202,7 @@ static void test_iterative_reaches_target(void **state) {
     lp_kv cfg;
     base_cfg(&cfg, 6);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, in_dir("iterative"));
+    small_opts(&o, &cfg, lp_test_scratch_path("iterative"));
     o.baseline_ckpt = baseline_ckpt;
     o.schedule = LP_SCHED_ITERATIVE;
     o.iterative_steps = 2;
@@ -248,14 +213,14 @@ static void test_iterative_reaches_target(void **state) {
     if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s, LP_OK);
     int u1[8], u2[8], n;
-    ckpt_units(in_dir("iterative/step1/pruned.ckpt"), u1, &n);
-    ckpt_units(in_dir("iterative/step2/pruned.ckpt"), u2, &n);
+    ckpt_units(lp_test_scratch_path("iterative/step1/pruned.ckpt"), u1, &n);
+    ckpt_units(lp_test_scratch_path("iterative/step2/pruned.ckpt"), u2, &n);
     /* step 1 prunes towards 0.25 of the original, step 2 towards 0.5 */
     assert_int_equal(u1[2], 18);
     assert_int_equal(u2[2], 12);
     assert_true(u2[0] <= u1[0] && u2[0] == 6);
     assert_true(fabs(r.mean_rate - 0.5) < 1e-9);
-    assert_true(file_has(in_dir("iterative/report.md"), "| lstm2 | 24 | 12 |"));
+    assert_true(file_has(lp_test_scratch_path("iterative/report.md"), "| lstm2 | 24 | 12 |"));
     lp_kv_free(&cfg);
 }
 
@@ -264,7 +229,7 @@ static void test_soft_schedule(void **state) {
     lp_kv cfg;
     base_cfg(&cfg, 3);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, in_dir("soft"));
+    small_opts(&o, &cfg, lp_test_scratch_path("soft"));
     o.schedule = LP_SCHED_SOFT;
     o.prune_every = 5;
     o.prune.rates.target_rate = 0.4;
@@ -283,7 +248,7 @@ static void test_iss_schedule(void **state) {
     lp_kv cfg;
     base_cfg(&cfg, 4);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, in_dir("iss"));
+    small_opts(&o, &cfg, lp_test_scratch_path("iss"));
     o.schedule = LP_SCHED_ISS;
     o.iss_lambda = 20;       /* strong enough to zero units of this tiny model in 4 epochs (lr 0.01) */
     o.iss_threshold = 1e-6;  /* the proximal step makes exact zeros */
@@ -294,7 +259,7 @@ static void test_iss_schedule(void **state) {
     fprintf(stderr, "iss: mean rate %.3f, params %zu -> %zu\n", r.mean_rate, r.rows[0].params, r.rows[1].params);
     assert_true(r.mean_rate > 0.05);
     assert_true(r.rows[1].params < r.rows[0].params);
-    assert_true(file_has(in_dir("iss/report.md"), "iss group lasso"));
+    assert_true(file_has(lp_test_scratch_path("iss/report.md"), "iss group lasso"));
     lp_kv_free(&cfg);
 }
 
@@ -372,5 +337,5 @@ int main(void) {
         cmocka_unit_test(test_iss_prox_exact),
         cmocka_unit_test(test_options_from_kv),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

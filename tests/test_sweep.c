@@ -21,7 +21,6 @@
 
 #include "core/alloc.h"
 #include "core/fileio.h"
-#include "data/synth.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
 #include "prune/compat.h"
@@ -30,61 +29,22 @@
 #include "prune/sensitivity.h"
 #include "prune/surgery.h"
 #include "prune/sweep.h"
+#include "tests/common/scratch.h"
+#include "tests/common/yt8m_set.h"
 
-static char dir[256];
-
-static const char *in_dir(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const lp_test_yt8m_set set = {.seed = 21, .videos = 200, .frames_max = 12, .rgb = 24, .audio = 8,
+                                     .shuffle_buffer = 32};
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/lp_test_sweep_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    lp_synth_config sc;
-    lp_synth_config_default(&sc, 6, 21);
-    sc.frames_min = 6;
-    sc.frames_max = 12;
-    sc.labels_max = 2;
-    if (lp_yt8m_features_parse(&sc.frame, "rgb:24,audio:8") != LP_OK) return -1;
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    o.out_dir = in_dir("data");
-    o.videos = 200;
-    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:24,mean_audio:8") != LP_OK) return -1;
-    if (lp_synth_write(&sc, &o) != LP_OK) {
-        fprintf(stderr, "synth: %s\n", lp_last_error());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_yt8m_setup("sweep", &set);
 }
 
 /* The tiny grid: paper model H = 8 (BiLSTM 4 + 4, LSTM 8), 2 epochs, 1 fine-tuning epoch. */
 static void tiny_config(lp_kv *kv) {
-    lp_kv_init(kv);
-    lp_kv_set(kv, "data.train", in_dir("data/train*.tfrecord"));
-    lp_kv_set(kv, "data.valid", in_dir("data/validate*.tfrecord"));
-    lp_kv_set(kv, "data.test", in_dir("data/test*.tfrecord"));
-    lp_kv_set(kv, "data.frame_features", "rgb:24,audio:8");
-    lp_kv_set(kv, "data.classes", "6");
-    lp_kv_set(kv, "data.shuffle_buffer", "32");
+    lp_test_yt8m_cfg(kv, &set, LP_TEST_YT8M_VALID | LP_TEST_YT8M_TEST, 2, 3);
     lp_kv_set(kv, "model.arch", "paper");
     lp_kv_set(kv, "model.hidden", "8");
-    lp_kv_set(kv, "train.epochs", "2");
-    lp_kv_set(kv, "train.batch", "16");
-    lp_kv_set(kv, "train.lr", "0.01");
-    lp_kv_set(kv, "train.seed", "3");
     lp_kv_set(kv, "prune.finetune_epochs", "1");
     lp_kv_set(kv, "prune.stats_batches", "4");
     lp_kv_set(kv, "prune.prune_every", "4");
@@ -248,7 +208,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     lp_kv kv;
     tiny_config(&kv);
     lp_sweep_summary s1, s2, s3;
-    run_sweep(&kv, in_dir("run1"), 0, &s1);
+    run_sweep(&kv, lp_test_scratch_path("run1"), 0, &s1);
     assert_int_equal(s1.cells_total, N_TINY_CELLS);
     assert_int_equal(s1.cells_run, N_TINY_CELLS);
     assert_int_equal(s1.cells_done, N_TINY_CELLS);
@@ -259,7 +219,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
                                         "cells/soft-uniform-gm-r0.50/result.txt", "cells/iss-lambda0.02/result.txt"};
     char path[700];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", in_dir("run1"), files[i]);
+        snprintf(path, sizeof path, "%s/%s", lp_test_scratch_path("run1"), files[i]);
         if (!exists(path)) fprintf(stderr, "missing %s\n", path);
         assert_true(exists(path));
     }
@@ -268,12 +228,12 @@ static void test_sweep_deterministic_and_resumable(void **state) {
         static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
                                           "curves.png"};
         for (int i = 0; i < 5; i++) {
-            snprintf(path, sizeof path, "%s/%s", in_dir("run1"), png[i]);
+            snprintf(path, sizeof path, "%s/%s", lp_test_scratch_path("run1"), png[i]);
             assert_true(exists(path));
         }
     }
     int rows1, rows2;
-    snprintf(path, sizeof path, "%s/results.csv", in_dir("run1"));
+    snprintf(path, sizeof path, "%s/results.csv", lp_test_scratch_path("run1"));
     char *csv1 = csv_without_timing(path, &rows1);
     assert_int_equal(rows1, 2 + N_TINY_CELLS); /* baseline, prior, cells */
 
@@ -293,14 +253,14 @@ static void test_sweep_deterministic_and_resumable(void **state) {
 
     /* Killed after the baseline's last epoch, before it was marked trained: it is measured, not retrained
      * (a finished run cannot be resumed), and nothing else is redone. */
-    snprintf(path, sizeof path, "%s/baseline/trained", in_dir("run1"));
+    snprintf(path, sizeof path, "%s/baseline/trained", lp_test_scratch_path("run1"));
     assert_int_equal(unlink(path), 0);
-    snprintf(path, sizeof path, "%s/cells/baseline/result.txt", in_dir("run1"));
+    snprintf(path, sizeof path, "%s/cells/baseline/result.txt", lp_test_scratch_path("run1"));
     assert_int_equal(unlink(path), 0);
-    snprintf(path, sizeof path, "%s/baseline/valid.tsv", in_dir("run1"));
+    snprintf(path, sizeof path, "%s/baseline/valid.tsv", lp_test_scratch_path("run1"));
     char *valid_before = slurp(path);
     lp_sweep_summary s0;
-    run_sweep(&kv, in_dir("run1"), 0, &s0);
+    run_sweep(&kv, lp_test_scratch_path("run1"), 0, &s0);
     assert_int_equal(s0.baseline_run, 1);
     assert_int_equal(s0.cells_run, 0);
     assert_int_equal(s0.cells_skipped, N_TINY_CELLS);
@@ -308,22 +268,22 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     assert_string_equal(valid_before, valid_after); /* no epoch was added */
     free(valid_before);
     free(valid_after);
-    snprintf(path, sizeof path, "%s/results.csv", in_dir("run1"));
+    snprintf(path, sizeof path, "%s/results.csv", lp_test_scratch_path("run1"));
     char *csv1b = csv_without_timing(path, &rows1);
     assert_string_equal(csv1, csv1b);
     free(csv1b);
 
     /* The same sweep again, killed after two cells ... */
-    run_sweep(&kv, in_dir("run2"), 2, &s2);
+    run_sweep(&kv, lp_test_scratch_path("run2"), 2, &s2);
     assert_int_equal(s2.cells_run, 2);
     assert_int_equal(s2.cells_done, 2);
-    snprintf(path, sizeof path, "%s/results.csv", in_dir("run2"));
+    snprintf(path, sizeof path, "%s/results.csv", lp_test_scratch_path("run2"));
     char *partial = csv_without_timing(path, &rows2);
     assert_int_equal(rows2, 2 + 2); /* the outputs are written from the finished cells */
     free(partial);
     /* make a finished cell recognisable: a skipped cell keeps its result file untouched */
     char r0[700], junk[700];
-    snprintf(r0, sizeof r0, "%s/cells/oneshot-eigen-gm-r0.25/result.txt", in_dir("run2"));
+    snprintf(r0, sizeof r0, "%s/cells/oneshot-eigen-gm-r0.25/result.txt", lp_test_scratch_path("run2"));
     char *first = slurp(r0);
     FILE *f = fopen(r0, "w");
     assert_non_null(f);
@@ -332,7 +292,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     fclose(f);
     free(first);
     /* ... in the middle of the third cell */
-    snprintf(junk, sizeof junk, "%s/cells/oneshot-eigen-l2-r0.25", in_dir("run2"));
+    snprintf(junk, sizeof junk, "%s/cells/oneshot-eigen-l2-r0.25", lp_test_scratch_path("run2"));
     assert_int_equal(lp_mkdirs(junk), LP_OK);
     strcat(junk, "/half-written.ckpt");
     f = fopen(junk, "w");
@@ -340,7 +300,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     fputs("x", f);
     fclose(f);
     /* ... and rerun: the baseline and the finished cells are not redone, the partial cell is */
-    run_sweep(&kv, in_dir("run2"), 0, &s3);
+    run_sweep(&kv, lp_test_scratch_path("run2"), 0, &s3);
     assert_int_equal(s3.baseline_run, 0);
     assert_int_equal(s3.cells_skipped, 2);
     assert_int_equal(s3.cells_run, N_TINY_CELLS - 2);
@@ -356,7 +316,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     /* Re-measuring the latency changes the timing columns only. */
     lp_sweep_summary s4;
     lp_sweep_opts oq = {.quiet = 1};
-    assert_int_equal(lp_sweep_remeasure(&kv, in_dir("run2"), 1, &oq, &s4), LP_OK);
+    assert_int_equal(lp_sweep_remeasure(&kv, lp_test_scratch_path("run2"), 1, &oq, &s4), LP_OK);
     assert_int_equal(s4.cells_done, N_TINY_CELLS);
     char *csv4 = csv_without_timing(path, &rows2);
     assert_string_equal(csv1, csv4);
@@ -368,7 +328,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     /* a rerun with another base configuration is refused (grid keys may change) */
     lp_kv_set(&kv, "train.lr", "0.02");
     lp_sweep_opts o = {.quiet = 1};
-    assert_int_equal(lp_sweep_run(&kv, in_dir("run2"), &o, NULL), LP_ERR_ARG);
+    assert_int_equal(lp_sweep_run(&kv, lp_test_scratch_path("run2"), &o, NULL), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "train.lr"));
     free(csv1);
     free(csv2);
@@ -393,12 +353,12 @@ static void test_suggest_rule(void **state) {
 static void test_sensitivity(void **state) {
     (void)state;
     char ckpt[600];
-    snprintf(ckpt, sizeof ckpt, "%s/baseline/best.ckpt", in_dir("run1"));
+    snprintf(ckpt, sizeof ckpt, "%s/baseline/best.ckpt", lp_test_scratch_path("run1"));
     if (access(ckpt, F_OK) != 0) skip();
     lp_sensitivity_opts o;
     lp_sensitivity_opts_default(&o);
     o.ckpt = ckpt;
-    o.out_dir = in_dir("sens");
+    o.out_dir = lp_test_scratch_path("sens");
     o.n_rates = 3;
     o.rates[0] = 0.75, o.rates[1] = 0.25, o.rates[2] = 0.5; /* sorted by the run */
     o.max_drop = 0.02;
@@ -464,9 +424,9 @@ static void test_sensitivity(void **state) {
     /* the files */
     static const char *const files[] = {"sens/sensitivity.csv", "sens/sensitivity.md", "sens/suggested.txt",
                                         "sens/sensitivity.gp"};
-    for (int i = 0; i < 4; i++) assert_true(exists(in_dir(files[i])));
+    for (int i = 0; i < 4; i++) assert_true(exists(lp_test_scratch_path(files[i])));
     int rows;
-    char *csv = slurp(in_dir("sens/sensitivity.csv"));
+    char *csv = slurp(lp_test_scratch_path("sens/sensitivity.csv"));
     rows = 0;
     for (char *p = csv; *p; p++) rows += *p == '\n';
     assert_int_equal(rows, 1 + 3 * (1 + 3)); /* header; per group the unpruned row and 3 rates */
@@ -485,5 +445,5 @@ int main(void) {
         cmocka_unit_test(test_sweep_deterministic_and_resumable),
         cmocka_unit_test(test_sensitivity),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

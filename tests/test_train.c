@@ -13,63 +13,24 @@
 
 #include "core/ckpt.h"
 #include "core/fileio.h"
-#include "data/synth.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
-
-static char dir[256];
-
-static const char *in_dir(const char *name) {
-    static char buf[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+#include "tests/common/scratch.h"
+#include "tests/common/yt8m_set.h"
 
 /* 240 short videos, 6 classes, small features: a few seconds of training learns them. */
+static const lp_test_yt8m_set set = {.seed = 7, .videos = 240, .frames_max = 16, .rgb = 48, .audio = 16,
+                                     .shuffle_buffer = 64};
+
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/lp_test_train_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
-    lp_synth_config sc;
-    lp_synth_config_default(&sc, 6, 7);
-    sc.frames_min = 6;
-    sc.frames_max = 16;
-    sc.labels_max = 2;
-    if (lp_yt8m_features_parse(&sc.frame, "rgb:48,audio:16") != LP_OK) return -1;
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    o.out_dir = in_dir("data");
-    o.videos = 240;
-    if (lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:48,mean_audio:16") != LP_OK) return -1;
-    if (lp_synth_write(&sc, &o) != LP_OK) {
-        fprintf(stderr, "synth: %s\n", lp_last_error());
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_yt8m_setup("train", &set);
 }
 
 /* The configuration the tests share: paper model, width 16, Adam. */
 static void base_cfg(lp_kv *kv, int epochs) {
-    lp_kv_init(kv);
-    lp_kv_set(kv, "data.train", in_dir("data/train*.tfrecord"));
-    lp_kv_set(kv, "data.valid", in_dir("data/validate*.tfrecord"));
-    lp_kv_set(kv, "data.frame_features", "rgb:48,audio:16");
-    lp_kv_set(kv, "data.classes", "6");
-    lp_kv_set(kv, "data.shuffle_buffer", "64");
-    lp_kv_set_int(kv, "train.epochs", epochs);
-    lp_kv_set(kv, "train.batch", "16");
-    lp_kv_set(kv, "train.lr", "0.01");
-    lp_kv_set(kv, "train.seed", "3");
+    lp_test_yt8m_cfg(kv, &set, LP_TEST_YT8M_VALID, epochs, 3);
     lp_kv_set(kv, "model.dropout", "0.1");
     assert_int_equal(lp_runcfg_defaults(kv), LP_OK);
     assert_int_equal(lp_model_default_kv(kv, LP_MODEL_PAPER, 64, 16, 1, 6, 2, 0.1f), LP_OK);
@@ -103,20 +64,20 @@ static void test_training_learns(void **state) {
     lp_ckpt_init(&c0);
     for (int i = 0; i < cfg.count; i++) lp_kv_set(&c0.meta, cfg.keys[i], cfg.vals[i]);
     assert_int_equal(lp_model_add_to_ckpt(&m0, &c0), LP_OK);
-    assert_int_equal(lp_ckpt_save(&c0, in_dir("untrained.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_save(&c0, lp_test_scratch_path("untrained.ckpt")), LP_OK);
     lp_ckpt_free(&c0);
     lp_model_free(&m0);
     lp_kv_free(&cfg);
     base_cfg(&cfg, 12);
-    lp_train_opts o = {.run_dir = in_dir("learn"), .quiet = 1};
+    lp_train_opts o = {.run_dir = lp_test_scratch_path("learn"), .quiet = 1};
     lp_train_result r1;
     lp_status s = lp_train(&cfg, &o, &r1);
     if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s, LP_OK);
     assert_int_equal(r1.epochs_done, 12);
     lp_eval_result e0, e1;
-    assert_int_equal(eval_ckpt(in_dir("untrained.ckpt"), &e0), LP_OK);
-    assert_int_equal(eval_ckpt(in_dir("learn/last.ckpt"), &e1), LP_OK);
+    assert_int_equal(eval_ckpt(lp_test_scratch_path("untrained.ckpt"), &e0), LP_OK);
+    assert_int_equal(eval_ckpt(lp_test_scratch_path("learn/last.ckpt"), &e1), LP_OK);
     fprintf(stderr, "untrained: loss %.4f GAP %.4f; trained: loss %.4f GAP %.4f (best %.4f)\n", e0.loss, e0.m.gap, e1.loss,
             e1.m.gap, r1.best_gap);
     /* The planted structure is strong: training must lower the loss and raise GAP by a wide margin. */
@@ -125,13 +86,13 @@ static void test_training_learns(void **state) {
     /* The logs have one row per step and one per epoch (plus headers). */
     char *buf;
     size_t len;
-    assert_int_equal(lp_file_read_all(in_dir("learn/valid.tsv"), &buf, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("learn/valid.tsv"), &buf, &len), LP_OK);
     int lines = 0;
     for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
     assert_int_equal(lines, 13);
     free(buf);
-    assert_int_equal(access(in_dir("learn/best.ckpt"), R_OK), 0);
-    assert_int_equal(access(in_dir("learn/config.txt"), R_OK), 0);
+    assert_int_equal(access(lp_test_scratch_path("learn/best.ckpt"), R_OK), 0);
+    assert_int_equal(access(lp_test_scratch_path("learn/config.txt"), R_OK), 0);
     lp_kv_free(&cfg);
 }
 
@@ -145,9 +106,9 @@ static void test_save_load_identical_predictions(void **state) {
     lp_ckpt c;
     lp_ckpt_init(&c);
     assert_int_equal(lp_model_add_to_ckpt(&m, &c), LP_OK);
-    assert_int_equal(lp_ckpt_save(&c, in_dir("m.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_save(&c, lp_test_scratch_path("m.ckpt")), LP_OK);
     lp_ckpt_free(&c);
-    assert_int_equal(lp_model_load(&back, in_dir("m.ckpt"), NULL), LP_OK);
+    assert_int_equal(lp_model_load(&back, lp_test_scratch_path("m.ckpt"), NULL), LP_OK);
     assert_int_equal(back.params->numel, m.params->numel);
     assert_memory_equal(back.params->data, m.params->data, m.params->numel * sizeof(float));
     lp_eval_result a, b;
@@ -186,36 +147,37 @@ static void test_resume_equals_uninterrupted(void **state) {
     lp_kv cfg;
     lp_train_result r;
     base_cfg(&cfg, 4);
-    lp_train_opts o = {.run_dir = in_dir("full"), .quiet = 1};
+    lp_train_opts o = {.run_dir = lp_test_scratch_path("full"), .quiet = 1};
     assert_int_equal(lp_train(&cfg, &o, &r), LP_OK);
     lp_kv_free(&cfg);
 
     base_cfg(&cfg, 4);
-    o.run_dir = in_dir("split");
+    o.run_dir = lp_test_scratch_path("split");
     o.stop_after_epochs = 2;
     lp_status s0 = lp_train(&cfg, &o, &r);
     if (s0 != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s0, LP_OK);
     assert_int_equal(r.epochs_done, 2);
     lp_kv_free(&cfg);
-    assert_false(files_equal(in_dir("full/last.ckpt"), in_dir("split/last.ckpt")));
+    assert_false(files_equal(lp_test_scratch_path("full/last.ckpt"), lp_test_scratch_path("split/last.ckpt")));
 
     lp_kv_init(&cfg); /* the resumed run takes everything from the run directory */
     char split_dir[512];
-    snprintf(split_dir, sizeof split_dir, "%s", in_dir("split")); /* in_dir() recycles its buffers */
+    /* lp_test_scratch_path() recycles its buffers */
+    snprintf(split_dir, sizeof split_dir, "%s", lp_test_scratch_path("split"));
     lp_train_opts ro = {.run_dir = split_dir, .quiet = 1, .resume = 1};
     lp_status s = lp_train(&cfg, &ro, &r);
     if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s, LP_OK);
     assert_int_equal(r.epochs_done, 4);
-    assert_true(files_equal(in_dir("full/last.ckpt"), in_dir("split/last.ckpt")));
-    assert_true(files_equal(in_dir("full/best.ckpt"), in_dir("split/best.ckpt")));
+    assert_true(files_equal(lp_test_scratch_path("full/last.ckpt"), lp_test_scratch_path("split/last.ckpt")));
+    assert_true(files_equal(lp_test_scratch_path("full/best.ckpt"), lp_test_scratch_path("split/best.ckpt")));
     /* The logs of both runs are identical apart from the timing columns: compare the valid.tsv rows'
      * metric columns and the number of train.tsv rows. */
     char *a, *b;
     size_t la, lb;
-    assert_int_equal(lp_file_read_all(in_dir("full/train.tsv"), &a, &la), LP_OK);
-    assert_int_equal(lp_file_read_all(in_dir("split/train.tsv"), &b, &lb), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("full/train.tsv"), &a, &la), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("split/train.tsv"), &b, &lb), LP_OK);
     int na = 0, nb = 0;
     for (size_t i = 0; i < la; i++) na += a[i] == '\n';
     for (size_t i = 0; i < lb; i++) nb += b[i] == '\n';
@@ -244,7 +206,7 @@ static void test_nan_guard_keeps_last_checkpoint(void **state) {
     lp_train_result r;
     base_cfg(&cfg, 3);
     int64_t at = 20; /* inside epoch 2 (11 steps per epoch) */
-    lp_train_opts o = {.run_dir = in_dir("nan"), .quiet = 1};
+    lp_train_opts o = {.run_dir = lp_test_scratch_path("nan"), .quiet = 1};
     o.hooks.user = &at;
     o.hooks.after_backward = poison;
     lp_status s = lp_train(&cfg, &o, &r);
@@ -252,7 +214,7 @@ static void test_nan_guard_keeps_last_checkpoint(void **state) {
     assert_non_null(strstr(lp_last_error(), "step 21"));
     assert_non_null(strstr(lp_last_error(), "last.ckpt"));
     lp_ckpt c;
-    assert_int_equal(lp_ckpt_load(&c, in_dir("nan/last.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("nan/last.ckpt")), LP_OK);
     assert_string_equal(lp_kv_get(&c.meta, "state.epoch"), "1"); /* written after epoch 1, not later */
     for (int i = 0; i < c.n; i++)
         for (size_t j = 0; j < c.t[i].numel; j++) assert_true(isfinite(c.t[i].data[j]));
@@ -271,10 +233,10 @@ static void test_shape_mismatch_is_clear(void **state) {
     lp_ckpt_init(&c);
     assert_int_equal(lp_model_add_to_ckpt(&m, &c), LP_OK);
     assert_int_equal(lp_kv_set(&c.meta, "model.units", "8,8,12"), LP_OK); /* config says smaller */
-    assert_int_equal(lp_ckpt_save(&c, in_dir("bad.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_save(&c, lp_test_scratch_path("bad.ckpt")), LP_OK);
     lp_ckpt_free(&c);
     lp_model back;
-    lp_status s = lp_model_load(&back, in_dir("bad.ckpt"), NULL);
+    lp_status s = lp_model_load(&back, lp_test_scratch_path("bad.ckpt"), NULL);
     fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s, LP_ERR_SHAPE);
     assert_non_null(strstr(lp_last_error(), "lstm2.w_ih"));
@@ -291,5 +253,5 @@ int main(void) {
         cmocka_unit_test(test_nan_guard_keeps_last_checkpoint),
         cmocka_unit_test(test_shape_mismatch_is_clear),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

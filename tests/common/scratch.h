@@ -1,0 +1,26 @@
+/* scratch: the temporary directory of a test program that writes files (synthetic data sets, run
+ * directories, checkpoints). The group setup makes it, the tests name files inside it, and
+ * lp_test_scratch_teardown, the group teardown, removes it with everything in it:
+ *
+ *     static int setup(void **state) { (void)state; return lp_test_scratch_make("train"); }
+ *     ... lp_test_scratch_path("run/last.ckpt") ...
+ *     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
+ *
+ * One directory per test program (its tests run one after another). */
+#ifndef LP_TEST_SCRATCH_H
+#define LP_TEST_SCRATCH_H
+
+/* Create /tmp/lp_test_<tag>_XXXXXX (mkdtemp). 0, or -1 (cmocka's convention for a failed setup). */
+int lp_test_scratch_make(const char *tag);
+
+/* The directory lp_test_scratch_make created. */
+const char *lp_test_scratch_dir(void);
+
+/* "<dir>/<name>" in one of 8 static buffers used in turn: a result stays valid for the next 7 calls,
+ * enough for the handful of paths one call of the library takes. */
+const char *lp_test_scratch_path(const char *name);
+
+/* A cmocka group teardown (`state` is not used): rm -rf the directory. 0, or -1. */
+int lp_test_scratch_teardown(void **state);
+
+#endif
