@@ -4,6 +4,7 @@
 #include "lm/lm_train.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,7 +515,8 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     if (s == LP_OK && o->resume)
         s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "train.tsv", path, sizeof path), t.epoch + 1, t.window);
     if (s == LP_OK && o->resume)
-        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "valid.tsv", path, sizeof path), t.epoch, 0);
+        s = lp_rundir_truncate_tsv(lp_rundir_path(o->run_dir, "valid.tsv", path, sizeof path), t.epoch,
+                                   LLONG_MAX); /* column 2 is the lr: epochs only */
     if (s == LP_OK)
         s = lp_rundir_open_log(o->run_dir, "train.tsv", "epoch\twindow\twindows\tlr\tnll\tppl\twords_per_s\telapsed_s",
                                &t.train_log);

@@ -299,6 +299,29 @@ static void test_resume_equals_uninterrupted(void **state) {
     lp_kv_free(&saved);
 }
 
+/* The recipes start at lr 1 and valid.tsv's second column is the lr: resume must keep the finished
+ * epochs' rows whatever that column holds (it once compared it with the window index and dropped them). */
+static void test_resume_keeps_valid_rows_at_lr_1(void **state) {
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/run_lr1", lp_test_scratch_dir());
+    lp_kv cfg;
+    tiny_cfg(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "train.lr", "1"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
+    lp_lm_run_opts o = {.run_dir = dir, .quiet = 1, .stop_after_epochs = 1};
+    lp_lm_run_result r;
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(count_lines(run_path("run_lr1", "valid.tsv")), 1 + 1);
+    lp_kv_init(&cfg);
+    lp_lm_run_opts orr = {.run_dir = dir, .resume = 1, .quiet = 1};
+    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(r.epochs_done, 2);
+    assert_int_equal(count_lines(run_path("run_lr1", "valid.tsv")), 1 + 2); /* epoch 1's row kept */
+}
+
 /* Mid-epoch checkpoints (train.save_every): interrupted inside epoch 1 and again inside epoch 2, resumed
  * each time, the run ends with the weights of the uninterrupted run A of the previous test. */
 static void test_mid_epoch_resume(void **state) {
@@ -411,6 +434,7 @@ int main(void) {
         cmocka_unit_test(test_model_keys),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_resume_keeps_valid_rows_at_lr_1),
         cmocka_unit_test(test_mid_epoch_resume),
         cmocka_unit_test(test_finetune_from_checkpoint),
     };
