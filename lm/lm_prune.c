@@ -270,15 +270,6 @@ lp_status lp_lm_prune_plan_make(const lp_lm *m, lp_stats *st, const lp_lm_prune_
 
 /* ---- surgery --------------------------------------------------------------------------------------- */
 
-static void zero_unit(const lp_paper_group *gr, int j) {
-    lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
-    const int n = lp_surgery_footprint(gr, j, segs);
-    for (int s = 0; s < n; s++) {
-        float *d = segs[s].t->data + segs[s].start;
-        for (int k = 0; k < segs[s].n; k++) d[(size_t)k * segs[s].stride] = 0.0f;
-    }
-}
-
 lp_status lp_lm_prune_mask(lp_lm *m, const lp_lm_prune_plan *p) {
     LP_TRY(plan_check(m, p));
     lp_paper_group groups[LP_LM_MAX_LAYERS];
@@ -287,113 +278,10 @@ lp_status lp_lm_prune_mask(lp_lm *m, const lp_lm_prune_plan *p) {
         int i = 0;
         for (int j = 0; j < groups[l].units; j++) {
             if (i < p->g[l].k && p->g[l].kept[i] == j) i++;
-            else zero_unit(&groups[l], j);
+            else lp_surgery_zero_unit(&groups[l], j);
         }
     }
     return LP_OK;
-}
-
-/* Every tensor is a matrix [rows, cols] (a vector [n] as [n, 1]); the target's element (r, c) comes
- * from the source's (rmap[r], cmap[c]). */
-typedef struct {
-    int rows, cols;
-    int *rmap, *cmap;
-} tensor_map;
-
-static void tensor_rc(const lp_tensor *t, int *rows, int *cols) {
-    *rows = t->ndim >= 1 ? t->dims[0] : 1;
-    *cols = t->ndim >= 2 ? t->dims[1] : 1;
-}
-
-static int param_index(const lp_params *ps, const char *name) {
-    for (int i = 0; i < ps->count; i++)
-        if (!strcmp(ps->items[i].name, name)) return i;
-    return -1;
-}
-
-/* The generic part of a shrink: any model whose LSTM unit groups are lp_paper_group descriptions over one
- * lp_params block (the LM here; the video models have the same shape of data). Groups renumber their
- * gate rows (w_ih, w_hh, b: gate q of new unit u is row q*k + u, formerly q*H + kept[u]), the columns of
- * w_hh, and their consumer's columns from consumer_col0; every other tensor is copied unchanged. Tensors
- * are matched by name; every source index is checked against the source tensor's shape. */
-static lp_status gather_groups(const lp_params *pin, const lp_paper_group *gin, const lp_params *pout,
-                               const lp_paper_group *gout, int n_groups, int *const *kept, const int *n_kept,
-                               const float *src, float *dst) {
-    const int n = pout->count;
-    tensor_map *tm = lp_calloc((size_t)n, sizeof *tm);
-    int *src_index = lp_malloc((size_t)n, sizeof(int));
-    lp_status s = tm && src_index ? LP_OK : LP_ERR_NOMEM;
-    for (int i = 0; i < n && s == LP_OK; i++) {
-        const lp_param *po = &pout->items[i];
-        src_index[i] = param_index(pin, po->name);
-        if (src_index[i] < 0) {
-            s = lp_errorf(LP_ERR_ARG, "surgery: the source model has no tensor '%s'", po->name);
-            break;
-        }
-        tensor_rc(&po->t, &tm[i].rows, &tm[i].cols);
-        tm[i].rmap = lp_malloc((size_t)tm[i].rows, sizeof(int));
-        tm[i].cmap = lp_malloc((size_t)tm[i].cols, sizeof(int));
-        if (!tm[i].rmap || !tm[i].cmap) {
-            s = LP_ERR_NOMEM;
-            break;
-        }
-        for (int r = 0; r < tm[i].rows; r++) tm[i].rmap[r] = r;
-        for (int c = 0; c < tm[i].cols; c++) tm[i].cmap[c] = c;
-    }
-    for (int g = 0; g < n_groups && s == LP_OK; g++) {
-        const lp_paper_group *gi = &gin[g], *go = &gout[g];
-        const int H = gi->units, k = n_kept[g];
-        if (go->units != k) {
-            s = lp_errorf(LP_ERR_ARG, "surgery: group %s of the target has %d units, the plan keeps %d", gi->name, go->units, k);
-            break;
-        }
-        const char *suffix[3] = {"w_ih", "w_hh", "b"};
-        for (int t = 0; t < 3 && s == LP_OK; t++) {
-            char name[LP_PARAM_NAME_MAX];
-            snprintf(name, sizeof name, "%.23s.%s", go->name, suffix[t]);
-            const int i = param_index(pout, name);
-            if (i < 0 || tm[i].rows != 4 * k || (t == 1 && tm[i].cols != k)) {
-                s = lp_errorf(LP_ERR_SHAPE, "surgery: tensor '%s' of the target does not have %d units", name, k);
-                break;
-            }
-            for (int q = 0; q < 4; q++)
-                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[g][u];
-            if (t == 1)
-                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[g][u];
-        }
-        const int ic = param_index(pout, go->consumer_name);
-        if (s == LP_OK && (ic < 0 || strcmp(go->consumer_name, gi->consumer_name) || go->consumer_col0 + k > tm[ic].cols))
-            s = lp_errorf(LP_ERR_SHAPE, "surgery: consumer '%s' of group %s does not match", go->consumer_name, gi->name);
-        for (int u = 0; u < k && s == LP_OK; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[g][u];
-    }
-    for (int i = 0; i < n && s == LP_OK; i++) {
-        const lp_param *po = &pout->items[i], *pi = &pin->items[src_index[i]];
-        int rows_in, cols_in;
-        tensor_rc(&pi->t, &rows_in, &cols_in);
-        int bad = po->t.ndim != pi->t.ndim;
-        for (int r = 0; r < tm[i].rows && !bad; r++) bad = tm[i].rmap[r] >= rows_in;
-        for (int c = 0; c < tm[i].cols && !bad; c++) bad = tm[i].cmap[c] >= cols_in;
-        if (bad) {
-            char b1[64], b2[64];
-            s = lp_errorf(LP_ERR_SHAPE, "surgery: tensor '%s' is %s in the target and %s in the source", po->name,
-                          lp_tensor_shape_str(&po->t, b1, sizeof b1), lp_tensor_shape_str(&pi->t, b2, sizeof b2));
-            break;
-        }
-        const float *sp = src + pi->offset;
-        float *dp = dst + po->offset;
-        for (int r = 0; r < tm[i].rows; r++) {
-            const float *srow = sp + (size_t)tm[i].rmap[r] * (size_t)cols_in;
-            float *drow = dp + (size_t)r * (size_t)tm[i].cols;
-            for (int c = 0; c < tm[i].cols; c++) drow[c] = srow[tm[i].cmap[c]];
-        }
-    }
-    for (int i = 0; tm && i < n; i++) {
-        lp_free(tm[i].rmap);
-        lp_free(tm[i].cmap);
-    }
-    lp_free(tm);
-    lp_free(src_index);
-    return s;
 }
 
 lp_status lp_lm_prune_gather(const lp_lm *in, const lp_lm_prune_plan *p, const lp_lm *out, const float *src, float *dst) {
@@ -409,7 +297,7 @@ lp_status lp_lm_prune_gather(const lp_lm *in, const lp_lm_prune_plan *p, const l
         kept[l] = p->g[l].kept;
         n_kept[l] = p->g[l].k;
     }
-    return gather_groups(&in->params, gi, &out->params, go, p->n_groups, kept, n_kept, src, dst);
+    return lp_surgery_gather_groups(&in->params, gi, &out->params, go, p->n_groups, kept, n_kept, src, dst);
 }
 
 lp_status lp_lm_prune_shrink(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *out) {
@@ -535,7 +423,7 @@ lp_status lp_lm_iss_zero_below(lp_lm *m, double threshold, int *zeroed) {
         }
         for (int j = 0; j < H; j++) {
             if (norms[j] >= threshold || (alive == 0 && j == best)) continue;
-            if (norms[j] > 0) zero_unit(&groups[l], j);
+            if (norms[j] > 0) lp_surgery_zero_unit(&groups[l], j);
             total++;
         }
     }

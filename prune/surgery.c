@@ -100,7 +100,7 @@ int lp_surgery_plan_kept_total(const lp_surgery_plan *p) {
 
 /* ---- masking ------------------------------------------------------------------------------------------- */
 
-static void zero_unit(const lp_paper_group *gr, int j) {
+void lp_surgery_zero_unit(const lp_paper_group *gr, int j) {
     lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
     const int n = lp_surgery_footprint(gr, j, segs);
     for (int s = 0; s < n; s++) {
@@ -114,7 +114,7 @@ lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep) {
         return lp_errorf(LP_ERR_ARG, "surgery: group %d does not exist (the model has %d)", g, m->n_groups);
     const lp_paper_group *gr = &m->groups[g];
     for (int j = 0; j < gr->units; j++)
-        if (!keep[j]) zero_unit(gr, j);
+        if (!keep[j]) lp_surgery_zero_unit(gr, j);
     return LP_OK;
 }
 
@@ -126,7 +126,7 @@ lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p) {
         int i = 0;
         for (int j = 0; j < gr->units; j++) {
             if (i < p->n_kept[g] && p->kept[g][i] == j) i++;
-            else zero_unit(gr, j);
+            else lp_surgery_zero_unit(gr, j);
         }
     }
     return LP_OK;
@@ -146,34 +146,27 @@ static void tensor_rc(const lp_tensor *t, int *rows, int *cols) {
     *cols = t->ndim >= 2 ? t->dims[1] : 1;
 }
 
-static int param_index(const lp_model *m, const char *name) {
-    const lp_param *p = lp_params_find_param(m->params, name);
-    return p ? (int)(p - m->params->items) : -1;
+static int param_index(const lp_params *ps, const char *name) {
+    for (int i = 0; i < ps->count; i++)
+        if (!strcmp(ps->items[i].name, name)) return i;
+    return -1;
 }
 
-lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const lp_model *out, const float *src,
-                            float *dst) {
-    LP_TRY(lp_surgery_plan_check(in, p));
-    if (out->kind != in->kind || out->n_groups != in->n_groups || out->params->count != in->params->count)
-        return lp_errorf(LP_ERR_ARG, "surgery: the target model was not built from this model (kind, groups or tensors "
-                                     "differ)");
-    for (int g = 0; g < in->n_groups; g++)
-        if (out->groups[g].units != p->n_kept[g])
+lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_paper_group *gin, const lp_params *pout,
+                                   const lp_paper_group *gout, int n_groups, int *const *kept, const int *n_kept,
+                                   const float *src, float *dst) {
+    for (int g = 0; g < n_groups; g++)
+        if (gout[g].units != n_kept[g])
             return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s) of the target model has %d units, the plan keeps %d", g,
-                             in->groups[g].name, out->groups[g].units, p->n_kept[g]);
-    const int n = out->params->count;
+                             gin[g].name, gout[g].units, n_kept[g]);
+    const int n = pout->count;
     tensor_map *tm = lp_calloc((size_t)n, sizeof *tm);
-    if (!tm) return LP_ERR_NOMEM;
-    lp_status s = LP_OK;
     int *src_index = lp_malloc((size_t)n, sizeof(int));
-    if (!src_index) {
-        s = LP_ERR_NOMEM;
-        goto done;
-    }
+    lp_status s = tm && src_index ? LP_OK : LP_ERR_NOMEM;
     // Identity maps, sized for the target tensors.
     for (int i = 0; i < n && s == LP_OK; i++) {
-        const lp_param *po = &out->params->items[i];
-        src_index[i] = param_index(in, po->name);
+        const lp_param *po = &pout->items[i];
+        src_index[i] = param_index(pin, po->name);
         if (src_index[i] < 0) {
             s = lp_errorf(LP_ERR_ARG, "surgery: the source model has no tensor '%s'", po->name);
             break;
@@ -188,35 +181,35 @@ lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const 
         for (int r = 0; r < tm[i].rows; r++) tm[i].rmap[r] = r;
         for (int c = 0; c < tm[i].cols; c++) tm[i].cmap[c] = c;
     }
-    if (s != LP_OK) goto done;
     // Each group renumbers its gate rows (w_ih, w_hh, b), the columns of w_hh and its consumer columns.
-    for (int g = 0; g < in->n_groups; g++) {
-        const lp_paper_group *gi = &in->groups[g], *go = &out->groups[g];
-        const int H = gi->units, k = p->n_kept[g];
-        const int *kept = p->kept[g];
-        char name[LP_PARAM_NAME_MAX];
+    for (int g = 0; g < n_groups && s == LP_OK; g++) {
+        const lp_paper_group *gi = &gin[g], *go = &gout[g];
+        const int H = gi->units, k = n_kept[g];
         const char *suffix[3] = {"w_ih", "w_hh", "b"};
-        for (int t = 0; t < 3; t++) {
-            snprintf(name, sizeof name, "%s.%s", go->name, suffix[t]);
-            const int i = param_index(out, name);
-            LP_CHECK(i >= 0 && tm[i].rows == 4 * k);
+        for (int t = 0; t < 3 && s == LP_OK; t++) {
+            char name[LP_PARAM_NAME_MAX];
+            snprintf(name, sizeof name, "%.23s.%s", go->name, suffix[t]);
+            const int i = param_index(pout, name);
+            if (i < 0 || tm[i].rows != 4 * k || (t == 1 && tm[i].cols != k)) {
+                s = lp_errorf(LP_ERR_SHAPE, "surgery: tensor '%s' of the target model does not have %d units", name, k);
+                break;
+            }
             // gate q of new unit u is row q*k + u; it was row q*H + kept[u]
             for (int q = 0; q < 4; q++)
-                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[u];
-            if (t == 1) {
-                LP_CHECK(tm[i].cols == k);
-                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[u];
-            }
+                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[g][u];
+            if (t == 1)
+                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[g][u];
         }
-        const int ic = param_index(out, go->consumer_name);
-        LP_CHECK(ic >= 0 && !strcmp(go->consumer_name, gi->consumer_name));
-        LP_CHECK(go->consumer_col0 + k <= tm[ic].cols);
-        for (int u = 0; u < k; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[u];
+        const int ic = param_index(pout, go->consumer_name);
+        if (s == LP_OK && (ic < 0 || strcmp(go->consumer_name, gi->consumer_name) || go->consumer_col0 + k > tm[ic].cols))
+            s = lp_errorf(LP_ERR_SHAPE, "surgery: consumer '%s' of group %d (%s) does not match between the target "
+                          "model and the source", go->consumer_name, g, gi->name);
+        for (int u = 0; u < k && s == LP_OK; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[g][u];
     }
     // Copy, checking that every source index lies inside the source tensor (a target built from another
     // plan or model would be caught here rather than read out of bounds).
     for (int i = 0; i < n && s == LP_OK; i++) {
-        const lp_param *po = &out->params->items[i], *pi = &in->params->items[src_index[i]];
+        const lp_param *po = &pout->items[i], *pi = &pin->items[src_index[i]];
         int rows_in, cols_in;
         tensor_rc(&pi->t, &rows_in, &cols_in);
         int bad = po->t.ndim != pi->t.ndim;
@@ -236,14 +229,23 @@ lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const 
             for (int c = 0; c < tm[i].cols; c++) drow[c] = srow[tm[i].cmap[c]];
         }
     }
-done:
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; tm && i < n; i++) {
         lp_free(tm[i].rmap);
         lp_free(tm[i].cmap);
     }
     lp_free(tm);
     lp_free(src_index);
     return s;
+}
+
+lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const lp_model *out, const float *src,
+                            float *dst) {
+    LP_TRY(lp_surgery_plan_check(in, p));
+    if (out->kind != in->kind || out->n_groups != in->n_groups || out->params->count != in->params->count)
+        return lp_errorf(LP_ERR_ARG, "surgery: the target model was not built from this model (kind, groups or tensors "
+                                     "differ)");
+    return lp_surgery_gather_groups(in->params, in->groups, out->params, out->groups, in->n_groups, p->kept, p->n_kept,
+                                    src, dst);
 }
 
 lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_model *out) {

@@ -94,6 +94,11 @@ int lp_surgery_plan_kept_total(const lp_surgery_plan *p);
  * (the model then ignores that group's input), though a plan can never ask for it. */
 lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep);
 
+/* Zero the footprint of unit j of group gr (0 <= j < gr->units; LP_CHECK) in place; gradients are not
+ * touched. The building block of lp_surgery_mask, for any model described by lp_paper_group views (the
+ * word-level LM's lm/lm_prune.c too). */
+void lp_surgery_zero_unit(const lp_paper_group *gr, int j);
+
 /* Mask every group down to the plan's kept units (checked as lp_surgery_plan_check). */
 lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p);
 
@@ -113,5 +118,19 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
  * with this plan (its kind, groups and sizes are checked: LP_ERR_ARG / LP_ERR_SHAPE otherwise). */
 lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const lp_model *out, const float *src,
                             float *dst);
+
+/* The model-independent part of lp_surgery_gather, for any model whose LSTM unit groups are
+ * lp_paper_group views over one lp_params block (the paper models here, the word-level LM in
+ * lm/lm_prune.c). gin[n_groups] describe the source model (parameters pin), gout[n_groups] the target
+ * (pout); group g keeps the n_kept[g] ascending units kept[g] (the caller has checked them against
+ * gin). Each group renumbers its gate rows (w_ih, w_hh, b: gate q of new unit u is row q*k + u,
+ * formerly q*H + kept[u]), the columns of w_hh, and its consumer's columns from consumer_col0; every
+ * other tensor is copied unchanged. Tensors are matched by name. src / dst are laid out like pin / pout.
+ * LP_ERR_ARG if a target group's size is not n_kept[g] or a target tensor has no source; LP_ERR_SHAPE
+ * with the tensor's name if a group's tensors or consumer do not fit, or a source index would fall
+ * outside its source tensor; LP_ERR_NOMEM. */
+lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_paper_group *gin, const lp_params *pout,
+                                   const lp_paper_group *gout, int n_groups, int *const *kept, const int *n_kept,
+                                   const float *src, float *dst);
 
 #endif
