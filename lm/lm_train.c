@@ -216,10 +216,7 @@ static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
     if (s == LP_OK && with_state) {
         s = lp_kv_setf(&c.meta, "state.dropout_rng", "%llu,%llu", (unsigned long long)t->drop.state,
                        (unsigned long long)t->drop.inc);
-        if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.opt_t", t->opt.t);
-        int dm[1] = {(int)lp_optim_m_numel(&t->opt)}, dv[1] = {(int)lp_optim_v_numel(&t->opt)};
-        if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
-        if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
+        if (s == LP_OK) s = lp_optim_save_state(&t->opt, &c);
     }
     if (s == LP_OK) s = lp_ckpt_save(&c, lp_rundir_path(t->o->run_dir, name, path, sizeof path));
     lp_ckpt_free(&c);
@@ -235,17 +232,14 @@ static lp_status restore_state(lm_trainer *t, const lp_ckpt *c, const char *path
     if (s == LP_OK) t->best_epoch = (int)v;
     if (s == LP_OK) s = lp_kv_get_double(&c->meta, "state.best_valid_ppl", &d);
     if (s == LP_OK) t->best_ppl = d;
-    if (s == LP_OK) s = lp_kv_get_int(&c->meta, "state.opt_t", &v);
     if (s != LP_OK) return lp_error_wrap(s, "%s", path);
-    t->opt.t = v;
+    LP_TRY(lp_optim_load_state(&t->opt, c, path));
     const char *r = lp_kv_get(&c->meta, "state.dropout_rng");
     unsigned long long st, inc;
     if (!r || sscanf(r, "%llu,%llu", &st, &inc) != 2)
         return lp_errorf(LP_ERR_FORMAT, "%s: state.dropout_rng is missing or malformed", path);
     t->drop.state = st;
     t->drop.inc = inc;
-    if (t->opt.m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", t->opt.m, lp_optim_m_numel(&t->opt), path));
-    if (t->opt.v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", t->opt.v, lp_optim_v_numel(&t->opt), path));
     t->window = (int)lp_kv_get_int_or(&c->meta, "state.window", 0);
     if (t->window < 0) return lp_errorf(LP_ERR_FORMAT, "%s: state.window = %d", path, t->window);
     if (t->window > 0) {

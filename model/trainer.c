@@ -58,12 +58,7 @@ static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);
     if (s == LP_OK) s = lp_kv_setf(&c.meta, "state.dropout_rng", "%llu,%llu", (unsigned long long)t->drop_rng.state,
                                    (unsigned long long)t->drop_rng.inc);
-    if (s == LP_OK && with_optimizer) {
-        s = lp_kv_set_int(&c.meta, "state.opt_t", t->opt.t);
-        int dm[1] = {(int)lp_optim_m_numel(&t->opt)}, dv[1] = {(int)lp_optim_v_numel(&t->opt)};
-        if (s == LP_OK && t->opt.m) s = lp_ckpt_add(&c, "opt.m", 1, dm, t->opt.m);
-        if (s == LP_OK && t->opt.v) s = lp_ckpt_add(&c, "opt.v", 1, dv, t->opt.v);
-    }
+    if (s == LP_OK && with_optimizer) s = lp_optim_save_state(&t->opt, &c);
     if (s == LP_OK) s = lp_ckpt_save(&c, lp_rundir_path(t->o->run_dir, name, path, sizeof path));
     lp_ckpt_free(&c);
     return s;
@@ -80,16 +75,12 @@ static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
     LP_TRY(lp_kv_get_double(&c->meta, "state.best_gap", &t->best_gap));
     LP_TRY(lp_kv_get_int(&c->meta, "state.best_epoch", &v));
     t->best_epoch = v;
-    LP_TRY(lp_kv_get_int(&c->meta, "state.opt_t", &v));
-    t->opt.t = v;
     const char *r = lp_kv_get(&c->meta, "state.dropout_rng");
     unsigned long long st, inc;
     if (!r || sscanf(r, "%llu,%llu", &st, &inc) != 2) return lp_errorf(LP_ERR_FORMAT, "%s: bad state.dropout_rng", path);
     t->drop_rng.state = st;
     t->drop_rng.inc = inc;
-    if (t->opt.m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", t->opt.m, lp_optim_m_numel(&t->opt), path));
-    if (t->opt.v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", t->opt.v, lp_optim_v_numel(&t->opt), path));
-    return LP_OK;
+    return lp_optim_load_state(&t->opt, c, path);
 }
 
 /* ---- progress ---------------------------------------------------------------------------------- */

@@ -114,6 +114,24 @@ static void sgd_step(lp_optim *o, float *restrict p, const float *restrict g, fl
     o->t++;
 }
 
+lp_status lp_optim_save_state(const lp_optim *o, lp_ckpt *c) {
+    LP_TRY(lp_kv_set_int(&c->meta, "state.opt_t", o->t));
+    int dm[1] = {(int)lp_optim_m_numel(o)}, dv[1] = {(int)lp_optim_v_numel(o)};
+    if (o->m) LP_TRY(lp_ckpt_add(c, "opt.m", 1, dm, o->m));
+    if (o->v) LP_TRY(lp_ckpt_add(c, "opt.v", 1, dv, o->v));
+    return LP_OK;
+}
+
+lp_status lp_optim_load_state(lp_optim *o, const lp_ckpt *c, const char *path) {
+    long long t;
+    const lp_status s = lp_kv_get_int(&c->meta, "state.opt_t", &t);
+    if (s != LP_OK) return lp_error_wrap(s, "%s", path);
+    o->t = t;
+    if (o->m) LP_TRY(lp_ckpt_copy_flat(c, "opt.m", o->m, lp_optim_m_numel(o), path));
+    if (o->v) LP_TRY(lp_ckpt_copy_flat(c, "opt.v", o->v, lp_optim_v_numel(o), path));
+    return LP_OK;
+}
+
 lp_status lp_optim_step(lp_optim *o, float *params, const float *grad, float lr) {
     if (!isfinite(lr) || lr < 0.0f) return lp_errorf(LP_ERR_ARG, "learning rate must be finite and >= 0, got %g", (double)lr);
     if (o->cfg.kind == LP_OPTIM_ADAM) {

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ckpt.h"
 #include "core/status.h"
 
 typedef enum {
@@ -61,9 +62,17 @@ lp_optim_config lp_optim_defaults(lp_optim_kind kind);
 lp_status lp_optim_check(const lp_optim_config *cfg);
 
 /* Check `cfg` and allocate zeroed state for `numel` parameters; t = 0. On failure `o` holds nothing to
- * free (lp_optim_free is still safe). To resume from a checkpoint, init and then copy the saved m, v and
- * t into the struct. */
+ * free (lp_optim_free is still safe). To resume from a checkpoint, init and then lp_optim_load_state. */
 lp_status lp_optim_init(lp_optim *o, size_t numel, const lp_optim_config *cfg);
+
+/* The optimizer state in a checkpoint (core/ckpt.h), as both trainers save and resume it: meta key
+ * "state.opt_t" = t, flat tensors "opt.m" [lp_optim_m_numel] and "opt.v" [lp_optim_v_numel], each only
+ * when the array exists. save_state adds them to `c` (m and v are borrowed until lp_ckpt_save);
+ * load_state reads them back into an `o` initialised with the same config and numel (the arrays it has
+ * decide which tensors are read). LP_ERR_FORMAT / LP_ERR_SHAPE naming `path` (used only in messages)
+ * when one is missing or has another size. */
+lp_status lp_optim_save_state(const lp_optim *o, lp_ckpt *c);
+lp_status lp_optim_load_state(lp_optim *o, const lp_ckpt *c, const char *path);
 
 /* One update of params [numel] from grad [numel] with learning rate lr (from lp_lr_schedule_at). Increments
  * o->t. LP_ERR_ARG when lr is negative or not finite (nothing is changed then). */
