@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/ops.h"
 #include "layers/dense.h"
 #include "layers/lstm.h"
@@ -20,12 +20,6 @@
 /* Arena blocks of the internal tapes: one PTB window of the medium model needs ~100 MB (logits and
  * their gradient are 2 x B*T*V floats); the arena merges blocks after the first step anyway. */
 #define LM_TAPE_BLOCK ((size_t)32 << 20)
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- config ---- */
 
@@ -340,7 +334,7 @@ lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int 
         s = LP_ERR_NOMEM;
         goto done;
     }
-    double t0 = now_seconds(), total = 0;
+    double t0 = lp_now_s(), total = 0;
     size_t done_targets = 0;
     for (int w = 0; w < bt.windows; w++) {
         lp_tape_reset(&tp);
@@ -357,7 +351,7 @@ lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int 
         }
         done_targets += k;
     }
-    res->seconds = now_seconds() - t0;
+    res->seconds = lp_now_s() - t0;
     res->targets = done_targets;
     res->nll = total / (double)done_targets;
     res->ppl = exp(res->nll);
@@ -418,7 +412,7 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
         s = LP_ERR_NOMEM;
         goto done;
     }
-    double t0 = now_seconds(), total = 0, norm_sum = 0;
+    double t0 = lp_now_s(), total = 0, norm_sum = 0;
     size_t targets = 0;
     int trained = 0;
     s = LP_OK;
@@ -460,13 +454,13 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
         targets += k;
         trained++;
         if (o->progress && o->progress_every > 0 && ((w + 1) % o->progress_every == 0 || w + 1 == bt.windows)) {
-            double el = now_seconds() - t0;
+            double el = lp_now_s() - t0;
             o->progress(o->progress_user, w + 1, bt.windows, total / (double)targets,
                         el > 0 ? (double)targets / el : 0);
         }
         if (o->window_hook && (s = o->window_hook(o->window_user, m, w + 1, bt.windows, stp)) != LP_OK) break;
     }
-    res->seconds = now_seconds() - t0;
+    res->seconds = lp_now_s() - t0;
     res->windows = trained;
     res->targets = targets;
     res->nll = targets ? total / (double)targets : 0;

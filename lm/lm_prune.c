@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/rng.h"
@@ -19,12 +19,6 @@
 #include "model/runcfg.h"
 
 #define LM_TAPE_BLOCK ((size_t)32 << 20)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- groups ---------------------------------------------------------------------------------------- */
 
@@ -691,7 +685,7 @@ static lp_status derived_cfg(const lp_kv *meta, const char *data_dir, int epochs
 
 lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus, lp_lm_prune_result *res) {
     memset(res, 0, sizeof *res);
-    const double t0 = now_s();
+    const double t0 = lp_now_s();
     if (!j->checkpoint || !j->out_dir) return lp_errorf(LP_ERR_ARG, "lm prune: a checkpoint and an output directory are needed");
     if (!(j->iss_lambda >= 0) || !isfinite(j->iss_lambda))
         return lp_errorf(LP_ERR_ARG, "lm prune: --iss-lambda must be >= 0, got %g", j->iss_lambda);
@@ -862,7 +856,7 @@ lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus,
             res->hidden_after[l] = small.cfg.hidden[l];
         }
     }
-    res->seconds = now_s() - t0;
+    res->seconds = lp_now_s() - t0;
     if (have_stats)
         for (int l = 0; l < base.cfg.layers; l++) lp_stats_free(&st[l]);
     lp_ckpt_free(&c);
