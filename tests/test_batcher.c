@@ -20,53 +20,32 @@
 #include "data/synth.h"
 #include "data/tfrecord.h"
 #include "data/yt8m.h"
+#include "tests/common/scratch.h"
 
 enum { CLASSES = 20, VIDEOS = 120, TRAIN = 84 };
-static char tmpdir[256];
-
-static const char *tmp(const char *fmt, ...) {
-    static char buf[8][1024];
-    static int k;
-    char rel[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rel, sizeof rel, fmt, ap);
-    va_end(ap);
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, rel);
-    return buf[k];
-}
 
 /* 120 videos of 3..30 frames, 20 classes, 3 shards per split: train 84 = 28+28+28, validate 18, test 18. */
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lp_test_batcher_XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (lp_test_scratch_make("batcher") != 0) return -1;
     lp_synth_config c;
     lp_synth_config_default(&c, CLASSES, 9);
     c.frames_min = 3;
     c.frames_max = 30;
     lp_synth_write_opts o;
     lp_synth_write_opts_default(&o);
-    o.out_dir = tmp("set");
+    o.out_dir = lp_test_scratch_path("set");
     o.videos = VIDEOS;
     o.shards = 3;
     o.video_level = 1;
     return lp_synth_write(&c, &o) == LP_OK ? 0 : -1;
 }
 
-static int teardown(void **state) {
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
 static const char *pat_train[1];
 
 static void base_config(lp_batcher_config *c) {
     lp_batcher_config_default(c);
-    pat_train[0] = tmp("set/train*.tfrecord");
+    pat_train[0] = lp_test_scratch_path("set/train*.tfrecord");
     c->patterns = pat_train;
     c->n_patterns = 1;
     c->yt8m.classes = CLASSES;
@@ -161,7 +140,9 @@ static void test_epochs_are_permutations(void **state) {
     int n = 0;
     for (int k = 0; k < 3; k++) {
         lp_yt8m_reader *r;
-        assert_int_equal(lp_yt8m_reader_open(&r, tmp("set/train%04d.tfrecord", k), &y), LP_OK);
+        char name[64];
+        snprintf(name, sizeof name, "set/train%04d.tfrecord", k);
+        assert_int_equal(lp_yt8m_reader_open(&r, lp_test_scratch_path(name), &y), LP_OK);
         while (lp_yt8m_reader_next(r, &v) == LP_OK) snprintf(ids[n++], 16, "%s", v.id);
         lp_yt8m_reader_close(r);
     }
@@ -228,7 +209,7 @@ static void load_ref(ref_frames *rf, int count) {
     lp_yt8m_config_default(&y);
     y.classes = CLASSES;
     lp_yt8m_reader *r;
-    assert_int_equal(lp_yt8m_reader_open(&r, tmp("set/train0000.tfrecord"), &y), LP_OK);
+    assert_int_equal(lp_yt8m_reader_open(&r, lp_test_scratch_path("set/train0000.tfrecord"), &y), LP_OK);
     lp_yt8m_video v;
     lp_yt8m_video_init(&v);
     for (int i = 0; i < count; i++) {
@@ -351,9 +332,9 @@ static int count_records(const char *const *pats, int n, int *files) {
 static void test_glob_patterns(void **state) {
     (void)state;
     char p1[1024], p2[1024], p3[1024];
-    snprintf(p1, sizeof p1, "%s", tmp("set/train*.tfrecord"));
-    snprintf(p2, sizeof p2, "%s", tmp("set/validate000[01].tfrecord"));
-    snprintf(p3, sizeof p3, "%s", tmp("set/*"));
+    snprintf(p1, sizeof p1, "%s", lp_test_scratch_path("set/train*.tfrecord"));
+    snprintf(p2, sizeof p2, "%s", lp_test_scratch_path("set/validate000[01].tfrecord"));
+    snprintf(p3, sizeof p3, "%s", lp_test_scratch_path("set/*"));
     int files;
     const char *a[] = {p1, p2};
     /* validate: 18 videos in 3 shards of 6. */
@@ -377,7 +358,7 @@ static void test_glob_patterns(void **state) {
 
     /* A pattern without matches is a clear error naming it, even next to good ones. */
     char bad[1024];
-    snprintf(bad, sizeof bad, "%s", tmp("set/nothing*.tfrecord"));
+    snprintf(bad, sizeof bad, "%s", lp_test_scratch_path("set/nothing*.tfrecord"));
     lp_batcher_config c;
     base_config(&c);
     const char *pats[] = {p1, bad};
@@ -419,7 +400,7 @@ static void write_mixed_file(const char *path) {
 static void test_skip_bad_and_errors(void **state) {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s", tmp("mixed.tfrecord"));
+    snprintf(path, sizeof path, "%s", lp_test_scratch_path("mixed.tfrecord"));
     write_mixed_file(path);
     const char *pats[] = {path};
     lp_batcher_config c;
@@ -466,7 +447,7 @@ static void test_reader_error_surfaces(void **state) {
     (void)state;
     char *data;
     size_t len;
-    assert_int_equal(lp_file_read_all(tmp("set/test0000.tfrecord"), &data, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("set/test0000.tfrecord"), &data, &len), LP_OK);
     /* Flip a byte in the middle of the second record's payload (the first record's length is at 0). */
     uint64_t first = 0;
     memcpy(&first, data, 8);
@@ -474,7 +455,7 @@ static void test_reader_error_surfaces(void **state) {
     assert_true(at < len);
     data[at] ^= 0x40;
     char path[1024];
-    snprintf(path, sizeof path, "%s", tmp("crc.tfrecord"));
+    snprintf(path, sizeof path, "%s", lp_test_scratch_path("crc.tfrecord"));
     assert_int_equal(lp_file_write_all(path, data, len), LP_OK);
     lp_free(data);
     const char *pats[] = {path};
@@ -520,7 +501,7 @@ static void test_drop_last_and_endless(void **state) {
 
     /* Endless epochs over fewer records than one batch with drop_last: an error, not a silent spin. */
     char one[1024];
-    snprintf(one, sizeof one, "%s", tmp("set/validate0000.tfrecord"));
+    snprintf(one, sizeof one, "%s", lp_test_scratch_path("set/validate0000.tfrecord"));
     const char *pats[] = {one};
     c.patterns = pats;
     c.batch_size = 64;
@@ -567,7 +548,7 @@ static void test_video_level_and_config(void **state) {
     (void)state;
     lp_batcher_config c;
     base_config(&c);
-    pat_train[0] = tmp("set/video/train*.tfrecord");
+    pat_train[0] = lp_test_scratch_path("set/video/train*.tfrecord");
     c.yt8m.level = LP_YT8M_LEVEL_VIDEO;
     lp_batcher *b;
     const lp_batch *bt = first_batch(&b, &c);
@@ -614,5 +595,5 @@ int main(void) {
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_video_level_and_config),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

@@ -13,8 +13,8 @@
 
 #include "core/fileio.h"
 #include "tests/common/refdata.h"
+#include "tests/common/scratch.h"
 
-static char dir[256];
 static char out_buf[1 << 16];
 
 /* Run "$LP_BIN args" with stdout+stderr captured into out_buf; returns the exit code. */
@@ -26,7 +26,7 @@ static int run(const char *fmt, ...) {
     va_end(ap);
     const char *bin = getenv("LP_BIN");
     if (!bin) bin = "build/lstmprune";
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", dir, bin, args);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", lp_test_scratch_dir(), bin, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
@@ -37,8 +37,7 @@ static int run(const char *fmt, ...) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/lp_test_cli_XXXXXX");
-    if (!mkdtemp(dir)) return -1;
+    if (lp_test_scratch_make("cli") != 0) return -1;
     /* A tiny data set and a tiny trained model used by several tests. */
     if (run("synth --out data --videos 120 --classes 5 --frames-min 4 --frames-max 10 --seed 2 --quiet") != 0) return -1;
     if (run("train --train 'data/train*.tfrecord' --valid 'data/validate*.tfrecord' --classes 5 --hidden 8 --batch 16 "
@@ -47,13 +46,6 @@ static int setup(void **state) {
         return -1;
     }
     return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : -1;
 }
 
 static void test_help_and_unknown(void **state) {
@@ -92,7 +84,7 @@ static void test_runtime_errors_name_the_file(void **state) {
     assert_non_null(strstr(out_buf, "nothing*.tfrecord"));
     /* a corrupted checkpoint: flip one byte in the tensor data */
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && cp run/best.ckpt bad.ckpt && printf '\\377' | dd of=bad.ckpt bs=1 seek=$(( $(stat -c %%s bad.ckpt) - 9 )) conv=notrunc 2>/dev/null", dir);
+    snprintf(cmd, sizeof cmd, "cd %s && cp run/best.ckpt bad.ckpt && printf '\\377' | dd of=bad.ckpt bs=1 seek=$(( $(stat -c %%s bad.ckpt) - 9 )) conv=notrunc 2>/dev/null", lp_test_scratch_dir());
     assert_int_equal(system(cmd), 0);
     assert_int_equal(run("info bad.ckpt"), 1);
     assert_non_null(strstr(out_buf, "CRC32C"));
@@ -103,10 +95,9 @@ static void test_runtime_errors_name_the_file(void **state) {
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
-    char path[512], *buf;
+    char *buf;
     size_t len;
-    snprintf(path, sizeof path, "%s/preds.csv", dir);
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("preds.csv"), &buf, &len), LP_OK);
     assert_memory_equal(buf, "VideoId,LabelConfidencePairs\n", 29);
     /* every line: id, then exactly 3 "label score" pairs, scores descending */
     int lines = 0;
@@ -127,8 +118,7 @@ static void test_predict_eval_info_formats(void **state) {
     free(buf);
     assert_int_equal(run("eval --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out m.txt"), 0);
     assert_non_null(strstr(out_buf, "GAP@20"));
-    snprintf(path, sizeof path, "%s/m.txt", dir);
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("m.txt"), &buf, &len), LP_OK);
     assert_non_null(strstr(buf, "gap = "));
     assert_non_null(strstr(buf, "perr = "));
     free(buf);
@@ -144,5 +134,5 @@ int main(void) {
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

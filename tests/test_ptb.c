@@ -15,30 +15,20 @@
 #include "core/status.h"
 #include "lm/ptb.h"
 #include "tests/common/refdata.h"
+#include "tests/common/scratch.h"
 
 /* ---- helpers ---- */
 
-static char g_dir[256];
-
-/* Writes DIR/name; the returned path is a static buffer, overwritten by the next call. */
+/* Writes <scratch>/name; the returned path is lp_test_scratch_path's (valid for the next 7 calls). */
 static const char *tmp_file(const char *name, const char *content, size_t len) {
-    static char path[512];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    const char *path = lp_test_scratch_path(name);
     assert_int_equal(lp_file_write_all(path, content, len), LP_OK);
     return path;
 }
 
 static int setup_dir(void **state) {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/lp_test_ptb_XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-static int teardown_dir(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_scratch_make("ptb");
 }
 
 /* ---- the real PTB files ---- */
@@ -180,7 +170,7 @@ static void test_errors(void **state) {
     (void)state;
     lp_ptb_vocab v;
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/does-not-exist.txt", g_dir);
+    snprintf(missing, sizeof missing, "%s", lp_test_scratch_path("does-not-exist.txt"));
     assert_int_equal(lp_ptb_vocab_build(&v, missing, 0), LP_ERR_IO);
     assert_non_null(strstr(lp_last_error(), "does-not-exist.txt"));
     assert_null(v.words);
@@ -216,7 +206,7 @@ static void test_errors(void **state) {
     assert_int_equal(lp_ptb_tokens_load(&v, p, &ids, &n, NULL), LP_ERR_FORMAT);
     assert_non_null(strstr(lp_last_error(), "binary2.txt: line 3"));
     /* A directory is not readable as a file. */
-    assert_int_equal(lp_ptb_tokens_load(&v, g_dir, &ids, &n, NULL), LP_ERR_IO);
+    assert_int_equal(lp_ptb_tokens_load(&v, lp_test_scratch_dir(), &ids, &n, NULL), LP_ERR_IO);
     lp_ptb_vocab_free(&v);
 
     assert_int_equal(lp_ptb_vocab_build(&v, lp_ref_path("data/ptb/ptb.valid.txt"), 1), LP_ERR_ARG);
@@ -224,7 +214,7 @@ static void test_errors(void **state) {
 
     /* A corpus directory without the files names the missing one. */
     lp_ptb_corpus c;
-    assert_int_equal(lp_ptb_corpus_load(&c, g_dir, 0), LP_ERR_IO);
+    assert_int_equal(lp_ptb_corpus_load(&c, lp_test_scratch_dir(), 0), LP_ERR_IO);
     assert_non_null(strstr(lp_last_error(), "ptb.train.txt"));
     lp_ptb_corpus_free(&c);
 }
@@ -294,5 +284,5 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_batching_streams_and_windows),
     };
-    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+    return cmocka_run_group_tests(tests, setup_dir, lp_test_scratch_teardown);
 }

@@ -17,33 +17,11 @@
 #include "core/status.h"
 #include "data/synth.h"
 #include "data/yt8m.h"
-
-static char tmpdir[256];
+#include "tests/common/scratch.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lp_test_synth_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *tmp(const char *fmt, ...) {
-    static char buf[4][1024];
-    static int k;
-    char rel[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rel, sizeof rel, fmt, ap);
-    va_end(ap);
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, rel);
-    return buf[k];
+    return lp_test_scratch_make("synth");
 }
 
 static void small_config(lp_synth_config *c, int classes, uint64_t seed) {
@@ -62,7 +40,7 @@ static void test_round_trip(void **state) {
     c.feature_noise = 0; /* so the pre-quantisation value is P z + b, recomputable from the latent */
     lp_synth_write_opts o;
     lp_synth_write_opts_default(&o);
-    o.out_dir = tmp("rt");
+    o.out_dir = lp_test_scratch_path("rt");
     o.videos = 60;
     o.shards = 2;
     o.video_level = 1;
@@ -88,8 +66,11 @@ static void test_round_trip(void **state) {
     uint64_t index = 0;
     for (int k = 0; k < 6; k++) {
         lp_yt8m_reader *r, *rv;
-        assert_int_equal(lp_yt8m_reader_open(&r, tmp("rt/%s.tfrecord", files[k]), &y), LP_OK);
-        assert_int_equal(lp_yt8m_reader_open(&rv, tmp("rt/video/%s.tfrecord", files[k]), &y), LP_OK);
+        char name[2][64];
+        snprintf(name[0], sizeof name[0], "rt/%s.tfrecord", files[k]);
+        snprintf(name[1], sizeof name[1], "rt/video/%s.tfrecord", files[k]);
+        assert_int_equal(lp_yt8m_reader_open(&r, lp_test_scratch_path(name[0]), &y), LP_OK);
+        assert_int_equal(lp_yt8m_reader_open(&rv, lp_test_scratch_path(name[1]), &y), LP_OK);
         int n = 0;
         lp_status st;
         while ((st = lp_yt8m_reader_next(r, &v)) == LP_OK) {
@@ -143,10 +124,10 @@ static void test_round_trip(void **state) {
     /* The side files exist and say what was generated. */
     char *txt;
     size_t len;
-    assert_int_equal(lp_file_read_all(tmp("rt/classes.csv"), &txt, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rt/classes.csv"), &txt, &len), LP_OK);
     assert_non_null(strstr(txt, "class,prior,partner,states\n0,"));
     lp_free(txt);
-    assert_int_equal(lp_file_read_all(tmp("rt/synth.txt"), &txt, &len), LP_OK);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rt/synth.txt"), &txt, &len), LP_OK);
     assert_non_null(strstr(txt, "seed = 11\n"));
     assert_non_null(strstr(txt, "videos = 60\n"));
     lp_free(txt);
@@ -187,10 +168,10 @@ static void write_set(const char *dir, uint64_t seed, int shards) {
 static void test_deterministic(void **state) {
     (void)state;
     char a[512], b[512], d[512], e[512];
-    snprintf(a, sizeof a, "%s", tmp("s1a"));
-    snprintf(b, sizeof b, "%s", tmp("s1b"));
-    snprintf(d, sizeof d, "%s", tmp("s2"));
-    snprintf(e, sizeof e, "%s", tmp("s1sh"));
+    snprintf(a, sizeof a, "%s", lp_test_scratch_path("s1a"));
+    snprintf(b, sizeof b, "%s", lp_test_scratch_path("s1b"));
+    snprintf(d, sizeof d, "%s", lp_test_scratch_path("s2"));
+    snprintf(e, sizeof e, "%s", lp_test_scratch_path("s1sh"));
     write_set(a, 1, 1);
     write_set(b, 1, 1);
     write_set(d, 2, 1);
@@ -406,12 +387,12 @@ static void test_config_errors(void **state) {
 
     lp_synth_write_opts o;
     lp_synth_write_opts_default(&o);
-    o.out_dir = tmp("bad");
+    o.out_dir = lp_test_scratch_path("bad");
     o.split[0] = 0.5; /* sums to 0.8 */
     assert_int_equal(lp_synth_write(&c, &o), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "sum to 1"));
     lp_synth_write_opts_default(&o);
-    o.out_dir = tmp("bad");
+    o.out_dir = lp_test_scratch_path("bad");
     o.video_level = 1;
     assert_int_equal(lp_yt8m_features_parse(&o.yt8m.video, "mean_rgb:1000,mean_audio:128"), LP_OK);
     assert_int_equal(lp_synth_write(&c, &o), LP_ERR_ARG); /* sizes differ from the frame features */
@@ -431,5 +412,5 @@ int main(void) {
         cmocka_unit_test(test_reversed_pairs_order_matters),
         cmocka_unit_test(test_config_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

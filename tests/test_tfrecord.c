@@ -20,16 +20,7 @@
 #include "data/crc32c.h"
 #include "data/tfrecord.h"
 #include "tests/common/refdata.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[2][512];
-    static int which;
-    which ^= 1;
-    snprintf(buf[which], sizeof buf[which], "%s/%s", tmpdir, name);
-    return buf[which];
-}
+#include "tests/common/scratch.h"
 
 static uint8_t *slurp(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -130,7 +121,7 @@ static void check_corrupt(const char *file, const char *what, int gzip_copy) {
     if (gzip_copy) {
         size_t n;
         uint8_t *raw = slurp(src, &n);
-        path = tmp_path("corrupt.tfrecord.gz");
+        path = lp_test_scratch_path("corrupt.tfrecord.gz");
         spit_gzip(path, raw, n, 1);
         free(raw);
     }
@@ -198,17 +189,17 @@ static void test_truncated(void **state) {
 static void test_empty_and_short_files(void **state) {
     (void)state;
     uint64_t count;
-    spit(tmp_path("empty.tfrecord"), "", 0);
-    assert_int_equal(read_all(tmp_path("empty.tfrecord"), &count, NULL, NULL), LP_ERR_EOF);
+    spit(lp_test_scratch_path("empty.tfrecord"), "", 0);
+    assert_int_equal(read_all(lp_test_scratch_path("empty.tfrecord"), &count, NULL, NULL), LP_ERR_EOF);
     assert_int_equal(count, 0);
     /* 5 bytes: a record header cut short. */
-    spit(tmp_path("short.tfrecord"), "\x05\x00\x00\x00\x00", 5);
-    assert_int_equal(read_all(tmp_path("short.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
+    spit(lp_test_scratch_path("short.tfrecord"), "\x05\x00\x00\x00\x00", 5);
+    assert_int_equal(read_all(lp_test_scratch_path("short.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_int_equal(count, 0);
     assert_non_null(strstr(lp_last_error(), "record 1 at byte offset 0: truncated"));
     /* A missing file is an I/O error naming it. */
     lp_tfrecord_reader *r;
-    assert_int_equal(lp_tfrecord_open(&r, tmp_path("nope.tfrecord")), LP_ERR_IO);
+    assert_int_equal(lp_tfrecord_open(&r, lp_test_scratch_path("nope.tfrecord")), LP_ERR_IO);
     assert_null(r);
     assert_non_null(strstr(lp_last_error(), "nope.tfrecord"));
 }
@@ -218,14 +209,14 @@ static void test_absurd_length_rejected(void **state) {
     /* A header with a valid length CRC claiming 4 GiB: rejected without allocating it. */
     uint8_t h[12];
     lp_tfrecord_header((uint64_t)1 << 32, h);
-    spit(tmp_path("huge.tfrecord"), h, 12);
+    spit(lp_test_scratch_path("huge.tfrecord"), h, 12);
     uint64_t count;
-    assert_int_equal(read_all(tmp_path("huge.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
+    assert_int_equal(read_all(lp_test_scratch_path("huge.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_non_null(strstr(lp_last_error(), "exceeds the limit"));
     /* 500 MB claimed (valid CRC) in a 12-byte file: truncated, found from the file size. */
     lp_tfrecord_header(500u << 20, h);
-    spit(tmp_path("big.tfrecord"), h, 12);
-    assert_int_equal(read_all(tmp_path("big.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
+    spit(lp_test_scratch_path("big.tfrecord"), h, 12);
+    assert_int_equal(read_all(lp_test_scratch_path("big.tfrecord"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_non_null(strstr(lp_last_error(), "record 1 at byte offset 0: truncated: the file ends at byte 12"));
 }
 
@@ -237,7 +228,7 @@ static void round_trip(const size_t *sizes, int n, uint64_t seed, int gzip_membe
     for (int i = 0; i < n; i++) total += sizes[i];
     uint8_t *all = malloc(total + 1);
     for (size_t i = 0; i < total; i++) all[i] = (uint8_t)lp_rng_u32(&rng);
-    const char *path = tmp_path("rt.tfrecord");
+    const char *path = lp_test_scratch_path("rt.tfrecord");
     lp_tfrecord_writer *w;
     assert_int_equal(lp_tfrecord_writer_open(&w, path), LP_OK);
     size_t at = 0;
@@ -250,7 +241,7 @@ static void round_trip(const size_t *sizes, int n, uint64_t seed, int gzip_membe
     if (gzip_members) {
         size_t fn;
         uint8_t *raw = slurp(path, &fn);
-        path = tmp_path("rt.tfrecord.gz");
+        path = lp_test_scratch_path("rt.tfrecord.gz");
         spit_gzip(path, raw, fn, gzip_members);
         free(raw);
     }
@@ -309,16 +300,16 @@ static void test_gzip_truncated(void **state) {
     uint8_t *all = malloc(50 * 3000);
     for (size_t i = 0; i < 50 * 3000; i++) all[i] = (uint8_t)(lp_rng_below(&rng, 4));  // compressible
     lp_tfrecord_writer *w;
-    assert_int_equal(lp_tfrecord_writer_open(&w, tmp_path("gt.tfrecord")), LP_OK);
+    assert_int_equal(lp_tfrecord_writer_open(&w, lp_test_scratch_path("gt.tfrecord")), LP_OK);
     for (int i = 0; i < 50; i++) assert_int_equal(lp_tfrecord_write(w, all + i * 3000, 3000), LP_OK);
     assert_int_equal(lp_tfrecord_writer_close(w), LP_OK);
     size_t fn, gn;
-    uint8_t *raw = slurp(tmp_path("gt.tfrecord"), &fn);
-    spit_gzip(tmp_path("gt.tfrecord.gz"), raw, fn, 1);
-    uint8_t *gz = slurp(tmp_path("gt.tfrecord.gz"), &gn);
-    spit(tmp_path("gt_cut.tfrecord.gz"), gz, gn / 2);
+    uint8_t *raw = slurp(lp_test_scratch_path("gt.tfrecord"), &fn);
+    spit_gzip(lp_test_scratch_path("gt.tfrecord.gz"), raw, fn, 1);
+    uint8_t *gz = slurp(lp_test_scratch_path("gt.tfrecord.gz"), &gn);
+    spit(lp_test_scratch_path("gt_cut.tfrecord.gz"), gz, gn / 2);
     uint64_t count = 0;
-    assert_int_equal(read_all(tmp_path("gt_cut.tfrecord.gz"), &count, NULL, NULL), LP_ERR_FORMAT);
+    assert_int_equal(read_all(lp_test_scratch_path("gt_cut.tfrecord.gz"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_true(count > 0 && count < 50);  // the complete records before the cut are delivered
     fprintf(stderr, "  %s (after %llu records)\n", lp_last_error(), (unsigned long long)count);
     char want[128];  // the record after the last complete one, at its uncompressed offset
@@ -327,8 +318,8 @@ static void test_gzip_truncated(void **state) {
     assert_non_null(strstr(lp_last_error(), want));
     /* Flip a byte inside the deflate data: corrupt gzip data or a CRC error, never silent success. */
     gz[gn / 2] ^= 0x55;
-    spit(tmp_path("gt_bad.tfrecord.gz"), gz, gn);
-    assert_int_equal(read_all(tmp_path("gt_bad.tfrecord.gz"), &count, NULL, NULL), LP_ERR_FORMAT);
+    spit(lp_test_scratch_path("gt_bad.tfrecord.gz"), gz, gn);
+    assert_int_equal(read_all(lp_test_scratch_path("gt_bad.tfrecord.gz"), &count, NULL, NULL), LP_ERR_FORMAT);
     assert_true(count < 50);
     free(raw);
     free(gz);
@@ -343,13 +334,13 @@ static void test_gzip_reference_same_records(void **state) {
         snprintf(src, sizeof src, "%s", lp_ref_path(names[i]));
         size_t n;
         uint8_t *raw = slurp(src, &n);
-        spit_gzip(tmp_path("ref.tfrecord.gz"), raw, n, 1);
+        spit_gzip(lp_test_scratch_path("ref.tfrecord.gz"), raw, n, 1);
         free(raw);
         uint64_t c1, c2;
         uint8_t *a, *b;
         size_t na, nb;
         assert_int_equal(read_all(src, &c1, &a, &na), LP_ERR_EOF);
-        assert_int_equal(read_all(tmp_path("ref.tfrecord.gz"), &c2, &b, &nb), LP_ERR_EOF);
+        assert_int_equal(read_all(lp_test_scratch_path("ref.tfrecord.gz"), &c2, &b, &nb), LP_ERR_EOF);
         assert_true(c1 >= 3);
         assert_int_equal(c1, c2);
         assert_int_equal(na, nb);
@@ -390,7 +381,7 @@ static void test_reopen_keeps_working(void **state) {
 static void test_writer_errors(void **state) {
     (void)state;
     lp_tfrecord_writer *w;
-    assert_int_equal(lp_tfrecord_writer_open(&w, tmp_path("no/such/dir.tfrecord")), LP_ERR_IO);
+    assert_int_equal(lp_tfrecord_writer_open(&w, lp_test_scratch_path("no/such/dir.tfrecord")), LP_ERR_IO);
     assert_null(w);
     assert_non_null(strstr(lp_last_error(), "dir.tfrecord"));
     /* The header/footer helpers frame like the writer does. */
@@ -407,15 +398,7 @@ static void test_writer_errors(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lp_test_tfrecord_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_scratch_make("tfrecord");
 }
 
 int main(void) {
@@ -432,5 +415,5 @@ int main(void) {
         cmocka_unit_test(test_reopen_keeps_working),
         cmocka_unit_test(test_writer_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

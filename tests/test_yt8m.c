@@ -17,9 +17,8 @@
 #include "data/tfrecord.h"
 #include "data/yt8m.h"
 #include "tests/common/refdata.h"
+#include "tests/common/scratch.h"
 #include "third_party/tf_example.pb-c.h"
-
-static char tmpdir[256];
 
 static char *slurp_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -684,7 +683,7 @@ static void test_bad_content(void **state) {
     };
     const int n = (int)(sizeof cases / sizeof cases[0]);
     char path[512];
-    snprintf(path, sizeof path, "%s/bad.tfrecord", tmpdir);
+    snprintf(path, sizeof path, "%s", lp_test_scratch_path("bad.tfrecord"));
     lp_tfrecord_writer *w;
     assert_int_equal(lp_tfrecord_writer_open(&w, path), LP_OK);
     uint64_t offsets[16];
@@ -855,15 +854,7 @@ static void test_feature_specs(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/lp_test_yt8m_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return lp_test_scratch_make("yt8m");
 }
 
 int main(void) {
@@ -880,5 +871,5 @@ int main(void) {
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_feature_specs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }
