@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/fileio.h"
 #include "data/yt8m.h"
 #include "model/runcfg.h"
@@ -29,12 +30,6 @@
 
 #define MAX_ITEMS 32
 #define ITEM_LEN 32
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int starts_with(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
@@ -501,7 +496,7 @@ static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
     int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
     lp_report_model r;
     lp_status s = eval_config(&sw->cfg, &bc, &pats, &n, &have);
-    double t0 = now_s();
+    double t0 = lp_now_s();
     if (s == LP_OK)
         s = lp_report_measure(&m, "baseline", sw->baseline_ckpt, have ? &bc : NULL, top_k, sw->popt.lat_batch, sw->popt.lat_frames,
                               sw->popt.lat_reps, &r);
@@ -517,7 +512,7 @@ static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
         s = set_model_cols(&row, &r, &m);
         if (s == LP_OK && have) s = set_metrics(&row, "pruned", &r.eval.m);
         if (s == LP_OK && have) s = set_metrics(&row, "finetuned", &r.eval.m);
-        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", now_s() - t0);
+        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
     }
     if (s == LP_OK && have) { /* the reference every model must beat */
         lp_eval_result pe;
@@ -559,7 +554,7 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     o.baseline_ckpt = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ? sw->baseline_ckpt : NULL;
     if (c->schedule == LP_SCHED_ISS) o.iss_lambda = c->iss_lambda;
     lp_pipeline_result res;
-    double t0 = now_s();
+    double t0 = lp_now_s();
     if (s == LP_OK) s = lp_rates_opts_check(&o.prune.rates);
     if (s == LP_OK) s = lp_pipeline_run(&o, &res);
     lp_kv row;
@@ -585,7 +580,7 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
         if (s == LP_OK) s = set_model_cols(&row, fin, &m);
         if (s == LP_OK && pr->have_eval) s = set_metrics(&row, "pruned", &pr->eval.m);
         if (s == LP_OK && fin->have_eval) s = set_metrics(&row, "finetuned", &fin->eval.m);
-        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", now_s() - t0);
+        if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
         if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
     }
     if (have_m) lp_model_free(&m);
