@@ -27,7 +27,8 @@
  *
  * The LM's unit groups (lp_lm_group) carry the same fields as the video models' lp_paper_group; they are
  * converted to it (lp_lm_prune_groups) so the footprint code of prune/surgery.h is shared, and the index
- * maps of the shrink are built by lp_surgery_gather_groups (prune/surgery.h), which works on any lp_paper_group array over an lp_params block.
+ * maps of the shrink are built by lp_surgery_gather_groups (prune/surgery.h), which works on any
+ * lp_paper_group array over an lp_params block.
  *
  * The whole job, as `lstmprune lm-prune` runs it (lp_lm_prune_run):
  *     baseline ckpt ─► [ISS: fine-tune with the group-lasso penalty, zero small units] ─► statistics ─►
