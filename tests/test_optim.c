@@ -10,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <cblas.h>
+
 #include "core/status.h"
 #include "optim/optim.h"
 #include "tests/common/refdata.h"
@@ -99,6 +101,39 @@ static void test_adam_matches_pytorch(void **state) {
  *   buf = 4, p = -4;  buf = 2, p = -5;  buf = 1, p = -5.5
  * Wrong rules fail: dampening (1-μ)·g gives p1 = 0.75; a zero-initialised buffer with (1-μ) too;
  * lr inside the buffer (buf = μ·buf + lr·g) gives p2 = -0.625. */
+/* Above 2^18 elements Adam splits its loop over OpenBLAS's thread count: the same bits at 1, 2 and 3
+ * threads (each element's update does not depend on the split), with weight decay on. */
+static void test_adam_threads_same_bits(void **state) {
+    (void)state;
+    const size_t n = ((size_t)1 << 18) + 12345;
+    float *p[3], *g = malloc(n * sizeof *g);
+    assert_non_null(g);
+    lp_optim_config cfg = lp_optim_defaults(LP_OPTIM_ADAM);
+    cfg.weight_decay = 0.01f;
+    const int saved = openblas_get_num_threads();
+    for (int k = 0; k < 3; k++) {
+        p[k] = malloc(n * sizeof *p[k]);
+        assert_non_null(p[k]);
+        for (size_t i = 0; i < n; i++) p[k][i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+        lp_optim o;
+        assert_int_equal(lp_optim_init(&o, n, &cfg), LP_OK);
+        openblas_set_num_threads(k + 1);
+        for (int step = 0; step < 3; step++) {
+            for (size_t i = 0; i < n; i++) g[i] = (float)(((i + 7 * (size_t)step) * 40503u) % 997) / 997.0f - 0.5f;
+            assert_int_equal(lp_optim_step(&o, p[k], g, 1e-3f), LP_OK);
+        }
+        lp_optim_free(&o);
+    }
+    openblas_set_num_threads(saved);
+    int moved = 0;
+    for (size_t i = 0; i < n; i += 997) moved += p[0][i] != (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    assert_true(moved > 200); /* the steps did change the parameters */
+    assert_memory_equal(p[0], p[1], n * sizeof(float));
+    assert_memory_equal(p[0], p[2], n * sizeof(float));
+    for (int k = 0; k < 3; k++) free(p[k]);
+    free(g);
+}
+
 static void test_sgd_momentum_three_steps(void **state) {
     (void)state;
     lp_optim_config cfg = lp_optim_defaults(LP_OPTIM_SGD);
@@ -294,6 +329,7 @@ static void test_lr_schedule(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adam_matches_pytorch),
+        cmocka_unit_test(test_adam_threads_same_bits),
         cmocka_unit_test(test_sgd_momentum_three_steps),
         cmocka_unit_test(test_weight_decay),
         cmocka_unit_test(test_config_check),
