@@ -11,7 +11,7 @@
  *      the trainer's step (model/trainer.c): forward with loss, zero grads, backward, gradient norm,
  *      Adam. Reported: best ms/step and B·T/step frames/s, the forward/backward/optimizer split, the
  *      GEMM GFLOP of a step (counted below) over the step time, and that rate as a fraction of sgemm;
- *   3. inference latency (model/evaluate.h lp_model_latency: no-grad forward, median after a warm-up)
+ *   3. inference latency (model/evaluate.h lp_model_latency: no-grad forward, median after two warm-ups)
  *      at batch 1 and batch 160, T frames; then peak RSS (getrusage ru_maxrss);
  *   4. train with the data pipeline on: synthetic YouTube-8M shards (data/synth, T frames per video)
  *      in a temporary directory, read by data/batcher with its prefetch thread (prefetch 2, the
@@ -60,7 +60,7 @@ typedef struct {
     const char *name;
     int H, B, T;
     int warmup, steps;  /* training steps on random data */
-    int reps1, reps160; /* inference repetitions at batch 1 / 160 (after one warm-up) */
+    int reps1, reps160; /* inference repetitions at batch 1 / 160 (after lp_model_latency's two warm-ups) */
     int data_steps;     /* steps with the pipeline, after the first batch */
 } shape;
 

@@ -31,7 +31,9 @@ lp_status lp_evaluate_prior(const lp_batcher_config *train_bc, int max_batches, 
                             int top_k, lp_eval_result *out);
 
 /* Inference latency: median wall time in milliseconds of a no-gradient forward pass over a random batch
- * [batch, frames, F] (lengths = frames), over `reps` repetitions after one warm-up. */
+ * [batch, frames, F] (lengths = frames), over `reps` repetitions after two warm-ups: the first reset of
+ * the tape's arena merges the first pass's blocks into one new block (core/arena.h), so only the second
+ * warm-up leaves the memory in the state every later pass finds (already touched, no page faults). */
 lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double *ms);
 
 #endif
