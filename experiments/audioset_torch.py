@@ -199,6 +199,47 @@ class PaperModel(nn.Module):
         return self.out(h2[-1])
 
 
+def read_lstmprune_ckpt(path):
+    """The tensors of an lstmprune checkpoint (docs/FORMATS.md; CRCs not checked here)."""
+    b = open(path, "rb").read()
+    if b[:8] != b"LSTMPRN\x1a" or struct.unpack_from("<I", b, 8)[0] != 1:
+        raise SystemExit("%s: not an lstmprune checkpoint of format version 1" % path)
+    meta_len, n = struct.unpack_from("<QI", b, 16)
+    pos, tensors = 32 + meta_len + 4, {}
+    for _ in range(n):
+        (L,) = struct.unpack_from("<H", b, pos)
+        name = b[pos + 2:pos + 2 + L].decode()
+        pos += 2 + L
+        rank = b[pos + 1]
+        pos += 2
+        dims = struct.unpack_from("<%dI" % rank, b, pos)
+        pos += 4 * rank
+        off, nbytes, _crc = struct.unpack_from("<QQI", b, pos)
+        pos += 20
+        tensors[name] = np.frombuffer(b, "<f4", nbytes // 4, off).reshape(dims).copy()
+    return tensors
+
+
+def load_lstmprune(model, path):
+    """Copy an lstmprune paper model's weights into `model` (gate order i, f, g, o on both sides; our one
+    bias per LSTM goes to bias_ih, bias_hh is zeroed)."""
+    t = read_lstmprune_ckpt(path)
+    pairs = [("bilstm.fw", model.bilstm, "_l0"), ("bilstm.bw", model.bilstm, "_l0_reverse"),
+             ("lstm2", model.lstm2, "_l0")]
+    with torch.no_grad():
+        for ours, lstm, sfx in pairs:
+            for src, dst in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b", "bias_ih")):
+                p = getattr(lstm, dst + sfx)
+                v = torch.from_numpy(t["%s.%s" % (ours, src)])
+                if p.shape != v.shape:
+                    raise SystemExit("%s: %s.%s is %s, the PyTorch model wants %s" % (path, ours, src, tuple(v.shape),
+                                                                                    tuple(p.shape)))
+                p.copy_(v)
+            getattr(lstm, "bias_hh" + sfx).zero_()
+        model.out.weight.copy_(torch.from_numpy(t["out.w"]))
+        model.out.bias.copy_(torch.from_numpy(t["out.b"]))
+
+
 # ---- metrics (eval/metrics.h) ------------------------------------------------------------------------
 
 def ap_pool(scores, pos, n_pos):
@@ -263,6 +304,9 @@ def main():
     ap.add_argument("--no-l2norm", action="store_true", help="do not L2-normalise each frame (lstmprune --no-l2norm)")
     ap.add_argument("--single-bias", action="store_true",
                     help="one trainable bias per LSTM (the second fixed at 0), as lstmprune's LSTM")
+    ap.add_argument("--init-from", default=None, metavar="CKPT",
+                    help="start from the weights of an lstmprune checkpoint (implies --single-bias): the same "
+                         "model, parametrisation and initial values as ours, so only the training path differs")
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1: on a loaded 2-core machine more threads make PyTorch's LSTM 10x slower)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -273,6 +317,9 @@ def main():
     tr, va, te = (load(p, a.classes, a.max_frames, a.dim, not a.no_l2norm) for p in (a.train, a.valid, a.test))
     print(f"data: train {len(tr[0])}, valid {len(va[0])}, test {len(te[0])} clips ({time.time() - t0:.1f} s)", flush=True)
     model = PaperModel(a.dim, a.hidden, a.classes)
+    if a.init_from:
+        a.single_bias = True
+        load_lstmprune(model, a.init_from)
     if a.single_bias:
         # One bias vector per LSTM, as in lstmprune (and Keras): nn.LSTM's second bias is fixed at zero, so
         # the bias is not learned at twice the rate (Adam moves both of PyTorch's biases by ~lr per step).
