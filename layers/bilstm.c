@@ -5,10 +5,10 @@
 #include "layers/bilstm.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/par.h"
 #include "core/status.h"
 
 enum { DIR_FW = 0, DIR_BW = 1 };
@@ -106,11 +106,7 @@ static void run_both(void *(*fn)(void *), bilstm_ctx *k) {
     dir_job jobs[2] = {{k, DIR_FW}, {k, DIR_BW}};
     const int saved = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    pthread_t th;
-    const int started = pthread_create(&th, NULL, fn, &jobs[DIR_BW]) == 0;
-    fn(&jobs[DIR_FW]);
-    if (started) pthread_join(th, NULL);
-    else fn(&jobs[DIR_BW]); /* no thread available: the same work, in this thread */
+    lp_par_run(fn, jobs, sizeof jobs[0], 2); /* jobs[DIR_FW] here, jobs[DIR_BW] in a new thread */
     openblas_set_num_threads(saved);
 }
 

@@ -12,10 +12,10 @@
 #include "layers/lstm.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "core/par.h"
 #include "core/status.h"
 
 /* ---- activations -------------------------------------------------------------------------------- */
@@ -285,7 +285,7 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
  * number of busy threads never exceeds it. It is changed and restored around the parallel part, which
  * assumes no other thread calls BLAS at that moment (nothing in this project does). */
 
-#define LSTM_MAX_THREADS 16
+#define LSTM_MAX_THREADS LP_PAR_MAX
 
 /* Split only small recurrent products (multiply-adds per step for the whole batch). Each part packs
  * W_hh again for its own GEMM, which costs CPU time: measured on one core of this project's machine,
@@ -333,19 +333,12 @@ static void run_parts(void *(*fn)(void *), const seq_part *proto, int B, int n) 
         return;
     }
     seq_part parts[LSTM_MAX_THREADS];
-    pthread_t th[LSTM_MAX_THREADS];
-    int started[LSTM_MAX_THREADS] = {0};
     for (int i = 0; i < n; i++) {
         parts[i] = *proto;
         parts[i].b0 = (int)((long)B * i / n);
         parts[i].b1 = (int)((long)B * (i + 1) / n);
     }
-    for (int i = 1; i < n; i++) started[i] = pthread_create(&th[i], NULL, fn, &parts[i]) == 0;
-    fn(&parts[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else fn(&parts[i]); /* no thread available: the same work, in this thread */
-    }
+    lp_par_run(fn, parts, sizeof parts[0], n);
 }
 
 int lp_lstm_recur_parts(int B, int H, int threads) {

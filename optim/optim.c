@@ -4,10 +4,10 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/par.h"
 
 lp_optim_config lp_optim_defaults(lp_optim_kind kind) {
     lp_optim_config c;
@@ -101,7 +101,7 @@ static void *adam_range(void *arg) {
  * per element whatever the split. Measured at the small benchmark shape (2.8M parameters, 2 cores):
  * the optimizer part of a step 10 -> 6 ms. */
 #define ADAM_SPLIT_MIN ((size_t)1 << 18)
-#define ADAM_MAX_THREADS 16
+#define ADAM_MAX_THREADS LP_PAR_MAX
 
 static void adam_step(lp_optim *o, float *restrict p, const float *restrict g, float lr) {
     const lp_optim_config *c = &o->cfg;
@@ -119,19 +119,12 @@ static void adam_step(lp_optim *o, float *restrict p, const float *restrict g, f
         return;
     }
     adam_part parts[ADAM_MAX_THREADS];
-    pthread_t th[ADAM_MAX_THREADS];
-    int started[ADAM_MAX_THREADS] = {0};
     for (int i = 0; i < n; i++) {
         parts[i] = proto;
         parts[i].i0 = o->numel * (size_t)i / (size_t)n;
         parts[i].i1 = o->numel * (size_t)(i + 1) / (size_t)n;
     }
-    for (int i = 1; i < n; i++) started[i] = pthread_create(&th[i], NULL, adam_range, &parts[i]) == 0;
-    adam_range(&parts[0]);
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else adam_range(&parts[i]); /* no thread available: the same range, here */
-    }
+    lp_par_run(adam_range, parts, sizeof parts[0], n);
 }
 
 static void sgd_step(lp_optim *o, float *restrict p, const float *restrict g, float lr) {

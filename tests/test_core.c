@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "core/arena.h"
+#include "core/par.h"
 #include "core/params.h"
 #include "core/rng.h"
 #include "core/status.h"
@@ -19,6 +20,29 @@ static void test_status_message(void **state) {
     lp_error_wrap(LP_ERR_ARG, "prune");
     assert_string_equal(lp_last_error(), "prune: --tau must be in (0,1], got 2");
     assert_string_equal(lp_status_str(LP_ERR_FORMAT), "LP_ERR_FORMAT");
+}
+
+/* lp_par_run: every part runs exactly once with its own argument, also beyond LP_PAR_MAX parts (those
+ * run in the caller). */
+typedef struct {
+    int runs;
+} par_arg;
+
+static void *par_mark(void *arg) {
+    par_arg *a = arg;
+    a->runs++;
+    return NULL;
+}
+
+static void test_par_runs_every_part_once(void **state) {
+    (void)state;
+    const int counts[] = {1, 2, 5, LP_PAR_MAX, LP_PAR_MAX + 4};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        par_arg a[LP_PAR_MAX + 4];
+        memset(a, 0, sizeof a);
+        lp_par_run(par_mark, a, sizeof a[0], counts[c]);
+        for (int i = 0; i < LP_PAR_MAX + 4; i++) assert_int_equal(a[i].runs, i < counts[c] ? 1 : 0);
+    }
 }
 
 static void test_rng_streams_and_determinism(void **state) {
@@ -100,6 +124,7 @@ static void test_params_contiguous(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_message),
+        cmocka_unit_test(test_par_runs_every_part_once),
         cmocka_unit_test(test_rng_streams_and_determinism),
         cmocka_unit_test(test_arena_alignment_reset_and_growth),
         cmocka_unit_test(test_params_contiguous),
