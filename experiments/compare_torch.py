@@ -4,10 +4,11 @@
     experiments/compare_torch.py DIR
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
-for the same seeds S. Prints a markdown table: every seed's GAP@20, mAP, Hit@1 and PERR on the test
-data for both, then the mean, the sample standard deviation and the standard error of each mean, and the
-difference of the means (ours - PyTorch) with its standard error. Only seeds present on both sides are
-used. Standard library only.
+for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
+weights of our seed S). Prints a markdown table: every seed's GAP@20, mAP, Hit@1 and PERR on the test
+data for each side, then each side's mean ± sample standard deviation, and the differences of the means
+(ours - the other side, over the seeds both ran) with their standard errors.
+Standard library only.
 """
 import glob
 import json
@@ -40,36 +41,46 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     d = argv[1]
-    ours, torch = {}, {}
+    sides = [("ours (lstmprune)", {}), ("PyTorch", {}), ("PyTorch from our initial weights", {})]
     for p in glob.glob(os.path.join(d, "ours_seed*", "eval.txt")):
-        ours[int(re.search(r"ours_seed(\d+)", p).group(1))] = read_eval(p)
+        sides[0][1][int(re.search(r"ours_seed(\d+)", p).group(1))] = read_eval(p)
     version, params = "?", "?"
-    for p in glob.glob(os.path.join(d, "torch_seed*.json")):
-        j = json.load(open(p))
-        torch[int(re.search(r"torch_seed(\d+)\.json$", p).group(1))] = {k: float(j["test"][k]) for k in METRICS}
-        version, params = j.get("torch", "?"), j.get("parameters", "?")
-    seeds = sorted(set(ours) & set(torch))
-    if not seeds:
+    for i, pat in ((1, r"torch_seed(\d+)\.json$"), (2, r"torch_ourinit_seed(\d+)\.json$")):
+        for p in glob.glob(os.path.join(d, "torch_*seed*.json")):
+            m = re.search(pat, p)
+            if not m:
+                continue
+            j = json.load(open(p))
+            sides[i][1][int(m.group(1))] = {k: float(j["test"][k]) for k in METRICS}
+            if i == 1:
+                version, params = j.get("torch", "?"), j.get("parameters", "?")
+    sides[1] = ("PyTorch %s" % version, sides[1][1])
+    sides = [sd for sd in sides if sd[1]]
+    if len(sides) < 2 or not set(sides[0][1]) & set(sides[1][1]):
         print("compare_torch: no seed with both ours_seedS/eval.txt and torch_seedS.json in %s" % d, file=sys.stderr)
         return 1
     print("| run | seed | GAP@20 | mAP | Hit@1 | PERR |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, side in (("ours (lstmprune)", ours), ("PyTorch %s" % version, torch)):
-        for s in seeds:
-            print("| %s | %d | %s |" % (name, s, " | ".join("%.4f" % side[s][k] for k in METRICS)))
-    for name, side in (("ours (lstmprune)", ours), ("PyTorch %s" % version, torch)):
+    for name, side in sides:
+        for sd in sorted(side):
+            print("| %s | %d | %s |" % (name, sd, " | ".join("%.4f" % side[sd][k] for k in METRICS)))
+    for name, side in sides:
         cells = []
         for k in METRICS:
-            mean, sd, se = stats([side[s][k] for s in seeds])
-            cells.append("**%.4f** ± %.4f" % (mean, sd))
-        print("| %s, mean ± sd | %d seeds | %s |" % (name, len(seeds), " | ".join(cells)))
-    cells = []
-    for k in METRICS:
-        mo, _, so = stats([ours[s][k] for s in seeds])
-        mt, _, st = stats([torch[s][k] for s in seeds])
-        cells.append("%+.4f ± %.4f" % (mo - mt, math.sqrt(so * so + st * st)))
-    print("| ours − PyTorch (± s.e.) | | %s |" % " | ".join(cells))
-    print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer)." % params)
+            mean, sdev, _ = stats([side[sd][k] for sd in side])
+            cells.append("**%.4f** ± %.4f" % (mean, sdev))
+        print("| %s, mean ± sd | %d seeds | %s |" % (name, len(side), " | ".join(cells)))
+    ours = sides[0][1]
+    for name, other in sides[1:]:
+        seeds = sorted(set(ours) & set(other))  # the difference over the seeds both sides ran
+        cells = []
+        for k in METRICS:
+            mo, _, so = stats([ours[sd][k] for sd in seeds])
+            mt, _, st = stats([other[sd][k] for sd in seeds])
+            cells.append("%+.4f ± %.4f" % (mo - mt, math.sqrt(so * so + st * st)))
+        print("| ours − %s (± s.e.), seeds %s | | %s |" % (name, ",".join(map(str, seeds)), " | ".join(cells)))
+    print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer); from our initial weights: one "
+          "bias per layer (the second fixed at 0), 923,919 parameters as ours." % params)
     return 0
 
 
