@@ -936,6 +936,20 @@ static void row_ckpt(const sweep *sw, const lp_sweep_cell *c, char *buf, size_t 
     if (!file_exists(buf)) snprintf(buf, n, "%.3000s/cells/%s/pruned.ckpt", sw->dir, c->name);
 }
 
+/* What a run and a re-measurement both start with: the configuration (an included file resolved), the
+ * output directory (--out, else sweep.out), the pipeline options and the grid's cells. */
+static lp_status sweep_open(sweep *sw, const lp_kv *config, const char *out_dir, lp_sweep_summary *sum,
+                            lp_sweep_cell **cells, int *n_cells) {
+    LP_TRY(resolve_config(config, &sw->cfg));
+    if (!out_dir) out_dir = lp_kv_get(&sw->cfg, "sweep.out");
+    if (!out_dir || !*out_dir) return lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
+    sw->dir = out_dir;
+    snprintf(sum->out_dir, sizeof sum->out_dir, "%s", out_dir);
+    lp_pipeline_opts_default(&sw->popt);
+    LP_TRY(lp_pipeline_opts_from_kv(&sw->cfg, &sw->popt));
+    return cells_of(&sw->cfg, cells, n_cells);
+}
+
 lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_opts *o, lp_sweep_summary *summary) {
     lp_sweep_summary sum;
     memset(&sum, 0, sizeof sum);
@@ -946,16 +960,8 @@ lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_
     sw.o = o;
     lp_sweep_cell *cells = NULL;
     int n_cells = 0;
-    lp_status s = resolve_config(config, &sw.cfg);
-    if (s == LP_OK && !out_dir) out_dir = lp_kv_get(&sw.cfg, "sweep.out");
-    if (s == LP_OK && (!out_dir || !*out_dir)) s = lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
-    if (s == LP_OK) {
-        sw.dir = out_dir;
-        snprintf(sum.out_dir, sizeof sum.out_dir, "%s", out_dir);
-        lp_pipeline_opts_default(&sw.popt);
-        s = lp_pipeline_opts_from_kv(&sw.cfg, &sw.popt);
-    }
-    if (s == LP_OK) s = cells_of(&sw.cfg, &cells, &n_cells);
+    lp_status s = sweep_open(&sw, config, out_dir, &sum, &cells, &n_cells);
+    if (s == LP_OK) out_dir = sw.dir;
     if (s == LP_OK && n_cells == 0) s = lp_errorf(LP_ERR_ARG, "the grid has no cells");
     if (s == LP_OK) s = lp_mkdirs(out_dir);
     if (s == LP_OK) s = check_or_write_conf(&sw);
@@ -1021,17 +1027,9 @@ lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int round
     lp_sweep_cell *cells = NULL;
     int n_cells = 0;
     double *best = NULL;
-    lp_status s = resolve_config(config, &sw.cfg);
-    if (s == LP_OK && !out_dir) out_dir = lp_kv_get(&sw.cfg, "sweep.out");
-    if (s == LP_OK && (!out_dir || !*out_dir)) s = lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
+    lp_status s = sweep_open(&sw, config, out_dir, &sum, &cells, &n_cells);
+    if (s == LP_OK) out_dir = sw.dir;
     char path[4096], cpath[4096];
-    if (s == LP_OK) {
-        sw.dir = out_dir;
-        snprintf(sum.out_dir, sizeof sum.out_dir, "%s", out_dir);
-        lp_pipeline_opts_default(&sw.popt);
-        s = lp_pipeline_opts_from_kv(&sw.cfg, &sw.popt);
-    }
-    if (s == LP_OK) s = cells_of(&sw.cfg, &cells, &n_cells);
     if (s == LP_OK && !file_exists(path_in(out_dir, "cells/baseline/result.txt", path, sizeof path)))
         s = lp_errorf(LP_ERR_ARG, "%s: no finished baseline to measure", out_dir);
     if (s == LP_OK) s = check_or_write_conf(&sw);
