@@ -177,6 +177,9 @@ lp_status lp_paper_forward(lp_paper *m, lp_tape *tp, lp_tensor *x, const int *le
         return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, the model wants [B, T, %d]",
                          lp_tensor_shape_str(x, s1, sizeof s1), cfg->input_dim);
     const int B = x->dims[0], T = x->dims[1];
+    if (B < 1 || T < 1)
+        return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, batch and time must be >= 1",
+                         lp_tensor_shape_str(x, s1, sizeof s1));
     if (labels && (labels->ndim != 2 || labels->dims[0] != B || labels->dims[1] != cfg->classes))
         return lp_errorf(LP_ERR_SHAPE, "model forward: labels are %s, expected [%d, %d] for input %s",
                          lp_tensor_shape_str(labels, s1, sizeof s1), B, cfg->classes,

@@ -376,6 +376,12 @@ static void test_model_errors(void **state) {
     const int bad[2] = {3, 7};
     assert_int_equal(lp_paper_forward(&m, &tp, tx, bad, NULL, NULL, &o), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "length 7"));
+    /* an empty batch or a sequence without frames is an error, as in the lstm model */
+    assert_int_equal(lp_paper_forward(&m, &tp, lp_tape_view(&tp, x, NULL, 3, (int[]){2, 0, 4}), NULL, NULL, NULL, &o),
+                     LP_ERR_SHAPE);
+    assert_non_null(strstr(lp_last_error(), "[2, 0, 4]"));
+    assert_int_equal(lp_paper_forward(&m, &tp, lp_tape_view(&tp, x, NULL, 3, (int[]){0, 3, 4}), NULL, NULL, NULL, &o),
+                     LP_ERR_SHAPE);
     lp_tape_free(&tp);
     lp_paper_free(&m);
 }
