@@ -154,12 +154,14 @@ def load(patterns, classes, max_frames, dim, l2norm=True):
     files = sorted(f for p in patterns.split(";") for f in glob.glob(p))
     if not files:
         sys.exit(f"no files match {patterns}")
-    xs, lengths, ys = [], [], []
+    xs, lengths, ys, counts = [], [], [], []
     for path in files:
+        counts.append(0)
         for rec in tfrecords(path):
             _, labels, frames = parse_sequence_example(rec, "video_id", "labels", "audio_embedding")
             if not frames:
                 continue
+            counts[-1] += 1
             frames = frames[:max_frames]
             q = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), dim)
             xs.append(q)
@@ -177,7 +179,68 @@ def load(patterns, classes, max_frames, dim, l2norm=True):
             f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
         x[i, :len(f)] = f
         x[i, len(f):] = f[-1]  # repeat padding
-    return torch.from_numpy(x), torch.tensor(lengths, dtype=torch.int64), torch.from_numpy(np.stack(ys))
+    return torch.from_numpy(x), torch.tensor(lengths, dtype=torch.int64), torch.from_numpy(np.stack(ys)), counts
+
+
+# ---- lstmprune's training order (data/batcher.c), for paired runs ------------------------------------
+
+M64 = (1 << 64) - 1
+
+
+def mix64(x):
+    """SplitMix64 finaliser (data/batcher.c): each epoch's shuffle seed is mix64(seed ^ mix64(epoch))."""
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+class Pcg32:
+    """core/rng.c: PCG32 (XSH-RR), lp_rng_init / lp_rng_u32 / lp_rng_below."""
+
+    def __init__(self, seed, stream):
+        self.state, self.inc = 0, ((stream << 1) | 1) & M64
+        self.u32()
+        self.state = (self.state + seed) & M64
+        self.u32()
+
+    def u32(self):
+        old = self.state
+        self.state = (old * 6364136223846793005 + self.inc) & M64
+        xs = (((old >> 18) ^ old) >> 27) & 0xFFFFFFFF
+        rot = old >> 59
+        return ((xs >> rot) | (xs << ((32 - rot) & 31))) & 0xFFFFFFFF
+
+    def below(self, n):
+        threshold = ((1 << 32) - n) % n
+        while True:
+            x = self.u32()
+            if x >= threshold:
+                return x % n
+
+
+RNG_STREAM_SHUFFLE = 2  # core/rng.h
+
+
+def lstmprune_order(counts, seed, epoch):
+    """The clip order of epoch `epoch` (0-based) in `lstmprune train --seed seed` when the shuffle buffer
+    holds the whole training set (--shuffle-buffer >= number of clips): the files are shuffled, read into
+    the buffer in that order, then each clip is a uniform draw whose slot the buffer's last clip fills.
+    counts[f] is the number of clips of the f-th file in sorted order; returns indices into load()'s rows."""
+    r = Pcg32(mix64(seed ^ mix64(epoch)), RNG_STREAM_SHUFFLE)
+    files = list(range(len(counts)))
+    for i in range(len(files) - 1, 0, -1):
+        j = r.below(i + 1)
+        files[i], files[j] = files[j], files[i]
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
+    buf = [int(first[f]) + k for f in files for k in range(counts[f])]
+    order = []
+    while buf:
+        j = r.below(len(buf))
+        order.append(buf[j])
+        buf[j] = buf[-1]
+        buf.pop()
+    return torch.tensor(order, dtype=torch.int64)
 
 
 # ---- model -----------------------------------------------------------------------------------------
@@ -279,7 +342,7 @@ def metrics(probs, labels, top_k=20):
     return {"gap": gap, "map": float(np.mean(aps)) if aps else 0.0, "hit1": hit1, "perr": perr / n}
 
 
-def evaluate(model, x, lengths, y, batch=256):
+def evaluate(model, x, lengths, y, _counts=None, batch=256):
     model.eval()
     out = []
     with torch.no_grad():
@@ -307,6 +370,15 @@ def main():
     ap.add_argument("--init-from", default=None, metavar="CKPT",
                     help="start from the weights of an lstmprune checkpoint (implies --single-bias): the same "
                          "model, parametrisation and initial values as ours, so only the training path differs")
+    ap.add_argument("--order", choices=["torch", "lstmprune"], default="torch",
+                    help="torch: torch.randperm per epoch; lstmprune: exactly the clip order of `lstmprune train "
+                         "--seed S --shuffle-buffer N` with N >= the training clips (with --init-from: a paired "
+                         "run, the same start and the same batches as ours)")
+    ap.add_argument("--float64", action="store_true",
+                    help="train in double precision (a control: how fast fp32 rounding alone moves a run away)")
+    ap.add_argument("--steps-out", default=None, metavar="TSV",
+                    help="write step, epoch, loss and global gradient norm of every step (the columns of our "
+                         "train.tsv) here")
     ap.add_argument("--threads", type=int, default=1,
                     help="intra-op threads (1: on a loaded 2-core machine more threads make PyTorch's LSTM 10x slower)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -328,20 +400,35 @@ def main():
                 if name.startswith("bias_hh"):
                     p.data.zero_()
                     p.requires_grad_(False)
+    if a.float64:
+        model = model.double()
+        tr, va, te = ((d[0].double(), d[1], d[2].double(), d[3]) for d in (tr, va, te))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     lossf = nn.BCEWithLogitsLoss(reduction="sum")
     g = torch.Generator().manual_seed(a.seed)
+    steps = open(a.steps_out, "w") if a.steps_out else None
+    if steps:
+        steps.write("step\tepoch\tloss\tgrad_norm\n")
+    step = 0
     best, best_state, curve = -1.0, None, []
     t_train = time.time()
     for ep in range(1, a.epochs + 1):
         model.train()
-        perm = torch.randperm(len(tr[0]), generator=g)
+        if a.order == "lstmprune":
+            perm = lstmprune_order(tr[3], a.seed, ep - 1)
+        else:
+            perm = torch.randperm(len(tr[0]), generator=g)
         tot, nb, te0 = 0.0, 0, time.time()
         for i in range(0, len(perm), a.batch):
             idx = perm[i:i + a.batch]
             opt.zero_grad()
             loss = lossf(model(tr[0][idx], tr[1][idx]), tr[2][idx]) / len(idx)
             loss.backward()
+            step += 1
+            if steps:
+                gn = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()
+                                   if p.grad is not None))
+                steps.write("%d\t%d\t%.6f\t%.6f\n" % (step, ep, loss.item(), gn))
             opt.step()
             tot += loss.item()
             nb += 1
@@ -354,6 +441,8 @@ def main():
             best = m["gap"]
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
     train_s = time.time() - t_train
+    if steps:
+        steps.close()
     model.load_state_dict(best_state)
     m = evaluate(model, *te)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
