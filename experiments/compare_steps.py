@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Two training runs step by step (scripts/audioset_steps_vs_torch.sh).
 
-    experiments/compare_steps.py OURS_TRAIN_TSV TORCH_STEPS_TSV
+    experiments/compare_steps.py A_TSV B_TSV [NAME_A NAME_B]
 
-OURS_TRAIN_TSV is `lstmprune train`'s train.tsv (log every step), TORCH_STEPS_TSV the --steps-out file
-of experiments/audioset_torch.py; both have the columns step, loss and grad_norm. Prints a markdown
+Each TSV is `lstmprune train`'s train.tsv (log every step) or the --steps-out file of
+experiments/audioset_torch.py: both have the columns step, loss and grad_norm. NAME_A and NAME_B label
+the columns (default: ours, PyTorch). Prints a markdown
 table of both losses and gradient norms at steps 1, 2, 5, 10, 20, 50, ... and the first step at which the
 relative loss difference exceeds 1e-6, 1e-5, ..., 1e-1 (where the two trajectories part). Exits with
 status 1 if any of the first 10 steps differs by more than 1e-4: from the same weights on the same
@@ -22,14 +23,15 @@ def read(path):
 
 
 def main(argv):
-    if len(argv) != 3:
+    if len(argv) not in (3, 5):
         sys.exit(__doc__)
     ours, torch = read(argv[1]), read(argv[2])
+    na, nb = argv[3:5] if len(argv) == 5 else ("ours", "PyTorch")
     steps = sorted(set(ours) & set(torch))
     if not steps:
         sys.exit("no common steps")
     rel = {s: abs(ours[s][0] - torch[s][0]) / max(abs(torch[s][0]), 1e-30) for s in steps}
-    print("| step | loss (ours) | loss (PyTorch) | relative difference | gradient norm (ours) | (PyTorch) |")
+    print("| step | loss (%s) | loss (%s) | relative difference | gradient norm (%s) | (%s) |" % (na, nb, na, nb))
     print("|---:|---:|---:|---:|---:|---:|")
     marks = sorted({s for s in steps if s in (1, 2) or any(s == m * 10 ** k for m in (1, 2, 5) for k in range(7))}
                    | {steps[-1]})

@@ -49,7 +49,7 @@ $PY experiments/audioset_torch.py --train "$A/bal_train-0[0-6].tfrecord" --valid
     echo "## ours against PyTorch (fp32)"; echo
     $PY experiments/compare_steps.py "$OUT/ours/train.tsv" "$OUT/torch_steps.tsv"
     echo; echo "## control: PyTorch fp32 against PyTorch float64"; echo
-    $PY experiments/compare_steps.py "$OUT/torch_steps.tsv" "$OUT/torch64_steps.tsv"
+    $PY experiments/compare_steps.py "$OUT/torch_steps.tsv" "$OUT/torch64_steps.tsv" "PyTorch fp32" "PyTorch float64"
     echo; echo "## ours against PyTorch float64"; echo
-    $PY experiments/compare_steps.py "$OUT/ours/train.tsv" "$OUT/torch64_steps.tsv"
+    $PY experiments/compare_steps.py "$OUT/ours/train.tsv" "$OUT/torch64_steps.tsv" ours "PyTorch float64"
 } | tee "$OUT/compare.md"
