@@ -3,9 +3,10 @@
 # experiments/audioset_torch.py from the same initial weights (ours, seed S) on the same batches in the
 # same order (audioset_torch.py --order lstmprune replays our batcher's shuffle), the loss and global
 # gradient norm of every step written by both, then experiments/compare_steps.py prints where the two
-# trajectories part. Controls: each side run a second time with the same command (ours is bit-reproducible;
-# PyTorch's CPU LSTM here is not), and PyTorch in double precision on the same batches (how fast fp32
-# rounding alone moves a run away). About 6 minutes per epoch on one core (most of it float64).
+# trajectories part. Controls: each side run a second time with the same command (both are
+# bit-reproducible at one thread, so a difference there would not be rounding), and PyTorch in double
+# precision on the same batches (how fast fp32 rounding alone moves a run away). About 6 minutes per
+# epoch on one core (most of it float64).
 #
 #   scripts/audioset_steps_vs_torch.sh    environment: BIN (build/lstmprune), OUT (runs/audioset_steps),
 #                                         LP_SHARED (../shared), SEED (1), EPOCHS (2)
