@@ -5,9 +5,9 @@
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
 for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
-weights of our seed S). Prints a markdown table: every seed's GAP@20, mAP, Hit@1 and PERR on the test
-data for each side, then each side's mean ± sample standard deviation, and the differences of the means
-(ours - the other side, over the seeds both ran) with their standard errors.
+weights of our seed S). Prints two markdown tables: every seed's GAP@20 and mAP on the test data for
+each side; then each side's mean ± sample standard deviation of GAP@20, mAP, Hit@1 and PERR, and the
+differences of the means (ours - the other side, over the seeds both ran) with their standard errors.
 Standard library only.
 """
 import glob
@@ -59,17 +59,24 @@ def main(argv):
     if len(sides) < 2 or not set(sides[0][1]) & set(sides[1][1]):
         print("compare_torch: no seed with both ours_seedS/eval.txt and torch_seedS.json in %s" % d, file=sys.stderr)
         return 1
-    print("| run | seed | GAP@20 | mAP | Hit@1 | PERR |")
+    # one row per seed: GAP@20 and mAP of every side (Hit@1 and PERR only in the summary below)
+    short = {"ours (lstmprune)": "ours", "PyTorch from our initial weights": "PyTorch, our init"}
+    print("| seed | " + " | ".join("%s GAP@20 | mAP" % short.get(name, "PyTorch") for name, _ in sides) + " |")
+    print("|---:|" + "---:|---:|" * len(sides))
+    for sd in sorted(set().union(*(side for _, side in sides))):
+        cells = []
+        for _, side in sides:
+            cells += ["%.4f" % side[sd][k] if sd in side else "" for k in ("gap", "map")]
+        print("| %d | %s |" % (sd, " | ".join(cells)))
+    print()
+    print("| run | seeds | GAP@20 | mAP | Hit@1 | PERR |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, side in sides:
-        for sd in sorted(side):
-            print("| %s | %d | %s |" % (name, sd, " | ".join("%.4f" % side[sd][k] for k in METRICS)))
     for name, side in sides:
         cells = []
         for k in METRICS:
             mean, sdev, _ = stats([side[sd][k] for sd in side])
             cells.append("**%.4f** ± %.4f" % (mean, sdev))
-        print("| %s, mean ± sd | %d seeds | %s |" % (name, len(side), " | ".join(cells)))
+        print("| %s, mean ± sd | %d | %s |" % (name, len(side), " | ".join(cells)))
     ours = sides[0][1]
     for name, other in sides[1:]:
         seeds = sorted(set(ours) & set(other))  # the difference over the seeds both sides ran
@@ -78,7 +85,7 @@ def main(argv):
             mo, _, so = stats([ours[sd][k] for sd in seeds])
             mt, _, st = stats([other[sd][k] for sd in seeds])
             cells.append("%+.4f ± %.4f" % (mo - mt, math.sqrt(so * so + st * st)))
-        print("| ours − %s (± s.e.), seeds %s | | %s |" % (name, ",".join(map(str, seeds)), " | ".join(cells)))
+        print("| ours − %s (± s.e.) | %s | %s |" % (name, ",".join(map(str, seeds)), " | ".join(cells)))
     print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer); from our initial weights: one "
           "bias per layer (the second fixed at 0), 923,919 parameters as ours." % params)
     return 0
