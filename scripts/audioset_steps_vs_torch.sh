@@ -5,8 +5,8 @@
 # gradient norm of every step written by both, then experiments/compare_steps.py prints where the two
 # trajectories part. Controls: each side run a second time with the same command (both are
 # bit-reproducible at one thread, so a difference there would not be rounding), and PyTorch in double
-# precision on the same batches (how fast fp32 rounding alone moves a run away). About 6 minutes per
-# epoch on one core (most of it float64).
+# precision on the same batches (how fast fp32 rounding alone moves a run away). About 8 minutes for the
+# default 2 epochs on this 2-core machine while other runs shared it.
 #
 #   scripts/audioset_steps_vs_torch.sh    environment: BIN (build/lstmprune), OUT (runs/audioset_steps),
 #                                         LP_SHARED (../shared), SEED (1), EPOCHS (2)
