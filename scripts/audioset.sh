@@ -11,23 +11,17 @@
 #                                  LATENCY_ROUNDS (5) for the final latency measurement
 # Resumable: rerunning continues the sweep where it stopped (finished cells are kept).
 set -eu
-BIN=${BIN:-build/lstmprune}
+. scripts/audioset_common.sh
 OUT=${OUT:-runs/audioset}
-SHARED=${LP_SHARED:-../shared}
-A="$SHARED/data/audioset"
-PY=/usr/bin/python3
-[ -x "$BIN" ] || { echo "no $BIN: run make first" >&2; exit 1; }
-[ -f "$A/bal_train-00.tfrecord" ] || { echo "no AudioSet data in $A (set LP_SHARED)" >&2; exit 1; }
-
-# The hyperparameters shared with the PyTorch run (the rest is experiments/audioset.conf).
-HIDDEN=256 LR=0.001 BATCH=64 EPOCHS=25 SEED=1
+# the baseline's epochs and seed (also the PyTorch run's); the rest is experiments/audioset.conf
+EPOCHS=25 SEED=1
 
 # sweep CMD-FLAGS...: the sweep with this experiment's configuration
 sweep() {
     "$BIN" sweep experiments/audioset.conf --out "$OUT" \
         --set "data.train=$A/bal_train-0[0-6].tfrecord" --set "data.valid=$A/bal_train-07.tfrecord" \
-        --set "data.test=$A/eval-0*.tfrecord" --set "model.hidden=$HIDDEN" --set "train.lr=$LR" \
-        --set "train.batch=$BATCH" --set "train.epochs=$EPOCHS" --set "train.seed=$SEED" "$@"
+        --set "data.test=$A/eval-0*.tfrecord" --set "model.hidden=$AS_HIDDEN" --set "train.lr=$AS_LR" \
+        --set "train.batch=$AS_BATCH" --set "train.epochs=$EPOCHS" --set "train.seed=$SEED" "$@"
 }
 
 echo "== sweep: baseline + 15 pruned models -> $OUT"
@@ -42,12 +36,10 @@ echo "== sensitivity of the baseline -> $OUT/sensitivity"
 "$BIN" sensitivity --checkpoint "$OUT/baseline/best.ckpt" --out "$OUT/sensitivity" \
     --rates 0.1,0.3,0.5,0.7,0.9 --max-drop 0.01 --quiet
 
-if [ "${TORCH:-1}" != 0 ] && $PY -c 'import torch' 2>/dev/null; then
+if [ "${TORCH:-1}" != 0 ] && have_torch; then
     if [ ! -f "$OUT/torch.json" ]; then
         echo "== PyTorch counterpart -> $OUT/torch.json"
-        $PY experiments/audioset_torch.py --train "$A/bal_train-0[0-6].tfrecord" --valid "$A/bal_train-07.tfrecord" \
-            --test "$A/eval-0*.tfrecord" --max-frames 10 --no-l2norm --hidden $HIDDEN --lr $LR --batch $BATCH \
-            --epochs $EPOCHS --seed $SEED --threads 1 --out "$OUT/torch.json.tmp"
+        torch_unpruned "$A/eval-0*.tfrecord" $EPOCHS $SEED --out "$OUT/torch.json.tmp"
         mv "$OUT/torch.json.tmp" "$OUT/torch.json"
     fi
 else
