@@ -5,7 +5,7 @@
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
 for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
-weights of our seed S). Prints two markdown tables: every seed's GAP@20 and mAP on the test data for
+weights of our seed S) and torch_paired_seedS.json (the same with --order lstmprune: our batches too). Prints two markdown tables: every seed's GAP@20 and mAP on the test data for
 each side; then each side's mean ± sample standard deviation of GAP@20, mAP, Hit@1 and PERR, and the
 differences of the means (ours - the other side, over the seeds both ran) with their standard errors.
 Standard library only.
@@ -41,11 +41,13 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     d = argv[1]
-    sides = [("ours (lstmprune)", {}), ("PyTorch", {}), ("PyTorch from our initial weights", {})]
+    sides = [("ours (lstmprune)", {}), ("PyTorch", {}), ("PyTorch from our initial weights", {}),
+             ("PyTorch from our initial weights on our batches", {})]
     for p in glob.glob(os.path.join(d, "ours_seed*", "eval.txt")):
         sides[0][1][int(re.search(r"ours_seed(\d+)", p).group(1))] = read_eval(p)
     version, params = "?", "?"
-    for i, pat in ((1, r"torch_seed(\d+)\.json$"), (2, r"torch_ourinit_seed(\d+)\.json$")):
+    for i, pat in ((1, r"torch_seed(\d+)\.json$"), (2, r"torch_ourinit_seed(\d+)\.json$"),
+                   (3, r"torch_paired_seed(\d+)\.json$")):
         for p in glob.glob(os.path.join(d, "torch_*seed*.json")):
             m = re.search(pat, p)
             if not m:
@@ -60,7 +62,8 @@ def main(argv):
         print("compare_torch: no seed with both ours_seedS/eval.txt and torch_seedS.json in %s" % d, file=sys.stderr)
         return 1
     # one row per seed: GAP@20 and mAP of every side (Hit@1 and PERR only in the summary below)
-    short = {"ours (lstmprune)": "ours", "PyTorch from our initial weights": "PyTorch, our init"}
+    short = {"ours (lstmprune)": "ours", "PyTorch from our initial weights": "PyTorch, our init",
+             "PyTorch from our initial weights on our batches": "PyTorch, our init + batches"}
     print("| seed | " + " | ".join("%s GAP@20 | mAP" % short.get(name, "PyTorch") for name, _ in sides) + " |")
     print("|---:|" + "---:|---:|" * len(sides))
     for sd in sorted(set().union(*(side for _, side in sides))):

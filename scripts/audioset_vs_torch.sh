@@ -3,12 +3,14 @@
 # PyTorch"): the unpruned paper model (width 256) trained by `lstmprune train` and by
 # experiments/audioset_torch.py with the same hyperparameters, for several seeds, each evaluated on
 # AudioSet's evaluation set, and PyTorch once more from our initial weights of each seed (the same start,
-# so only the training loops differ); then one table with every seed and the mean ± standard deviation
+# so only the training loops differ) and, with PAIRED=1, from our initial weights on exactly our batches
+# (the same inputs: only rounding differs); then one table with every seed and the mean ± standard deviation
 # (experiments/compare_torch.py).
 #
 #   scripts/audioset_vs_torch.sh      environment: BIN (build/lstmprune), OUT (runs/audioset_e35),
 #                                     LP_SHARED (../shared), SEEDS ("1 2 3 4 5"), EPOCHS (35),
-#                                     OURINIT=0 to skip the PyTorch runs from our initial weights
+#                                     OURINIT=0 to skip the PyTorch runs from our initial weights,
+#                                     PAIRED=1 to add PyTorch from our initial weights on our batches
 # Resumable: a seed whose result exists is skipped. One thread per run (the runs are small); two
 # invocations with different SEEDS may run side by side on the same OUT.
 set -eu
@@ -40,8 +42,18 @@ for S in $SEEDS; do
     if [ "${OURINIT:-1}" != 0 ] && [ ! -f "$J" ]; then
         echo "== PyTorch from our initial weights, seed $S -> $J"
         I="$OUT/init_seed$S"
-        train_unpruned 1e-30 1 "$S" "$I"
+        [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
         torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --init-from "$I/last.ckpt" --out "$J.tmp"
+        mv "$J.tmp" "$J"
+    fi
+    # PyTorch from our initial weights on exactly our batches (--order lstmprune): the inputs of our run
+    J="$OUT/torch_paired_seed$S.json"
+    if [ "${PAIRED:-0}" != 0 ] && [ ! -f "$J" ]; then
+        echo "== PyTorch from our initial weights on our batches, seed $S -> $J"
+        I="$OUT/init_seed$S"
+        [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
+        torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --init-from "$I/last.ckpt" --order lstmprune \
+            --out "$J.tmp"
         mv "$J.tmp" "$J"
     fi
 done
