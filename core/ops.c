@@ -235,7 +235,8 @@ static void tanh_backward(lp_node *n) {
     float *dx = n->in[0]->grad;
     const float *y = n->out[0]->data, *dy = n->out[0]->grad;
     size_t len = lp_tensor_numel(n->out[0]);
-    for (size_t i = 0; i < len; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+    /* (1 - y)(1 + y), not 1 - y·y: near y = ±1 the square's rounding would be most of the result */
+    for (size_t i = 0; i < len; i++) dx[i] += dy[i] * ((1.0f - y[i]) * (1.0f + y[i]));
 }
 
 lp_tensor *lp_op_tanh(lp_tape *tp, lp_tensor *x) {

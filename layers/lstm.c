@@ -47,14 +47,23 @@ static inline float fast_exp(float x0) {
 
 static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
-/* tanh as a [13/6] rational function of x (the coefficients Eigen uses for float). Beyond |x| = 7.905
- * tanh rounds to ±1 in float, so clamping there costs < 4e-7. Small |x| keeps full relative accuracy
- * (tanh x ≈ x), unlike formulas of the kind 1 - 2/(e^{2x}+1). */
+/* tanh in two forms, both computed and one selected (so the loop vectorises):
+ *   |x| < 0.625: a [13/6] rational function of x (the coefficients Eigen uses for float), which keeps
+ *                full relative accuracy near 0, where 1 - 2/(e^{2x}+1) would lose it;
+ *   beyond:      sign(x)·(1 - 2/(e^{2|x|}+1)), within ~1.5 ulp of tanh all the way to where tanh rounds
+ *                to ±1 in float (|x| ≈ 9.01).
+ * The backward pass takes tanh' = 1 - tanh² from these values, and near saturation that is only as good
+ * as the last bits of tanh: the rational function alone, clamped to ±1 beyond 7.905 as in Eigen, biased
+ * tanh' low by 1% for |x| in [6,7), 6% in [7,7.9) and 100% in [7.9,9) (zero instead of 1e-7..5e-7),
+ * which Adam's per-parameter scaling can turn into different updates. */
 static inline float fast_tanh(float x) {
-    const float lim = 7.90531110763549805f;
-    x = x < -lim ? -lim : x;
-    x = x > lim ? lim : x;
-    float x2 = x * x;
+    const float cut = 0.625f;
+    float ax = x < 0.0f ? -x : x;
+    float big = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f); /* NaN stays NaN; e^{2|x|} clamps at e^88 */
+    big = x < 0.0f ? -big : big;
+    float xs = x < -cut ? -cut : x;
+    xs = xs > cut ? cut : xs;
+    float x2 = xs * xs;
     float p = -2.76076847742355e-16f;
     p = p * x2 + 2.00018790482477e-13f;
     p = p * x2 + -8.60467152213735e-11f;
@@ -62,12 +71,12 @@ static inline float fast_tanh(float x) {
     p = p * x2 + 1.48572235717979e-05f;
     p = p * x2 + 6.37261928875436e-04f;
     p = p * x2 + 4.89352455891786e-03f;
-    p = p * x;
+    p = p * xs;
     float q = 1.19825839466702e-06f;
     q = q * x2 + 1.18534705686654e-04f;
     q = q * x2 + 2.26843463243900e-03f;
     q = q * x2 + 4.89352518554385e-03f;
-    return p / q;
+    return ax < cut ? p / q : big;
 }
 
 float lp_lstm_sigmoid(float x) { return fast_sigmoid(x); }
@@ -145,7 +154,8 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
 }
 
 /* Gradient of one valid batch row at one step; see docs/METHOD.md for the equations. gates holds the
- * activations i,f,g,o on entry and the pre-activation gradients on return. cnow is c_t (tanh(c_t) is
+ * activations i,f,g,o on entry and the pre-activation gradients on return. tanh' = (1 - t)(1 + t), not
+ * 1 - t·t: near t = ±1 the square's rounding (6e-8) would be most of the small result. cnow is c_t (tanh(c_t) is
  * recomputed exactly as forward computed it); cprev is c_{t-1}, or NULL for a zero initial state. */
 static inline void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
                                      float *restrict go, float *restrict dh, float *restrict dc,
@@ -158,10 +168,10 @@ static inline void cell_backward_row(float *restrict gi, float *restrict gf, flo
             float tc = fast_tanh(cnow[j]);
             float i = gi[j], f = gf[j], g = gg[j], o = go[j];
             float dht = dh[j];
-            float dct = dc[j] + dht * o * (1.0f - tc * tc);
+            float dct = dc[j] + dht * o * ((1.0f - tc) * (1.0f + tc));
             gi[j] = dct * g * i * (1.0f - i);
             gf[j] = dct * 0.0f * f * (1.0f - f); /* not 0: a NaN/Inf dct stays visible */
-            gg[j] = dct * i * (1.0f - g * g);
+            gg[j] = dct * i * ((1.0f - g) * (1.0f + g));
             go[j] = dht * tc * o * (1.0f - o);
             dc[j] = dct * f;
             dh[j] = 0.0f;
@@ -172,10 +182,10 @@ static inline void cell_backward_row(float *restrict gi, float *restrict gf, flo
         float tc = fast_tanh(cnow[j]);
         float i = gi[j], f = gf[j], g = gg[j], o = go[j];
         float dht = dh[j];
-        float dct = dc[j] + dht * o * (1.0f - tc * tc);
+        float dct = dc[j] + dht * o * ((1.0f - tc) * (1.0f + tc));
         gi[j] = dct * g * i * (1.0f - i);
         gf[j] = dct * cprev[j] * f * (1.0f - f);
-        gg[j] = dct * i * (1.0f - g * g);
+        gg[j] = dct * i * ((1.0f - g) * (1.0f + g));
         go[j] = dht * tc * o * (1.0f - o);
         dc[j] = dct * f;
         dh[j] = 0.0f; /* refilled by the GEMM dh += dG·W_hh below */
