@@ -22,6 +22,22 @@ EPOCHS=${EPOCHS:-35}
 mkdir -p "$OUT"
 export OPENBLAS_NUM_THREADS=1
 
+# torch_run JSON WHAT [audioset_torch.py flags]: one PyTorch run of seed $S into JSON unless it exists
+torch_run() {
+    j=$1 what=$2
+    shift 2
+    [ -f "$j" ] && return 0
+    echo "== PyTorch$what, seed $S -> $j"
+    torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" "$@" --out "$j.tmp"
+    mv "$j.tmp" "$j"
+}
+
+# our initial weights of seed $S: `train --lr 1e-30` for one epoch leaves them unchanged
+init_ckpt() {
+    I="$OUT/init_seed$S"
+    [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
+}
+
 # the hyperparameters of scripts/audioset.sh's baseline (experiments/audioset.conf), except the epochs
 for S in $SEEDS; do
     R="$OUT/ours_seed$S"
@@ -31,30 +47,16 @@ for S in $SEEDS; do
         "$BIN" eval --checkpoint "$R/best.ckpt" --data "$A/eval-0*.tfrecord" --threads 1 --out "$R/eval.txt.tmp" --quiet
         mv "$R/eval.txt.tmp" "$R/eval.txt"
     fi
-    J="$OUT/torch_seed$S.json"
-    if [ ! -f "$J" ]; then
-        echo "== PyTorch, seed $S -> $J"
-        torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --out "$J.tmp"
-        mv "$J.tmp" "$J"
+    torch_run "$OUT/torch_seed$S.json" ""
+    if [ "${OURINIT:-1}" != 0 ] && [ ! -f "$OUT/torch_ourinit_seed$S.json" ]; then
+        init_ckpt
+        torch_run "$OUT/torch_ourinit_seed$S.json" " from our initial weights" --init-from "$I/last.ckpt"
     fi
-    # PyTorch from our initial weights of this seed: `train --lr 1e-30` for one epoch leaves them unchanged
-    J="$OUT/torch_ourinit_seed$S.json"
-    if [ "${OURINIT:-1}" != 0 ] && [ ! -f "$J" ]; then
-        echo "== PyTorch from our initial weights, seed $S -> $J"
-        I="$OUT/init_seed$S"
-        [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
-        torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --init-from "$I/last.ckpt" --out "$J.tmp"
-        mv "$J.tmp" "$J"
-    fi
-    # PyTorch from our initial weights on exactly our batches (--order lstmprune): the inputs of our run
-    J="$OUT/torch_paired_seed$S.json"
-    if [ "${PAIRED:-0}" != 0 ] && [ ! -f "$J" ]; then
-        echo "== PyTorch from our initial weights on our batches, seed $S -> $J"
-        I="$OUT/init_seed$S"
-        [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
-        torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --init-from "$I/last.ckpt" --order lstmprune \
-            --out "$J.tmp"
-        mv "$J.tmp" "$J"
+    # --order lstmprune: exactly our batches too, the inputs of our run
+    if [ "${PAIRED:-0}" != 0 ] && [ ! -f "$OUT/torch_paired_seed$S.json" ]; then
+        init_ckpt
+        torch_run "$OUT/torch_paired_seed$S.json" " from our initial weights on our batches" \
+            --init-from "$I/last.ckpt" --order lstmprune
     fi
 done
 $PY experiments/compare_torch.py "$OUT" | tee "$OUT/compare.md"
