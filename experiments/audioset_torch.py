@@ -156,6 +156,7 @@ DEQUANT = (np.arange(256) * 4.0 / 255.0 + 4.0 / 512.0 - 2.0).astype(np.float32)
 
 
 def load(patterns, classes, max_frames, dim, l2norm=True):
+    """(x [N, T, dim], lengths [N], labels [N, classes], clips per file in sorted file order)."""
     files = sorted(f for p in patterns.split(";") for f in glob.glob(p))
     if not files:
         sys.exit(f"no files match {patterns}")
@@ -347,7 +348,7 @@ def metrics(probs, labels, top_k=20):
     return {"gap": gap, "map": float(np.mean(aps)) if aps else 0.0, "hit1": hit1, "perr": perr / n}
 
 
-def evaluate(model, x, lengths, y, _counts=None, batch=256):
+def evaluate(model, x, lengths, y, batch=256):
     model.eval()
     out = []
     with torch.no_grad():
@@ -438,7 +439,7 @@ def main():
             tot += loss.item()
             nb += 1
         secs = time.time() - te0
-        m = evaluate(model, *va)
+        m = evaluate(model, *va[:3])
         curve.append({"epoch": ep, "loss": tot / nb, "seconds": secs, **m})
         print(f"epoch {ep}: loss {tot / nb:.4f} ({secs:.1f} s)  valid GAP {m['gap']:.4f} mAP {m['map']:.4f} "
               f"Hit@1 {m['hit1']:.4f}", flush=True)
@@ -449,7 +450,7 @@ def main():
     if steps:
         steps.close()
     model.load_state_dict(best_state)
-    m = evaluate(model, *te)
+    m = evaluate(model, *te[:3])
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"test (best validation epoch): GAP@20 {m['gap']:.4f} mAP {m['map']:.4f} Hit@1 {m['hit1']:.4f} "
           f"PERR {m['perr']:.4f}; parameters {params}; training {train_s:.0f} s")

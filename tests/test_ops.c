@@ -610,6 +610,29 @@ static void test_elementwise_values(void **state) {
     lp_tape_free(&tp);
 }
 
+/* tanh's backward near saturation: dx = (1 - y)(1 + y) of the float output y, to float rounding. With
+ * y = 1 - δ the form 1 - y·y loses up to ~1e-4 of the result where δ² nears the float spacing below 1
+ * (δ ~ 2e-4, x ~ 4.6), so a grid over x in [3.5, 6] tells the two apart. */
+static void test_tanh_backward_near_saturation(void **state) {
+    (void)state;
+    enum { N = 2048 };
+    static float x[N], g[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = (i % 2 ? -1.0f : 1.0f) * (3.5f + 2.5f * (float)i / N);
+        g[i] = 0.0f;
+    }
+    lp_tape tp = new_tape();
+    int d[1] = {N};
+    lp_tensor *X = lp_tape_view(&tp, x, g, 1, d);
+    lp_tensor *Y = lp_op_tanh(&tp, X);
+    assert_int_equal(lp_tape_backward(&tp, lp_op_sum(&tp, Y)), LP_OK);
+    for (int i = 0; i < N; i++) {
+        double y = Y->data[i], want = (1.0 - y) * (1.0 + y);
+        assert_true(fabs(g[i] - want) <= 2e-7 * want);
+    }
+    lp_tape_free(&tp);
+}
+
 /* Reference BCE for one element in double. For |z| <= 30 the textbook form is accurate in double; for
  * larger |z| only the linear part survives (log1p(exp(-|z|)) < 1e-13). Written independently of the
  * op's form: -y log(s) - (1-y) log(1-s). */
@@ -930,6 +953,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_rejects_wrong_backward),
         cmocka_unit_test(test_matmul_values),
         cmocka_unit_test(test_elementwise_values),
+        cmocka_unit_test(test_tanh_backward_near_saturation),
         cmocka_unit_test(test_bce_values),
         cmocka_unit_test(test_shape_op_values),
         cmocka_unit_test(test_dropout),
