@@ -5,8 +5,8 @@
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
 for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
-weights of our seed S) and torch_paired_seedS.json (the same with --order lstmprune: our batches too). Prints two markdown tables: every seed's GAP@20 and mAP on the test data for
-each side; then each side's mean ± sample standard deviation of GAP@20, mAP, Hit@1 and PERR, and the
+weights of our seed S) and torch_paired_seedS.json (the same with --order lstmprune: our batches too).
+Prints markdown tables: every seed's GAP@20 and mAP on the test data for each side; then each side's mean ± sample standard deviation of GAP@20, mAP, Hit@1 and PERR, and the
 differences of the means (ours - the other side, over the seeds both ran) with their standard errors; then
 ours against PyTorch as it comes over every run of each side (the two are independent draws, so no seed
 needs a partner): the difference, Welch's standard error and degrees of freedom, and the one-sided 95%

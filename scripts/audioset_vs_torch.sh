@@ -32,7 +32,7 @@ torch_run() {
     mv "$j.tmp" "$j"
 }
 
-# our initial weights of seed $S: `train --lr 1e-30` for one epoch leaves them unchanged
+# our initial weights of seed $S into $I/last.ckpt (sets I): `train --lr 1e-30` for one epoch leaves them unchanged
 init_ckpt() {
     I="$OUT/init_seed$S"
     [ -f "$I/last.ckpt" ] || train_unpruned 1e-30 1 "$S" "$I"
