@@ -10,16 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A shape error is a programmer error: say which op and which shapes before aborting. */
-static void shape_fail(const char *op, const lp_tensor *a, const lp_tensor *b, const char *file, int line,
-                       const char *expr) {
-    char sa[64], sb[64];
-    fprintf(stderr, "%s: shapes %s and %s do not agree\n", op, lp_tensor_shape_str(a, sa, sizeof sa),
-            b ? lp_tensor_shape_str(b, sb, sizeof sb) : "-");
-    lp_check_failed(file, line, expr);
-}
-#define SHAPE_CHECK(cond, op, a, b) \
-    do { if (!(cond)) shape_fail((op), (a), (b), __FILE__, __LINE__, #cond); } while (0)
+/* A shape error is a programmer error (LP_SHAPE_CHECK, core/tensor.h): the op and both shapes, then abort. */
 
 /* Output tensor with the shape of `like`. */
 static lp_tensor *tensor_like(lp_tape *tp, const lp_tensor *like, int need) {
@@ -34,19 +25,19 @@ typedef struct {
 
 static mm_dims matmul_dims(const lp_tensor *a, const lp_tensor *b, int ta, int tb) {
     mm_dims d;
-    SHAPE_CHECK(b->ndim == 2, "lp_op_matmul", a, b);
+    LP_SHAPE_CHECK(b->ndim == 2, "lp_op_matmul", a, b);
     if (ta) {
-        SHAPE_CHECK(a->ndim == 2, "lp_op_matmul", a, b);
+        LP_SHAPE_CHECK(a->ndim == 2, "lp_op_matmul", a, b);
         d.K = a->dims[0];
         d.M = a->dims[1];
     } else {
-        SHAPE_CHECK(a->ndim >= 2, "lp_op_matmul", a, b);
+        LP_SHAPE_CHECK(a->ndim >= 2, "lp_op_matmul", a, b);
         d.M = (int)lp_tensor_rows(a);
         d.K = lp_tensor_cols(a);
     }
     int bk = tb ? b->dims[1] : b->dims[0];
     d.N = tb ? b->dims[0] : b->dims[1];
-    SHAPE_CHECK(bk == d.K, "lp_op_matmul", a, b);
+    LP_SHAPE_CHECK(bk == d.K, "lp_op_matmul", a, b);
     return d;
 }
 
@@ -127,7 +118,7 @@ static void add_backward(lp_node *n) {
 
 lp_tensor *lp_op_add(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     if (!a || !b) return NULL;
-    SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_add", a, b);
+    LP_SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_add", a, b);
     lp_tensor *in[2] = {a, b};
     int need = lp_tape_wants_grad(tp, in, 2);
     lp_tensor *y = tensor_like(tp, a, need);
@@ -161,7 +152,7 @@ static void bias_add_backward(lp_node *n) {
 
 lp_tensor *lp_op_bias_add(lp_tape *tp, lp_tensor *x, lp_tensor *b) {
     if (!x || !b) return NULL;
-    SHAPE_CHECK(x->ndim >= 1 && b->ndim == 1 && b->dims[0] == lp_tensor_cols(x), "lp_op_bias_add", x, b);
+    LP_SHAPE_CHECK(x->ndim >= 1 && b->ndim == 1 && b->dims[0] == lp_tensor_cols(x), "lp_op_bias_add", x, b);
     lp_tensor *in[2] = {x, b};
     int need = lp_tape_wants_grad(tp, in, 2);
     lp_tensor *y = tensor_like(tp, x, need);
@@ -196,7 +187,7 @@ static void mul_backward(lp_node *n) {
 
 lp_tensor *lp_op_mul(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     if (!a || !b) return NULL;
-    SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_mul", a, b);
+    LP_SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_mul", a, b);
     lp_tensor *in[2] = {a, b};
     int need = lp_tape_wants_grad(tp, in, 2);
     lp_tensor *y = tensor_like(tp, a, need);
@@ -283,7 +274,7 @@ lp_tensor *lp_op_concat(lp_tape *tp, lp_tensor *const *xs, int k) {
         const lp_tensor *x = xs[i];
         int same = x->ndim == x0->ndim && x->ndim >= 1;
         for (int d = 0; same && d + 1 < x->ndim; d++) same = x->dims[d] == x0->dims[d];
-        SHAPE_CHECK(same, "lp_op_concat", x0, x);
+        LP_SHAPE_CHECK(same, "lp_op_concat", x0, x);
         F += lp_tensor_cols(x);
     }
     int dims[LP_MAX_DIMS];
@@ -329,7 +320,7 @@ lp_status lp_op_split(lp_tape *tp, lp_tensor *x, int k, const int *sizes, lp_ten
         LP_CHECK(sizes[i] >= 0);
         F += sizes[i];
     }
-    SHAPE_CHECK(x->ndim >= 1 && F == lp_tensor_cols(x), "lp_op_split", x, NULL);
+    LP_SHAPE_CHECK(x->ndim >= 1 && F == lp_tensor_cols(x), "lp_op_split", x, NULL);
     int need = lp_tape_wants_grad(tp, &x, 1);
     int dims[LP_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) dims[d] = x->dims[d];
@@ -365,7 +356,7 @@ static void slice_t_backward(lp_node *n) {
 
 lp_tensor *lp_op_slice_t(lp_tape *tp, lp_tensor *x, int t) {
     if (!x) return NULL;
-    SHAPE_CHECK(x->ndim == 3, "lp_op_slice_t", x, NULL);
+    LP_SHAPE_CHECK(x->ndim == 3, "lp_op_slice_t", x, NULL);
     int B = x->dims[0], T = x->dims[1], F = x->dims[2];
     LP_CHECK(t >= 0 && t < T);
     int need = lp_tape_wants_grad(tp, &x, 1);
@@ -399,7 +390,7 @@ static void mean_t_backward(lp_node *n) {
 
 lp_tensor *lp_op_mean_t(lp_tape *tp, lp_tensor *x, const int *lengths) {
     if (!x) return NULL;
-    SHAPE_CHECK(x->ndim == 3, "lp_op_mean_t", x, NULL);
+    LP_SHAPE_CHECK(x->ndim == 3, "lp_op_mean_t", x, NULL);
     int B = x->dims[0], T = x->dims[1], F = x->dims[2];
     if (lengths)
         for (int b = 0; b < B; b++) LP_CHECK(lengths[b] >= 1 && lengths[b] <= T);
@@ -467,7 +458,7 @@ static void bce_backward(lp_node *n) {
 
 lp_tensor *lp_op_bce_logits(lp_tape *tp, lp_tensor *z, lp_tensor *y) {
     if (!z || !y) return NULL;
-    SHAPE_CHECK(z->ndim >= 1 && lp_tensor_same_shape(z, y), "lp_op_bce_logits", z, y);
+    LP_SHAPE_CHECK(z->ndim >= 1 && lp_tensor_same_shape(z, y), "lp_op_bce_logits", z, y);
     size_t len = lp_tensor_numel(z), B = lp_tensor_rows(z);
     LP_CHECK(B >= 1);
     int need = lp_tape_wants_grad(tp, &z, 1); /* targets are constants */

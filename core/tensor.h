@@ -9,6 +9,8 @@
 #define LP_TENSOR_H
 #include <stddef.h>
 
+#include "core/rng.h"
+
 #define LP_MAX_DIMS 4
 
 typedef struct lp_tensor {
@@ -39,5 +41,16 @@ int lp_tensor_same_shape(const lp_tensor *a, const lp_tensor *b);
 
 /* "[3, 6, 5]" into buf (for messages). */
 const char *lp_tensor_shape_str(const lp_tensor *t, char *buf, size_t len);
+
+/* Every element drawn from U(-bound, bound): (2u - 1)·bound in double, rounded once to float (the
+ * initialisation of every model, with PyTorch's bounds for nn.LSTM and nn.Linear). */
+void lp_tensor_fill_uniform(lp_tensor *t, float bound, lp_rng *r);
+
+/* A shape mismatch inside an op is a programmer error: print the op and both shapes (b may be NULL),
+ * then abort through lp_check_failed with file:line. LP_SHAPE_CHECK is always on. */
+void lp_shape_fail(const char *op, const lp_tensor *a, const lp_tensor *b, const char *file, int line,
+                   const char *expr);
+#define LP_SHAPE_CHECK(cond, op, a, b) \
+    do { if (!(cond)) lp_shape_fail((op), (a), (b), __FILE__, __LINE__, #cond); } while (0)
 
 #endif

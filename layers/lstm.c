@@ -15,34 +15,20 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/fastmath.h"
 #include "core/par.h"
 #include "core/status.h"
 
 /* ---- activations -------------------------------------------------------------------------------- */
 
-/* e^x for x in float range: x = n·ln2 + r with |r| <= ln2/2, e^r by a degree-7 polynomial (Cephes
- * coefficients), 2^n assembled in the exponent bits. Relative error < 1e-7. The clamp keeps 2^n a
- * normal float; the floor is an integer conversion of a positive number so the loop vectorises. */
+/* e^x for any float: the argument is clamped to [-87, 88] (lp_exp_clamped in core/fastmath.h), written
+ * so that NaN clamps to -87 (the comparisons are false) and the float->int conversion inside only sees
+ * in-range values; NaN is passed through at the end, so a diverged run stays visibly NaN. */
 static inline float fast_exp(float x0) {
-    /* written so that NaN clamps to -87 (the comparisons are false): the float->int conversion below
-     * must only see in-range values; NaN is passed through at the end */
     float x = x0 > -87.0f ? x0 : -87.0f;
     x = x < 88.0f ? x : 88.0f;
-    int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x/ln2) */
-    float nf = (float)n;
-    float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */
-    r = r - nf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x0 == x0 ? p * scale : x0; /* a diverged run stays visibly NaN */
+    float e = lp_exp_clamped(x);
+    return x0 == x0 ? e : x0;
 }
 
 static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }

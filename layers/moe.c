@@ -68,16 +68,6 @@ void lp_moe_mix_backward(float *dz, const float *dp, const float *z, size_t N, i
     }
 }
 
-static void shape_fail(const char *op, const lp_tensor *a, const lp_tensor *b, const char *file, int line,
-                       const char *expr) {
-    char sa[64], sb[64];
-    fprintf(stderr, "%s: shapes %s and %s do not agree\n", op, lp_tensor_shape_str(a, sa, sizeof sa),
-            b ? lp_tensor_shape_str(b, sb, sizeof sb) : "-");
-    lp_check_failed(file, line, expr);
-}
-#define SHAPE_CHECK(cond, op, a, b) \
-    do { if (!(cond)) shape_fail((op), (a), (b), __FILE__, __LINE__, #cond); } while (0)
-
 /* ---- LP_OP_MOE_MIX ----------------------------------------------------------------------------- */
 
 static void moe_mix_backward(lp_node *n) {
@@ -89,7 +79,7 @@ static void moe_mix_backward(lp_node *n) {
 lp_tensor *lp_op_moe_mix(lp_tape *tp, lp_tensor *z, int classes, int experts) {
     if (!z) return NULL;
     LP_CHECK(classes >= 1 && experts >= 1);
-    SHAPE_CHECK(z->ndim >= 1 && z->ndim <= LP_MAX_DIMS && lp_tensor_cols(z) == lp_moe_rows(classes, experts),
+    LP_SHAPE_CHECK(z->ndim >= 1 && z->ndim <= LP_MAX_DIMS && lp_tensor_cols(z) == lp_moe_rows(classes, experts),
                 "lp_op_moe_mix", z, NULL);
     int dims[LP_MAX_DIMS];
     for (int i = 0; i < z->ndim; i++) dims[i] = z->dims[i];
@@ -121,7 +111,7 @@ static void bce_probs_backward(lp_node *n) {
 
 lp_tensor *lp_op_bce_probs(lp_tape *tp, lp_tensor *p, lp_tensor *y) {
     if (!p || !y) return NULL;
-    SHAPE_CHECK(p->ndim >= 1 && lp_tensor_same_shape(p, y), "lp_op_bce_probs", p, y);
+    LP_SHAPE_CHECK(p->ndim >= 1 && lp_tensor_same_shape(p, y), "lp_op_bce_probs", p, y);
     size_t len = lp_tensor_numel(p), B = lp_tensor_rows(p);
     LP_CHECK(B >= 1);
     int need = lp_tape_wants_grad(tp, &p, 1); /* targets are constants */
@@ -149,7 +139,7 @@ lp_tensor *lp_moe(lp_tape *tp, lp_tensor *h, lp_tensor *w, lp_tensor *b, int cla
     if (z_out) *z_out = NULL;
     if (!h || !w) return NULL;
     LP_CHECK(classes >= 1 && experts >= 1);
-    SHAPE_CHECK(w->ndim == 2 && w->dims[0] == lp_moe_rows(classes, experts), "lp_moe", h, w);
+    LP_SHAPE_CHECK(w->ndim == 2 && w->dims[0] == lp_moe_rows(classes, experts), "lp_moe", h, w);
     lp_tensor *z = lp_dense(tp, h, w, b); // [B,D] · [C*(2E+1), D]^T + b -> [B, C*(2E+1)]
     if (z_out) *z_out = z;
     return lp_op_moe_mix(tp, z, classes, experts);

@@ -112,11 +112,6 @@ lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
 
 /* ---- parameters ---- */
 
-static void fill_uniform(lp_tensor *t, float bound, lp_rng *r) {
-    size_t n = lp_tensor_numel(t);
-    for (size_t i = 0; i < n; i++) t->data[i] = (float)((2.0 * lp_rng_uniform(r) - 1.0) * bound);
-}
-
 lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_lm_config_check(cfg));
@@ -168,7 +163,7 @@ lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     /* Zaremba: every parameter uniform in ±init_scale; declaration order = the whole block in order. */
     lp_rng r;
     lp_rng_init(&r, seed, LP_RNG_STREAM_INIT);
-    for (int i = 0; i < m->params.count; i++) fill_uniform(&m->params.items[i].t, cfg->init_scale, &r);
+    for (int i = 0; i < m->params.count; i++) lp_tensor_fill_uniform(&m->params.items[i].t, cfg->init_scale, &r);
     return LP_OK;
 }
 

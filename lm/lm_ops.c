@@ -8,30 +8,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/fastmath.h"
 #include "core/status.h"
 
-/* ---- exp for x <= 0 ------------------------------------------------------------------------------ */
-
-/* Cephes expf for x already clamped to [-87.3, 88]: x = n·ln2 + r, |r| <= ln2/2, exp(r) by a degree-7
- * polynomial, 2^n through the exponent bits (n >= -126 keeps 2^n a normal float). The rounding is an
- * integer conversion of a positive number, so a loop of this is straight-line code that GCC vectorises. */
-static inline float exp_clamped(float x) {
-    int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x·log2(e)) */
-    float nf = (float)n;
-    float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */
-    r = r - nf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
-}
+/* ---- exp for x <= 0: lp_exp_clamped (core/fastmath.h) ---------------------------------------------- */
 
 /* The clamp is a separate loop: with -ftrapping-math (the default) GCC will not if-convert a select
  * whose result feeds further float arithmetic, so clamp-and-polynomial in one loop stays scalar. Rows
@@ -48,7 +28,7 @@ static void shifted_clamped(float *restrict t, const float *restrict z, float a,
     }
 }
 
-float lp_op_exp_neg(float x) { return exp_clamped(x > -87.3f ? x : -87.3f); }
+float lp_op_exp_neg(float x) { return lp_exp_clamped(x > -87.3f ? x : -87.3f); }
 
 /* ---- embedding ----------------------------------------------------------------------------------- */
 
@@ -119,8 +99,8 @@ static double row_logsum(const float *z, int V, float *m_out) {
         shifted_clamped(t, z + j0, m, 0.0f, c);
         int k0 = 0;
         for (; k0 + L <= c; k0 += L)
-            for (int k = 0; k < L; k++) acc[k] += exp_clamped(t[k0 + k]);
-        for (; k0 < c; k0++) s += exp_clamped(t[k0]);
+            for (int k = 0; k < L; k++) acc[k] += lp_exp_clamped(t[k0 + k]);
+        for (; k0 < c; k0++) s += lp_exp_clamped(t[k0]);
     }
     for (int k = 0; k < L; k++) s += acc[k];
     *m_out = m;
@@ -158,7 +138,7 @@ static void softmax_xent_backward(lp_node *node) {
             const int c = V - j0 < EXP_CHUNK ? V - j0 : EXP_CHUNK;
             shifted_clamped(t, zr + j0, k->max[n], k->logsum[n], c);
             float *restrict d = dr + j0;
-            for (int j = 0; j < c; j++) d[j] += s * exp_clamped(t[j]);
+            for (int j = 0; j < c; j++) d[j] += s * lp_exp_clamped(t[j]);
         }
         dr[k->targets[n]] -= s;
     }

@@ -10,9 +10,10 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
-#include "core/clock.h"
 #include "core/ckpt.h"
+#include "core/clock.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "core/rng.h"
 #include "core/tape.h"
 #include "lm/lm_train.h"
@@ -507,21 +508,8 @@ static void sizes_str(const int *h, int n, char *buf, size_t len) {
     for (int l = 0; l < n && off < len; l++) off += (size_t)snprintf(buf + off, len - off, l ? ", %d" : "%d", h[l]);
 }
 
-/* JSON number: finite values as %.10g, others as null. */
-static void json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.10g", v);
-    else fputs("null", f);
-}
-
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
+/* JSON numbers with 10 significant digits (null when not finite). */
+static void json_num(FILE *f, double v) { lp_json_num(f, v, 10); }
 
 lp_status lp_lm_report_write(const char *dir, const lp_lm_prune_plan *plan, const lp_lm_report_row *rows, int n_rows,
                              const lp_kv *info) {
@@ -576,17 +564,17 @@ lp_status lp_lm_report_write(const char *dir, const lp_lm_prune_plan *plan, cons
     fprintf(f, "{\n  \"task\": \"ptb-lm\",\n  \"info\": {");
     for (int i = 0; info && i < info->count; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_str(f, info->keys[i]);
+        lp_json_str(f, info->keys[i]);
         fprintf(f, ": ");
-        json_str(f, info->vals[i]);
+        lp_json_str(f, info->vals[i]);
     }
     fprintf(f, "\n  },\n  \"plan\": ");
     if (!plan) fprintf(f, "null");
     else {
         fprintf(f, "{\n    \"method\": ");
-        json_str(f, plan->method);
+        lp_json_str(f, plan->method);
         fprintf(f, ",\n    \"note\": ");
-        json_str(f, plan->note);
+        lp_json_str(f, plan->note);
         fprintf(f, ",\n    \"tau\": ");
         json_num(f, plan->rates.tau);
         fprintf(f, ",\n    \"mean_rate\": ");
@@ -597,7 +585,7 @@ lp_status lp_lm_report_write(const char *dir, const lp_lm_prune_plan *plan, cons
         for (int l = 0; l < plan->n_groups; l++) {
             const lp_lm_prune_group *g = &plan->g[l];
             fprintf(f, "%s\n      {\"name\": ", l ? "," : "");
-            json_str(f, g->name);
+            lp_json_str(f, g->name);
             fprintf(f, ", \"units_before\": %d, \"units_after\": %d, \"prunable\": %s, \"rate\": ", g->h, g->k,
                     g->prunable ? "true" : "false");
             json_num(f, g->rate);
@@ -625,9 +613,9 @@ lp_status lp_lm_report_write(const char *dir, const lp_lm_prune_plan *plan, cons
     for (int r = 0; r < n_rows; r++) {
         const lp_lm_report_row *w = &rows[r];
         fprintf(f, "%s\n    {\"label\": ", r ? "," : "");
-        json_str(f, w->label);
+        lp_json_str(f, w->label);
         fprintf(f, ", \"checkpoint\": ");
-        json_str(f, w->ckpt);
+        lp_json_str(f, w->ckpt);
         fprintf(f, ", \"hidden\": [");
         for (int l = 0; l < w->layers; l++) fprintf(f, "%s%d", l ? "," : "", w->hidden[l]);
         fprintf(f, "], \"params\": %zu, \"lstm_params\": %zu, \"ckpt_bytes\": %zu, \"valid_ppl\": ", w->params,

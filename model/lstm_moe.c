@@ -10,6 +10,7 @@
 #include "core/ops.h"
 #include "layers/lstm.h"
 #include "layers/moe.h"
+#include "model/input_check.h"
 
 void lp_lstm_moe_config_default(lp_lstm_moe_config *cfg, int input_dim, int hidden, int classes) {
     memset(cfg, 0, sizeof *cfg);
@@ -83,11 +84,6 @@ lp_status lp_lstm_moe_config_from_kv(lp_lstm_moe_config *cfg, const lp_kv *kv) {
 
 static int group_input_dim(const lp_lstm_moe_config *cfg, int g) { return g == 0 ? cfg->input_dim : cfg->units[g - 1]; }
 
-static void fill_uniform(lp_tensor *t, float bound, lp_rng *r) {
-    size_t n = lp_tensor_numel(t);
-    for (size_t i = 0; i < n; i++) t->data[i] = (float)((2.0 * lp_rng_uniform(r) - 1.0) * bound);
-}
-
 lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_lstm_moe_config_check(cfg));
@@ -136,14 +132,14 @@ lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64
     for (int g = 0; g < G; g++) {
         const int H = cfg->units[g];
         float bound = 1.0f / sqrtf((float)H);
-        fill_uniform(m->groups[g].w_ih, bound, &r);
-        fill_uniform(m->groups[g].w_hh, bound, &r);
-        fill_uniform(m->groups[g].b, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].w_ih, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].w_hh, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].b, bound, &r);
         for (int j = H; j < 2 * H; j++) m->groups[g].b->data[j] += LP_LSTM_MOE_FORGET_BIAS; /* gate order i,f,g,o */
     }
     float bound = 1.0f / sqrtf((float)H_last); /* nn.Linear: kaiming_uniform(a=sqrt(5)) = ±1/sqrt(fan_in) */
-    fill_uniform(m->moe_w, bound, &r);
-    fill_uniform(m->moe_b, bound, &r);
+    lp_tensor_fill_uniform(m->moe_w, bound, &r);
+    lp_tensor_fill_uniform(m->moe_b, bound, &r);
     return LP_OK;
 
 fail:
@@ -163,24 +159,7 @@ lp_status lp_lstm_moe_forward(lp_lstm_moe *m, lp_tape *tp, lp_tensor *x, const i
                               lp_rng *dropout_rng, lp_lstm_moe_out *out) {
     memset(out, 0, sizeof *out);
     const lp_lstm_moe_config *cfg = &m->cfg;
-    if (!x) return lp_errorf(LP_ERR_ARG, "model forward: no input");
-    char s1[48], s2[48];
-    if (x->ndim != 3 || x->dims[2] != cfg->input_dim)
-        return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, the model wants [B, T, %d]",
-                         lp_tensor_shape_str(x, s1, sizeof s1), cfg->input_dim);
-    const int B = x->dims[0], T = x->dims[1];
-    if (B < 1 || T < 1)
-        return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, batch and time must be >= 1",
-                         lp_tensor_shape_str(x, s1, sizeof s1));
-    if (labels && (labels->ndim != 2 || labels->dims[0] != B || labels->dims[1] != cfg->classes))
-        return lp_errorf(LP_ERR_SHAPE, "model forward: labels are %s, expected [%d, %d] for input %s",
-                         lp_tensor_shape_str(labels, s1, sizeof s1), B, cfg->classes,
-                         lp_tensor_shape_str(x, s2, sizeof s2));
-    if (lengths)
-        for (int b = 0; b < B; b++)
-            if (lengths[b] < 0 || lengths[b] > T)
-                return lp_errorf(LP_ERR_ARG, "model forward: length %d of sequence %d is outside [0, %d]", lengths[b],
-                                 b, T);
+    LP_TRY(lp_model_check_input(x, lengths, labels, cfg->input_dim, cfg->classes));
     const float p = dropout_rng ? cfg->dropout : 0.0f;
 
     lp_tensor *seq = x, *h = NULL;

@@ -10,6 +10,7 @@
 #include "layers/bilstm.h"
 #include "layers/dense.h"
 #include "layers/lstm.h"
+#include "model/input_check.h"
 
 void lp_paper_config_default(lp_paper_config *cfg, int input_dim, int hidden, int classes) {
     memset(cfg, 0, sizeof *cfg);
@@ -80,11 +81,6 @@ static int group_input_dim(const lp_paper_config *cfg, int g) {
     return cfg->units[g - 1];
 }
 
-static void fill_uniform(lp_tensor *t, float bound, lp_rng *r) {
-    size_t n = lp_tensor_numel(t);
-    for (size_t i = 0; i < n; i++) t->data[i] = (float)((2.0 * lp_rng_uniform(r) - 1.0) * bound);
-}
-
 lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_paper_config_check(cfg));
@@ -140,13 +136,13 @@ lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) 
     lp_rng_init(&r, seed, LP_RNG_STREAM_INIT);
     for (int g = 0; g < G; g++) {
         float bound = 1.0f / sqrtf((float)cfg->units[g]);
-        fill_uniform(m->groups[g].w_ih, bound, &r);
-        fill_uniform(m->groups[g].w_hh, bound, &r);
-        fill_uniform(m->groups[g].b, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].w_ih, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].w_hh, bound, &r);
+        lp_tensor_fill_uniform(m->groups[g].b, bound, &r);
     }
     float bound = 1.0f / sqrtf((float)H_last); /* nn.Linear: kaiming_uniform(a=sqrt(5)) = ±1/sqrt(fan_in) */
-    fill_uniform(m->out_w, bound, &r);
-    fill_uniform(m->out_b, bound, &r);
+    lp_tensor_fill_uniform(m->out_w, bound, &r);
+    lp_tensor_fill_uniform(m->out_b, bound, &r);
     return LP_OK;
 
 fail:
@@ -171,24 +167,7 @@ lp_status lp_paper_forward(lp_paper *m, lp_tape *tp, lp_tensor *x, const int *le
                            lp_rng *dropout_rng, lp_paper_out *out) {
     memset(out, 0, sizeof *out);
     const lp_paper_config *cfg = &m->cfg;
-    if (!x) return lp_errorf(LP_ERR_ARG, "model forward: no input");
-    char s1[48], s2[48];
-    if (x->ndim != 3 || x->dims[2] != cfg->input_dim)
-        return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, the model wants [B, T, %d]",
-                         lp_tensor_shape_str(x, s1, sizeof s1), cfg->input_dim);
-    const int B = x->dims[0], T = x->dims[1];
-    if (B < 1 || T < 1)
-        return lp_errorf(LP_ERR_SHAPE, "model forward: input is %s, batch and time must be >= 1",
-                         lp_tensor_shape_str(x, s1, sizeof s1));
-    if (labels && (labels->ndim != 2 || labels->dims[0] != B || labels->dims[1] != cfg->classes))
-        return lp_errorf(LP_ERR_SHAPE, "model forward: labels are %s, expected [%d, %d] for input %s",
-                         lp_tensor_shape_str(labels, s1, sizeof s1), B, cfg->classes,
-                         lp_tensor_shape_str(x, s2, sizeof s2));
-    if (lengths)
-        for (int b = 0; b < B; b++)
-            if (lengths[b] < 0 || lengths[b] > T)
-                return lp_errorf(LP_ERR_ARG, "model forward: length %d of sequence %d is outside [0, %d]", lengths[b],
-                                 b, T);
+    LP_TRY(lp_model_check_input(x, lengths, labels, cfg->input_dim, cfg->classes));
     const float p = dropout_rng ? cfg->dropout : 0.0f;
 
     lp_lstm_weights fw = group_weights(&m->groups[LP_PAPER_GROUP_FW]);

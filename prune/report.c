@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/fileio.h"
+#include "core/json.h"
 
 lp_status lp_report_measure(lp_model *m, const char *label, const char *ckpt, const lp_batcher_config *bc, int top_k,
                             int lat_batch, int lat_frames, int reps, lp_report_model *row) {
@@ -39,20 +40,8 @@ static double cum_energy(const double *eig, int h, int k) {
     return tot > 0 ? part / tot : 1.0;
 }
 
-static void json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.8g", v);
-    else fprintf(f, "null");
-}
-
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
+/* JSON numbers with 8 significant digits (null when not finite). */
+static void json_num(FILE *f, double v) { lp_json_num(f, v, 8); }
 
 static lp_status write_json(const char *path, const lp_prune_plan *plan, const lp_model *before, const lp_report_model *rows,
                             int n, const lp_kv *info) {
@@ -62,15 +51,15 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
     fprintf(f, "{\n  \"info\": {");
     for (int i = 0; info && i < info->count; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
-        json_str(f, info->keys[i]);
+        lp_json_str(f, info->keys[i]);
         fprintf(f, ": ");
-        json_str(f, info->vals[i]);
+        lp_json_str(f, info->vals[i]);
     }
     fprintf(f, "\n  },\n  \"groups\": [");
     for (int g = 0; plan && g < plan->n_groups; g++) {
         const lp_prune_group_plan *gp = &plan->g[g];
         fprintf(f, "%s\n    {\"name\": ", g ? "," : "");
-        json_str(f, gp->name);
+        lp_json_str(f, gp->name);
         fprintf(f, ", \"units_before\": %d, \"units_after\": %d, \"rate\": ", before->groups[g].units, gp->k);
         json_num(f, gp->rate);
         fprintf(f, ", \"tau\": ");
@@ -90,14 +79,14 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
         fprintf(f, "%s\n    {\"label\": ", i ? "," : "");
-        json_str(f, r->label);
+        lp_json_str(f, r->label);
         if (r->reference) {
             fprintf(f, ", \"reference\": true, \"gap\": %.6f, \"map\": %.6f, \"hit1\": %.6f, \"perr\": %.6f}", r->eval.m.gap,
                     r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
             continue;
         }
         fprintf(f, ", \"checkpoint\": ");
-        json_str(f, r->ckpt);
+        lp_json_str(f, r->ckpt);
         fprintf(f, ", \"parameters\": %zu, \"flops_per_frame\": %.6g, \"checkpoint_bytes\": %zu, ", r->params,
                 r->flops_frame, r->ckpt_bytes);
         fprintf(f, "\"latency_ms_batch1\": %.4f, \"latency_ms_batchN\": %.4f, \"latency_batch\": %d, \"latency_frames\": %d",
