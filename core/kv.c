@@ -116,6 +116,14 @@ double lp_kv_get_double_or(const lp_kv *kv, const char *key, double dflt) {
     return lp_kv_get(kv, key) && lp_kv_get_double(kv, key, &x) == LP_OK ? x : dflt;
 }
 
+lp_status lp_kv_get_int_in(const lp_kv *kv, const char *key, long long lo, long long hi, int *out) {
+    long long v;
+    LP_TRY(lp_kv_get_int(kv, key, &v));
+    if (v < lo || v > hi) return lp_errorf(LP_ERR_FORMAT, "%s = %lld is outside [%lld, %lld]", key, v, lo, hi);
+    *out = (int)v;
+    return LP_OK;
+}
+
 lp_status lp_kv_get_int_list(const lp_kv *kv, const char *key, int n, long lo, long hi, int *out) {
     const char *u = lp_kv_get(kv, key);
     if (!u) return lp_errorf(LP_ERR_FORMAT, "%s is missing", key);

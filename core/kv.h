@@ -36,6 +36,9 @@ lp_status lp_kv_get_int(const lp_kv *kv, const char *key, long long *out);
 lp_status lp_kv_get_double(const lp_kv *kv, const char *key, double *out);
 long long lp_kv_get_int_or(const lp_kv *kv, const char *key, long long dflt);
 double lp_kv_get_double_or(const lp_kv *kv, const char *key, double dflt);
+/* An int in [lo, hi]: LP_ERR_FORMAT naming the key when absent, not a number or out of range (a
+ * corrupt file must not wrap around in the conversion to int). */
+lp_status lp_kv_get_int_in(const lp_kv *kv, const char *key, long long lo, long long hi, int *out);
 /* A list of exactly n integers in [lo, hi] separated by commas ("512,512,1024"): LP_ERR_FORMAT naming
  * the key otherwise. */
 lp_status lp_kv_get_int_list(const lp_kv *kv, const char *key, int n, long lo, long hi, int *out);

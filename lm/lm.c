@@ -55,15 +55,12 @@ lp_status lp_lm_config_check(const lp_lm_config *cfg) {
 }
 
 lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv) {
-    char units[LP_LM_MAX_LAYERS * 12] = "";
-    size_t off = 0;
-    for (int l = 0; l < cfg->layers && l < LP_LM_MAX_LAYERS; l++)
-        off += (size_t)snprintf(units + off, sizeof units - off, l ? ",%d" : "%d", cfg->hidden[l]);
     LP_TRY(lp_kv_set(kv, "model.kind", "lm"));
     LP_TRY(lp_kv_set_int(kv, "model.vocab", cfg->vocab));
     LP_TRY(lp_kv_set_int(kv, "model.embed", cfg->embed));
     LP_TRY(lp_kv_set_int(kv, "model.layers", cfg->layers));
-    LP_TRY(lp_kv_set(kv, "model.units", units));
+    LP_TRY(lp_kv_set_int_list(kv, "model.units", cfg->layers < LP_LM_MAX_LAYERS ? cfg->layers : LP_LM_MAX_LAYERS,
+                              cfg->hidden));
     LP_TRY(lp_kv_set_int(kv, "model.tied", cfg->tied));
     LP_TRY(lp_kv_set_double(kv, "model.dropout", cfg->dropout));
     return lp_kv_set_double(kv, "model.init_scale", cfg->init_scale);
@@ -74,38 +71,16 @@ lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
     const char *kind = lp_kv_get(kv, "model.kind");
     if (!kind || strcmp(kind, "lm") != 0)
         return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'lm'", kind ? kind : "(missing)");
-    long long v;
     double d;
-    LP_TRY(lp_kv_get_int(kv, "model.vocab", &v));
-    if (v < 1 || v > 100000000) return lp_errorf(LP_ERR_FORMAT, "model.vocab = %lld is out of range", v);
-    cfg->vocab = (int)v;
-    LP_TRY(lp_kv_get_int(kv, "model.embed", &v));
-    if (v < 1 || v > 1000000) return lp_errorf(LP_ERR_FORMAT, "model.embed = %lld is out of range", v);
-    cfg->embed = (int)v;
-    LP_TRY(lp_kv_get_int(kv, "model.layers", &v));
-    if (v < 1 || v > LP_LM_MAX_LAYERS)
-        return lp_errorf(LP_ERR_FORMAT, "model.layers = %lld is outside [1, %d]", v, LP_LM_MAX_LAYERS);
-    cfg->layers = (int)v;
-    LP_TRY(lp_kv_get_int(kv, "model.tied", &v));
-    if (v != 0 && v != 1) return lp_errorf(LP_ERR_FORMAT, "model.tied = %lld is not 0 or 1", v);
-    cfg->tied = (int)v;
+    LP_TRY(lp_kv_get_int_in(kv, "model.vocab", 1, 100000000, &cfg->vocab));
+    LP_TRY(lp_kv_get_int_in(kv, "model.embed", 1, 1000000, &cfg->embed));
+    LP_TRY(lp_kv_get_int_in(kv, "model.layers", 1, LP_LM_MAX_LAYERS, &cfg->layers));
+    LP_TRY(lp_kv_get_int_in(kv, "model.tied", 0, 1, &cfg->tied));
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
     cfg->dropout = (float)d;
     LP_TRY(lp_kv_get_double(kv, "model.init_scale", &d));
     cfg->init_scale = (float)d;
-    const char *u = lp_kv_get(kv, "model.units");
-    if (!u) return lp_errorf(LP_ERR_FORMAT, "model.units is missing");
-    const char *p = u;
-    for (int l = 0; l < cfg->layers; l++) {
-        char *end;
-        long n = strtol(p, &end, 10);
-        int last = l + 1 == cfg->layers;
-        if (end == p || n < 1 || n > 1000000 || (last ? *end != '\0' : *end != ','))
-            return lp_errorf(LP_ERR_FORMAT, "model.units = '%s' is not %d positive integers separated by commas",
-                             u, cfg->layers);
-        cfg->hidden[l] = (int)n;
-        p = end + 1;
-    }
+    LP_TRY(lp_kv_get_int_list(kv, "model.units", cfg->layers, 1, 1000000, cfg->hidden));
     if (lp_lm_config_check(cfg) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "model config");
     return LP_OK;
 }

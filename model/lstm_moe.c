@@ -55,26 +55,16 @@ lp_status lp_lstm_moe_config_to_kv(const lp_lstm_moe_config *cfg, lp_kv *kv) {
     return lp_kv_set_double(kv, "model.dropout", cfg->dropout);
 }
 
-/* An int key within [lo, hi]; LP_ERR_FORMAT naming the key otherwise (the kv getter names a missing or
- * non-numeric key itself). */
-static lp_status get_int_in(const lp_kv *kv, const char *key, long long lo, long long hi, int *out) {
-    long long v;
-    LP_TRY(lp_kv_get_int(kv, key, &v));
-    if (v < lo || v > hi) return lp_errorf(LP_ERR_FORMAT, "%s = %lld is outside [%lld, %lld]", key, v, lo, hi);
-    *out = (int)v;
-    return LP_OK;
-}
-
 lp_status lp_lstm_moe_config_from_kv(lp_lstm_moe_config *cfg, const lp_kv *kv) {
     memset(cfg, 0, sizeof *cfg);
     const char *kind = lp_kv_get(kv, "model.kind");
     if (!kind || strcmp(kind, "lstm") != 0)
         return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'lstm'", kind ? kind : "(missing)");
     double d;
-    LP_TRY(get_int_in(kv, "model.input_dim", 1, INT_MAX, &cfg->input_dim));
-    LP_TRY(get_int_in(kv, "model.groups", 1, LP_LSTM_MOE_MAX_GROUPS, &cfg->n_groups));
-    LP_TRY(get_int_in(kv, "model.classes", 1, INT_MAX, &cfg->classes));
-    LP_TRY(get_int_in(kv, "model.experts", 1, LP_LSTM_MOE_MAX_EXPERTS, &cfg->experts));
+    LP_TRY(lp_kv_get_int_in(kv, "model.input_dim", 1, INT_MAX, &cfg->input_dim));
+    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 1, LP_LSTM_MOE_MAX_GROUPS, &cfg->n_groups));
+    LP_TRY(lp_kv_get_int_in(kv, "model.classes", 1, INT_MAX, &cfg->classes));
+    LP_TRY(lp_kv_get_int_in(kv, "model.experts", 1, LP_LSTM_MOE_MAX_EXPERTS, &cfg->experts));
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
     cfg->dropout = (float)d;
     LP_TRY(lp_kv_get_int_list(kv, "model.units", cfg->n_groups, 1, 1000000, cfg->units));

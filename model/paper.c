@@ -1,6 +1,7 @@
 /* paper: the BiLSTM → LSTM(s) → dense video classifier, see paper.h. */
 #include "model/paper.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,16 +51,10 @@ lp_status lp_paper_config_from_kv(lp_paper_config *cfg, const lp_kv *kv) {
     const char *kind = lp_kv_get(kv, "model.kind");
     if (!kind || strcmp(kind, "paper") != 0)
         return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'paper'", kind ? kind : "(missing)");
-    long long v;
     double d;
-    LP_TRY(lp_kv_get_int(kv, "model.input_dim", &v));
-    cfg->input_dim = (int)v;
-    LP_TRY(lp_kv_get_int(kv, "model.groups", &v));
-    if (v < 3 || v > LP_PAPER_MAX_GROUPS)
-        return lp_errorf(LP_ERR_FORMAT, "model.groups = %lld is outside [3, %d]", v, LP_PAPER_MAX_GROUPS);
-    cfg->n_groups = (int)v;
-    LP_TRY(lp_kv_get_int(kv, "model.classes", &v));
-    cfg->classes = (int)v;
+    LP_TRY(lp_kv_get_int_in(kv, "model.input_dim", 1, INT_MAX, &cfg->input_dim));
+    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 3, LP_PAPER_MAX_GROUPS, &cfg->n_groups));
+    LP_TRY(lp_kv_get_int_in(kv, "model.classes", 1, INT_MAX, &cfg->classes));
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
     cfg->dropout = (float)d;
     LP_TRY(lp_kv_get_int_list(kv, "model.units", cfg->n_groups, 1, 1000000, cfg->units));

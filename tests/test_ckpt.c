@@ -68,6 +68,30 @@ static void test_kv_roundtrip_and_errors(void **state) {
     lp_kv_free(&kv);
 }
 
+static void test_kv_int_in(void **state) {
+    (void)state;
+    lp_kv kv;
+    lp_kv_init(&kv);
+    int v = -1;
+    lp_kv_set(&kv, "n", "1024");
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 1, 4096, &v), LP_OK);
+    assert_int_equal(v, 1024);
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 1024, 1024, &v), LP_OK); /* both bounds inclusive */
+    v = -1;
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 1, 1000, &v), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "n = 1024 is outside [1, 1000]"));
+    assert_int_equal(v, -1); /* untouched on error */
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 2000, 4096, &v), LP_ERR_FORMAT);
+    lp_kv_set(&kv, "n", "4294967424"); /* 2^32 + 128: would wrap to 128 as an int */
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 1, 2147483647, &v), LP_ERR_FORMAT);
+    assert_int_equal(v, -1);
+    lp_kv_set(&kv, "n", "12x");
+    assert_int_equal(lp_kv_get_int_in(&kv, "n", 1, 4096, &v), LP_ERR_FORMAT);
+    assert_int_equal(lp_kv_get_int_in(&kv, "absent", 1, 4096, &v), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "absent"));
+    lp_kv_free(&kv);
+}
+
 static void test_kv_int_lists(void **state) {
     (void)state;
     lp_kv kv;
@@ -194,6 +218,7 @@ static void test_ckpt_corruption_cases(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_roundtrip_and_errors),
+        cmocka_unit_test(test_kv_int_in),
         cmocka_unit_test(test_kv_int_lists),
         cmocka_unit_test(test_atomic_abort_leaves_old_file),
         cmocka_unit_test(test_ckpt_roundtrip),

@@ -223,6 +223,9 @@ static void test_config_params_and_init(void **state) {
     assert_non_null(strstr(lp_last_error(), "model.units"));
     lp_kv_set(&kv, "model.units", "8,6,5");
     assert_int_equal(lp_lm_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    lp_kv_set(&kv, "model.tied", "2");
+    assert_int_equal(lp_lm_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.tied"));
     lp_kv_set(&kv, "model.kind", "paper");
     assert_int_equal(lp_lm_config_from_kv(&back, &kv), LP_ERR_FORMAT);
     lp_kv_free(&kv);

@@ -240,6 +240,15 @@ static void test_model_config_and_kv(void **state) {
     assert_int_equal(lp_paper_config_from_kv(&back, &kv), LP_ERR_FORMAT);
     lp_kv_set(&kv, "model.units", "512,317,1024,5");
     assert_int_equal(lp_paper_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    lp_kv_set(&kv, "model.units", "512,317,1024");
+    /* a corrupt size that would wrap to 128 in a plain conversion to int is refused, naming the key */
+    lp_kv_set(&kv, "model.input_dim", "4294967424");
+    assert_int_equal(lp_paper_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.input_dim"));
+    lp_kv_set(&kv, "model.input_dim", "1152");
+    lp_kv_set(&kv, "model.classes", "-3862");
+    assert_int_equal(lp_paper_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.classes"));
     lp_kv_free(&kv);
 
     lp_paper_config bad = cfg;
