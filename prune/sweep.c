@@ -717,6 +717,24 @@ static void series_style(const sweep *sw, const series *se, char *buf, size_t n)
     snprintf(buf, n, "lc rgb '%s' dt %d pt %d", col[c], !strcmp(row_str(r, "rule"), "uniform") ? 2 : 1, pt);
 }
 
+/* "plot " and one curve per series ($Sk) plus the ISS points ($ISS), columns xcol:ycol of the data
+ * blocks; returns the separator the caller puts before a further curve. */
+static const char *plot_series(FILE *g, const sweep *sw, const series *se, int ns, int n_iss, int xcol, int ycol) {
+    const char *sep = "", *next = ", \\\n     ";
+    fprintf(g, "plot ");
+    for (int k = 0; k < ns; k++) {
+        char sty[96];
+        series_style(sw, &se[k], sty, sizeof sty);
+        fprintf(g, "%s$S%d using %d:%d with linespoints lw 2 %s title '%s'", sep, k, xcol, ycol, sty, se[k].title);
+        sep = next;
+    }
+    if (n_iss) {
+        fprintf(g, "%s$ISS using %d:%d with points pt 9 ps 2 title 'ISS group lasso'", sep, xcol, ycol);
+        sep = next;
+    }
+    return sep;
+}
+
 static int count_data_lines(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return 0;
@@ -796,18 +814,7 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
                     pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
             fprintf(g, "%s", pass ? "set lmargin at screen 0.47\nset rmargin at screen 0.77\nset key at screen 0.79,0.88 left top samplen 3\n"
                                   : "set lmargin at screen 0.06\nset rmargin at screen 0.36\nunset key\n");
-            fprintf(g, "plot ");
-            const char *sep = "";
-            for (int k = 0; k < ns; k++) {
-                char sty[96];
-                series_style(sw, &se[k], sty, sizeof sty);
-                fprintf(g, "%s$S%d using 1:%d with linespoints lw 2 %s title '%s'", sep, k, pass ? 3 : 2, sty, se[k].title);
-                sep = ", \\\n     ";
-            }
-            if (n_iss) {
-                fprintf(g, "%s$ISS using 1:%d with points pt 9 ps 2 title 'ISS group lasso'", sep, pass ? 3 : 2);
-                sep = ", \\\n     ";
-            }
+            const char *sep = plot_series(g, sw, se, ns, n_iss, 1, pass ? 3 : 2);
             if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
             fprintf(g, "\n");
         }
@@ -819,18 +826,7 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
                     pass ? "gap_vs_latency.png" : "gap_vs_params.png", top_k,
                     pass ? "measured latency" : "parameters",
                     pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", top_k);
-            fprintf(g, "plot ");
-            const char *sep = "";
-            for (int k = 0; k < ns; k++) {
-                char sty[96];
-                series_style(sw, &se[k], sty, sizeof sty);
-                fprintf(g, "%s$S%d using %d:3 with linespoints lw 2 %s title '%s'", sep, k, pass ? 5 : 4, sty, se[k].title);
-                sep = ", \\\n     ";
-            }
-            if (n_iss) {
-                fprintf(g, "%s$ISS using %d:3 with points pt 9 ps 2 title 'ISS group lasso'", sep, pass ? 5 : 4);
-                sep = ", \\\n     ";
-            }
+            const char *sep = plot_series(g, sw, se, ns, n_iss, pass ? 5 : 4, 3);
             if (have_base) fprintf(g, "%s$BASE using %d:3 with points pt 5 ps 2 lc rgb 'black' title 'baseline'", sep, pass ? 5 : 4);
             fprintf(g, "\n");
         }
