@@ -95,7 +95,7 @@ int lp_cmd_sweep(int argc, char **argv) {
         goto out;
     }
     lp_status s = lp_kv_read_file(&cfg, pos[0]);
-    for (int i = 0; s == LP_OK && i < f.sets.count; i++) s = lp_kv_set(&cfg, f.sets.keys[i], f.sets.vals[i]);
+    if (s == LP_OK) s = lp_kv_merge(&cfg, &f.sets);
     if (s == LP_OK && f.compat) {
         int nset;
         if (!lp_compat_settings(f.compat, &nset)) s = lp_errorf(LP_ERR_ARG, "--compat: unknown preset '%s' (reference or ours)", f.compat);

@@ -76,6 +76,11 @@ lp_status lp_kv_setf(lp_kv *kv, const char *key, const char *fmt, ...) {
     return lp_kv_set(kv, key, buf);
 }
 
+lp_status lp_kv_merge(lp_kv *dst, const lp_kv *src) {
+    for (int i = 0; src && i < src->count; i++) LP_TRY(lp_kv_set(dst, src->keys[i], src->vals[i]));
+    return LP_OK;
+}
+
 lp_status lp_kv_set_int(lp_kv *kv, const char *key, long long v) { return lp_kv_setf(kv, key, "%lld", v); }
 lp_status lp_kv_set_double(lp_kv *kv, const char *key, double v) { return lp_kv_setf(kv, key, "%.17g", v); }
 

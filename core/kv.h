@@ -28,6 +28,8 @@ lp_status lp_kv_setf(lp_kv *kv, const char *key, const char *fmt, ...)
     ;
 lp_status lp_kv_set_int(lp_kv *kv, const char *key, long long v);
 lp_status lp_kv_set_double(lp_kv *kv, const char *key, double v);
+/* Every pair of src set in dst, in src's order (src's value wins where both have a key). src may be NULL. */
+lp_status lp_kv_merge(lp_kv *dst, const lp_kv *src);
 /* NULL when absent. */
 const char *lp_kv_get(const lp_kv *kv, const char *key);
 /* Typed getters: LP_ERR_FORMAT naming the key when absent or not a number (unless a default is given

@@ -192,8 +192,7 @@ static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
     char path[4096];
     lp_ckpt c;
     lp_ckpt_init(&c);
-    lp_status s = LP_OK;
-    for (int i = 0; i < t->cfg->count && s == LP_OK; i++) s = lp_kv_set(&c.meta, t->cfg->keys[i], t->cfg->vals[i]);
+    lp_status s = lp_kv_merge(&c.meta, t->cfg);
     if (s == LP_OK) s = lp_lm_add_to_ckpt(&t->m, &c);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->epoch);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);

@@ -156,9 +156,7 @@ lp_status lp_model_load(lp_model *m, const char *path, lp_kv *meta) {
     lp_ckpt c;
     LP_TRY(lp_ckpt_load(&c, path));
     lp_status s = lp_model_from_ckpt(m, &c, path);
-    if (s == LP_OK && meta) {
-        for (int i = 0; i < c.meta.count && s == LP_OK; i++) s = lp_kv_set(meta, c.meta.keys[i], c.meta.vals[i]);
-    }
+    if (s == LP_OK && meta) s = lp_kv_merge(meta, &c.meta);
     lp_ckpt_free(&c);
     return s;
 }

@@ -48,8 +48,7 @@ static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
     char path[4096];
     lp_ckpt c;
     lp_ckpt_init(&c);
-    lp_status s = LP_OK;
-    for (int i = 0; i < t->cfg->count && s == LP_OK; i++) s = lp_kv_set(&c.meta, t->cfg->keys[i], t->cfg->vals[i]);
+    lp_status s = lp_kv_merge(&c.meta, t->cfg);
     if (s == LP_OK) s = lp_model_add_to_ckpt(&t->model, &c);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.step", t->step);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->cursor.epoch);

@@ -181,7 +181,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     int have_plan = 0;
     lp_status s = lp_model_load(&m, o->ckpt, &cfg);
     have_m = s == LP_OK;
-    for (int i = 0; s == LP_OK && o->cfg && i < o->cfg->count; i++) s = lp_kv_set(&cfg, o->cfg->keys[i], o->cfg->vals[i]);
+    if (s == LP_OK) s = lp_kv_merge(&cfg, o->cfg);
     if (s == LP_OK) s = lp_runcfg_defaults(&cfg);
     if (s == LP_OK) s = lp_runcfg_patterns(&cfg, "valid", &pats, &n_pats);
     if (s == LP_OK && n_pats == 0) {

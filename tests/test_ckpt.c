@@ -68,6 +68,27 @@ static void test_kv_roundtrip_and_errors(void **state) {
     lp_kv_free(&kv);
 }
 
+static void test_kv_merge(void **state) {
+    (void)state;
+    lp_kv a, b;
+    lp_kv_init(&a);
+    lp_kv_init(&b);
+    lp_kv_set(&a, "x", "1");
+    lp_kv_set(&a, "y", "2");
+    lp_kv_set(&b, "y", "20");
+    lp_kv_set(&b, "z", "30");
+    assert_int_equal(lp_kv_merge(&a, &b), LP_OK);
+    assert_int_equal(a.count, 3);
+    assert_string_equal(lp_kv_get(&a, "x"), "1");
+    assert_string_equal(lp_kv_get(&a, "y"), "20"); /* src wins */
+    assert_string_equal(lp_kv_get(&a, "z"), "30");
+    assert_int_equal(b.count, 2); /* src untouched */
+    assert_int_equal(lp_kv_merge(&a, NULL), LP_OK);
+    assert_int_equal(a.count, 3);
+    lp_kv_free(&a);
+    lp_kv_free(&b);
+}
+
 static void test_kv_int_in(void **state) {
     (void)state;
     lp_kv kv;
@@ -218,6 +239,7 @@ static void test_ckpt_corruption_cases(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_roundtrip_and_errors),
+        cmocka_unit_test(test_kv_merge),
         cmocka_unit_test(test_kv_int_in),
         cmocka_unit_test(test_kv_int_lists),
         cmocka_unit_test(test_atomic_abort_leaves_old_file),
