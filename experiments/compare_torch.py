@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Our unpruned model against the PyTorch counterpart, seed by seed (scripts/audioset_vs_torch.sh).
 
-    experiments/compare_torch.py DIR
+    experiments/compare_torch.py DIR [--margin M]
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
 for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
@@ -10,7 +10,8 @@ Prints markdown tables: every seed's GAP@20 and mAP on the test data for each si
 differences of the means (ours - the other side, over the seeds both ran) with their standard errors; then
 ours against PyTorch as it comes over every run of each side (the two are independent draws, so no seed
 needs a partner): the difference, Welch's standard error and degrees of freedom, and the one-sided 95%
-lower bound of the difference (ours >= PyTorch - margin is shown for every margin above -bound).
+lower bound of the difference (ours >= PyTorch - margin is shown for every margin above -bound); with
+--margin M a last column says whether that holds for M (a non-inferiority test at margin M, one-sided 95%).
 Standard library only.
 """
 import glob
@@ -56,7 +57,16 @@ def welch(a, b):
 
 
 def main(argv):
-    if len(argv) != 2:
+    margin = None
+    if len(argv) == 4 and argv[2] == "--margin":
+        try:
+            margin = float(argv[3])
+        except ValueError:
+            margin = -1.0
+        if not margin >= 0:
+            print("compare_torch: --margin wants a number >= 0, got '%s'" % argv[3], file=sys.stderr)
+            return 2
+    elif len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     d = argv[1]
@@ -111,12 +121,15 @@ def main(argv):
     # ours against PyTorch as it comes: every run of both sides, unpaired
     other = sides[1][1]
     if len(ours) > 1 and len(other) > 1:
-        print("\n| ours (%d runs) − %s (%d runs), Welch | difference ± s.e. | df | one-sided 95%% lower bound |"
-              % (len(ours), sides[1][0], len(other)))
-        print("|---|---:|---:|---:|")
+        extra = " ours >= PyTorch − %g? |" % margin if margin is not None else ""
+        print("\n| ours (%d runs) − %s (%d runs), Welch | difference ± s.e. | df | one-sided 95%% lower bound |%s"
+              % (len(ours), sides[1][0], len(other), extra))
+        print("|---|---:|---:|---:|" + ("---|" if extra else ""))
         for k, label in zip(METRICS, ("GAP@20", "mAP", "Hit@1", "PERR")):
             diff, se, df = welch([r[k] for r in ours.values()], [r[k] for r in other.values()])
-            print("| %s | %+.4f ± %.4f | %.1f | %+.4f |" % (label, diff, se, df, diff - t95(df) * se))
+            bound = diff - t95(df) * se
+            verdict = (" %s |" % ("yes" if bound > -margin else "not shown")) if extra else ""
+            print("| %s | %+.4f ± %.4f | %.1f | %+.4f |%s" % (label, diff, se, df, bound, verdict))
     print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer); from our initial weights: one "
           "bias per layer (the second fixed at 0), 923,919 parameters as ours." % params)
     return 0

@@ -10,7 +10,8 @@
 #   scripts/audioset_vs_torch.sh      environment: BIN (build/lstmprune), OUT (runs/audioset_e35),
 #                                     LP_SHARED (../shared), SEEDS ("1 2 3 4 5"), EPOCHS (35),
 #                                     OURINIT=0 to skip the PyTorch runs from our initial weights,
-#                                     PAIRED=1 to add PyTorch from our initial weights on our batches
+#                                     PAIRED=1 to add PyTorch from our initial weights on our batches,
+#                                     MARGIN (0.003): the non-inferiority margin compare_torch.py tests
 # Resumable: a seed whose result exists is skipped. One thread per run (the runs are small); two
 # invocations with different SEEDS may run side by side on the same OUT.
 set -eu
@@ -59,4 +60,4 @@ for S in $SEEDS; do
             --init-from "$I/last.ckpt" --order lstmprune
     fi
 done
-$PY experiments/compare_torch.py "$OUT" | tee "$OUT/compare.md"
+$PY experiments/compare_torch.py "$OUT" --margin "${MARGIN:-0.003}" | tee "$OUT/compare.md"
