@@ -109,7 +109,11 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
         goto out;
     }
     have_model = 1;
-    for (int i = 0; i < flags.count; i++) lp_kv_set(&cfg, flags.keys[i], flags.vals[i]);
+    if (lp_kv_merge(&cfg, &flags) != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
     lp_runcfg_defaults(&cfg);
     if (!lp_kv_get(&flags, "data.classes")) lp_kv_set_int(&cfg, "data.classes", m.classes);
     lp_runcfg_apply_threads(&cfg);

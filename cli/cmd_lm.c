@@ -161,7 +161,11 @@ int lp_cmd_lm_train(int argc, char **argv) {
             lp_kv_free(&cfg);
             cfg = tmp;
         }
-        for (int i = 0; i < flags.count; i++) lp_kv_set(&cfg, flags.keys[i], flags.vals[i]);
+        if (lp_kv_merge(&cfg, &flags) != LP_OK) {
+            lp_cli_error(cmd, "%s", lp_last_error());
+            rc = 1;
+            goto out;
+        }
         if (!f.recipe && !lp_kv_get(&cfg, "lm.recipe")) lp_kv_set(&cfg, "lm.recipe", f.init ? "finetune" : "custom");
         o.run_dir = f.out;
         o.init_ckpt = f.init;

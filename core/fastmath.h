@@ -7,17 +7,10 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Inlined into every loop that calls it even at -O1 (sanitizer builds), so the loops stay vectorisable. */
-#if defined(__GNUC__)
-#define LP_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define LP_ALWAYS_INLINE static inline
-#endif
-
 /* e^x for x already clamped to [-87.3, 88] (so that 2^n below is a normal float): x = n·ln2 + r with
  * |r| <= ln2/2, e^r by a degree-7 polynomial with Cephes' coefficients, 2^n assembled in the exponent
  * bits. Relative error < 1e-7. The rounding of x/ln2 is an integer conversion of a positive number. */
-LP_ALWAYS_INLINE float lp_exp_clamped(float x) {
+static inline float lp_exp_clamped(float x) {
     int32_t n = (int32_t)(x * 1.44269504088896341f + 128.5f) - 128; /* round(x/ln2) */
     float nf = (float)n;
     float r = x - nf * 0.693359375f; /* ln2 split in two parts for an exact reduction */

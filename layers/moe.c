@@ -80,7 +80,7 @@ lp_tensor *lp_op_moe_mix(lp_tape *tp, lp_tensor *z, int classes, int experts) {
     if (!z) return NULL;
     LP_CHECK(classes >= 1 && experts >= 1);
     LP_SHAPE_CHECK(z->ndim >= 1 && z->ndim <= LP_MAX_DIMS && lp_tensor_cols(z) == lp_moe_rows(classes, experts),
-                "lp_op_moe_mix", z, NULL);
+                   "lp_op_moe_mix", z, NULL);
     int dims[LP_MAX_DIMS];
     for (int i = 0; i < z->ndim; i++) dims[i] = z->dims[i];
     dims[z->ndim - 1] = classes; /* [..., C*(2E+1)] -> [..., C] */

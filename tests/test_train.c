@@ -62,7 +62,7 @@ static void test_training_learns(void **state) {
     assert_int_equal(lp_model_init_kv(&m0, &cfg, 3), LP_OK);
     lp_ckpt c0;
     lp_ckpt_init(&c0);
-    for (int i = 0; i < cfg.count; i++) lp_kv_set(&c0.meta, cfg.keys[i], cfg.vals[i]);
+    assert_int_equal(lp_kv_merge(&c0.meta, &cfg), LP_OK);
     assert_int_equal(lp_model_add_to_ckpt(&m0, &c0), LP_OK);
     assert_int_equal(lp_ckpt_save(&c0, lp_test_scratch_path("untrained.ckpt")), LP_OK);
     lp_ckpt_free(&c0);
