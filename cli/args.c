@@ -50,6 +50,8 @@ const lp_arg lp_args_train[] = {
     {"momentum", "train.momentum", LP_ARG_NUM, 0, "M", "SGD momentum", NULL},
     {"weight-decay", "train.weight_decay", LP_ARG_NUM, 0, "WD", "L2 weight decay (added to the gradient)", NULL},
     {"clip", "train.clip", LP_ARG_NUM, 0, "NORM", "clip the global gradient norm to NORM (0 = off)", NULL},
+    {"bias-init", "train.bias_init", LP_ARG_STR, 0, "HOW", "LSTM biases: uniform, or pair (sum of two draws: PyTorch's b_ih + b_hh)", NULL},
+    {"bias-lr-mult", "train.bias_lr_mult", LP_ARG_NUM, 0, "M", "lr multiplier of the LSTM biases (pair + 2 = nn.LSTM)", NULL},
     {"lr-decay", "train.lr_decay", LP_ARG_NUM, 0, "R", "multiply the learning rate by R every --lr-decay-steps steps", NULL},
     {"lr-decay-steps", "train.lr_decay_steps", LP_ARG_INT, 1, "N", "steps between learning-rate decays", NULL},
     {"lr-smooth", "train.lr_staircase", LP_ARG_FLAG, 0, "0", "continuous instead of staircase decay", "staircase"},

@@ -19,7 +19,8 @@ enum {
     LP_RNG_STREAM_DROPOUT = 3, /* dropout masks */
     LP_RNG_STREAM_SYNTH = 4,   /* synthetic data generation */
     LP_RNG_STREAM_PRUNE = 5,   /* random pruning criterion */
-    LP_RNG_STREAM_TEST = 6     /* tests */
+    LP_RNG_STREAM_TEST = 6,    /* tests */
+    LP_RNG_STREAM_INIT_BIAS2 = 7 /* the second LSTM bias draw of --bias-init pair */
 };
 
 void lp_rng_init(lp_rng *r, uint64_t seed, uint64_t stream);

@@ -115,6 +115,27 @@ void lp_model_probs(const lp_model_out *o, float *probs) {
         memcpy(probs, o->scores->data, n * sizeof(float));
 }
 
+void lp_model_bias_pair_init(lp_model *m, uint64_t seed) {
+    lp_rng r;
+    lp_rng_init(&r, seed, LP_RNG_STREAM_INIT_BIAS2);
+    for (int g = 0; g < m->n_groups; g++) {
+        lp_tensor *b = m->groups[g].b; /* [4H] */
+        const float bound = 1.0f / sqrtf((float)m->groups[g].units); /* as the first draw (lp_paper_init) */
+        size_t n = lp_tensor_numel(b);
+        for (size_t i = 0; i < n; i++) b->data[i] += (float)((2.0 * lp_rng_uniform(&r) - 1.0) * bound);
+    }
+}
+
+void lp_model_bias_lr_scale(const lp_model *m, float mult, float *scale) {
+    const lp_params *ps = m->params;
+    for (size_t i = 0; i < ps->numel; i++) scale[i] = 1.0f;
+    for (int g = 0; g < m->n_groups; g++) {
+        const lp_tensor *b = m->groups[g].b;
+        size_t off = (size_t)(b->data - ps->data), n = lp_tensor_numel(b);
+        for (size_t i = 0; i < n; i++) scale[off + i] = mult;
+    }
+}
+
 size_t lp_model_numel(const lp_model *m) { return m->params->numel; }
 
 double lp_model_flops_per_frame(const lp_model *m) {

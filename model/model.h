@@ -48,6 +48,18 @@ lp_status lp_model_init_kv(lp_model *m, const lp_kv *kv, uint64_t seed);
  * LSTM layers of H; lstm = `layers` LSTM layers of H and `experts` experts per class. Checked. */
 lp_status lp_model_default_kv(lp_kv *kv, lp_model_kind kind, int input_dim, int hidden, int layers, int classes,
                               int experts, float dropout);
+/* Bias parametrisation (docs/METHOD.md, "Bias parametrisation"). Our LSTMs have one bias vector b per
+ * unit group, as the paper's TensorFlow code; PyTorch's nn.LSTM has two, b_ih + b_hh, each drawn from
+ * U(±1/sqrt(H)) and each trained. Under Adam or SGD without weight decay both receive the same gradient
+ * and move by the same step, so their sum is exactly a single b that starts as the sum of two draws and
+ * moves at twice the learning rate. These two functions build that equivalent:
+ *   lp_model_bias_pair_init  adds a second U(±1/sqrt(H_g)) draw (stream LP_RNG_STREAM_INIT_BIAS2 of
+ *                            `seed`) to every group's b of a freshly initialised model;
+ *   lp_model_bias_lr_scale   fills scale [numel] with 1, and `mult` at every group's b (for
+ *                            lp_optim_set_lr_scale). */
+void lp_model_bias_pair_init(lp_model *m, uint64_t seed);
+void lp_model_bias_lr_scale(const lp_model *m, float mult, float *scale);
+
 /* Write the "model.*" keys. */
 lp_status lp_model_to_kv(const lp_model *m, lp_kv *kv);
 void lp_model_free(lp_model *m);

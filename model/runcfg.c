@@ -2,6 +2,7 @@
 #include "model/runcfg.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -33,6 +34,8 @@ lp_status lp_runcfg_defaults(lp_kv *kv) {
         {"train.momentum", "0"},
         {"train.weight_decay", "0"},
         {"train.clip", "0"},
+        {"train.bias_init", "uniform"},
+        {"train.bias_lr_mult", "1"},
         {"train.lr_decay", "1"},
         {"train.lr_decay_steps", "1000"},
         {"train.lr_staircase", "1"},
@@ -116,6 +119,19 @@ lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_b
         LP_TRY(get_int(kv, "train.eval_batch", &bc->batch_size));
     }
     return lp_batcher_config_check(bc);
+}
+
+lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult) {
+    const char *init = lp_kv_get(kv, "train.bias_init");
+    if (!init) init = "uniform";
+    if (!strcmp(init, "uniform")) *pair = 0;
+    else if (!strcmp(init, "pair")) *pair = 1;
+    else return lp_errorf(LP_ERR_ARG, "train.bias_init: unknown bias initialisation '%s' (uniform or pair)", init);
+    *lr_mult = 1.0;
+    if (lp_kv_get(kv, "train.bias_lr_mult")) LP_TRY(lp_kv_get_double(kv, "train.bias_lr_mult", lr_mult));
+    if (!isfinite(*lr_mult) || *lr_mult <= 0.0)
+        return lp_errorf(LP_ERR_ARG, "train.bias_lr_mult must be finite and > 0, got %g", *lr_mult);
+    return LP_OK;
 }
 
 lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr) {

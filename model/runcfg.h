@@ -33,6 +33,12 @@ lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_b
 
 lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr);
 
+/* The bias parametrisation (model/model.h): train.bias_init = uniform (one U(±1/sqrt(H)) draw, default)
+ * or pair (the sum of two, as PyTorch's b_ih + b_hh; applies to a freshly initialised model only), and
+ * train.bias_lr_mult (> 0, default 1) multiplying the learning rate of every LSTM bias. PyTorch's
+ * nn.LSTM is exactly pair + 2 under Adam or SGD without weight decay. LP_ERR_ARG naming the key. */
+lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
+
 /* Set OpenBLAS's thread count from train.threads (0 = leave the library's default). */
 void lp_runcfg_apply_threads(const lp_kv *kv);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/clock.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
@@ -28,6 +29,7 @@ typedef struct {
     lp_model model;
     int have_model;
     lp_optim opt;
+    float *lr_scale; /* per-parameter lr multipliers (train.bias_lr_mult != 1), else NULL */
     lp_lr_schedule lr;
     double clip;
     lp_rng drop_rng;
@@ -169,12 +171,16 @@ static lp_status setup_model(trainer *t, lp_ckpt *resume_ckpt, const char *resum
     lp_kv *cfg = t->cfg;
     long long seed;
     LP_TRY(lp_kv_get_int(cfg, "train.seed", &seed));
+    int pair_bias;
+    double bias_lr_mult;
+    LP_TRY(lp_runcfg_bias(cfg, &pair_bias, &bias_lr_mult));
     if (resume_ckpt) {
         LP_TRY(lp_model_from_ckpt(&t->model, resume_ckpt, resume_path));
     } else if (t->o->init_ckpt) {
         LP_TRY(lp_model_load(&t->model, t->o->init_ckpt, NULL));
     } else {
         LP_TRY(lp_model_init_kv(&t->model, cfg, (uint64_t)seed));
+        if (pair_bias) lp_model_bias_pair_init(&t->model, (uint64_t)seed);
     }
     t->have_model = 1;
     LP_TRY(lp_model_to_kv(&t->model, cfg)); /* the config records the (possibly pruned) sizes */
@@ -185,6 +191,11 @@ static lp_status setup_model(trainer *t, lp_ckpt *resume_ckpt, const char *resum
     lp_optim_config oc;
     LP_TRY(lp_runcfg_optim(cfg, &oc, &t->lr));
     LP_TRY(lp_optim_init(&t->opt, t->model.params->numel, &oc));
+    if (bias_lr_mult != 1.0) {
+        if (!(t->lr_scale = lp_aligned(t->model.params->numel, sizeof(float)))) return LP_ERR_NOMEM;
+        lp_model_bias_lr_scale(&t->model, (float)bias_lr_mult, t->lr_scale);
+        lp_optim_set_lr_scale(&t->opt, t->lr_scale);
+    }
     lp_rng_init(&t->drop_rng, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
     t->best_gap = -1;
     t->best_epoch = -1;
@@ -332,5 +343,6 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     if (t.valid_log) fclose(t.valid_log);
     if (t.have_model) lp_model_free(&t.model);
     lp_optim_free(&t.opt);
+    lp_free(t.lr_scale);
     return s;
 }

@@ -76,7 +76,7 @@ void lp_optim_free(lp_optim *o) {
  * the denominator is sqrt(v)/sqrt(bc2) + eps (not sqrt(v/bc2)), and the step is lr/bc1 · m / denom. */
 typedef struct {
     float *p, *m, *v;
-    const float *g;
+    const float *g, *scale; /* scale: per-parameter lr multipliers or NULL */
     size_t i0, i1;
     float b1, b2, a1, a2, eps, wd, step_size, bc2_sqrt;
 } adam_part;
@@ -84,13 +84,23 @@ typedef struct {
 static void *adam_range(void *arg) {
     const adam_part *a = arg;
     float *restrict p = a->p, *restrict m = a->m, *restrict v = a->v;
-    const float *restrict g = a->g;
-    for (size_t i = a->i0; i < a->i1; i++) {
+    const float *restrict g = a->g, *restrict scale = a->scale;
+    if (!scale) {
+        for (size_t i = a->i0; i < a->i1; i++) {
+            float gi = g[i] + a->wd * p[i];
+            m[i] = a->b1 * m[i] + a->a1 * gi;
+            v[i] = a->b2 * v[i] + a->a2 * gi * gi;
+            float denom = sqrtf(v[i]) / a->bc2_sqrt + a->eps;
+            p[i] -= a->step_size * (m[i] / denom);
+        }
+        return NULL;
+    }
+    for (size_t i = a->i0; i < a->i1; i++) { /* the same with lr·scale[i] */
         float gi = g[i] + a->wd * p[i];
         m[i] = a->b1 * m[i] + a->a1 * gi;
         v[i] = a->b2 * v[i] + a->a2 * gi * gi;
         float denom = sqrtf(v[i]) / a->bc2_sqrt + a->eps;
-        p[i] -= a->step_size * (m[i] / denom);
+        p[i] -= (a->step_size * scale[i]) * (m[i] / denom);
     }
     return NULL;
 }
@@ -108,8 +118,9 @@ static void adam_step(lp_optim *o, float *restrict p, const float *restrict g, f
     o->t++;
     const double bc1 = 1.0 - pow((double)c->beta1, (double)o->t);
     const double bc2 = 1.0 - pow((double)c->beta2, (double)o->t);
-    adam_part proto = {.p = p, .m = o->m, .v = o->v, .g = g, .i0 = 0, .i1 = o->numel, .b1 = c->beta1,
-                       .b2 = c->beta2, .a1 = (float)(1.0 - (double)c->beta1), .a2 = (float)(1.0 - (double)c->beta2),
+    adam_part proto = {.p = p, .m = o->m, .v = o->v, .g = g, .scale = o->lr_scale, .i0 = 0, .i1 = o->numel,
+                       .b1 = c->beta1, .b2 = c->beta2,
+                       .a1 = (float)(1.0 - (double)c->beta1), .a2 = (float)(1.0 - (double)c->beta2),
                        .eps = c->eps, .wd = c->weight_decay, .step_size = (float)((double)lr / bc1),
                        .bc2_sqrt = (float)sqrt(bc2)};
     int n = o->numel >= ADAM_SPLIT_MIN ? openblas_get_num_threads() : 1;
@@ -127,27 +138,34 @@ static void adam_step(lp_optim *o, float *restrict p, const float *restrict g, f
     lp_par_run(adam_range, parts, sizeof parts[0], n);
 }
 
+/* lr for parameter i: lr·scale[i] with per-parameter multipliers, else lr */
+#define SGD_LR(i) (scale ? lr * scale[i] : lr)
+
 static void sgd_step(lp_optim *o, float *restrict p, const float *restrict g, float lr) {
     const float mu = o->cfg.momentum, wd = o->cfg.weight_decay;
+    const float *restrict scale = o->lr_scale;
     const size_t n = o->numel;
     float *restrict buf = o->m;
     if (!buf) {
-        for (size_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+        for (size_t i = 0; i < n; i++) p[i] -= SGD_LR(i) * (g[i] + wd * p[i]);
     } else if (o->t == 0) {
         /* PyTorch initialises the buffer with the first (decayed) gradient, not μ·0 + g — the same value,
          * but written out so the first step does not depend on the buffer having been zeroed. */
         for (size_t i = 0; i < n; i++) {
             buf[i] = g[i] + wd * p[i];
-            p[i] -= lr * buf[i];
+            p[i] -= SGD_LR(i) * buf[i];
         }
     } else {
         for (size_t i = 0; i < n; i++) {
             buf[i] = mu * buf[i] + (g[i] + wd * p[i]);
-            p[i] -= lr * buf[i];
+            p[i] -= SGD_LR(i) * buf[i];
         }
     }
     o->t++;
 }
+#undef SGD_LR
+
+void lp_optim_set_lr_scale(lp_optim *o, const float *scale) { o->lr_scale = scale; }
 
 lp_status lp_optim_save_state(const lp_optim *o, lp_ckpt *c) {
     LP_TRY(lp_kv_set_int(&c->meta, "state.opt_t", o->t));

@@ -52,6 +52,7 @@ typedef struct {
     float *m;
     float *v;
     int64_t t; /* steps taken so far (Adam's bias-correction exponent; SGD's first-step flag) */
+    const float *lr_scale; /* NULL, or [numel] per-parameter learning-rate multipliers (borrowed; not state) */
 } lp_optim;
 
 /* Defaults for a kind: Adam β1 0.9, β2 0.999, eps 1e-8; SGD momentum 0; weight decay 0. */
@@ -77,6 +78,13 @@ lp_status lp_optim_load_state(lp_optim *o, const lp_ckpt *c, const char *path);
 /* One update of params [numel] from grad [numel] with learning rate lr (from lp_lr_schedule_at). Increments
  * o->t. LP_ERR_ARG when lr is negative or not finite (nothing is changed then). */
 lp_status lp_optim_step(lp_optim *o, float *params, const float *grad, float lr);
+
+/* Per-parameter learning rates (PyTorch's parameter groups): parameter i is updated with lr·scale[i].
+ * `scale` [numel] is borrowed until the next call (NULL: every multiplier 1, the plain loops). A multiplier
+ * of 2 on a vector b is exactly what PyTorch's two bias vectors b_ih + b_hh receive under Adam or SGD
+ * without weight decay: both get the same gradient, so each moves by the same step and their sum by twice
+ * it (docs/METHOD.md, "Bias parametrisation"). */
+void lp_optim_set_lr_scale(lp_optim *o, const float *scale);
 
 /* Number of floats in o->m and in o->v (0 when the array is NULL), for checkpoint code. */
 size_t lp_optim_m_numel(const lp_optim *o);

@@ -12,18 +12,22 @@ PY=/usr/bin/python3
 
 # the hyperparameters every AudioSet run shares (those of experiments/audioset.conf)
 AS_HIDDEN=256 AS_LR=0.001 AS_BATCH=64
+# PyTorch's nn.LSTM bias parametrisation (b_ih + b_hh) in ours, exactly (docs/METHOD.md)
+AS_TORCH_BIAS="--bias-init pair --bias-lr-mult 2"
 
 have_torch() { $PY -c 'import torch' 2>/dev/null; }
 need_torch() { have_torch || { echo "PyTorch is not installed: make bench-peer" >&2; exit 1; }; }
 
-# train_unpruned LR EPOCHS SEED DIR: the unpruned paper model (Adam, the whole training set in the
-# shuffle buffer: a full permutation per epoch), one thread, into the run directory DIR
+# train_unpruned LR EPOCHS SEED DIR [lstmprune train flags]: the unpruned paper model (Adam, the whole
+# training set in the shuffle buffer: a full permutation per epoch), one thread, into the run directory DIR
 train_unpruned() {
-    rm -rf "$4"
+    lr=$1 epochs=$2 seed=$3 dir=$4
+    shift 4
+    rm -rf "$dir"
     "$BIN" train --train "$A/bal_train-0[0-6].tfrecord" --valid "$A/bal_train-07.tfrecord" \
         --frame-features audio_embedding:128 --id-key video_id --classes 527 --max-frames 10 --no-l2norm \
-        --shuffle-buffer 20000 --hidden $AS_HIDDEN --lr "$1" --batch $AS_BATCH --epochs "$2" --seed "$3" \
-        --out "$4" --threads 1 --quiet
+        --shuffle-buffer 20000 --hidden $AS_HIDDEN --lr "$lr" --batch $AS_BATCH --epochs "$epochs" --seed "$seed" \
+        --out "$dir" --threads 1 --quiet "$@"
 }
 
 # torch_unpruned TEST_GLOB EPOCHS SEED [audioset_torch.py flags]: the same model, data and

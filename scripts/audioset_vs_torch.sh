@@ -11,7 +11,9 @@
 #                                     LP_SHARED (../shared), SEEDS ("1 2 3 4 5"), EPOCHS (35),
 #                                     OURINIT=0 to skip the PyTorch runs from our initial weights,
 #                                     PAIRED=1 to add PyTorch from our initial weights on our batches,
-#                                     MARGIN (0.003): the non-inferiority margin compare_torch.py tests
+#                                     MARGIN (0.003): the non-inferiority margin compare_torch.py tests,
+#                                     BIAS=torch: our runs with PyTorch's bias parametrisation (two bias
+#                                     vectors = --bias-init pair --bias-lr-mult 2; docs/METHOD.md)
 # Resumable: a seed whose result exists is skipped. One thread per run (the runs are small); two
 # invocations with different SEEDS may run side by side on the same OUT.
 set -eu
@@ -20,6 +22,11 @@ need_torch
 OUT=${OUT:-runs/audioset_e35}
 SEEDS=${SEEDS:-1 2 3 4 5}
 EPOCHS=${EPOCHS:-35}
+case ${BIAS:-paper} in
+paper) OURS_FLAGS= ;;
+torch) OURS_FLAGS=$AS_TORCH_BIAS ;;
+*) echo "BIAS must be paper or torch" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 export OPENBLAS_NUM_THREADS=1
 
@@ -44,7 +51,8 @@ for S in $SEEDS; do
     R="$OUT/ours_seed$S"
     if [ ! -f "$R/eval.txt" ]; then
         echo "== ours, seed $S -> $R"
-        train_unpruned $AS_LR "$EPOCHS" "$S" "$R"
+        # shellcheck disable=SC2086 # the flags are words
+        train_unpruned $AS_LR "$EPOCHS" "$S" "$R" $OURS_FLAGS
         "$BIN" eval --checkpoint "$R/best.ckpt" --data "$A/eval-0*.tfrecord" --threads 1 --out "$R/eval.txt.tmp" --quiet
         mv "$R/eval.txt.tmp" "$R/eval.txt"
     fi

@@ -1,6 +1,6 @@
 /* test_optim: Adam against PyTorch (reference/adam.txt), SGD momentum and weight decay against
  * hand-computed steps, checkpoint-style state restore, global-norm clipping, NaN detection and the
- * exponential lr decay schedule. */
+ * exponential lr decay schedule, per-parameter learning rates (PyTorch's two LSTM biases). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,6 +208,79 @@ static void test_weight_decay(void **state) {
     lp_optim_free(&o);
 }
 
+/* Per-parameter learning rates (lp_optim_set_lr_scale), as PyTorch's parameter groups:
+ *  - Adam and SGD with momentum: an element with multiplier s moves exactly as in an optimizer of its own
+ *    at lr·s (bit for bit: s is a power of two, so lr·s and the step size scale without rounding);
+ *  - an all-ones scale is bit-identical to no scale (the plain loop);
+ *  - PyTorch's two bias vectors: b1 and b2, each with its own Adam state and the same gradient, sum to a
+ *    single b = b1 + b2 trained with multiplier 2 (to rounding: 100 steps of ~1e-3 stay within 2e-6);
+ *    at multiplier 1 the single b is > 1e-2 away, so the check can fail. */
+static void test_lr_scale(void **state) {
+    (void)state;
+    enum { N = 6, STEPS = 100 };
+    const float scale[N] = {1.0f, 2.0f, 1.0f, 0.5f, 2.0f, 4.0f}, ones[N] = {1, 1, 1, 1, 1, 1};
+    for (int kind = 0; kind < 2; kind++) {
+        lp_optim_config cfg = lp_optim_defaults(kind ? LP_OPTIM_SGD : LP_OPTIM_ADAM);
+        cfg.momentum = kind ? 0.5f : 0.0f;
+        const float lr = kind ? 0.01f : 1e-3f;
+        float p[N], pone[N], pplain[N], g[N];
+        lp_optim o, oone, oplain, single[N];
+        float ps[N];
+        assert_int_equal(lp_optim_init(&o, N, &cfg), LP_OK);
+        assert_int_equal(lp_optim_init(&oone, N, &cfg), LP_OK);
+        assert_int_equal(lp_optim_init(&oplain, N, &cfg), LP_OK);
+        lp_optim_set_lr_scale(&o, scale);
+        lp_optim_set_lr_scale(&oone, ones);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(lp_optim_init(&single[i], 1, &cfg), LP_OK);
+            p[i] = pone[i] = pplain[i] = ps[i] = 0.25f * (float)(i - 2);
+        }
+        for (int t = 0; t < STEPS; t++) {
+            for (int i = 0; i < N; i++) g[i] = sinf(0.7f * (float)(t * N + i)) + 0.1f * (float)i;
+            assert_int_equal(lp_optim_step(&o, p, g, lr), LP_OK);
+            assert_int_equal(lp_optim_step(&oone, pone, g, lr), LP_OK);
+            assert_int_equal(lp_optim_step(&oplain, pplain, g, lr), LP_OK);
+            for (int i = 0; i < N; i++)
+                assert_int_equal(lp_optim_step(&single[i], &ps[i], &g[i], lr * scale[i]), LP_OK);
+        }
+        assert_memory_equal(p, ps, sizeof p);
+        assert_memory_equal(pone, pplain, sizeof p);
+        assert_true(fabsf(p[1] - pplain[1]) > 1e-3f); /* the multiplier did act */
+        lp_optim_free(&o);
+        lp_optim_free(&oone);
+        lp_optim_free(&oplain);
+        for (int i = 0; i < N; i++) lp_optim_free(&single[i]);
+    }
+
+    /* Two bias vectors against one at twice the rate (Adam, no weight decay). */
+    lp_optim_config cfg = lp_optim_defaults(LP_OPTIM_ADAM);
+    float two[2 * N], one[N], slow[N], g2[2 * N], g1[N], mult2[N];
+    lp_optim otwo, oone, oslow;
+    assert_int_equal(lp_optim_init(&otwo, 2 * N, &cfg), LP_OK);
+    assert_int_equal(lp_optim_init(&oone, N, &cfg), LP_OK);
+    assert_int_equal(lp_optim_init(&oslow, N, &cfg), LP_OK);
+    for (int i = 0; i < N; i++) {
+        two[i] = 0.05f * (float)(i - 3);
+        two[N + i] = -0.03f * (float)(i - 1);
+        one[i] = slow[i] = two[i] + two[N + i];
+        mult2[i] = 2.0f;
+    }
+    lp_optim_set_lr_scale(&oone, mult2);
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < N; i++) g1[i] = g2[i] = g2[N + i] = cosf(0.3f * (float)(t + 5 * i)) - 0.2f;
+        assert_int_equal(lp_optim_step(&otwo, two, g2, 1e-3f), LP_OK);
+        assert_int_equal(lp_optim_step(&oone, one, g1, 1e-3f), LP_OK);
+        assert_int_equal(lp_optim_step(&oslow, slow, g1, 1e-3f), LP_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(fabsf(one[i] - (two[i] + two[N + i])) < 2e-6f);
+        assert_true(fabsf(slow[i] - (two[i] + two[N + i])) > 1e-2f);
+    }
+    lp_optim_free(&otwo);
+    lp_optim_free(&oone);
+    lp_optim_free(&oslow);
+}
+
 static void test_config_check(void **state) {
     (void)state;
     lp_optim_config c = lp_optim_defaults(LP_OPTIM_ADAM);
@@ -332,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_adam_threads_same_bits),
         cmocka_unit_test(test_sgd_momentum_three_steps),
         cmocka_unit_test(test_weight_decay),
+        cmocka_unit_test(test_lr_scale),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_clip_grad_norm),
         cmocka_unit_test(test_grad_norm_accumulates_in_double),
