@@ -85,22 +85,13 @@ static void *adam_range(void *arg) {
     const adam_part *a = arg;
     float *restrict p = a->p, *restrict m = a->m, *restrict v = a->v;
     const float *restrict g = a->g, *restrict scale = a->scale;
-    if (!scale) {
-        for (size_t i = a->i0; i < a->i1; i++) {
-            float gi = g[i] + a->wd * p[i];
-            m[i] = a->b1 * m[i] + a->a1 * gi;
-            v[i] = a->b2 * v[i] + a->a2 * gi * gi;
-            float denom = sqrtf(v[i]) / a->bc2_sqrt + a->eps;
-            p[i] -= a->step_size * (m[i] / denom);
-        }
-        return NULL;
-    }
-    for (size_t i = a->i0; i < a->i1; i++) { /* the same with lr·scale[i] */
+    for (size_t i = a->i0; i < a->i1; i++) {
         float gi = g[i] + a->wd * p[i];
         m[i] = a->b1 * m[i] + a->a1 * gi;
         v[i] = a->b2 * v[i] + a->a2 * gi * gi;
         float denom = sqrtf(v[i]) / a->bc2_sqrt + a->eps;
-        p[i] -= (a->step_size * scale[i]) * (m[i] / denom);
+        float step = scale ? a->step_size * scale[i] : a->step_size; /* lr·scale[i] with multipliers */
+        p[i] -= step * (m[i] / denom);
     }
     return NULL;
 }

@@ -13,20 +13,21 @@
 #                                     PAIRED=1 to add PyTorch from our initial weights on our batches,
 #                                     MARGIN (0.003): the non-inferiority margin compare_torch.py tests,
 #                                     BIAS=torch: our runs with PyTorch's bias parametrisation (two bias
-#                                     vectors = --bias-init pair --bias-lr-mult 2; docs/METHOD.md)
+#                                     vectors = --bias-init pair --bias-lr-mult 2; docs/METHOD.md), into
+#                                     OUT = runs/audioset_e35_pair by default
 # Resumable: a seed whose result exists is skipped. One thread per run (the runs are small); two
 # invocations with different SEEDS may run side by side on the same OUT.
 set -eu
 . scripts/audioset_common.sh
 need_torch
-OUT=${OUT:-runs/audioset_e35}
+# the two parametrisations' runs never share a directory (the default OUT differs)
+case ${BIAS:-paper} in
+paper) OURS_FLAGS= OUT=${OUT:-runs/audioset_e35} ;;
+torch) OURS_FLAGS=$AS_TORCH_BIAS OUT=${OUT:-runs/audioset_e35_pair} ;;
+*) echo "BIAS must be paper or torch, got '$BIAS'" >&2; exit 2 ;;
+esac
 SEEDS=${SEEDS:-1 2 3 4 5}
 EPOCHS=${EPOCHS:-35}
-case ${BIAS:-paper} in
-paper) OURS_FLAGS= ;;
-torch) OURS_FLAGS=$AS_TORCH_BIAS ;;
-*) echo "BIAS must be paper or torch" >&2; exit 2 ;;
-esac
 mkdir -p "$OUT"
 export OPENBLAS_NUM_THREADS=1
 
