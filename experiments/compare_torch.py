@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Our unpruned model against the PyTorch counterpart, seed by seed (scripts/audioset_vs_torch.sh).
 
-    experiments/compare_torch.py DIR [--margin M]
+    experiments/compare_torch.py DIR [--margin M] [--level P] [--seeds LIST]
 
 DIR holds ours_seedS/eval.txt (`lstmprune eval --out`) and torch_seedS.json (experiments/audioset_torch.py)
 for the same seeds S, and optionally torch_ourinit_seedS.json (audioset_torch.py --init-from the initial
@@ -12,13 +12,16 @@ ours against PyTorch as it comes over every run of each side (the two are indepe
 needs a partner): the difference, Welch's standard error and degrees of freedom, and the one-sided 95%
 lower bound of the difference (ours >= PyTorch - margin is shown for every margin above -bound); with
 --margin M a last column says whether that holds for M (a non-inferiority test at margin M, one-sided 95%).
-Standard library only.
+--level P sets the one-sided confidence level of that bound (default 0.95; e.g. 0.975 for a second look at
+the same question, the 5% error rate split over two looks). --seeds LIST (e.g. 1-28 or 29-80,90) keeps only
+those seeds of ours; PyTorch's runs are all used. Standard library only.
 """
 import glob
 import json
 import math
 import os
 import re
+import statistics
 import sys
 
 METRICS = ["gap", "map", "hit1", "perr"]
@@ -40,10 +43,10 @@ def stats(xs):
     return mean, sd, sd / math.sqrt(n) if n > 1 else float("nan")
 
 
-def t95(df):
-    """One-sided 95% quantile of Student's t with df degrees of freedom (Cornish-Fisher expansion about
-    the normal quantile; within 0.001 of the exact value for df >= 4)."""
-    z = 1.6448536269514722
+def t_quantile(p, df):
+    """Quantile p of Student's t with df degrees of freedom (Cornish-Fisher expansion about the normal
+    quantile z; for p = 0.95 and 0.975 within 1e-4 of the exact value for df >= 10, 0.007 at df = 4)."""
+    z = statistics.NormalDist().inv_cdf(p)
     return (z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
             + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / (384 * df ** 3))
 
@@ -56,24 +59,61 @@ def welch(a, b):
     return ma - mb, math.sqrt(va + vb), df
 
 
-def main(argv):
-    margin = None
-    if len(argv) == 4 and argv[2] == "--margin":
+def parse_seeds(text):
+    """'1-28,31' -> {1, ..., 28, 31}; None if the text is not such a list."""
+    seeds = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if not m:
+            return None
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            return None
+        seeds.update(range(lo, hi + 1))
+    return seeds
+
+
+def parse_args(argv):
+    """(dir, margin or None, level, seeds or None), or a string saying what is wrong."""
+    if len(argv) < 2 or len(argv) % 2:
+        return __doc__
+    opts = dict(zip(argv[2::2], argv[3::2]))
+    if len(opts) != len(argv[2:]) // 2 or not set(opts) <= {"--margin", "--level", "--seeds"}:
+        return __doc__
+    margin, level, seeds = None, 0.95, None
+    if "--margin" in opts:
         try:
-            margin = float(argv[3])
+            margin = float(opts["--margin"])
         except ValueError:
             margin = -1.0
         if not margin >= 0:
-            print("compare_torch: --margin wants a number >= 0, got '%s'" % argv[3], file=sys.stderr)
-            return 2
-    elif len(argv) != 2:
-        print(__doc__, file=sys.stderr)
+            return "compare_torch: --margin wants a number >= 0, got '%s'" % opts["--margin"]
+    if "--level" in opts:
+        try:
+            level = float(opts["--level"])
+        except ValueError:
+            level = 0.0
+        if not 0.5 < level < 1:
+            return "compare_torch: --level wants a confidence level between 0.5 and 1, got '%s'" % opts["--level"]
+    if "--seeds" in opts:
+        seeds = parse_seeds(opts["--seeds"])
+        if not seeds:
+            return "compare_torch: --seeds wants a list like 1-28,31, got '%s'" % opts["--seeds"]
+    return argv[1], margin, level, seeds
+
+
+def main(argv):
+    args = parse_args(argv)
+    if isinstance(args, str):
+        print(args, file=sys.stderr)
         return 2
-    d = argv[1]
+    d, margin, level, keep = args
     sides = [("ours (lstmprune)", {}), ("PyTorch", {}), ("PyTorch from our initial weights", {}),
              ("PyTorch from our initial weights on our batches", {})]
     for p in glob.glob(os.path.join(d, "ours_seed*", "eval.txt")):
-        sides[0][1][int(re.search(r"ours_seed(\d+)", p).group(1))] = read_eval(p)
+        seed = int(re.search(r"ours_seed(\d+)", p).group(1))
+        if keep is None or seed in keep:
+            sides[0][1][seed] = read_eval(p)
     version, params = "?", "?"
     for i, pat in ((1, r"torch_seed(\d+)\.json$"), (2, r"torch_ourinit_seed(\d+)\.json$"),
                    (3, r"torch_paired_seed(\d+)\.json$")):
@@ -122,12 +162,12 @@ def main(argv):
     other = sides[1][1]
     if len(ours) > 1 and len(other) > 1:
         extra = " ours >= PyTorch − %g? |" % margin if margin is not None else ""
-        print("\n| ours (%d runs) − %s (%d runs), Welch | difference ± s.e. | df | one-sided 95%% lower bound |%s"
-              % (len(ours), sides[1][0], len(other), extra))
+        print("\n| ours (%d runs) − %s (%d runs), Welch | difference ± s.e. | df | one-sided %g%% lower bound |%s"
+              % (len(ours), sides[1][0], len(other), 100 * level, extra))
         print("|---|---:|---:|---:|" + ("---|" if extra else ""))
         for k, label in zip(METRICS, ("GAP@20", "mAP", "Hit@1", "PERR")):
             diff, se, df = welch([r[k] for r in ours.values()], [r[k] for r in other.values()])
-            bound = diff - t95(df) * se
+            bound = diff - t_quantile(level, df) * se
             verdict = (" %s |" % ("yes" if bound > -margin else "not shown")) if extra else ""
             print("| %s | %+.4f ± %.4f | %.1f | %+.4f |%s" % (label, diff, se, df, bound, verdict))
     print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer); from our initial weights: one "
