@@ -13,11 +13,36 @@
 
 #include <cblas.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/fastmath.h"
 #include "core/par.h"
 #include "core/status.h"
+
+/* ---- the layer's parameters -------------------------------------------------------------------- */
+
+int lp_lstm_declare(lp_params *ps, const char *prefix, int H, int F) {
+    char name[LP_PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.w_ih", prefix);
+    if (lp_params_declare(ps, name, 2, (const int[]){4 * H, F}) < 0) return -1;
+    snprintf(name, sizeof name, "%s.w_hh", prefix);
+    if (lp_params_declare(ps, name, 2, (const int[]){4 * H, H}) < 0) return -1;
+    snprintf(name, sizeof name, "%s.b", prefix);
+    return lp_params_declare(ps, name, 1, (const int[]){4 * H}) < 0 ? -1 : 0;
+}
+
+lp_lstm_weights lp_lstm_find(lp_params *ps, const char *prefix) {
+    char name[LP_PARAM_NAME_MAX];
+    lp_lstm_weights w;
+    snprintf(name, sizeof name, "%s.w_ih", prefix);
+    w.w_ih = lp_params_find(ps, name);
+    snprintf(name, sizeof name, "%s.w_hh", prefix);
+    w.w_hh = lp_params_find(ps, name);
+    snprintf(name, sizeof name, "%s.b", prefix);
+    w.b = lp_params_find(ps, name);
+    return w;
+}
 
 /* ---- activations -------------------------------------------------------------------------------- */
 

@@ -36,6 +36,7 @@
 #ifndef LP_LSTM_H
 #define LP_LSTM_H
 
+#include "core/params.h"
 #include "core/tape.h"
 
 /* ---- the tape op ------------------------------------------------------------------------------ */
@@ -44,6 +45,13 @@
 typedef struct {
     lp_tensor *w_ih, *w_hh, *b;
 } lp_lstm_weights;
+
+/* Declare one layer's tensors in ps, in this order: "<prefix>.w_ih" [4H,F], "<prefix>.w_hh" [4H,H],
+ * "<prefix>.b" [4H] (rows in gate order i, f, g, o). 0 on success, -1 when out of memory. */
+int lp_lstm_declare(lp_params *ps, const char *prefix, int H, int F);
+
+/* After lp_params_finalize: the views of "<prefix>.w_ih", ".w_hh" and ".b" (NULL where not declared). */
+lp_lstm_weights lp_lstm_find(lp_params *ps, const char *prefix);
 
 typedef struct {
     lp_tensor *h_seq;  /* [B,T,H] output at every step (0 at padding steps) */

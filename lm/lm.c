@@ -93,16 +93,10 @@ lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     m->cfg = *cfg;
     lp_params_init(&m->params);
     const int V = cfg->vocab, E = cfg->embed, L = cfg->layers, HL = cfg->hidden[L - 1];
-    char name[LP_PARAM_NAME_MAX];
     int ok = lp_params_declare(&m->params, "embed.w", 2, (const int[]){V, E}) >= 0;
     for (int l = 0; ok && l < L; l++) {
-        const int H = cfg->hidden[l], F = l ? cfg->hidden[l - 1] : E;
-        snprintf(name, sizeof name, "lstm%d.w_ih", l + 1);
-        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, F}) >= 0;
-        snprintf(name, sizeof name, "lstm%d.w_hh", l + 1);
-        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, H}) >= 0;
-        snprintf(name, sizeof name, "lstm%d.b", l + 1);
-        ok = ok && lp_params_declare(&m->params, name, 1, (const int[]){4 * H}) >= 0;
+        snprintf(m->groups[l].name, sizeof m->groups[l].name, "lstm%d", l + 1);
+        ok = lp_lstm_declare(&m->params, m->groups[l].name, cfg->hidden[l], l ? cfg->hidden[l - 1] : E) == 0;
     }
     if (ok && !cfg->tied) ok = lp_params_declare(&m->params, "out.w", 2, (const int[]){V, HL}) >= 0;
     ok = ok && lp_params_declare(&m->params, "out.b", 1, (const int[]){V}) >= 0;
@@ -117,17 +111,12 @@ lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     m->out_b = lp_params_find(&m->params, "out.b");
     for (int l = 0; l < L; l++) {
         lp_lm_group *g = &m->groups[l];
-        snprintf(g->name, sizeof g->name, "lstm%d", l + 1);
         g->units = cfg->hidden[l];
         g->input_dim = l ? cfg->hidden[l - 1] : E;
         g->reverse = 0;
         g->tied = cfg->tied && l == L - 1;
-        snprintf(name, sizeof name, "%s.w_ih", g->name);
-        g->w_ih = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.w_hh", g->name);
-        g->w_hh = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.b", g->name);
-        g->b = lp_params_find(&m->params, name);
+        lp_lstm_weights w = lp_lstm_find(&m->params, g->name);
+        g->w_ih = w.w_ih, g->w_hh = w.w_hh, g->b = w.b;
         if (l + 1 < L) snprintf(g->consumer_name, sizeof g->consumer_name, "lstm%d.w_ih", l + 2);
         else snprintf(g->consumer_name, sizeof g->consumer_name, cfg->tied ? "embed.w" : "out.w");
         g->consumer = lp_params_find(&m->params, g->consumer_name);

@@ -79,17 +79,10 @@ lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64
     LP_TRY(lp_lstm_moe_config_check(cfg));
     m->cfg = *cfg;
     lp_params_init(&m->params);
-    char name[LP_PARAM_NAME_MAX];
     const int G = cfg->n_groups, H_last = cfg->units[G - 1], R = lp_moe_rows(cfg->classes, cfg->experts);
     for (int g = 0; g < G; g++) {
-        const int H = cfg->units[g], F = group_input_dim(cfg, g);
-        snprintf(name, sizeof name, "lstm%d.w_ih", g + 1);
-        int ok = lp_params_declare(&m->params, name, 2, (const int[]){4 * H, F}) >= 0;
-        snprintf(name, sizeof name, "lstm%d.w_hh", g + 1);
-        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, H}) >= 0;
-        snprintf(name, sizeof name, "lstm%d.b", g + 1);
-        ok = ok && lp_params_declare(&m->params, name, 1, (const int[]){4 * H}) >= 0;
-        if (!ok) goto fail;
+        snprintf(m->groups[g].name, sizeof m->groups[g].name, "lstm%d", g + 1);
+        if (lp_lstm_declare(&m->params, m->groups[g].name, cfg->units[g], group_input_dim(cfg, g)) != 0) goto fail;
     }
     if (lp_params_declare(&m->params, "moe.w", 2, (const int[]){R, H_last}) < 0 ||
         lp_params_declare(&m->params, "moe.b", 1, (const int[]){R}) < 0 || lp_params_finalize(&m->params) != LP_OK)
@@ -98,16 +91,11 @@ lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64
     /* Views and group descriptions (stable from now on: the params block never moves). */
     for (int g = 0; g < G; g++) {
         lp_paper_group *gr = &m->groups[g];
-        snprintf(gr->name, sizeof gr->name, "lstm%d", g + 1);
         gr->units = cfg->units[g];
         gr->input_dim = group_input_dim(cfg, g);
         gr->reverse = 0;
-        snprintf(name, sizeof name, "%s.w_ih", gr->name);
-        gr->w_ih = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.w_hh", gr->name);
-        gr->w_hh = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.b", gr->name);
-        gr->b = lp_params_find(&m->params, name);
+        lp_lstm_weights w = lp_lstm_find(&m->params, gr->name);
+        gr->w_ih = w.w_ih, gr->w_hh = w.w_hh, gr->b = w.b;
         if (g + 1 < G) snprintf(gr->consumer_name, sizeof gr->consumer_name, "lstm%d.w_ih", g + 2);
         else snprintf(gr->consumer_name, sizeof gr->consumer_name, "moe.w");
         gr->consumer = lp_params_find(&m->params, gr->consumer_name);

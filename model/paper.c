@@ -81,18 +81,11 @@ lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) 
     LP_TRY(lp_paper_config_check(cfg));
     m->cfg = *cfg;
     lp_params_init(&m->params);
-    char name[LP_PARAM_NAME_MAX], prefix[24];
+    char prefix[24];
     const int G = cfg->n_groups, H_last = cfg->units[G - 1];
     for (int g = 0; g < G; g++) {
-        const int H = cfg->units[g], F = group_input_dim(cfg, g);
         group_name(g, prefix, sizeof prefix);
-        snprintf(name, sizeof name, "%s.w_ih", prefix);
-        int ok = lp_params_declare(&m->params, name, 2, (const int[]){4 * H, F}) >= 0;
-        snprintf(name, sizeof name, "%s.w_hh", prefix);
-        ok = ok && lp_params_declare(&m->params, name, 2, (const int[]){4 * H, H}) >= 0;
-        snprintf(name, sizeof name, "%s.b", prefix);
-        ok = ok && lp_params_declare(&m->params, name, 1, (const int[]){4 * H}) >= 0;
-        if (!ok) goto fail;
+        if (lp_lstm_declare(&m->params, prefix, cfg->units[g], group_input_dim(cfg, g)) != 0) goto fail;
     }
     if (lp_params_declare(&m->params, "out.w", 2, (const int[]){cfg->classes, H_last}) < 0 ||
         lp_params_declare(&m->params, "out.b", 1, (const int[]){cfg->classes}) < 0 ||
@@ -106,12 +99,8 @@ lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) 
         gr->units = cfg->units[g];
         gr->input_dim = group_input_dim(cfg, g);
         gr->reverse = g == LP_PAPER_GROUP_BW;
-        snprintf(name, sizeof name, "%s.w_ih", gr->name);
-        gr->w_ih = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.w_hh", gr->name);
-        gr->w_hh = lp_params_find(&m->params, name);
-        snprintf(name, sizeof name, "%s.b", gr->name);
-        gr->b = lp_params_find(&m->params, name);
+        lp_lstm_weights w = lp_lstm_find(&m->params, gr->name);
+        gr->w_ih = w.w_ih, gr->w_hh = w.w_hh, gr->b = w.b;
         /* who reads this group's outputs */
         if (g <= LP_PAPER_GROUP_BW) {
             snprintf(gr->consumer_name, sizeof gr->consumer_name, "lstm2.w_ih");
