@@ -526,34 +526,53 @@ static lp_status pack_into(const ProtobufCMessage *m, lp_yt8m_buf *out) {
     return LP_OK;
 }
 
-/* Context entries id and labels; int64 labels go to *labels64 (caller frees). */
+/* The two context entries every record has, id (BytesList) and labels (Int64List), and the storage they
+ * point into. The message only borrows `id`; labels64 is ours (context_free). */
+typedef struct {
+    ProtobufCBinaryData id_bin;
+    Tensorflow__BytesList id_list;
+    Tensorflow__Int64List lab_list;
+    Tensorflow__Feature id_f, lab_f;
+    Tensorflow__Features__FeatureEntry e_id, e_lab;
+    int64_t *labels64;
+} context_msg;
+
+static void context_free(context_msg *c) {
+    lp_free(c->labels64);
+    c->labels64 = NULL;
+}
+
+/* Fill c with id and labels (checked against the config's class count). On failure c needs context_free. */
 static lp_status encode_context(const lp_yt8m_config *cfg, const char *id, const int32_t *labels, int n_labels,
-                                ProtobufCBinaryData *id_bin, Tensorflow__BytesList *id_list, Tensorflow__Feature *id_f,
-                                Tensorflow__Int64List *lab_list, Tensorflow__Feature *lab_f,
-                                Tensorflow__Features__FeatureEntry *e_id, Tensorflow__Features__FeatureEntry *e_lab,
-                                int64_t **labels64) {
+                                context_msg *c) {
+    *c = (context_msg){.id_list = TENSORFLOW__BYTES_LIST__INIT,
+                       .lab_list = TENSORFLOW__INT64_LIST__INIT,
+                       .id_f = TENSORFLOW__FEATURE__INIT,
+                       .lab_f = TENSORFLOW__FEATURE__INIT,
+                       .e_id = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT,
+                       .e_lab = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT};
     if (n_labels < 0) return lp_errorf(LP_ERR_ARG, "negative label count %d", n_labels);
-    *labels64 = lp_malloc(n_labels ? (size_t)n_labels : 1, sizeof(int64_t));
-    if (!*labels64) return LP_ERR_NOMEM;
+    c->labels64 = lp_malloc(n_labels ? (size_t)n_labels : 1, sizeof(int64_t));
+    if (!c->labels64) return LP_ERR_NOMEM;
     for (int i = 0; i < n_labels; i++) {
         if (labels[i] < 0 || labels[i] >= cfg->classes)
             return lp_errorf(LP_ERR_ARG, "label %d outside [0, %d)", labels[i], cfg->classes);
-        (*labels64)[i] = labels[i];
+        c->labels64[i] = labels[i];
     }
-    id_bin->data = (uint8_t *)id;
-    id_bin->len = strlen(id);
-    id_list->n_value = 1;
-    id_list->value = id_bin;
-    id_f->kind_case = TENSORFLOW__FEATURE__KIND_BYTES_LIST;
-    id_f->bytes_list = id_list;
-    lab_list->n_value = (size_t)n_labels;
-    lab_list->value = *labels64;
-    lab_f->kind_case = TENSORFLOW__FEATURE__KIND_INT64_LIST;
-    lab_f->int64_list = lab_list;
-    e_id->key = (char *)cfg->id_key;
-    e_id->value = id_f;
-    e_lab->key = (char *)cfg->labels_key;
-    e_lab->value = lab_f;
+    c->id_bin.data = (uint8_t *)id;
+    c->id_bin.len = strlen(id);
+    c->id_list.n_value = 1;
+    c->id_list.value = &c->id_bin;
+    c->id_f.kind_case = TENSORFLOW__FEATURE__KIND_BYTES_LIST;
+    c->id_f.bytes_list = &c->id_list;
+    c->lab_list.n_value = (size_t)n_labels;
+    c->lab_list.value = c->labels64;
+    c->lab_f.kind_case = TENSORFLOW__FEATURE__KIND_INT64_LIST;
+    c->lab_f.int64_list = &c->lab_list;
+    c->e_id.key = (char *)cfg->id_key;
+    c->e_id.value = &c->id_f;
+    c->e_lab.key = (char *)cfg->labels_key;
+    c->e_lab.value = &c->lab_f;
     return LP_OK;
 }
 
@@ -561,15 +580,8 @@ lp_status lp_yt8m_encode_frame(const lp_yt8m_config *cfg, const char *id, const 
                                const uint8_t *q, int n_frames, lp_yt8m_buf *out) {
     LP_TRY(lp_yt8m_config_check(cfg));
     if (n_frames < 1) return lp_errorf(LP_ERR_ARG, "a frame-level record needs >= 1 frame, got %d", n_frames);
-    ProtobufCBinaryData id_bin;
-    Tensorflow__BytesList id_list = TENSORFLOW__BYTES_LIST__INIT;
-    Tensorflow__Feature id_f = TENSORFLOW__FEATURE__INIT, lab_f = TENSORFLOW__FEATURE__INIT;
-    Tensorflow__Int64List lab_list = TENSORFLOW__INT64_LIST__INIT;
-    Tensorflow__Features__FeatureEntry e_id = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT,
-                                       e_lab = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT;
-    int64_t *labels64 = NULL;
-    lp_status s = encode_context(cfg, id, labels, n_labels, &id_bin, &id_list, &id_f, &lab_list, &lab_f, &e_id,
-                                 &e_lab, &labels64);
+    context_msg c;
+    lp_status s = encode_context(cfg, id, labels, n_labels, &c);
     // Per frame and feature: one Feature holding a BytesList with one value pointing into q.
     const int nf = cfg->frame.count;
     const size_t cells = (size_t)nf * (size_t)n_frames;
@@ -612,7 +624,7 @@ lp_status lp_yt8m_encode_frame(const lp_yt8m_config *cfg, const char *id, const 
         Tensorflow__FeatureLists fls = TENSORFLOW__FEATURE_LISTS__INIT;
         fls.n_feature_list = (size_t)nf;
         fls.feature_list = entryp;
-        Tensorflow__Features__FeatureEntry *ctx_entries[2] = {&e_id, &e_lab};
+        Tensorflow__Features__FeatureEntry *ctx_entries[2] = {&c.e_id, &c.e_lab};
         Tensorflow__Features ctx = TENSORFLOW__FEATURES__INIT;
         ctx.n_feature = 2;
         ctx.feature = ctx_entries;
@@ -625,28 +637,21 @@ lp_status lp_yt8m_encode_frame(const lp_yt8m_config *cfg, const char *id, const 
     lp_free(bls);
     lp_free(featp);
     lp_free(feats);
-    lp_free(labels64);
+    context_free(&c);
     return s;
 }
 
 lp_status lp_yt8m_encode_video(const lp_yt8m_config *cfg, const char *id, const int32_t *labels, int n_labels,
                                const float *f, lp_yt8m_buf *out) {
     LP_TRY(lp_yt8m_config_check(cfg));
-    ProtobufCBinaryData id_bin;
-    Tensorflow__BytesList id_list = TENSORFLOW__BYTES_LIST__INIT;
-    Tensorflow__Feature id_f = TENSORFLOW__FEATURE__INIT, lab_f = TENSORFLOW__FEATURE__INIT;
-    Tensorflow__Int64List lab_list = TENSORFLOW__INT64_LIST__INIT;
-    Tensorflow__Features__FeatureEntry e_id = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT,
-                                       e_lab = TENSORFLOW__FEATURES__FEATURE_ENTRY__INIT;
-    int64_t *labels64 = NULL;
-    lp_status s = encode_context(cfg, id, labels, n_labels, &id_bin, &id_list, &id_f, &lab_list, &lab_f, &e_id,
-                                 &e_lab, &labels64);
+    context_msg c;
+    lp_status s = encode_context(cfg, id, labels, n_labels, &c);
     if (s == LP_OK) {
         const int nf = cfg->video.count;
         Tensorflow__FloatList fl[LP_YT8M_MAX_FEATURES];
         Tensorflow__Feature ff[LP_YT8M_MAX_FEATURES];
         Tensorflow__Features__FeatureEntry fe[LP_YT8M_MAX_FEATURES];
-        Tensorflow__Features__FeatureEntry *entryp[LP_YT8M_MAX_FEATURES + 2] = {&e_id, &e_lab};
+        Tensorflow__Features__FeatureEntry *entryp[LP_YT8M_MAX_FEATURES + 2] = {&c.e_id, &c.e_lab};
         size_t off = 0;
         for (int i = 0; i < nf; i++) {
             Tensorflow__FloatList l = TENSORFLOW__FLOAT_LIST__INIT;
@@ -671,6 +676,6 @@ lp_status lp_yt8m_encode_video(const lp_yt8m_config *cfg, const char *id, const 
         ex.features = &feats;
         s = pack_into(&ex.base, out);
     }
-    lp_free(labels64);
+    context_free(&c);
     return s;
 }
