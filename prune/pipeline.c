@@ -254,11 +254,9 @@ static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *prun
     return LP_OK;
 }
 
-static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
-    LP_TRY(baseline(o, st));
-    say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
-    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
-    st->have_plan = 1;
+/* The end of every schedule: remove the plan's units from st->before for real, save <out>/pruned.ckpt
+ * (with the plan and the sizes before), then fine-tune it. */
+static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
     lp_model pruned;
     LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
     sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
@@ -267,6 +265,14 @@ static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     LP_TRY(s);
     char path[4096];
     return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+}
+
+static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
+    LP_TRY(baseline(o, st));
+    say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
+    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
+    st->have_plan = 1;
+    return shrink_save_finetune(o, st);
 }
 
 /* Iterative: step i prunes the current model towards mean rate r·i/N of the original sizes; the kept
@@ -362,13 +368,7 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
     st->have_plan = 1;
     LP_TRY(apply_masks(&st->before, &st->plan)); /* the "masked" model the public code ends with */
-    lp_model pruned;
-    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
-    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
-    s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
-    lp_model_free(&pruned);
-    LP_TRY(s);
-    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+    return shrink_save_finetune(o, st);
 }
 
 /* ISS: the group-lasso term λ Σ_units ||footprint|| is minimised by proximal gradient steps after each
@@ -407,13 +407,7 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     lp_surgery_plan_free(&sp);
     LP_TRY(s);
     st->have_plan = 1;
-    lp_model pruned;
-    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
-    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
-    s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
-    lp_model_free(&pruned);
-    LP_TRY(s);
-    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+    return shrink_save_finetune(o, st);
 }
 
 /* ---- measuring and reporting ---- */
