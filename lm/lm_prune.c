@@ -671,9 +671,7 @@ static lp_status derived_cfg(const lp_kv *meta, const char *data_dir, int epochs
     return lp_kv_set_int(cfg, "train.test_every", 0);
 }
 
-lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus, lp_lm_prune_result *res) {
-    memset(res, 0, sizeof *res);
-    const double t0 = lp_now_s();
+static lp_status check_job(const lp_lm_prune_job *j) {
     if (!j->checkpoint || !j->out_dir) return lp_errorf(LP_ERR_ARG, "lm prune: a checkpoint and an output directory are needed");
     if (!(j->iss_lambda >= 0) || !isfinite(j->iss_lambda))
         return lp_errorf(LP_ERR_ARG, "lm prune: --iss-lambda must be >= 0, got %g", j->iss_lambda);
@@ -681,6 +679,202 @@ lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus,
         return lp_errorf(LP_ERR_ARG, "lm prune: ISS needs --iss-epochs >= 1, --iss-threshold > 0 and --iss-lr > 0");
     if (j->ft_epochs < 0 || (j->ft_epochs > 0 && (!(j->ft_lr > 0) || !(j->ft_decay > 0 && j->ft_decay <= 1))))
         return lp_errorf(LP_ERR_ARG, "lm prune: fine-tuning needs --finetune-lr > 0 and --finetune-decay in (0, 1]");
+    return LP_OK;
+}
+
+/* What one lp_lm_prune_run holds from start to end; prune_run_free releases all of it. */
+typedef struct {
+    const lp_lm_prune_job *j;
+    const lp_ptb_corpus *corpus; /* the caller's, or &own */
+    lp_ptb_corpus own;
+    lp_lm base;                  /* the checkpoint */
+    lp_lm src;                   /* ISS only: the model after group-lasso training (have_src) */
+    lp_lm small;                 /* the pruned model */
+    int have_src, have_stats;
+    lp_kv meta;                  /* the checkpoint's keys */
+    lp_kv info;                  /* how the run was made, for the report */
+    lp_lm_prune_plan plan;
+    lp_stats st[LP_LM_MAX_LAYERS];
+    char data_dir[4096], pruned_path[4096];
+} prune_run;
+
+static void prune_run_free(prune_run *r) {
+    if (r->have_stats)
+        for (int l = 0; l < r->base.cfg.layers; l++) lp_stats_free(&r->st[l]);
+    lp_lm_prune_plan_free(&r->plan);
+    if (r->small.params.count) lp_lm_free(&r->small);
+    if (r->have_src) lp_lm_free(&r->src);
+    if (r->base.params.count) lp_lm_free(&r->base);
+    lp_ptb_corpus_free(&r->own);
+    lp_kv_free(&r->meta);
+    lp_kv_free(&r->info);
+}
+
+/* The checkpoint, and the corpus it was trained on (the job's data directory, else the checkpoint's). */
+static lp_status load_base(prune_run *r) {
+    const lp_lm_prune_job *j = r->j;
+    LP_TRY(lp_lm_load(&r->base, j->checkpoint, &r->meta));
+    const char *dd = j->data_dir ? j->data_dir : lp_kv_get(&r->meta, "data.dir");
+    snprintf(r->data_dir, sizeof r->data_dir, "%s", dd ? dd : LP_LM_DEFAULT_DATA_DIR);
+    if (!r->corpus) {
+        lp_kv dk;
+        lp_kv_init(&dk);
+        lp_kv_set(&dk, "data.dir", r->data_dir);
+        const char *mw = lp_kv_get(&r->meta, "data.max_words");
+        lp_kv_set(&dk, "data.max_words", mw ? mw : "0");
+        lp_status s = lp_lm_run_corpus(&dk, &r->own);
+        lp_kv_free(&dk);
+        LP_TRY(s);
+        r->corpus = &r->own;
+    }
+    if (r->corpus->vocab.size != r->base.cfg.vocab)
+        return lp_errorf(LP_ERR_ARG, "%s has a vocabulary of %d words, the data in %s %d", j->checkpoint,
+                         r->base.cfg.vocab, r->data_dir, r->corpus->vocab.size);
+    return LP_OK;
+}
+
+/* ISS: group-lasso training from the checkpoint, zeroing small units after every step; the plan keeps
+ * the units left non-zero. */
+static lp_status plan_iss(prune_run *r) {
+    const lp_lm_prune_job *j = r->j;
+    char path[4096];
+    lp_lm_iss_state iss = {.lambda = j->iss_lambda, .zero_threshold = j->iss_threshold};
+    lp_kv cfg;
+    lp_status s = derived_cfg(&r->meta, r->data_dir, j->iss_epochs, j->iss_lr, 1.0, 0, j->threads, "iss", &cfg);
+    snprintf(path, sizeof path, "%s/iss", j->out_dir);
+    lp_lm_run_opts ro = {.run_dir = path, .init_ckpt = j->checkpoint, .quiet = j->quiet, .corpus = r->corpus,
+                         .grad_hook = lp_lm_iss_grad_hook, .step_hook = lp_lm_iss_step_hook, .hook_user = &iss};
+    lp_lm_run_result rr;
+    if (s == LP_OK && !j->quiet)
+        fprintf(stderr, "lm-prune: ISS training, lambda %g, %d epochs at lr %g (%s)\n", j->iss_lambda, j->iss_epochs,
+                j->iss_lr, path);
+    if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
+    lp_kv_free(&cfg);
+    LP_TRY(s);
+    snprintf(path, sizeof path, "%s/iss/last.ckpt", j->out_dir);
+    LP_TRY(lp_lm_load(&r->src, path, NULL));
+    r->have_src = 1;
+    LP_TRY(lp_lm_iss_kept(&r->src, j->iss_threshold, &r->plan));
+    lp_kv_set_double(&r->info, "iss.lambda", j->iss_lambda);
+    lp_kv_set_double(&r->info, "iss.threshold", j->iss_threshold);
+    lp_kv_setf(&r->info, "iss.training", "%d epochs at lr %g from the checkpoint (%s/iss)", j->iss_epochs, j->iss_lr,
+               j->out_dir);
+    lp_kv_setf(&r->info, "iss.final_penalty", "%.6g", iss.last_penalty);
+    return LP_OK;
+}
+
+/* A rate rule and a criterion: the eigen rule needs the response statistics of every layer first. */
+static lp_status plan_criterion(prune_run *r) {
+    const lp_lm_prune_job *j = r->j;
+    const int need_stats = j->prune.rates.rule == LP_RATE_RULE_EIGEN;
+    if (need_stats) {
+        if (!j->quiet)
+            fprintf(stderr, "lm-prune: response statistics over %s training windows\n", j->prune.stats_windows ? "some" : "all");
+        LP_TRY(lp_lm_prune_stats(&r->base, r->corpus->ids[LP_PTB_TRAIN], r->corpus->n[LP_PTB_TRAIN], j->prune.stats_batch,
+                                 j->prune.stats_bptt, j->prune.stats_windows, r->st));
+        r->have_stats = 1;
+    }
+    LP_TRY(lp_lm_prune_plan_make(&r->base, need_stats ? r->st : NULL, &j->prune, &r->plan));
+    if (!need_stats) return lp_kv_set(&r->info, "statistics", "none (uniform rule)");
+    char w[32] = "all";
+    if (j->prune.stats_windows) snprintf(w, sizeof w, "the first %d", j->prune.stats_windows);
+    return lp_kv_setf(&r->info, "statistics", "h of every layer at every step of %s training windows of %d x %d", w,
+                      j->prune.stats_batch, j->prune.stats_bptt);
+}
+
+/* pruned.ckpt: the small model, its run keys (so lm-train --init and lm-eval find the data), the plan. */
+static lp_status save_pruned(prune_run *r) {
+    const char *copy[] = {"data.dir", "data.max_words", "lm.recipe", "train.batch", "train.bptt", "train.clip",
+                          "train.seed", "train.eval_batch", "train.eval_bptt"};
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    lp_status s = LP_OK;
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0] && s == LP_OK; i++) {
+        const char *v = lp_kv_get(&r->meta, copy[i]);
+        if (v) s = lp_kv_set(&c.meta, copy[i], v);
+    }
+    if (s == LP_OK) s = lp_kv_set(&c.meta, "data.dir", r->data_dir);
+    if (s == LP_OK) s = lp_lm_run_model_to_kv(&r->small.cfg, &c.meta);
+    if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.method", r->plan.method);
+    if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.source", r->j->checkpoint);
+    if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.tau", r->plan.rates.tau);
+    if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.mean_rate", r->plan.rates.mean_rate);
+    if (s == LP_OK) s = lp_lm_add_to_ckpt(&r->small, &c);
+    if (s == LP_OK) s = lp_ckpt_save(&c, r->pruned_path);
+    lp_ckpt_free(&c);
+    return s;
+}
+
+static void say_pruned(const prune_run *r, const lp_lm *from) {
+    char a[128], b[128];
+    sizes_str(from->cfg.hidden, from->cfg.layers, a, sizeof a);
+    sizes_str(r->small.cfg.hidden, r->small.cfg.layers, b, sizeof b);
+    fprintf(stderr, "lm-prune: %s: units %s -> %s, parameters %zu -> %zu (%s)\n", r->plan.method, a, b, lp_lm_numel(from),
+            lp_lm_numel(&r->small), r->pruned_path);
+    if (r->plan.note[0]) fprintf(stderr, "lm-prune: note: %s\n", r->plan.note);
+}
+
+/* Fine-tune pruned.ckpt with the job's schedule; measure the best validation epoch into *row. */
+static lp_status finetune(prune_run *r, lp_lm_report_row *row) {
+    const lp_lm_prune_job *j = r->j;
+    char path[4096];
+    lp_kv cfg;
+    lp_status s = derived_cfg(&r->meta, r->data_dir, j->ft_epochs, j->ft_lr, j->ft_decay, 1, j->threads, "finetune", &cfg);
+    snprintf(path, sizeof path, "%s/finetune", j->out_dir);
+    lp_lm_run_opts ro = {.run_dir = path, .init_ckpt = r->pruned_path, .quiet = j->quiet, .corpus = r->corpus};
+    lp_lm_run_result rr;
+    if (s == LP_OK && !j->quiet)
+        fprintf(stderr, "lm-prune: fine-tuning %d epochs from lr %g (x%g per epoch) in %s\n", j->ft_epochs, j->ft_lr,
+                j->ft_decay, path);
+    if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
+    lp_kv_free(&cfg);
+    LP_TRY(s);
+    snprintf(path, sizeof path, "%s/finetune/best.ckpt", j->out_dir);
+    lp_lm ft;
+    memset(&ft, 0, sizeof ft);
+    s = lp_lm_load(&ft, path, NULL);
+    if (s == LP_OK) s = lp_lm_report_measure(&ft, "fine-tuned", path, r->corpus, j->eval_batch, j->eval_bptt, row);
+    if (s == LP_OK)
+        lp_kv_setf(&r->info, "fine-tuning", "%d epochs, lr %g then x%g per epoch; best validation epoch kept", j->ft_epochs,
+                   j->ft_lr, j->ft_decay);
+    if (ft.params.count) lp_lm_free(&ft);
+    return s;
+}
+
+/* baseline -> plan (ISS training, or statistics + criterion) -> shrink -> pruned.ckpt -> fine-tune ->
+ * report.md; a row of measurements after each model. */
+static lp_status prune_run_all(prune_run *r, lp_lm_prune_result *res) {
+    const lp_lm_prune_job *j = r->j;
+    LP_TRY(load_base(r));
+    if (!j->quiet) fprintf(stderr, "lm-prune: measuring the baseline\n");
+    LP_TRY(lp_lm_report_measure(&r->base, "baseline", j->checkpoint, r->corpus, j->eval_batch, j->eval_bptt,
+                                &res->rows[res->n_rows++]));
+    LP_TRY(j->iss_lambda > 0 ? plan_iss(r) : plan_criterion(r));
+    const lp_lm *from = r->have_src ? &r->src : &r->base;
+    LP_TRY(lp_lm_prune_shrink(from, &r->plan, &r->small));
+    snprintf(r->pruned_path, sizeof r->pruned_path, "%s/pruned.ckpt", j->out_dir);
+    LP_TRY(save_pruned(r));
+    if (!j->quiet) say_pruned(r, from);
+    LP_TRY(lp_lm_report_measure(&r->small, "pruned", r->pruned_path, r->corpus, j->eval_batch, j->eval_bptt,
+                                &res->rows[res->n_rows++]));
+    if (j->ft_epochs > 0) LP_TRY(finetune(r, &res->rows[res->n_rows++]));
+    lp_kv_set(&r->info, "checkpoint", j->checkpoint);
+    lp_kv_set(&r->info, "data", r->data_dir);
+    lp_kv_setf(&r->info, "evaluation", "batch %d, window %d, %d thread(s); words/s = test-set evaluation throughput",
+               j->eval_batch, j->eval_bptt, j->threads);
+    LP_TRY(lp_lm_report_write(j->out_dir, &r->plan, res->rows, res->n_rows, &r->info));
+    res->layers = from->cfg.layers;
+    for (int l = 0; l < res->layers; l++) {
+        res->hidden_before[l] = from->cfg.hidden[l];
+        res->hidden_after[l] = r->small.cfg.hidden[l];
+    }
+    return LP_OK;
+}
+
+lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus, lp_lm_prune_result *res) {
+    memset(res, 0, sizeof *res);
+    const double t0 = lp_now_s();
+    LP_TRY(check_job(j));
     LP_TRY(lp_mkdirs(j->out_dir));
     lp_kv tk;
     lp_kv_init(&tk);
@@ -688,173 +882,14 @@ lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus,
     lp_runcfg_apply_threads(&tk);
     lp_kv_free(&tk);
 
-    lp_lm base, src, small, ft;
-    memset(&base, 0, sizeof base);
-    memset(&src, 0, sizeof src);
-    memset(&small, 0, sizeof small);
-    memset(&ft, 0, sizeof ft);
-    int have_src = 0;
-    lp_kv meta, info, cfg;
-    lp_kv_init(&meta);
-    lp_kv_init(&info);
-    lp_kv_init(&cfg);
-    lp_ptb_corpus own;
-    memset(&own, 0, sizeof own);
-    lp_lm_prune_plan plan;
-    memset(&plan, 0, sizeof plan);
-    lp_stats st[LP_LM_MAX_LAYERS];
-    memset(st, 0, sizeof st);
-    int have_stats = 0;
-    char path[4096], pruned_path[4096], dd[4096];
-    lp_ckpt c;
-    lp_ckpt_init(&c);
-
-    lp_status s = lp_lm_load(&base, j->checkpoint, &meta);
-    const char *data_dir = j->data_dir ? j->data_dir : lp_kv_get(&meta, "data.dir");
-    snprintf(dd, sizeof dd, "%s", data_dir ? data_dir : LP_LM_DEFAULT_DATA_DIR);
-    if (s == LP_OK && !corpus) {
-        lp_kv dk;
-        lp_kv_init(&dk);
-        lp_kv_set(&dk, "data.dir", dd);
-        const char *mw = lp_kv_get(&meta, "data.max_words");
-        lp_kv_set(&dk, "data.max_words", mw ? mw : "0");
-        s = lp_lm_run_corpus(&dk, &own);
-        lp_kv_free(&dk);
-        corpus = &own;
-    }
-    if (s == LP_OK && corpus->vocab.size != base.cfg.vocab)
-        s = lp_errorf(LP_ERR_ARG, "%s has a vocabulary of %d words, the data in %s %d", j->checkpoint, base.cfg.vocab, dd,
-                      corpus->vocab.size);
-    if (s == LP_OK && !j->quiet) fprintf(stderr, "lm-prune: measuring the baseline\n");
-    if (s == LP_OK)
-        s = lp_lm_report_measure(&base, "baseline", j->checkpoint, corpus, j->eval_batch, j->eval_bptt, &res->rows[res->n_rows++]);
-
-    if (s == LP_OK && j->iss_lambda > 0) {
-        /* ISS: group-lasso training from the checkpoint, zeroing small units after every step */
-        lp_lm_iss_state iss = {.lambda = j->iss_lambda, .zero_threshold = j->iss_threshold};
-        s = derived_cfg(&meta, dd, j->iss_epochs, j->iss_lr, 1.0, 0, j->threads, "iss", &cfg);
-        lp_lm_run_opts ro = {0};
-        snprintf(path, sizeof path, "%s/iss", j->out_dir);
-        ro.run_dir = path;
-        ro.init_ckpt = j->checkpoint;
-        ro.quiet = j->quiet;
-        ro.corpus = corpus;
-        ro.grad_hook = lp_lm_iss_grad_hook;
-        ro.step_hook = lp_lm_iss_step_hook;
-        ro.hook_user = &iss;
-        lp_lm_run_result rr;
-        if (s == LP_OK && !j->quiet)
-            fprintf(stderr, "lm-prune: ISS training, lambda %g, %d epochs at lr %g (%s)\n", j->iss_lambda, j->iss_epochs,
-                    j->iss_lr, path);
-        if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
-        snprintf(path, sizeof path, "%s/iss/last.ckpt", j->out_dir);
-        if (s == LP_OK) s = lp_lm_load(&src, path, NULL);
-        have_src = s == LP_OK;
-        if (s == LP_OK) s = lp_lm_iss_kept(&src, j->iss_threshold, &plan);
-        if (s == LP_OK) {
-            lp_kv_set_double(&info, "iss.lambda", j->iss_lambda);
-            lp_kv_set_double(&info, "iss.threshold", j->iss_threshold);
-            lp_kv_setf(&info, "iss.training", "%d epochs at lr %g from the checkpoint (%s/iss)", j->iss_epochs,
-                       j->iss_lr, j->out_dir);
-            lp_kv_setf(&info, "iss.final_penalty", "%.6g", iss.last_penalty);
-        }
-    } else if (s == LP_OK) {
-        const int need_stats = j->prune.rates.rule == LP_RATE_RULE_EIGEN;
-        if (need_stats) {
-            if (!j->quiet) fprintf(stderr, "lm-prune: response statistics over %s training windows\n",
-                                   j->prune.stats_windows ? "some" : "all");
-            s = lp_lm_prune_stats(&base, corpus->ids[LP_PTB_TRAIN], corpus->n[LP_PTB_TRAIN], j->prune.stats_batch,
-                                  j->prune.stats_bptt, j->prune.stats_windows, st);
-            have_stats = s == LP_OK;
-        }
-        if (s == LP_OK) s = lp_lm_prune_plan_make(&base, need_stats ? st : NULL, &j->prune, &plan);
-        if (s == LP_OK && !need_stats) s = lp_kv_set(&info, "statistics", "none (uniform rule)");
-        if (s == LP_OK && need_stats) {
-            char w[32] = "all";
-            if (j->prune.stats_windows) snprintf(w, sizeof w, "the first %d", j->prune.stats_windows);
-            s = lp_kv_setf(&info, "statistics", "h of every layer at every step of %s training windows of %d x %d", w,
-                           j->prune.stats_batch, j->prune.stats_bptt);
-        }
-    }
-    const lp_lm *from = have_src ? &src : &base;
-    if (s == LP_OK) s = lp_lm_prune_shrink(from, &plan, &small);
-    /* pruned.ckpt: the small model, its run keys (so lm-train --init and lm-eval find the data), the plan */
-    snprintf(pruned_path, sizeof pruned_path, "%s/pruned.ckpt", j->out_dir);
-    if (s == LP_OK) {
-        const char *copy[] = {"data.dir", "data.max_words", "lm.recipe", "train.batch", "train.bptt", "train.clip",
-                              "train.seed", "train.eval_batch", "train.eval_bptt"};
-        for (size_t i = 0; i < sizeof copy / sizeof copy[0] && s == LP_OK; i++) {
-            const char *v = lp_kv_get(&meta, copy[i]);
-            if (v) s = lp_kv_set(&c.meta, copy[i], v);
-        }
-        if (s == LP_OK) s = lp_kv_set(&c.meta, "data.dir", dd);
-        if (s == LP_OK) s = lp_lm_run_model_to_kv(&small.cfg, &c.meta);
-        if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.method", plan.method);
-        if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.source", j->checkpoint);
-        if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.tau", plan.rates.tau);
-        if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.mean_rate", plan.rates.mean_rate);
-        if (s == LP_OK) s = lp_lm_add_to_ckpt(&small, &c);
-        if (s == LP_OK) s = lp_ckpt_save(&c, pruned_path);
-    }
-    if (s == LP_OK && !j->quiet) {
-        char a[128], b[128];
-        sizes_str(from->cfg.hidden, from->cfg.layers, a, sizeof a);
-        sizes_str(small.cfg.hidden, small.cfg.layers, b, sizeof b);
-        fprintf(stderr, "lm-prune: %s: units %s -> %s, parameters %zu -> %zu (%s)\n", plan.method, a, b,
-                lp_lm_numel(from), lp_lm_numel(&small), pruned_path);
-        if (plan.note[0]) fprintf(stderr, "lm-prune: note: %s\n", plan.note);
-    }
-    if (s == LP_OK)
-        s = lp_lm_report_measure(&small, "pruned", pruned_path, corpus, j->eval_batch, j->eval_bptt, &res->rows[res->n_rows++]);
-
-    if (s == LP_OK && j->ft_epochs > 0) {
-        lp_kv_free(&cfg);
-        s = derived_cfg(&meta, dd, j->ft_epochs, j->ft_lr, j->ft_decay, 1, j->threads, "finetune", &cfg);
-        lp_lm_run_opts ro = {0};
-        snprintf(path, sizeof path, "%s/finetune", j->out_dir);
-        ro.run_dir = path;
-        ro.init_ckpt = pruned_path;
-        ro.quiet = j->quiet;
-        ro.corpus = corpus;
-        lp_lm_run_result rr;
-        if (s == LP_OK && !j->quiet)
-            fprintf(stderr, "lm-prune: fine-tuning %d epochs from lr %g (x%g per epoch) in %s\n", j->ft_epochs, j->ft_lr,
-                    j->ft_decay, path);
-        if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
-        snprintf(path, sizeof path, "%s/finetune/best.ckpt", j->out_dir);
-        if (s == LP_OK) s = lp_lm_load(&ft, path, NULL);
-        if (s == LP_OK)
-            s = lp_lm_report_measure(&ft, "fine-tuned", path, corpus, j->eval_batch, j->eval_bptt, &res->rows[res->n_rows++]);
-        if (s == LP_OK)
-            lp_kv_setf(&info, "fine-tuning", "%d epochs, lr %g then x%g per epoch; best validation epoch kept", j->ft_epochs,
-                       j->ft_lr, j->ft_decay);
-        if (ft.params.count) lp_lm_free(&ft);
-    }
-    if (s == LP_OK) {
-        lp_kv_set(&info, "checkpoint", j->checkpoint);
-        lp_kv_set(&info, "data", dd);
-        lp_kv_setf(&info, "evaluation", "batch %d, window %d, %d thread(s); words/s = test-set evaluation throughput",
-                   j->eval_batch, j->eval_bptt, j->threads);
-        s = lp_lm_report_write(j->out_dir, &plan, res->rows, res->n_rows, &info);
-    }
-    if (s == LP_OK) {
-        res->layers = from->cfg.layers;
-        for (int l = 0; l < res->layers; l++) {
-            res->hidden_before[l] = from->cfg.hidden[l];
-            res->hidden_after[l] = small.cfg.hidden[l];
-        }
-    }
+    prune_run r;
+    memset(&r, 0, sizeof r);
+    r.j = j;
+    r.corpus = corpus;
+    lp_kv_init(&r.meta);
+    lp_kv_init(&r.info);
+    lp_status s = prune_run_all(&r, res);
     res->seconds = lp_now_s() - t0;
-    if (have_stats)
-        for (int l = 0; l < base.cfg.layers; l++) lp_stats_free(&st[l]);
-    lp_ckpt_free(&c);
-    lp_lm_prune_plan_free(&plan);
-    if (small.params.count) lp_lm_free(&small);
-    if (have_src) lp_lm_free(&src);
-    if (base.params.count) lp_lm_free(&base);
-    lp_ptb_corpus_free(&own);
-    lp_kv_free(&meta);
-    lp_kv_free(&info);
-    lp_kv_free(&cfg);
+    prune_run_free(&r);
     return s;
 }
