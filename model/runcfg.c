@@ -11,8 +11,8 @@ static lp_status dflt(lp_kv *kv, const char *key, const char *val) {
     return lp_kv_get(kv, key) ? LP_OK : lp_kv_set(kv, key, val);
 }
 
-lp_status lp_runcfg_defaults(lp_kv *kv) {
-    static const char *const d[][2] = {
+/* The built-in value of every data.* and train.* key a run may leave out. */
+static const char *const defaults[][2] = {
         {"data.frame_features", "rgb:1024,audio:128"},
         {"data.video_features", "mean_rgb:1024,mean_audio:128"},
         {"data.level", "auto"},
@@ -45,9 +45,17 @@ lp_status lp_runcfg_defaults(lp_kv *kv) {
         {"train.eval_batch", "256"},
         {"train.log_every", "1"},
         {"train.top_k", "20"},
-    };
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) LP_TRY(dflt(kv, d[i][0], d[i][1]));
+};
+
+lp_status lp_runcfg_defaults(lp_kv *kv) {
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) LP_TRY(dflt(kv, defaults[i][0], defaults[i][1]));
     return LP_OK;
+}
+
+const char *lp_runcfg_default(const char *key) {
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
+        if (!strcmp(defaults[i][0], key)) return defaults[i][1];
+    return NULL;
 }
 
 lp_status lp_runcfg_patterns(const lp_kv *kv, const char *which, char ***pats, int *n) {

@@ -10,8 +10,8 @@
  *             id_key, classes, max_frames, padding (repeat|mask), l2norm, shuffle_buffer, skip_bad,
  *             prefetch
  *   train.*   epochs, batch, optimizer (adam|sgd), lr, beta1, beta2, eps, momentum, weight_decay, clip,
- *             lr_decay, lr_decay_steps, lr_staircase, seed, threads, save_every, eval_batch, log_every,
- *             top_k
+ *             bias_init (uniform|pair), bias_lr_mult, lr_decay, lr_decay_steps, lr_staircase, seed, threads,
+ *             save_every, eval_batch, log_every, top_k
  */
 #ifndef LP_RUNCFG_H
 #define LP_RUNCFG_H
@@ -21,6 +21,10 @@
 
 /* Defaults for every data.* and train.* key not already present (the paper's settings). */
 lp_status lp_runcfg_defaults(lp_kv *kv);
+
+/* The default lp_runcfg_defaults gives `key`, or NULL for a key without one. A key added in a later
+ * version has the default that reproduces what earlier versions did without it. */
+const char *lp_runcfg_default(const char *key);
 
 /* Patterns: data.<which> split on ';' into *pats (caller frees with lp_runcfg_free_patterns). */
 lp_status lp_runcfg_patterns(const lp_kv *kv, const char *which, char ***pats, int *n);

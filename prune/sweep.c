@@ -361,7 +361,9 @@ static void say(const sweep *sw, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Refuse a directory holding a sweep with different base keys. */
+/* Refuse a directory holding a sweep with different base keys. A key the directory's sweep.conf lacks is
+ * accepted at its built-in default: the sweep was started by a version without that key, which behaved
+ * as the default does. */
 static lp_status check_or_write_conf(sweep *sw) {
     char path[4096];
     path_in(sw->dir, "sweep.conf", path, sizeof path);
@@ -378,10 +380,14 @@ static lp_status check_or_write_conf(sweep *sw) {
                               "directory or remove it",
                               sw->dir, old.keys[i], old.vals[i], now ? now : "(absent)");
         }
-        for (int i = 0; s == LP_OK && i < sw->cfg.count; i++)
-            if (!is_grid_key(sw->cfg.keys[i]) && !lp_kv_get(&old, sw->cfg.keys[i]))
-                s = lp_errorf(LP_ERR_ARG, "%s holds a sweep with another configuration (%s is new); use another output directory",
-                              sw->dir, sw->cfg.keys[i]);
+        for (int i = 0; s == LP_OK && i < sw->cfg.count; i++) {
+            const char *key = sw->cfg.keys[i], *dflt = lp_runcfg_default(key);
+            if (is_grid_key(key) || lp_kv_get(&old, key) || (dflt && !strcmp(dflt, sw->cfg.vals[i]))) continue;
+            s = lp_errorf(LP_ERR_ARG,
+                          "%s holds a sweep with another configuration (%s = %s now; absent there, which means %s); use "
+                          "another output directory",
+                          sw->dir, key, sw->cfg.vals[i], dflt ? dflt : "no value");
+        }
         lp_kv_free(&old);
         LP_TRY(s);
     }

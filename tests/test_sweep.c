@@ -108,6 +108,20 @@ static char *csv_without_timing(const char *path, int *rows) {
     return out;
 }
 
+/* Rewrite the text file at path without the lines that start with prefix. */
+static void drop_lines(const char *path, const char *prefix) {
+    char *text = slurp(path);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (char *line = text, *end; *line; line = end) {
+        end = strchr(line, '\n');
+        end = end ? end + 1 : line + strlen(line);
+        if (strncmp(line, prefix, strlen(prefix)) != 0) fwrite(line, 1, (size_t)(end - line), f);
+    }
+    fclose(f);
+    free(text);
+}
+
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && st.st_size > 0;
@@ -330,6 +344,24 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     lp_sweep_opts o = {.quiet = 1};
     assert_int_equal(lp_sweep_run(&kv, lp_test_scratch_path("run2"), &o, NULL), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "train.lr"));
+    lp_kv_free(&kv);
+    tiny_config(&kv);
+
+    /* A sweep started by a version without the bias keys continues when they are at their defaults (what
+     * that version did), and is refused when one is not. */
+    snprintf(path, sizeof path, "%s/sweep.conf", lp_test_scratch_path("run2"));
+    drop_lines(path, "train.bias_");
+    lp_sweep_summary s5;
+    run_sweep(&kv, lp_test_scratch_path("run2"), 0, &s5);
+    assert_int_equal(s5.cells_skipped, N_TINY_CELLS);
+    assert_int_equal(s5.cells_run, 0);
+    char *conf = slurp(path);
+    assert_non_null(strstr(conf, "train.bias_init = uniform")); /* written back complete */
+    free(conf);
+    drop_lines(path, "train.bias_");
+    lp_kv_set(&kv, "train.bias_init", "pair");
+    assert_int_equal(lp_sweep_run(&kv, lp_test_scratch_path("run2"), &o, NULL), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "train.bias_init = pair now; absent there, which means uniform"));
     free(csv1);
     free(csv2);
     lp_kv_free(&kv);
