@@ -750,32 +750,16 @@ static int count_data_lines(const char *path) {
     return lines > 0 ? lines - 1 : 0; /* minus the header */
 }
 
-/* plots.gp (always) and the PNGs (where gnuplot runs). have_png[5] in the order of write_md; *drawn
- * counts the PNGs written. */
-static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
-    static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
-                                      "curves.png"};
-    for (int i = 0; i < 5; i++) have_png[i] = 0;
-    *drawn_out = 0;
-    char path[4096];
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "plots.gp", path, sizeof path)));
-    FILE *g = af.f;
-    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
-    fprintf(g, "# lstmprune sweep plots: `cd %s && gnuplot plots.gp` (data inline, from results.csv and spectra.csv)\n", sw->dir);
-    fprintf(g, "set terminal pngcairo size 1200,520 noenhanced\nset grid\nset key outside right top\n");
-    /* series */
-    series *se = lp_calloc(MAX_ITEMS * 4, sizeof *se);
-    if (!se) {
-        lp_atomic_abort(&af);
-        return LP_ERR_NOMEM;
-    }
-    int ns = 0, n_iss = 0;
+/* Group the finished oneshot/soft rows into series (one per schedule + rule + criterion, sorted by rate);
+ * returns how many, and the number of finished ISS rows in *n_iss. */
+static int collect_series(sweep *sw, series *se, int *n_iss) {
+    int ns = 0;
+    *n_iss = 0;
     for (int i = 2; i < sw->n_rows; i++) {
         const lp_kv *r = &sw->rows[i];
         if (r->count == 0 || !lp_kv_get(r, "gap_finetuned")) continue;
         if (!strcmp(row_str(r, "schedule"), "iss")) {
-            n_iss++;
+            (*n_iss)++;
             continue;
         }
         char title[96];
@@ -788,8 +772,14 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
         }
         if (se[k].n < MAX_ITEMS * 2) se[k].idx[se[k].n++] = i;
     }
+    for (int k = 0; k < ns; k++) sort_series(&se[k], sw);
+    return ns;
+}
+
+/* The data blocks $S0.. (one per series), $ISS and $BASE (with baseline_gap); returns 1 if the baseline
+ * is finished. */
+static int write_data_blocks(FILE *g, sweep *sw, const series *se, int ns, int n_iss) {
     for (int k = 0; k < ns; k++) {
-        sort_series(&se[k], sw);
         fprintf(g, "$S%d << EOD\n# mean_rate gap_pruned gap_finetuned parameters latency_bn target\n", k);
         for (int j = 0; j < se[k].n; j++) block_row(g, &sw->rows[se[k].idx[j]]);
         fprintf(g, "EOD\n");
@@ -802,122 +792,156 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
         fprintf(g, "EOD\n");
     }
     const lp_kv *base = &sw->rows[0];
-    int have_base = base->count && lp_kv_get(base, "gap_finetuned");
-    if (have_base) {
-        fprintf(g, "$BASE << EOD\n");
-        block_row(g, base);
-        fprintf(g, "EOD\nbaseline_gap = %s\n", row_str(base, "gap_finetuned"));
+    if (!(base->count && lp_kv_get(base, "gap_finetuned"))) return 0;
+    fprintf(g, "$BASE << EOD\n");
+    block_row(g, base);
+    fprintf(g, "EOD\nbaseline_gap = %s\n", row_str(base, "gap_finetuned"));
+    return 1;
+}
+
+/* gap_vs_rate.png (before and after fine-tuning, two panels with one key), gap_vs_params.png and
+ * gap_vs_latency.png (fine-tuned models). */
+static void plot_gap(FILE *g, const sweep *sw, const series *se, int ns, int n_iss, int have_base, int top_k) {
+    fprintf(g, "\nset terminal pngcairo size 1500,600 noenhanced\nset output 'gap_vs_rate.png'\n"
+               "set multiplot title 'GAP@%d vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
+            top_k);
+    for (int pass = 0; pass < 2; pass++) {
+        fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
+                pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
+        fprintf(g, "%s", pass ? "set lmargin at screen 0.47\nset rmargin at screen 0.77\nset key at screen 0.79,0.88 left top samplen 3\n"
+                              : "set lmargin at screen 0.06\nset rmargin at screen 0.36\nunset key\n");
+        const char *sep = plot_series(g, sw, se, ns, n_iss, 1, pass ? 3 : 2);
+        if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
+        fprintf(g, "\n");
     }
-    int n_plots = 0;
-    if (ns > 0 || n_iss) {
-        /* GAP vs rate: before and after fine-tuning */
-        /* two panels of equal width, one key to the right of both */
-        fprintf(g, "\nset terminal pngcairo size 1500,600 noenhanced\nset output 'gap_vs_rate.png'\n"
-                   "set multiplot title 'GAP@%d vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
-                top_k);
-        for (int pass = 0; pass < 2; pass++) {
-            fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
-                    pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
-            fprintf(g, "%s", pass ? "set lmargin at screen 0.47\nset rmargin at screen 0.77\nset key at screen 0.79,0.88 left top samplen 3\n"
-                                  : "set lmargin at screen 0.06\nset rmargin at screen 0.36\nunset key\n");
-            const char *sep = plot_series(g, sw, se, ns, n_iss, 1, pass ? 3 : 2);
-            if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
-            fprintf(g, "\n");
-        }
-        fprintf(g, "unset multiplot\nset key outside right top\nset lmargin -1\nset rmargin -1\nset tmargin -1\nset bmargin -1\n"
-                   "set terminal pngcairo size 1200,520 noenhanced\n");
-        /* GAP vs parameters and vs latency (fine-tuned models) */
-        for (int pass = 0; pass < 2; pass++) {
-            fprintf(g, "\nset output '%s'\nset title 'GAP@%d after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel 'GAP@%d'\n",
-                    pass ? "gap_vs_latency.png" : "gap_vs_params.png", top_k,
-                    pass ? "measured latency" : "parameters",
-                    pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", top_k);
-            const char *sep = plot_series(g, sw, se, ns, n_iss, pass ? 5 : 4, 3);
-            if (have_base) fprintf(g, "%s$BASE using %d:3 with points pt 5 ps 2 lc rgb 'black' title 'baseline'", sep, pass ? 5 : 4);
-            fprintf(g, "\n");
-        }
-        have_png[0] = have_png[1] = have_png[2] = 1;
-        n_plots += 3;
+    fprintf(g, "unset multiplot\nset key outside right top\nset lmargin -1\nset rmargin -1\nset tmargin -1\nset bmargin -1\n"
+               "set terminal pngcairo size 1200,520 noenhanced\n");
+    for (int pass = 0; pass < 2; pass++) {
+        fprintf(g, "\nset output '%s'\nset title 'GAP@%d after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel 'GAP@%d'\n",
+                pass ? "gap_vs_latency.png" : "gap_vs_params.png", top_k, pass ? "measured latency" : "parameters",
+                pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", top_k);
+        const char *sep = plot_series(g, sw, se, ns, n_iss, pass ? 5 : 4, 3);
+        if (have_base) fprintf(g, "%s$BASE using %d:3 with points pt 5 ps 2 lc rgb 'black' title 'baseline'", sep, pass ? 5 : 4);
+        fprintf(g, "\n");
     }
-    /* spectra of the baseline */
+}
+
+/* spectra.png from spectra.csv (the baseline's eigenvalues per unit group); returns 1 if drawn. */
+static int plot_spectra(FILE *g, const sweep *sw) {
     char spath[4096];
     FILE *sf = fopen(path_in(sw->dir, "spectra.csv", spath, sizeof spath), "r");
-    if (sf) {
-        char line[512], names[LP_MODEL_MAX_GROUPS][32];
-        int ng = 0, cur = -1;
-        if (!fgets(line, sizeof line, sf)) line[0] = 0; /* header */
-        while (fgets(line, sizeof line, sf)) {
-            char name[32];
-            int h, idx;
-            double eig, frac, cum;
-            if (sscanf(line, "%31[^,],%d,%d,%lf,%lf,%lf", name, &h, &idx, &eig, &frac, &cum) != 6) continue;
-            if (cur < 0 || strcmp(names[cur], name)) {
-                if (cur >= 0) fprintf(g, "EOD\n");
-                if (ng == LP_MODEL_MAX_GROUPS) break;
-                cur = ng++;
-                snprintf(names[cur], sizeof names[cur], "%s", name);
-                fprintf(g, "$G%d << EOD\n# index fraction cumulative index/H\n", cur);
-            }
-            fprintf(g, "%d %.8g %.8f %.6f\n", idx, frac, cum, (double)idx / h);
+    if (!sf) return 0;
+    char line[512], names[LP_MODEL_MAX_GROUPS][32];
+    int ng = 0, cur = -1;
+    if (!fgets(line, sizeof line, sf)) line[0] = 0; /* header */
+    while (fgets(line, sizeof line, sf)) {
+        char name[32];
+        int h, idx;
+        double eig, frac, cum;
+        if (sscanf(line, "%31[^,],%d,%d,%lf,%lf,%lf", name, &h, &idx, &eig, &frac, &cum) != 6) continue;
+        if (cur < 0 || strcmp(names[cur], name)) {
+            if (cur >= 0) fprintf(g, "EOD\n");
+            if (ng == LP_MODEL_MAX_GROUPS) break;
+            cur = ng++;
+            snprintf(names[cur], sizeof names[cur], "%s", name);
+            fprintf(g, "$G%d << EOD\n# index fraction cumulative index/H\n", cur);
         }
-        if (cur >= 0) fprintf(g, "EOD\n");
-        fclose(sf);
-        if (ng > 0) {
-            fprintf(g, "\nset output 'spectra.png'\nset key inside right top\nset multiplot layout 1,2 title 'Response "
-                       "covariance spectra of the baseline per unit group'\n");
-            fprintf(g, "set title 'eigenvalue / total energy'\nset xlabel 'eigenvalue index'\nset ylabel 'fraction of "
-                       "energy'\nset logscale y\nplot ");
-            for (int k = 0; k < ng; k++)
-                fprintf(g, "%s$G%d using 1:($2 > 0 ? $2 : 1/0) with linespoints title '%s'", k ? ", " : "", k, names[k]);
-            fprintf(g, "\nunset logscale y\nset key inside right bottom\nset title 'cumulative energy'\n"
-                       "set xlabel 'fraction of the group''s units (k/H)'\n"
-                       "set ylabel 'energy kept'\nset yrange [0:1.02]\nplot ");
-            for (int k = 0; k < ng; k++) fprintf(g, "%s$G%d using 4:3 with lines lw 2 title '%s'", k ? ", " : "", k, names[k]);
-            fprintf(g, "\nset yrange [*:*]\nunset multiplot\nset key outside right top\n");
-            have_png[3] = 1;
-            n_plots++;
-        }
+        fprintf(g, "%d %.8g %.8f %.6f\n", idx, frac, cum, (double)idx / h);
     }
-    /* training curves of the baseline */
+    if (cur >= 0) fprintf(g, "EOD\n");
+    fclose(sf);
+    if (ng == 0) return 0;
+    fprintf(g, "\nset output 'spectra.png'\nset key inside right top\nset multiplot layout 1,2 title 'Response "
+               "covariance spectra of the baseline per unit group'\n");
+    fprintf(g, "set title 'eigenvalue / total energy'\nset xlabel 'eigenvalue index'\nset ylabel 'fraction of "
+               "energy'\nset logscale y\nplot ");
+    for (int k = 0; k < ng; k++)
+        fprintf(g, "%s$G%d using 1:($2 > 0 ? $2 : 1/0) with linespoints title '%s'", k ? ", " : "", k, names[k]);
+    fprintf(g, "\nunset logscale y\nset key inside right bottom\nset title 'cumulative energy'\n"
+               "set xlabel 'fraction of the group''s units (k/H)'\n"
+               "set ylabel 'energy kept'\nset yrange [0:1.02]\nplot ");
+    for (int k = 0; k < ng; k++) fprintf(g, "%s$G%d using 4:3 with lines lw 2 title '%s'", k ? ", " : "", k, names[k]);
+    fprintf(g, "\nset yrange [*:*]\nunset multiplot\nset key outside right top\n");
+    return 1;
+}
+
+/* curves.png: the baseline's training loss per step and validation metrics per epoch; returns 1 if drawn. */
+static int plot_curves(FILE *g, const sweep *sw, int top_k) {
     char tpath[4096], vpath[4096];
     int nt = count_data_lines(path_in(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
     int nv = count_data_lines(path_in(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
-    if (nt > 0) {
-        fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset key inside right top\n"
-                   "set multiplot layout 1,2 title 'Baseline training'\n");
-        fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
-                   "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
-        if (nv > 0)
-            fprintf(g, "set key inside right bottom\nset title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
-                       "plot 'baseline/valid.tsv' skip 1 using 1:4 with linespoints lw 2 title 'GAP@%d', "
-                       "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
-                       "'Hit@1'\n",
-                    top_k);
-        fprintf(g, "unset multiplot\nset datafile separator whitespace\nset key outside right top\n");
-        have_png[4] = 1;
-        n_plots++;
+    if (nt == 0) return 0;
+    fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset key inside right top\n"
+               "set multiplot layout 1,2 title 'Baseline training'\n");
+    fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
+               "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
+    if (nv > 0)
+        fprintf(g, "set key inside right bottom\nset title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
+                   "plot 'baseline/valid.tsv' skip 1 using 1:4 with linespoints lw 2 title 'GAP@%d', "
+                   "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
+                   "'Hit@1'\n",
+                top_k);
+    fprintf(g, "unset multiplot\nset datafile separator whitespace\nset key outside right top\n");
+    return 1;
+}
+
+static const char *const plot_png[5] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+                                        "curves.png"};
+
+/* Run gnuplot on plots.gp where it exists (a missing gnuplot is not an error: the CSV is the result);
+ * have_png[i] stays 1 only for a PNG that was written. Returns how many were. */
+static int draw_pngs(const sweep *sw, int *have_png) {
+    char path[4096];
+    int any = 0, drawn = 0;
+    for (int i = 0; i < 5; i++) any |= have_png[i];
+    if (!any || system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        for (int i = 0; i < 5; i++) have_png[i] = 0;
+        return 0;
     }
+    for (int i = 0; i < 5; i++)
+        if (have_png[i]) remove(path_in(sw->dir, plot_png[i], path, sizeof path));
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot plots.gp >/dev/null 2>plots.log", sw->dir);
+    if (system(cmd) != 0) say(sw, "gnuplot reported errors (see %s/plots.log)", sw->dir);
+    for (int i = 0; i < 5; i++) {
+        struct stat st;
+        if (have_png[i]) {
+            have_png[i] = stat(path_in(sw->dir, plot_png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
+            drawn += have_png[i];
+        }
+    }
+    return drawn;
+}
+
+/* plots.gp (always) and the PNGs (where gnuplot runs). have_png[5] in the order of write_md; *drawn
+ * counts the PNGs written. */
+static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
+    for (int i = 0; i < 5; i++) have_png[i] = 0;
+    *drawn_out = 0;
+    char path[4096];
+    series *se = lp_calloc(MAX_ITEMS * 4, sizeof *se);
+    if (!se) return LP_ERR_NOMEM;
+    lp_atomic_file af;
+    lp_status s = lp_atomic_open(&af, path_in(sw->dir, "plots.gp", path, sizeof path));
+    if (s != LP_OK) {
+        lp_free(se);
+        return s;
+    }
+    FILE *g = af.f;
+    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
+    fprintf(g, "# lstmprune sweep plots: `cd %s && gnuplot plots.gp` (data inline, from results.csv and spectra.csv)\n", sw->dir);
+    fprintf(g, "set terminal pngcairo size 1200,520 noenhanced\nset grid\nset key outside right top\n");
+    int n_iss, ns = collect_series(sw, se, &n_iss);
+    int have_base = write_data_blocks(g, sw, se, ns, n_iss);
+    if (ns > 0 || n_iss) {
+        plot_gap(g, sw, se, ns, n_iss, have_base, top_k);
+        have_png[0] = have_png[1] = have_png[2] = 1;
+    }
+    have_png[3] = plot_spectra(g, sw);
+    have_png[4] = plot_curves(g, sw, top_k);
     lp_free(se);
     LP_TRY(lp_atomic_commit(&af));
-    /* Draw (a missing gnuplot is not an error: the CSV is the result). */
-    int drawn = 0;
-    if (n_plots > 0 && system("command -v gnuplot >/dev/null 2>&1") == 0) {
-        for (int i = 0; i < 5; i++)
-            if (have_png[i]) remove(path_in(sw->dir, png[i], path, sizeof path));
-        char cmd[4300];
-        snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot plots.gp >/dev/null 2>plots.log", sw->dir);
-        if (system(cmd) != 0) say(sw, "gnuplot reported errors (see %s/plots.log)", sw->dir);
-        for (int i = 0; i < 5; i++) {
-            struct stat st;
-            if (have_png[i]) {
-                have_png[i] = stat(path_in(sw->dir, png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
-                drawn += have_png[i];
-            }
-        }
-    } else {
-        for (int i = 0; i < 5; i++) have_png[i] = 0;
-    }
-    *drawn_out = drawn;
+    *drawn_out = draw_pngs(sw, have_png);
     return LP_OK;
 }
 
