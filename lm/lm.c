@@ -335,6 +335,35 @@ void lp_lm_train_opts_default(lp_lm_train_opts *o) {
     o->mean_over_time = 0;
 }
 
+/* One truncated-BPTT window x, y [B,t] from the carried state st: forward, backward of the objective
+ * (Zaremba's Σ_t mean_b nll unless o->mean_over_time), the hooks, clipping, the optimizer step.
+ * *loss = mean nll per target; *norm = the global gradient norm before clipping. A gradient that cannot
+ * be clipped (NaN/Inf) stops with the window's number (w of windows) and loss, the model unchanged. */
+static lp_status train_window(lp_lm *m, lp_optim *opt, lp_tape *tp, const int32_t *x, const int32_t *y, int B, int t,
+                              lp_lm_state *st, lp_rng *dropout_rng, const lp_lm_train_opts *o, int w, int windows,
+                              float *loss, double *norm) {
+    lp_tape_reset(tp);
+    lp_params_zero_grad(&m->params);
+    lp_lm_out out;
+    LP_TRY(lp_lm_forward(m, tp, x, y, B, t, st, dropout_rng, &out));
+    *loss = out.loss->data[0];
+    lp_tensor *objective = out.loss;
+    if (!o->mean_over_time) { /* Zaremba: Σ_t mean_b nll = T · mean */
+        float *scale = lp_tape_alloc(tp, 1, sizeof *scale);
+        lp_tensor *sc = scale ? lp_tape_view(tp, scale, NULL, 0, NULL) : NULL;
+        if (sc) *scale = (float)t;
+        objective = sc ? lp_op_mul(tp, out.loss, sc) : NULL;
+        if (!objective) return lp_error_wrap(LP_ERR_NOMEM, "lm train");
+    }
+    LP_TRY(lp_tape_backward(tp, objective));
+    if (o->grad_hook) LP_TRY(o->grad_hook(o->hook_user, m));
+    lp_status s = lp_optim_clip_grad_norm(m->params.grad, m->params.numel, o->clip, norm);
+    if (s != LP_OK) return lp_error_wrap(s, "lm train: window %d of %d (loss %g)", w + 1, windows, (double)*loss);
+    LP_TRY(lp_optim_step(opt, m->params.data, m->params.grad, o->lr));
+    if (o->step_hook) LP_TRY(o->step_hook(o->hook_user, m));
+    return LP_OK;
+}
+
 lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t n, const lp_lm_train_opts *o,
                             lp_rng *dropout_rng, lp_lm_epoch_result *res) {
     memset(res, 0, sizeof *res);
@@ -376,40 +405,15 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
     int trained = 0;
     s = LP_OK;
     for (int w = o->first_window; w < bt.windows; w++) {
-        lp_tape_reset(&tp);
         int t = lp_ptb_batcher_window(&bt, w, x, y);
         const size_t k = (size_t)B * (size_t)t;
-        lp_params_zero_grad(&m->params);
-        lp_lm_out out;
-        if ((s = lp_lm_forward(m, &tp, x, y, B, t, stp, dropout_rng, &out)) != LP_OK) goto done;
-        lp_tensor *objective = out.loss;
-        if (!o->mean_over_time) { /* Zaremba: Σ_t mean_b nll = T · mean */
-            float *scale = lp_tape_alloc(&tp, 1, sizeof *scale);
-            lp_tensor *sc = scale ? lp_tape_view(&tp, scale, NULL, 0, NULL) : NULL;
-            if (!sc) {
-                s = lp_error_wrap(LP_ERR_NOMEM, "lm train");
-                goto done;
-            }
-            *scale = (float)t;
-            objective = lp_op_mul(&tp, out.loss, sc);
-            if (!objective) {
-                s = lp_error_wrap(LP_ERR_NOMEM, "lm train");
-                goto done;
-            }
-        }
-        if ((s = lp_tape_backward(&tp, objective)) != LP_OK) goto done;
-        if (o->grad_hook && (s = o->grad_hook(o->hook_user, m)) != LP_OK) goto done;
+        float loss;
         double norm;
-        if ((s = lp_optim_clip_grad_norm(m->params.grad, m->params.numel, o->clip, &norm)) != LP_OK) {
-            s = lp_error_wrap(s, "lm train: window %d of %d (loss %g)", w + 1, bt.windows,
-                              (double)out.loss->data[0]);
+        if ((s = train_window(m, opt, &tp, x, y, B, t, stp, dropout_rng, o, w, bt.windows, &loss, &norm)) != LP_OK)
             goto done;
-        }
         norm_sum += norm;
         res->clipped += o->clip > 0 && norm > o->clip;
-        if ((s = lp_optim_step(opt, m->params.data, m->params.grad, o->lr)) != LP_OK) goto done;
-        if (o->step_hook && (s = o->step_hook(o->hook_user, m)) != LP_OK) goto done;
-        total += (double)out.loss->data[0] * (double)k;
+        total += (double)loss * (double)k;
         targets += k;
         trained++;
         if (o->progress && o->progress_every > 0 && ((w + 1) % o->progress_every == 0 || w + 1 == bt.windows)) {
