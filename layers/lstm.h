@@ -47,7 +47,8 @@ typedef struct {
 } lp_lstm_weights;
 
 /* Declare one layer's tensors in ps, in this order: "<prefix>.w_ih" [4H,F], "<prefix>.w_hh" [4H,H],
- * "<prefix>.b" [4H] (rows in gate order i, f, g, o). 0 on success, -1 when out of memory. */
+ * "<prefix>.b" [4H] (rows in gate order i, f, g, o). 0 on success; -1, as lp_params_declare, with the
+ * error recorded (a duplicate name or no memory). */
 int lp_lstm_declare(lp_params *ps, const char *prefix, int H, int F);
 
 /* After lp_params_finalize: the views of "<prefix>.w_ih", ".w_hh" and ".b" (NULL where not declared). */
