@@ -448,57 +448,69 @@ static lp_status write_spectra(sweep *sw, lp_model *m) {
     return s;
 }
 
-/* Train (or continue) the baseline; then measure it and the input-ignoring prior. */
-static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
-    char bdir[4096], path[4096], cdir[4096];
-    path_in(sw->dir, "baseline", bdir, sizeof bdir);
-    path_in(bdir, "best.ckpt", sw->baseline_ckpt, sizeof sw->baseline_ckpt);
-    path_in(sw->dir, "cells/baseline", cdir, sizeof cdir);
-    path_in(cdir, "result.txt", path, sizeof path);
-    if (file_exists(path)) return LP_OK;
-    sum->baseline_run = 1;
-    char marker[4096];
+/* Train the baseline into bdir, or continue a run that was killed (a finished run is not resumed: it was
+ * killed after its last epoch, before the marker `trained` was written); then write the marker. */
+static lp_status train_baseline(sweep *sw, const char *bdir) {
+    char marker[4096], last[4096];
     path_in(bdir, "trained", marker, sizeof marker);
-    if (!file_exists(marker)) {
-        lp_train_opts to = {0};
-        to.run_dir = bdir;
-        to.quiet = sw->o->quiet;
-        lp_train_result tr;
-        lp_kv c;
-        lp_kv_init(&c);
-        char last[4096];
-        lp_status s;
-        if (file_exists(path_in(bdir, "last.ckpt", last, sizeof last))) {
-            /* Killed during training, or right after its last epoch (before the marker was written). */
-            lp_kv meta;
-            lp_kv_init(&meta);
-            lp_model lm;
-            s = lp_model_load(&lm, last, &meta);
-            if (s == LP_OK) lp_model_free(&lm);
-            int finished = s == LP_OK && lp_kv_get_int_or(&meta, "state.epoch", 0) >= lp_kv_get_int_or(&meta, "train.epochs", 1) &&
-                           lp_kv_get_int_or(&meta, "state.batch", 0) == 0;
-            lp_kv_free(&meta);
-            if (s == LP_OK && !finished) {
-                say(sw, "continuing the baseline training in %s", bdir);
-                to.resume = 1;
-                s = lp_train(&c, &to, &tr);
-            }
-        } else {
-            say(sw, "training the baseline into %s", bdir);
-            s = remove_tree(bdir);
-            if (s == LP_OK) s = kv_copy(&c, &sw->cfg);
-            if (s == LP_OK) s = lp_train(&c, &to, &tr);
+    if (file_exists(marker)) return LP_OK;
+    lp_train_opts to = {.run_dir = bdir, .quiet = sw->o->quiet};
+    lp_train_result tr;
+    lp_kv c;
+    lp_kv_init(&c);
+    lp_status s;
+    if (file_exists(path_in(bdir, "last.ckpt", last, sizeof last))) {
+        lp_kv meta;
+        lp_kv_init(&meta);
+        lp_model lm;
+        s = lp_model_load(&lm, last, &meta);
+        if (s == LP_OK) lp_model_free(&lm);
+        int finished = s == LP_OK && lp_kv_get_int_or(&meta, "state.epoch", 0) >= lp_kv_get_int_or(&meta, "train.epochs", 1) &&
+                       lp_kv_get_int_or(&meta, "state.batch", 0) == 0;
+        lp_kv_free(&meta);
+        if (s == LP_OK && !finished) {
+            say(sw, "continuing the baseline training in %s", bdir);
+            to.resume = 1;
+            s = lp_train(&c, &to, &tr);
         }
-        lp_kv_free(&c);
-        if (s != LP_OK) return lp_error_wrap(s, "baseline");
-        LP_TRY(lp_file_write_all(marker, "done\n", 5));
+    } else {
+        say(sw, "training the baseline into %s", bdir);
+        s = remove_tree(bdir);
+        if (s == LP_OK) s = kv_copy(&c, &sw->cfg);
+        if (s == LP_OK) s = lp_train(&c, &to, &tr);
     }
+    lp_kv_free(&c);
+    if (s != LP_OK) return lp_error_wrap(s, "baseline");
+    return lp_file_write_all(marker, "done\n", 5);
+}
+
+/* The input-ignoring prior (training label frequencies for every video) on the evaluation data bc. */
+static lp_status prior_row(sweep *sw, const lp_batcher_config *bc, int top_k, lp_kv *prior) {
+    char **tp = NULL;
+    int tn = 0;
+    lp_batcher_config tbc;
+    lp_eval_result pe;
+    lp_status s = lp_runcfg_patterns(&sw->cfg, "train", &tp, &tn);
+    if (s == LP_OK) s = lp_runcfg_batcher(&sw->cfg, tp, tn, 1, &tbc);
+    if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, bc, top_k, &pe);
+    if (s == LP_OK) {
+        lp_kv_set(prior, "cell", "prior");
+        lp_kv_set(prior, "schedule", "prior (no input)");
+        s = set_metrics(prior, "pruned", &pe.m);
+        if (s == LP_OK) s = set_metrics(prior, "finetuned", &pe.m);
+    }
+    lp_runcfg_free_patterns(tp, tn);
+    return s;
+}
+
+/* Measure the trained baseline (its row, the spectra, the prior's row) into cdir. */
+static lp_status measure_baseline(sweep *sw, const char *cdir, const char *result_path) {
     say(sw, "measuring the baseline");
     lp_model m;
     LP_TRY(lp_model_load(&m, sw->baseline_ckpt, NULL));
-    lp_batcher_config bc, tbc;
-    char **pats = NULL, **tp = NULL;
-    int n = 0, tn = 0, have;
+    lp_batcher_config bc;
+    char **pats = NULL, path[4096];
+    int n = 0, have;
     int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
     lp_report_model r;
     lp_status s = eval_config(&sw->cfg, &bc, &pats, &n, &have);
@@ -520,26 +532,28 @@ static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
         if (s == LP_OK && have) s = set_metrics(&row, "finetuned", &r.eval.m);
         if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
     }
-    if (s == LP_OK && have) { /* the reference every model must beat */
-        lp_eval_result pe;
-        s = lp_runcfg_patterns(&sw->cfg, "train", &tp, &tn);
-        if (s == LP_OK) s = lp_runcfg_batcher(&sw->cfg, tp, tn, 1, &tbc);
-        if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, &bc, top_k, &pe);
-        if (s == LP_OK) {
-            lp_kv_set(&prior, "cell", "prior");
-            lp_kv_set(&prior, "schedule", "prior (no input)");
-            s = set_metrics(&prior, "pruned", &pe.m);
-            if (s == LP_OK) s = set_metrics(&prior, "finetuned", &pe.m);
-        }
-    }
+    if (s == LP_OK && have) s = prior_row(sw, &bc, top_k, &prior); /* the reference every model must beat */
     if (s == LP_OK) s = lp_mkdirs(cdir);
-    if (s == LP_OK && have) s = lp_kv_write_file(&prior, path_in(cdir, "prior.txt", marker, sizeof marker));
-    if (s == LP_OK) s = lp_kv_write_file(&row, path);
+    if (s == LP_OK && have) s = lp_kv_write_file(&prior, path_in(cdir, "prior.txt", path, sizeof path));
+    if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
     lp_kv_free(&row);
     lp_kv_free(&prior);
     lp_runcfg_free_patterns(pats, n);
-    lp_runcfg_free_patterns(tp, tn);
     lp_model_free(&m);
+    return s;
+}
+
+/* Train (or continue) the baseline; then measure it and the input-ignoring prior. */
+static lp_status run_baseline(sweep *sw, lp_sweep_summary *sum) {
+    char bdir[4096], path[4096], cdir[4096];
+    path_in(sw->dir, "baseline", bdir, sizeof bdir);
+    path_in(bdir, "best.ckpt", sw->baseline_ckpt, sizeof sw->baseline_ckpt);
+    path_in(sw->dir, "cells/baseline", cdir, sizeof cdir);
+    path_in(cdir, "result.txt", path, sizeof path);
+    if (file_exists(path)) return LP_OK;
+    sum->baseline_run = 1;
+    LP_TRY(train_baseline(sw, bdir));
+    lp_status s = measure_baseline(sw, cdir, path);
     return s == LP_OK ? LP_OK : lp_error_wrap(s, "baseline");
 }
 
