@@ -177,88 +177,101 @@ static lp_status add_cell(lp_sweep_cell **cells, int *n, int *cap, const lp_swee
     return LP_OK;
 }
 
+/* The rule:criterion pairs of schedule `sched`: grid.<sched>.methods / grid.methods if given, else every
+ * pair of the rule and criterion lists (defaults prune.rule / prune.criterion, else eigen and gm). */
+static lp_status schedule_methods(const lp_kv *kv, const char *sched, char meth[][ITEM_LEN], int *nm) {
+    char rules[MAX_ITEMS][ITEM_LEN], crits[MAX_ITEMS][ITEM_LEN];
+    int nr, nc;
+    LP_TRY(grid_list(kv, sched, "methods", NULL, meth, nm));
+    if (*nm > 0) return LP_OK;
+    const char *dr = lp_kv_get(kv, "prune.rule"), *dc = lp_kv_get(kv, "prune.criterion");
+    LP_TRY(grid_list(kv, sched, "rule", dr ? dr : "eigen", rules, &nr));
+    LP_TRY(grid_list(kv, sched, "criterion", dc ? dc : "gm", crits, &nc));
+    for (int a = 0; a < nr; a++)
+        for (int b = 0; b < nc; b++) {
+            if (*nm >= MAX_ITEMS) return lp_errorf(LP_ERR_ARG, "grid: more than %d rule x criterion pairs", MAX_ITEMS);
+            snprintf(meth[(*nm)++], ITEM_LEN, "%.14s:%.14s", rules[a], crits[b]);
+        }
+    return LP_OK;
+}
+
+/* The target rates of schedule `sched`: grid.<sched>.rate / grid.rate, else prune.target_rate. */
+static lp_status schedule_rates(const lp_kv *kv, const char *sched, char rates[][ITEM_LEN], int *nrate) {
+    LP_TRY(grid_list(kv, sched, "rate", NULL, rates, nrate));
+    if (*nrate > 0) return LP_OK;
+    const char *tr = lp_kv_get(kv, "prune.target_rate");
+    if (!tr) return lp_errorf(LP_ERR_ARG, "grid.rate (the target pruning rates) is missing");
+    snprintf(rates[0], ITEM_LEN, "%s", tr);
+    *nrate = 1;
+    return LP_OK;
+}
+
+/* One cell per method x rate of a oneshot/iterative/soft schedule. */
+static lp_status schedule_cells(const lp_kv *kv, const char *sched, lp_schedule schedule, lp_sweep_cell **cells,
+                                int *n, int *cap) {
+    char rates[MAX_ITEMS][ITEM_LEN], meth[MAX_ITEMS][ITEM_LEN];
+    int nrate, nm;
+    LP_TRY(schedule_methods(kv, sched, meth, &nm));
+    LP_TRY(schedule_rates(kv, sched, rates, &nrate));
+    lp_sweep_cell c;
+    memset(&c, 0, sizeof c);
+    c.schedule = schedule;
+    for (int m = 0; m < nm; m++) {
+        char *colon = strchr(meth[m], ':');
+        if (!colon) return lp_errorf(LP_ERR_ARG, "grid.methods: '%s' is not rule:criterion", meth[m]);
+        *colon = 0;
+        LP_TRY(lp_rate_rule_parse(meth[m], &c.rule));
+        LP_TRY(lp_criterion_parse(colon + 1, &c.criterion));
+        for (int r = 0; r < nrate; r++) {
+            LP_TRY(parse_rate("grid.rate", rates[r], &c.target_rate));
+            snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f", lp_schedule_name(c.schedule), lp_rate_rule_name(c.rule),
+                     lp_criterion_name(c.criterion), c.target_rate);
+            LP_TRY(add_cell(cells, n, cap, &c));
+        }
+    }
+    return LP_OK;
+}
+
+/* ISS cells, one per grid.iss_lambda value (or prune.iss_lambda, else 0.001, when grid.iss = 1 or the
+ * schedule list names iss). */
+static lp_status iss_cells(const lp_kv *kv, int iss_listed, lp_sweep_cell **cells, int *n, int *cap) {
+    const char *lam = lp_kv_get(kv, "grid.iss_lambda");
+    if (!lam && !iss_listed && !lp_kv_get_int_or(kv, "grid.iss", 0)) return LP_OK;
+    char lams[MAX_ITEMS][ITEM_LEN];
+    int nl = 1;
+    if (lam) LP_TRY(split_list("grid.iss_lambda", lam, lams, &nl));
+    else snprintf(lams[0], ITEM_LEN, "%s", lp_kv_get(kv, "prune.iss_lambda") ? lp_kv_get(kv, "prune.iss_lambda") : "0.001");
+    for (int i = 0; i < nl; i++) {
+        lp_sweep_cell c;
+        memset(&c, 0, sizeof c);
+        c.schedule = LP_SCHED_ISS;
+        c.rule = LP_RATE_RULE_EIGEN;
+        c.criterion = LP_CRITERION_GM;
+        c.target_rate = -1;
+        char *end;
+        c.iss_lambda = strtod(lams[i], &end);
+        if (*end || !(c.iss_lambda >= 0) || !isfinite(c.iss_lambda))
+            return lp_errorf(LP_ERR_ARG, "grid.iss_lambda: '%s' is not a non-negative number", lams[i]);
+        snprintf(c.name, sizeof c.name, "iss-lambda%g", c.iss_lambda);
+        LP_TRY(add_cell(cells, n, cap, &c));
+    }
+    return LP_OK;
+}
+
 static lp_status cells_of(const lp_kv *kv, lp_sweep_cell **cells, int *n_out) {
-    char scheds[MAX_ITEMS][ITEM_LEN], rules[MAX_ITEMS][ITEM_LEN], crits[MAX_ITEMS][ITEM_LEN], rates[MAX_ITEMS][ITEM_LEN],
-        meth[MAX_ITEMS][ITEM_LEN];
-    int ns, nr, nc, nrate, nm, n = 0, cap = 0;
+    char scheds[MAX_ITEMS][ITEM_LEN];
+    int ns, n = 0, cap = 0, iss_listed = 0;
     *cells = NULL;
     *n_out = 0;
     const char *dsched = lp_kv_get(kv, "prune.schedule");
     lp_status s = grid_list(kv, NULL, "schedule", dsched ? dsched : "oneshot", scheds, &ns);
     for (int i = 0; i < ns && s == LP_OK; i++) {
-        lp_sweep_cell c;
-        memset(&c, 0, sizeof c);
-        if ((s = lp_schedule_parse(scheds[i], &c.schedule)) != LP_OK) break;
-        if (c.schedule == LP_SCHED_ISS) continue; /* ISS cells come from grid.iss / grid.iss_lambda */
-        const char *dr = lp_kv_get(kv, "prune.rule"), *dc = lp_kv_get(kv, "prune.criterion");
-        if ((s = grid_list(kv, scheds[i], "methods", NULL, meth, &nm)) != LP_OK) break;
-        if (nm == 0) {
-            if ((s = grid_list(kv, scheds[i], "rule", dr ? dr : "eigen", rules, &nr)) != LP_OK) break;
-            if ((s = grid_list(kv, scheds[i], "criterion", dc ? dc : "gm", crits, &nc)) != LP_OK) break;
-            for (int a = 0; a < nr; a++)
-                for (int b = 0; b < nc; b++) {
-                    if (nm >= MAX_ITEMS) {
-                        s = lp_errorf(LP_ERR_ARG, "grid: more than %d rule x criterion pairs", MAX_ITEMS);
-                        break;
-                    }
-                    snprintf(meth[nm++], ITEM_LEN, "%.14s:%.14s", rules[a], crits[b]);
-                }
-            if (s != LP_OK) break;
-        }
-        if ((s = grid_list(kv, scheds[i], "rate", NULL, rates, &nrate)) != LP_OK) break;
-        if (nrate == 0) {
-            const char *tr = lp_kv_get(kv, "prune.target_rate");
-            if (!tr) {
-                s = lp_errorf(LP_ERR_ARG, "grid.rate (the target pruning rates) is missing");
-                break;
-            }
-            snprintf(rates[0], ITEM_LEN, "%s", tr);
-            nrate = 1;
-        }
-        for (int m = 0; m < nm && s == LP_OK; m++) {
-            char *colon = strchr(meth[m], ':');
-            if (!colon) {
-                s = lp_errorf(LP_ERR_ARG, "grid.methods: '%s' is not rule:criterion", meth[m]);
-                break;
-            }
-            *colon = 0;
-            if ((s = lp_rate_rule_parse(meth[m], &c.rule)) != LP_OK) break;
-            if ((s = lp_criterion_parse(colon + 1, &c.criterion)) != LP_OK) break;
-            for (int r = 0; r < nrate && s == LP_OK; r++) {
-                if ((s = parse_rate("grid.rate", rates[r], &c.target_rate)) != LP_OK) break;
-                snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f", lp_schedule_name(c.schedule), lp_rate_rule_name(c.rule),
-                         lp_criterion_name(c.criterion), c.target_rate);
-                s = add_cell(cells, &n, &cap, &c);
-            }
-        }
+        lp_schedule schedule;
+        if ((s = lp_schedule_parse(scheds[i], &schedule)) != LP_OK) break;
+        if (schedule == LP_SCHED_ISS) iss_listed = 1; /* ISS cells come from grid.iss / grid.iss_lambda */
+        else s = schedule_cells(kv, scheds[i], schedule, cells, &n, &cap);
     }
-    /* ISS cells */
-    const char *lam = lp_kv_get(kv, "grid.iss_lambda");
-    long long iss = lp_kv_get_int_or(kv, "grid.iss", 0);
-    for (int i = 0; i < ns && s == LP_OK; i++)
-        if (!strcmp(scheds[i], "iss")) iss = 1;
-    if (s == LP_OK && (lam || iss)) {
-        char lams[MAX_ITEMS][ITEM_LEN];
-        int nl = 1;
-        if (lam) s = split_list("grid.iss_lambda", lam, lams, &nl);
-        else snprintf(lams[0], ITEM_LEN, "%s", lp_kv_get(kv, "prune.iss_lambda") ? lp_kv_get(kv, "prune.iss_lambda") : "0.001");
-        for (int i = 0; i < nl && s == LP_OK; i++) {
-            lp_sweep_cell c;
-            memset(&c, 0, sizeof c);
-            c.schedule = LP_SCHED_ISS;
-            c.rule = LP_RATE_RULE_EIGEN;
-            c.criterion = LP_CRITERION_GM;
-            c.target_rate = -1;
-            char *end;
-            c.iss_lambda = strtod(lams[i], &end);
-            if (*end || !(c.iss_lambda >= 0) || !isfinite(c.iss_lambda)) {
-                s = lp_errorf(LP_ERR_ARG, "grid.iss_lambda: '%s' is not a non-negative number", lams[i]);
-                break;
-            }
-            snprintf(c.name, sizeof c.name, "iss-lambda%g", c.iss_lambda);
-            s = add_cell(cells, &n, &cap, &c);
-        }
-    }
+    if (s == LP_OK) s = iss_cells(kv, iss_listed, cells, &n, &cap);
     if (s != LP_OK) {
         lp_free(*cells);
         *cells = NULL;
