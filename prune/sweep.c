@@ -656,6 +656,10 @@ static lp_status write_csv(sweep *sw) {
 
 static const char *dash(const char *v) { return *v ? v : "–"; }
 
+/* The plots a sweep draws, in the order of have_png[] everywhere below. */
+static const char *const plot_png[5] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+                                        "curves.png"};
+
 static lp_status write_md(sweep *sw, int done, int total, const int *have_png) {
     char path[4096];
     lp_atomic_file af;
@@ -694,8 +698,6 @@ static lp_status write_md(sweep *sw, int done, int total, const int *have_png) {
                 dash(row_str(r, "hit1_finetuned")), dash(row_str(r, "perr_finetuned")), dash(row_str(r, "latency_ms_b1")),
                 dash(row_str(r, "latency_ms_bn")));
     }
-    static const char *const png[] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
-                                      "curves.png"};
     static const char *const what[] = {"GAP vs pruning rate", "GAP vs parameters", "GAP vs measured latency",
                                        "eigenvalue spectra of the baseline", "training curves of the baseline"};
     int any = 0;
@@ -703,7 +705,7 @@ static lp_status write_md(sweep *sw, int done, int total, const int *have_png) {
         if (have_png[i]) {
             if (!any) fprintf(f, "\n## Plots\n");
             any = 1;
-            fprintf(f, "\n![%s](%s)\n", what[i], png[i]);
+            fprintf(f, "\n![%s](%s)\n", what[i], plot_png[i]);
         }
     if (!any) fprintf(f, "\n(No plots: gnuplot is not installed. The numbers are in results.csv and spectra.csv.)\n");
     fprintf(f, "\nPer-cell reports: cells/<cell>/report.md.\n");
@@ -911,9 +913,6 @@ static int plot_curves(FILE *g, const sweep *sw, int top_k) {
     fprintf(g, "unset multiplot\nset datafile separator whitespace\nset key outside right top\n");
     return 1;
 }
-
-static const char *const plot_png[5] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
-                                        "curves.png"};
 
 /* Run gnuplot on plots.gp where it exists (a missing gnuplot is not an error: the CSV is the result);
  * have_png[i] stays 1 only for a PNG that was written. Returns how many were. */
