@@ -268,8 +268,9 @@ class PaperModel(nn.Module):
         return self.out(h2[-1])
 
 
-def read_lstmprune_ckpt(path):
-    """The tensors of an lstmprune checkpoint (docs/FORMATS.md; CRCs not checked here)."""
+def read_lstmprune_ckpt(path, meta=False):
+    """The tensors of an lstmprune checkpoint in file order (docs/FORMATS.md; CRCs not checked here);
+    with meta=True also its `key = value` meta block as a dict."""
     b = open(path, "rb").read()
     if b[:8] != b"LSTMPRN\x1a" or struct.unpack_from("<I", b, 8)[0] != 1:
         raise SystemExit("%s: not an lstmprune checkpoint of format version 1" % path)
@@ -286,27 +287,81 @@ def read_lstmprune_ckpt(path):
         off, nbytes, _crc = struct.unpack_from("<QQI", b, pos)
         pos += 20
         tensors[name] = np.frombuffer(b, "<f4", nbytes // 4, off).reshape(dims).copy()
-    return tensors
+    if not meta:
+        return tensors
+    kv = dict(line.split(" = ", 1) for line in b[32:32 + meta_len].decode().splitlines() if " = " in line)
+    return tensors, kv
+
+
+# Our tensor names, in checkpoint order, and where each lives in the PyTorch model. Our one LSTM bias `b`
+# maps to nn.LSTM's pair: b_ih + b_hh = b.
+LSTMS = (("bilstm.fw", "bilstm", "_l0"), ("bilstm.bw", "bilstm", "_l0_reverse"), ("lstm2", "lstm2", "_l0"))
+
+
+def torch_params(model, ours):
+    """The PyTorch parameters that carry our tensor `ours` (two for an LSTM bias: b_ih and b_hh)."""
+    if ours.startswith("out."):
+        return [getattr(model.out, {"out.w": "weight", "out.b": "bias"}[ours])]
+    for prefix, attr, sfx in LSTMS:
+        if ours.startswith(prefix + "."):
+            lstm, src = getattr(model, attr), ours[len(prefix) + 1:]
+            if src == "b":
+                return [getattr(lstm, "bias_ih" + sfx), getattr(lstm, "bias_hh" + sfx)]
+            return [getattr(lstm, {"w_ih": "weight_ih", "w_hh": "weight_hh"}[src] + sfx)]
+    raise SystemExit("unknown tensor %s" % ours)
+
+
+def resume_lstmprune(model, opt, path):
+    """Continue an lstmprune run trained with `--bias-init pair --bias-lr-mult 2` (nn.LSTM's own bias
+    parametrisation) from its last.ckpt: weights, Adam's m and v (opt.m / opt.v hold every parameter in
+    checkpoint order) and step count. Each bias b becomes b_ih = b_hh = b/2 (exact in binary floating
+    point), and both take b's m and v: under Adam they get the same gradient as b and move by the same
+    step, so their sum moves as b does at twice the learning rate. Returns the checkpoint's meta."""
+    t, kv = read_lstmprune_ckpt(path, meta=True)
+    if "opt.m" not in t or kv.get("train.optimizer") != "adam":
+        raise SystemExit("%s: no Adam state (was the run trained with --optimizer adam?)" % path)
+    if kv.get("train.bias_init") != "pair" or float(kv.get("train.bias_lr_mult", "1")) != 2.0:
+        raise SystemExit("%s: trained with one bias per LSTM at 1x; resuming as nn.LSTM needs a run with "
+                         "--bias-init pair --bias-lr-mult 2" % path)
+    m, v, off, step = t.pop("opt.m"), t.pop("opt.v"), 0, int(kv["state.opt_t"])
+    with torch.no_grad():
+        for name, w in t.items():
+            ps, n = torch_params(model, name), w.size
+            if tuple(ps[0].shape) != w.shape:
+                raise SystemExit("%s: %s is %s, the PyTorch model wants %s" % (path, name, w.shape, tuple(ps[0].shape)))
+            val = torch.from_numpy(w) / len(ps)
+            for p in ps:
+                p.copy_(val)
+                opt.state[p] = {"step": torch.tensor(float(step)),
+                                "exp_avg": torch.from_numpy(m[off:off + n].reshape(w.shape).copy()).to(p.dtype),
+                                "exp_avg_sq": torch.from_numpy(v[off:off + n].reshape(w.shape).copy()).to(p.dtype)}
+            off += n
+    if off != m.size:
+        raise SystemExit("%s: optimizer state has %d values, the tensors %d" % (path, m.size, off))
+    return kv
+
+
+def grad_norm(model, count_bias_hh=True):
+    """Global gradient norm; count_bias_hh=False counts each LSTM's bias gradient once, as our train.tsv
+    does for its one bias (b_ih and b_hh have the same gradient)."""
+    return math.sqrt(sum(float((p.grad.double() ** 2).sum()) for n, p in model.named_parameters()
+                         if p.grad is not None and (count_bias_hh or not n.split(".")[-1].startswith("bias_hh"))))
 
 
 def load_lstmprune(model, path):
     """Copy an lstmprune paper model's weights into `model` (gate order i, f, g, o on both sides; our one
     bias per LSTM goes to bias_ih, bias_hh is zeroed)."""
     t = read_lstmprune_ckpt(path)
-    pairs = [("bilstm.fw", model.bilstm, "_l0"), ("bilstm.bw", model.bilstm, "_l0_reverse"),
-             ("lstm2", model.lstm2, "_l0")]
     with torch.no_grad():
-        for ours, lstm, sfx in pairs:
-            for src, dst in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b", "bias_ih")):
-                p = getattr(lstm, dst + sfx)
-                v = torch.from_numpy(t["%s.%s" % (ours, src)])
-                if p.shape != v.shape:
-                    raise SystemExit("%s: %s.%s is %s, the PyTorch model wants %s" % (path, ours, src, tuple(v.shape),
-                                                                                    tuple(p.shape)))
-                p.copy_(v)
-            getattr(lstm, "bias_hh" + sfx).zero_()
-        model.out.weight.copy_(torch.from_numpy(t["out.w"]))
-        model.out.bias.copy_(torch.from_numpy(t["out.b"]))
+        for name, w in t.items():
+            if name.startswith("opt."):
+                continue
+            ps = torch_params(model, name)
+            if tuple(ps[0].shape) != w.shape:
+                raise SystemExit("%s: %s is %s, the PyTorch model wants %s" % (path, name, w.shape, tuple(ps[0].shape)))
+            ps[0].copy_(torch.from_numpy(w))
+            for p in ps[1:]:
+                p.zero_()
 
 
 # ---- metrics (eval/metrics.h) ------------------------------------------------------------------------
@@ -380,6 +435,10 @@ def main():
                     help="torch: torch.randperm per epoch; lstmprune: exactly the clip order of `lstmprune train "
                          "--seed S --shuffle-buffer N` with N >= the training clips (with --init-from: a paired "
                          "run, the same start and the same batches as ours)")
+    ap.add_argument("--resume-from", default=None, metavar="CKPT",
+                    help="continue an lstmprune run (trained with --bias-init pair --bias-lr-mult 2) from its "
+                         "last.ckpt: its weights, Adam state, step, seed and batch order, from the batch where "
+                         "it stopped (a replay: the same state, then both implementations train on)")
     ap.add_argument("--float64", action="store_true",
                     help="train in double precision (a control: how fast fp32 rounding alone moves a run away)")
     ap.add_argument("--steps-out", default=None, metavar="TSV",
@@ -410,20 +469,30 @@ def main():
         model = model.double()
         tr, va, te = ((d[0].double(), d[1], d[2].double(), d[3]) for d in (tr, va, te))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    first_epoch, skip, step = 1, 0, 0
+    if a.resume_from:
+        kv = resume_lstmprune(model, opt, a.resume_from)
+        for key, have in (("train.batch", a.batch), ("train.lr", a.lr), ("train.seed", a.seed)):
+            if float(kv[key]) != float(have):
+                raise SystemExit("--resume-from: the run has %s = %s, this command %s" % (key, kv[key], have))
+        a.order = "lstmprune"
+        first_epoch, skip, step = int(kv["state.epoch"]) + 1, int(kv["state.batch"]) * a.batch, int(kv["state.step"])
+        print(f"resumed {a.resume_from}: step {step}, epoch {first_epoch} from batch {skip // a.batch + 1}", flush=True)
     lossf = nn.BCEWithLogitsLoss(reduction="sum")
     g = torch.Generator().manual_seed(a.seed)
     steps = open(a.steps_out, "w") if a.steps_out else None
     if steps:
         steps.write("step\tepoch\tloss\tgrad_norm\n")
-    step = 0
     best, best_state, curve = -1.0, None, []
     t_train = time.time()
-    for ep in range(1, a.epochs + 1):
+    for ep in range(first_epoch, a.epochs + 1):
         model.train()
         if a.order == "lstmprune":
             perm = lstmprune_order(tr[3], a.seed, ep - 1)
         else:
             perm = torch.randperm(len(tr[0]), generator=g)
+        if ep == first_epoch:
+            perm = perm[skip:]
         tot, nb, te0 = 0.0, 0, time.time()
         for i in range(0, len(perm), a.batch):
             idx = perm[i:i + a.batch]
@@ -432,8 +501,7 @@ def main():
             loss.backward()
             step += 1
             if steps:
-                gn = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in model.parameters()
-                                   if p.grad is not None))
+                gn = grad_norm(model, count_bias_hh=not a.resume_from)
                 steps.write("%d\t%d\t%.6f\t%.6f\n" % (step, ep, loss.item(), gn))
             opt.step()
             tot += loss.item()

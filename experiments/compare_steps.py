@@ -5,8 +5,9 @@
 
 Each TSV is `lstmprune train`'s train.tsv (log every step) or the --steps-out file of
 experiments/audioset_torch.py: both have the columns step, loss and grad_norm. NAME_A and NAME_B label
-the columns (default: ours, PyTorch). Prints a markdown
-table of both losses and gradient norms at steps 1, 2, 5, 10, 20, 50, ... and the first step at which the
+the columns (default: ours, PyTorch). Prints a markdown table of both losses and gradient norms at steps
+1, 2, 5, 10, 20, 50, ... (counted from the first step both have), at the largest gradient norm of each
+side while the two still agree to 1e-3, and the first step at which the
 relative loss difference exceeds 1e-6, 1e-5, ..., 1e-1 (where the two trajectories part). Exits with
 status 1 if any of the first 10 steps differs by more than 1e-4: from the same weights on the same
 batches two correct fp32 implementations agree to a few float roundings there.
@@ -33,8 +34,14 @@ def main(argv):
     rel = {s: abs(ours[s][0] - torch[s][0]) / max(abs(torch[s][0]), 1e-30) for s in steps}
     print("| step | loss (%s) | loss (%s) | relative difference | gradient norm (%s) | (%s) |" % (na, nb, na, nb))
     print("|---:|---:|---:|---:|---:|---:|")
-    marks = sorted({s for s in steps if s in (1, 2) or any(s == m * 10 ** k for m in (1, 2, 5) for k in range(7))}
-                   | {steps[-1]})
+    # steps 1, 2, 5, 10, 20, 50, ... counted from the first common step (a replay from a checkpoint starts
+    # later), the last step, and the largest gradient norm of each side before the losses part by 1e-3
+    n0 = steps[0] - 1
+    marks = {s for s in steps if s - n0 in (1, 2) or any(s - n0 == m * 10 ** k for m in (1, 2, 5) for k in range(7))}
+    close = [s for s in steps if all(rel[t] <= 1e-3 for t in steps if t <= s)]
+    for side in (ours, torch):
+        marks.add(max(close, key=lambda s: side[s][1]))
+    marks = sorted(marks | {steps[-1]})
     for s in marks:
         print("| %d | %.6f | %.6f | %.1e | %.6f | %.6f |" % (s, ours[s][0], torch[s][0], rel[s], ours[s][1],
                                                              torch[s][1]))
