@@ -11,7 +11,9 @@ differences of the means (ours - the other side, over the seeds both ran) with t
 ours against PyTorch as it comes over every run of each side (the two are independent draws, so no seed
 needs a partner): the difference, Welch's standard error and degrees of freedom, and the one-sided 95%
 lower bound of the difference (ours >= PyTorch - margin is shown for every margin above -bound); with
---margin M a last column says whether that holds for M (a non-inferiority test at margin M, one-sided 95%).
+--margin M a last column says whether that holds for M (a non-inferiority test at margin M, one-sided 95%);
+then, descriptive only, the same runs rank-based: medians, the probability that a run of ours scores above a
+run of PyTorch (Mann-Whitney's U / n1 n2, with its z), and the Hodges-Lehmann shift.
 --level P sets the one-sided confidence level of that bound (default 0.95; e.g. 0.975 for a second look at
 the same question, the 5% error rate split over two looks). --seeds LIST (e.g. 1-28 or 29-80,90) keeps only
 those seeds of ours; PyTorch's runs are all used. Standard library only.
@@ -57,6 +59,16 @@ def welch(a, b):
     va, vb = sa * sa, sb * sb
     df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
     return ma - mb, math.sqrt(va + vb), df
+
+
+def rank_compare(a, b):
+    """(P(x > y) for x from a and y from b, ties counting half; the Mann-Whitney z of that, normal
+    approximation without tie correction; the Hodges-Lehmann shift: the median of all differences x - y)."""
+    diffs = [x - y for x in a for y in b]
+    u = sum(d > 0 for d in diffs) + 0.5 * sum(d == 0 for d in diffs)
+    n1, n2 = len(a), len(b)
+    z = (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    return u / (n1 * n2), z, statistics.median(diffs)
 
 
 def parse_seeds(text):
@@ -170,6 +182,14 @@ def main(argv):
             bound = diff - t_quantile(level, df) * se
             verdict = (" %s |" % ("yes" if bound > -margin else "not shown")) if extra else ""
             print("| %s | %+.4f ± %.4f | %.1f | %+.4f |%s" % (label, diff, se, df, bound, verdict))
+        print("\n| the same runs, rank-based (robust to a few outlying runs; descriptive) | median, ours | median, "
+              "PyTorch | P(ours > PyTorch) | z (Mann-Whitney) | shift (Hodges-Lehmann) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for k, label in zip(METRICS, ("GAP@20", "mAP", "Hit@1", "PERR")):
+            a, b = [r[k] for r in ours.values()], [r[k] for r in other.values()]
+            p_win, z, shift = rank_compare(a, b)
+            print("| %s | %.4f | %.4f | %.3f | %+.2f | %+.4f |" % (label, statistics.median(a), statistics.median(b),
+                                                                  p_win, z, shift))
     print("\nPyTorch model: %s parameters (two bias vectors per LSTM layer); from our initial weights: one "
           "bias per layer (the second fixed at 0), 923,919 parameters as ours." % params)
     return 0
