@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
+#include "optim/optim.h"
 #include "prune/compat.h"
 #include "prune/iss.h"
 
@@ -126,6 +127,10 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         printf("trained %lld epochs, %lld steps in %.1f s; last epoch loss %.4f", (long long)res.epochs_done,
                (long long)res.steps, res.seconds, res.last_loss);
         if (!isnan(res.best_gap)) printf("; best validation GAP %.4f", res.best_gap);
+        if (res.max_grad_step > 0) printf("\nlargest gradient norm %.4g (step %lld)", res.max_grad_norm, (long long)res.max_grad_step);
+        if (res.spikes > 0)
+            printf("; %lld giant gradient spike%s (over %.0f times the median of the steps before; above)",
+                   (long long)res.spikes, res.spikes > 1 ? "s" : "", LP_GRAD_SPIKE_FACTOR);
         printf("\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n", o.run_dir);
     }
 out:

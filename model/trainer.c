@@ -42,6 +42,7 @@ typedef struct {
     int top_k;
     double t_start, total_bytes;
     int tty;
+    lp_grad_watch watch; /* giant gradient spikes (observed, reported; training unchanged) */
 } trainer;
 
 /* ---- checkpoints ------------------------------------------------------------------------------- */
@@ -128,6 +129,30 @@ static lp_status train_step(trainer *t, lp_tape *tp, const lp_batch *bt, step_in
     t->step++;
     if (t->o->hooks.after_update) LP_TRY(t->o->hooks.after_update(t->o->hooks.user, &t->model, t->step));
     return LP_OK;
+}
+
+/* Record the step's gradient norm in the result; say so when it is a giant spike, which under Adam slows
+ * the weights it hit for thousands of steps (optim.h, lp_grad_watch). */
+static void watch_grad(trainer *t, const step_info *si, lp_train_result *res) {
+    if (si->grad_norm > res->max_grad_norm) {
+        res->max_grad_norm = si->grad_norm;
+        res->max_grad_step = t->step;
+    }
+    double ratio = lp_grad_watch_add(&t->watch, si->grad_norm);
+    if (ratio == 0) return;
+    res->spikes++; /* a warning: written also with --quiet */
+    fprintf(stderr, "%sstep %lld: gradient norm %.3g, %.2g times the median of the steps before", t->tty ? "\r" : "",
+            (long long)t->step, si->grad_norm, ratio);
+    if (t->clip > 0 && si->grad_norm > t->clip) {
+        fprintf(stderr, "; clipped to norm %g\n", t->clip);
+        return;
+    }
+    if (t->opt.cfg.kind == LP_OPTIM_ADAM) {
+        /* √v falls by β2^(n/2): 10× after n = 2·ln 10 / −ln β2 steps */
+        double n10 = 2.0 * log(10.0) / -log((double)t->opt.cfg.beta2);
+        fprintf(stderr, "; Adam's sqrt(v) takes ~%.0f steps to fall 10x, the weights it hit learn slower until then", n10);
+    }
+    fprintf(stderr, " (--clip NORM bounds such steps)\n");
 }
 
 static void progress(trainer *t, const lp_batch *bt, const step_info *si, double rate, double frac_done) {
@@ -236,6 +261,7 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
             step_info si;
             s = train_step(t, &tp, bt, &si);
             if (s != LP_OK) break;
+            watch_grad(t, &si, res);
             t->cursor = lp_batcher_position(b);
             cur_epoch = bt->pos.epoch;
             epoch_loss += si.loss + si.extra;
@@ -297,6 +323,7 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     memset(res, 0, sizeof *res);
     trainer t;
     memset(&t, 0, sizeof t);
+    lp_grad_watch_init(&t.watch, LP_GRAD_SPIKE_FACTOR);
     t.cfg = cfg;
     t.o = o;
     t.t_start = lp_now_s();

@@ -48,6 +48,11 @@ typedef struct {
     double last_loss;     /* mean training loss of the last epoch */
     double best_gap;      /* best validation GAP (NaN without validation) */
     double seconds;
+    /* Giant gradient spikes of this invocation (optim.h, lp_grad_watch: a norm over LP_GRAD_SPIKE_FACTOR
+     * times the median of the previous 256 steps), and the largest norm seen and its step. */
+    int64_t spikes;
+    double max_grad_norm;
+    int64_t max_grad_step;
 } lp_train_result;
 
 /* Train according to `cfg` (missing data.* / train.* keys get defaults; the model.* keys describe the

@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -220,6 +221,37 @@ lp_status lp_optim_clip_grad_norm(float *grad, size_t n, float max_norm, double 
         for (size_t i = 0; i < n; i++) grad[i] *= scale;
     }
     return LP_OK;
+}
+
+/* ---- gradient spike watch ---- */
+
+void lp_grad_watch_init(lp_grad_watch *w, double factor) {
+    memset(w, 0, sizeof *w);
+    w->factor = factor;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(const double *x, int n) {
+    double tmp[LP_GRAD_WATCH_WINDOW];
+    memcpy(tmp, x, (size_t)n * sizeof *tmp);
+    qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
+}
+
+double lp_grad_watch_add(lp_grad_watch *w, double norm) {
+    double ratio = 0;
+    if (w->n >= LP_GRAD_WATCH_MIN) {
+        double med = median_of(w->hist, w->n);
+        if (med > 0 && norm > w->factor * med) ratio = norm / med;
+    }
+    w->hist[w->pos] = norm;
+    w->pos = (w->pos + 1) % LP_GRAD_WATCH_WINDOW;
+    if (w->n < LP_GRAD_WATCH_WINDOW) w->n++;
+    return ratio;
 }
 
 lp_status lp_lr_schedule_check(const lp_lr_schedule *s) {

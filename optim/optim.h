@@ -105,6 +105,27 @@ lp_status lp_optim_grad_norm(const float *grad, size_t n, double *norm);
  * norm. LP_ERR_NUMERIC when the norm is not finite; the gradients are then left untouched. */
 lp_status lp_optim_clip_grad_norm(float *grad, size_t n, float max_norm, double *norm);
 
+/* Watching for giant gradient spikes. One step whose gradient is 10⁴–10⁶ times the usual size can cost an
+ * Adam run the rest of its training: v takes (1−β2)·g² at once, and √v, which divides every later step of
+ * the weights it hit, then falls only 10× per ~4,600 steps at β2 = 0.999 (docs/RESULTS.md, "Replaying a
+ * knock-back"). The watch keeps the last LP_GRAD_WATCH_WINDOW norms and flags a step whose norm exceeds
+ * `factor` times their median; it observes only (training is unchanged). The trainer uses factor
+ * LP_GRAD_SPIKE_FACTOR and reports flagged steps. */
+#define LP_GRAD_WATCH_WINDOW 256
+#define LP_GRAD_WATCH_MIN 32        /* steps seen before anything is flagged */
+#define LP_GRAD_SPIKE_FACTOR 1e4
+typedef struct {
+    double factor;
+    double hist[LP_GRAD_WATCH_WINDOW]; /* ring buffer of the last norms */
+    int n, pos;                         /* norms held (<= window), next slot */
+} lp_grad_watch;
+
+void lp_grad_watch_init(lp_grad_watch *w, double factor);
+/* Record one step's (pre-clip) norm. Returns norm / median of the norms before it when that ratio exceeds
+ * the factor and at least LP_GRAD_WATCH_MIN norms were seen, else 0. The flagged norm enters the window
+ * too (one spike barely moves a median of 256). */
+double lp_grad_watch_add(lp_grad_watch *w, double norm);
+
 /* Exponential learning-rate decay (TensorFlow's exponential_decay, used by the paper's training code):
  *   staircase:  lr = base · rate^floor(step / decay_steps)
  *   smooth:     lr = base · rate^(step / decay_steps)

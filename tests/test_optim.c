@@ -327,6 +327,27 @@ static void test_clip_grad_norm(void **state) {
     assert_true(norm == 50.0 && h[0] == 30.0f && h[1] == 40.0f);
 }
 
+/* The spike watch: nothing flagged before LP_GRAD_WATCH_MIN norms; then a norm over factor × the median of
+ * the window is flagged with its ratio, one just under it is not; the window slides, so after 256 steps
+ * at a new level the same norm is judged against that level. */
+static void test_grad_watch(void **state) {
+    (void)state;
+    lp_grad_watch w;
+    lp_grad_watch_init(&w, 1e4);
+    for (int i = 0; i < LP_GRAD_WATCH_MIN; i++) /* the first steps: never flagged, however large */
+        assert_true(lp_grad_watch_add(&w, i == 5 ? 1e9 : 3.0 + 0.01 * i) == 0);
+    for (int i = LP_GRAD_WATCH_MIN; i < LP_GRAD_WATCH_WINDOW; i++) assert_true(lp_grad_watch_add(&w, 2.0 + (i % 3)) == 0);
+    /* the median of the window is 3 (values 2, 3, 4 in equal shares, plus the first steps at 3.0-3.3 and the
+     * 1e9): 2.9e4 = 9,667× is not a spike, 3.3e4 = 11,000× is */
+    assert_true(lp_grad_watch_add(&w, 2.9e4) == 0);
+    double r = lp_grad_watch_add(&w, 3.3e4);
+    assert_true(fabs(r - 1.1e4) < 1e-6);
+    /* 256 steps at 300: the old level has left the window; 3.3e4 is now 110×, 3.3e6 is 11,000× */
+    for (int i = 0; i < LP_GRAD_WATCH_WINDOW; i++) assert_true(lp_grad_watch_add(&w, 300.0) == 0);
+    assert_true(lp_grad_watch_add(&w, 3.3e4) == 0);
+    assert_true(fabs(lp_grad_watch_add(&w, 3.3e6) - 1.1e4) < 1e-6);
+}
+
 /* Double accumulation: 4M gradients of 0.1f. The norm is sqrt(n)·0.1f to ~1e-12 relative in double;
  * a float32 accumulator stalls once the running sum's ulp exceeds the addend (a ~20% error here). The
  * 1e-9 relative tolerance allows double rounding over 4M additions (<= n·2^-53 ~ 5e-10). */
@@ -408,6 +429,7 @@ int main(void) {
         cmocka_unit_test(test_lr_scale),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_clip_grad_norm),
+        cmocka_unit_test(test_grad_watch),
         cmocka_unit_test(test_grad_norm_accumulates_in_double),
         cmocka_unit_test(test_nan_and_inf_grads_are_numeric_errors),
         cmocka_unit_test(test_lr_schedule),
