@@ -439,6 +439,9 @@ def main():
                     help="continue an lstmprune run (trained with --bias-init pair --bias-lr-mult 2) from its "
                          "last.ckpt: its weights, Adam state, step, seed and batch order, from the batch where "
                          "it stopped (a replay: the same state, then both implementations train on)")
+    ap.add_argument("--clip", type=float, default=0.0, metavar="NORM",
+                    help="clip the global gradient norm to NORM (torch.nn.utils.clip_grad_norm_, as lstmprune's "
+                         "--clip; 0 = off)")
     ap.add_argument("--float64", action="store_true",
                     help="train in double precision (a control: how fast fp32 rounding alone moves a run away)")
     ap.add_argument("--steps-out", default=None, metavar="TSV",
@@ -472,7 +475,7 @@ def main():
     first_epoch, skip, step = 1, 0, 0
     if a.resume_from:
         kv = resume_lstmprune(model, opt, a.resume_from)
-        for key, have in (("train.batch", a.batch), ("train.lr", a.lr), ("train.seed", a.seed)):
+        for key, have in (("train.batch", a.batch), ("train.lr", a.lr), ("train.seed", a.seed), ("train.clip", a.clip)):
             if float(kv[key]) != float(have):
                 raise SystemExit("--resume-from: the run has %s = %s, this command %s" % (key, kv[key], have))
         a.order = "lstmprune"
@@ -503,6 +506,8 @@ def main():
             if steps:
                 gn = grad_norm(model, count_bias_hh=not a.resume_from)
                 steps.write("%d\t%d\t%.6f\t%.6f\n" % (step, ep, loss.item(), gn))
+            if a.clip > 0:
+                nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], a.clip)
             opt.step()
             tot += loss.item()
             nb += 1
