@@ -475,9 +475,12 @@ def main():
     first_epoch, skip, step = 1, 0, 0
     if a.resume_from:
         kv = resume_lstmprune(model, opt, a.resume_from)
-        for key, have in (("train.batch", a.batch), ("train.lr", a.lr), ("train.seed", a.seed), ("train.clip", a.clip)):
+        for key, have in (("train.batch", a.batch), ("train.lr", a.lr), ("train.seed", a.seed)):
             if float(kv[key]) != float(have):
                 raise SystemExit("--resume-from: the run has %s = %s, this command %s" % (key, kv[key], have))
+        if float(kv.get("train.clip", "0")) != a.clip:
+            print("note: the run was trained with train.clip = %s; it continues with --clip %g"
+                  % (kv.get("train.clip", "0"), a.clip), flush=True)
         a.order = "lstmprune"
         first_epoch, skip, step = int(kv["state.epoch"]) + 1, int(kv["state.batch"]) * a.batch, int(kv["state.step"])
         print(f"resumed {a.resume_from}: step {step}, epoch {first_epoch} from batch {skip // a.batch + 1}", flush=True)
