@@ -451,6 +451,8 @@ def main():
                     help="intra-op threads (1: on a loaded 2-core machine more threads make PyTorch's LSTM 10x slower)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args()
+    if a.resume_from and (a.init_from or a.single_bias):
+        ap.error("--resume-from continues a run with nn.LSTM's two biases: not with --init-from or --single-bias")
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     t0 = time.time()
