@@ -14,7 +14,9 @@
 #                                     MARGIN (0.003): the non-inferiority margin compare_torch.py tests,
 #                                     BIAS=torch: our runs with PyTorch's bias parametrisation (two bias
 #                                     vectors = --bias-init pair --bias-lr-mult 2; docs/METHOD.md), into
-#                                     OUT = runs/audioset_e35_pair by default
+#                                     OUT = runs/audioset_e35_pair by default,
+#                                     CLIP=N: both sides clip the gradient norm to N (ours --clip N,
+#                                     PyTorch --clip N); the default OUT gets the suffix _clipN
 # Resumable: a seed whose result exists is skipped. One thread per run (the runs are small); two
 # invocations with different SEEDS may run side by side on the same OUT.
 set -eu
@@ -26,6 +28,11 @@ paper) OURS_FLAGS= OUT=${OUT:-runs/audioset_e35} ;;
 torch) OURS_FLAGS=$AS_TORCH_BIAS OUT=${OUT:-runs/audioset_e35_pair} ;;
 *) echo "BIAS must be paper or torch, got '$BIAS'" >&2; exit 2 ;;
 esac
+CLIP=${CLIP:-0}
+if [ "$CLIP" != 0 ]; then
+    OURS_FLAGS="$OURS_FLAGS --clip $CLIP"
+    case $OUT in runs/audioset_e35 | runs/audioset_e35_pair) OUT=${OUT}_clip$CLIP ;; esac
+fi
 SEEDS=${SEEDS:-1 2 3 4 5}
 EPOCHS=${EPOCHS:-35}
 mkdir -p "$OUT"
@@ -37,7 +44,7 @@ torch_run() {
     shift 2
     [ -f "$j" ] && return 0
     echo "== PyTorch$what, seed $S -> $j"
-    torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" "$@" --out "$j.tmp"
+    torch_unpruned "$A/eval-0*.tfrecord" "$EPOCHS" "$S" --clip "$CLIP" "$@" --out "$j.tmp"
     mv "$j.tmp" "$j"
 }
 
