@@ -298,17 +298,24 @@ def read_lstmprune_ckpt(path, meta=False):
 LSTMS = (("bilstm.fw", "bilstm", "_l0"), ("bilstm.bw", "bilstm", "_l0_reverse"), ("lstm2", "lstm2", "_l0"))
 
 
-def torch_params(model, ours):
-    """The PyTorch parameters that carry our tensor `ours` (two for an LSTM bias: b_ih and b_hh)."""
+def torch_params(model, ours, w, path):
+    """The PyTorch parameters that carry our tensor `ours` (two for an LSTM bias: b_ih and b_hh), after
+    checking that our values `w` (read from `path`) have their shape."""
+    ps = None
     if ours.startswith("out."):
-        return [getattr(model.out, {"out.w": "weight", "out.b": "bias"}[ours])]
+        ps = [getattr(model.out, {"out.w": "weight", "out.b": "bias"}[ours])]
     for prefix, attr, sfx in LSTMS:
         if ours.startswith(prefix + "."):
             lstm, src = getattr(model, attr), ours[len(prefix) + 1:]
             if src == "b":
-                return [getattr(lstm, "bias_ih" + sfx), getattr(lstm, "bias_hh" + sfx)]
-            return [getattr(lstm, {"w_ih": "weight_ih", "w_hh": "weight_hh"}[src] + sfx)]
-    raise SystemExit("unknown tensor %s" % ours)
+                ps = [getattr(lstm, "bias_ih" + sfx), getattr(lstm, "bias_hh" + sfx)]
+            else:
+                ps = [getattr(lstm, {"w_ih": "weight_ih", "w_hh": "weight_hh"}[src] + sfx)]
+    if ps is None:
+        raise SystemExit("%s: unknown tensor %s" % (path, ours))
+    if tuple(ps[0].shape) != w.shape:
+        raise SystemExit("%s: %s is %s, the PyTorch model wants %s" % (path, ours, w.shape, tuple(ps[0].shape)))
+    return ps
 
 
 def resume_lstmprune(model, opt, path):
@@ -326,9 +333,7 @@ def resume_lstmprune(model, opt, path):
     m, v, off, step = t.pop("opt.m"), t.pop("opt.v"), 0, int(kv["state.opt_t"])
     with torch.no_grad():
         for name, w in t.items():
-            ps, n = torch_params(model, name), w.size
-            if tuple(ps[0].shape) != w.shape:
-                raise SystemExit("%s: %s is %s, the PyTorch model wants %s" % (path, name, w.shape, tuple(ps[0].shape)))
+            ps, n = torch_params(model, name, w, path), w.size
             val = torch.from_numpy(w) / len(ps)
             for p in ps:
                 p.copy_(val)
@@ -356,9 +361,7 @@ def load_lstmprune(model, path):
         for name, w in t.items():
             if name.startswith("opt."):
                 continue
-            ps = torch_params(model, name)
-            if tuple(ps[0].shape) != w.shape:
-                raise SystemExit("%s: %s is %s, the PyTorch model wants %s" % (path, name, w.shape, tuple(ps[0].shape)))
+            ps = torch_params(model, name, w, path)
             ps[0].copy_(torch.from_numpy(w))
             for p in ps[1:]:
                 p.zero_()

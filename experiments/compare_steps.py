@@ -38,9 +38,11 @@ def main(argv):
     # later), the last step, and the largest gradient norm of each side before the losses part by 1e-3
     n0 = steps[0] - 1
     marks = {s for s in steps if s - n0 in (1, 2) or any(s - n0 == m * 10 ** k for m in (1, 2, 5) for k in range(7))}
-    close = [s for s in steps if all(rel[t] <= 1e-3 for t in steps if t <= s)]
+    parted = next((i for i, s in enumerate(steps) if rel[s] > 1e-3), len(steps))
+    close = steps[:parted]
     for side in (ours, torch):
-        marks.add(max(close, key=lambda s: side[s][1]))
+        if close:
+            marks.add(max(close, key=lambda s: side[s][1]))
     marks = sorted(marks | {steps[-1]})
     for s in marks:
         print("| %d | %.6f | %.6f | %.1e | %.6f | %.6f |" % (s, ours[s][0], torch[s][0], rel[s], ours[s][1],

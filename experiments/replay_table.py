@@ -5,8 +5,9 @@
 
 OUT holds ours/ (an lstmprune run directory resumed from the replay's checkpoint, with eval.txt) and
 torch_fp32.{json,tsv}, torch_fp64.{json,tsv} (experiments/audioset_torch.py --resume-from ... --out ...
---steps-out ...); with SUFFIX (e.g. _clip1000) ours_clip1000/, torch_fp32_clip1000.json and so on. Prints one markdown table: the validation GAP of each continuation at a few epochs,
-its best validation epoch, its gradient spikes after the replay's first step (steps with a global norm
+--steps-out ...); with SUFFIX (e.g. _clip1000) ours_clip1000/, torch_fp32_clip1000.json and so on.
+Prints one markdown table: the validation GAP of each continuation at a few epochs, its best validation
+epoch, its gradient spikes after the replay's first step (steps with a global norm
 above 1e3, the largest), and the test GAP@20 and mAP of its best validation epoch.
 Standard library only.
 """
@@ -15,6 +16,7 @@ import json
 import os
 import sys
 
+from compare_torch import read_eval  # eval.txt of `lstmprune eval --out`
 
 def tsv(path):
     with open(path) as f:
@@ -25,8 +27,8 @@ def ours(out, sfx):
     d = os.path.join(out, "ours" + sfx)
     gap = {int(r["epoch"]): float(r["gap"]) for r in tsv(os.path.join(d, "valid.tsv"))}
     norms = {int(r["step"]): float(r["grad_norm"]) for r in tsv(os.path.join(d, "train.tsv"))}
-    ev = dict(line.split(" = ", 1) for line in open(os.path.join(d, "eval.txt")).read().splitlines() if " = " in line)
-    return gap, norms, float(ev["gap"]), float(ev["map"])
+    ev = read_eval(os.path.join(d, "eval.txt"))
+    return gap, norms, ev["gap"], ev["map"]
 
 
 def torch(out, prec):
