@@ -5,7 +5,7 @@
 # AudioSet's evaluation set, and PyTorch once more from our initial weights of each seed (the same start,
 # so only the training loops differ) and, with PAIRED=1, from our initial weights on exactly our batches
 # (the same inputs: only rounding differs); then one table with every seed and the mean ± standard deviation
-# (experiments/compare_torch.py).
+# (experiments/compare_torch.py), and each run's gradient spikes (experiments/spikes.py: OUT/spikes.md).
 #
 #   scripts/audioset_vs_torch.sh      environment: BIN (build/lstmprune), OUT (runs/audioset_e35),
 #                                     LP_SHARED (../shared), SEEDS ("1 2 3 4 5"), EPOCHS (35),
@@ -24,7 +24,7 @@ set -eu
 need_torch
 # the two parametrisations' runs never share a directory (the default OUT differs)
 case ${BIAS:-paper} in
-paper) OURS_FLAGS= OUT=${OUT:-runs/audioset_e35} ;;
+paper) OURS_FLAGS='' OUT=${OUT:-runs/audioset_e35} ;;
 torch) OURS_FLAGS=$AS_TORCH_BIAS OUT=${OUT:-runs/audioset_e35_pair} ;;
 *) echo "BIAS must be paper or torch, got '$BIAS'" >&2; exit 2 ;;
 esac
@@ -35,7 +35,7 @@ if [ "$CLIP" != 0 ]; then
 fi
 SEEDS=${SEEDS:-1 2 3 4 5}
 EPOCHS=${EPOCHS:-35}
-mkdir -p "$OUT"
+mkdir -p "$OUT/steps"
 export OPENBLAS_NUM_THREADS=1
 
 # torch_run JSON WHAT [audioset_torch.py flags]: one PyTorch run of seed $S into JSON unless it exists
@@ -64,7 +64,8 @@ for S in $SEEDS; do
         "$BIN" eval --checkpoint "$R/best.ckpt" --data "$A/eval-0*.tfrecord" --threads 1 --out "$R/eval.txt.tmp" --quiet
         mv "$R/eval.txt.tmp" "$R/eval.txt"
     fi
-    torch_run "$OUT/torch_seed$S.json" ""
+    # PyTorch as it comes logs every step's gradient norm, as our train.tsv does (experiments/spikes.py)
+    torch_run "$OUT/torch_seed$S.json" "" --steps-out "$OUT/steps/torch_seed$S.tsv"
     if [ "${OURINIT:-1}" != 0 ] && [ ! -f "$OUT/torch_ourinit_seed$S.json" ]; then
         init_ckpt
         torch_run "$OUT/torch_ourinit_seed$S.json" " from our initial weights" --init-from "$I/last.ckpt"
@@ -77,3 +78,7 @@ for S in $SEEDS; do
     fi
 done
 $PY experiments/compare_torch.py "$OUT" --margin "${MARGIN:-0.003}" | tee "$OUT/compare.md"
+# gradient spikes per run beside the scores (PyTorch runs from before --steps-out was passed have no log)
+if ls "$OUT"/steps/torch_seed*.tsv >/dev/null 2>&1; then
+    $PY experiments/spikes.py "$OUT" --clip "$CLIP" | tee "$OUT/spikes.md"
+fi
