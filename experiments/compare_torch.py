@@ -85,13 +85,23 @@ def parse_seeds(text):
     return seeds
 
 
+def dir_and_options(argv, allowed):
+    """`PROG DIR [--OPTION VALUE]...` -> (DIR, {option: value}), or None when the words are not that or
+    an option is not in `allowed` (or given twice)."""
+    if len(argv) < 2 or len(argv) % 2:
+        return None
+    opts = dict(zip(argv[2::2], argv[3::2]))
+    if len(opts) != len(argv[2:]) // 2 or not set(opts) <= set(allowed):
+        return None
+    return argv[1], opts
+
+
 def parse_args(argv):
     """(dir, margin or None, level, seeds or None), or a string saying what is wrong."""
-    if len(argv) < 2 or len(argv) % 2:
+    parsed = dir_and_options(argv, ("--margin", "--level", "--seeds"))
+    if parsed is None:
         return __doc__
-    opts = dict(zip(argv[2::2], argv[3::2]))
-    if len(opts) != len(argv[2:]) // 2 or not set(opts) <= {"--margin", "--level", "--seeds"}:
-        return __doc__
+    d, opts = parsed
     margin, level, seeds = None, 0.95, None
     if "--margin" in opts:
         try:
@@ -111,7 +121,7 @@ def parse_args(argv):
         seeds = parse_seeds(opts["--seeds"])
         if not seeds:
             return "compare_torch: --seeds wants a list like 1-28,31, got '%s'" % opts["--seeds"]
-    return argv[1], margin, level, seeds
+    return d, margin, level, seeds
 
 
 def main(argv):

@@ -25,7 +25,7 @@ import re
 import statistics
 import sys
 
-from compare_torch import rank_compare, read_eval, stats
+from compare_torch import dir_and_options, rank_compare, read_eval, stats
 
 WATCH_WINDOW, WATCH_MIN, SPIKE_FACTOR = 256, 32, 1e4  # optim.h: LP_GRAD_WATCH_WINDOW, _MIN, LP_GRAD_SPIKE_FACTOR
 
@@ -122,12 +122,10 @@ def side_column(runs, clip, slow):
 
 def parse_args(argv):
     """(dir, torch step dirs, clip, slow) or a string saying what is wrong."""
-    if len(argv) < 2 or len(argv) % 2:
+    parsed = dir_and_options(argv, ("--torch-steps", "--clip", "--slow"))
+    if parsed is None:
         return __doc__
-    opts = dict(zip(argv[2::2], argv[3::2]))
-    if len(opts) != len(argv[2:]) // 2 or not set(opts) <= {"--torch-steps", "--clip", "--slow"}:
-        return __doc__
-    d = argv[1]
+    d, opts = parsed
     dirs = opts["--torch-steps"].split(",") if "--torch-steps" in opts else [os.path.join(d, "steps")]
     try:
         clip, slow = float(opts.get("--clip", 0)), float(opts.get("--slow", 0.16))
