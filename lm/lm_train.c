@@ -1,6 +1,7 @@
 /* lm_train: recipes, run directory, checkpoints and exact resume for the word-level LM (contract in
  * lm/lm_train.h). Per epoch: lr from the schedule → lp_lm_train_epoch (train.tsv rows from its progress
- * callback) → validation (and test) perplexity → valid.tsv → last.ckpt → best.ckpt. */
+ * callback) → validation (and test) perplexity → valid.tsv → best.ckpt (if better) → last.ckpt (this order:
+ * a run stopped between the two resumes from the epoch before and loses no best epoch). */
 #include "lm/lm_train.h"
 
 #include <errno.h>
@@ -443,8 +444,8 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
             t->best_ppl = ev.ppl;
             t->best_epoch = e;
         }
+        if (improved) LP_TRY(save_ckpt(t, "best.ckpt", 0)); /* first: see the top of this file */
         LP_TRY(save_ckpt(t, "last.ckpt", 1));
-        if (improved) LP_TRY(save_ckpt(t, "best.ckpt", 0));
         res->epochs_done = e;
         res->train_ppl = er.ppl;
         res->valid_ppl = ev.ppl;

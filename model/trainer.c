@@ -1,7 +1,8 @@
 /* trainer: see trainer.h. The loop, in order, per batch:
  *   forward (loss) → backward → hooks.after_backward → gradient norm (+clip) → NaN guard → lr schedule →
  *   optimizer step → hooks.after_update → zero grads → log
- * and per epoch: validation → last.ckpt → best.ckpt. */
+ * and per epoch: validation → best.ckpt (if better) → last.ckpt (best first: a run stopped between the two
+ * resumes from the epoch before and redoes it, so no best epoch is lost). */
 #include "model/trainer.h"
 
 #include <limits.h>
@@ -295,8 +296,10 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
             t->best_gap = isnan(gap) ? t->best_gap : gap;
             t->best_epoch = epoch + 1;
         }
-        if ((s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
+        /* best.ckpt first: a run stopped between the two writes resumes from the previous epoch's
+         * last.ckpt and redoes this epoch, so no best epoch is ever lost to a resume */
         if (improved && (s = save_state(t, "best.ckpt", 0)) != LP_OK) break;
+        if ((s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
         res->epochs_done = epoch + 1;
         epochs_this_run++;
         done_bytes += (double)lp_batcher_get_stats(b).bytes;

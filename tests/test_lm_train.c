@@ -299,6 +299,53 @@ static void test_resume_equals_uninterrupted(void **state) {
     lp_kv_free(&saved);
 }
 
+/* A run stopped between writing best.ckpt and last.ckpt loses no best epoch: best.ckpt is written first,
+ * so last.ckpt still holds the epoch before and the resumed run redoes the epoch (the stop: a failing
+ * best.ckpt write in epoch 2, which improves on epoch 1 in this tiny run). */
+static void test_stop_between_checkpoints(void **state) {
+    (void)state;
+    char dir_a[600], dir_b[600], best[640];
+    snprintf(dir_a, sizeof dir_a, "%s/stop_a", lp_test_scratch_dir());
+    snprintf(dir_b, sizeof dir_b, "%s/stop_b", lp_test_scratch_dir());
+    lp_kv cfg;
+    lp_lm_run_result r;
+    tiny_cfg(&cfg);
+    lp_lm_run_opts o = {.run_dir = dir_a, .quiet = 1};
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+    tiny_cfg(&cfg);
+    o.run_dir = dir_b;
+    o.stop_after_epochs = 1;
+    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+
+    snprintf(best, sizeof best, "%s/best.ckpt", dir_b);
+    assert_int_equal(lp_test_block_file(best), 0);
+    lp_kv_init(&cfg);
+    lp_lm_run_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
+    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_ERR_IO);
+    lp_kv_free(&cfg);
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, run_path("stop_b", "last.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "state.epoch"), "1"); /* not past the lost best */
+    lp_ckpt_free(&c);
+
+    assert_int_equal(lp_test_unblock_file(best), 0);
+    lp_kv_init(&cfg);
+    lp_status s = lp_lm_train_run(&cfg, &orr, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    lp_kv_free(&cfg);
+    assert_int_equal(r.epochs_done, 3);
+    lp_lm ma, mb;
+    load_params(run_path("stop_a", "best.ckpt"), &ma);
+    load_params(run_path("stop_b", "best.ckpt"), &mb);
+    assert_int_equal(ma.params.numel, mb.params.numel);
+    assert_memory_equal(ma.params.data, mb.params.data, ma.params.numel * sizeof(float));
+    lp_lm_free(&ma);
+    lp_lm_free(&mb);
+}
+
 /* The recipes start at lr 1 and valid.tsv's second column is the lr: resume must keep the finished
  * epochs' rows whatever that column holds (it once compared it with the window index and dropped them). */
 static void test_resume_keeps_valid_rows_at_lr_1(void **state) {
@@ -434,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_model_keys),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_stop_between_checkpoints),
         cmocka_unit_test(test_resume_keeps_valid_rows_at_lr_1),
         cmocka_unit_test(test_mid_epoch_resume),
         cmocka_unit_test(test_finetune_from_checkpoint),

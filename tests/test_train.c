@@ -193,6 +193,47 @@ static void test_resume_equals_uninterrupted(void **state) {
     lp_kv_free(&cfg);
 }
 
+/* A run that stops between writing best.ckpt and last.ckpt loses no best epoch: best.ckpt is written
+ * first, so last.ckpt still holds the epoch before, and the resumed run redoes the epoch. The stop is a
+ * failing best.ckpt write in epoch 3 (a directory in its place), and that epoch must improve on the best. */
+static void test_stop_between_checkpoints(void **state) {
+    (void)state;
+    lp_kv cfg;
+    lp_train_result r;
+    char full[512], dir[512], best[600];
+    snprintf(full, sizeof full, "%s", lp_test_scratch_path("bfull"));
+    snprintf(dir, sizeof dir, "%s", lp_test_scratch_path("bsplit"));
+    base_cfg(&cfg, 4);
+    lp_train_opts o = {.run_dir = full, .quiet = 1};
+    assert_int_equal(lp_train(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+    base_cfg(&cfg, 4);
+    o.run_dir = dir;
+    o.stop_after_epochs = 2;
+    assert_int_equal(lp_train(&cfg, &o, &r), LP_OK);
+    lp_kv_free(&cfg);
+
+    snprintf(best, sizeof best, "%s/best.ckpt", dir);
+    assert_int_equal(lp_test_block_file(best), 0);
+    lp_kv_init(&cfg);
+    lp_train_opts ro = {.run_dir = dir, .quiet = 1, .resume = 1};
+    lp_status s = lp_train(&cfg, &ro, &r);
+    assert_int_equal(s, LP_ERR_IO); /* epoch 3 improved, and its best.ckpt could not be written */
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("bsplit/last.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "state.epoch"), "2"); /* last.ckpt not past the lost best */
+    lp_ckpt_free(&c);
+
+    assert_int_equal(lp_test_unblock_file(best), 0);
+    s = lp_train(&cfg, &ro, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    assert_int_equal(r.epochs_done, 4);
+    assert_true(files_equal(lp_test_scratch_path("bfull/best.ckpt"), lp_test_scratch_path("bsplit/best.ckpt")));
+    assert_true(files_equal(lp_test_scratch_path("bfull/last.ckpt"), lp_test_scratch_path("bsplit/last.ckpt")));
+    lp_kv_free(&cfg);
+}
+
 /* A NaN gradient stops training with a clear message; the last good checkpoint stays intact. */
 static lp_status poison(void *user, lp_model *m, int64_t step, double *extra) {
     (void)extra;
@@ -360,6 +401,7 @@ int main(void) {
         cmocka_unit_test(test_save_load_identical_predictions),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_nan_guard_keeps_last_checkpoint),
+        cmocka_unit_test(test_stop_between_checkpoints),
         cmocka_unit_test(test_shape_mismatch_is_clear),
         cmocka_unit_test(test_bias_parametrisation),
     };

@@ -20,6 +20,12 @@ const char *lp_test_scratch_dir(void);
  * enough for the handful of paths one call of the library takes. */
 const char *lp_test_scratch_path(const char *name);
 
+/* Make the next atomic write of the file `path` (a checkpoint: temp file + rename) fail, as a run stopped
+ * just before that write: replace the file by a non-empty directory, onto which rename() fails.
+ * 0, or -1. lp_test_unblock_file undoes it (the file stays absent). */
+int lp_test_block_file(const char *path);
+int lp_test_unblock_file(const char *path);
+
 /* A cmocka group teardown (`state` is not used): rm -rf the directory. 0, or -1. */
 int lp_test_scratch_teardown(void **state);
 
