@@ -80,7 +80,7 @@ def run_summary(gs, score, clip):
 
 
 def load(d, torch_dirs, clip):
-    """{side: {seed: run summary}} for the runs with a step log and a test score."""
+    """({seed: run summary} of ours, the same of PyTorch) for the runs with a step log and a test score."""
     ours, torch = {}, {}
     for p in glob.glob(os.path.join(d, "ours_seed*", "train.tsv")):
         ev = os.path.join(os.path.dirname(p), "eval.txt")
@@ -97,8 +97,9 @@ def load(d, torch_dirs, clip):
 
 
 def sci(x):
-    e = math.floor(math.log10(x)) if x > 0 else 0
-    return "%.1f·10^%d" % (x / 10 ** e, e)
+    """x as m.m·10^e (9960 as 1.0·10^4, not 10.0·10^3)."""
+    m, e = ("%.1e" % x).split("e")
+    return "%s·10^%d" % (m, int(e))
 
 
 def side_column(runs, clip, slow):

@@ -224,6 +224,17 @@ static void test_checkpoint_round_trip(void **state) {
 
 static void load_params(const char *path, lp_lm *m) { assert_int_equal(lp_lm_load(m, path, NULL), LP_OK); }
 
+/* The two checkpoints hold bit-identical parameters. */
+static void assert_same_params(const char *path_a, const char *path_b) {
+    lp_lm ma, mb;
+    load_params(path_a, &ma);
+    load_params(path_b, &mb);
+    assert_int_equal(ma.params.numel, mb.params.numel);
+    assert_memory_equal(ma.params.data, mb.params.data, ma.params.numel * sizeof(float));
+    lp_lm_free(&ma);
+    lp_lm_free(&mb);
+}
+
 static void test_resume_equals_uninterrupted(void **state) {
     (void)state;
     char dir_a[600], dir_b[600];
@@ -262,14 +273,8 @@ static void test_resume_equals_uninterrupted(void **state) {
     lp_kv_free(&cfg);
     assert_int_equal(rb.epochs_done, 3);
 
-    lp_lm ma, mb;
-    load_params(run_path("run_a", "last.ckpt"), &ma);
-    load_params(run_path("run_b", "last.ckpt"), &mb);
-    assert_int_equal(ma.params.numel, mb.params.numel);
     /* same thread count, same windows, same dropout draws, same momentum: bit-identical */
-    assert_memory_equal(ma.params.data, mb.params.data, ma.params.numel * sizeof(float));
-    lp_lm_free(&ma);
-    lp_lm_free(&mb);
+    assert_same_params(run_path("run_a", "last.ckpt"), run_path("run_b", "last.ckpt"));
     /* and the logs agree (timings aside), without duplicate rows */
     char va[4096], vb[4096];
     valid_ppl_columns(run_path("run_a", "valid.tsv"), va, sizeof va);
@@ -324,6 +329,7 @@ static void test_stop_between_checkpoints(void **state) {
     lp_kv_init(&cfg);
     lp_lm_run_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
     assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_ERR_IO);
+    assert_non_null(strstr(lp_last_error(), "best.ckpt")); /* the error names the file it could not write */
     lp_kv_free(&cfg);
     lp_ckpt c;
     assert_int_equal(lp_ckpt_load(&c, run_path("stop_b", "last.ckpt")), LP_OK);
@@ -337,13 +343,7 @@ static void test_stop_between_checkpoints(void **state) {
     assert_int_equal(s, LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 3);
-    lp_lm ma, mb;
-    load_params(run_path("stop_a", "best.ckpt"), &ma);
-    load_params(run_path("stop_b", "best.ckpt"), &mb);
-    assert_int_equal(ma.params.numel, mb.params.numel);
-    assert_memory_equal(ma.params.data, mb.params.data, ma.params.numel * sizeof(float));
-    lp_lm_free(&ma);
-    lp_lm_free(&mb);
+    assert_same_params(run_path("stop_a", "best.ckpt"), run_path("stop_b", "best.ckpt"));
 }
 
 /* The recipes start at lr 1 and valid.tsv's second column is the lr: resume must keep the finished
@@ -406,13 +406,8 @@ static void test_mid_epoch_resume(void **state) {
     assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 3);
-    lp_lm ma, mc;
-    load_params(run_path("run_a", "last.ckpt"), &ma);
-    load_params(run_path("run_c", "last.ckpt"), &mc);
     /* bit-identical: the carried state, dropout generator and momentum were restored at windows 60 and 30 */
-    assert_memory_equal(ma.params.data, mc.params.data, ma.params.numel * sizeof(float));
-    lp_lm_free(&ma);
-    lp_lm_free(&mc);
+    assert_same_params(run_path("run_a", "last.ckpt"), run_path("run_c", "last.ckpt"));
     assert_int_equal(count_lines(run_path("run_a", "train.tsv")), count_lines(run_path("run_c", "train.tsv")));
     /* the epochs' training perplexities are rebuilt from the partial sums: equal up to the rounding of
      * (sum / n) * n in double, far below the 3 decimals logged; so the logged columns agree */

@@ -219,6 +219,7 @@ static void test_stop_between_checkpoints(void **state) {
     lp_train_opts ro = {.run_dir = dir, .quiet = 1, .resume = 1};
     lp_status s = lp_train(&cfg, &ro, &r);
     assert_int_equal(s, LP_ERR_IO); /* epoch 3 improved, and its best.ckpt could not be written */
+    assert_non_null(strstr(lp_last_error(), "best.ckpt")); /* the error names the file */
     lp_ckpt c;
     assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("bsplit/last.ckpt")), LP_OK);
     assert_string_equal(lp_kv_get(&c.meta, "state.epoch"), "2"); /* last.ckpt not past the lost best */
