@@ -57,6 +57,8 @@ def welch(a, b):
     """(mean(a) - mean(b), its standard error, Welch-Satterthwaite degrees of freedom)."""
     (ma, _, sa), (mb, _, sb) = stats(a), stats(b)
     va, vb = sa * sa, sb * sb
+    if va + vb == 0:  # both sides constant: the difference is exact (the pooled df, for the t quantile)
+        return ma - mb, 0.0, float(len(a) + len(b) - 2)
     df = (va + vb) ** 2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
     return ma - mb, math.sqrt(va + vb), df
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by the AudioSet scripts (scripts/audioset*.sh): paths, checks, and the data flags that
 # `lstmprune train` and experiments/audioset_torch.py share for ../shared/data/audioset (shards 0-6 train,
 # shard 7 selects the best epoch, the evaluation set is the test data; 1-10 frames of 128 bytes, 527
@@ -13,6 +14,7 @@ PY=/usr/bin/python3
 # the hyperparameters every AudioSet run shares (those of experiments/audioset.conf)
 AS_HIDDEN=256 AS_LR=0.001 AS_BATCH=64
 # PyTorch's nn.LSTM bias parametrisation (b_ih + b_hh) in ours, exactly (docs/METHOD.md)
+# shellcheck disable=SC2034 # used by the scripts that source this file
 AS_TORCH_BIAS="--bias-init pair --bias-lr-mult 2"
 
 have_torch() { $PY -c 'import torch' 2>/dev/null; }

@@ -31,6 +31,7 @@ export OPENBLAS_NUM_THREADS=1
 
 if [ ! -f "$OUT/from/last.ckpt" ]; then
     echo "== ours, seed $SEED, epochs 1-$FROM -> $OUT/from"
+    # shellcheck disable=SC2086 # the flags are words
     train_unpruned $AS_LR "$FROM" "$SEED" "$OUT/from" $AS_TORCH_BIAS
 fi
 R="$OUT/ours$X"
@@ -48,7 +49,7 @@ for prec in $PRECS; do
     [ -f "$T.json" ] && continue
     echo "== PyTorch ($prec) from the same state to epoch $EPOCHS -> $T.json"
     flag=""
-    [ $prec = fp64 ] && flag=--float64
+    [ "$prec" = fp64 ] && flag=--float64
     torch_unpruned "$TEST" "$EPOCHS" "$SEED" --resume-from "$OUT/from/last.ckpt" --clip "$CLIP" $flag \
         --steps-out "$T.tsv" --out "$T.json.tmp" > "$T.log"
     mv "$T.json.tmp" "$T.json"

@@ -48,4 +48,6 @@ torch_run "$OUT/torch64_steps.tsv" --float64
     $PY experiments/compare_steps.py "$OUT/torch_steps.tsv" "$OUT/torch64_steps.tsv" "PyTorch fp32" "PyTorch float64"
     echo; echo "## ours against PyTorch float64"; echo
     $PY experiments/compare_steps.py "$OUT/ours/train.tsv" "$OUT/torch64_steps.tsv" ours "PyTorch float64"
-} | tee "$OUT/compare.md"
+} >"$OUT/compare.md.tmp" # not piped into tee: a failing comparison stops the script (set -e)
+mv "$OUT/compare.md.tmp" "$OUT/compare.md"
+cat "$OUT/compare.md"

@@ -77,8 +77,13 @@ for S in $SEEDS; do
             --init-from "$I/last.ckpt" --order lstmprune
     fi
 done
-$PY experiments/compare_torch.py "$OUT" --margin "${MARGIN:-0.003}" | tee "$OUT/compare.md"
+# written to a file, then shown (piped into tee, a failing table would not stop the script)
+$PY experiments/compare_torch.py "$OUT" --margin "${MARGIN:-0.003}" >"$OUT/compare.md.tmp"
+mv "$OUT/compare.md.tmp" "$OUT/compare.md"
+cat "$OUT/compare.md"
 # gradient spikes per run beside the scores (PyTorch runs from before --steps-out was passed have no log)
 if ls "$OUT"/steps/torch_seed*.tsv >/dev/null 2>&1; then
-    $PY experiments/spikes.py "$OUT" --clip "$CLIP" | tee "$OUT/spikes.md"
+    $PY experiments/spikes.py "$OUT" --clip "$CLIP" >"$OUT/spikes.md.tmp"
+    mv "$OUT/spikes.md.tmp" "$OUT/spikes.md"
+    cat "$OUT/spikes.md"
 fi

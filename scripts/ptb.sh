@@ -13,7 +13,7 @@ OUT=${OUT:-runs}
 THREADS=${THREADS:-1}
 PY=/usr/bin/python3
 [ -x "$BIN" ] || { echo "no $BIN: run make first" >&2; exit 1; }
-export OPENBLAS_NUM_THREADS=$THREADS
+export OPENBLAS_NUM_THREADS="$THREADS"
 
 BASE=$OUT/ptb_small
 want=$(sed -n 's/^train.epochs = //p' "$BASE/config.txt" 2>/dev/null || true)
@@ -43,9 +43,11 @@ cell eigen_gm_tau09     --tau 0.9
 cell uniform_l2_r0305   --rate-rule uniform --criterion l2 --target-rate 0.305   # tau 0.9's mean rate
 cell eigen_gm_r05       --target-rate 0.5
 cell uniform_l2_r05     --rate-rule uniform --criterion l2 --target-rate 0.5
+# shellcheck disable=SC2086 # $ISS: the flags are words
 cell iss_l002           --iss-lambda 0.02 $ISS
 cell eigen_gm_r0555     --target-rate 0.555                                      # ISS 0.02's mean rate
 cell uniform_l2_r0555   --rate-rule uniform --criterion l2 --target-rate 0.555
+# shellcheck disable=SC2086 # $ISS: the flags are words
 cell iss_l004           --iss-lambda 0.04 $ISS
 cell eigen_gm_r08625    --target-rate 0.8625                                     # ISS 0.04's mean rate
 cell uniform_l2_r08625  --rate-rule uniform --criterion l2 --target-rate 0.8625
@@ -55,4 +57,6 @@ $PY experiments/ptb_summarize.py --bin "$BIN" --rounds 3 --threads "$THREADS" \
     "$OUT"/ptb_small_eigen_gm_tau09 "$OUT"/ptb_small_uniform_l2_r0305 "$OUT"/ptb_small_eigen_gm_r05 \
     "$OUT"/ptb_small_uniform_l2_r05 "$OUT"/ptb_small_iss_l002 "$OUT"/ptb_small_eigen_gm_r0555 \
     "$OUT"/ptb_small_uniform_l2_r0555 "$OUT"/ptb_small_iss_l004 "$OUT"/ptb_small_eigen_gm_r08625 \
-    "$OUT"/ptb_small_uniform_l2_r08625 | tee "$OUT/ptb_small_table.md"
+    "$OUT"/ptb_small_uniform_l2_r08625 >"$OUT/ptb_small_table.md.tmp" # not piped: a failure stops the script
+mv "$OUT/ptb_small_table.md.tmp" "$OUT/ptb_small_table.md"
+cat "$OUT/ptb_small_table.md"
