@@ -5,6 +5,12 @@
 set -eu
 BIN=${1:-build/lstmprune}
 OUT=${DEMO_DIR:-demo}
+# OpenBLAS picks its GEMM kernels for the CPU, and different kernels round differently: where the CPU has
+# AVX2 and FMA, pin OpenBLAS's AVX2 kernels ("Haswell", which it also uses on AMD Zen), so that the demo
+# prints the README's numbers on any such machine. A user's own OPENBLAS_CORETYPE wins.
+if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then
+    export OPENBLAS_CORETYPE=Haswell
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 echo "== 1/2 synthetic YouTube-8M shards (3000 videos, 20 classes, 20-60 frames) -> $OUT/data"
