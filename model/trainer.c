@@ -238,6 +238,72 @@ static lp_status load_resume(trainer *t, lp_ckpt *c, char *path, size_t n) {
 
 /* ---- the loop ------------------------------------------------------------------------------------- */
 
+/* What the loop counts between steps, within one invocation (not saved: a resume starts it afresh). */
+typedef struct {
+    double done_bytes;        /* data bytes of the epochs finished in this invocation (progress) */
+    double epoch_loss;        /* sum of the step losses of the current epoch */
+    int64_t epoch_batches;    /* steps of the current epoch */
+    int64_t epochs_this_run;  /* epochs finished in this invocation (--stop-after-epochs) */
+    int64_t examples_since;   /* examples since the last train.tsv line (throughput) */
+    double last_t;            /* time of the last train.tsv line */
+    int64_t cur_epoch;        /* the epoch of the last batch */
+} loop_counts;
+
+/* After one optimizer step: the cursor moves past the batch, the train.tsv line (every log_every steps),
+ * the progress line, and last.ckpt every save_every steps. */
+static lp_status after_step(trainer *t, const lp_batcher *b, const lp_batch *bt, const step_info *si,
+                            loop_counts *lc) {
+    t->cursor = lp_batcher_position(b);
+    lc->cur_epoch = bt->pos.epoch;
+    lc->epoch_loss += si->loss + si->extra;
+    lc->epoch_batches++;
+    lc->examples_since += bt->B;
+    double now = lp_now_s(), rate = lc->examples_since / fmax(now - lc->last_t, 1e-9);
+    if (t->log_every > 0 && t->step % t->log_every == 0) {
+        /* step epoch batch loss grad_norm lr examples_per_s elapsed_s (docs/FORMATS.md) */
+        fprintf(t->train_log, "%lld\t%lld\t%lld\t%.6f\t%.6f\t%.8g\t%.1f\t%.2f\n", (long long)t->step,
+                (long long)bt->pos.epoch + 1, (long long)bt->pos.batch + 1, si->loss + si->extra, si->grad_norm,
+                (double)si->lr, rate, now - t->t_start);
+        lc->examples_since = 0;
+        lc->last_t = now;
+    }
+    double fb = (double)lp_batcher_get_stats(b).bytes;
+    progress(t, bt, si, rate, t->total_bytes > 0 ? (lc->done_bytes + fb) / t->total_bytes : 0);
+    if (t->save_every > 0 && t->step % t->save_every == 0) return save_state(t, "last.ckpt", 1);
+    return LP_OK;
+}
+
+/* The batcher reached the end of an epoch: validate, write best.ckpt (if the validation GAP improved)
+ * then last.ckpt, and set *stop when the run is over (all epochs, the data's end, or
+ * --stop-after-epochs). */
+static lp_status end_epoch(trainer *t, const lp_batcher *b, loop_counts *lc, lp_train_result *res, int *stop) {
+    int64_t epoch = lc->cur_epoch; /* the epoch just finished */
+    t->cursor = (lp_batcher_cursor){epoch + 1, 0};
+    lc->cur_epoch = epoch + 1;
+    fflush(t->train_log);
+    res->last_loss = lc->epoch_batches ? lc->epoch_loss / (double)lc->epoch_batches : NAN;
+    double gap;
+    LP_TRY(validate(t, epoch, &gap));
+    int improved = isnan(gap) || gap > t->best_gap;
+    if (improved) {
+        t->best_gap = isnan(gap) ? t->best_gap : gap;
+        t->best_epoch = epoch + 1;
+    }
+    /* best.ckpt first: a run stopped between the two writes resumes from the previous epoch's
+     * last.ckpt and redoes this epoch, so no best epoch is ever lost to a resume */
+    if (improved) LP_TRY(save_state(t, "best.ckpt", 0));
+    LP_TRY(save_state(t, "last.ckpt", 1));
+    res->epochs_done = epoch + 1;
+    lc->epochs_this_run++;
+    lc->done_bytes += (double)lp_batcher_get_stats(b).bytes;
+    lc->epoch_loss = 0;
+    lc->epoch_batches = 0;
+    *stop = lp_batcher_finished(b) || t->cursor.epoch >= t->epochs ||
+            (t->o->stop_after_epochs > 0 && lc->epochs_this_run >= t->o->stop_after_epochs);
+    return LP_OK;
+}
+
+/* Train from t->cursor to the last epoch: steps until the batcher reports an epoch's end, then end_epoch. */
 static lp_status run_epochs(trainer *t, lp_train_result *res) {
     char **pats;
     int n;
@@ -253,66 +319,20 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
     else memset(&tp, 0, sizeof tp);
     if (s != LP_OK) goto done;
     t->total_bytes = files_bytes(b) * (double)t->epochs;
-    double done_bytes = 0, epoch_loss = 0, last_t = lp_now_s();
-    int64_t epoch_batches = 0, epochs_this_run = 0, examples_since = 0, cur_epoch = t->cursor.epoch;
-    const lp_batch *bt;
+    loop_counts lc = {.last_t = lp_now_s(), .cur_epoch = t->cursor.epoch};
     for (;;) {
+        const lp_batch *bt;
         s = lp_batcher_next(b, &bt);
         if (s == LP_OK) {
             step_info si;
-            s = train_step(t, &tp, bt, &si);
-            if (s != LP_OK) break;
+            if ((s = train_step(t, &tp, bt, &si)) != LP_OK) break;
             watch_grad(t, &si, res);
-            t->cursor = lp_batcher_position(b);
-            cur_epoch = bt->pos.epoch;
-            epoch_loss += si.loss + si.extra;
-            epoch_batches++;
-            examples_since += bt->B;
-            double now = lp_now_s(), rate = examples_since / fmax(now - last_t, 1e-9);
-            if (t->log_every > 0 && t->step % t->log_every == 0) {
-                fprintf(t->train_log, "%lld\t%lld\t%lld\t%.6f\t%.6f\t%.8g\t%.1f\t%.2f\n", (long long)t->step,
-                        (long long)bt->pos.epoch + 1, (long long)bt->pos.batch + 1, si.loss + si.extra, si.grad_norm,
-                        (double)si.lr, rate, now - t->t_start);
-                examples_since = 0;
-                last_t = now;
-            }
-            double fb = (double)lp_batcher_get_stats(b).bytes;
-            progress(t, bt, &si, rate, t->total_bytes > 0 ? (done_bytes + fb) / t->total_bytes : 0);
-            if (t->save_every > 0 && t->step % t->save_every == 0 && (s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
+            if ((s = after_step(t, b, bt, &si, &lc)) != LP_OK) break;
             continue;
         }
-        if (s != LP_ERR_EOF) break;
-        /* End of an epoch. */
-        int64_t epoch = cur_epoch; /* the epoch just finished */
-        t->cursor = (lp_batcher_cursor){epoch + 1, 0};
-        cur_epoch = epoch + 1;
-        fflush(t->train_log);
-        res->last_loss = epoch_batches ? epoch_loss / (double)epoch_batches : NAN;
-        double gap;
-        s = validate(t, epoch, &gap);
-        if (s != LP_OK) break;
-        int improved = isnan(gap) || gap > t->best_gap;
-        if (improved) {
-            t->best_gap = isnan(gap) ? t->best_gap : gap;
-            t->best_epoch = epoch + 1;
-        }
-        /* best.ckpt first: a run stopped between the two writes resumes from the previous epoch's
-         * last.ckpt and redoes this epoch, so no best epoch is ever lost to a resume */
-        if (improved && (s = save_state(t, "best.ckpt", 0)) != LP_OK) break;
-        if ((s = save_state(t, "last.ckpt", 1)) != LP_OK) break;
-        res->epochs_done = epoch + 1;
-        epochs_this_run++;
-        done_bytes += (double)lp_batcher_get_stats(b).bytes;
-        epoch_loss = 0;
-        epoch_batches = 0;
-        if (lp_batcher_finished(b) || t->cursor.epoch >= t->epochs) {
-            s = LP_OK;
-            break;
-        }
-        if (t->o->stop_after_epochs > 0 && epochs_this_run >= t->o->stop_after_epochs) {
-            s = LP_OK;
-            break;
-        }
+        if (s != LP_ERR_EOF) break; /* a data error */
+        int stop = 0;
+        if ((s = end_epoch(t, b, &lc, res, &stop)) != LP_OK || stop) break;
     }
 done:
     if (t->tty) fputc('\n', stderr);
