@@ -377,33 +377,89 @@ static lp_status setup(lm_trainer *t, const lp_ptb_corpus *corpus, const lp_ckpt
     return LP_OK;
 }
 
+/* The options of epoch e (1-based): the run's batch, bptt and clip, the lr of the schedule at e, the
+ * hooks, and the recurrent state to start from (zeroed unless a mid-epoch checkpoint restored it). */
+static void epoch_opts(lm_trainer *t, int e, lp_lm_train_opts *to) {
+    lp_lm_train_opts_default(to);
+    to->batch = t->batch;
+    to->bptt = t->bptt;
+    to->clip = (float)t->clip;
+    to->lr = (float)lp_lm_lr_at(t->lr, t->decay, t->decay_after, e);
+    to->grad_hook = t->o->grad_hook;
+    to->step_hook = t->o->step_hook;
+    to->hook_user = t->o->hook_user;
+    to->progress = on_progress;
+    to->progress_user = t;
+    to->progress_every = 1;
+    if (t->window == 0) lp_lm_state_zero(&t->st); /* else: the state restored from a mid-epoch checkpoint */
+    to->first_window = t->window;
+    to->state = &t->st;
+    to->window_hook = on_window;
+    to->window_user = t;
+}
+
+/* The whole epoch's figures in er, including the windows trained before a mid-epoch resume; then the
+ * partial-epoch counters start afresh. */
+static void whole_epoch(lm_trainer *t, lp_lm_epoch_result *er) {
+    const size_t targets = t->part_targets + er->targets;
+    er->seconds += t->part_seconds;
+    er->nll = (t->part_nll + er->nll * (double)er->targets) / (double)targets;
+    er->ppl = exp(er->nll);
+    er->targets = targets;
+    er->words_per_sec = er->seconds > 0 ? (double)targets / er->seconds : 0;
+    t->window = 0;
+    t->part_nll = t->part_seconds = 0;
+    t->part_targets = 0;
+}
+
+/* After epoch e at learning rate lr: validation (and test, on the last epoch or every test_every), the
+ * valid.tsv line, best.ckpt (if the validation perplexity improved) then last.ckpt, and the results. */
+static lp_status end_epoch(lm_trainer *t, const lp_ptb_corpus *c, int e, double lr, const lp_lm_epoch_result *er,
+                           lp_lm_run_result *res) {
+    double t_eval = lp_now_s();
+    lp_lm_eval_result ev, et = {0};
+    LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
+    int do_test = e == t->epochs || (t->test_every > 0 && e % t->test_every == 0);
+    et.ppl = NAN;
+    if (do_test)
+        LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
+    t_eval = lp_now_s() - t_eval;
+    fprintf(t->valid_log, "%d\t%.8g\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\n", e, lr, er->ppl, ev.ppl, et.ppl,
+            er->words_per_sec, er->seconds, t_eval);
+    fflush(t->valid_log);
+    if (!t->o->quiet)
+        fprintf(stderr, "epoch %d/%d: lr %.4g  train ppl %.2f  valid ppl %.2f%s%.2f  (%.0f words/s, %.0f s + %.0f s eval)\n",
+                e, t->epochs, lr, er->ppl, ev.ppl, do_test ? "  test ppl " : "", do_test ? et.ppl : 0.0,
+                er->words_per_sec, er->seconds, t_eval);
+    t->epoch = e;
+    int improved = ev.ppl < t->best_ppl;
+    if (improved) {
+        t->best_ppl = ev.ppl;
+        t->best_epoch = e;
+        LP_TRY(save_ckpt(t, "best.ckpt", 0)); /* first: see the top of this file */
+    }
+    LP_TRY(save_ckpt(t, "last.ckpt", 1));
+    res->epochs_done = e;
+    res->train_ppl = er->ppl;
+    res->valid_ppl = ev.ppl;
+    if (do_test) res->test_ppl = et.ppl;
+    res->train_words_per_sec = er->words_per_sec;
+    return LP_OK;
+}
+
+/* Train from t->epoch (and t->window, after a mid-epoch checkpoint) to the last epoch. */
 static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_result *res) {
     int done_here = 0;
     while (t->epoch < t->epochs) {
         const int e = t->epoch + 1;
         lp_lm_train_opts to;
-        lp_lm_train_opts_default(&to);
-        to.batch = t->batch;
-        to.bptt = t->bptt;
-        to.clip = (float)t->clip;
-        to.lr = (float)lp_lm_lr_at(t->lr, t->decay, t->decay_after, e);
-        to.grad_hook = t->o->grad_hook;
-        to.step_hook = t->o->step_hook;
-        to.hook_user = t->o->hook_user;
-        to.progress = on_progress;
-        to.progress_user = t;
-        to.progress_every = 1;
+        epoch_opts(t, e, &to);
         t->cur_epoch = e;
         t->cur_lr = to.lr;
         t->epochs_left_after = t->epochs - e;
         t->epoch_t0 = lp_now_s();
-        if (t->window == 0) lp_lm_state_zero(&t->st); /* else: the state restored from a mid-epoch checkpoint */
         t->first_window = t->window;
         t->windows_this_call = 0;
-        to.first_window = t->window;
-        to.state = &t->st;
-        to.window_hook = on_window;
-        to.window_user = t;
         lp_lm_epoch_result er;
         lp_status s = lp_lm_train_epoch(&t->m, &t->opt, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], &to, &t->drop, &er);
         if (t->tty) fputc('\n', stderr);
@@ -413,44 +469,8 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         }
         if (s != LP_OK)
             return lp_error_wrap(s, "epoch %d (the last good checkpoint is %s/last.ckpt)", e, t->o->run_dir);
-        /* the whole epoch, including windows trained before a mid-epoch resume */
-        const size_t targets = t->part_targets + er.targets;
-        er.seconds += t->part_seconds;
-        er.nll = (t->part_nll + er.nll * (double)er.targets) / (double)targets;
-        er.ppl = exp(er.nll);
-        er.targets = targets;
-        er.words_per_sec = er.seconds > 0 ? (double)targets / er.seconds : 0;
-        t->window = 0;
-        t->part_nll = t->part_seconds = 0;
-        t->part_targets = 0;
-        double t_eval = lp_now_s();
-        lp_lm_eval_result ev, et = {0};
-        LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
-        int do_test = e == t->epochs || (t->test_every > 0 && e % t->test_every == 0);
-        et.ppl = NAN;
-        if (do_test)
-            LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
-        t_eval = lp_now_s() - t_eval;
-        fprintf(t->valid_log, "%d\t%.8g\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\n", e, (double)to.lr, er.ppl, ev.ppl, et.ppl,
-                er.words_per_sec, er.seconds, t_eval);
-        fflush(t->valid_log);
-        if (!t->o->quiet)
-            fprintf(stderr, "epoch %d/%d: lr %.4g  train ppl %.2f  valid ppl %.2f%s%.2f  (%.0f words/s, %.0f s + %.0f s eval)\n",
-                    e, t->epochs, (double)to.lr, er.ppl, ev.ppl, do_test ? "  test ppl " : "", do_test ? et.ppl : 0.0,
-                    er.words_per_sec, er.seconds, t_eval);
-        t->epoch = e;
-        int improved = ev.ppl < t->best_ppl;
-        if (improved) {
-            t->best_ppl = ev.ppl;
-            t->best_epoch = e;
-        }
-        if (improved) LP_TRY(save_ckpt(t, "best.ckpt", 0)); /* first: see the top of this file */
-        LP_TRY(save_ckpt(t, "last.ckpt", 1));
-        res->epochs_done = e;
-        res->train_ppl = er.ppl;
-        res->valid_ppl = ev.ppl;
-        if (do_test) res->test_ppl = et.ppl;
-        res->train_words_per_sec = er.words_per_sec;
+        whole_epoch(t, &er);
+        LP_TRY(end_epoch(t, c, e, (double)to.lr, &er, res));
         done_here++;
         if (t->o->stop_after_epochs > 0 && done_here >= t->o->stop_after_epochs) break;
     }
