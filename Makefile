@@ -16,7 +16,7 @@ CC       ?= cc
 PKGS     := openblas lapacke libprotobuf-c zlib
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
-            pkg-config zlib1g-dev gnuplot-nox
+            pkg-config zlib1g-dev gnuplot-nox python3
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -92,8 +92,12 @@ LP_SHARED ?= $(abspath ../shared)
 export LP_SHARED
 LP_BIN := $(abspath $(BIN))
 export LP_BIN
+# The statistics that decide the comparisons with PyTorch (experiments/*.py) are tested too, by Debian's
+# python3 (standard library only).
+PYTHON ?= /usr/bin/python3
+ANALYSIS_TEST := experiments/test_analysis.py
 test: all $(TEST_BIN)
-	@fail=0; pass=0; for t in $(TEST_BIN); do \
+	@fail=0; pass=0; for t in $(TEST_BIN) "$(PYTHON) $(ANALYSIS_TEST)"; do \
 	  echo "== $$t"; \
 	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; echo "programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
@@ -110,7 +114,7 @@ demo: all
 # Every benchmark and the peer run with the same thread count (BENCH_THREADS, default all cores); their
 # `result:` lines go to $(BUILD)/bench/results.txt, which bench/table.py (standard library only) turns into
 # one side-by-side table: docs/BENCHMARKS.md.
-TORCH_PY ?= /usr/bin/python3
+TORCH_PY ?= $(PYTHON)
 BENCH_THREADS ?= $(shell nproc 2>/dev/null || echo 1)
 bench: all $(BENCH_BIN)
 	@out=$(BUILD)/bench/results.txt; rm -f $$out; \
