@@ -7,16 +7,20 @@
 #   results/audioset_e35_clip/run.sh torch SEED...  PyTorch's runs, one thread (skips seeds whose json exists)
 #   results/audioset_e35_clip/run.sh save           copy every finished run's outputs here (step logs gzipped)
 #   results/audioset_e35_clip/run.sh restore        the reverse, on a new machine, before resuming
+#   results/audioset_e35_clip/run.sh status         finished runs per side (seeds only, no score)
+#   results/audioset_e35_clip/run.sh analyze        ONLY when the batch has ended (PREREG.md): the
+#                                                   registered analysis of the saved runs, into
+#                                                   compare.md and spikes.md here
 #
-# The runs live in runs/audioset_e35_clip (not in git). The analysis, when the batch has ended:
-#   python3 experiments/compare_torch.py runs/audioset_e35_clip --margin 0.003
-#   python3 experiments/spikes.py runs/audioset_e35_clip --clip 1000
+# The runs live in runs/audioset_e35_clip (not in git). The analysis is
+#   python3 experiments/compare_torch.py DIR --margin 0.003
+#   python3 experiments/spikes.py DIR --clip 1000
 set -eu
 D=${RUNS:-runs/audioset_e35_clip} # RUNS: another run directory (for trying the script)
 K=results/audioset_e35_clip
 FROZEN=d8419d7
 [ -f "$K/PREREG.md" ] || { echo "run from the repository root" >&2; exit 2; }
-[ $# -ge 1 ] || { echo "usage: $0 frozen|ours SEED...|torch SEED...|save|restore" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 frozen|ours SEED...|torch SEED...|save|restore|status|analyze" >&2; exit 2; }
 mode=$1
 shift
 
@@ -67,6 +71,22 @@ restore() {
     done
 }
 
+status() {
+    o=$(find "$K" -path "$K/ours_seed*/eval.txt" | sed 's|.*ours_seed\([0-9]*\)/.*|\1|' | sort -n | tr '\n' ' ')
+    t=$(find "$K" -maxdepth 1 -name 'torch_seed*.json' | sed 's|.*torch_seed\([0-9]*\)\.json|\1|' | sort -n | tr '\n' ' ')
+    echo "saved in $K: ours $(echo "$o" | wc -w) (seeds $o), PyTorch $(echo "$t" | wc -w) (seeds $t)"
+}
+
+analyze() {
+    w=$(mktemp -d)
+    RUNS=$w "$0" restore
+    PY=${PY:-/usr/bin/python3}
+    $PY experiments/compare_torch.py "$w" --margin 0.003 >"$K/compare.md"
+    $PY experiments/spikes.py "$w" --clip 1000 >"$K/spikes.md"
+    rm -rf "$w"
+    cat "$K/compare.md" "$K/spikes.md"
+}
+
 runs() {
     side=$1
     shift
@@ -104,6 +124,8 @@ case $mode in
 frozen) frozen ;;
 save) save ;;
 restore) restore ;;
+status) status ;;
+analyze) analyze ;;
 ours | torch) runs "$mode" "$@" ;;
-*) echo "unknown mode '$mode': frozen, ours, torch, save or restore" >&2; exit 2 ;;
+*) echo "unknown mode '$mode': frozen, ours, torch, save, restore, status or analyze" >&2; exit 2 ;;
 esac
