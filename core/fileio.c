@@ -10,19 +10,45 @@
 
 #include "core/alloc.h"
 
+/* What lp_atomic_open writes: a symbolic link's target (so the link stays a link), else path itself. */
+static char *write_target(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char *real = realpath(path, NULL); /* NULL for a dangling link: replace the link itself */
+        if (real) {
+            char *t = lp_strdup(real);
+            free(real);
+            return t;
+        }
+    }
+    return lp_strdup(path);
+}
+
+/* An existing path that is neither a regular file nor a directory (a device such as /dev/stdout, a
+ * FIFO, a socket): written in place, since a rename would replace it. */
+static int write_in_place(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
+}
+
 lp_status lp_atomic_open(lp_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
-    size_t n = strlen(path) + 32;
-    af->path = lp_strdup(path);
-    af->tmp = lp_malloc(n, 1);
-    if (!af->path || !af->tmp) {
-        lp_atomic_abort(af);
-        return LP_ERR_NOMEM;
+    af->path = write_target(path);
+    if (!af->path) return LP_ERR_NOMEM;
+    const char *opened = af->path;
+    if (!write_in_place(af->path)) {
+        size_t n = strlen(af->path) + 32;
+        af->tmp = lp_malloc(n, 1);
+        if (!af->tmp) {
+            lp_atomic_abort(af);
+            return LP_ERR_NOMEM;
+        }
+        snprintf(af->tmp, n, "%s.tmp.%ld", af->path, (long)getpid());
+        opened = af->tmp;
     }
-    snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    af->f = fopen(af->tmp, "wb");
+    af->f = fopen(opened, "wb");
     if (!af->f) {
-        lp_status s = lp_errorf(LP_ERR_IO, "%s: cannot create: %s", af->tmp, strerror(errno));
+        lp_status s = lp_errorf(LP_ERR_IO, "%s: cannot create: %s", opened, strerror(errno));
         lp_free(af->path);
         lp_free(af->tmp);
         memset(af, 0, sizeof *af);
@@ -49,7 +75,18 @@ static void fsync_parent_dir(const char *path) {
     lp_free(dir);
 }
 
+/* Written in place (no temporary file): flush and close; a device or FIFO has nothing to fsync. */
+static lp_status commit_in_place(lp_atomic_file *af) {
+    lp_status s = LP_OK;
+    if (fflush(af->f) != 0 || ferror(af->f)) s = lp_errorf(LP_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
+    if (fclose(af->f) != 0 && s == LP_OK) s = lp_errorf(LP_ERR_IO, "%s: close failed: %s", af->path, strerror(errno));
+    lp_free(af->path);
+    memset(af, 0, sizeof *af);
+    return s;
+}
+
 lp_status lp_atomic_commit(lp_atomic_file *af) {
+    if (!af->tmp) return commit_in_place(af);
     lp_status s = LP_OK;
     if (fflush(af->f) != 0 || ferror(af->f)) s = lp_errorf(LP_ERR_IO, "%s: write failed: %s", af->tmp, strerror(errno));
     else if (fsync(fileno(af->f)) != 0) s = lp_errorf(LP_ERR_IO, "%s: fsync failed: %s", af->tmp, strerror(errno));

@@ -3,7 +3,11 @@
  * lp_atomic_open() creates "<path>.tmp.<pid>" in the same directory; the caller writes through
  * `f`; lp_atomic_commit() flushes, fsyncs, closes and renames it over `path` (then fsyncs the directory),
  * so a crash at any moment leaves either the old file or the complete new one — never a half-written
- * checkpoint. lp_atomic_abort() removes the temporary file. */
+ * checkpoint. lp_atomic_abort() removes the temporary file.
+ *
+ * Where `path` already exists as something else than a regular file or a directory — /dev/stdout, a
+ * FIFO, a device — it is written directly (no temporary file, no rename: renaming over /dev/stdout would
+ * replace it); a symbolic link is followed, so the file it names is replaced and the link stays. */
 #ifndef LP_FILEIO_H
 #define LP_FILEIO_H
 #include <stdio.h>
@@ -12,8 +16,8 @@
 
 typedef struct {
     FILE *f;
-    char *path;
-    char *tmp;
+    char *path; /* the file replaced (a symbolic link's target) */
+    char *tmp;  /* the temporary file; NULL when writing directly (not a regular file) */
 } lp_atomic_file;
 
 lp_status lp_atomic_open(lp_atomic_file *af, const char *path);

@@ -1,5 +1,5 @@
-/* test_ckpt: key-value config, atomic files and checkpoints: round trip, and every corruption case
- * gives its clear error instead of a crash. */
+/* test_ckpt: key-value config, atomic files (also through links, to devices and FIFOs) and checkpoints:
+ * round trip, and every corruption case gives its clear error instead of a crash. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -152,6 +154,76 @@ static void test_atomic_abort_leaves_old_file(void **state) {
     assert_non_null(strstr(lp_last_error(), "missing.bin"));
 }
 
+/* 1 if dir holds a file whose name contains ".tmp." (a leftover temporary file). */
+static int has_tmp_file(const char *dir) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -q '\\.tmp\\.'", dir);
+    return system(cmd) == 0;
+}
+
+/* Writing through a symbolic link replaces the file it names and leaves the link a link. */
+static void test_atomic_follows_symlink(void **state) {
+    (void)state;
+    assert_int_equal(lp_file_write_all(tmp("real.txt"), "old", 3), LP_OK);
+    assert_int_equal(symlink("real.txt", tmp("link.txt")), 0);
+    assert_int_equal(lp_file_write_all(tmp("link.txt"), "new!", 4), LP_OK);
+    struct stat st;
+    assert_int_equal(lstat(tmp("link.txt"), &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(tmp("real.txt"), &buf, &len), LP_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "new!", 4);
+    free(buf);
+    assert_false(has_tmp_file(tmpdir));
+}
+
+/* A device (here /dev/null, through a link in the scratch directory, so that a regression replaces
+ * only the link) is written in place: `--out /dev/stdout` used to rename a file over /dev/stdout. */
+static void test_atomic_device_written_in_place(void **state) {
+    (void)state;
+    assert_int_equal(symlink("/dev/null", tmp("null")), 0);
+    assert_int_equal(lp_file_write_all(tmp("null"), "gone", 4), LP_OK);
+    struct stat st;
+    assert_int_equal(lstat(tmp("null"), &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+    assert_false(has_tmp_file(tmpdir));
+    assert_false(has_tmp_file("/dev"));
+}
+
+/* A FIFO is written in place, whole: a child process reads what comes through it. */
+static void test_atomic_fifo_written_in_place(void **state) {
+    (void)state;
+    assert_int_equal(mkfifo(tmp("fifo"), 0600), 0);
+    char fifo[512], copy[512];
+    snprintf(fifo, sizeof fifo, "%s", tmp("fifo"));
+    snprintf(copy, sizeof copy, "%s", tmp("copy.txt"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the reader: the FIFO's bytes into copy.txt (gives up after 20 s without a writer) */
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "timeout 20 cat %s > %s", fifo, copy);
+        _exit(system(cmd) == 0 ? 0 : 1);
+    }
+    assert_int_equal(lp_file_write_all(fifo, "through the pipe", 16), LP_OK);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct stat st;
+    assert_int_equal(lstat(fifo, &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(copy, &buf, &len), LP_OK);
+    assert_int_equal(len, 16);
+    assert_memory_equal(buf, "through the pipe", 16);
+    free(buf);
+    assert_false(has_tmp_file(tmpdir));
+}
+
 /* A small checkpoint: two tensors and some meta. */
 static void make_ckpt(const char *path, float *w, float *b) {
     lp_ckpt c;
@@ -243,6 +315,9 @@ int main(void) {
         cmocka_unit_test(test_kv_int_in),
         cmocka_unit_test(test_kv_int_lists),
         cmocka_unit_test(test_atomic_abort_leaves_old_file),
+        cmocka_unit_test(test_atomic_follows_symlink),
+        cmocka_unit_test(test_atomic_device_written_in_place),
+        cmocka_unit_test(test_atomic_fifo_written_in_place),
         cmocka_unit_test(test_ckpt_roundtrip),
         cmocka_unit_test(test_ckpt_corruption_cases),
     };
