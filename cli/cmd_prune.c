@@ -21,6 +21,8 @@ static const lp_arg prune_args[] = {
     {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
     {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
     {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"compensate", "prune.compensate", LP_ARG_STR, 0, "MODE",
+     "none, or mean: each removed unit's mean response goes into the biases that read it (oneshot, iterative)", "none"},
 };
 
 /* prune only: remove the units an ISS-trained checkpoint (train --iss-lambda) has zeroed. */

@@ -66,6 +66,11 @@ lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     if ((v = lp_kv_get(kv, "prune.criterion"))) LP_TRY(lp_criterion_parse(v, &o->prune.criterion));
     if ((v = lp_kv_get(kv, "prune.stats_steps"))) LP_TRY(lp_stats_steps_parse(v, &o->prune.steps));
     if ((v = lp_kv_get(kv, "prune.schedule"))) LP_TRY(lp_schedule_parse(v, &o->schedule));
+    if ((v = lp_kv_get(kv, "prune.compensate"))) {
+        if (strcmp(v, "none") != 0 && strcmp(v, "mean") != 0)
+            return lp_errorf(LP_ERR_ARG, "--compensate must be none or mean, got '%s'", v);
+        o->prune.compensate = strcmp(v, "mean") == 0;
+    }
     LP_TRY(kv_num(kv, "prune.tau", 1e-9, 1, &o->prune.rates.tau));
     LP_TRY(kv_num(kv, "prune.target_rate", 0, 0.999, &o->prune.rates.target_rate));
     LP_TRY(kv_int(kv, "prune.round_to", 0, &o->prune.rates.round_to));
@@ -153,7 +158,7 @@ static lp_status make_plan(lp_model *m, const lp_kv *cfg, const lp_prune_opts *p
     LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
     lp_batcher_config bc;
     lp_stats st[LP_MODEL_MAX_GROUPS];
-    int need_stats = po->rates.rule == LP_RATE_RULE_EIGEN || po->stats_batches > 0;
+    int need_stats = po->rates.rule == LP_RATE_RULE_EIGEN || po->stats_batches > 0 || po->compensate;
     lp_status s = lp_runcfg_batcher(cfg, pats, n, 1, &bc);
     if (s == LP_OK && need_stats) s = lp_prune_stats(m, &bc, po->stats_batches, po->steps, st);
     if (s == LP_OK) {
@@ -165,15 +170,19 @@ static lp_status make_plan(lp_model *m, const lp_kv *cfg, const lp_prune_opts *p
     return s;
 }
 
+/* Remove the plan's units from `in` into `out`; with the plan's compensate option, the removed units' mean
+ * responses go into their readers' biases first (prune/surgery.h). */
 static lp_status shrink_by_plan(const lp_model *in, const lp_prune_plan *plan, lp_model *out) {
     lp_surgery_plan sp; /* views of the plan's lists (not freed here) */
     memset(&sp, 0, sizeof sp);
     sp.n_groups = plan->n_groups;
+    const double *mean[LP_MODEL_MAX_GROUPS];
     for (int g = 0; g < plan->n_groups; g++) {
         sp.kept[g] = plan->g[g].kept;
         sp.n_kept[g] = plan->g[g].k;
+        mean[g] = plan->g[g].mean;
     }
-    return lp_surgery_shrink(in, &sp, out);
+    return plan->opts.compensate ? lp_surgery_shrink_compensated(in, &sp, mean, out) : lp_surgery_shrink(in, &sp, out);
 }
 
 /* ---- soft schedule: masks re-applied during training ---- */
@@ -462,6 +471,10 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     state st;
     memset(&st, 0, sizeof st);
     lp_kv_init(&st.cfg);
+    if (o->prune.compensate && (o->schedule == LP_SCHED_SOFT || o->schedule == LP_SCHED_ISS))
+        return lp_errorf(LP_ERR_ARG, "--compensate mean works with the oneshot and iterative schedules: the %s "
+                                     "schedule has driven the removed units to zero before it removes them",
+                         lp_schedule_name(o->schedule));
     lp_status s = lp_mkdirs(o->out_dir);
     if (s == LP_OK) {
         switch (o->schedule) {

@@ -108,7 +108,7 @@ lp_status lp_prune_plan_make(const lp_model *m, lp_stats *st, const lp_prune_opt
             p->g[g].n_responses = lp_stats_count(&st[g]);
             s = mean && cov ? lp_stats_finish(&st[g], mean, cov) : LP_ERR_NOMEM;
             if (s == LP_OK) s = lp_rate_group_from_cov(&rg[g], cov, h);
-            lp_free(mean);
+            p->g[g].mean = mean; /* kept for surgery's compensation (freed with the plan) */
             lp_free(cov);
         } else {
             s = lp_rate_group_from_eig(&rg[g], NULL, h);
@@ -176,6 +176,7 @@ lp_status lp_prune_plan_from_kept(const lp_model *m, int *const *kept, const int
 void lp_prune_plan_free(lp_prune_plan *p) {
     for (int g = 0; g < p->n_groups; g++) {
         lp_free(p->g[g].eig);
+        lp_free(p->g[g].mean);
         lp_free(p->g[g].score);
         lp_free(p->g[g].kept);
     }
@@ -192,6 +193,7 @@ lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, const lp_model *before, lp
     LP_TRY(lp_kv_set(kv, "plan.rule", lp_rate_rule_name(p->opts.rates.rule)));
     LP_TRY(lp_kv_set(kv, "plan.criterion", lp_criterion_name(p->opts.criterion)));
     LP_TRY(lp_kv_set(kv, "plan.stats_steps", lp_stats_steps_name(p->opts.steps)));
+    LP_TRY(lp_kv_set(kv, "plan.compensate", p->opts.compensate ? "mean" : "none"));
     LP_TRY(lp_kv_set_double(kv, "plan.tau", p->rates.tau));
     LP_TRY(lp_kv_set_double(kv, "plan.target_rate", p->rates.target_rate));
     LP_TRY(lp_kv_set_double(kv, "plan.mean_rate", p->rates.mean_rate));

@@ -26,6 +26,8 @@ typedef struct {
     lp_stats_steps steps;    /* all (default) or last */
     int stats_batches;       /* batches of training data for the statistics; 0 = one whole epoch */
     uint64_t seed;           /* random criterion */
+    int compensate;          /* 1: surgery adds each removed unit's mean response, through the weights that
+                              * read it, to the biases of its readers (prune/surgery.h; needs statistics) */
 } lp_prune_opts;
 
 void lp_prune_opts_default(lp_prune_opts *o);
@@ -36,6 +38,7 @@ typedef struct {
     double tau, rate, energy_kept;
     int64_t n_responses;
     double *eig;    /* [h] covariance spectrum, descending (NULL when no statistics were gathered) */
+    double *mean;   /* [h] mean response of each unit (NULL when no statistics were gathered) */
     double *score;  /* [h] criterion score per unit (smallest pruned first) */
     int *kept;      /* [k] kept unit indices, ascending */
 } lp_prune_group_plan;

@@ -267,3 +267,66 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
     if (s != LP_OK) lp_model_free(out);
     return s;
 }
+
+/* ---- mean compensation ---------------------------------------------------------------------------------- */
+
+/* The bias added to the product of group g's consumer (one entry per consumer row): "<layer>.b" for a
+ * consumer "<layer>.w_ih" or "<layer>.w". LP_ERR_ARG naming the consumer when it has none of that shape. */
+static lp_status consumer_bias(const lp_model *m, const lp_paper_group *gr, lp_tensor **b) {
+    char name[LP_PARAM_NAME_MAX];
+    const char *dot = strrchr(gr->consumer_name, '.');
+    int n = dot ? (int)(dot - gr->consumer_name) : 0;
+    snprintf(name, sizeof name, "%.*s.b", n, gr->consumer_name);
+    *b = lp_params_find(m->params, name);
+    if (!*b || (*b)->ndim != 1 || (*b)->dims[0] != gr->consumer->dims[0])
+        return lp_errorf(LP_ERR_ARG, "surgery: %s has no bias of %d entries (%s) to take the removed units' mean",
+                         gr->consumer_name, gr->consumer->dims[0], name);
+    return LP_OK;
+}
+
+/* b[r] += Σ_{j removed} w[r, col0 + j]·mean[j] for every row r of w [R, C] (sums in double). */
+static void add_mean_columns(const lp_tensor *w, int col0, const unsigned char *keep, const double *mean, int h,
+                             lp_tensor *b) {
+    const int R = w->dims[0], C = w->dims[1];
+    for (int r = 0; r < R; r++) {
+        const float *row = w->data + (size_t)r * (size_t)C + col0;
+        double acc = 0;
+        for (int j = 0; j < h; j++)
+            if (!keep[j]) acc += (double)row[j] * mean[j];
+        b->data[r] = (float)((double)b->data[r] + acc);
+    }
+}
+
+lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean) {
+    LP_TRY(lp_surgery_plan_check(m, p));
+    lp_status s = LP_OK;
+    for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
+        const lp_paper_group *gr = &m->groups[g];
+        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", gr->name);
+        lp_tensor *cb;
+        s = consumer_bias(m, gr, &cb);
+        unsigned char *keep = s == LP_OK ? lp_calloc((size_t)gr->units, 1) : NULL;
+        if (s == LP_OK && !keep) s = LP_ERR_NOMEM;
+        if (s != LP_OK) break;
+        for (int i = 0; i < p->n_kept[g]; i++) keep[p->kept[g][i]] = 1;
+        add_mean_columns(gr->consumer, gr->consumer_col0, keep, mean[g], gr->units, cb); /* the next layer */
+        add_mean_columns(gr->w_hh, 0, keep, mean[g], gr->units, gr->b);                 /* its own gates */
+        lp_free(keep);
+    }
+    return s;
+}
+
+lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,
+                                        lp_model *out) {
+    memset(out, 0, sizeof *out);
+    lp_surgery_plan all; /* keep-all: a copy of `in` to add the compensation to */
+    LP_TRY(lp_surgery_plan_init(&all, in));
+    lp_model copy;
+    lp_status s = lp_surgery_shrink(in, &all, &copy);
+    lp_surgery_plan_free(&all);
+    LP_TRY(s);
+    s = lp_surgery_compensate(&copy, p, mean);
+    if (s == LP_OK) s = lp_surgery_shrink(&copy, p, out);
+    lp_model_free(&copy);
+    return s;
+}

@@ -112,6 +112,26 @@ lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p);
  * The plan is checked first (LP_ERR_ARG). On error `out` holds nothing to free. in is not modified. */
 lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_model *out);
 
+/* ---- mean compensation ----------------------------------------------------------------------------- */
+
+/* Removing unit j drops its contribution w[:, j]·h_j from every sum that read it: the next layer's gate
+ * pre-activations (consumer column consumer_col0 + j), the head's logits (out.w), and its own group's
+ * gates at the next step (w_hh column j). Compensation replaces h_j by its mean response mean[g][j]
+ * (prune/plan.h, from the statistics) and folds that constant into the bias of each sum:
+ *
+ *     consumer_b[r] += Σ_{j removed} consumer[r, col0 + j]·mean_j      ("<layer>.b" of the consumer)
+ *     b_g[r]        += Σ_{j removed} w_hh[r, j]·mean_j                  (the group's own gate biases)
+ *
+ * in place, for the removed units of the plan (kept units untouched). Exact for a unit whose response is
+ * the same at every step (except at a sequence's first step, where the recurrent input h_0 is 0);
+ * otherwise the first-order correction of the mean. mean[g] has H_g entries per group. LP_ERR_ARG for
+ * a bad plan, a missing mean or a consumer without such a bias. */
+lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean);
+
+/* lp_surgery_shrink of a copy of `in` compensated as above: `in` is not modified. */
+lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,
+                                        lp_model *out);
+
 /* Copy any per-parameter array laid out like in's parameter block (src: in->params->numel floats —
  * values, gradients, Adam's m or v) into out's layout (dst: out->params->numel floats) with the same
  * index maps as lp_surgery_shrink, which uses it for the values. `out` must have been built from `in`

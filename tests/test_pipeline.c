@@ -197,6 +197,50 @@ static void test_uniform_l2_rates_exact(void **state) {
     lp_kv_free(&cfg);
 }
 
+/* --compensate mean: the same units as without (uniform l2 needs no statistics, compensation gathers
+ * them), the pruned checkpoint records it, only bias entries differ from the plain pruned model, and the
+ * soft schedule refuses it. */
+static void test_oneshot_compensate(void **state) {
+    (void)state;
+    lp_kv cfg;
+    base_cfg(&cfg, 6);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, lp_test_scratch_path("compensate"));
+    o.baseline_ckpt = baseline_ckpt;
+    o.finetune_epochs = 0;
+    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
+    o.prune.rates.target_rate = 0.25;
+    o.prune.criterion = LP_CRITERION_L2;
+    o.prune.stats_batches = 0; /* 0 = an epoch: statistics only because of --compensate */
+    o.prune.compensate = 1;
+    lp_pipeline_result r;
+    lp_status s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("compensate/pruned.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "plan.compensate"), "mean");
+    lp_ckpt_free(&c);
+    lp_model plain, comp; /* test_uniform_l2_rates_exact pruned the same units without compensation */
+    assert_int_equal(lp_model_load(&plain, lp_test_scratch_path("uniform/pruned.ckpt"), NULL), LP_OK);
+    assert_int_equal(lp_model_load(&comp, lp_test_scratch_path("compensate/pruned.ckpt"), NULL), LP_OK);
+    assert_int_equal(plain.params->numel, comp.params->numel);
+    int biases_changed = 0;
+    for (int i = 0; i < plain.params->count; i++) {
+        const lp_tensor *a = &plain.params->items[i].t, *b = &comp.params->items[i].t;
+        int same = memcmp(a->data, b->data, lp_tensor_numel(a) * sizeof(float)) == 0;
+        if (a->ndim != 1) assert_true(same); /* weights: untouched */
+        biases_changed += !same;
+    }
+    assert_true(biases_changed >= 3); /* lstm2.b, out.b and the groups' own biases */
+    lp_model_free(&plain), lp_model_free(&comp);
+    o.schedule = LP_SCHED_SOFT;
+    o.out_dir = lp_test_scratch_path("compensate_soft");
+    assert_int_equal(lp_pipeline_run(&o, &r), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "oneshot and iterative"));
+    lp_kv_free(&cfg);
+}
+
 static void test_iterative_reaches_target(void **state) {
     (void)state;
     lp_kv cfg;
@@ -323,6 +367,13 @@ static void test_options_from_kv(void **state) {
     lp_kv_set(&kv, "prune.target_rate", "1.5");
     assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "prune.target_rate"));
+    lp_kv_set(&kv, "prune.target_rate", "0.3");
+    lp_kv_set(&kv, "prune.compensate", "mean");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_OK);
+    assert_int_equal(o.prune.compensate, 1);
+    lp_kv_set(&kv, "prune.compensate", "median");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "--compensate must be none or mean, got 'median'"));
     lp_kv_free(&kv);
 }
 
@@ -331,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_oneshot_eigen_gm),
         cmocka_unit_test(test_pruned_equals_masked_baseline),
         cmocka_unit_test(test_uniform_l2_rates_exact),
+        cmocka_unit_test(test_oneshot_compensate),
         cmocka_unit_test(test_iterative_reaches_target),
         cmocka_unit_test(test_soft_schedule),
         cmocka_unit_test(test_iss_schedule),

@@ -2,7 +2,8 @@
  * paper model (BiLSTM + 2 layers) and the starter-code LSTM+MoE model (3 layers): the shrunk model
  * computes what the masked model computes (scores, probabilities, every kept unit's responses and the
  * gradients), has exactly the hand-counted number of parameters, survives a checkpoint round trip, and
- * bad kept lists are refused with a clear message. */
+ * bad kept lists are refused with a clear message; mean compensation adds exactly the removed units'
+ * mean contributions to the biases that read them, and is exact for units of constant response. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -492,6 +493,135 @@ static void test_bad_plans(void **state) {
     lp_model_free(&m);
 }
 
+/* ---- mean compensation ----------------------------------------------------------------------------- */
+
+/* Every kept list of the plan: the even units of each group (so every group loses some). */
+static void plan_even(lp_surgery_plan *p, const lp_model *m) {
+    assert_int_equal(lp_surgery_plan_init(p, m), LP_OK);
+    for (int g = 0; g < m->n_groups; g++) {
+        p->n_kept[g] = 0;
+        for (int j = 0; j < m->groups[g].units; j += 2) p->kept[g][p->n_kept[g]++] = j;
+    }
+}
+
+static int kept_in(const lp_surgery_plan *p, int g, int j) {
+    for (int i = 0; i < p->n_kept[g]; i++)
+        if (p->kept[g][i] == j) return 1;
+    return 0;
+}
+
+/* The arithmetic: each consumer bias entry and each gate bias of the group grows by Σ over the removed
+ * units of (weight reading the unit)·(its mean), and no other number changes. */
+static void test_compensate_biases(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        lp_model m, c;
+        build(&m, (lp_model_kind)kind, 21);
+        clone(&c, &m);
+        lp_surgery_plan plan;
+        plan_even(&plan, &m);
+        double means[LP_MODEL_MAX_GROUPS][16];
+        const double *mean[LP_MODEL_MAX_GROUPS];
+        for (int g = 0; g < m.n_groups; g++) {
+            for (int j = 0; j < m.groups[g].units; j++) means[g][j] = 0.1 * (j + 1) - 0.3 * g;
+            mean[g] = means[g];
+        }
+        assert_int_equal(lp_surgery_compensate(&c, &plan, mean), LP_OK);
+        float *want = malloc(m.params->numel * sizeof(float));
+        memcpy(want, m.params->data, m.params->numel * sizeof(float));
+        for (int g = 0; g < m.n_groups; g++) { /* the expected biases, from m's weights */
+            const lp_paper_group *gr = &m.groups[g];
+            char name[LP_PARAM_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.b", (int)(strrchr(gr->consumer_name, '.') - gr->consumer_name),
+                     gr->consumer_name);
+            const lp_tensor *cb = lp_params_find(m.params, name);
+            assert_non_null(cb);
+            const lp_tensor *reads[2] = {gr->consumer, gr->w_hh}, *bias[2] = {cb, gr->b};
+            const int col0[2] = {gr->consumer_col0, 0};
+            for (int k = 0; k < 2; k++) {
+                const int R = reads[k]->dims[0], Cc = reads[k]->dims[1];
+                float *wb = want + (bias[k]->data - m.params->data);
+                for (int r = 0; r < R; r++) {
+                    double acc = 0;
+                    for (int j = 0; j < gr->units; j++)
+                        if (!kept_in(&plan, g, j)) acc += (double)reads[k]->data[r * Cc + col0[k] + j] * means[g][j];
+                    wb[r] = (float)((double)wb[r] + acc);
+                }
+            }
+        }
+        assert_true(max_abs_diff(want, c.params->data, m.params->numel) < 1e-6);
+        size_t changed = 0;
+        for (size_t i = 0; i < m.params->numel; i++) changed += want[i] != m.params->data[i];
+        assert_true(changed > 0);
+        const double *none[LP_MODEL_MAX_GROUPS] = {0};
+        assert_int_equal(lp_surgery_compensate(&c, &plan, none), LP_ERR_ARG);
+        assert_non_null(strstr(lp_last_error(), "no mean responses"));
+        free(want);
+        lp_surgery_plan_free(&plan);
+        lp_model_free(&c), lp_model_free(&m);
+    }
+}
+
+/* Units whose response is the same at every step (input and recurrent rows zero, forget gate shut, so
+ * c = σ(b_i)·tanh(b_g) from the first step on; nothing of the group reads them back): removed with
+ * compensation, the smaller model computes what the full one does; removed without, it does not. */
+static void test_compensate_constant_units_exact(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        lp_model m;
+        build(&m, (lp_model_kind)kind, 33);
+        lp_surgery_plan plan;
+        plan_even(&plan, &m);
+        for (int g = 0; g < m.n_groups; g++) {
+            const lp_paper_group *gr = &m.groups[g];
+            const int H = gr->units, Fg = gr->input_dim;
+            for (int j = 0; j < H; j++) {
+                if (kept_in(&plan, g, j)) continue;
+                for (int q = 0; q < 4; q++) {
+                    memset(gr->w_ih->data + (size_t)(q * H + j) * Fg, 0, (size_t)Fg * sizeof(float));
+                    memset(gr->w_hh->data + (size_t)(q * H + j) * H, 0, (size_t)H * sizeof(float));
+                }
+                for (int r = 0; r < 4 * H; r++) gr->w_hh->data[(size_t)r * H + j] = 0;
+                const float bq[4] = {2.0f, -100.0f, 1.0f + 0.1f * j, 1.5f}; /* i, f (shut), g, o */
+                for (int q = 0; q < 4; q++) gr->b->data[q * H + j] = bq[q];
+            }
+        }
+        float x[B * T * F];
+        lp_rng r;
+        lp_rng_init(&r, 5, 0);
+        for (int i = 0; i < B * T * F; i++) x[i] = (float)(lp_rng_uniform(&r) * 2.0 - 1.0);
+        run_out full;
+        run(&m, x, NULL, &full);
+        /* the mean response of each unit over the valid steps (the statistics' job, done by hand) */
+        double means[LP_MODEL_MAX_GROUPS][16] = {{0}};
+        const double *mean[LP_MODEL_MAX_GROUPS];
+        int valid = 0;
+        for (int b = 0; b < B; b++) valid += lengths[b];
+        for (int g = 0; g < m.n_groups; g++) {
+            const int H = full.units[g];
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < lengths[b]; t++)
+                    for (int j = 0; j < H; j++) means[g][j] += full.h[g][((size_t)b * T + t) * H + j] / valid;
+            mean[g] = means[g];
+        }
+        lp_model plain, comp;
+        assert_int_equal(lp_surgery_shrink(&m, &plan, &plain), LP_OK);
+        float before[4096];
+        assert_true(m.params->numel <= 4096);
+        memcpy(before, m.params->data, m.params->numel * sizeof(float));
+        assert_int_equal(lp_surgery_shrink_compensated(&m, &plan, mean, &comp), LP_OK);
+        assert_memory_equal(before, m.params->data, m.params->numel * sizeof(float)); /* `in` untouched */
+        run_out a, c;
+        run(&plain, x, NULL, &a);
+        run(&comp, x, NULL, &c);
+        assert_true(max_abs_diff(full.probs, c.probs, B * C) < 2e-6);
+        assert_true(max_abs_diff(full.probs, a.probs, B * C) > 1e-2);
+        run_free(&a), run_free(&c), run_free(&full);
+        lp_surgery_plan_free(&plan);
+        lp_model_free(&comp), lp_model_free(&plain), lp_model_free(&m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_footprint_paper),
@@ -503,6 +633,8 @@ int main(void) {
         cmocka_unit_test(test_shrink_bilstm_consumer_columns),
         cmocka_unit_test(test_shrunk_checkpoint_roundtrip),
         cmocka_unit_test(test_bad_plans),
+        cmocka_unit_test(test_compensate_biases),
+        cmocka_unit_test(test_compensate_constant_units_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
