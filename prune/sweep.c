@@ -586,6 +586,9 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     o.prune.rates.target_rate = c->target_rate;
     o.baseline_ckpt = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ? sw->baseline_ckpt : NULL;
     if (c->schedule == LP_SCHED_ISS) o.iss_lambda = c->iss_lambda;
+    /* prune.compensate = mean applies to the cells that cut units in use (docs/METHOD.md); soft and ISS
+     * cells remove units they have already driven to zero */
+    if (c->schedule == LP_SCHED_SOFT || c->schedule == LP_SCHED_ISS) o.prune.compensate = 0;
     lp_pipeline_result res;
     double t0 = lp_now_s();
     if (s == LP_OK) s = lp_rates_opts_check(&o.prune.rates);

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/ckpt.h"
 #include "core/fileio.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
@@ -367,6 +368,29 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     lp_kv_free(&kv);
 }
 
+/* prune.compensate = mean in a sweep: its oneshot cells compensate, its soft and ISS cells (which remove
+ * units they drove to zero) do not, and every cell finishes. */
+static void test_sweep_compensate(void **state) {
+    (void)state;
+    lp_kv kv;
+    tiny_config(&kv);
+    lp_kv_set(&kv, "prune.compensate", "mean");
+    lp_sweep_summary sum;
+    run_sweep(&kv, lp_test_scratch_path("comp"), 0, &sum);
+    assert_int_equal(sum.cells_done, N_TINY_CELLS);
+    static const char *const cell[] = {"oneshot-eigen-gm-r0.50", "soft-uniform-gm-r0.50", "iss-lambda0.02"};
+    static const char *const want[] = {"mean", "none", "none"};
+    for (int i = 0; i < 3; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/cells/%s/pruned.ckpt", lp_test_scratch_path("comp"), cell[i]);
+        lp_ckpt c;
+        assert_int_equal(lp_ckpt_load(&c, path), LP_OK);
+        assert_string_equal(lp_kv_get(&c.meta, "plan.compensate"), want[i]);
+        lp_ckpt_free(&c);
+    }
+    lp_kv_free(&kv);
+}
+
 static void test_suggest_rule(void **state) {
     (void)state;
     const double rates[] = {0.1, 0.3, 0.5, 0.7};
@@ -475,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_compat),
         cmocka_unit_test(test_suggest_rule),
         cmocka_unit_test(test_sweep_deterministic_and_resumable),
+        cmocka_unit_test(test_sweep_compensate),
         cmocka_unit_test(test_sensitivity),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
