@@ -506,6 +506,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         lp_kv_set(&info, "schedule", lp_schedule_name(o->schedule));
         lp_kv_set(&info, "rate rule", lp_rate_rule_name(o->prune.rates.rule));
         lp_kv_set(&info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
+        if (o->prune.compensate) lp_kv_set(&info, "compensation", "mean responses of the removed units in the biases");
         if (o->prune.rates.target_rate >= 0) lp_kv_setf(&info, "target rate", "%g", o->prune.rates.target_rate);
         else lp_kv_setf(&info, "tau", "%g", o->prune.rates.tau);
         lp_kv_setf(&info, "achieved mean rate", "%.4f", st.plan.rates.mean_rate);

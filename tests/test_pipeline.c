@@ -221,6 +221,7 @@ static void test_oneshot_compensate(void **state) {
     assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path("compensate/pruned.ckpt")), LP_OK);
     assert_string_equal(lp_kv_get(&c.meta, "plan.compensate"), "mean");
     lp_ckpt_free(&c);
+    assert_true(file_has(lp_test_scratch_path("compensate/report.md"), "mean responses of the removed units"));
     lp_model plain, comp; /* test_uniform_l2_rates_exact pruned the same units without compensation */
     assert_int_equal(lp_model_load(&plain, lp_test_scratch_path("uniform/pruned.ckpt"), NULL), LP_OK);
     assert_int_equal(lp_model_load(&comp, lp_test_scratch_path("compensate/pruned.ckpt"), NULL), LP_OK);
