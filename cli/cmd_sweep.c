@@ -80,7 +80,7 @@ int lp_cmd_sweep(int argc, char **argv) {
     if (rc == 1) {
         printf("usage: lstmprune sweep CONFIG [--out DIR] [--set KEY=VALUE ...] [--compat reference] [--max-cells N]\n\n"
                "Run the ablation grid of CONFIG (\"key = value\" lines: model.*, data.*, train.*, prune.* for the runs,\n"
-               "grid.schedule/rule/criterion/methods/rate, grid.iss, grid.iss_lambda for the cells; see\n"
+               "grid.schedule/rule/criterion/methods/rate/compensate, grid.iss, grid.iss_lambda for the cells; see\n"
                "experiments/synth_small.conf and docs/REPRODUCING.md). One baseline is trained and every oneshot cell\n"
                "prunes it; soft and ISS cells train from scratch. Finished cells are skipped when the sweep is rerun.\n"
                "Writes DIR/results.csv, results.md, spectra.csv, plots.gp and PNG plots where gnuplot exists.\n\n");

@@ -206,13 +206,34 @@ static lp_status schedule_rates(const lp_kv *kv, const char *sched, char rates[]
     return LP_OK;
 }
 
-/* One cell per method x rate of a oneshot/iterative/soft schedule. */
+/* The compensation settings of schedule `sched`: grid.<sched>.compensate / grid.compensate (none, mean),
+ * else prune.compensate, else none; as 0/1 without repeats. Soft cells only ever run without: the
+ * schedule removes units it has already driven to zero (docs/METHOD.md). */
+static lp_status schedule_compensate(const lp_kv *kv, const char *sched, lp_schedule schedule, int *comp, int *nc) {
+    char items[MAX_ITEMS][ITEM_LEN];
+    int ni;
+    const char *d = lp_kv_get(kv, "prune.compensate");
+    LP_TRY(grid_list(kv, sched, "compensate", d ? d : "none", items, &ni));
+    *nc = 0;
+    for (int i = 0; i < ni; i++) {
+        if (strcmp(items[i], "none") != 0 && strcmp(items[i], "mean") != 0)
+            return lp_errorf(LP_ERR_ARG, "grid.compensate: '%s' is not none or mean", items[i]);
+        int v = schedule != LP_SCHED_SOFT && !strcmp(items[i], "mean");
+        int seen = 0;
+        for (int k = 0; k < *nc; k++) seen |= comp[k] == v;
+        if (!seen) comp[(*nc)++] = v;
+    }
+    return LP_OK;
+}
+
+/* One cell per method x rate x compensation of a oneshot/iterative/soft schedule. */
 static lp_status schedule_cells(const lp_kv *kv, const char *sched, lp_schedule schedule, lp_sweep_cell **cells,
                                 int *n, int *cap) {
     char rates[MAX_ITEMS][ITEM_LEN], meth[MAX_ITEMS][ITEM_LEN];
-    int nrate, nm;
+    int nrate, nm, comp[MAX_ITEMS], ncomp;
     LP_TRY(schedule_methods(kv, sched, meth, &nm));
     LP_TRY(schedule_rates(kv, sched, rates, &nrate));
+    LP_TRY(schedule_compensate(kv, sched, schedule, comp, &ncomp));
     lp_sweep_cell c;
     memset(&c, 0, sizeof c);
     c.schedule = schedule;
@@ -224,9 +245,13 @@ static lp_status schedule_cells(const lp_kv *kv, const char *sched, lp_schedule 
         LP_TRY(lp_criterion_parse(colon + 1, &c.criterion));
         for (int r = 0; r < nrate; r++) {
             LP_TRY(parse_rate("grid.rate", rates[r], &c.target_rate));
-            snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f", lp_schedule_name(c.schedule), lp_rate_rule_name(c.rule),
-                     lp_criterion_name(c.criterion), c.target_rate);
-            LP_TRY(add_cell(cells, n, cap, &c));
+            for (int k = 0; k < ncomp; k++) {
+                c.compensate = comp[k];
+                snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f%s", lp_schedule_name(c.schedule),
+                         lp_rate_rule_name(c.rule), lp_criterion_name(c.criterion), c.target_rate,
+                         c.compensate ? "-comp" : "");
+                LP_TRY(add_cell(cells, n, cap, &c));
+            }
         }
     }
     return LP_OK;
@@ -297,7 +322,7 @@ lp_status lp_sweep_cells(const lp_kv *config, lp_sweep_cell **cells, int *n) {
 static const char *const columns[] = {
     "cell", "schedule", "rule", "criterion", "target_rate", "mean_rate", "units", "parameters", "flops_per_frame",
     "checkpoint_bytes", "gap_pruned", "map_pruned", "hit1_pruned", "perr_pruned", "gap_finetuned", "map_finetuned",
-    "hit1_finetuned", "perr_finetuned",
+    "hit1_finetuned", "perr_finetuned", "compensate",
     /* timing: the only columns allowed to differ between identical runs */
     "latency_ms_b1", "latency_ms_bn", "seconds"};
 #define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
@@ -586,9 +611,7 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     o.prune.rates.target_rate = c->target_rate;
     o.baseline_ckpt = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ? sw->baseline_ckpt : NULL;
     if (c->schedule == LP_SCHED_ISS) o.iss_lambda = c->iss_lambda;
-    /* prune.compensate = mean applies to the cells that cut units in use (docs/METHOD.md); soft and ISS
-     * cells remove units they have already driven to zero */
-    if (c->schedule == LP_SCHED_SOFT || c->schedule == LP_SCHED_ISS) o.prune.compensate = 0;
+    o.prune.compensate = c->compensate; /* never for soft and ISS cells (schedule_compensate) */
     lp_pipeline_result res;
     double t0 = lp_now_s();
     if (s == LP_OK) s = lp_rates_opts_check(&o.prune.rates);
@@ -608,6 +631,7 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
             lp_kv_set(&row, "rule", lp_rate_rule_name(c->rule));
             lp_kv_set(&row, "criterion", lp_criterion_name(c->criterion));
             lp_kv_setf(&row, "target_rate", "%.2f", c->target_rate);
+            lp_kv_set(&row, "compensate", c->compensate ? "mean" : "none");
         } else {
             lp_kv_setf(&row, "rule", "lambda=%g", c->iss_lambda);
             lp_kv_set(&row, "criterion", "iss");
@@ -741,8 +765,8 @@ static void block_row(FILE *g, const lp_kv *r) {
             row_str(r, "parameters"), row_str(r, "latency_ms_bn"), row_str(r, "target_rate"));
 }
 
-/* Line style of a series: colour = criterion, dash = rate rule, point = schedule, so a grid of 10+
- * series stays readable. */
+/* Line style of a series: colour = criterion, dash = rate rule, point = schedule, width = compensation, so
+ * a grid of 10+ series stays readable. */
 static void series_style(const sweep *sw, const series *se, char *buf, size_t n) {
     static const char *const crit[] = {"gm", "gm-exact", "l2", "l1", "random"};
     static const char *const col[] = {"#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#7f7f7f", "#9467bd"};
@@ -752,7 +776,8 @@ static void series_style(const sweep *sw, const series *se, char *buf, size_t n)
         if (!strcmp(row_str(r, "criterion"), crit[i])) c = i;
     const char *sched = row_str(r, "schedule");
     int pt = !strcmp(sched, "oneshot") ? 7 : !strcmp(sched, "soft") ? 4 : 8;
-    snprintf(buf, n, "lc rgb '%s' dt %d pt %d", col[c], !strcmp(row_str(r, "rule"), "uniform") ? 2 : 1, pt);
+    snprintf(buf, n, "lw %d lc rgb '%s' dt %d pt %d", !strcmp(row_str(r, "compensate"), "mean") ? 4 : 2, col[c],
+             !strcmp(row_str(r, "rule"), "uniform") ? 2 : 1, pt);
 }
 
 /* "plot " and one curve per series ($Sk) plus the ISS points ($ISS), columns xcol:ycol of the data
@@ -763,7 +788,7 @@ static const char *plot_series(FILE *g, const sweep *sw, const series *se, int n
     for (int k = 0; k < ns; k++) {
         char sty[96];
         series_style(sw, &se[k], sty, sizeof sty);
-        fprintf(g, "%s$S%d using %d:%d with linespoints lw 2 %s title '%s'", sep, k, xcol, ycol, sty, se[k].title);
+        fprintf(g, "%s$S%d using %d:%d with linespoints %s title '%s'", sep, k, xcol, ycol, sty, se[k].title);
         sep = next;
     }
     if (n_iss) {
@@ -795,7 +820,8 @@ static int collect_series(sweep *sw, series *se, int *n_iss) {
             continue;
         }
         char title[96];
-        snprintf(title, sizeof title, "%s %s %s", row_str(r, "schedule"), row_str(r, "rule"), row_str(r, "criterion"));
+        snprintf(title, sizeof title, "%s %s %s%s", row_str(r, "schedule"), row_str(r, "rule"), row_str(r, "criterion"),
+                 !strcmp(row_str(r, "compensate"), "mean") ? " +comp" : "");
         int k = 0;
         while (k < ns && strcmp(se[k].title, title)) k++;
         if (k == ns) {

@@ -64,6 +64,7 @@ typedef struct {
     lp_criterion criterion;
     double target_rate; /* the cell's target mean rate; < 0 for ISS cells */
     double iss_lambda;  /* ISS cells */
+    int compensate;     /* oneshot and iterative cells: prune --compensate mean (name suffix "-comp") */
 } lp_sweep_cell;
 
 /* The cells of a configuration (compat preset applied to a copy). *cells is allocated (lp_free). */

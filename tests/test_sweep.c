@@ -91,12 +91,12 @@ static char *csv_without_timing(const char *path, int *rows) {
         char *e = strchr(p, '\n');
         assert_non_null(e);
         *e = 0;
-        /* cut after the 18th comma: columns 19..21 are latency_ms_b1, latency_ms_bn, seconds */
+        /* cut after the 19th comma: columns 20..22 are latency_ms_b1, latency_ms_bn, seconds */
         int commas = 0;
         char *q = p;
-        while (*q && commas < 18) commas += *q++ == ',';
+        while (*q && commas < 19) commas += *q++ == ',';
         if (line == 0) assert_string_equal(q, "latency_ms_b1,latency_ms_bn,seconds");
-        else assert_int_equal(commas, 18);
+        else assert_int_equal(commas, 19);
         memcpy(out + o, p, (size_t)(q - p));
         o += (size_t)(q - p);
         out[o++] = '\n';
@@ -174,6 +174,18 @@ static void test_cells(void **state) {
     assert_string_equal(cells[2].name, "oneshot-uniform-random-r0.30");
     assert_string_equal(cells[5].name, "iss-lambda0.01");
     lp_free(cells);
+    /* grid.compensate doubles the oneshot cells; soft cells never compensate (one cell each) */
+    lp_kv_set(&kv, "grid.compensate", "none,mean");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_OK);
+    assert_int_equal(n, 3 * 2 + 1 + 2);
+    assert_string_equal(cells[0].name, "oneshot-eigen-gm-r0.30");
+    assert_string_equal(cells[1].name, "oneshot-eigen-gm-r0.30-comp");
+    assert_true(!cells[0].compensate && cells[1].compensate);
+    assert_true(cells[6].schedule == LP_SCHED_SOFT && !cells[6].compensate);
+    lp_free(cells);
+    lp_kv_set(&kv, "grid.compensate", "none,median");
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "'median' is not none or mean"));
     lp_kv_free(&kv);
     lp_kv_init(&kv);
     lp_kv_set(&kv, "grid.rate", "0.5");
@@ -337,7 +349,7 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     assert_string_equal(csv1, csv4);
     free(csv4);
     char *full = slurp(path);
-    assert_true(csv_num(full, "baseline", 18) > 0 && csv_num(full, "iss-lambda0.02", 19) > 0);
+    assert_true(csv_num(full, "baseline", 19) > 0 && csv_num(full, "iss-lambda0.02", 20) > 0);
     free(full);
 
     /* a rerun with another base configuration is refused (grid keys may change) */
@@ -368,8 +380,8 @@ static void test_sweep_deterministic_and_resumable(void **state) {
     lp_kv_free(&kv);
 }
 
-/* prune.compensate = mean in a sweep: its oneshot cells compensate, its soft and ISS cells (which remove
- * units they drove to zero) do not, and every cell finishes. */
+/* prune.compensate = mean in a sweep: its oneshot cells compensate (and are named so), its soft and ISS
+ * cells (which remove units they drove to zero) do not, and every cell finishes. */
 static void test_sweep_compensate(void **state) {
     (void)state;
     lp_kv kv;
@@ -378,7 +390,8 @@ static void test_sweep_compensate(void **state) {
     lp_sweep_summary sum;
     run_sweep(&kv, lp_test_scratch_path("comp"), 0, &sum);
     assert_int_equal(sum.cells_done, N_TINY_CELLS);
-    static const char *const cell[] = {"oneshot-eigen-gm-r0.50", "soft-uniform-gm-r0.50", "iss-lambda0.02"};
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) assert_int_equal(sum.plots, 5); /* "+comp" series draw */
+    static const char *const cell[] = {"oneshot-eigen-gm-r0.50-comp", "soft-uniform-gm-r0.50", "iss-lambda0.02"};
     static const char *const want[] = {"mean", "none", "none"};
     for (int i = 0; i < 3; i++) {
         char path[700];
