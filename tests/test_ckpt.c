@@ -137,6 +137,16 @@ static void test_kv_int_lists(void **state) {
     lp_kv_free(&kv);
 }
 
+/* The file at path holds exactly the n bytes of want. */
+static void assert_file_is(const char *path, const char *want, size_t n) {
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, want, n);
+    free(buf);
+}
+
 static void test_atomic_abort_leaves_old_file(void **state) {
     (void)state;
     assert_int_equal(lp_file_write_all(tmp("a.bin"), "old", 3), LP_OK);
@@ -144,12 +154,9 @@ static void test_atomic_abort_leaves_old_file(void **state) {
     assert_int_equal(lp_atomic_open(&af, tmp("a.bin")), LP_OK);
     fputs("new but interrupted", af.f);
     lp_atomic_abort(&af); /* as if the process died before commit */
+    assert_file_is(tmp("a.bin"), "old", 3);
     char *buf;
     size_t len;
-    assert_int_equal(lp_file_read_all(tmp("a.bin"), &buf, &len), LP_OK);
-    assert_int_equal(len, 3);
-    assert_memory_equal(buf, "old", 3);
-    free(buf);
     assert_int_equal(lp_file_read_all(tmp("missing.bin"), &buf, &len), LP_ERR_IO);
     assert_non_null(strstr(lp_last_error(), "missing.bin"));
 }
@@ -170,12 +177,7 @@ static void test_atomic_follows_symlink(void **state) {
     struct stat st;
     assert_int_equal(lstat(tmp("link.txt"), &st), 0);
     assert_true(S_ISLNK(st.st_mode));
-    char *buf;
-    size_t len;
-    assert_int_equal(lp_file_read_all(tmp("real.txt"), &buf, &len), LP_OK);
-    assert_int_equal(len, 4);
-    assert_memory_equal(buf, "new!", 4);
-    free(buf);
+    assert_file_is(tmp("real.txt"), "new!", 4);
     assert_false(has_tmp_file(tmpdir));
 }
 
@@ -215,12 +217,7 @@ static void test_atomic_fifo_written_in_place(void **state) {
     struct stat st;
     assert_int_equal(lstat(fifo, &st), 0);
     assert_true(S_ISFIFO(st.st_mode));
-    char *buf;
-    size_t len;
-    assert_int_equal(lp_file_read_all(copy, &buf, &len), LP_OK);
-    assert_int_equal(len, 16);
-    assert_memory_equal(buf, "through the pipe", 16);
-    free(buf);
+    assert_file_is(copy, "through the pipe", 16);
     assert_false(has_tmp_file(tmpdir));
 }
 

@@ -175,17 +175,22 @@ static void test_pruned_equals_masked_baseline(void **state) {
     lp_model_free(&pruned);
 }
 
+/* Uniform l2 at mean rate 0.25 from the baseline, no fine-tuning, into scratch directory `dir`. */
+static void uniform_l2_opts(lp_pipeline_opts *o, lp_kv *cfg, const char *dir) {
+    base_cfg(cfg, 6);
+    small_opts(o, cfg, lp_test_scratch_path(dir));
+    o->baseline_ckpt = baseline_ckpt;
+    o->finetune_epochs = 0;
+    o->prune.rates.rule = LP_RATE_RULE_UNIFORM;
+    o->prune.rates.target_rate = 0.25;
+    o->prune.criterion = LP_CRITERION_L2;
+}
+
 static void test_uniform_l2_rates_exact(void **state) {
     (void)state;
     lp_kv cfg;
-    base_cfg(&cfg, 6);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, lp_test_scratch_path("uniform"));
-    o.baseline_ckpt = baseline_ckpt;
-    o.finetune_epochs = 0;
-    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
-    o.prune.rates.target_rate = 0.25;
-    o.prune.criterion = LP_CRITERION_L2;
+    uniform_l2_opts(&o, &cfg, "uniform");
     lp_pipeline_result r;
     assert_int_equal(lp_pipeline_run(&o, &r), LP_OK);
     assert_int_equal(r.n_rows, 3); /* no fine-tuning row */
@@ -203,14 +208,8 @@ static void test_uniform_l2_rates_exact(void **state) {
 static void test_oneshot_compensate(void **state) {
     (void)state;
     lp_kv cfg;
-    base_cfg(&cfg, 6);
     lp_pipeline_opts o;
-    small_opts(&o, &cfg, lp_test_scratch_path("compensate"));
-    o.baseline_ckpt = baseline_ckpt;
-    o.finetune_epochs = 0;
-    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
-    o.prune.rates.target_rate = 0.25;
-    o.prune.criterion = LP_CRITERION_L2;
+    uniform_l2_opts(&o, &cfg, "compensate");
     o.prune.stats_batches = 0; /* 0 = an epoch: statistics only because of --compensate */
     o.prune.compensate = 1;
     lp_pipeline_result r;
