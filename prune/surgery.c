@@ -299,21 +299,24 @@ static void add_mean_columns(const lp_tensor *w, int col0, const unsigned char *
 
 lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean) {
     LP_TRY(lp_surgery_plan_check(m, p));
-    lp_status s = LP_OK;
-    for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
-        const lp_paper_group *gr = &m->groups[g];
-        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", gr->name);
-        lp_tensor *cb;
-        s = consumer_bias(m, gr, &cb);
-        unsigned char *keep = s == LP_OK ? lp_calloc((size_t)gr->units, 1) : NULL;
-        if (s == LP_OK && !keep) s = LP_ERR_NOMEM;
-        if (s != LP_OK) break;
-        for (int i = 0; i < p->n_kept[g]; i++) keep[p->kept[g][i]] = 1;
-        add_mean_columns(gr->consumer, gr->consumer_col0, keep, mean[g], gr->units, cb); /* the next layer */
-        add_mean_columns(gr->w_hh, 0, keep, mean[g], gr->units, gr->b);                 /* its own gates */
-        lp_free(keep);
+    lp_tensor *cb[LP_MODEL_MAX_GROUPS];
+    int hmax = 1;
+    for (int g = 0; g < m->n_groups; g++) { /* everything checked before any number changes */
+        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", m->groups[g].name);
+        LP_TRY(consumer_bias(m, &m->groups[g], &cb[g]));
+        if (m->groups[g].units > hmax) hmax = m->groups[g].units;
     }
-    return s;
+    unsigned char *keep = lp_malloc((size_t)hmax, 1);
+    if (!keep) return LP_ERR_NOMEM;
+    for (int g = 0; g < m->n_groups; g++) {
+        const lp_paper_group *gr = &m->groups[g];
+        memset(keep, 0, (size_t)gr->units);
+        for (int i = 0; i < p->n_kept[g]; i++) keep[p->kept[g][i]] = 1;
+        add_mean_columns(gr->consumer, gr->consumer_col0, keep, mean[g], gr->units, cb[g]); /* the next layer */
+        add_mean_columns(gr->w_hh, 0, keep, mean[g], gr->units, gr->b);                    /* its own gates */
+    }
+    lp_free(keep);
+    return LP_OK;
 }
 
 lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,

@@ -125,7 +125,7 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
  * in place, for the removed units of the plan (kept units untouched). Exact for a unit whose response is
  * the same at every step (except at a sequence's first step, where the recurrent input h_0 is 0);
  * otherwise the first-order correction of the mean. mean[g] has H_g entries per group. LP_ERR_ARG for
- * a bad plan, a missing mean or a consumer without such a bias. */
+ * a bad plan, a missing mean or a consumer without such a bias (checked before anything changes). */
 lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean);
 
 /* lp_surgery_shrink of a copy of `in` compensated as above: `in` is not modified. */

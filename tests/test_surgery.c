@@ -556,6 +556,10 @@ static void test_compensate_biases(void **state) {
         const double *none[LP_MODEL_MAX_GROUPS] = {0};
         assert_int_equal(lp_surgery_compensate(&c, &plan, none), LP_ERR_ARG);
         assert_non_null(strstr(lp_last_error(), "no mean responses"));
+        assert_true(max_abs_diff(want, c.params->data, m.params->numel) < 1e-6); /* refused: nothing changed */
+        mean[m.n_groups - 1] = NULL; /* only the last group lacks its means: still nothing changes */
+        assert_int_equal(lp_surgery_compensate(&c, &plan, mean), LP_ERR_ARG);
+        assert_true(max_abs_diff(want, c.params->data, m.params->numel) < 1e-6);
         free(want);
         lp_surgery_plan_free(&plan);
         lp_model_free(&c), lp_model_free(&m);
