@@ -60,6 +60,24 @@ static void test_help_and_unknown(void **state) {
     assert_non_null(strstr(out_buf, "[default: 160]"));
 }
 
+/* docs/CLI.md shows every subcommand's --help exactly as the binary prints it (the page drifted once). */
+static void test_cli_md_has_every_help(void **state) {
+    (void)state;
+    char *doc;
+    size_t len;
+    assert_int_equal(lp_file_read_all("docs/CLI.md", &doc, &len), LP_OK);
+    const char *cmds[] = {"synth", "inspect", "train", "finetune", "eval", "predict", "info", "prune", "pipeline",
+                          "sweep", "sensitivity", "lm-train", "lm-eval", "lm-prune"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        assert_int_equal(run("%s --help", cmds[i]), 0);
+        size_t n = strlen(out_buf);
+        while (n && out_buf[n - 1] == '\n') out_buf[--n] = '\0';
+        if (!strstr(doc, out_buf)) fprintf(stderr, "docs/CLI.md lacks the current `lstmprune %s --help`\n", cmds[i]);
+        assert_non_null(strstr(doc, out_buf));
+    }
+    free(doc);
+}
+
 static void test_bad_flags_are_usage_errors(void **state) {
     (void)state;
     assert_int_equal(run("train --train x --out y --lr abc"), 2);
@@ -130,6 +148,7 @@ static void test_predict_eval_info_formats(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help_and_unknown),
+        cmocka_unit_test(test_cli_md_has_every_help),
         cmocka_unit_test(test_bad_flags_are_usage_errors),
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
