@@ -38,6 +38,12 @@ static int handle(void *user, const char *name, const char *value) {
             lp_cli_error("sensitivity", "--max-drop must be >= 0");
             return 2;
         }
+    } else if (!strcmp(name, "compensate")) {
+        if (strcmp(value, "none") != 0 && strcmp(value, "mean") != 0) {
+            lp_cli_error("sensitivity", "--compensate must be none or mean, got '%s'", value);
+            return 2;
+        }
+        f->o.compensate = !strcmp(value, "mean");
     } else if (!strcmp(name, "prune-seed")) {
         char *end;
         unsigned long long v = strtoull(value, &end, 10);
@@ -78,6 +84,8 @@ static const lp_arg own[] = {
     {"criterion", NULL, LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
     {"max-drop", NULL, LP_ARG_NUM, 0, "D", "largest GAP drop (absolute) a suggested rate may cost", "0.01"},
     {"prune-seed", NULL, LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"compensate", NULL, LP_ARG_STR, 0, "MODE",
+     "none, or mean: the removed units' mean responses (20 training batches) go into the biases that read them", "none"},
     {"data", "data.valid", LP_ARG_APPEND, 0, "GLOB", "evaluation shards (default: the checkpoint's validation data)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
 };

@@ -23,6 +23,7 @@ void lp_sensitivity_opts_default(lp_sensitivity_opts *o) {
     o->criterion = LP_CRITERION_GM;
     o->seed = 1;
     o->max_drop = 0.01;
+    o->stats_batches = 20;
 }
 
 double lp_sensitivity_suggest(const double *rates, const double *drops, int n, double max_drop) {
@@ -54,15 +55,19 @@ static lp_status keep_count(int h, double r, int *k) {
     return s;
 }
 
-/* Shrink group g of m to `kept` (k units), all others whole, and evaluate. */
-static lp_status eval_pruned(const lp_model *m, int g, const int *kept, int k, const lp_batcher_config *bc, int top_k,
-                             lp_metrics_result *out) {
+/* Shrink group g of m to `kept` (k units), all others whole, and evaluate; with the plan's means
+ * (compensation), the removed units' mean responses go into the biases that read them first. */
+static lp_status eval_pruned(const lp_model *m, int g, const int *kept, int k, const lp_prune_plan *plan,
+                             const lp_batcher_config *bc, int top_k, lp_metrics_result *out) {
     lp_surgery_plan sp;
     LP_TRY(lp_surgery_plan_init(&sp, m));
     memcpy(sp.kept[g], kept, (size_t)k * sizeof(int));
     sp.n_kept[g] = k;
+    const double *mean[LP_MODEL_MAX_GROUPS];
+    for (int i = 0; i < plan->n_groups; i++) mean[i] = plan->g[i].mean;
     lp_model small;
-    lp_status s = lp_surgery_shrink(m, &sp, &small);
+    lp_status s = plan->opts.compensate ? lp_surgery_shrink_compensated(m, &sp, mean, &small)
+                                        : lp_surgery_shrink(m, &sp, &small);
     lp_surgery_plan_free(&sp);
     LP_TRY(s);
     lp_eval_result er;
@@ -141,9 +146,10 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_resu
 
     LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.md", path, sizeof path)));
     FILE *f = af.f;
-    fprintf(f, "# lstmprune sensitivity\n\n- model: %s\n- criterion: %s; no fine-tuning; one group pruned at a time\n"
+    fprintf(f, "# lstmprune sensitivity\n\n- model: %s\n- criterion: %s%s; no fine-tuning; one group pruned at a time\n"
                "- unpruned: GAP@%d %.4f, mAP %.4f, Hit@1 %.4f, PERR %.4f\n\n",
-            o->ckpt, lp_criterion_name(o->criterion), top_k, r->base.gap, r->base.map, r->base.hit1, r->base.perr);
+            o->ckpt, lp_criterion_name(o->criterion), o->compensate ? ", mean compensation" : "", top_k, r->base.gap,
+            r->base.map, r->base.hit1, r->base.perr);
     fprintf(f, "GAP@%d when only this group is pruned at the rate:\n\n| group | units |", top_k);
     for (int i = 0; i < r->n_rates; i++) fprintf(f, " r=%.2f |", r->rates[i]);
     fprintf(f, " suggested rate |\n|---|---:|");
@@ -160,6 +166,24 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_resu
             o->max_drop);
     if (r->plot) fprintf(f, "\n![sensitivity](sensitivity.png)\n");
     return lp_atomic_commit(&af);
+}
+
+/* The scoring plan with each group's mean responses: statistics over `batches` training batches. */
+static lp_status plan_with_means(lp_model *m, const lp_kv *cfg, int batches, const lp_prune_opts *po, lp_prune_plan *plan) {
+    char **pats;
+    int n;
+    LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
+    lp_batcher_config bc;
+    lp_stats st[LP_MODEL_MAX_GROUPS];
+    lp_status s = n ? lp_runcfg_batcher(cfg, pats, n, 1, &bc)
+                    : lp_errorf(LP_ERR_ARG, "sensitivity: --compensate needs training data (data.train in the checkpoint)");
+    if (s == LP_OK) s = lp_prune_stats(m, &bc, batches, LP_STATS_STEPS_ALL, st);
+    if (s == LP_OK) {
+        s = lp_prune_plan_make(m, st, po, plan);
+        for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
+    }
+    lp_runcfg_free_patterns(pats, n);
+    return s;
 }
 
 lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result *res_out) {
@@ -207,7 +231,8 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
         po.rates.target_rate = 0;
         po.criterion = o->criterion;
         po.seed = o->seed;
-        s = lp_prune_plan_make(&m, NULL, &po, &plan);
+        po.compensate = o->compensate;
+        s = o->compensate ? plan_with_means(&m, &cfg, o->stats_batches, &po, &plan) : lp_prune_plan_make(&m, NULL, &po, &plan);
         have_plan = s == LP_OK;
     }
     if (!o->quiet && s == LP_OK)
@@ -225,7 +250,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
             int k = h;
             s = keep_count(h, r->rates[i], &k);
             if (s == LP_OK) s = lp_criteria_select(plan.g[g].score, h, k, kept);
-            if (s == LP_OK) s = eval_pruned(&m, g, kept, k, &bc, top_k, &r->m[g][i]);
+            if (s == LP_OK) s = eval_pruned(&m, g, kept, k, &plan, &bc, top_k, &r->m[g][i]);
             r->kept[g][i] = k;
             drops[i] = r->base.gap - r->m[g][i].gap;
             if (s == LP_OK && !o->quiet)

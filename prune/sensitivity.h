@@ -4,7 +4,9 @@
  * For group g and rate r the group keeps k = H_g − round(r·H_g) units (at least one; the uniform rule of
  * prune/rates.h on that group alone), chosen by a criterion (prune/criteria.h; gm by default, scored
  * once on the unpruned weights, so the kept sets of one group are nested as r grows). The units are
- * removed by prune/surgery.h and the smaller model is evaluated (model/evaluate.h).
+ * removed by prune/surgery.h and the smaller model is evaluated (model/evaluate.h); with compensate, the
+ * removed units' mean responses (statistics over training batches) are first folded into the biases
+ * that read them (docs/METHOD.md, "Mean compensation").
  *
  * Suggested rate of a group: the largest tested rate r such that the GAP drop (baseline GAP − GAP) stays
  * within max_drop at r and at every smaller tested rate. Requiring all smaller rates too keeps one lucky
@@ -34,6 +36,9 @@ typedef struct {
     lp_criterion criterion; /* default gm */
     uint64_t seed;          /* random criterion */
     double max_drop;        /* default 0.01 (GAP points, absolute) */
+    int compensate;         /* 1: the removed units' mean responses go into the biases that read them
+                               (prune/surgery.h), from statistics over stats_batches training batches */
+    int stats_batches;      /* default 20 (0 = an epoch); only with compensate */
     int quiet;
 } lp_sensitivity_opts;
 

@@ -500,6 +500,27 @@ static void test_sensitivity(void **state) {
     for (char *p = csv; *p; p++) rows += *p == '\n';
     assert_int_equal(rows, 1 + 3 * (1 + 3)); /* header; per group the unpruned row and 3 rates */
     free(csv);
+    /* With compensation: the same units kept, the same unpruned score, some pruned scores changed, and the
+     * report says so. */
+    lp_sensitivity_result *rc = calloc(1, sizeof *rc);
+    o.compensate = 1;
+    o.out_dir = lp_test_scratch_path("sens_comp");
+    s = lp_sensitivity_run(&o, rc);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    assert_true(rc->base.gap == r->base.gap);
+    int changed = 0;
+    for (int g = 0; g < 3; g++)
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(rc->kept[g][i], r->kept[g][i]);
+            changed += rc->m[g][i].gap != r->m[g][i].gap;
+        }
+    assert_true(changed > 0);
+    char *md = slurp(lp_test_scratch_path("sens_comp/sensitivity.md"));
+    assert_non_null(strstr(md, "gm, mean compensation"));
+    free(md);
+    free(rc);
+    o.compensate = 0;
     /* bad options */
     o.rates[0] = 1.0;
     assert_int_equal(lp_sensitivity_run(&o, r), LP_ERR_ARG);
