@@ -238,6 +238,20 @@ static void test_oneshot_compensate(void **state) {
     o.out_dir = lp_test_scratch_path("compensate_soft");
     assert_int_equal(lp_pipeline_run(&o, &r), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "oneshot and iterative"));
+    /* iterative: every step's pruned model is compensated */
+    o.schedule = LP_SCHED_ITERATIVE;
+    o.iterative_steps = 2;
+    o.out_dir = lp_test_scratch_path("compensate_iter");
+    s = lp_pipeline_run(&o, &r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    for (int i = 1; i <= 2; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "compensate_iter/step%d/pruned.ckpt", i);
+        assert_int_equal(lp_ckpt_load(&c, lp_test_scratch_path(path)), LP_OK);
+        assert_string_equal(lp_kv_get(&c.meta, "plan.compensate"), "mean");
+        lp_ckpt_free(&c);
+    }
     lp_kv_free(&cfg);
 }
 
