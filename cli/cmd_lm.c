@@ -333,6 +333,8 @@ static const lp_arg prune_args[] = {
     {"stats-batch", "p.stats_batch", LP_ARG_INT, 1, "B", "streams for the statistics", "20"},
     {"stats-bptt", "p.stats_bptt", LP_ARG_INT, 1, "T", "window length for the statistics", "35"},
     {"seed", "p.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"compensate", "p.compensate", LP_ARG_STR, 0, "MODE",
+     "none, or mean: the removed units' mean responses go into the biases that read them (not with ISS)", "none"},
     {"finetune-epochs", "p.ft_epochs", LP_ARG_INT, 0, "N", "fine-tuning epochs of the pruned model (0 = none)", "2"},
     {"finetune-lr", "p.ft_lr", LP_ARG_NUM, 0, "LR", "fine-tuning SGD learning rate of the first epoch", "0.1"},
     {"finetune-decay", "p.ft_decay", LP_ARG_NUM, 0, "R", "fine-tuning learning-rate factor per later epoch", "0.5"},
@@ -380,6 +382,19 @@ int lp_cmd_lm_prune(int argc, char **argv) {
     }
     if ((v = lp_kv_get(&kv, "p.criterion")) && lp_criterion_parse(v, &j.prune.criterion) != LP_OK) {
         lp_cli_error(cmd, "--criterion: %s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    if ((v = lp_kv_get(&kv, "p.compensate"))) {
+        if (strcmp(v, "none") != 0 && strcmp(v, "mean") != 0) {
+            lp_cli_error(cmd, "--compensate must be none or mean, got '%s'", v);
+            rc = 2;
+            goto out;
+        }
+        j.prune.compensate = !strcmp(v, "mean");
+    }
+    if (j.prune.compensate && lp_kv_get_double_or(&kv, "p.iss_lambda", 0) > 0) {
+        lp_cli_error(cmd, "--compensate mean does not apply to ISS, which has driven the removed units to zero");
         rc = 2;
         goto out;
     }

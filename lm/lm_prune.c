@@ -58,6 +58,7 @@ void lp_lm_prune_opts_default(lp_lm_prune_opts *o) {
 void lp_lm_prune_plan_free(lp_lm_prune_plan *p) {
     for (int l = 0; l < p->n_groups; l++) {
         lp_free(p->g[l].eig);
+        lp_free(p->g[l].mean);
         lp_free(p->g[l].score);
         lp_free(p->g[l].kept);
     }
@@ -212,12 +213,13 @@ lp_status lp_lm_prune_plan_make(const lp_lm *m, lp_stats *st, const lp_lm_prune_
         lp_free(cov);
         cov = lp_malloc((size_t)H * (size_t)H, sizeof *cov);
         p->g[l].eig = lp_malloc((size_t)H, sizeof(double));
-        if (!cov || !p->g[l].eig) {
+        p->g[l].mean = lp_malloc((size_t)H, sizeof(double)); /* kept for compensation (freed with the plan) */
+        if (!cov || !p->g[l].eig || !p->g[l].mean) {
             s = LP_ERR_NOMEM;
             break;
         }
         p->g[l].n_responses = lp_stats_count(&st[l]);
-        s = lp_stats_finish(&st[l], NULL, cov);
+        s = lp_stats_finish(&st[l], p->g[l].mean, cov);
         if (s == LP_OK) s = lp_rates_eigenvalues(cov, H, p->g[l].eig, NULL);
         if (s != LP_OK) s = lp_error_wrap(s, "lm prune: layer %s", p->g[l].name);
     }
@@ -295,15 +297,36 @@ lp_status lp_lm_prune_gather(const lp_lm *in, const lp_lm_prune_plan *p, const l
     return lp_surgery_gather_groups(&in->params, gi, &out->params, go, p->n_groups, kept, n_kept, src, dst);
 }
 
+/* in's weights with the removed units' means folded into their readers' biases, in a copy (*c). */
+static lp_status compensated_copy(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *c) {
+    LP_TRY(lp_lm_init(c, &in->cfg, 0));
+    memcpy(c->params.data, in->params.data, in->params.numel * sizeof(float));
+    lp_paper_group groups[LP_LM_MAX_LAYERS];
+    lp_lm_prune_groups(c, groups);
+    int *kept[LP_LM_MAX_LAYERS], n_kept[LP_LM_MAX_LAYERS];
+    const double *mean[LP_LM_MAX_LAYERS];
+    for (int l = 0; l < p->n_groups; l++) {
+        kept[l] = p->g[l].kept;
+        n_kept[l] = p->g[l].k;
+        mean[l] = p->g[l].mean;
+    }
+    lp_status s = lp_surgery_compensate_groups(&c->params, groups, p->n_groups, kept, n_kept, mean);
+    if (s != LP_OK) lp_lm_free(c);
+    return s;
+}
+
 lp_status lp_lm_prune_shrink(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *out) {
     memset(out, 0, sizeof *out);
     LP_TRY(plan_check(in, p));
+    lp_lm copy;
+    if (p->opts.compensate) LP_TRY(compensated_copy(in, p, &copy));
+    const lp_lm *src = p->opts.compensate ? &copy : in;
     lp_lm_config cfg = in->cfg;
     for (int l = 0; l < p->n_groups; l++) cfg.hidden[l] = p->g[l].k;
     lp_status s = lp_lm_init(out, &cfg, 0); /* the seed is irrelevant: every tensor is overwritten */
-    if (s != LP_OK) return lp_error_wrap(s, "lm prune: building the shrunk model");
-    s = lp_lm_prune_gather(in, p, out, in->params.data, out->params.data);
-    if (s != LP_OK) lp_lm_free(out);
+    if (s != LP_OK) s = lp_error_wrap(s, "lm prune: building the shrunk model");
+    else if ((s = lp_lm_prune_gather(src, p, out, src->params.data, out->params.data)) != LP_OK) lp_lm_free(out);
+    if (p->opts.compensate) lp_lm_free(&copy);
     return s;
 }
 
@@ -766,7 +789,7 @@ static lp_status plan_iss(prune_run *r) {
 /* A rate rule and a criterion: the eigen rule needs the response statistics of every layer first. */
 static lp_status plan_criterion(prune_run *r) {
     const lp_lm_prune_job *j = r->j;
-    const int need_stats = j->prune.rates.rule == LP_RATE_RULE_EIGEN;
+    const int need_stats = j->prune.rates.rule == LP_RATE_RULE_EIGEN || j->prune.compensate;
     if (need_stats) {
         if (!j->quiet)
             fprintf(stderr, "lm-prune: response statistics over %s training windows\n", j->prune.stats_windows ? "some" : "all");
@@ -775,6 +798,7 @@ static lp_status plan_criterion(prune_run *r) {
         r->have_stats = 1;
     }
     LP_TRY(lp_lm_prune_plan_make(&r->base, need_stats ? r->st : NULL, &j->prune, &r->plan));
+    if (j->prune.compensate) LP_TRY(lp_kv_set(&r->info, "compensation", "mean responses of the removed units in the biases"));
     if (!need_stats) return lp_kv_set(&r->info, "statistics", "none (uniform rule)");
     char w[32] = "all";
     if (j->prune.stats_windows) snprintf(w, sizeof w, "the first %d", j->prune.stats_windows);
@@ -796,6 +820,7 @@ static lp_status save_pruned(prune_run *r) {
     if (s == LP_OK) s = lp_kv_set(&c.meta, "data.dir", r->data_dir);
     if (s == LP_OK) s = lp_lm_run_model_to_kv(&r->small.cfg, &c.meta);
     if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.method", r->plan.method);
+    if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.compensate", r->plan.opts.compensate ? "mean" : "none");
     if (s == LP_OK) s = lp_kv_set(&c.meta, "plan.source", r->j->checkpoint);
     if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.tau", r->plan.rates.tau);
     if (s == LP_OK) s = lp_kv_set_double(&c.meta, "plan.mean_rate", r->plan.rates.mean_rate);

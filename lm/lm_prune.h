@@ -65,6 +65,8 @@ typedef struct {
     int stats_batch;         /* streams (default 20) */
     int stats_bptt;          /* window length (default 35) */
     uint64_t seed;           /* random criterion (stream LP_RNG_STREAM_PRUNE) */
+    int compensate;          /* 1: shrink folds the removed units' mean responses into the biases that read
+                              * them (prune/surgery.h; the plan needs statistics) */
 } lp_lm_prune_opts;
 
 void lp_lm_prune_opts_default(lp_lm_prune_opts *o);
@@ -76,6 +78,7 @@ typedef struct {
     double tau, rate, energy_kept;
     int64_t n_responses;
     double *eig;          /* [h] covariance spectrum, descending (NULL without statistics) */
+    double *mean;         /* [h] mean response of each unit (NULL without statistics) */
     double *score;        /* [h] criterion score (smallest pruned first; NULL for kept-list plans) */
     int *kept;            /* [k] kept unit indices, ascending */
 } lp_lm_prune_group;
@@ -111,7 +114,9 @@ void lp_lm_prune_plan_free(lp_lm_prune_plan *p);
 lp_status lp_lm_prune_mask(lp_lm *m, const lp_lm_prune_plan *p);
 
 /* A new, smaller LM: config with hidden[l] = k_l (everything else as in), kept gate rows, kept columns
- * of w_hh and of each consumer copied. `in` is unchanged; on error `out` holds nothing to free. */
+ * of w_hh and of each consumer copied; with p->opts.compensate, the removed units' mean responses
+ * (p->g[l].mean) are first folded into the biases that read them, on a copy. `in` is unchanged; on
+ * error `out` holds nothing to free. */
 lp_status lp_lm_prune_shrink(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *out);
 
 /* Copy an array laid out like in's parameter block (values, gradients, momentum) into out's layout with

@@ -270,14 +270,14 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
 
 /* ---- mean compensation ---------------------------------------------------------------------------------- */
 
-/* The bias added to the product of group g's consumer (one entry per consumer row): "<layer>.b" for a
+/* The bias added to the product of group gr's consumer (one entry per consumer row): "<layer>.b" for a
  * consumer "<layer>.w_ih" or "<layer>.w". LP_ERR_ARG naming the consumer when it has none of that shape. */
-static lp_status consumer_bias(const lp_model *m, const lp_paper_group *gr, lp_tensor **b) {
+static lp_status consumer_bias(lp_params *ps, const lp_paper_group *gr, lp_tensor **b) {
     char name[LP_PARAM_NAME_MAX];
     const char *dot = strrchr(gr->consumer_name, '.');
     int n = dot ? (int)(dot - gr->consumer_name) : 0;
     snprintf(name, sizeof name, "%.*s.b", n, gr->consumer_name);
-    *b = lp_params_find(m->params, name);
+    *b = lp_params_find(ps, name);
     if (!*b || (*b)->ndim != 1 || (*b)->dims[0] != gr->consumer->dims[0])
         return lp_errorf(LP_ERR_ARG, "surgery: %s has no bias of %d entries (%s) to take the removed units' mean",
                          gr->consumer_name, gr->consumer->dims[0], name);
@@ -297,26 +297,35 @@ static void add_mean_columns(const lp_tensor *w, int col0, const unsigned char *
     }
 }
 
-lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean) {
-    LP_TRY(lp_surgery_plan_check(m, p));
+lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_paper_group *groups, int n_groups, int *const *kept,
+                                       const int *n_kept, const double *const *mean) {
     lp_tensor *cb[LP_MODEL_MAX_GROUPS];
+    if (n_groups > (int)(sizeof cb / sizeof cb[0])) return lp_errorf(LP_ERR_ARG, "surgery: %d groups", n_groups);
     int hmax = 1;
-    for (int g = 0; g < m->n_groups; g++) { /* everything checked before any number changes */
-        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", m->groups[g].name);
-        LP_TRY(consumer_bias(m, &m->groups[g], &cb[g]));
-        if (m->groups[g].units > hmax) hmax = m->groups[g].units;
+    for (int g = 0; g < n_groups; g++) { /* everything checked before any number changes */
+        cb[g] = NULL;
+        if (n_kept[g] == groups[g].units) continue; /* nothing removed: nothing to compensate */
+        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", groups[g].name);
+        LP_TRY(consumer_bias(ps, &groups[g], &cb[g]));
+        if (groups[g].units > hmax) hmax = groups[g].units;
     }
     unsigned char *keep = lp_malloc((size_t)hmax, 1);
     if (!keep) return LP_ERR_NOMEM;
-    for (int g = 0; g < m->n_groups; g++) {
-        const lp_paper_group *gr = &m->groups[g];
+    for (int g = 0; g < n_groups; g++) {
+        const lp_paper_group *gr = &groups[g];
+        if (!cb[g]) continue;
         memset(keep, 0, (size_t)gr->units);
-        for (int i = 0; i < p->n_kept[g]; i++) keep[p->kept[g][i]] = 1;
+        for (int i = 0; i < n_kept[g]; i++) keep[kept[g][i]] = 1;
         add_mean_columns(gr->consumer, gr->consumer_col0, keep, mean[g], gr->units, cb[g]); /* the next layer */
         add_mean_columns(gr->w_hh, 0, keep, mean[g], gr->units, gr->b);                    /* its own gates */
     }
     lp_free(keep);
     return LP_OK;
+}
+
+lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean) {
+    LP_TRY(lp_surgery_plan_check(m, p));
+    return lp_surgery_compensate_groups(m->params, m->groups, m->n_groups, p->kept, p->n_kept, mean);
 }
 
 lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,

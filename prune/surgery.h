@@ -128,6 +128,12 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
  * a bad plan, a missing mean or a consumer without such a bias (checked before anything changes). */
 lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean);
 
+/* The same for any model whose unit groups are lp_paper_group views over the parameter block ps (the
+ * word-level LM too): group g keeps the n_kept[g] ascending units kept[g] (checked by the caller); a
+ * group that keeps all its units is left alone (and needs no means). */
+lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_paper_group *groups, int n_groups, int *const *kept,
+                                       const int *n_kept, const double *const *mean);
+
 /* lp_surgery_shrink of a copy of `in` compensated as above: `in` is not modified. */
 lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,
                                         lp_model *out);

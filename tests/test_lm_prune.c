@@ -172,6 +172,80 @@ static void test_masked_equals_shrunk_tied(void **state) {
     lp_lm_free(&m);
 }
 
+/* Mean compensation on the LM: units made to respond the same at every step (input and recurrent rows
+ * zero, forget gate shut, nothing of their layer reads them back) are removed with their means (from
+ * lp_lm_prune_stats) folded into the biases that read them: the smaller LM gives the unpruned per-word
+ * NLLs; without compensation it does not. Untied (both layers pruned; the last feeds out.w / out.b) and
+ * tied (the last layer is kept whole and needs no bias of embed.w). */
+static void check_compensated_constant_units(int tied) {
+    lp_lm_config c;
+    lp_lm_config_default(&c, 40, 2, 10);
+    c.embed = 9;
+    c.hidden[1] = 9;
+    c.tied = tied;
+    c.init_scale = 0.5f;
+    lp_lm m;
+    assert_int_equal(lp_lm_init(&m, &c, 41), LP_OK);
+    int k[2] = {5, tied ? 9 : 4}, kept0[10], kept1[10];
+    int *kept[2] = {kept0, kept1};
+    for (int l = 0; l < 2; l++) {
+        const lp_lm_group *g = &m.groups[l];
+        const int H = g->units, F = g->input_dim;
+        for (int j = 0, i = 0; j < H; j++) {
+            if (j < k[l]) { /* keep the first k units, make the others constant */
+                kept[l][i++] = j;
+                continue;
+            }
+            for (int q = 0; q < 4; q++) {
+                memset(g->w_ih->data + (size_t)(q * H + j) * F, 0, (size_t)F * sizeof(float));
+                memset(g->w_hh->data + (size_t)(q * H + j) * H, 0, (size_t)H * sizeof(float));
+            }
+            for (int r = 0; r < 4 * H; r++) g->w_hh->data[(size_t)r * H + j] = 0;
+            const float bq[4] = {2.0f, -100.0f, 1.0f + 0.1f * j, 1.5f};
+            for (int q = 0; q < 4; q++) g->b->data[q * H + j] = bq[q];
+        }
+    }
+    const size_t n = 200;
+    int32_t *ids = random_ids(n, c.vocab, 42);
+    lp_stats st[2];
+    assert_int_equal(lp_lm_prune_stats(&m, ids, n, 3, 7, 0, st), LP_OK);
+    lp_lm_prune_plan p;
+    assert_int_equal(lp_lm_prune_plan_from_kept(&m, kept, k, &p), LP_OK);
+    for (int l = 0; l < 2; l++) {
+        const size_t H = (size_t)m.groups[l].units; /* 10 and 9 */
+        double *cov = lp_malloc(H * H, sizeof(double));
+        p.g[l].mean = lp_malloc(H, sizeof(double));
+        assert_int_equal(lp_stats_finish(&st[l], p.g[l].mean, cov), LP_OK);
+        lp_free(cov);
+        lp_stats_free(&st[l]);
+    }
+    size_t cnt;
+    double *base = word_nll(&m, ids, n, &cnt);
+    lp_lm plain, comp;
+    assert_int_equal(lp_lm_prune_shrink(&m, &p, &plain), LP_OK);
+    p.opts.compensate = 1;
+    assert_int_equal(lp_lm_prune_shrink(&m, &p, &comp), LP_OK);
+    double *a = word_nll(&plain, ids, n, &cnt), *b = word_nll(&comp, ids, n, &cnt);
+    double worst = 0, moved = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        worst = fmax(worst, fabs(b[i] - base[i]));
+        moved = fmax(moved, fabs(a[i] - base[i]));
+    }
+    fprintf(stderr, "%s: compensated |NLL - unpruned| <= %.3g, uncompensated up to %.3g\n", tied ? "tied" : "untied",
+            worst, moved);
+    assert_true(worst <= NLL_TOL);
+    assert_true(moved > 1e-3);
+    lp_free(a), lp_free(b), lp_free(base), lp_free(ids);
+    lp_lm_free(&plain), lp_lm_free(&comp), lp_lm_free(&m);
+    lp_lm_prune_plan_free(&p);
+}
+
+static void test_compensate_constant_units(void **state) {
+    (void)state;
+    check_compensated_constant_units(0);
+    check_compensated_constant_units(1);
+}
+
 static void test_gather_maps_and_errors(void **state) {
     (void)state;
     lp_lm_config c;
@@ -610,6 +684,27 @@ static void test_pipeline_end_to_end(void **state) {
     assert_int_equal(res.n_rows, 2);
     assert_int_equal(res.hidden_after[0], 12);
     assert_int_equal(res.hidden_after[1], 12);
+    const double plain_ppl = res.rows[1].test_ppl;
+    /* the same with mean compensation: statistics gathered for it (the uniform rule needs none), the same
+     * sizes, another perplexity, and the checkpoint and the report say so */
+    snprintf(out, sizeof out, "%s/uniform_comp", lp_test_scratch_dir());
+    j.out_dir = out;
+    j.prune.compensate = 1;
+    j.prune.stats_windows = 20;
+    assert_int_equal(lp_lm_prune_run(&j, &corpus, &res), LP_OK);
+    assert_true(res.hidden_after[0] == 12 && res.hidden_after[1] == 12);
+    fprintf(stderr, "uniform l2 0.25: test ppl %.3f, with mean compensation %.3f\n", plain_ppl, res.rows[1].test_ppl);
+    assert_true(isfinite(res.rows[1].test_ppl) && res.rows[1].test_ppl != plain_ppl);
+    snprintf(path, sizeof path, "%s/pruned.ckpt", out);
+    lp_kv_init(&meta);
+    assert_int_equal(lp_lm_load(&pm, path, &meta), LP_OK);
+    assert_string_equal(lp_kv_get(&meta, "plan.compensate"), "mean");
+    lp_lm_free(&pm);
+    lp_kv_free(&meta);
+    snprintf(path, sizeof path, "%s/report.md", out);
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "mean responses of the removed units"));
+    lp_free(buf);
 
     /* ISS: a strong penalty for one epoch removes units */
     lp_lm_prune_job_default(&j);
@@ -636,6 +731,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masked_equals_shrunk_untied),
         cmocka_unit_test(test_masked_equals_shrunk_tied),
+        cmocka_unit_test(test_compensate_constant_units),
         cmocka_unit_test(test_gather_maps_and_errors),
         cmocka_unit_test(test_stats_and_plans),
         cmocka_unit_test(test_iss_penalty_gradient),
