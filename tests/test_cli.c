@@ -92,6 +92,13 @@ static void test_bad_flags_are_usage_errors(void **state) {
     assert_non_null(strstr(out_buf, "resnet"));
     assert_int_equal(run("prune --checkpoint run/best.ckpt --out p --criterion median"), 2);
     assert_non_null(strstr(out_buf, "median"));
+    /* --compensate: the value, and the schedules it does not apply to */
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out p --compensate median"), 2);
+    assert_non_null(strstr(out_buf, "--compensate must be none or mean, got 'median'"));
+    assert_int_equal(run("sensitivity --checkpoint run/best.ckpt --out s --compensate yes"), 2);
+    assert_non_null(strstr(out_buf, "--compensate must be none or mean, got 'yes'"));
+    assert_int_equal(run("lm-prune --checkpoint x --out y --compensate mean --iss-lambda 0.1"), 2);
+    assert_non_null(strstr(out_buf, "does not apply to ISS"));
 }
 
 static void test_runtime_errors_name_the_file(void **state) {
