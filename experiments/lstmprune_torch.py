@@ -131,7 +131,7 @@ def main():
     if kv.get("data.frame_features") != "audio_embedding:128" or kv.get("data.id_key") != "video_id":
         raise SystemExit("%s: trained on %s; this reader knows AudioSet's layout (audio_embedding:128, "
                          "video_id)" % (a.ckpt, kv.get("data.frame_features")))
-    x, lengths, y, _ = load(a.test, int(kv["model.classes"]), int(kv["data.max_frames"]),
+    x, lengths, y, _ = load(a.test, int(kv["model.classes"]), int(kv.get("data.max_frames", "300")),
                             int(kv["model.input_dim"]), l2norm=kv.get("data.l2norm", "1") != "0")
     # bias_hh is fixed at 0 and not counted: the parameters of the lstmprune checkpoint
     n_params = sum(p.numel() for n, p in model.named_parameters() if not n.endswith("bias_hh_l0"))
