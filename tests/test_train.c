@@ -1,6 +1,6 @@
 /* test_train: the training loop end to end on a small synthetic YouTube-8M-format set — learning,
- * save/load, exact resume, the numeric guard, evaluation/prediction, checkpoint/config mismatches and
- * the bias parametrisation (--bias-init, --bias-lr-mult). */
+ * save/load, exact resume, the numeric guard, evaluation/prediction, checkpoint/config mismatches,
+ * the bias parametrisation (--bias-init, --bias-lr-mult) and the giant-spike watch's report. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,6 +265,82 @@ static void test_nan_guard_keeps_last_checkpoint(void **state) {
     lp_kv_free(&cfg);
 }
 
+/* The giant-spike watch (optim.h, lp_grad_watch) as the trainer reports it: a run's largest gradient norm
+ * and its step are those of train.tsv; one step whose gradient a hook multiplies by 10^6 is the one spike
+ * counted, with its norm 10^6 times the same step's norm in the run without the hook (the steps before it
+ * are identical), also when clipping bounds the update (the watch sees the norm before clipping). */
+#define SPIKE_STEP 40 /* 0-based, after the watch's LP_GRAD_WATCH_MIN steps (11 steps per epoch) */
+
+static lp_status blow_up(void *user, lp_model *m, int64_t step, double *extra) {
+    (void)user;
+    (void)extra;
+    if (step == SPIKE_STEP)
+        for (size_t i = 0; i < m->params->numel; i++) m->params->grad[i] *= 1e6f;
+    return LP_OK;
+}
+
+/* train.tsv's grad_norm column (row k = step k+1, train.log_every 1) into norms[0..*n). */
+static void read_grad_norms(const char *path, double *norms, int cap, int *n) {
+    char *text;
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &text, &len), LP_OK);
+    *n = 0;
+    char *line = strchr(text, '\n'); /* past the header */
+    while (line && line[1] && *n < cap) {
+        long long step, epoch, batch;
+        double loss, norm;
+        assert_int_equal(sscanf(line + 1, "%lld\t%lld\t%lld\t%lf\t%lf", &step, &epoch, &batch, &loss, &norm), 5);
+        assert_int_equal(step, *n + 1);
+        norms[(*n)++] = norm;
+        line = strchr(line + 1, '\n');
+    }
+    free(text);
+}
+
+static void spike_run(const char *dir, int hook, const char *clip, lp_train_result *r) {
+    lp_kv cfg;
+    base_cfg(&cfg, 4);
+    lp_kv_set(&cfg, "train.clip", clip);
+    lp_train_opts o = {.run_dir = lp_test_scratch_path(dir), .quiet = 1};
+    if (hook) o.hooks.after_backward = blow_up;
+    lp_status s = lp_train(&cfg, &o, r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    lp_kv_free(&cfg);
+}
+
+static void test_spike_watch_reports(void **state) {
+    (void)state;
+    double plain[64], spiked[64];
+    int np, ns;
+    lp_train_result r;
+    spike_run("calm", 0, "0", &r);
+    read_grad_norms(lp_test_scratch_path("calm/train.tsv"), plain, 64, &np);
+    assert_int_equal(np, 44);
+    assert_int_equal(r.spikes, 0);
+    int at = 0;
+    for (int i = 1; i < np; i++)
+        if (plain[i] > plain[at]) at = i;
+    assert_int_equal(r.max_grad_step, at + 1);
+    assert_true(fabs(r.max_grad_norm - plain[at]) <= 1e-6 * plain[at] + 1e-6);
+
+    /* Without clipping, and clipped above every ordinary step (only the spike is clipped). */
+    char clip[32];
+    snprintf(clip, sizeof clip, "%g", 10 * plain[at]);
+    const char *clips[] = {"0", clip}, *dirs[] = {"spike", "spike_clip"};
+    for (int c = 0; c < 2; c++) {
+        spike_run(dirs[c], 1, clips[c], &r);
+        assert_int_equal(r.spikes, 1);
+        assert_int_equal(r.max_grad_step, SPIKE_STEP + 1);
+        char path[64];
+        snprintf(path, sizeof path, "%s/train.tsv", dirs[c]);
+        read_grad_norms(lp_test_scratch_path(path), spiked, 64, &ns);
+        assert_int_equal(ns, 44);
+        for (int i = 0; i < SPIKE_STEP; i++) assert_true(spiked[i] == plain[i]);
+        assert_true(fabs(r.max_grad_norm / (1e6 * plain[SPIKE_STEP]) - 1) < 1e-5);
+    }
+}
+
 /* The bias parametrisation (model/model.h): --bias-init pair adds a second U(±1/sqrt(H)) draw to every
  * LSTM bias and nothing else; --bias-lr-mult M multiplies exactly the LSTM biases' learning rate; bad
  * values are refused naming the key; and the trainer applies both (one full-batch SGD step: the
@@ -402,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_save_load_identical_predictions),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_nan_guard_keeps_last_checkpoint),
+        cmocka_unit_test(test_spike_watch_reports),
         cmocka_unit_test(test_stop_between_checkpoints),
         cmocka_unit_test(test_shape_mismatch_is_clear),
         cmocka_unit_test(test_bias_parametrisation),
