@@ -40,9 +40,7 @@ static const char *path_in(const char *dir, const char *name, char *buf, size_t 
     return buf;
 }
 
-/* Units kept by the uniform rule at rate r on a group of h units (prune/rates.h, so the rounding is the
- * one every other command uses). */
-static lp_status keep_count(int h, double r, int *k) {
+lp_status lp_sensitivity_keep_count(int h, double r, int *k) {
     lp_rate_group g;
     LP_TRY(lp_rate_group_from_eig(&g, NULL, h));
     lp_rates_opts ro;
@@ -53,6 +51,49 @@ static lp_status keep_count(int h, double r, int *k) {
     *k = g.k;
     lp_rate_group_free(&g);
     return s;
+}
+
+lp_status lp_sensitivity_rates(const double *rates, int n, double *sorted) {
+    if (n < 1 || n > LP_SENSITIVITY_MAX_RATES)
+        return lp_errorf(LP_ERR_ARG, "sensitivity: 1 to %d rates, got %d", LP_SENSITIVITY_MAX_RATES, n);
+    for (int i = 0; i < n; i++)
+        if (!(rates[i] > 0 && rates[i] < 1)) return lp_errorf(LP_ERR_ARG, "sensitivity: rate %g is not in (0, 1)", rates[i]);
+    memcpy(sorted, rates, (size_t)n * sizeof *sorted);
+    for (int i = 1; i < n; i++) /* insertion sort: a handful of rates */
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            double t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    return LP_OK;
+}
+
+lp_status lp_sensitivity_plot(const char *dir, const lp_sensitivity_curves *c, int *plot) {
+    char path[4096];
+    lp_atomic_file af;
+    *plot = 0;
+    LP_TRY(lp_atomic_open(&af, path_in(dir, "sensitivity.gp", path, sizeof path)));
+    FILE *g = af.f;
+    fprintf(g, "# `gnuplot sensitivity.gp` in this directory\nset terminal pngcairo size 900,560 noenhanced\n"
+               "set output 'sensitivity.png'\nset grid\nset key outside right top\n");
+    for (int k = 0; k < c->n_groups; k++) {
+        fprintf(g, "$G%d << EOD\n0 %.6f\n", k, c->base);
+        for (int i = 0; i < c->n_rates; i++) fprintf(g, "%.4f %.6f\n", c->rates[i], c->y[k * c->n_rates + i]);
+        fprintf(g, "EOD\n");
+    }
+    fprintf(g, "set title '%s'\nset xlabel 'pruning rate of the group'\nset ylabel '%s'\nset xrange [0:1]\n", c->title,
+            c->ylabel);
+    fprintf(g, "plot ");
+    for (int k = 0; k < c->n_groups; k++)
+        fprintf(g, "%s$G%d using 1:2 with linespoints lw 2 title '%s (%d units)'", k ? ", " : "", k, c->group[k], c->units[k]);
+    fprintf(g, ", %.6f with lines dt 2 lc rgb 'black' title '%s'\n", c->limit, c->limit_title);
+    LP_TRY(lp_atomic_commit(&af));
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) return LP_OK;
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot sensitivity.gp >/dev/null 2>&1", dir);
+    struct stat st;
+    *plot = system(cmd) == 0 && stat(path_in(dir, "sensitivity.png", path, sizeof path), &st) == 0 && st.st_size > 0;
+    return LP_OK;
 }
 
 /* Shrink group g of m to `kept` (k units), all others whole, and evaluate; with the plan's means
@@ -75,15 +116,6 @@ static lp_status eval_pruned(const lp_model *m, int g, const int *kept, int k, c
     if (s == LP_OK) *out = er.m;
     lp_model_free(&small);
     return s;
-}
-
-static void sort_rates(double *r, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && r[j - 1] > r[j]; j--) {
-            double t = r[j];
-            r[j] = r[j - 1];
-            r[j - 1] = t;
-        }
 }
 
 static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_result *r, int top_k) {
@@ -111,38 +143,26 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_resu
     size_t off = 0;
     for (int g = 0; g < r->n_groups; g++) {
         int k;
-        if (keep_count(r->units[g], r->suggested[g], &k) != LP_OK) k = r->units[g];
+        if (lp_sensitivity_keep_count(r->units[g], r->suggested[g], &k) != LP_OK) k = r->units[g];
         fprintf(af.f, "%s = %.4f\n", r->group[g], r->suggested[g]);
         if (off < sizeof units) off += (size_t)snprintf(units + off, sizeof units - off, g ? ",%d" : "%d", k);
     }
     fprintf(af.f, "model.units = %s\n", units);
     LP_TRY(lp_atomic_commit(&af));
 
-    /* gnuplot */
-    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.gp", path, sizeof path)));
-    FILE *g = af.f;
-    fprintf(g, "# `gnuplot sensitivity.gp` in this directory\nset terminal pngcairo size 900,560 noenhanced\n"
-               "set output 'sensitivity.png'\nset grid\nset key outside right top\n");
-    for (int k = 0; k < r->n_groups; k++) {
-        fprintf(g, "$G%d << EOD\n0 %.6f\n", k, r->base.gap);
-        for (int i = 0; i < r->n_rates; i++) fprintf(g, "%.4f %.6f\n", r->rates[i], r->m[k][i].gap);
-        fprintf(g, "EOD\n");
-    }
-    fprintf(g, "set title 'Sensitivity: one unit group pruned at a time (%s, no fine-tuning)'\nset xlabel 'pruning rate of the "
-               "group'\nset ylabel 'GAP@%d'\nset xrange [0:1]\n",
-            lp_criterion_name(o->criterion), top_k);
-    fprintf(g, "plot ");
+    /* the GAP curves */
+    char title[160];
+    snprintf(title, sizeof title, "Sensitivity: one unit group pruned at a time (%s, no fine-tuning)",
+             lp_criterion_name(o->criterion));
+    char ylabel[32];
+    snprintf(ylabel, sizeof ylabel, "GAP@%d", top_k);
+    double y[LP_MODEL_MAX_GROUPS * LP_SENSITIVITY_MAX_RATES];
     for (int k = 0; k < r->n_groups; k++)
-        fprintf(g, "%s$G%d using 1:2 with linespoints lw 2 title '%s (%d units)'", k ? ", " : "", k, r->group[k], r->units[k]);
-    fprintf(g, ", %.6f with lines dt 2 lc rgb 'black' title 'baseline - max drop'\n", r->base.gap - o->max_drop);
-    LP_TRY(lp_atomic_commit(&af));
-    r->plot = 0;
-    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
-        char cmd[4300];
-        snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot sensitivity.gp >/dev/null 2>&1", o->out_dir);
-        struct stat st;
-        r->plot = system(cmd) == 0 && stat(path_in(o->out_dir, "sensitivity.png", path, sizeof path), &st) == 0 && st.st_size > 0;
-    }
+        for (int i = 0; i < r->n_rates; i++) y[k * r->n_rates + i] = r->m[k][i].gap;
+    lp_sensitivity_curves c = {.title = title, .ylabel = ylabel, .limit_title = "baseline - max drop",
+                               .n_groups = r->n_groups, .n_rates = r->n_rates, .group = r->group, .units = r->units,
+                               .rates = r->rates, .y = y, .base = r->base.gap, .limit = r->base.gap - o->max_drop};
+    LP_TRY(lp_sensitivity_plot(o->out_dir, &c, &r->plot));
 
     LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.md", path, sizeof path)));
     FILE *f = af.f;
@@ -187,10 +207,8 @@ static lp_status plan_with_means(lp_model *m, const lp_kv *cfg, int batches, con
 }
 
 lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result *res_out) {
-    if (o->n_rates < 1 || o->n_rates > LP_SENSITIVITY_MAX_RATES)
-        return lp_errorf(LP_ERR_ARG, "sensitivity: 1 to %d rates, got %d", LP_SENSITIVITY_MAX_RATES, o->n_rates);
-    for (int i = 0; i < o->n_rates; i++)
-        if (!(o->rates[i] > 0 && o->rates[i] < 1)) return lp_errorf(LP_ERR_ARG, "sensitivity: rate %g is not in (0, 1)", o->rates[i]);
+    double sorted[LP_SENSITIVITY_MAX_RATES];
+    LP_TRY(lp_sensitivity_rates(o->rates, o->n_rates, sorted));
     if (!(o->max_drop >= 0)) return lp_errorf(LP_ERR_ARG, "sensitivity: --max-drop must be >= 0");
     lp_sensitivity_result *r = res_out ? res_out : lp_calloc(1, sizeof *r);
     if (!r) return LP_ERR_NOMEM;
@@ -222,8 +240,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
         r->base = er.m;
         r->n_groups = m.n_groups;
         r->n_rates = o->n_rates;
-        memcpy(r->rates, o->rates, (size_t)o->n_rates * sizeof(double));
-        sort_rates(r->rates, r->n_rates);
+        memcpy(r->rates, sorted, (size_t)o->n_rates * sizeof(double));
         /* Scores of every unit: a uniform plan at rate 0 scores all groups and keeps everything. */
         lp_prune_opts po;
         lp_prune_opts_default(&po);
@@ -248,7 +265,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
         double drops[LP_SENSITIVITY_MAX_RATES];
         for (int i = 0; s == LP_OK && i < r->n_rates; i++) {
             int k = h;
-            s = keep_count(h, r->rates[i], &k);
+            s = lp_sensitivity_keep_count(h, r->rates[i], &k);
             if (s == LP_OK) s = lp_criteria_select(plan.g[g].score, h, k, kept);
             if (s == LP_OK) s = eval_pruned(&m, g, kept, k, &plan, &bc, top_k, &r->m[g][i]);
             r->kept[g][i] = k;

@@ -63,4 +63,27 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
 /* The suggestion rule alone (pure): rates [n] ascending, drops [n]; returns the suggested rate. */
 double lp_sensitivity_suggest(const double *rates, const double *drops, int n, double max_drop);
 
+/* ---- shared with the language model's analysis (lm/lm_sensitivity.h) ---- */
+
+/* Check n rates (1 to LP_SENSITIVITY_MAX_RATES, each in (0,1)) and copy them to sorted[] ascending.
+ * LP_ERR_ARG naming the bad value. */
+lp_status lp_sensitivity_rates(const double *rates, int n, double *sorted);
+
+/* Units kept by the uniform rule at rate r on a group of h units (prune/rates.h, so the rounding is the
+ * one every other command uses: h − round(r·h), at least 1). */
+lp_status lp_sensitivity_keep_count(int h, double r, int *k);
+
+/* One curve per group for gnuplot: (0, base) and (rates[i], y[g·n_rates + i]), and a dashed horizontal
+ * line at `limit` titled `limit_title`. Writes DIR/sensitivity.gp and, where gnuplot runs,
+ * DIR/sensitivity.png; *plot = 1 when the PNG was written. */
+typedef struct {
+    const char *title, *ylabel, *limit_title;
+    int n_groups, n_rates;
+    char (*group)[24]; /* [n_groups] names (read only) */
+    const int *units;
+    const double *rates, *y;
+    double base, limit;
+} lp_sensitivity_curves;
+lp_status lp_sensitivity_plot(const char *dir, const lp_sensitivity_curves *c, int *plot);
+
 #endif
