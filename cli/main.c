@@ -22,6 +22,7 @@ static const lp_cli_command commands[] = {
     {"lm-train", "train a word-level LSTM language model on Penn Treebank (Zaremba recipes); --resume continues", lp_cmd_lm_train},
     {"lm-eval", "perplexity and words/s of a language-model checkpoint on PTB", lp_cmd_lm_eval},
     {"lm-prune", "prune a PTB language model (eigen+gm, uniform, ISS) -> smaller checkpoint, fine-tune, report", lp_cmd_lm_prune},
+    {"lm-sensitivity", "prune one LM layer at a time at several rates (no fine-tuning): perplexity curves, suggested rates", lp_cmd_lm_sensitivity},
     {NULL, NULL, NULL},
 };
 

@@ -733,26 +733,25 @@ static void prune_run_free(prune_run *r) {
     lp_kv_free(&r->info);
 }
 
-/* The checkpoint, and the corpus it was trained on (the job's data directory, else the checkpoint's). */
-static lp_status load_base(prune_run *r) {
-    const lp_lm_prune_job *j = r->j;
-    LP_TRY(lp_lm_load(&r->base, j->checkpoint, &r->meta));
-    const char *dd = j->data_dir ? j->data_dir : lp_kv_get(&r->meta, "data.dir");
-    snprintf(r->data_dir, sizeof r->data_dir, "%s", dd ? dd : LP_LM_DEFAULT_DATA_DIR);
-    if (!r->corpus) {
+lp_status lp_lm_prune_load_base(const char *checkpoint, const char *data_dir, lp_lm *m, lp_kv *meta, lp_ptb_corpus *own,
+                                const lp_ptb_corpus **corpus, char *dir_out, size_t dir_len) {
+    LP_TRY(lp_lm_load(m, checkpoint, meta));
+    const char *dd = data_dir ? data_dir : lp_kv_get(meta, "data.dir");
+    snprintf(dir_out, dir_len, "%s", dd ? dd : LP_LM_DEFAULT_DATA_DIR);
+    if (!*corpus) {
         lp_kv dk;
         lp_kv_init(&dk);
-        lp_kv_set(&dk, "data.dir", r->data_dir);
-        const char *mw = lp_kv_get(&r->meta, "data.max_words");
+        lp_kv_set(&dk, "data.dir", dir_out);
+        const char *mw = lp_kv_get(meta, "data.max_words");
         lp_kv_set(&dk, "data.max_words", mw ? mw : "0");
-        lp_status s = lp_lm_run_corpus(&dk, &r->own);
+        lp_status s = lp_lm_run_corpus(&dk, own);
         lp_kv_free(&dk);
         LP_TRY(s);
-        r->corpus = &r->own;
+        *corpus = own;
     }
-    if (r->corpus->vocab.size != r->base.cfg.vocab)
-        return lp_errorf(LP_ERR_ARG, "%s has a vocabulary of %d words, the data in %s %d", j->checkpoint,
-                         r->base.cfg.vocab, r->data_dir, r->corpus->vocab.size);
+    if ((*corpus)->vocab.size != m->cfg.vocab)
+        return lp_errorf(LP_ERR_ARG, "%s has a vocabulary of %d words, the data in %s %d", checkpoint, m->cfg.vocab,
+                         dir_out, (*corpus)->vocab.size);
     return LP_OK;
 }
 
@@ -870,7 +869,8 @@ static lp_status finetune(prune_run *r, lp_lm_report_row *row) {
  * report.md; a row of measurements after each model. */
 static lp_status prune_run_all(prune_run *r, lp_lm_prune_result *res) {
     const lp_lm_prune_job *j = r->j;
-    LP_TRY(load_base(r));
+    LP_TRY(lp_lm_prune_load_base(j->checkpoint, j->data_dir, &r->base, &r->meta, &r->own, &r->corpus, r->data_dir,
+                                 sizeof r->data_dir));
     if (!j->quiet) fprintf(stderr, "lm-prune: measuring the baseline\n");
     LP_TRY(lp_lm_report_measure(&r->base, "baseline", j->checkpoint, r->corpus, j->eval_batch, j->eval_bptt,
                                 &res->rows[res->n_rows++]));

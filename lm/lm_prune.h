@@ -181,6 +181,14 @@ lp_status lp_lm_report_write(const char *dir, const lp_lm_prune_plan *plan, cons
 
 /* ---- the whole job ---- */
 
+/* The checkpoint's model (*m, free with lp_lm_free) and keys (*meta, initialised by the caller), and the
+ * corpus it was trained on from `data_dir`, else the checkpoint's data.dir, else LP_LM_DEFAULT_DATA_DIR
+ * (the directory used goes to dir_out). When *corpus is NULL the corpus is loaded into *own (initialised
+ * zero by the caller; free with lp_ptb_corpus_free) and *corpus points to it. LP_ERR_ARG when the corpus
+ * vocabulary is not the model's. */
+lp_status lp_lm_prune_load_base(const char *checkpoint, const char *data_dir, lp_lm *m, lp_kv *meta, lp_ptb_corpus *own,
+                                const lp_ptb_corpus **corpus, char *dir_out, size_t dir_len);
+
 typedef struct {
     const char *checkpoint;   /* the trained LM */
     const char *out_dir;      /* created: pruned.ckpt, finetune/, iss/, report.md, report.json */

@@ -3,7 +3,8 @@
 # train the small recipe (2x200) to completion, prune it with eigen+gm at the rate the eigen rule picks
 # (tau 0.9) and at fixed mean rates, against uniform+l2 at the same rates and the ISS group-lasso
 # baseline (two strengths; eigen+gm and uniform+l2 are also run at the rates ISS reached), fine-tune
-# each, and print one table (experiments/ptb_summarize.py) with words/s re-measured side by side.
+# each, and print one table (experiments/ptb_summarize.py) with words/s re-measured side by side; also the
+# sensitivity of the baseline, one layer at a time (lm-sensitivity, into OUT/ptb_small_sensitivity).
 #
 #   scripts/ptb.sh          environment: BIN (build/lstmprune), OUT (runs), THREADS (1)
 # Resumable: a finished run (its report.json exists) is skipped; an interrupted training resumes.
@@ -51,6 +52,14 @@ cell uniform_l2_r0555   --rate-rule uniform --criterion l2 --target-rate 0.555
 cell iss_l004           --iss-lambda 0.04 $ISS
 cell eigen_gm_r08625    --target-rate 0.8625                                     # ISS 0.04's mean rate
 cell uniform_l2_r08625  --rate-rule uniform --criterion l2 --target-rate 0.8625
+
+SENS=$OUT/ptb_small_sensitivity
+if [ -f "$SENS/sensitivity.md" ]; then
+    echo "== sensitivity: done"
+else
+    echo "== sensitivity of the baseline: one layer at a time, no fine-tuning -> $SENS"
+    "$BIN" lm-sensitivity --checkpoint "$CK" --out "$SENS" --threads "$THREADS" --quiet
+fi
 
 echo "== table (words/s re-measured, 3 interleaved rounds)"
 $PY experiments/ptb_summarize.py --bin "$BIN" --rounds 3 --threads "$THREADS" \

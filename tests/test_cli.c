@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/fileio.h"
+#include "tests/common/markov_corpus.h"
 #include "tests/common/refdata.h"
 #include "tests/common/scratch.h"
 
@@ -67,7 +68,7 @@ static void test_cli_md_has_every_help(void **state) {
     size_t len;
     assert_int_equal(lp_file_read_all("docs/CLI.md", &doc, &len), LP_OK);
     const char *cmds[] = {"synth", "inspect", "train", "finetune", "eval", "predict", "info", "prune", "pipeline",
-                          "sweep", "sensitivity", "lm-train", "lm-eval", "lm-prune"};
+                          "sweep", "sensitivity", "lm-train", "lm-eval", "lm-prune", "lm-sensitivity"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         assert_int_equal(run("%s --help", cmds[i]), 0);
         size_t n = strlen(out_buf);
@@ -92,6 +93,9 @@ static void test_bad_flags_are_usage_errors(void **state) {
         {"prune --checkpoint run/best.ckpt --out p --compensate median", "--compensate must be none or mean, got 'median'"},
         {"sensitivity --checkpoint run/best.ckpt --out s --compensate yes", "--compensate must be none or mean, got 'yes'"},
         {"lm-prune --checkpoint x --out y --compensate mean --iss-lambda 0.1", "does not apply to ISS"},
+        {"lm-sensitivity --checkpoint x --out y --rates 0.5,1.5", "--rates: '0.5,1.5' is not a comma-separated list"},
+        {"lm-sensitivity --checkpoint x --out y --compensate yes", "--compensate must be none or mean, got 'yes'"},
+        {"lm-sensitivity --out y", "--checkpoint CKPT and --out DIR are required"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run("%s", cases[i][0]);
@@ -115,6 +119,31 @@ static void test_runtime_errors_name_the_file(void **state) {
     assert_non_null(strstr(out_buf, "CRC32C"));
     assert_int_equal(run("inspect -q %s", lp_ref_path("reference/corrupt_data_crc.tfrecord")), 1);
     assert_non_null(strstr(out_buf, "record 2 at byte offset 5930"));
+}
+
+/* lm-sensitivity on a language model lm-train made: its table names every layer, and its files exist; a
+ * missing checkpoint is a runtime error naming it. */
+static void test_lm_sensitivity_runs(void **state) {
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/ptb", lp_test_scratch_dir());
+    assert_int_equal(lp_mkdirs(dir), LP_OK);
+    lp_test_markov_write_ptb(dir, 200, 3);
+    assert_int_equal(run("lm-train --data ptb --units 8 --epochs 1 --batch 4 --bptt 10 --out lmrun --quiet"), 0);
+    int rc = run("lm-sensitivity --checkpoint lmrun/best.ckpt --out lms --rates 0.5,0.25 --quiet");
+    if (rc != 0) fprintf(stderr, "%s\n", out_buf);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out_buf, "suggested rate (perplexity rise <= 5%)"));
+    assert_non_null(strstr(out_buf, "lstm1           8  "));
+    assert_non_null(strstr(out_buf, "lstm2           8  "));
+    assert_non_null(strstr(out_buf, "unpruned validation perplexity"));
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("lms/sensitivity.csv"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "lstm2,8,0.5000,4,"));
+    free(buf);
+    assert_int_equal(run("lm-sensitivity --checkpoint missing.ckpt --out lms2"), 1);
+    assert_non_null(strstr(out_buf, "missing.ckpt"));
 }
 
 static void test_predict_eval_info_formats(void **state) {
@@ -159,6 +188,7 @@ int main(void) {
         cmocka_unit_test(test_bad_flags_are_usage_errors),
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
+        cmocka_unit_test(test_lm_sensitivity_runs),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

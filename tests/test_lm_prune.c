@@ -22,6 +22,7 @@
 #include "core/tape.h"
 #include "lm/lm.h"
 #include "lm/lm_prune.h"
+#include "lm/lm_sensitivity.h"
 #include "lm/lm_train.h"
 #include "lm/ptb.h"
 #include "tests/common/markov_corpus.h"
@@ -727,6 +728,189 @@ static void test_pipeline_end_to_end(void **state) {
     lp_ptb_corpus_free(&corpus);
 }
 
+/* ---- sensitivity (one layer at a time) ---- */
+
+/* A small LM (2 layers of 16) trained for 8 epochs (SGD, momentum 0.5) on the scratch corpus into
+ * scratch/<name>, so that it has learned the chain and pruning costs something; returns best.ckpt's path
+ * (static buffer). tied: the softmax tied to the embedding. */
+static const char *small_lm(const char *name, int tied) {
+    static char ck[700];
+    char run[600];
+    snprintf(run, sizeof run, "%s/%s", lp_test_scratch_dir(), name);
+    snprintf(ck, sizeof ck, "%s/best.ckpt", run);
+    if (access(ck, F_OK) == 0) return ck;
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "data.dir", lp_test_scratch_dir()), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "lm.units", "16"), LP_OK);
+    if (tied) assert_int_equal(lp_kv_set(&cfg, "lm.tied", "1"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.epochs", "8"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.decay_after", "8"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.momentum", "0.5"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.batch", "4"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.bptt", "10"), LP_OK);
+    lp_lm_run_opts ro = {.run_dir = run, .quiet = 1};
+    lp_lm_run_result rr;
+    assert_int_equal(lp_lm_train_run(&cfg, &ro, &rr), LP_OK);
+    assert_true(rr.best_valid_ppl < 15); /* learned: 30 words, uniform guessing is 30 */
+    lp_kv_free(&cfg);
+    return ck;
+}
+
+static double masked_valid_ppl(const char *ck, const lp_ptb_corpus *c, int layer, const int *kept, int k) {
+    lp_lm m;
+    assert_int_equal(lp_lm_load(&m, ck, NULL), LP_OK);
+    int *lists[LP_LM_MAX_LAYERS], n[LP_LM_MAX_LAYERS], all[LP_LM_MAX_LAYERS][64];
+    for (int l = 0; l < m.cfg.layers; l++) {
+        for (int j = 0; j < m.cfg.hidden[l]; j++) all[l][j] = j;
+        lists[l] = l == layer ? (int *)kept : all[l];
+        n[l] = l == layer ? k : m.cfg.hidden[l];
+    }
+    lp_lm_prune_plan p;
+    assert_int_equal(lp_lm_prune_plan_from_kept(&m, lists, n, &p), LP_OK);
+    assert_int_equal(lp_lm_prune_mask(&m, &p), LP_OK);
+    lp_lm_eval_result ev;
+    assert_int_equal(lp_lm_evaluate(&m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], 20, 35, NULL, &ev), LP_OK);
+    lp_lm_prune_plan_free(&p);
+    lp_lm_free(&m);
+    return ev.ppl;
+}
+
+static char *read_out(const char *dir, const char *name) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    return buf;
+}
+
+/* Every point is the validation perplexity of the model with that layer's worst-scored units masked
+ * (masked == shrunk), the kept sets are nested, the suggestion follows the rule, the files hold the
+ * table, a rerun writes the same numbers, compensation changes them, a tied last layer is listed but
+ * never tried, and bad options are refused. */
+static void test_sensitivity(void **state) {
+    (void)state;
+    const char *ck = small_lm("sens_base", 0);
+    char ckpt[700], out[600], out2[600];
+    snprintf(ckpt, sizeof ckpt, "%s", ck);
+    lp_ptb_corpus corpus;
+    assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
+    lp_lm_sensitivity_opts o;
+    lp_lm_sensitivity_opts_default(&o);
+    o.checkpoint = ckpt;
+    snprintf(out, sizeof out, "%s/sens", lp_test_scratch_dir());
+    o.out_dir = out;
+    o.quiet = 1;
+    o.n_rates = 3;
+    o.rates[0] = 0.5, o.rates[1] = 0.25, o.rates[2] = 0.75; /* any order */
+    o.max_rise = 0.02;
+    lp_lm_sensitivity_result *r = lp_calloc(1, sizeof *r);
+    assert_non_null(r);
+    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
+    assert_int_equal(r->n_groups, 2);
+    assert_true(r->rates[0] == 0.25 && r->rates[1] == 0.5 && r->rates[2] == 0.75);
+
+    /* the same ranking lm-prune uses: gm scores on the unpruned weights */
+    lp_lm m;
+    assert_int_equal(lp_lm_load(&m, ckpt, NULL), LP_OK);
+    lp_lm_prune_opts po;
+    lp_lm_prune_opts_default(&po);
+    po.rates.rule = LP_RATE_RULE_UNIFORM;
+    po.rates.target_rate = 0;
+    lp_lm_prune_plan scored;
+    assert_int_equal(lp_lm_prune_plan_make(&m, NULL, &po, &scored), LP_OK);
+    lp_lm_eval_result ev;
+    assert_int_equal(lp_lm_evaluate(&m, corpus.ids[LP_PTB_VALID], corpus.n[LP_PTB_VALID], 20, 35, NULL, &ev), LP_OK);
+    assert_true(r->base_ppl == ev.ppl);
+    const int expect_k[3] = {12, 8, 4};
+    for (int l = 0; l < 2; l++) {
+        assert_true(r->prunable[l] && r->units[l] == 16);
+        int prev[16], prev_k = 16;
+        for (int j = 0; j < 16; j++) prev[j] = j;
+        double rise[3];
+        for (int i = 0; i < 3; i++) {
+            const int k = expect_k[i];
+            assert_int_equal(r->kept[l][i], k);
+            int kept[16];
+            assert_int_equal(lp_criteria_select(scored.g[l].score, 16, k, kept), LP_OK);
+            for (int a = 0; a < k; a++) { /* nested: every unit kept at this rate was kept at the smaller one */
+                int found = 0;
+                for (int b = 0; b < prev_k; b++) found |= prev[b] == kept[a];
+                assert_true(found);
+            }
+            memcpy(prev, kept, sizeof kept);
+            prev_k = k;
+            const double masked = masked_valid_ppl(ckpt, &corpus, l, kept, k);
+            assert_true(fabs(r->ppl[l][i] - masked) <= 1e-5 * masked); /* float sums in another order */
+            rise[i] = r->ppl[l][i] / r->base_ppl - 1;
+        }
+        assert_true(r->suggested[l] == lp_sensitivity_suggest(r->rates, rise, 3, o.max_rise));
+    }
+    fprintf(stderr, "lm sensitivity: base %.3f; lstm1 %.3f %.3f %.3f; lstm2 %.3f %.3f %.3f; suggested %.2f %.2f\n",
+            r->base_ppl, r->ppl[0][0], r->ppl[0][1], r->ppl[0][2], r->ppl[1][0], r->ppl[1][1], r->ppl[1][2],
+            r->suggested[0], r->suggested[1]);
+    lp_lm_prune_plan_free(&scored);
+    lp_lm_free(&m);
+
+    /* files */
+    char *csv = read_out(out, "sensitivity.csv");
+    assert_memory_equal(csv, "layer,units,rate,kept,valid_ppl,ppl_rise\n", 41);
+    char row[128];
+    snprintf(row, sizeof row, "lstm2,16,0.5000,8,%.6f,", r->ppl[1][1]);
+    assert_non_null(strstr(csv, row));
+    char *sug = read_out(out, "suggested.txt");
+    char line[64];
+    int k0, k1;
+    assert_int_equal(lp_sensitivity_keep_count(16, r->suggested[0], &k0), LP_OK);
+    assert_int_equal(lp_sensitivity_keep_count(16, r->suggested[1], &k1), LP_OK);
+    snprintf(line, sizeof line, "lm.units = %d,%d\n", k0, k1);
+    assert_non_null(strstr(sug, line));
+    char *md = read_out(out, "sensitivity.md");
+    assert_non_null(strstr(md, "| lstm1 | 16 |"));
+    lp_free(sug);
+    lp_free(md);
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) assert_int_equal(r->plot, 1);
+
+    /* a rerun gives the same table; compensation gives another one, and says so */
+    snprintf(out2, sizeof out2, "%s/sens_again", lp_test_scratch_dir());
+    o.out_dir = out2;
+    assert_int_equal(lp_lm_sensitivity_run(&o, NULL, NULL), LP_OK); /* corpus from the checkpoint's data.dir */
+    char *csv2 = read_out(out2, "sensitivity.csv");
+    assert_string_equal(csv, csv2);
+    lp_free(csv2);
+    const double plain = r->ppl[0][2];
+    o.compensate = 1;
+    o.stats_windows = 20;
+    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
+    assert_true(isfinite(r->ppl[0][2]) && r->ppl[0][2] != plain);
+    md = read_out(out2, "sensitivity.md");
+    assert_non_null(strstr(md, "mean compensation"));
+    lp_free(md);
+    lp_free(csv);
+    o.compensate = 0;
+
+    /* tied: the last layer is listed, never tried */
+    snprintf(ckpt, sizeof ckpt, "%s", small_lm("sens_tied", 1));
+    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
+    assert_true(r->prunable[0] && !r->prunable[1]);
+    assert_true(isfinite(r->ppl[0][0]) && isnan(r->ppl[1][0]) && r->suggested[1] == 0);
+    csv = read_out(out2, "sensitivity.csv");
+    assert_null(strstr(csv, "lstm2,16,0.2500"));
+    assert_non_null(strstr(csv, "lstm2,16,0.0000,16,"));
+    lp_free(csv);
+
+    /* bad options */
+    o.rates[1] = 1.0;
+    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "rate 1 is not in (0, 1)"));
+    o.rates[1] = 0.5;
+    o.max_rise = -1;
+    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_ERR_ARG);
+    lp_free(r);
+    lp_ptb_corpus_free(&corpus);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masked_equals_shrunk_untied),
@@ -737,6 +921,7 @@ int main(void) {
         cmocka_unit_test(test_iss_penalty_gradient),
         cmocka_unit_test(test_iss_drives_groups_to_zero),
         cmocka_unit_test(test_pipeline_end_to_end),
+        cmocka_unit_test(test_sensitivity),
     };
     return cmocka_run_group_tests(tests, setup_dir, lp_test_scratch_teardown);
 }
