@@ -901,11 +901,7 @@ lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus,
     const double t0 = lp_now_s();
     LP_TRY(check_job(j));
     LP_TRY(lp_mkdirs(j->out_dir));
-    lp_kv tk;
-    lp_kv_init(&tk);
-    lp_kv_set_int(&tk, "train.threads", j->threads);
-    lp_runcfg_apply_threads(&tk);
-    lp_kv_free(&tk);
+    lp_runcfg_set_threads(j->threads);
 
     prune_run r;
     memset(&r, 0, sizeof r);

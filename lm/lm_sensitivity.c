@@ -230,11 +230,7 @@ lp_status lp_lm_sensitivity_run(const lp_lm_sensitivity_opts *o, const lp_ptb_co
     memset(res, 0, sizeof *res);
     lp_status s = lp_sensitivity_rates(o->rates, o->n_rates, res->rates);
     res->n_rates = o->n_rates;
-    lp_kv tk;
-    lp_kv_init(&tk);
-    lp_kv_set_int(&tk, "train.threads", o->threads);
-    lp_runcfg_apply_threads(&tk);
-    lp_kv_free(&tk);
+    lp_runcfg_set_threads(o->threads);
     sens_run r;
     memset(&r, 0, sizeof r);
     r.o = o;

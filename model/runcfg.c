@@ -2,6 +2,7 @@
 #include "model/runcfg.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -166,7 +167,11 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
     return lp_lr_schedule_check(lr);
 }
 
+void lp_runcfg_set_threads(int n) {
+    if (n > 0) openblas_set_num_threads(n);
+}
+
 void lp_runcfg_apply_threads(const lp_kv *kv) {
     long long t = lp_kv_get_int_or(kv, "train.threads", 0);
-    if (t > 0) openblas_set_num_threads((int)t);
+    if (t > 0 && t <= INT_MAX) lp_runcfg_set_threads((int)t);
 }
