@@ -12,9 +12,7 @@
 
 void lp_lm_sensitivity_opts_default(lp_lm_sensitivity_opts *o) {
     memset(o, 0, sizeof *o);
-    static const double r[] = {0.1, 0.3, 0.5, 0.7, 0.9};
-    o->n_rates = 5;
-    memcpy(o->rates, r, sizeof r);
+    o->n_rates = lp_sensitivity_default_rates(o->rates);
     o->criterion = LP_CRITERION_GM;
     o->seed = 1;
     o->max_rise = 0.05;

@@ -15,11 +15,15 @@
 #include "prune/rates.h"
 #include "prune/surgery.h"
 
+int lp_sensitivity_default_rates(double *rates) {
+    static const double r[] = {0.1, 0.3, 0.5, 0.7, 0.9};
+    memcpy(rates, r, sizeof r);
+    return (int)(sizeof r / sizeof r[0]);
+}
+
 void lp_sensitivity_opts_default(lp_sensitivity_opts *o) {
     memset(o, 0, sizeof *o);
-    static const double r[] = {0.1, 0.3, 0.5, 0.7, 0.9};
-    o->n_rates = 5;
-    memcpy(o->rates, r, sizeof r);
+    o->n_rates = lp_sensitivity_default_rates(o->rates);
     o->criterion = LP_CRITERION_GM;
     o->seed = 1;
     o->max_drop = 0.01;

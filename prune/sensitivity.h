@@ -65,6 +65,9 @@ double lp_sensitivity_suggest(const double *rates, const double *drops, int n, d
 
 /* ---- shared with the language model's analysis (lm/lm_sensitivity.h) ---- */
 
+/* The default rates 0.1, 0.3, 0.5, 0.7, 0.9 into rates[]; returns their count. */
+int lp_sensitivity_default_rates(double *rates);
+
 /* Check n rates (1 to LP_SENSITIVITY_MAX_RATES, each in (0,1)) and copy them to sorted[] ascending.
  * LP_ERR_ARG naming the bad value. */
 lp_status lp_sensitivity_rates(const double *rates, int n, double *sorted);
