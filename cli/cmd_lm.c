@@ -181,8 +181,12 @@ int lp_cmd_lm_train(int argc, char **argv) {
         printf("trained %d epochs in %.1f s; last epoch: train ppl %.2f, valid ppl %.2f", res.epochs_done, res.seconds,
                res.train_ppl, res.valid_ppl);
         if (!isnan(res.test_ppl)) printf(", test ppl %.2f", res.test_ppl);
-        printf("; best valid ppl %.2f (epoch %d)\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n",
-               res.best_valid_ppl, res.best_epoch, o.run_dir);
+        printf("; best valid ppl %.2f (epoch %d)\nlargest gradient norm %.4g", res.best_valid_ppl, res.best_epoch,
+               res.max_grad_norm);
+        if (res.spikes > 0)
+            printf("; %d giant gradient spike%s (over %.0f times the median of the windows before; above)", res.spikes,
+                   res.spikes > 1 ? "s" : "", LP_GRAD_SPIKE_FACTOR);
+        printf("\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n", o.run_dir);
     }
 out:
     lp_kv_free(&flags);

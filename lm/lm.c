@@ -413,6 +413,11 @@ lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t 
             goto done;
         norm_sum += norm;
         res->clipped += o->clip > 0 && norm > o->clip;
+        if (norm > res->max_grad_norm) {
+            res->max_grad_norm = norm;
+            res->max_grad_window = w + 1;
+        }
+        if (o->watch && lp_grad_watch_add(o->watch, norm) > 0) res->spikes++;
         total += (double)loss * (double)k;
         targets += k;
         trained++;

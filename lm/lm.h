@@ -218,6 +218,9 @@ typedef struct {
     lp_lm_state *state;
     lp_status (*window_hook)(void *user, lp_lm *m, int done, int windows, const lp_lm_state *st);
     void *window_user;
+    /* Giant gradient spikes (optim.h, lp_grad_watch; NULL = not watched): every window's pre-clip norm is
+     * added to the caller's watch, which may span epochs; flagged windows are counted in the result. */
+    lp_grad_watch *watch;
 } lp_lm_train_opts;
 
 /* B 20, bptt 35, lr 1, clip 5, mean_over_time 0, no hooks, no progress. */
@@ -232,6 +235,9 @@ typedef struct {
     double words_per_sec;
     double grad_norm_mean; /* mean pre-clip gradient norm */
     int clipped;           /* steps where the norm exceeded `clip` */
+    double max_grad_norm;  /* the largest pre-clip norm, and its window (1-based, of the epoch) */
+    int max_grad_window;
+    int spikes;            /* windows the watch flagged (0 without a watch) */
 } lp_lm_epoch_result;
 
 /* One epoch of truncated-BPTT training over ids[0..n): `batch` streams, windows of `bptt` steps visited

@@ -183,6 +183,7 @@ typedef struct {
     FILE *train_log, *valid_log;
     int tty;
     double t_start;
+    lp_grad_watch watch; /* giant gradient spikes (observed, reported; training unchanged) */
     /* progress of the current epoch */
     int cur_epoch, epochs_left_after, first_window;
     float cur_lr;
@@ -396,6 +397,22 @@ static void epoch_opts(lm_trainer *t, int e, lp_lm_train_opts *to) {
     to->state = &t->st;
     to->window_hook = on_window;
     to->window_user = t;
+    to->watch = &t->watch;
+}
+
+/* Say so when the epoch had giant gradient spikes (a warning: written also with --quiet). Under SGD with
+ * clipping (every recipe) a spike moves the weights no further than any clipped step; without clipping
+ * it can throw the run back (docs/METHOD.md, "Giant gradient spikes"). */
+static void report_spikes(const lm_trainer *t, int e, const lp_lm_epoch_result *er, lp_lm_run_result *res) {
+    if (er->max_grad_norm > res->max_grad_norm) res->max_grad_norm = er->max_grad_norm;
+    res->spikes += er->spikes;
+    if (er->spikes == 0) return;
+    fprintf(stderr, "epoch %d: %d giant gradient spike%s (a window's norm over %.0f times the median of the %d before); the "
+                    "largest norm %.3g at window %d",
+            e, er->spikes, er->spikes > 1 ? "s" : "", LP_GRAD_SPIKE_FACTOR, LP_GRAD_WATCH_WINDOW, er->max_grad_norm,
+            er->max_grad_window);
+    if (t->clip > 0 && er->max_grad_norm > t->clip) fprintf(stderr, ", clipped to norm %g\n", t->clip);
+    else fprintf(stderr, " (--clip NORM bounds such steps)\n");
 }
 
 /* The whole epoch's figures in er, including the windows trained before a mid-epoch resume; then the
@@ -469,6 +486,7 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         }
         if (s != LP_OK)
             return lp_error_wrap(s, "epoch %d (the last good checkpoint is %s/last.ckpt)", e, t->o->run_dir);
+        report_spikes(t, e, &er, res);
         whole_epoch(t, &er);
         LP_TRY(end_epoch(t, c, e, (double)to.lr, &er, res));
         done_here++;
@@ -486,6 +504,7 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     t.o = o;
     t.t_start = lp_now_s();
     t.tty = !o->quiet && isatty(2);
+    lp_grad_watch_init(&t.watch, LP_GRAD_SPIKE_FACTOR);
     lp_ckpt rc;
     lp_ckpt_init(&rc);
     lp_ptb_corpus own;

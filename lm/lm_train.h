@@ -112,6 +112,10 @@ typedef struct {
     int best_epoch;
     double train_words_per_sec; /* last epoch */
     double seconds;           /* wall time of this call */
+    /* Giant gradient spikes of this call's whole epochs (optim.h, lp_grad_watch: a window's pre-clip norm
+     * over LP_GRAD_SPIKE_FACTOR times the median of the 256 windows before), and the largest norm. */
+    int spikes;
+    double max_grad_norm;
 } lp_lm_run_result;
 
 /* Train as configured (missing keys get lp_lm_run_defaults). With init_ckpt the model (sizes, tying,

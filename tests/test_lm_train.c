@@ -1,7 +1,8 @@
 /* test_lm_train: LM training as a tool (lm/lm_train.h) — the recipes and the learning-rate schedule, the
  * lm.* model keys, checkpoint round trip (lm/lm.h), the run directory, exact resume (a run interrupted
  * after epoch k and resumed ends with the same weights as an uninterrupted one, at one thread), extending
- * a finished run, and fine-tuning from a checkpoint. Tiny models on a tiny generated corpus. */
+ * a finished run, fine-tuning from a checkpoint, and the giant-spike report. Tiny models on a tiny
+ * generated corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -470,6 +471,61 @@ static void test_finetune_from_checkpoint(void **state) {
     lp_ptb_corpus_free(&corpus);
 }
 
+/* The giant-spike watch in LM training (optim.h, lp_grad_watch): a calm run reports none and its largest
+ * pre-clip norm; the same run with one window's gradient multiplied by 10^6 — in epoch 2, so only a watch
+ * that spans epochs has seen the LP_GRAD_WATCH_MIN windows it needs — reports exactly one spike, with a
+ * norm 10^6 times that window's in the calm run (the windows before it are identical). Clipping (5, the
+ * recipes') bounds the step, not the report. */
+#define LM_SPIKE_CALL 120 /* 0-based window of the run; ~106 windows per epoch here */
+typedef struct {
+    int calls, spike;
+    double norms[400]; /* pre-clip norms, before any scaling */
+} spike_probe;
+
+static lp_status probe_grad(void *user, lp_lm *m) {
+    spike_probe *p = user;
+    double n;
+    LP_TRY(lp_optim_grad_norm(m->params.grad, m->params.numel, &n));
+    if (p->calls < 400) p->norms[p->calls] = n;
+    if (p->spike && p->calls == LM_SPIKE_CALL)
+        for (size_t i = 0; i < m->params.numel; i++) m->params.grad[i] *= 1e6f;
+    p->calls++;
+    return LP_OK;
+}
+
+static void spike_run(const char *name, spike_probe *p, lp_lm_run_result *r) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/%s", lp_test_scratch_dir(), name);
+    lp_kv cfg;
+    tiny_cfg(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
+    lp_lm_run_opts o = {.run_dir = dir, .quiet = 1, .grad_hook = probe_grad, .hook_user = p};
+    assert_int_equal(lp_lm_train_run(&cfg, &o, r), LP_OK);
+    assert_true(lp_kv_get_double_or(&cfg, "train.clip", 0) == 5);
+    lp_kv_free(&cfg);
+}
+
+static void test_spike_watch_reports(void **state) {
+    (void)state;
+    static spike_probe calm, spiky;
+    lp_lm_run_result r;
+    spike_run("calm", &calm, &r);
+    assert_true(calm.calls > LM_SPIKE_CALL && calm.calls <= 400);
+    const int per_epoch = calm.calls / 2;
+    assert_true(LM_SPIKE_CALL >= per_epoch && LM_SPIKE_CALL - per_epoch < LP_GRAD_WATCH_MIN); /* epoch 2, early */
+    assert_int_equal(r.spikes, 0);
+    double top = 0;
+    for (int i = 0; i < calm.calls; i++) top = fmax(top, calm.norms[i]);
+    assert_true(fabs(r.max_grad_norm - top) <= 1e-12 * top);
+
+    spiky.spike = 1;
+    spike_run("spiky", &spiky, &r);
+    assert_int_equal(spiky.calls, calm.calls);
+    for (int i = 0; i <= LM_SPIKE_CALL; i++) assert_true(spiky.norms[i] == calm.norms[i]);
+    assert_int_equal(r.spikes, 1);
+    assert_true(fabs(r.max_grad_norm / (1e6 * calm.norms[LM_SPIKE_CALL]) - 1) < 1e-5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recipes_and_schedule),
@@ -480,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_resume_keeps_valid_rows_at_lr_1),
         cmocka_unit_test(test_mid_epoch_resume),
         cmocka_unit_test(test_finetune_from_checkpoint),
+        cmocka_unit_test(test_spike_watch_reports),
     };
     return cmocka_run_group_tests(tests, setup_dir, lp_test_scratch_teardown);
 }
