@@ -40,7 +40,7 @@ static void usage(FILE *out) {
             "usage: lstmprune <command> [options]   (lstmprune <command> --help for its options)\n\n"
             "Structured pruning of LSTMs via eigenanalysis and geometric median (Gkalelis & Mezaris, "
             "ISM 2020).\n\ncommands:\n");
-    for (const lp_cli_command *c = commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
+    for (const lp_cli_command *c = commands; c->name; c++) fprintf(out, "  %-14s %s\n", c->name, c->summary);
 }
 
 int main(int argc, char **argv) {
