@@ -41,7 +41,7 @@ int lp_cmd_info(int argc, char **argv) {
                lp_model_flops_head(&m));
         printf("  unit groups\n");
         for (int g = 0; g < m.n_groups; g++) {
-            const lp_paper_group *gr = &m.groups[g];
+            const lp_unit_group *gr = &m.groups[g];
             size_t np = lp_tensor_numel(gr->w_ih) + lp_tensor_numel(gr->w_hh) + lp_tensor_numel(gr->b);
             printf("    %-10s %5d units  input %5d  %10zu parameters%s  -> %s\n", gr->name, gr->units, gr->input_dim, np,
                    gr->reverse ? "  (reverse)" : "", gr->consumer_name);

@@ -110,11 +110,11 @@ lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     m->out_w = cfg->tied ? m->embed_w : lp_params_find(&m->params, "out.w");
     m->out_b = lp_params_find(&m->params, "out.b");
     for (int l = 0; l < L; l++) {
-        lp_lm_group *g = &m->groups[l];
+        lp_unit_group *g = &m->groups[l];
         g->units = cfg->hidden[l];
         g->input_dim = l ? cfg->hidden[l - 1] : E;
         g->reverse = 0;
-        g->tied = cfg->tied && l == L - 1;
+        g->fixed = cfg->tied && l == L - 1;
         lp_lstm_weights w = lp_lstm_find(&m->params, g->name);
         g->w_ih = w.w_ih, g->w_hh = w.w_hh, g->b = w.b;
         if (l + 1 < L) snprintf(g->consumer_name, sizeof g->consumer_name, "lstm%d.w_ih", l + 2);
@@ -241,7 +241,7 @@ lp_status lp_lm_forward(lp_lm *m, lp_tape *tp, const int32_t *x, const int32_t *
     lp_tensor *seq = p > 0 ? lp_op_dropout(tp, out->embed, p, dropout_rng) : out->embed;
     if (!seq) return lp_error_wrap(LP_ERR_NOMEM, "lm forward: embedding");
     for (int l = 0; l < cfg->layers; l++) {
-        const lp_lm_group *g = &m->groups[l];
+        const lp_unit_group *g = &m->groups[l];
         lp_tensor *h0 = NULL, *c0 = NULL;
         if (state) { /* leaf views without grad: the carried state is detached */
             const int dims[2] = {B, g->units};

@@ -6,7 +6,7 @@
  *                 ──► dense over the vocabulary: logits [B,T,V] = h·W_out^T + b_out
  *                 ──► softmax cross-entropy against the next words y [B,T]
  *
- * Every LSTM layer is the fused op of layers/lstm.h and a *unit group* for pruning (lp_lm_group, the same
+ * Every LSTM layer is the fused op of layers/lstm.h and a *unit group* for pruning (lp_unit_group, the same
  * description as model/paper.h's groups), each with its own size, so a pruned model is a model with
  * smaller numbers in its config. The embedding and the softmax keep their sizes when LSTMs are pruned.
  *
@@ -17,7 +17,7 @@
  * Tied embeddings (Press & Wolf 2017, Inan et al. 2017), optional: the softmax weight IS the embedding
  * table (out.w is not a separate parameter; logits = h·W_emb^T + b_out), which needs E == H_L. The table
  * then receives both gradients. With tying, the last group's consumer is `embed.w`, so pruning that
- * group would change the embedding size too: prune code must leave it alone or refuse (lp_lm_group.tied).
+ * group would change the embedding size too: prune code must leave it alone or refuse (lp_unit_group.fixed).
  *
  * Parameters live in one lp_params block (core/params.h) under stable names, in this order:
  *     embed.w [V,E]
@@ -61,8 +61,9 @@
 #include "core/status.h"
 #include "core/tape.h"
 #include "optim/optim.h"
+#include "prune/unit_group.h"
 
-#define LP_LM_MAX_LAYERS 8
+#define LP_LM_MAX_LAYERS LP_MAX_GROUPS
 
 typedef struct {
     int vocab;                     /* V, words (10,000 for PTB) */
@@ -88,24 +89,10 @@ lp_status lp_lm_config_check(const lp_lm_config *cfg);
 lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv);
 lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv);
 
-/* What pruning needs to know about one LSTM layer. Unit j owns rows j, H+j, 2H+j, 3H+j of w_ih, w_hh and
- * b, column j of w_hh, and column consumer_col0 + j of `consumer` (the next layer's w_ih, or out.w). */
-typedef struct {
-    char name[24];              /* "lstm1", "lstm2", ... (prefix of its parameter names) */
-    int units;                  /* H_l */
-    int input_dim;              /* columns of w_ih: E for layer 1, H_{l-1} after */
-    int reverse;                /* always 0 (kept for symmetry with model/paper.h) */
-    int tied;                   /* 1 for the last layer of a tied model: its consumer is embed.w */
-    lp_tensor *w_ih, *w_hh, *b; /* views into the model's params */
-    lp_tensor *consumer;
-    char consumer_name[LP_PARAM_NAME_MAX];
-    int consumer_col0;          /* always 0 */
-} lp_lm_group;
-
 typedef struct {
     lp_lm_config cfg;
     lp_params params;
-    lp_lm_group groups[LP_LM_MAX_LAYERS];
+    lp_unit_group groups[LP_LM_MAX_LAYERS];
     lp_tensor *embed_w; /* [V,E] */
     lp_tensor *out_w;   /* [V,H_L]; the same tensor as embed_w when tied */
     lp_tensor *out_b;   /* [V] */

@@ -23,25 +23,11 @@
 
 /* ---- groups ---------------------------------------------------------------------------------------- */
 
-void lp_lm_prune_groups(const lp_lm *m, lp_paper_group *groups) {
-    for (int l = 0; l < m->cfg.layers; l++) {
-        const lp_lm_group *s = &m->groups[l];
-        lp_paper_group *d = &groups[l];
-        memset(d, 0, sizeof *d);
-        snprintf(d->name, sizeof d->name, "%s", s->name);
-        d->units = s->units;
-        d->input_dim = s->input_dim;
-        d->reverse = s->reverse;
-        d->w_ih = s->w_ih;
-        d->w_hh = s->w_hh;
-        d->b = s->b;
-        d->consumer = s->consumer;
-        snprintf(d->consumer_name, sizeof d->consumer_name, "%s", s->consumer_name);
-        d->consumer_col0 = s->consumer_col0;
-    }
+void lp_lm_prune_groups(const lp_lm *m, lp_unit_group *groups) {
+    memcpy(groups, m->groups, (size_t)m->cfg.layers * sizeof *groups);
 }
 
-static int is_prunable(const lp_lm *m, int l) { return !m->groups[l].tied; }
+static int is_prunable(const lp_lm *m, int l) { return !m->groups[l].fixed; }
 
 /* ---- options and plans ----------------------------------------------------------------------------- */
 
@@ -243,7 +229,7 @@ lp_status lp_lm_prune_plan_make(const lp_lm *m, lp_stats *st, const lp_lm_prune_
     co.criterion = o->criterion;
     co.rng = &rng;
     for (int l = 0; l < L && s == LP_OK; l++) {
-        const lp_lm_group *gr = &m->groups[l];
+        const lp_unit_group *gr = &m->groups[l];
         lp_lm_prune_group *g = &p->g[l];
         const int H = gr->units, F = gr->input_dim, D = lp_criteria_unit_dim(F, H, 0);
         lp_free(u);
@@ -269,7 +255,7 @@ lp_status lp_lm_prune_plan_make(const lp_lm *m, lp_stats *st, const lp_lm_prune_
 
 lp_status lp_lm_prune_mask(lp_lm *m, const lp_lm_prune_plan *p) {
     LP_TRY(plan_check(m, p));
-    lp_paper_group groups[LP_LM_MAX_LAYERS];
+    lp_unit_group groups[LP_LM_MAX_LAYERS];
     lp_lm_prune_groups(m, groups);
     for (int l = 0; l < p->n_groups; l++) {
         int i = 0;
@@ -286,7 +272,7 @@ lp_status lp_lm_prune_gather(const lp_lm *in, const lp_lm_prune_plan *p, const l
     if (out->cfg.layers != in->cfg.layers || out->cfg.vocab != in->cfg.vocab || out->cfg.embed != in->cfg.embed ||
         out->cfg.tied != in->cfg.tied || out->params.count != in->params.count)
         return lp_errorf(LP_ERR_ARG, "lm prune: the target model was not built from this model");
-    lp_paper_group gi[LP_LM_MAX_LAYERS], go[LP_LM_MAX_LAYERS];
+    lp_unit_group gi[LP_LM_MAX_LAYERS], go[LP_LM_MAX_LAYERS];
     lp_lm_prune_groups(in, gi);
     lp_lm_prune_groups(out, go);
     int *kept[LP_LM_MAX_LAYERS], n_kept[LP_LM_MAX_LAYERS];
@@ -301,7 +287,7 @@ lp_status lp_lm_prune_gather(const lp_lm *in, const lp_lm_prune_plan *p, const l
 static lp_status compensated_copy(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *c) {
     LP_TRY(lp_lm_init(c, &in->cfg, 0));
     memcpy(c->params.data, in->params.data, in->params.numel * sizeof(float));
-    lp_paper_group groups[LP_LM_MAX_LAYERS];
+    lp_unit_group groups[LP_LM_MAX_LAYERS];
     lp_lm_prune_groups(c, groups);
     int *kept[LP_LM_MAX_LAYERS], n_kept[LP_LM_MAX_LAYERS];
     const double *mean[LP_LM_MAX_LAYERS];
@@ -339,7 +325,7 @@ lp_status lp_lm_prune_shrink(const lp_lm *in, const lp_lm_prune_plan *p, lp_lm *
  * row by row. The 4 entries w_hh[qH+j, j] lie in both a row and the column of unit j and are counted once
  * (row sum + column sum − those 4). ss [H] is accumulated in double. */
 static void layer_sumsq(const lp_lm *m, int l, double *ss) {
-    const lp_lm_group *g = &m->groups[l];
+    const lp_unit_group *g = &m->groups[l];
     const int H = g->units, F = g->input_dim;
     for (int j = 0; j < H; j++) ss[j] = 0;
     for (int r = 0; r < 4 * H; r++) { // rows: w_ih [4H,F] and w_hh [4H,H] row r belongs to unit r mod H
@@ -383,7 +369,7 @@ lp_status lp_lm_iss_penalty(lp_lm *m, double lambda, double *penalty) {
     lp_status s = LP_OK;
     for (int l = 0; l < m->cfg.layers && s == LP_OK; l++) {
         if (!is_prunable(m, l)) continue;
-        const lp_lm_group *g = &m->groups[l];
+        const lp_unit_group *g = &m->groups[l];
         const int H = g->units, F = g->input_dim;
         // sc[j] = λ / ||w_j|| (0 for a zero footprint: subgradient 0, no division by zero)
         LP_CHECK(lp_lm_iss_norms(m, l, sc) == LP_OK);
@@ -423,7 +409,7 @@ lp_status lp_lm_iss_zero_below(lp_lm *m, double threshold, int *zeroed) {
     if (zeroed) *zeroed = 0;
     if (!(threshold >= 0) || !isfinite(threshold))
         return lp_errorf(LP_ERR_ARG, "iss: threshold must be finite and >= 0, got %g", threshold);
-    lp_paper_group groups[LP_LM_MAX_LAYERS];
+    lp_unit_group groups[LP_LM_MAX_LAYERS];
     lp_lm_prune_groups(m, groups);
     int hmax = 1;
     for (int l = 0; l < m->cfg.layers; l++) hmax = m->cfg.hidden[l] > hmax ? m->cfg.hidden[l] : hmax;

@@ -25,10 +25,10 @@
  * are 0: the smaller model of lp_lm_prune_shrink computes the same log-likelihoods up to the order of float
  * sums (tests/test_lm_prune.c).
  *
- * The LM's unit groups (lp_lm_group) carry the same fields as the video models' lp_paper_group; they are
+ * The LM's unit groups (lp_unit_group) carry the same fields as the video models' lp_unit_group; they are
  * converted to it (lp_lm_prune_groups) so the footprint code of prune/surgery.h is shared, and the index
  * maps of the shrink are built by lp_surgery_gather_groups (prune/surgery.h), which works on any
- * lp_paper_group array over an lp_params block.
+ * lp_unit_group array over an lp_params block.
  *
  * The whole job, as `lstmprune lm-prune` runs it (lp_lm_prune_run):
  *     baseline ckpt ─► [ISS: fine-tune with the group-lasso penalty, zero small units] ─► statistics ─►
@@ -52,9 +52,9 @@
 
 /* ---- groups and footprints ---- */
 
-/* The LM's layers as lp_paper_group descriptions (views into m's parameters; consumer = next w_ih, out.w,
+/* The LM's layers as lp_unit_group descriptions (views into m's parameters; consumer = next w_ih, out.w,
  * or embed.w for a tied last layer), for the shared footprint code of prune/surgery.h. */
-void lp_lm_prune_groups(const lp_lm *m, lp_paper_group *groups);
+void lp_lm_prune_groups(const lp_lm *m, lp_unit_group *groups);
 
 /* ---- plan ---- */
 

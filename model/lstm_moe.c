@@ -26,8 +26,8 @@ void lp_lstm_moe_config_default(lp_lstm_moe_config *cfg, int input_dim, int hidd
 lp_status lp_lstm_moe_config_check(const lp_lstm_moe_config *cfg) {
     if (cfg->input_dim < 1) return lp_errorf(LP_ERR_ARG, "model: input_dim must be >= 1, got %d", cfg->input_dim);
     if (cfg->classes < 1) return lp_errorf(LP_ERR_ARG, "model: classes must be >= 1, got %d", cfg->classes);
-    if (cfg->n_groups < 1 || cfg->n_groups > LP_LSTM_MOE_MAX_GROUPS)
-        return lp_errorf(LP_ERR_ARG, "model: n_groups (LSTM layers) must be in [1, %d], got %d", LP_LSTM_MOE_MAX_GROUPS,
+    if (cfg->n_groups < 1 || cfg->n_groups > LP_MAX_GROUPS)
+        return lp_errorf(LP_ERR_ARG, "model: n_groups (LSTM layers) must be in [1, %d], got %d", LP_MAX_GROUPS,
                          cfg->n_groups);
     for (int g = 0; g < cfg->n_groups; g++)
         if (cfg->units[g] < 1)
@@ -62,7 +62,7 @@ lp_status lp_lstm_moe_config_from_kv(lp_lstm_moe_config *cfg, const lp_kv *kv) {
         return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'lstm'", kind ? kind : "(missing)");
     double d;
     LP_TRY(lp_kv_get_int_in(kv, "model.input_dim", 1, INT_MAX, &cfg->input_dim));
-    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 1, LP_LSTM_MOE_MAX_GROUPS, &cfg->n_groups));
+    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 1, LP_MAX_GROUPS, &cfg->n_groups));
     LP_TRY(lp_kv_get_int_in(kv, "model.classes", 1, INT_MAX, &cfg->classes));
     LP_TRY(lp_kv_get_int_in(kv, "model.experts", 1, LP_LSTM_MOE_MAX_EXPERTS, &cfg->experts));
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
@@ -90,7 +90,7 @@ lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64
 
     /* Views and group descriptions (stable from now on: the params block never moves). */
     for (int g = 0; g < G; g++) {
-        lp_paper_group *gr = &m->groups[g];
+        lp_unit_group *gr = &m->groups[g];
         gr->units = cfg->units[g];
         gr->input_dim = group_input_dim(cfg, g);
         gr->reverse = 0;
@@ -142,7 +142,7 @@ lp_status lp_lstm_moe_forward(lp_lstm_moe *m, lp_tape *tp, lp_tensor *x, const i
 
     lp_tensor *seq = x, *h = NULL;
     for (int g = 0; g < cfg->n_groups; g++) {
-        const lp_paper_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &m->groups[g];
         lp_lstm_out o = lp_lstm(tp, seq, gr->w_ih, gr->w_hh, gr->b, NULL, NULL, lengths, 0);
         if (!o.h_seq) return lp_error_wrap(LP_ERR_NOMEM, "model forward: %s", gr->name);
         out->group_h[g] = o.h_seq;

@@ -8,7 +8,7 @@
  * The starter code uses 2 layers of 1024 units (`--lstm_cells 1024 --lstm_layers 2`) and 2 experts
  * (`--moe_num_mixtures 2`), C = 3862. Every layer is a unit group (the thing pruning shrinks) with its
  * own size. The interface mirrors model/paper.h, and the groups are described with the same struct
- * (lp_paper_group), so the trainer, the statistics and the surgery treat both models alike; the
+ * (lp_unit_group), so the trainer, the statistics and the surgery treat both models alike; the
  * differences are that there is no bidirectional layer, the head is "moe.w"/"moe.b" instead of
  * "out.w"/"out.b", and the forward returns probabilities instead of logits.
  *
@@ -36,16 +36,15 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/tape.h"
-#include "model/paper.h" /* lp_paper_group: the unit-group description shared by both models */
+#include "model/paper.h" /* lp_unit_group: the unit-group description shared by both models */
 
-#define LP_LSTM_MOE_MAX_GROUPS LP_PAPER_MAX_GROUPS
 #define LP_LSTM_MOE_MAX_EXPERTS 64
 #define LP_LSTM_MOE_FORGET_BIAS 1.0f
 
 typedef struct {
     int input_dim;                       /* F, features per frame (1152 for YouTube-8M rgb+audio) */
     int n_groups;                        /* number of stacked LSTM layers, L >= 1 (starter code: 2) */
-    int units[LP_LSTM_MOE_MAX_GROUPS];   /* units per layer: [0] H1, [1] H2, ... */
+    int units[LP_MAX_GROUPS];   /* units per layer: [0] H1, [1] H2, ... */
     int classes;                         /* C */
     int experts;                         /* E, mixture experts per class (starter code: 2) */
     float dropout;                       /* rate in [0,1) after each layer when training; 0 = off */
@@ -70,7 +69,7 @@ lp_status lp_lstm_moe_config_from_kv(lp_lstm_moe_config *cfg, const lp_kv *kv);
 typedef struct {
     lp_lstm_moe_config cfg;
     lp_params params;
-    lp_paper_group groups[LP_LSTM_MOE_MAX_GROUPS];
+    lp_unit_group groups[LP_MAX_GROUPS];
     lp_tensor *moe_w, *moe_b; /* [C*(2E+1), H_L], [C*(2E+1)] */
 } lp_lstm_moe;
 
@@ -83,7 +82,7 @@ void lp_lstm_moe_free(lp_lstm_moe *m);
 size_t lp_lstm_moe_numel(const lp_lstm_moe *m);
 
 typedef struct {
-    lp_tensor *group_h[LP_LSTM_MOE_MAX_GROUPS]; /* [B,T,H_g] each layer's hidden states (0 at padding),
+    lp_tensor *group_h[LP_MAX_GROUPS]; /* [B,T,H_g] each layer's hidden states (0 at padding),
                                                  * before dropout: the responses pruning analyses */
     lp_tensor *h_last;                          /* [B,H_L] last layer's state after the last valid step */
     lp_tensor *moe_z;                           /* [B,C*(2E+1)] the head's gate and expert logits */

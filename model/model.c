@@ -56,8 +56,8 @@ lp_status lp_model_default_kv(lp_kv *kv, lp_model_kind kind, int input_dim, int 
         if (hidden < 2) return lp_errorf(LP_ERR_ARG, "--hidden must be >= 2 for the paper model (H/2 per direction)");
         lp_paper_config c;
         lp_paper_config_default(&c, input_dim, hidden, classes);
-        if (2 + layers > LP_PAPER_MAX_GROUPS)
-            return lp_errorf(LP_ERR_ARG, "--layers: at most %d layers after the BiLSTM", LP_PAPER_MAX_GROUPS - 2);
+        if (2 + layers > LP_MAX_GROUPS)
+            return lp_errorf(LP_ERR_ARG, "--layers: at most %d layers after the BiLSTM", LP_MAX_GROUPS - 2);
         c.n_groups = 2 + layers;
         for (int g = 2; g < c.n_groups; g++) c.units[g] = hidden;
         c.dropout = dropout;
@@ -66,7 +66,7 @@ lp_status lp_model_default_kv(lp_kv *kv, lp_model_kind kind, int input_dim, int 
     }
     lp_lstm_moe_config c;
     lp_lstm_moe_config_default(&c, input_dim, hidden, classes);
-    if (layers > LP_LSTM_MOE_MAX_GROUPS) return lp_errorf(LP_ERR_ARG, "--layers: at most %d layers", LP_LSTM_MOE_MAX_GROUPS);
+    if (layers > LP_MAX_GROUPS) return lp_errorf(LP_ERR_ARG, "--layers: at most %d layers", LP_MAX_GROUPS);
     c.n_groups = layers;
     for (int g = 0; g < layers; g++) c.units[g] = hidden;
     c.experts = experts;

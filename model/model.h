@@ -6,7 +6,7 @@
  *
  * A model is fully described by its "model.*" config keys (core/kv.h), which checkpoints store; loading
  * a checkpoint rebuilds the model from those keys and then copies and checks every tensor. Both kinds
- * expose their LSTM unit groups (lp_paper_group) with the tensor that consumes each group's output. */
+ * expose their LSTM unit groups (lp_unit_group) with the tensor that consumes each group's output. */
 #ifndef LP_MODEL_H
 #define LP_MODEL_H
 #include <stdint.h>
@@ -20,20 +20,18 @@
 
 typedef enum { LP_MODEL_PAPER = 0, LP_MODEL_LSTM = 1 } lp_model_kind;
 
-#define LP_MODEL_MAX_GROUPS LP_PAPER_MAX_GROUPS
-
 typedef struct {
     lp_model_kind kind;
     lp_paper paper;       /* valid when kind == LP_MODEL_PAPER */
     lp_lstm_moe lstm;     /* valid when kind == LP_MODEL_LSTM */
     lp_params *params;    /* the active model's parameter block */
-    lp_paper_group *groups;
+    lp_unit_group *groups;
     int n_groups;
     int input_dim, classes;
 } lp_model;
 
 typedef struct {
-    lp_tensor *group_h[LP_MODEL_MAX_GROUPS]; /* [B,T,H_g] responses of each unit group */
+    lp_tensor *group_h[LP_MAX_GROUPS]; /* [B,T,H_g] responses of each unit group */
     lp_tensor *scores;    /* [B,C]: logits (paper) or probabilities (lstm) */
     int scores_are_logits;
     lp_tensor *loss;      /* scalar, when labels were given */

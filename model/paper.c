@@ -27,9 +27,9 @@ void lp_paper_config_default(lp_paper_config *cfg, int input_dim, int hidden, in
 lp_status lp_paper_config_check(const lp_paper_config *cfg) {
     if (cfg->input_dim < 1) return lp_errorf(LP_ERR_ARG, "model: input_dim must be >= 1, got %d", cfg->input_dim);
     if (cfg->classes < 1) return lp_errorf(LP_ERR_ARG, "model: classes must be >= 1, got %d", cfg->classes);
-    if (cfg->n_groups < 3 || cfg->n_groups > LP_PAPER_MAX_GROUPS)
+    if (cfg->n_groups < 3 || cfg->n_groups > LP_MAX_GROUPS)
         return lp_errorf(LP_ERR_ARG, "model: n_groups must be in [3, %d] (BiLSTM fw, bw and >= 1 LSTM layer), got %d",
-                         LP_PAPER_MAX_GROUPS, cfg->n_groups);
+                         LP_MAX_GROUPS, cfg->n_groups);
     for (int g = 0; g < cfg->n_groups; g++)
         if (cfg->units[g] < 1) return lp_errorf(LP_ERR_ARG, "model: group %d has %d units (must be >= 1)", g, cfg->units[g]);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
@@ -53,7 +53,7 @@ lp_status lp_paper_config_from_kv(lp_paper_config *cfg, const lp_kv *kv) {
         return lp_errorf(LP_ERR_FORMAT, "model.kind is '%s', expected 'paper'", kind ? kind : "(missing)");
     double d;
     LP_TRY(lp_kv_get_int_in(kv, "model.input_dim", 1, INT_MAX, &cfg->input_dim));
-    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 3, LP_PAPER_MAX_GROUPS, &cfg->n_groups));
+    LP_TRY(lp_kv_get_int_in(kv, "model.groups", 3, LP_MAX_GROUPS, &cfg->n_groups));
     LP_TRY(lp_kv_get_int_in(kv, "model.classes", 1, INT_MAX, &cfg->classes));
     LP_TRY(lp_kv_get_double(kv, "model.dropout", &d));
     cfg->dropout = (float)d;
@@ -94,7 +94,7 @@ lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) 
 
     /* Views and group descriptions (stable from now on: the params block never moves). */
     for (int g = 0; g < G; g++) {
-        lp_paper_group *gr = &m->groups[g];
+        lp_unit_group *gr = &m->groups[g];
         group_name(g, gr->name, sizeof gr->name);
         gr->units = cfg->units[g];
         gr->input_dim = group_input_dim(cfg, g);
@@ -142,7 +142,7 @@ void lp_paper_free(lp_paper *m) {
 
 size_t lp_paper_numel(const lp_paper *m) { return m->params.numel; }
 
-static lp_lstm_weights group_weights(const lp_paper_group *g) {
+static lp_lstm_weights group_weights(const lp_unit_group *g) {
     lp_lstm_weights w = {g->w_ih, g->w_hh, g->b};
     return w;
 }
@@ -165,7 +165,7 @@ lp_status lp_paper_forward(lp_paper *m, lp_tape *tp, lp_tensor *x, const int *le
     lp_tensor *seq = p > 0 ? lp_op_dropout(tp, l1.out, p, dropout_rng) : l1.out;
     lp_tensor *h = NULL;
     for (int g = 2; g < cfg->n_groups; g++) {
-        const lp_paper_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &m->groups[g];
         lp_lstm_out o = lp_lstm(tp, seq, gr->w_ih, gr->w_hh, gr->b, NULL, NULL, lengths, 0);
         if (!o.h_seq) return lp_error_wrap(LP_ERR_NOMEM, "model forward: %s", gr->name);
         out->group_h[g] = o.h_seq;

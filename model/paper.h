@@ -31,16 +31,16 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/tape.h"
+#include "prune/unit_group.h"
 
 /* Groups: 0 = BiLSTM forward, 1 = BiLSTM backward, 2.. = unidirectional layers 2, 3, ... */
-#define LP_PAPER_MAX_GROUPS 8
 #define LP_PAPER_GROUP_FW 0
 #define LP_PAPER_GROUP_BW 1
 
 typedef struct {
     int input_dim;                   /* F, features per frame (1152 for YouTube-8M rgb+audio) */
     int n_groups;                    /* 2 + number of unidirectional layers; 3 for the paper model */
-    int units[LP_PAPER_MAX_GROUPS];  /* units per group: [0] Hf, [1] Hb, [2] H2, [3] H3, ... */
+    int units[LP_MAX_GROUPS];  /* units per group: [0] Hf, [1] Hb, [2] H2, [3] H3, ... */
     int classes;                     /* C */
     float dropout;                   /* rate in [0,1) after each recurrent layer when training; 0 = off */
 } lp_paper_config;
@@ -58,24 +58,10 @@ lp_status lp_paper_config_check(const lp_paper_config *cfg);
 lp_status lp_paper_config_to_kv(const lp_paper_config *cfg, lp_kv *kv);
 lp_status lp_paper_config_from_kv(lp_paper_config *cfg, const lp_kv *kv);
 
-/* What pruning needs to know about one unit group. Unit j of the group owns rows j, H+j, 2H+j, 3H+j of
- * w_ih, w_hh and b, column j of w_hh, and column consumer_col0 + j of `consumer`. */
-typedef struct {
-    char name[24];             /* "bilstm.fw", "bilstm.bw", "lstm2", ... (prefix of its parameter names) */
-    int units;                 /* H_g */
-    int input_dim;             /* columns of w_ih */
-    int reverse;               /* 1 for the BiLSTM backward direction */
-    lp_tensor *w_ih, *w_hh, *b; /* views into the model's params */
-    lp_tensor *consumer;       /* the weight matrix that reads this group's outputs: the next layer's
-                                * w_ih, or out.w for the last layer */
-    char consumer_name[LP_PARAM_NAME_MAX];
-    int consumer_col0;         /* first consumer column fed by this group (Hf for bilstm.bw, else 0) */
-} lp_paper_group;
-
 typedef struct {
     lp_paper_config cfg;
     lp_params params;
-    lp_paper_group groups[LP_PAPER_MAX_GROUPS];
+    lp_unit_group groups[LP_MAX_GROUPS];
     lp_tensor *out_w, *out_b; /* [C,H_L], [C] */
 } lp_paper;
 
@@ -88,7 +74,7 @@ void lp_paper_free(lp_paper *m);
 size_t lp_paper_numel(const lp_paper *m);
 
 typedef struct {
-    lp_tensor *group_h[LP_PAPER_MAX_GROUPS]; /* [B,T,H_g] each group's hidden states (0 at padding),
+    lp_tensor *group_h[LP_MAX_GROUPS]; /* [B,T,H_g] each group's hidden states (0 at padding),
                                               * before dropout: the responses pruning analyses */
     lp_tensor *layer1_out;                   /* [B,T,Hf+Hb] the BiLSTM output (before dropout) */
     lp_tensor *h_last;                       /* [B,H_L] last layer's state after the last valid step */

@@ -40,7 +40,7 @@ lp_status lp_iss_penalty(lp_model *m, double lambda, double *penalty) {
     double total = 0;
     lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
     for (int g = 0; g < m->n_groups; g++) {
-        const lp_paper_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &m->groups[g];
         for (int j = 0; j < gr->units; j++) {
             const int n = lp_surgery_footprint(gr, j, segs);
             const double norm = unit_norm(segs, n);

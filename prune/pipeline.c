@@ -157,7 +157,7 @@ static lp_status make_plan(lp_model *m, const lp_kv *cfg, const lp_prune_opts *p
     int n;
     LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
     lp_batcher_config bc;
-    lp_stats st[LP_MODEL_MAX_GROUPS];
+    lp_stats st[LP_MAX_GROUPS];
     int need_stats = po->rates.rule == LP_RATE_RULE_EIGEN || po->stats_batches > 0 || po->compensate;
     lp_status s = lp_runcfg_batcher(cfg, pats, n, 1, &bc);
     if (s == LP_OK && need_stats) s = lp_prune_stats(m, &bc, po->stats_batches, po->steps, st);
@@ -176,7 +176,7 @@ static lp_status shrink_by_plan(const lp_model *in, const lp_prune_plan *plan, l
     lp_surgery_plan sp; /* views of the plan's lists (not freed here) */
     memset(&sp, 0, sizeof sp);
     sp.n_groups = plan->n_groups;
-    const double *mean[LP_MODEL_MAX_GROUPS];
+    const double *mean[LP_MAX_GROUPS];
     for (int g = 0; g < plan->n_groups; g++) {
         sp.kept[g] = plan->g[g].kept;
         sp.n_kept[g] = plan->g[g].k;
@@ -291,7 +291,7 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     double r = o->prune.rates.target_rate;
     if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
     int n_steps = o->iterative_steps;
-    int *map[LP_MODEL_MAX_GROUPS], nmap[LP_MODEL_MAX_GROUPS];
+    int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS];
     for (int g = 0; g < st->before.n_groups; g++) {
         nmap[g] = st->before.groups[g].units;
         map[g] = lp_malloc((size_t)nmap[g], sizeof(int));

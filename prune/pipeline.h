@@ -61,7 +61,7 @@ typedef struct {
     double mean_rate;          /* achieved mean pruning rate over groups */
     double tau;                /* τ used by the eigen rule (NaN otherwise) */
     int n_groups;
-    lp_pipeline_group groups[LP_MODEL_MAX_GROUPS];
+    lp_pipeline_group groups[LP_MAX_GROUPS];
 } lp_pipeline_result;
 
 /* "group  before -> after  rate  tau  energy" lines. */

@@ -68,7 +68,7 @@ lp_status lp_prune_stats(lp_model *m, const lp_batcher_config *bc, int batches, 
 
 /* ---- steps 2 and 3 ---- */
 
-static lp_status group_alloc(lp_prune_group_plan *gp, const lp_paper_group *g) {
+static lp_status group_alloc(lp_prune_group_plan *gp, const lp_unit_group *g) {
     memset(gp, 0, sizeof *gp);
     snprintf(gp->name, sizeof gp->name, "%s", g->name);
     gp->h = g->units;
@@ -78,7 +78,7 @@ static lp_status group_alloc(lp_prune_group_plan *gp, const lp_paper_group *g) {
 }
 
 /* Score the units of group g and keep the k best. */
-static lp_status select_units(const lp_paper_group *g, const lp_criteria_opts *co, lp_prune_group_plan *gp) {
+static lp_status select_units(const lp_unit_group *g, const lp_criteria_opts *co, lp_prune_group_plan *gp) {
     int h = g->units, f = g->input_dim, d = lp_criteria_unit_dim(f, h, 0);
     float *u = lp_malloc((size_t)h * (size_t)d, sizeof(float));
     if (!u) return LP_ERR_NOMEM;
@@ -96,7 +96,7 @@ lp_status lp_prune_plan_make(const lp_model *m, lp_stats *st, const lp_prune_opt
     LP_TRY(lp_rates_opts_check(&o->rates));
     if (!st && o->rates.rule == LP_RATE_RULE_EIGEN)
         return lp_errorf(LP_ERR_ARG, "the eigen rate rule needs response statistics");
-    lp_rate_group rg[LP_MODEL_MAX_GROUPS];
+    lp_rate_group rg[LP_MAX_GROUPS];
     memset(rg, 0, sizeof rg);
     lp_status s = LP_OK;
     for (int g = 0; g < m->n_groups && s == LP_OK; g++) {

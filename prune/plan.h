@@ -45,7 +45,7 @@ typedef struct {
 
 typedef struct {
     int n_groups;
-    lp_prune_group_plan g[LP_MODEL_MAX_GROUPS];
+    lp_prune_group_plan g[LP_MAX_GROUPS];
     lp_rates_result rates;
     lp_prune_opts opts;
 } lp_prune_plan;

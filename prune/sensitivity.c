@@ -108,7 +108,7 @@ static lp_status eval_pruned(const lp_model *m, int g, const int *kept, int k, c
     LP_TRY(lp_surgery_plan_init(&sp, m));
     memcpy(sp.kept[g], kept, (size_t)k * sizeof(int));
     sp.n_kept[g] = k;
-    const double *mean[LP_MODEL_MAX_GROUPS];
+    const double *mean[LP_MAX_GROUPS];
     for (int i = 0; i < plan->n_groups; i++) mean[i] = plan->g[i].mean;
     lp_model small;
     lp_status s = plan->opts.compensate ? lp_surgery_shrink_compensated(m, &sp, mean, &small)
@@ -160,7 +160,7 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_resu
              lp_criterion_name(o->criterion));
     char ylabel[32];
     snprintf(ylabel, sizeof ylabel, "GAP@%d", top_k);
-    double y[LP_MODEL_MAX_GROUPS * LP_SENSITIVITY_MAX_RATES];
+    double y[LP_MAX_GROUPS * LP_SENSITIVITY_MAX_RATES];
     for (int k = 0; k < r->n_groups; k++)
         for (int i = 0; i < r->n_rates; i++) y[k * r->n_rates + i] = r->m[k][i].gap;
     lp_sensitivity_curves c = {.title = title, .ylabel = ylabel, .limit_title = "baseline - max drop",
@@ -198,7 +198,7 @@ static lp_status plan_with_means(lp_model *m, const lp_kv *cfg, int batches, con
     int n;
     LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
     lp_batcher_config bc;
-    lp_stats st[LP_MODEL_MAX_GROUPS];
+    lp_stats st[LP_MAX_GROUPS];
     lp_status s = n ? lp_runcfg_batcher(cfg, pats, n, 1, &bc)
                     : lp_errorf(LP_ERR_ARG, "sensitivity: --compensate needs training data (data.train in the checkpoint)");
     if (s == LP_OK) s = lp_prune_stats(m, &bc, batches, LP_STATS_STEPS_ALL, st);

@@ -46,13 +46,13 @@ void lp_sensitivity_opts_default(lp_sensitivity_opts *o); /* rates 0.1,0.3,0.5,0
 
 typedef struct {
     int n_groups, n_rates;
-    char group[LP_MODEL_MAX_GROUPS][24];
-    int units[LP_MODEL_MAX_GROUPS];
+    char group[LP_MAX_GROUPS][24];
+    int units[LP_MAX_GROUPS];
     double rates[LP_SENSITIVITY_MAX_RATES];            /* sorted ascending */
     lp_metrics_result base;                            /* the unpruned model */
-    lp_metrics_result m[LP_MODEL_MAX_GROUPS][LP_SENSITIVITY_MAX_RATES];
-    int kept[LP_MODEL_MAX_GROUPS][LP_SENSITIVITY_MAX_RATES];
-    double suggested[LP_MODEL_MAX_GROUPS];             /* rate (0 = do not prune this group) */
+    lp_metrics_result m[LP_MAX_GROUPS][LP_SENSITIVITY_MAX_RATES];
+    int kept[LP_MAX_GROUPS][LP_SENSITIVITY_MAX_RATES];
+    double suggested[LP_MAX_GROUPS];             /* rate (0 = do not prune this group) */
     int plot;                                          /* 1 if sensitivity.png was written */
 } lp_sensitivity_result;
 

@@ -10,7 +10,7 @@
 
 /* ---- footprint -------------------------------------------------------------------------------------- */
 
-int lp_surgery_footprint(const lp_paper_group *gr, int j, lp_surgery_seg *segs) {
+int lp_surgery_footprint(const lp_unit_group *gr, int j, lp_surgery_seg *segs) {
     const int H = gr->units, F = gr->input_dim;
     LP_CHECK(j >= 0 && j < H);
     LP_CHECK(gr->w_ih->dims[0] == 4 * H && gr->w_ih->dims[1] == F && gr->w_hh->dims[1] == H);
@@ -36,7 +36,7 @@ int lp_surgery_footprint(const lp_paper_group *gr, int j, lp_surgery_seg *segs) 
     return n;
 }
 
-size_t lp_surgery_footprint_numel(const lp_paper_group *gr) {
+size_t lp_surgery_footprint_numel(const lp_unit_group *gr) {
     return 4 * (size_t)gr->input_dim + 8 * (size_t)gr->units + (size_t)gr->consumer->dims[0];
 }
 
@@ -59,7 +59,7 @@ lp_status lp_surgery_plan_init(lp_surgery_plan *p, const lp_model *m) {
 }
 
 void lp_surgery_plan_free(lp_surgery_plan *p) {
-    for (int g = 0; g < LP_MODEL_MAX_GROUPS; g++) lp_free(p->kept[g]);
+    for (int g = 0; g < LP_MAX_GROUPS; g++) lp_free(p->kept[g]);
     memset(p, 0, sizeof *p);
 }
 
@@ -67,7 +67,7 @@ lp_status lp_surgery_plan_check(const lp_model *m, const lp_surgery_plan *p) {
     if (p->n_groups != m->n_groups)
         return lp_errorf(LP_ERR_ARG, "surgery: the plan has %d unit groups, the model %d", p->n_groups, m->n_groups);
     for (int g = 0; g < m->n_groups; g++) {
-        const lp_paper_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &m->groups[g];
         const int k = p->n_kept[g], H = gr->units;
         if (!p->kept[g]) return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): no kept list", g, gr->name);
         if (k < 1)
@@ -100,7 +100,7 @@ int lp_surgery_plan_kept_total(const lp_surgery_plan *p) {
 
 /* ---- masking ------------------------------------------------------------------------------------------- */
 
-void lp_surgery_zero_unit(const lp_paper_group *gr, int j) {
+void lp_surgery_zero_unit(const lp_unit_group *gr, int j) {
     lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
     const int n = lp_surgery_footprint(gr, j, segs);
     for (int s = 0; s < n; s++) {
@@ -112,7 +112,7 @@ void lp_surgery_zero_unit(const lp_paper_group *gr, int j) {
 lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep) {
     if (g < 0 || g >= m->n_groups)
         return lp_errorf(LP_ERR_ARG, "surgery: group %d does not exist (the model has %d)", g, m->n_groups);
-    const lp_paper_group *gr = &m->groups[g];
+    const lp_unit_group *gr = &m->groups[g];
     for (int j = 0; j < gr->units; j++)
         if (!keep[j]) lp_surgery_zero_unit(gr, j);
     return LP_OK;
@@ -122,7 +122,7 @@ lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p) {
     LP_TRY(lp_surgery_plan_check(m, p));
     for (int g = 0; g < m->n_groups; g++) {
         // Walk the ascending kept list alongside the units: every unit not in it is removed.
-        const lp_paper_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &m->groups[g];
         int i = 0;
         for (int j = 0; j < gr->units; j++) {
             if (i < p->n_kept[g] && p->kept[g][i] == j) i++;
@@ -152,8 +152,8 @@ static int param_index(const lp_params *ps, const char *name) {
     return -1;
 }
 
-lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_paper_group *gin, const lp_params *pout,
-                                   const lp_paper_group *gout, int n_groups, int *const *kept, const int *n_kept,
+lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gin, const lp_params *pout,
+                                   const lp_unit_group *gout, int n_groups, int *const *kept, const int *n_kept,
                                    const float *src, float *dst) {
     for (int g = 0; g < n_groups; g++)
         if (gout[g].units != n_kept[g])
@@ -183,7 +183,7 @@ lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_paper_group *g
     }
     // Each group renumbers its gate rows (w_ih, w_hh, b), the columns of w_hh and its consumer columns.
     for (int g = 0; g < n_groups && s == LP_OK; g++) {
-        const lp_paper_group *gi = &gin[g], *go = &gout[g];
+        const lp_unit_group *gi = &gin[g], *go = &gout[g];
         const int H = gi->units, k = n_kept[g];
         const char *suffix[3] = {"w_ih", "w_hh", "b"};
         for (int t = 0; t < 3 && s == LP_OK; t++) {
@@ -253,7 +253,7 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
     LP_TRY(lp_surgery_plan_check(in, p));
     lp_kv kv;
     lp_kv_init(&kv);
-    char units[LP_MODEL_MAX_GROUPS * 12 + 1];
+    char units[LP_MAX_GROUPS * 12 + 1];
     size_t len = 0;
     for (int g = 0; g < p->n_groups; g++)
         len += (size_t)snprintf(units + len, sizeof units - len, g ? ",%d" : "%d", p->n_kept[g]);
@@ -272,7 +272,7 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
 
 /* The bias added to the product of group gr's consumer (one entry per consumer row): "<layer>.b" for a
  * consumer "<layer>.w_ih" or "<layer>.w". LP_ERR_ARG naming the consumer when it has none of that shape. */
-static lp_status consumer_bias(lp_params *ps, const lp_paper_group *gr, lp_tensor **b) {
+static lp_status consumer_bias(lp_params *ps, const lp_unit_group *gr, lp_tensor **b) {
     char name[LP_PARAM_NAME_MAX];
     const char *dot = strrchr(gr->consumer_name, '.');
     int n = dot ? (int)(dot - gr->consumer_name) : 0;
@@ -297,9 +297,9 @@ static void add_mean_columns(const lp_tensor *w, int col0, const unsigned char *
     }
 }
 
-lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_paper_group *groups, int n_groups, int *const *kept,
+lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_unit_group *groups, int n_groups, int *const *kept,
                                        const int *n_kept, const double *const *mean) {
-    lp_tensor *cb[LP_MODEL_MAX_GROUPS];
+    lp_tensor *cb[LP_MAX_GROUPS];
     if (n_groups > (int)(sizeof cb / sizeof cb[0])) return lp_errorf(LP_ERR_ARG, "surgery: %d groups", n_groups);
     int hmax = 1;
     for (int g = 0; g < n_groups; g++) { /* everything checked before any number changes */
@@ -312,7 +312,7 @@ lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_paper_group *grou
     unsigned char *keep = lp_malloc((size_t)hmax, 1);
     if (!keep) return LP_ERR_NOMEM;
     for (int g = 0; g < n_groups; g++) {
-        const lp_paper_group *gr = &groups[g];
+        const lp_unit_group *gr = &groups[g];
         if (!cb[g]) continue;
         memset(keep, 0, (size_t)gr->units);
         for (int i = 0; i < n_kept[g]; i++) keep[kept[g][i]] = 1;

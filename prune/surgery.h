@@ -58,10 +58,10 @@ typedef struct {
 
 /* Write the footprint of unit j (0 <= j < gr->units; LP_CHECK) of group `gr` as segments into
  * segs[LP_SURGERY_MAX_SEGS]; returns how many. Every element appears exactly once. */
-int lp_surgery_footprint(const lp_paper_group *gr, int j, lp_surgery_seg *segs);
+int lp_surgery_footprint(const lp_unit_group *gr, int j, lp_surgery_seg *segs);
 
 /* Elements in one unit's footprint: 4F + 8H + R (R = consumer rows). */
-size_t lp_surgery_footprint_numel(const lp_paper_group *gr);
+size_t lp_surgery_footprint_numel(const lp_unit_group *gr);
 
 /* ---- plans ---------------------------------------------------------------------------------------------- */
 
@@ -71,8 +71,8 @@ size_t lp_surgery_footprint_numel(const lp_paper_group *gr);
  * lp_surgery_plan_free on it). */
 typedef struct {
     int n_groups;
-    int n_kept[LP_MODEL_MAX_GROUPS];
-    int *kept[LP_MODEL_MAX_GROUPS];
+    int n_kept[LP_MAX_GROUPS];
+    int *kept[LP_MAX_GROUPS];
 } lp_surgery_plan;
 
 /* A plan for model m that keeps every unit. LP_ERR_NOMEM (nothing left allocated) on failure. */
@@ -95,9 +95,9 @@ int lp_surgery_plan_kept_total(const lp_surgery_plan *p);
 lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep);
 
 /* Zero the footprint of unit j of group gr (0 <= j < gr->units; LP_CHECK) in place; gradients are not
- * touched. The building block of lp_surgery_mask, for any model described by lp_paper_group views (the
+ * touched. The building block of lp_surgery_mask, for any model described by lp_unit_group views (the
  * word-level LM's lm/lm_prune.c too). */
-void lp_surgery_zero_unit(const lp_paper_group *gr, int j);
+void lp_surgery_zero_unit(const lp_unit_group *gr, int j);
 
 /* Mask every group down to the plan's kept units (checked as lp_surgery_plan_check). */
 lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p);
@@ -128,10 +128,10 @@ lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_mod
  * a bad plan, a missing mean or a consumer without such a bias (checked before anything changes). */
 lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean);
 
-/* The same for any model whose unit groups are lp_paper_group views over the parameter block ps (the
+/* The same for any model whose unit groups are lp_unit_group views over the parameter block ps (the
  * word-level LM too): group g keeps the n_kept[g] ascending units kept[g] (checked by the caller); a
  * group that keeps all its units is left alone (and needs no means). */
-lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_paper_group *groups, int n_groups, int *const *kept,
+lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_unit_group *groups, int n_groups, int *const *kept,
                                        const int *n_kept, const double *const *mean);
 
 /* lp_surgery_shrink of a copy of `in` compensated as above: `in` is not modified. */
@@ -146,7 +146,7 @@ lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const 
                             float *dst);
 
 /* The model-independent part of lp_surgery_gather, for any model whose LSTM unit groups are
- * lp_paper_group views over one lp_params block (the paper models here, the word-level LM in
+ * lp_unit_group views over one lp_params block (the paper models here, the word-level LM in
  * lm/lm_prune.c). gin[n_groups] describe the source model (parameters pin), gout[n_groups] the target
  * (pout); group g keeps the n_kept[g] ascending units kept[g] (the caller has checked them against
  * gin). Each group renumbers its gate rows (w_ih, w_hh, b: gate q of new unit u is row q*k + u,
@@ -155,8 +155,8 @@ lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const 
  * LP_ERR_ARG if a target group's size is not n_kept[g] or a target tensor has no source; LP_ERR_SHAPE
  * with the tensor's name if a group's tensors or consumer do not fit, or a source index would fall
  * outside its source tensor; LP_ERR_NOMEM. */
-lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_paper_group *gin, const lp_params *pout,
-                                   const lp_paper_group *gout, int n_groups, int *const *kept, const int *n_kept,
+lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gin, const lp_params *pout,
+                                   const lp_unit_group *gout, int n_groups, int *const *kept, const int *n_kept,
                                    const float *src, float *dst);
 
 #endif

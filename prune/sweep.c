@@ -451,7 +451,7 @@ static lp_status write_spectra(sweep *sw, lp_model *m) {
     int n;
     LP_TRY(lp_runcfg_patterns(&sw->cfg, "train", &pats, &n));
     lp_batcher_config bc;
-    lp_stats st[LP_MODEL_MAX_GROUPS];
+    lp_stats st[LP_MAX_GROUPS];
     lp_status s = lp_runcfg_batcher(&sw->cfg, pats, n, 1, &bc);
     if (s == LP_OK) s = lp_prune_stats(m, &bc, sw->popt.prune.stats_batches, sw->popt.prune.steps, st);
     if (s != LP_OK) {
@@ -889,7 +889,7 @@ static int plot_spectra(FILE *g, const sweep *sw) {
     char spath[4096];
     FILE *sf = fopen(path_in(sw->dir, "spectra.csv", spath, sizeof spath), "r");
     if (!sf) return 0;
-    char line[512], names[LP_MODEL_MAX_GROUPS][32];
+    char line[512], names[LP_MAX_GROUPS][32];
     int ng = 0, cur = -1;
     if (!fgets(line, sizeof line, sf)) line[0] = 0; /* header */
     while (fgets(line, sizeof line, sf)) {
@@ -899,7 +899,7 @@ static int plot_spectra(FILE *g, const sweep *sw) {
         if (sscanf(line, "%31[^,],%d,%d,%lf,%lf,%lf", name, &h, &idx, &eig, &frac, &cum) != 6) continue;
         if (cur < 0 || strcmp(names[cur], name)) {
             if (cur >= 0) fprintf(g, "EOD\n");
-            if (ng == LP_MODEL_MAX_GROUPS) break;
+            if (ng == LP_MAX_GROUPS) break;
             cur = ng++;
             snprintf(names[cur], sizeof names[cur], "%s", name);
             fprintf(g, "$G%d << EOD\n# index fraction cumulative index/H\n", cur);

@@ -240,8 +240,8 @@ static void test_config_params_and_init(void **state) {
     assert_int_equal(lp_lm_init(&m, &c, 3), LP_OK);
     assert_null(lp_params_find(&m.params, "out.w"));
     assert_ptr_equal(m.out_w, m.embed_w);
-    assert_int_equal(m.groups[1].tied, 1);
-    assert_int_equal(m.groups[0].tied, 0);
+    assert_int_equal(m.groups[1].fixed, 1);
+    assert_int_equal(m.groups[0].fixed, 0);
     assert_string_equal(m.groups[1].consumer_name, "embed.w");
     assert_int_equal(lp_lm_numel(&m), 50 * 6 + (32 * 6 + 32 * 8 + 32) + (24 * 8 + 24 * 6 + 24) + 50);
     lp_lm_free(&m);

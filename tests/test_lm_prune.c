@@ -190,7 +190,7 @@ static void check_compensated_constant_units(int tied) {
     int k[2] = {5, tied ? 9 : 4}, kept0[10], kept1[10];
     int *kept[2] = {kept0, kept1};
     for (int l = 0; l < 2; l++) {
-        const lp_lm_group *g = &m.groups[l];
+        const lp_unit_group *g = &m.groups[l];
         const int H = g->units, F = g->input_dim;
         for (int j = 0, i = 0; j < H; j++) {
             if (j < k[l]) { /* keep the first k units, make the others constant */
@@ -465,7 +465,7 @@ static void test_iss_penalty_gradient(void **state) {
     /* the norms (computed in row-major passes) against the footprint of prune/surgery.h, element by element
      * (both double sums of the same squares, in another order: 1e-12 relative) */
     {
-        lp_paper_group groups[2];
+        lp_unit_group groups[2];
         lp_lm_prune_groups(&m, groups);
         lp_surgery_seg segs[LP_SURGERY_MAX_SEGS];
         for (int l = 0; l < 2; l++) {

@@ -289,7 +289,7 @@ static void test_model_init_and_groups(void **state) {
     static const char *consumers[4] = {"lstm2.w_ih", "lstm2.w_ih", "lstm3.w_ih", "out.w"};
     const int col0[4] = {0, 8, 0, 0};
     for (int g = 0; g < 4; g++) {
-        const lp_paper_group *gr = &a.groups[g];
+        const lp_unit_group *gr = &a.groups[g];
         int H = cfg.units[g];
         assert_string_equal(gr->name, names[g]);
         assert_string_equal(gr->consumer_name, consumers[g]);
@@ -338,7 +338,7 @@ static void test_model_group_consumers(void **state) {
         for (int cut = 0; cut < 2; cut++) {
             lp_paper m;
             assert_int_equal(lp_paper_init(&m, &cfg, 3), LP_OK);
-            lp_paper_group *gr = &m.groups[g];
+            lp_unit_group *gr = &m.groups[g];
             if (cut)
                 for (int r = 0; r < gr->consumer->dims[0]; r++)
                     for (int j = 0; j < gr->units; j++)

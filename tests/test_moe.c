@@ -231,7 +231,7 @@ static void test_model_structure(void **state) {
     static const char *consumers[] = {"lstm2.w_ih", "lstm3.w_ih", "moe.w"};
     const int in_dims[] = {5, 6, 4};
     for (int g = 0; g < 3; g++) {
-        const lp_paper_group *gr = &m.groups[g];
+        const lp_unit_group *gr = &m.groups[g];
         assert_string_equal(gr->name, names[g]);
         assert_string_equal(gr->consumer_name, consumers[g]);
         assert_int_equal(gr->units, cfg.units[g]);

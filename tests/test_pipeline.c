@@ -136,7 +136,7 @@ static void test_pruned_equals_masked_baseline(void **state) {
     assert_int_equal(lp_model_load(&base, baseline_ckpt, NULL), LP_OK);
     assert_int_equal(lp_model_load(&pruned, lp_test_scratch_path("oneshot/pruned.ckpt"), NULL), LP_OK);
     for (int g = 0; g < base.n_groups; g++) {
-        const lp_paper_group *bg = &base.groups[g], *pg = &pruned.groups[g];
+        const lp_unit_group *bg = &base.groups[g], *pg = &pruned.groups[g];
         unsigned char *keep = calloc((size_t)bg->units, 1);
         int found = 0;
         /* Unit j of the pruned model is the baseline unit with the same four gate biases (b is

@@ -50,8 +50,8 @@ static void clone(lp_model *dst, const lp_model *src) {
 
 typedef struct {
     float scores[B * C], probs[B * C];
-    float *h[LP_MODEL_MAX_GROUPS]; /* [B,T,H_g] copies */
-    int units[LP_MODEL_MAX_GROUPS];
+    float *h[LP_MAX_GROUPS]; /* [B,T,H_g] copies */
+    int units[LP_MAX_GROUPS];
     int n_groups;
     double loss;
 } run_out;
@@ -105,7 +105,7 @@ static void check_footprints(lp_model_kind kind) {
     const size_t N = m.params->numel;
     unsigned char *cover = calloc(N, 1), *mine = calloc(N, 1);
     for (int g = 0; g < m.n_groups; g++) {
-        const lp_paper_group *gr = &m.groups[g];
+        const lp_unit_group *gr = &m.groups[g];
         const int H = gr->units;
         memset(cover, 0, N);
         for (int j = 0; j < H; j++) {
@@ -206,7 +206,7 @@ static void check_masked_equals_shrunk(lp_model_kind kind) {
     lp_rng r;
     lp_rng_init(&r, 2024, LP_RNG_STREAM_TEST);
     /* Different sizes per group, including 1 unit and all units, every group shrunk at least once. */
-    static const int modes[][LP_MODEL_MAX_GROUPS] = {
+    static const int modes[][LP_MAX_GROUPS] = {
         {0, 0, 0, 0}, {1, 2, 0, 1}, {2, 1, 1, 0}, {0, 1, 2, 2}, {1, 1, 1, 1}, {2, 2, 2, 2}, {0, 0, 0, 0},
     };
     const int n_trials = (int)(sizeof modes / sizeof modes[0]);
@@ -347,7 +347,7 @@ static void test_shrink_wide(void **state) {
         lp_kv_free(&kv);
         lp_rng r;
         lp_rng_init(&r, 99, LP_RNG_STREAM_TEST);
-        static const int mode[LP_MODEL_MAX_GROUPS] = {0, 0, 0};
+        static const int mode[LP_MAX_GROUPS] = {0, 0, 0};
         lp_surgery_plan plan;
         make_plan(&plan, &m, mode, &r);
         clone(&masked, &m);
@@ -386,7 +386,7 @@ static void test_shrunk_checkpoint_roundtrip(void **state) {
         build(&m, (lp_model_kind)kind, 21);
         lp_rng r;
         lp_rng_init(&r, 77 + (uint64_t)kind, LP_RNG_STREAM_TEST);
-        static const int mode[LP_MODEL_MAX_GROUPS] = {0, 1, 0, 0};
+        static const int mode[LP_MAX_GROUPS] = {0, 1, 0, 0};
         lp_surgery_plan plan;
         make_plan(&plan, &m, mode, &r);
         assert_int_equal(lp_surgery_shrink(&m, &plan, &s), LP_OK);
@@ -520,8 +520,8 @@ static void test_compensate_biases(void **state) {
         clone(&c, &m);
         lp_surgery_plan plan;
         plan_even(&plan, &m);
-        double means[LP_MODEL_MAX_GROUPS][16];
-        const double *mean[LP_MODEL_MAX_GROUPS];
+        double means[LP_MAX_GROUPS][16];
+        const double *mean[LP_MAX_GROUPS];
         for (int g = 0; g < m.n_groups; g++) {
             for (int j = 0; j < m.groups[g].units; j++) means[g][j] = 0.1 * (j + 1) - 0.3 * g;
             mean[g] = means[g];
@@ -530,7 +530,7 @@ static void test_compensate_biases(void **state) {
         float *want = malloc(m.params->numel * sizeof(float));
         memcpy(want, m.params->data, m.params->numel * sizeof(float));
         for (int g = 0; g < m.n_groups; g++) { /* the expected biases, from m's weights */
-            const lp_paper_group *gr = &m.groups[g];
+            const lp_unit_group *gr = &m.groups[g];
             char name[LP_PARAM_NAME_MAX];
             snprintf(name, sizeof name, "%.*s.b", (int)(strrchr(gr->consumer_name, '.') - gr->consumer_name),
                      gr->consumer_name);
@@ -553,7 +553,7 @@ static void test_compensate_biases(void **state) {
         size_t changed = 0;
         for (size_t i = 0; i < m.params->numel; i++) changed += want[i] != m.params->data[i];
         assert_true(changed > 0);
-        const double *none[LP_MODEL_MAX_GROUPS] = {0};
+        const double *none[LP_MAX_GROUPS] = {0};
         assert_int_equal(lp_surgery_compensate(&c, &plan, none), LP_ERR_ARG);
         assert_non_null(strstr(lp_last_error(), "no mean responses"));
         assert_true(max_abs_diff(want, c.params->data, m.params->numel) < 1e-6); /* refused: nothing changed */
@@ -577,7 +577,7 @@ static void test_compensate_constant_units_exact(void **state) {
         lp_surgery_plan plan;
         plan_even(&plan, &m);
         for (int g = 0; g < m.n_groups; g++) {
-            const lp_paper_group *gr = &m.groups[g];
+            const lp_unit_group *gr = &m.groups[g];
             const int H = gr->units, Fg = gr->input_dim;
             for (int j = 0; j < H; j++) {
                 if (kept_in(&plan, g, j)) continue;
@@ -597,8 +597,8 @@ static void test_compensate_constant_units_exact(void **state) {
         run_out full;
         run(&m, x, NULL, &full);
         /* the mean response of each unit over the valid steps (the statistics' job, done by hand) */
-        double means[LP_MODEL_MAX_GROUPS][16] = {{0}};
-        const double *mean[LP_MODEL_MAX_GROUPS];
+        double means[LP_MAX_GROUPS][16] = {{0}};
+        const double *mean[LP_MAX_GROUPS];
         int valid = 0;
         for (int b = 0; b < B; b++) valid += lengths[b];
         for (int g = 0; g < m.n_groups; g++) {

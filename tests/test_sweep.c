@@ -456,7 +456,7 @@ static void test_sensitivity(void **state) {
     lp_kv meta;
     lp_kv_init(&meta);
     assert_int_equal(lp_model_load(&m, ckpt, &meta), LP_OK);
-    const lp_paper_group *gr = &m.groups[2];
+    const lp_unit_group *gr = &m.groups[2];
     int d = lp_criteria_unit_dim(gr->input_dim, gr->units, 0);
     float *u = malloc((size_t)gr->units * (size_t)d * sizeof(float));
     double score[8];
