@@ -420,9 +420,9 @@ int lp_cmd_lm_prune(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    j.prune.stats_windows = (int)lp_kv_get_int_or(&kv, "p.stats_windows", 0);
-    j.prune.stats_batch = (int)lp_kv_get_int_or(&kv, "p.stats_batch", 20);
-    j.prune.stats_bptt = (int)lp_kv_get_int_or(&kv, "p.stats_bptt", 35);
+    j.prune.stats_batches = (int)lp_kv_get_int_or(&kv, "p.stats_windows", 0);
+    j.stats_batch = (int)lp_kv_get_int_or(&kv, "p.stats_batch", 20);
+    j.stats_bptt = (int)lp_kv_get_int_or(&kv, "p.stats_bptt", 35);
     j.prune.seed = (uint64_t)lp_kv_get_int_or(&kv, "p.seed", 1);
     j.ft_epochs = (int)lp_kv_get_int_or(&kv, "p.ft_epochs", j.ft_epochs);
     j.ft_lr = lp_kv_get_double_or(&kv, "p.ft_lr", j.ft_lr);

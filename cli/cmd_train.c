@@ -110,11 +110,11 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         (void)lp_kv_read_file(&run_cfg, p); /* a missing file is reported by lp_train */
     }
     const lp_kv *src = f.resume ? &run_cfg : &cfg;
-    lp_iss_prox_state iss = {lp_kv_get_double_or(src, "train.iss_lambda", 0), lp_kv_get_double_or(src, "train.lr", 2e-4)};
+    lp_iss_state iss = {.lambda = lp_kv_get_double_or(src, "train.iss_lambda", 0), .lr = lp_kv_get_double_or(src, "train.lr", 2e-4)};
     lp_kv_free(&run_cfg);
     if (iss.lambda > 0) {
         o.hooks.user = &iss;
-        o.hooks.after_update = lp_iss_prox_hook;
+        o.hooks.after_update = lp_iss_update_hook;
     }
     lp_train_result res;
     lp_status s = lp_train(&cfg, &o, &res);

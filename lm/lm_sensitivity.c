@@ -8,7 +8,9 @@
 #include "core/alloc.h"
 #include "core/fileio.h"
 #include "lm/lm_prune.h"
+#include "lm/lm_task.h"
 #include "model/runcfg.h"
+#include "prune/surgery.h"
 
 void lp_lm_sensitivity_opts_default(lp_lm_sensitivity_opts *o) {
     memset(o, 0, sizeof *o);
@@ -28,24 +30,23 @@ typedef struct {
     const lp_lm_sensitivity_opts *o;
     const lp_ptb_corpus *corpus; /* the caller's, or &own */
     lp_ptb_corpus own;
-    lp_lm base;
+    lp_task *base;
     lp_kv meta;
-    lp_lm_prune_plan plan; /* every unit scored, every layer whole (k = H); the means with compensate */
+    lp_prune_plan plan; /* every unit scored, every layer whole (k = H); the means with compensate */
     char data_dir[4096];
 } sens_run;
 
 static void run_free(sens_run *r) {
-    lp_lm_prune_plan_free(&r->plan);
-    if (r->base.params.count) lp_lm_free(&r->base);
+    lp_prune_plan_free(&r->plan);
+    lp_task_free(r->base);
     lp_ptb_corpus_free(&r->own);
     lp_kv_free(&r->meta);
 }
 
-static lp_status valid_ppl(lp_lm *m, const sens_run *r, double *ppl) {
-    lp_lm_eval_result ev;
-    LP_TRY(lp_lm_evaluate(m, r->corpus->ids[LP_PTB_VALID], r->corpus->n[LP_PTB_VALID], r->o->eval_batch, r->o->eval_bptt,
-                          NULL, &ev));
-    *ppl = ev.ppl;
+static lp_status valid_ppl(lp_task *t, double *ppl) {
+    lp_score sc;
+    LP_TRY(lp_task_score(t, LP_SPLIT_VALID, &sc));
+    *ppl = lp_score_primary(&sc);
     return LP_OK;
 }
 
@@ -53,38 +54,38 @@ static lp_status valid_ppl(lp_lm *m, const sens_run *r, double *ppl) {
  * compensation it also holds each layer's mean responses (statistics over training windows). */
 static lp_status score_units(sens_run *r) {
     const lp_lm_sensitivity_opts *o = r->o;
-    lp_lm_prune_opts po;
-    lp_lm_prune_opts_default(&po);
+    lp_prune_opts po;
+    lp_prune_opts_default(&po);
+    po.stats_batches = o->stats_windows;
     po.rates.rule = LP_RATE_RULE_UNIFORM;
     po.rates.target_rate = 0;
     po.criterion = o->criterion;
     po.seed = o->seed;
     po.compensate = o->compensate;
-    if (!o->compensate) return lp_lm_prune_plan_make(&r->base, NULL, &po, &r->plan);
-    lp_stats st[LP_LM_MAX_LAYERS];
+    if (!o->compensate) return lp_prune_plan_make(r->base, NULL, &po, &r->plan);
+    lp_stats st[LP_MAX_GROUPS];
     if (!o->quiet) fprintf(stderr, "lm-sensitivity: response statistics for the compensation\n");
-    LP_TRY(lp_lm_prune_stats(&r->base, r->corpus->ids[LP_PTB_TRAIN], r->corpus->n[LP_PTB_TRAIN], o->stats_batch,
-                             o->stats_bptt, o->stats_windows, st));
-    lp_status s = lp_lm_prune_plan_make(&r->base, st, &po, &r->plan);
-    for (int l = 0; l < r->base.cfg.layers; l++) lp_stats_free(&st[l]);
+    LP_TRY(lp_prune_stats(r->base, o->stats_windows, LP_STATS_STEPS_ALL, st));
+    lp_status s = lp_prune_plan_make(r->base, st, &po, &r->plan);
+    for (int l = 0; l < r->base->n_groups; l++) lp_stats_free(&st[l]);
     return s;
 }
 
 /* Layer l alone keeps the k best-scored of its units (kept: room for H_l); the model so shrunk is
  * evaluated. The plan is left as it was (layer l whole). */
 static lp_status try_rate(sens_run *r, int l, int k, int *kept, double *ppl) {
-    lp_lm_prune_group *g = &r->plan.g[l];
+    lp_prune_group_plan *g = &r->plan.g[l];
     LP_TRY(lp_criteria_select(g->score, g->h, k, kept));
     int *whole = g->kept;
     g->kept = kept;
     g->k = k;
-    lp_lm small;
-    lp_status s = lp_lm_prune_shrink(&r->base, &r->plan, &small);
+    lp_task *small;
+    lp_status s = lp_surgery_shrink(r->base, &r->plan, &small);
     g->kept = whole;
     g->k = g->h;
     LP_TRY(s);
-    s = valid_ppl(&small, r, ppl);
-    lp_lm_free(&small);
+    s = valid_ppl(small, ppl);
+    lp_task_free(small);
     return s;
 }
 
@@ -195,18 +196,23 @@ static lp_status write_plot(const lp_lm_sensitivity_opts *o, lp_lm_sensitivity_r
 
 static lp_status run_all(sens_run *r, lp_lm_sensitivity_result *res) {
     const lp_lm_sensitivity_opts *o = r->o;
-    LP_TRY(lp_lm_prune_load_base(o->checkpoint, o->data_dir, &r->base, &r->meta, &r->own, &r->corpus, r->data_dir,
+    lp_lm base;
+    LP_TRY(lp_lm_prune_load_base(o->checkpoint, o->data_dir, &base, &r->meta, &r->own, &r->corpus, r->data_dir,
                                  sizeof r->data_dir));
-    LP_TRY(valid_ppl(&r->base, r, &res->base_ppl));
+    LP_TRY(lp_lm_task_new(&base, r->corpus, &r->base));
+    lp_lm_task *bt = lp_lm_task_of(r->base);
+    bt->stats_batch = o->stats_batch, bt->stats_bptt = o->stats_bptt;
+    bt->eval_batch = o->eval_batch, bt->eval_bptt = o->eval_bptt;
+    LP_TRY(valid_ppl(r->base, &res->base_ppl));
     LP_TRY(score_units(r));
-    res->n_groups = r->base.cfg.layers;
+    res->n_groups = r->base->n_groups;
     if (!o->quiet)
         fprintf(stderr, "unpruned: validation perplexity %.3f; %d layers x %d rates\n", res->base_ppl, res->n_groups,
                 res->n_rates);
     for (int l = 0; l < res->n_groups; l++) {
         snprintf(res->group[l], sizeof res->group[l], "%s", r->plan.g[l].name);
         res->units[l] = r->plan.g[l].h;
-        res->prunable[l] = r->plan.g[l].prunable;
+        res->prunable[l] = !r->plan.g[l].fixed;
         for (int i = 0; i < res->n_rates; i++) res->ppl[l][i] = NAN;
         if (res->prunable[l]) LP_TRY(try_layer(r, l, res));
     }

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/fileio.h"
 #include "core/rundir.h"
+#include "lm/lm_task.h"
 #include "model/runcfg.h"
 #include "optim/optim.h"
 
@@ -163,8 +164,8 @@ lp_status lp_lm_run_corpus(const lp_kv *kv, lp_ptb_corpus *c) {
 typedef struct {
     lp_kv *cfg;
     const lp_lm_run_opts *o;
-    lp_lm m;
-    int have_model;
+    lp_task *task;        /* the LM task around the model (hooks see it) */
+    lp_lm *m;             /* inside task */
     lp_optim opt;
     lp_rng drop;
     int epoch;            /* epochs completed */
@@ -195,7 +196,7 @@ static lp_status save_ckpt(lm_trainer *t, const char *name, int with_state) {
     lp_ckpt c;
     lp_ckpt_init(&c);
     lp_status s = lp_kv_merge(&c.meta, t->cfg);
-    if (s == LP_OK) s = lp_lm_add_to_ckpt(&t->m, &c);
+    if (s == LP_OK) s = lp_lm_add_to_ckpt(t->m, &c);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->epoch);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.best_epoch", t->best_epoch);
     if (s == LP_OK) s = lp_kv_set_double(&c.meta, "state.best_valid_ppl", t->best_epoch ? t->best_ppl : 0);
@@ -348,34 +349,55 @@ static lp_status read_settings(lm_trainer *t) {
 static lp_status setup(lm_trainer *t, const lp_ptb_corpus *corpus, const lp_ckpt *rc, const char *rpath) {
     lp_kv *cfg = t->cfg;
     long long seed = lp_kv_get_int_or(cfg, "train.seed", 1);
+    lp_lm m;
     if (rc) {
-        LP_TRY(lp_lm_from_ckpt(&t->m, rc, rpath));
-        t->have_model = 1;
+        LP_TRY(lp_lm_from_ckpt(&m, rc, rpath));
     } else if (t->o->init_ckpt) {
-        LP_TRY(lp_lm_load(&t->m, t->o->init_ckpt, NULL));
-        t->have_model = 1;
+        LP_TRY(lp_lm_load(&m, t->o->init_ckpt, NULL));
         lp_lm_config mc;
-        LP_TRY(lp_lm_run_model_config(cfg, t->m.cfg.vocab, &mc));
-        t->m.cfg.dropout = mc.dropout; /* the only model setting a fine-tuning run may change */
+        lp_status s = lp_lm_run_model_config(cfg, m.cfg.vocab, &mc);
+        if (s != LP_OK) {
+            lp_lm_free(&m);
+            return s;
+        }
+        m.cfg.dropout = mc.dropout; /* the only model setting a fine-tuning run may change */
     } else {
         lp_lm_config mc;
         LP_TRY(lp_lm_run_model_config(cfg, corpus->vocab.size, &mc));
-        LP_TRY(lp_lm_init(&t->m, &mc, (uint64_t)seed));
-        t->have_model = 1;
+        LP_TRY(lp_lm_init(&m, &mc, (uint64_t)seed));
     }
-    if (t->m.cfg.vocab != corpus->vocab.size)
-        return lp_errorf(LP_ERR_ARG, "the model has a vocabulary of %d words, the data (%s) %d", t->m.cfg.vocab,
-                         lp_kv_get(cfg, "data.dir"), corpus->vocab.size);
-    LP_TRY(lp_lm_run_model_to_kv(&t->m.cfg, cfg)); /* config.txt describes the model actually trained */
+    if (m.cfg.vocab != corpus->vocab.size) {
+        lp_status s = lp_errorf(LP_ERR_ARG, "the model has a vocabulary of %d words, the data (%s) %d", m.cfg.vocab,
+                                lp_kv_get(cfg, "data.dir"), corpus->vocab.size);
+        lp_lm_free(&m);
+        return s;
+    }
+    LP_TRY(lp_lm_task_new(&m, corpus, &t->task));
+    t->m = &lp_lm_task_of(t->task)->lm;
+    LP_TRY(lp_lm_run_model_to_kv(&t->m->cfg, cfg)); /* config.txt describes the model actually trained */
     lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);
     oc.momentum = (float)lp_kv_get_double_or(cfg, "train.momentum", 0);
-    LP_TRY(lp_optim_init(&t->opt, t->m.params.numel, &oc));
+    LP_TRY(lp_optim_init(&t->opt, t->m->params.numel, &oc));
     lp_rng_init(&t->drop, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
     t->best_ppl = INFINITY;
-    LP_TRY(lp_lm_state_init(&t->st, &t->m, t->batch));
+    LP_TRY(lp_lm_state_init(&t->st, t->m, t->batch));
     t->have_st = 1;
     if (rc) LP_TRY(restore_state(t, rc, rpath));
     return LP_OK;
+}
+
+/* The run's hooks see the task and the optimizer's step count (the loss of a window is not changed by
+ * them: the LM logs its NLL alone). */
+static lp_status after_backward(void *user, lp_lm *m) {
+    (void)m;
+    lm_trainer *t = user;
+    return t->o->hooks.after_backward(t->o->hooks.user, t->task, t->opt.t, NULL);
+}
+
+static lp_status after_update(void *user, lp_lm *m) {
+    (void)m;
+    lm_trainer *t = user;
+    return t->o->hooks.after_update(t->o->hooks.user, t->task, t->opt.t);
 }
 
 /* The options of epoch e (1-based): the run's batch, bptt and clip, the lr of the schedule at e, the
@@ -386,9 +408,9 @@ static void epoch_opts(lm_trainer *t, int e, lp_lm_train_opts *to) {
     to->bptt = t->bptt;
     to->clip = (float)t->clip;
     to->lr = (float)lp_lm_lr_at(t->lr, t->decay, t->decay_after, e);
-    to->grad_hook = t->o->grad_hook;
-    to->step_hook = t->o->step_hook;
-    to->hook_user = t->o->hook_user;
+    to->grad_hook = t->o->hooks.after_backward ? after_backward : NULL;
+    to->step_hook = t->o->hooks.after_update ? after_update : NULL;
+    to->hook_user = t;
     to->progress = on_progress;
     to->progress_user = t;
     to->progress_every = 1;
@@ -435,11 +457,11 @@ static lp_status end_epoch(lm_trainer *t, const lp_ptb_corpus *c, int e, double 
                            lp_lm_run_result *res) {
     double t_eval = lp_now_s();
     lp_lm_eval_result ev, et = {0};
-    LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
+    LP_TRY(lp_lm_evaluate(t->m, c->ids[LP_PTB_VALID], c->n[LP_PTB_VALID], t->eval_batch, t->eval_bptt, NULL, &ev));
     int do_test = e == t->epochs || (t->test_every > 0 && e % t->test_every == 0);
     et.ppl = NAN;
     if (do_test)
-        LP_TRY(lp_lm_evaluate(&t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
+        LP_TRY(lp_lm_evaluate(t->m, c->ids[LP_PTB_TEST], c->n[LP_PTB_TEST], t->eval_batch, t->eval_bptt, NULL, &et));
     t_eval = lp_now_s() - t_eval;
     fprintf(t->valid_log, "%d\t%.8g\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\n", e, lr, er->ppl, ev.ppl, et.ppl,
             er->words_per_sec, er->seconds, t_eval);
@@ -478,7 +500,7 @@ static lp_status run_epochs(lm_trainer *t, const lp_ptb_corpus *c, lp_lm_run_res
         t->first_window = t->window;
         t->windows_this_call = 0;
         lp_lm_epoch_result er;
-        lp_status s = lp_lm_train_epoch(&t->m, &t->opt, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], &to, &t->drop, &er);
+        lp_status s = lp_lm_train_epoch(t->m, &t->opt, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], &to, &t->drop, &er);
         if (t->tty) fputc('\n', stderr);
         if (s == LP_ERR_EOF) { /* stop_after_windows: stopped right after a mid-epoch checkpoint */
             res->epochs_done = t->epoch;
@@ -566,7 +588,7 @@ lp_status lp_lm_train_run(lp_kv *cfg, const lp_lm_run_opts *o, lp_lm_run_result 
     res->seconds = lp_now_s() - t.t_start;
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
-    if (t.have_model) lp_lm_free(&t.m);
+    lp_task_free(t.task);
     if (t.have_st) lp_lm_state_free(&t.st);
     lp_optim_free(&t.opt);
     lp_ptb_corpus_free(&own);

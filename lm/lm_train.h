@@ -62,6 +62,7 @@
 #include "core/status.h"
 #include "lm/lm.h"
 #include "lm/ptb.h"
+#include "model/trainer.h"
 
 #define LP_LM_DEFAULT_DATA_DIR "../shared/data/ptb"
 
@@ -97,10 +98,7 @@ typedef struct {
                                * call (tests of train.save_every); 0 = no */
     int epochs_override;      /* with resume: train until this many epochs in total; 0 = as configured */
     const lp_ptb_corpus *corpus; /* already loaded data (must match data.*); NULL: load from data.dir */
-    /* Hooks passed to lp_lm_train_epoch (ISS penalty, masks); NULL = none. */
-    lp_status (*grad_hook)(void *user, lp_lm *m);
-    lp_status (*step_hook)(void *user, lp_lm *m);
-    void *hook_user;
+    lp_train_hooks hooks;     /* ISS penalty, masks (model/trainer.h); extra_loss is NULL for the LM */
 } lp_lm_run_opts;
 
 typedef struct {

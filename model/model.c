@@ -80,7 +80,14 @@ lp_status lp_model_to_kv(const lp_model *m, lp_kv *kv) {
                                      : lp_lstm_moe_config_to_kv(&m->lstm.cfg, kv);
 }
 
+void lp_model_move(lp_model *dst, lp_model *src) {
+    *dst = *src;
+    if (dst->params) bind(dst);
+    memset(src, 0, sizeof *src);
+}
+
 void lp_model_free(lp_model *m) {
+    if (!m->params) return; /* empty (moved from, or never built) */
     if (m->kind == LP_MODEL_PAPER) lp_paper_free(&m->paper);
     else lp_lstm_moe_free(&m->lstm);
     memset(m, 0, sizeof *m);

@@ -58,6 +58,10 @@ lp_status lp_model_default_kv(lp_kv *kv, lp_model_kind kind, int input_dim, int 
 void lp_model_bias_pair_init(lp_model *m, uint64_t seed);
 void lp_model_bias_lr_scale(const lp_model *m, float mult, float *scale);
 
+/* dst takes over src's model (src is left empty: lp_model_free on it is a no-op). A model must not be
+ * copied by value otherwise: it points into itself. */
+void lp_model_move(lp_model *dst, lp_model *src);
+
 /* Write the "model.*" keys. */
 lp_status lp_model_to_kv(const lp_model *m, lp_kv *kv);
 void lp_model_free(lp_model *m);

@@ -21,14 +21,15 @@
 #include "core/rundir.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
+#include "model/video_task.h"
 #include "optim/optim.h"
 
 /* Everything the loop carries between steps and across a resume. */
 typedef struct {
     lp_kv *cfg;
     const lp_train_opts *o;
-    lp_model model;
-    int have_model;
+    lp_task *task;   /* the video task around the model (hooks see it) */
+    lp_model *model; /* inside task */
     lp_optim opt;
     float *lr_scale; /* per-parameter lr multipliers (train.bias_lr_mult != 1), else NULL */
     lp_lr_schedule lr;
@@ -53,7 +54,7 @@ static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
     lp_ckpt c;
     lp_ckpt_init(&c);
     lp_status s = lp_kv_merge(&c.meta, t->cfg);
-    if (s == LP_OK) s = lp_model_add_to_ckpt(&t->model, &c);
+    if (s == LP_OK) s = lp_model_add_to_ckpt(t->model, &c);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.step", t->step);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.epoch", t->cursor.epoch);
     if (s == LP_OK) s = lp_kv_set_int(&c.meta, "state.batch", t->cursor.batch);
@@ -111,16 +112,16 @@ static lp_status train_step(trainer *t, lp_tape *tp, const lp_batch *bt, step_in
     lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
     if (!x || !y) return LP_ERR_NOMEM;
     lp_model_out out;
-    LP_TRY(lp_model_forward(&t->model, tp, x, bt->lengths, y, &t->drop_rng, &out));
+    LP_TRY(lp_model_forward(t->model, tp, x, bt->lengths, y, &t->drop_rng, &out));
     si->loss = out.loss->data[0];
     if (!isfinite(si->loss))
         return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (the last good checkpoint is %s/last.ckpt)",
                          (long long)t->step + 1, si->loss, t->o->run_dir);
-    lp_params *ps = t->model.params;
+    lp_params *ps = t->model->params;
     lp_params_zero_grad(ps);
     LP_TRY(lp_tape_backward(tp, out.loss));
     si->extra = 0;
-    if (t->o->hooks.after_backward) LP_TRY(t->o->hooks.after_backward(t->o->hooks.user, &t->model, t->step, &si->extra));
+    if (t->o->hooks.after_backward) LP_TRY(t->o->hooks.after_backward(t->o->hooks.user, t->task, t->step, &si->extra));
     lp_status s = lp_optim_clip_grad_norm(ps->grad, ps->numel, (float)t->clip, &si->grad_norm);
     if (s != LP_OK)
         return lp_error_wrap(s, "step %lld: non-finite gradient; stopping (the last good checkpoint is %s/last.ckpt)",
@@ -128,7 +129,7 @@ static lp_status train_step(trainer *t, lp_tape *tp, const lp_batch *bt, step_in
     si->lr = lp_lr_schedule_at(&t->lr, t->step);
     LP_TRY(lp_optim_step(&t->opt, ps->data, ps->grad, si->lr));
     t->step++;
-    if (t->o->hooks.after_update) LP_TRY(t->o->hooks.after_update(t->o->hooks.user, &t->model, t->step));
+    if (t->o->hooks.after_update) LP_TRY(t->o->hooks.after_update(t->o->hooks.user, t->task, t->step));
     return LP_OK;
 }
 
@@ -177,7 +178,7 @@ static lp_status validate(trainer *t, int64_t epoch, double *gap) {
     lp_batcher_config bc;
     lp_eval_result r;
     lp_status s = lp_runcfg_batcher(t->cfg, pats, n, 0, &bc);
-    if (s == LP_OK) s = lp_evaluate(&t->model, &bc, t->top_k, NULL, NULL, &r);
+    if (s == LP_OK) s = lp_evaluate(t->model, &bc, t->top_k, NULL, NULL, &r);
     lp_runcfg_free_patterns(pats, n);
     LP_TRY(s);
     *gap = r.m.gap;
@@ -200,26 +201,32 @@ static lp_status setup_model(trainer *t, lp_ckpt *resume_ckpt, const char *resum
     int pair_bias;
     double bias_lr_mult;
     LP_TRY(lp_runcfg_bias(cfg, &pair_bias, &bias_lr_mult));
+    lp_model m;
     if (resume_ckpt) {
-        LP_TRY(lp_model_from_ckpt(&t->model, resume_ckpt, resume_path));
+        LP_TRY(lp_model_from_ckpt(&m, resume_ckpt, resume_path));
     } else if (t->o->init_ckpt) {
-        LP_TRY(lp_model_load(&t->model, t->o->init_ckpt, NULL));
+        LP_TRY(lp_model_load(&m, t->o->init_ckpt, NULL));
     } else {
-        LP_TRY(lp_model_init_kv(&t->model, cfg, (uint64_t)seed));
-        if (pair_bias) lp_model_bias_pair_init(&t->model, (uint64_t)seed);
+        LP_TRY(lp_model_init_kv(&m, cfg, (uint64_t)seed));
+        if (pair_bias) lp_model_bias_pair_init(&m, (uint64_t)seed);
     }
-    t->have_model = 1;
-    LP_TRY(lp_model_to_kv(&t->model, cfg)); /* the config records the (possibly pruned) sizes */
+    lp_status s = lp_model_to_kv(&m, cfg); /* the config records the (possibly pruned) sizes */
+    if (s != LP_OK) {
+        lp_model_free(&m);
+        return s;
+    }
+    LP_TRY(lp_video_task_new(&m, cfg, &t->task));
+    t->model = lp_video_task_model(t->task);
     long long classes;
     LP_TRY(lp_kv_get_int(cfg, "data.classes", &classes));
-    if (classes != t->model.classes)
-        return lp_errorf(LP_ERR_ARG, "data.classes = %lld but the model predicts %d classes", classes, t->model.classes);
+    if (classes != t->model->classes)
+        return lp_errorf(LP_ERR_ARG, "data.classes = %lld but the model predicts %d classes", classes, t->model->classes);
     lp_optim_config oc;
     LP_TRY(lp_runcfg_optim(cfg, &oc, &t->lr));
-    LP_TRY(lp_optim_init(&t->opt, t->model.params->numel, &oc));
+    LP_TRY(lp_optim_init(&t->opt, t->model->params->numel, &oc));
     if (bias_lr_mult != 1.0) {
-        if (!(t->lr_scale = lp_aligned(t->model.params->numel, sizeof(float)))) return LP_ERR_NOMEM;
-        lp_model_bias_lr_scale(&t->model, (float)bias_lr_mult, t->lr_scale);
+        if (!(t->lr_scale = lp_aligned(t->model->params->numel, sizeof(float)))) return LP_ERR_NOMEM;
+        lp_model_bias_lr_scale(t->model, (float)bias_lr_mult, t->lr_scale);
         lp_optim_set_lr_scale(&t->opt, t->lr_scale);
     }
     lp_rng_init(&t->drop_rng, (uint64_t)seed, LP_RNG_STREAM_DROPOUT);
@@ -391,7 +398,7 @@ lp_status lp_train(lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     res->seconds = lp_now_s() - t.t_start;
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
-    if (t.have_model) lp_model_free(&t.model);
+    lp_task_free(t.task);
     lp_optim_free(&t.opt);
     lp_free(t.lr_scale);
     return s;

@@ -21,15 +21,16 @@
 
 #include "core/kv.h"
 #include "model/model.h"
+#include "prune/task.h"
 
 /* Hooks for the pruning schedules (prune/): group-lasso gradients and soft masks. */
 typedef struct {
     void *user;
     /* After backward, before clipping and the optimizer step: may add to the gradients and report an
      * extra loss term (added to the logged loss). */
-    lp_status (*after_backward)(void *user, lp_model *m, int64_t step, double *extra_loss);
+    lp_status (*after_backward)(void *user, lp_task *t, int64_t step, double *extra_loss);
     /* After the optimizer step. */
-    lp_status (*after_update)(void *user, lp_model *m, int64_t step);
+    lp_status (*after_update)(void *user, lp_task *t, int64_t step);
 } lp_train_hooks;
 
 typedef struct {

@@ -13,59 +13,61 @@
  * overlapping group lasso, each element receives the term of every group it is in. Norms are summed in
  * double. After training, units whose norm is below a threshold are removed by lp_surgery_shrink.
  *
- * In the trainer (model/trainer.h):
- *
- *     lp_iss_hook_state iss = {.lambda = 1e-3};
- *     lp_train_opts o = {..., .hooks = {.user = &iss, .after_backward = lp_iss_hook}};
- *     LP_TRY(lp_train(&cfg, &o, &res));
- *     // then: lp_model_load, lp_surgery_plan_init(&plan, &m), lp_iss_kept(&m, threshold, &plan),
- *     //       lp_surgery_shrink(&m, &plan, &small), lp_surgery_plan_free(&plan)
- *
- * The hook runs after backward and before clipping, so the penalty's gradient is clipped with the
- * data gradient, and its value is added to the logged loss. */
+ * Two ways to train with it, as trainer hooks (the state is an lp_iss_state):
+ *   subgradient  lp_iss_grad_hook adds ∂Ω/∂w after backward (before clipping, so it is clipped with the
+ *                data gradient), and lp_iss_update_hook zeroes the units whose norm fell below
+ *                zero_threshold after every update (Wen et al.'s zeroing, which makes the sparsity exact);
+ *   proximal     lp_iss_update_hook applies the group soft-thresholding operator with step lr·λ after
+ *                every update (lp_iss_prox), which sets whole units exactly to zero — what a subgradient
+ *                alone never does under Adam.
+ * Then lp_iss_kept gives the plan that removes the units below a threshold, and prune/surgery.h removes
+ * them. A fixed group (prune/unit_group.h) is left out of all of it. */
 #ifndef LP_PRUNE_ISS_H
 #define LP_PRUNE_ISS_H
 #include <stdint.h>
 
 #include "core/status.h"
-#include "model/model.h"
-#include "prune/surgery.h"
+#include "prune/plan.h"
+#include "prune/task.h"
 
 /* norms[j] = ||w_{g,j}||₂ for the H_g units of group g (double). LP_ERR_ARG for a bad group index. */
-lp_status lp_iss_norms(const lp_model *m, int g, double *norms);
+lp_status lp_iss_norms(const lp_task *t, int g, double *norms);
 
-/* Add ∂Ω/∂w to the model's gradients (m->params->grad, +=) and return Ω = λ·Σ norms in *penalty.
+/* Add ∂Ω/∂w to the model's gradients (t->params->grad, +=) and return Ω = λ·Σ norms in *penalty.
  * λ >= 0 and finite (LP_ERR_ARG otherwise); λ = 0 returns 0 and changes nothing. LP_ERR_NUMERIC when a
  * norm is not finite (NaN/Inf weights), naming the group and unit; the gradients are then untouched
- * for that and later units. */
-lp_status lp_iss_penalty(lp_model *m, double lambda, double *penalty);
+ * for that and later groups. */
+lp_status lp_iss_penalty(lp_task *t, double lambda, double *penalty);
 
-/* Fill `plan` — initialised for m by lp_surgery_plan_init (lists of capacity H_g) — with, in every
- * group, the units whose norm is >= threshold (threshold >= 0, finite); when none is, the one with the
- * largest norm (lowest index on ties) stays, so a group never vanishes. LP_ERR_ARG for a bad threshold
- * or a plan that does not belong to m (group count, missing list). */
-lp_status lp_iss_kept(const lp_model *m, double threshold, lp_surgery_plan *plan);
+/* Zero (mask) every unit of a prunable group whose norm is below `threshold`; *zeroed (may be NULL) =
+ * units at zero in total (including units already at zero). Never zeroes the last unit standing in a
+ * group. */
+lp_status lp_iss_zero_below(lp_task *t, double threshold, int *zeroed);
 
-/* after_backward hook for lp_train_hooks: user is an lp_iss_hook_state. Adds the penalty gradient and
- * adds Ω to *extra_loss. */
-typedef struct {
-    double lambda;       /* λ */
-    double last_penalty; /* Ω at the last call (output) */
-    int64_t calls;       /* number of calls (output) */
-} lp_iss_hook_state;
+/* The plan (method "iss") keeping, in every prunable group, the units whose norm is >= threshold
+ * (threshold >= 0, finite); when none is, the one with the largest norm (lowest index on ties) stays,
+ * so a group never vanishes. Fixed groups are kept whole. */
+lp_status lp_iss_kept(const lp_task *t, double threshold, lp_prune_plan *p);
 
-lp_status lp_iss_hook(void *user, lp_model *m, int64_t step, double *extra_loss);
-
-/* Proximal step of the group lasso with step size `t` (= lr·λ): every unit's footprint is scaled by
- * max(0, 1 − t/‖footprint‖₂) (group soft-thresholding), which sets whole units exactly to zero. Units
+/* Proximal step of the group lasso with step size `step` (= lr·λ): every unit's footprint is scaled by
+ * max(0, 1 − step/‖footprint‖₂) (group soft-thresholding), which sets whole units exactly to zero. Units
  * are visited in group order; overlapping w_hh entries see the operators one after the other. */
-lp_status lp_iss_prox(lp_model *m, double t);
+lp_status lp_iss_prox(lp_task *t, double step);
 
-/* Trainer hook (lp_train_hooks.after_update) applying lp_iss_prox with t = lr·λ after every update. */
+/* The trainer hooks (train/trainer.h). */
 typedef struct {
-    double lambda; /* λ */
-    double lr;     /* the learning rate of the proximal step (the training lr) */
-} lp_iss_prox_state;
-lp_status lp_iss_prox_hook(void *user, lp_model *m, int64_t step);
+    double lambda;          /* λ */
+    double lr;              /* > 0: proximal steps of lr·λ after every update (lp_iss_prox) */
+    double zero_threshold;  /* > 0: zero the units below it after every update (lp_iss_zero_below) */
+    int add_to_loss;        /* 1: the grad hook adds Ω to the logged loss */
+    double last_penalty;    /* output: Ω at the last grad hook */
+    int64_t calls;          /* output: grad hook calls */
+    int zeroed;             /* output: units at zero after the last update hook */
+} lp_iss_state;
+
+/* After backward: add λ's subgradient (lp_iss_penalty); Ω goes to *extra_loss with add_to_loss. */
+lp_status lp_iss_grad_hook(void *user, lp_task *t, int64_t step, double *extra_loss);
+/* After the update: the proximal step (lr > 0), then the zeroing (zero_threshold > 0). */
+lp_status lp_iss_update_hook(void *user, lp_task *t, int64_t step);
 
 #endif

@@ -10,6 +10,7 @@
 #include "core/fileio.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
+#include "model/video_task.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 
@@ -138,79 +139,38 @@ static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pa
     return lp_runcfg_batcher(cfg, *pats, *n, 0, bc);
 }
 
-/* Save `m` with the run configuration and the plan's prune.* keys. */
-static lp_status save_model(const lp_model *m, const lp_kv *cfg, const lp_prune_plan *plan, const lp_model *before,
-                            const char *path) {
+/* Save the task's model with the run configuration and the plan's plan.* keys. */
+static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_plan *plan, const char *path) {
     lp_ckpt c;
     lp_ckpt_init(&c);
     lp_status s = kv_copy(&c.meta, cfg);
-    if (s == LP_OK) s = lp_model_add_to_ckpt(m, &c); /* overrides model.* with the new sizes */
-    if (s == LP_OK && plan) s = lp_prune_plan_to_kv(plan, before, &c.meta);
+    if (s == LP_OK) s = lp_task_save(t, &c); /* overrides model.* with the new sizes */
+    if (s == LP_OK && plan) s = lp_prune_plan_to_kv(plan, &c.meta);
     if (s == LP_OK) s = lp_ckpt_save(&c, path);
     lp_ckpt_free(&c);
     return s;
 }
 
-/* Statistics + plan on `m` using the training data of `cfg`. */
-static lp_status make_plan(lp_model *m, const lp_kv *cfg, const lp_prune_opts *po, lp_prune_plan *plan) {
-    char **pats;
-    int n;
-    LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
-    lp_batcher_config bc;
-    lp_stats st[LP_MAX_GROUPS];
-    int need_stats = po->rates.rule == LP_RATE_RULE_EIGEN || po->stats_batches > 0 || po->compensate;
-    lp_status s = lp_runcfg_batcher(cfg, pats, n, 1, &bc);
-    if (s == LP_OK && need_stats) s = lp_prune_stats(m, &bc, po->stats_batches, po->steps, st);
-    if (s == LP_OK) {
-        s = lp_prune_plan_make(m, need_stats ? st : NULL, po, plan);
-        if (need_stats)
-            for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
-    }
-    lp_runcfg_free_patterns(pats, n);
-    return s;
-}
-
-/* Remove the plan's units from `in` into `out`; with the plan's compensate option, the removed units' mean
- * responses go into their readers' biases first (prune/surgery.h). */
-static lp_status shrink_by_plan(const lp_model *in, const lp_prune_plan *plan, lp_model *out) {
-    lp_surgery_plan sp; /* views of the plan's lists (not freed here) */
-    memset(&sp, 0, sizeof sp);
-    sp.n_groups = plan->n_groups;
-    const double *mean[LP_MAX_GROUPS];
-    for (int g = 0; g < plan->n_groups; g++) {
-        sp.kept[g] = plan->g[g].kept;
-        sp.n_kept[g] = plan->g[g].k;
-        mean[g] = plan->g[g].mean;
-    }
-    return plan->opts.compensate ? lp_surgery_shrink_compensated(in, &sp, mean, out) : lp_surgery_shrink(in, &sp, out);
+/* The model of checkpoint `path` as a task with the run configuration `cfg`. */
+static lp_status load_task(const char *path, const lp_kv *cfg, lp_task **t) {
+    lp_model m;
+    LP_TRY(lp_model_load(&m, path, NULL));
+    return lp_video_task_new(&m, cfg, t);
 }
 
 /* ---- soft schedule: masks re-applied during training ---- */
 
 typedef struct {
-    const lp_kv *cfg;
     const lp_prune_opts *po;
     int every;
 } soft_ctx;
 
-static lp_status apply_masks(lp_model *m, const lp_prune_plan *plan) {
-    for (int g = 0; g < plan->n_groups; g++) {
-        unsigned char *keep = lp_calloc((size_t)m->groups[g].units, 1);
-        if (!keep) return LP_ERR_NOMEM;
-        for (int j = 0; j < plan->g[g].k; j++) keep[plan->g[g].kept[j]] = 1;
-        lp_status s = lp_surgery_mask(m, g, keep);
-        lp_free(keep);
-        LP_TRY(s);
-    }
-    return LP_OK;
-}
-
-static lp_status soft_hook(void *user, lp_model *m, int64_t step) {
+static lp_status soft_hook(void *user, lp_task *t, int64_t step) {
     soft_ctx *c = user;
     if (step % c->every != 0) return LP_OK;
     lp_prune_plan plan;
-    LP_TRY(make_plan(m, c->cfg, c->po, &plan));
-    lp_status s = apply_masks(m, &plan);
+    LP_TRY(lp_prune_plan_run(t, c->po, &plan));
+    lp_status s = lp_surgery_mask(t, &plan);
     lp_prune_plan_free(&plan);
     return s;
 }
@@ -218,8 +178,7 @@ static lp_status soft_hook(void *user, lp_model *m, int64_t step) {
 /* ---- the schedules ---- */
 
 typedef struct {
-    lp_model before;     /* the unpruned model (the plan's reference) */
-    int have_before;
+    lp_task *before;     /* the unpruned model (the plan's reference) */
     char before_ckpt[4096];
     lp_prune_plan plan;  /* sizes before → after (composed over iterative steps) */
     int have_plan;
@@ -239,16 +198,20 @@ static lp_status baseline(const lp_pipeline_opts *o, state *st) {
     }
     lp_kv meta;
     lp_kv_init(&meta);
-    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
-    if (s == LP_OK) {
-        st->have_before = 1;
-        /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
-        s = kv_copy(&st->cfg, &meta);
-        if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
-        if (s == LP_OK) s = lp_model_to_kv(&st->before, &st->cfg);
-        if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg); /* only for keys neither had */
+    lp_model m;
+    lp_status s = lp_model_load(&m, st->before_ckpt, &meta);
+    if (s != LP_OK) {
+        lp_kv_free(&meta);
+        return s;
     }
+    /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
+    s = kv_copy(&st->cfg, &meta);
+    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+    if (s == LP_OK) s = lp_model_to_kv(&m, &st->cfg);
+    if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg); /* only for keys neither had */
     lp_kv_free(&meta);
+    if (s == LP_OK) return lp_video_task_new(&m, &st->cfg, &st->before);
+    lp_model_free(&m);
     return s;
 }
 
@@ -266,11 +229,11 @@ static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *prun
 /* The end of every schedule: remove the plan's units from st->before for real, save <out>/pruned.ckpt
  * (with the plan and the sizes before), then fine-tune it. */
 static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
-    lp_model pruned;
-    LP_TRY(shrink_by_plan(&st->before, &st->plan, &pruned));
+    lp_task *pruned;
+    LP_TRY(lp_surgery_shrink(st->before, &st->plan, &pruned));
     sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
-    lp_status s = save_model(&pruned, &st->cfg, &st->plan, &st->before, st->pruned_ckpt);
-    lp_model_free(&pruned);
+    lp_status s = save_model(pruned, &st->cfg, &st->plan, st->pruned_ckpt);
+    lp_task_free(pruned);
     LP_TRY(s);
     char path[4096];
     return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
@@ -279,7 +242,7 @@ static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
 static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
     say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
-    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
+    LP_TRY(lp_prune_plan_run(st->before, &o->prune, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);
 }
@@ -292,8 +255,8 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
     int n_steps = o->iterative_steps;
     int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS];
-    for (int g = 0; g < st->before.n_groups; g++) {
-        nmap[g] = st->before.groups[g].units;
+    for (int g = 0; g < st->before->n_groups; g++) {
+        nmap[g] = st->before->groups[g].units;
         map[g] = lp_malloc((size_t)nmap[g], sizeof(int));
         if (!map[g]) return LP_ERR_NOMEM;
         for (int j = 0; j < nmap[g]; j++) map[g][j] = j;
@@ -302,8 +265,8 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     char cur[4096], path[4096], dir[4096];
     snprintf(cur, sizeof cur, "%s", st->before_ckpt);
     for (int i = 1; i <= n_steps && s == LP_OK; i++) {
-        lp_model m;
-        s = lp_model_load(&m, cur, NULL);
+        lp_task *m;
+        s = load_task(cur, &st->cfg, &m);
         if (s != LP_OK) break;
         double done = r * (i - 1) / n_steps, want = r * i / n_steps;
         lp_prune_opts po = o->prune;
@@ -312,13 +275,13 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         lp_prune_plan plan;
         snprintf(dir, sizeof dir, "%s/step%d", o->out_dir, i);
         s = lp_mkdirs(dir);
-        if (s == LP_OK) s = make_plan(&m, &st->cfg, &po, &plan);
+        if (s == LP_OK) s = lp_prune_plan_run(m, &po, &plan);
         if (s == LP_OK) {
-            lp_model pruned;
-            s = shrink_by_plan(&m, &plan, &pruned);
+            lp_task *pruned;
+            s = lp_surgery_shrink(m, &plan, &pruned);
             if (s == LP_OK) {
-                s = save_model(&pruned, &st->cfg, &plan, &m, sub(dir, "pruned.ckpt", path, sizeof path));
-                lp_model_free(&pruned);
+                s = save_model(pruned, &st->cfg, &plan, sub(dir, "pruned.ckpt", path, sizeof path));
+                lp_task_free(pruned);
             }
             for (int g = 0; g < plan.n_groups && s == LP_OK; g++) {
                 for (int j = 0; j < plan.g[g].k; j++) map[g][j] = map[g][plan.g[g].kept[j]];
@@ -327,7 +290,7 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
             if (i == 1) st->plan = plan, st->have_plan = 1; /* spectra of the original model */
             else lp_prune_plan_free(&plan);
         }
-        lp_model_free(&m);
+        lp_task_free(m);
         if (s == LP_OK) {
             char ft[4096];
             snprintf(st->pruned_ckpt, sizeof st->pruned_ckpt, "%s", path);
@@ -346,37 +309,43 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     for (int g = 0; g < st->plan.n_groups; g++) rs += st->plan.g[g].rate;
     if (st->plan.n_groups) st->plan.rates.mean_rate = rs / st->plan.n_groups;
     st->plan.rates.target_rate = r;
-    for (int g = 0; g < st->before.n_groups; g++) lp_free(map[g]);
+    for (int g = 0; g < st->before->n_groups; g++) lp_free(map[g]);
+    return s;
+}
+
+/* st->before from st->before_ckpt, a model trained by the schedule itself, with the checkpoint's keys and
+ * the pipeline's overrides as configuration. */
+static lp_status load_trained(const lp_pipeline_opts *o, state *st) {
+    lp_kv meta;
+    lp_kv_init(&meta);
+    lp_model m;
+    lp_status s = lp_model_load(&m, st->before_ckpt, &meta);
+    if (s != LP_OK) {
+        lp_kv_free(&meta);
+        return s;
+    }
+    s = kv_copy(&st->cfg, &meta);
+    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
+    if (s == LP_OK) s = lp_video_task_new(&m, &st->cfg, &st->before);
+    else lp_model_free(&m);
+    lp_kv_free(&meta);
     return s;
 }
 
 static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    lp_kv full; /* the hook's statistics pass needs every data.* key */
-    lp_kv_init(&full);
-    lp_status s = kv_copy(&full, o->cfg);
-    if (s == LP_OK) s = lp_runcfg_defaults(&full);
-    soft_ctx c = {&full, &o->prune, o->prune_every > 0 ? o->prune_every : 50};
+    soft_ctx c = {&o->prune, o->prune_every > 0 ? o->prune_every : 50};
     lp_train_hooks h = {0};
     h.user = &c;
     h.after_update = soft_hook;
     say(o, "== soft-pruning training into %s/soft", o->out_dir);
-    if (s == LP_OK) s = train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h);
-    lp_kv_free(&full);
-    LP_TRY(s);
+    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
-    lp_kv meta;
-    lp_kv_init(&meta);
-    s = lp_model_load(&st->before, st->before_ckpt, &meta);
-    if (s == LP_OK) st->have_before = 1;
-    if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
-    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
-    lp_kv_free(&meta);
-    LP_TRY(s);
-    LP_TRY(make_plan(&st->before, &st->cfg, &o->prune, &st->plan));
+    LP_TRY(load_trained(o, st));
+    LP_TRY(lp_prune_plan_run(st->before, &o->prune, &st->plan));
     st->have_plan = 1;
-    LP_TRY(apply_masks(&st->before, &st->plan)); /* the "masked" model the public code ends with */
+    LP_TRY(lp_surgery_mask(st->before, &st->plan)); /* the "masked" model the public code ends with */
     return shrink_save_finetune(o, st);
 }
 
@@ -385,10 +354,10 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
  * subgradient alone never does under Adam. */
 static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    lp_iss_prox_state c = {o->iss_lambda, lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
+    lp_iss_state c = {.lambda = o->iss_lambda, .lr = lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
     lp_train_hooks h = {0};
     h.user = &c;
-    h.after_update = lp_iss_prox_hook;
+    h.after_update = lp_iss_update_hook;
     if (o->iss_lambda > 0) {
         say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
         LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
@@ -400,21 +369,9 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     } else {
         return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-lambda > 0 (or a --baseline trained with it)");
     }
-    lp_kv meta;
-    lp_kv_init(&meta);
-    lp_status s = lp_model_load(&st->before, st->before_ckpt, &meta);
-    if (s == LP_OK) st->have_before = 1;
-    if (s == LP_OK) s = kv_copy(&st->cfg, &meta);
-    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
-    if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg);
-    lp_kv_free(&meta);
-    LP_TRY(s);
-    lp_surgery_plan sp;
-    LP_TRY(lp_surgery_plan_init(&sp, &st->before));
-    s = lp_iss_kept(&st->before, o->iss_threshold, &sp);
-    if (s == LP_OK) s = lp_prune_plan_from_kept(&st->before, sp.kept, sp.n_kept, &st->plan);
-    lp_surgery_plan_free(&sp);
-    LP_TRY(s);
+    LP_TRY(lp_runcfg_defaults(&st->cfg));
+    LP_TRY(load_trained(o, st));
+    LP_TRY(lp_iss_kept(st->before, o->iss_threshold, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);
 }
@@ -437,7 +394,7 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
     for (int i = 0; i < rows && s == LP_OK; i++) {
         lp_model m;
         if (i == 0) {
-            s = lp_report_measure(&st->before, labels[0], paths[0], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames,
+            s = lp_report_measure(lp_video_task_model(st->before), labels[0], paths[0], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames,
                                   o->lat_reps, &res->rows[i]);
         } else if ((s = lp_model_load(&m, paths[i], NULL)) == LP_OK) {
             s = lp_report_measure(&m, labels[i], paths[i], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames, o->lat_reps,
@@ -495,7 +452,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         for (int g = 0; g < st.plan.n_groups; g++) {
             lp_pipeline_group *pg = &res->groups[g];
             snprintf(pg->name, sizeof pg->name, "%s", st.plan.g[g].name);
-            pg->before = st.before.groups[g].units;
+            pg->before = st.plan.g[g].h;
             pg->after = st.plan.g[g].k;
             pg->rate = st.plan.g[g].rate;
             pg->tau = st.plan.g[g].tau;
@@ -516,11 +473,11 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         const char *ev = lp_kv_get(&st.cfg, "data.test");
         if (!ev || !*ev) ev = lp_kv_get(&st.cfg, "data.valid");
         lp_kv_set(&info, "evaluation data", ev ? ev : "(none)");
-        s = lp_report_write(o->out_dir, &st.plan, &st.before, res->rows, res->n_rows, &info);
+        s = lp_report_write(o->out_dir, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);
-    if (st.have_before) lp_model_free(&st.before);
+    lp_task_free(st.before);
     lp_kv_free(&st.cfg);
     return s;
 }

@@ -16,161 +16,213 @@ void lp_prune_opts_default(lp_prune_opts *o) {
     o->seed = 1;
 }
 
+int lp_prune_opts_need_stats(const lp_prune_opts *o) {
+    return o->rates.rule == LP_RATE_RULE_EIGEN || o->stats_batches > 0 || o->compensate;
+}
+
 /* ---- step 1: response statistics ---- */
 
-static lp_status stats_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_stats_steps steps, lp_stats *st) {
-    lp_tape_reset(tp);
-    int dx[3] = {bt->B, bt->T, bt->D};
-    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
-    if (!x) return LP_ERR_NOMEM;
-    lp_model_out out;
-    LP_TRY(lp_model_forward(m, tp, x, bt->lengths, NULL, NULL, &out));
-    for (int g = 0; g < m->n_groups; g++) {
-        const lp_tensor *h = out.group_h[g];
-        lp_stats_steps s = steps;
+typedef struct {
+    const lp_task *t;
+    lp_stats_steps steps;
+    lp_stats *st;
+    int batches;
+} stats_ctx;
+
+static lp_status add_responses(void *user, const lp_task_responses *r) {
+    stats_ctx *c = user;
+    for (int g = 0; g < c->t->n_groups; g++) {
+        const lp_tensor *h = r->h[g];
+        lp_stats_steps s = c->steps;
         /* The final state of a reverse direction is the one at t = 0. */
-        if (s == LP_STATS_STEPS_LAST && m->groups[g].reverse) s = LP_STATS_STEPS_FIRST;
-        LP_TRY(lp_stats_add_seq(&st[g], h->data, bt->B, bt->T, h->dims[2], bt->lengths, s));
+        if (s == LP_STATS_STEPS_LAST && c->t->groups[g].reverse) s = LP_STATS_STEPS_FIRST;
+        LP_TRY(lp_stats_add_seq(&c->st[g], h->data, r->B, r->T, h->dims[2], r->lengths, s));
+    }
+    c->batches++;
+    return LP_OK;
+}
+
+lp_status lp_prune_stats(lp_task *t, int batches, lp_stats_steps steps, lp_stats *st) {
+    memset(st, 0, (size_t)t->n_groups * sizeof *st);
+    lp_status s = LP_OK;
+    for (int g = 0; g < t->n_groups && s == LP_OK; g++) s = lp_stats_init(&st[g], t->groups[g].units, 0);
+    stats_ctx c = {t, steps, st, 0};
+    if (s == LP_OK) s = lp_task_responses_run(t, batches, add_responses, &c);
+    if (s == LP_OK && c.batches == 0) s = lp_errorf(LP_ERR_ARG, "pruning statistics: the training data holds no batch");
+    if (s != LP_OK)
+        for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
+    return s;
+}
+
+/* ---- plans ---- */
+
+/* Every group keeps all its units until the rates say otherwise. */
+static lp_status plan_start(const lp_task *t, lp_prune_plan *p) {
+    p->n_groups = t->n_groups;
+    for (int g = 0; g < t->n_groups; g++) {
+        lp_prune_group_plan *gp = &p->g[g];
+        const lp_unit_group *gr = &t->groups[g];
+        snprintf(gp->name, sizeof gp->name, "%s", gr->name);
+        gp->h = gp->k = gr->units;
+        gp->fixed = gr->fixed;
+        gp->tau = gp->energy_kept = NAN;
+        if (!(gp->kept = lp_malloc((size_t)gp->h, sizeof(int)))) return LP_ERR_NOMEM;
+        for (int j = 0; j < gp->h; j++) gp->kept[j] = j;
+        if (gr->fixed)
+            snprintf(p->note, sizeof p->note, "%s kept whole: its units are also the dimensions of an input table",
+                     gr->name);
     }
     return LP_OK;
 }
 
-lp_status lp_prune_stats(lp_model *m, const lp_batcher_config *bc, int batches, lp_stats_steps steps, lp_stats *st) {
-    for (int g = 0; g < m->n_groups; g++) {
-        lp_status s = lp_stats_init(&st[g], m->groups[g].units, 0);
-        if (s != LP_OK) {
-            for (int j = 0; j < g; j++) lp_stats_free(&st[j]);
-            return s;
-        }
+/* The spectrum and mean of every group (fixed ones too, for the report) from its statistics. */
+static lp_status plan_spectra(lp_stats *st, lp_prune_plan *p) {
+    lp_status s = LP_OK;
+    for (int g = 0; g < p->n_groups && s == LP_OK; g++) {
+        lp_prune_group_plan *gp = &p->g[g];
+        const int h = gp->h;
+        double *cov = lp_malloc((size_t)h * (size_t)h, sizeof *cov);
+        gp->eig = lp_malloc((size_t)h, sizeof(double));
+        gp->mean = lp_malloc((size_t)h, sizeof(double)); /* kept for compensation (freed with the plan) */
+        gp->n_responses = lp_stats_count(&st[g]);
+        s = cov && gp->eig && gp->mean ? lp_stats_finish(&st[g], gp->mean, cov) : LP_ERR_NOMEM;
+        if (s == LP_OK) s = lp_rates_eigenvalues(cov, h, gp->eig, NULL);
+        if (s != LP_OK) s = lp_error_wrap(s, "group %s", gp->name);
+        lp_free(cov);
     }
-    lp_batcher_config c = *bc;
-    c.epochs = 1;
-    lp_batcher *b = NULL;
-    lp_tape tp;
-    lp_status s = lp_batcher_new(&b, &c);
-    if (s == LP_OK) s = lp_tape_init(&tp, (size_t)64 << 20);
-    else memset(&tp, 0, sizeof tp);
-    lp_tape_set_grad(&tp, 0);
-    const lp_batch *bt;
-    int done = 0;
-    while (s == LP_OK && (batches <= 0 || done < batches) && (s = lp_batcher_next(b, &bt)) == LP_OK) {
-        s = stats_batch(m, &tp, bt, steps, st);
-        done++;
-    }
-    if (s == LP_ERR_EOF) s = LP_OK;
-    if (s == LP_OK && done == 0) s = lp_errorf(LP_ERR_ARG, "pruning statistics: the training data holds no batch");
-    lp_tape_free(&tp);
-    lp_batcher_free(b);
-    if (s != LP_OK)
-        for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
     return s;
 }
 
-/* ---- steps 2 and 3 ---- */
-
-static lp_status group_alloc(lp_prune_group_plan *gp, const lp_unit_group *g) {
-    memset(gp, 0, sizeof *gp);
-    snprintf(gp->name, sizeof gp->name, "%s", g->name);
-    gp->h = g->units;
-    gp->score = lp_calloc((size_t)gp->h, sizeof(double));
-    gp->kept = lp_calloc((size_t)gp->h, sizeof(int));
-    return gp->score && gp->kept ? LP_OK : LP_ERR_NOMEM;
-}
-
-/* Score the units of group g and keep the k best. */
-static lp_status select_units(const lp_unit_group *g, const lp_criteria_opts *co, lp_prune_group_plan *gp) {
-    int h = g->units, f = g->input_dim, d = lp_criteria_unit_dim(f, h, 0);
-    float *u = lp_malloc((size_t)h * (size_t)d, sizeof(float));
-    if (!u) return LP_ERR_NOMEM;
-    lp_status s = lp_criteria_unit_vectors(g->w_ih->data, g->w_hh->data, NULL, h, f, u);
-    if (s == LP_OK) s = lp_criteria_score(co, u, h, d, gp->score);
-    if (s == LP_OK) s = lp_criteria_select(gp->score, h, gp->k, gp->kept);
-    lp_free(u);
-    return s == LP_OK ? LP_OK : lp_error_wrap(s, "group %s", g->name);
-}
-
-lp_status lp_prune_plan_make(const lp_model *m, lp_stats *st, const lp_prune_opts *o, lp_prune_plan *p) {
-    memset(p, 0, sizeof *p);
-    p->opts = *o;
-    p->n_groups = m->n_groups;
-    LP_TRY(lp_rates_opts_check(&o->rates));
-    if (!st && o->rates.rule == LP_RATE_RULE_EIGEN)
-        return lp_errorf(LP_ERR_ARG, "the eigen rate rule needs response statistics");
+/* Step 2: keep counts of the prunable groups (idx[0..np)) from their spectra. */
+static lp_status plan_rates(const lp_prune_opts *o, const int *idx, int np, int have_eig, lp_prune_plan *p) {
     lp_rate_group rg[LP_MAX_GROUPS];
     memset(rg, 0, sizeof rg);
     lp_status s = LP_OK;
-    for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
-        int h = m->groups[g].units;
-        s = group_alloc(&p->g[g], &m->groups[g]);
-        if (s != LP_OK) break;
-        if (st) {
-            double *mean = lp_malloc((size_t)h, sizeof(double)), *cov = lp_malloc((size_t)h * (size_t)h, sizeof(double));
-            p->g[g].n_responses = lp_stats_count(&st[g]);
-            s = mean && cov ? lp_stats_finish(&st[g], mean, cov) : LP_ERR_NOMEM;
-            if (s == LP_OK) s = lp_rate_group_from_cov(&rg[g], cov, h);
-            p->g[g].mean = mean; /* kept for surgery's compensation (freed with the plan) */
-            lp_free(cov);
-        } else {
-            s = lp_rate_group_from_eig(&rg[g], NULL, h);
-        }
+    for (int i = 0; i < np && s == LP_OK; i++)
+        s = lp_rate_group_from_eig(&rg[i], have_eig ? p->g[idx[i]].eig : NULL, p->g[idx[i]].h);
+    if (s == LP_OK) s = lp_rates_assign(rg, np, &o->rates, &p->rates);
+    for (int i = 0; i < np && s == LP_OK; i++) {
+        lp_prune_group_plan *gp = &p->g[idx[i]];
+        gp->k = rg[i].k;
+        gp->tau = rg[i].tau;
+        gp->rate = rg[i].rate;
+        gp->energy_kept = rg[i].energy_kept;
     }
-    if (s == LP_OK) s = lp_rates_assign(rg, m->n_groups, &o->rates, &p->rates);
+    for (int i = 0; i < np; i++) lp_rate_group_free(&rg[i]);
+    return s;
+}
+
+/* Step 3: score every unit of every group (fixed ones too, for the report) and keep the k best. */
+static lp_status plan_select(const lp_task *t, const lp_prune_opts *o, lp_prune_plan *p) {
     lp_rng rng;
     lp_rng_init(&rng, o->seed, LP_RNG_STREAM_PRUNE);
     lp_criteria_opts co;
     lp_criteria_opts_default(&co);
     co.criterion = o->criterion;
     co.rng = &rng;
-    for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
+    lp_status s = LP_OK;
+    for (int g = 0; g < t->n_groups && s == LP_OK; g++) {
+        const lp_unit_group *gr = &t->groups[g];
         lp_prune_group_plan *gp = &p->g[g];
-        gp->k = rg[g].k;
-        gp->tau = rg[g].tau;
-        gp->rate = rg[g].rate;
-        gp->energy_kept = rg[g].energy_kept;
-        if (rg[g].eig) {
-            gp->eig = lp_malloc((size_t)gp->h, sizeof(double));
-            if (!gp->eig) s = LP_ERR_NOMEM;
-            else memcpy(gp->eig, rg[g].eig, (size_t)gp->h * sizeof(double));
-        }
-        if (s == LP_OK) s = select_units(&m->groups[g], &co, gp);
+        const int h = gr->units, f = gr->input_dim, d = lp_criteria_unit_dim(f, h, 0);
+        float *u = lp_malloc((size_t)h * (size_t)d, sizeof *u);
+        gp->score = lp_malloc((size_t)h, sizeof(double));
+        s = u && gp->score ? lp_criteria_unit_vectors(gr->w_ih->data, gr->w_hh->data, NULL, h, f, u) : LP_ERR_NOMEM;
+        if (s == LP_OK) s = lp_criteria_score(&co, u, h, d, gp->score);
+        if (s == LP_OK && !gp->fixed) s = lp_criteria_select(gp->score, h, gp->k, gp->kept);
+        if (s != LP_OK) s = lp_error_wrap(s, "group %s", gr->name);
+        lp_free(u);
     }
-    for (int g = 0; g < m->n_groups; g++) lp_rate_group_free(&rg[g]);
+    return s;
+}
+
+lp_status lp_prune_plan_make(const lp_task *t, lp_stats *st, const lp_prune_opts *o, lp_prune_plan *p) {
+    memset(p, 0, sizeof *p);
+    LP_TRY(lp_rates_opts_check(&o->rates));
+    int np = 0, idx[LP_MAX_GROUPS];
+    for (int g = 0; g < t->n_groups; g++)
+        if (!t->groups[g].fixed) idx[np++] = g;
+    if (np == 0) return lp_errorf(LP_ERR_ARG, "nothing to prune: every unit group is kept whole");
+    if (!st && o->rates.rule == LP_RATE_RULE_EIGEN)
+        return lp_errorf(LP_ERR_ARG, "the eigen rate rule needs response statistics");
+    p->opts = *o;
+    snprintf(p->method, sizeof p->method, "%s+%s", lp_rate_rule_name(o->rates.rule), lp_criterion_name(o->criterion));
+    lp_status s = plan_start(t, p);
+    if (s == LP_OK && st) s = plan_spectra(st, p);
+    if (s == LP_OK) s = plan_rates(o, idx, np, st != NULL, p);
+    if (s == LP_OK) s = plan_select(t, o, p);
     if (s != LP_OK) lp_prune_plan_free(p);
     return s;
 }
 
-lp_status lp_prune_plan_from_kept(const lp_model *m, int *const *kept, const int *n_kept, lp_prune_plan *p) {
+lp_status lp_prune_plan_run(lp_task *t, const lp_prune_opts *o, lp_prune_plan *p) {
+    lp_stats st[LP_MAX_GROUPS];
+    const int need = lp_prune_opts_need_stats(o);
+    if (need) LP_TRY(lp_prune_stats(t, o->stats_batches, o->steps, st));
+    lp_status s = lp_prune_plan_make(t, need ? st : NULL, o, p);
+    if (need)
+        for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
+    return s;
+}
+
+lp_status lp_prune_plan_from_kept(const lp_task *t, int *const *kept, const int *n_kept, lp_prune_plan *p) {
     memset(p, 0, sizeof *p);
     lp_prune_opts_default(&p->opts);
-    p->n_groups = m->n_groups;
-    int total = 0, kept_total = 0;
+    snprintf(p->method, sizeof p->method, "kept lists");
+    lp_status s = plan_start(t, p);
     double rate_sum = 0;
-    for (int g = 0; g < m->n_groups; g++) {
+    int np = 0;
+    for (int g = 0; g < t->n_groups && s == LP_OK; g++) {
         lp_prune_group_plan *gp = &p->g[g];
-        lp_status s = group_alloc(gp, &m->groups[g]);
-        if (s != LP_OK) {
-            lp_prune_plan_free(p);
-            return s;
-        }
         if (n_kept[g] < 1 || n_kept[g] > gp->h) {
-            lp_prune_plan_free(p);
-            return lp_errorf(LP_ERR_ARG, "group %s: %d kept units of %d", gp->name, n_kept[g], gp->h);
+            s = lp_errorf(LP_ERR_ARG, "group %s: %d kept units of %d", gp->name, n_kept[g], gp->h);
+            break;
         }
         gp->k = n_kept[g];
         memcpy(gp->kept, kept[g], (size_t)gp->k * sizeof(int));
         gp->rate = 1.0 - (double)gp->k / gp->h;
-        gp->tau = NAN;
-        gp->energy_kept = NAN;
-        total += gp->h;
-        kept_total += gp->k;
+        if (gp->fixed) continue;
         rate_sum += gp->rate;
+        np++;
+        p->rates.total += gp->h;
+        p->rates.kept += gp->k;
+    }
+    if (s == LP_OK) s = lp_prune_plan_check(t, p);
+    if (s != LP_OK) {
+        lp_prune_plan_free(p);
+        return s;
     }
     p->rates.tau = NAN;
     p->rates.target_rate = -1;
-    p->rates.mean_rate = rate_sum / m->n_groups;
-    p->rates.kept = kept_total;
-    p->rates.total = total;
+    p->rates.mean_rate = np ? rate_sum / np : 0;
     return LP_OK;
+}
+
+lp_status lp_prune_plan_check(const lp_task *t, const lp_prune_plan *p) {
+    if (p->n_groups != t->n_groups)
+        return lp_errorf(LP_ERR_ARG, "the plan has %d unit groups, the model %d", p->n_groups, t->n_groups);
+    for (int g = 0; g < p->n_groups; g++) {
+        const lp_prune_group_plan *gp = &p->g[g];
+        const int h = t->groups[g].units;
+        if (gp->h != h)
+            return lp_errorf(LP_ERR_ARG, "group %s has %d units, the plan was made for %d", t->groups[g].name, h, gp->h);
+        if (!gp->kept || gp->k < 1 || gp->k > h)
+            return lp_errorf(LP_ERR_ARG, "group %s: %d kept units (must be in [1, %d])", gp->name, gp->k, h);
+        if (t->groups[g].fixed && gp->k != h)
+            return lp_errorf(LP_ERR_ARG, "group %s is kept whole and cannot lose units (%d of %d kept)", gp->name, gp->k,
+                             h);
+        for (int i = 0; i < gp->k; i++)
+            if (gp->kept[i] < 0 || gp->kept[i] >= h || (i > 0 && gp->kept[i] <= gp->kept[i - 1]))
+                return lp_errorf(LP_ERR_ARG, "group %s: kept[%d] = %d is out of range or not ascending", gp->name, i,
+                                 gp->kept[i]);
+    }
+    return LP_OK;
+}
+
+int lp_prune_plan_kept_total(const lp_prune_plan *p) {
+    int n = 0;
+    for (int g = 0; g < p->n_groups; g++) n += p->g[g].k;
+    return n;
 }
 
 void lp_prune_plan_free(lp_prune_plan *p) {
@@ -183,12 +235,12 @@ void lp_prune_plan_free(lp_prune_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
-lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, const lp_model *before, lp_kv *kv) {
+lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, lp_kv *kv) {
     char sizes[512] = "";
     size_t off = 0;
     for (int g = 0; g < p->n_groups && off < sizeof sizes; g++)
-        off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%s %d->%d", g ? ", " : "", p->g[g].name,
-                                before->groups[g].units, p->g[g].k);
+        off += (size_t)snprintf(sizes + off, sizeof sizes - off, "%s%s %d->%d", g ? ", " : "", p->g[g].name, p->g[g].h,
+                                p->g[g].k);
     LP_TRY(lp_kv_set(kv, "plan.summary", sizes));
     LP_TRY(lp_kv_set(kv, "plan.rule", lp_rate_rule_name(p->opts.rates.rule)));
     LP_TRY(lp_kv_set(kv, "plan.criterion", lp_criterion_name(p->opts.criterion)));

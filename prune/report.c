@@ -43,7 +43,7 @@ static double cum_energy(const double *eig, int h, int k) {
 /* JSON numbers with 8 significant digits (null when not finite). */
 static void json_num(FILE *f, double v) { lp_json_num(f, v, 8); }
 
-static lp_status write_json(const char *path, const lp_prune_plan *plan, const lp_model *before, const lp_report_model *rows,
+static lp_status write_json(const char *path, const lp_prune_plan *plan, const lp_report_model *rows,
                             int n, const lp_kv *info) {
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path));
@@ -60,7 +60,7 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
         const lp_prune_group_plan *gp = &plan->g[g];
         fprintf(f, "%s\n    {\"name\": ", g ? "," : "");
         lp_json_str(f, gp->name);
-        fprintf(f, ", \"units_before\": %d, \"units_after\": %d, \"rate\": ", before->groups[g].units, gp->k);
+        fprintf(f, ", \"units_before\": %d, \"units_after\": %d, \"rate\": ", gp->h, gp->k);
         json_num(f, gp->rate);
         fprintf(f, ", \"tau\": ");
         json_num(f, gp->tau);
@@ -101,7 +101,7 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
     return lp_atomic_commit(&af);
 }
 
-static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_model *before, const lp_report_model *rows,
+static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n, const lp_kv *info, int have_plot) {
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path));
@@ -119,7 +119,7 @@ static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_
         fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---|\n");
         for (int g = 0; g < plan->n_groups; g++) {
             const lp_prune_group_plan *gp = &plan->g[g];
-            fprintf(f, "| %s | %d | %d | %.3f | %.4f | %.4f | %lld | ", gp->name, before->groups[g].units, gp->k, gp->rate,
+            fprintf(f, "| %s | %d | %d | %.3f | %.4f | %.4f | %lld | ", gp->name, gp->h, gp->k, gp->rate,
                     gp->tau, gp->energy_kept, (long long)gp->n_responses);
             for (int j = 0; gp->eig && j < gp->h && j < 5; j++) fprintf(f, "%s%.3g", j ? ", " : "", gp->eig[j]);
             fprintf(f, " |\n");
@@ -203,16 +203,16 @@ static int plot_spectra(const char *dir, const lp_prune_plan *plan) {
     return !first && rc == 0 && stat(png, &st) == 0 && st.st_size > 0;
 }
 
-lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_model *before, const lp_report_model *rows,
+lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n_rows, const lp_kv *info) {
     LP_TRY(lp_mkdirs(dir));
     LP_TRY(write_csvs(dir, plan, rows, n_rows));
     int have_plot = plot_spectra(dir, plan);
     char path[4096];
     snprintf(path, sizeof path, "%s/report.json", dir);
-    LP_TRY(write_json(path, plan, before, rows, n_rows, info));
+    LP_TRY(write_json(path, plan, rows, n_rows, info));
     snprintf(path, sizeof path, "%s/report.md", dir);
-    return write_md(path, plan, before, rows, n_rows, info, have_plot);
+    return write_md(path, plan, rows, n_rows, info, have_plot);
 }
 
 void lp_report_print(FILE *f, const lp_report_model *rows, int n_rows, int top_k) {

@@ -33,10 +33,10 @@ lp_status lp_report_measure(lp_model *m, const char *label, const char *ckpt, co
                             int lat_batch, int lat_frames, int reps, lp_report_model *row);
 
 /* Write report.md, report.json, spectra.csv, models.csv (and spectra.png if gnuplot runs) into dir.
- * `plan` may be NULL (no pruning step); `before` is the unpruned model; `info` adds free key/values
+ * `plan` may be NULL (no pruning step); `info` adds free key/values
  * (schedule, data, ...) to both reports. */
-lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_model *before, const lp_report_model *rows,
-                          int n_rows, const lp_kv *info);
+lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_report_model *rows, int n_rows,
+                          const lp_kv *info);
 
 /* Print a short table of the rows to a stream (the end of `pipeline`). */
 void lp_report_print(FILE *f, const lp_report_model *rows, int n_rows, int top_k);

@@ -11,6 +11,7 @@
 #include "core/fileio.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
+#include "model/video_task.h"
 #include "prune/plan.h"
 #include "prune/rates.h"
 #include "prune/surgery.h"
@@ -102,23 +103,29 @@ lp_status lp_sensitivity_plot(const char *dir, const lp_sensitivity_curves *c, i
 
 /* Shrink group g of m to `kept` (k units), all others whole, and evaluate; with the plan's means
  * (compensation), the removed units' mean responses go into the biases that read them first. */
-static lp_status eval_pruned(const lp_model *m, int g, const int *kept, int k, const lp_prune_plan *plan,
+static lp_status eval_pruned(const lp_task *t, int g, const int *kept, int k, const lp_prune_plan *all,
                              const lp_batcher_config *bc, int top_k, lp_metrics_result *out) {
-    lp_surgery_plan sp;
-    LP_TRY(lp_surgery_plan_init(&sp, m));
-    memcpy(sp.kept[g], kept, (size_t)k * sizeof(int));
-    sp.n_kept[g] = k;
-    const double *mean[LP_MAX_GROUPS];
-    for (int i = 0; i < plan->n_groups; i++) mean[i] = plan->g[i].mean;
-    lp_model small;
-    lp_status s = plan->opts.compensate ? lp_surgery_shrink_compensated(m, &sp, mean, &small)
-                                        : lp_surgery_shrink(m, &sp, &small);
-    lp_surgery_plan_free(&sp);
+    int *lists[LP_MAX_GROUPS], n_kept[LP_MAX_GROUPS];
+    for (int i = 0; i < all->n_groups; i++) lists[i] = all->g[i].kept, n_kept[i] = all->g[i].k;
+    lists[g] = (int *)kept;
+    n_kept[g] = k;
+    lp_prune_plan plan;
+    LP_TRY(lp_prune_plan_from_kept(t, lists, n_kept, &plan));
+    plan.opts.compensate = all->opts.compensate;
+    lp_status s = LP_OK;
+    for (int i = 0; i < plan.n_groups && s == LP_OK && all->g[i].mean; i++) {
+        plan.g[i].mean = lp_malloc((size_t)plan.g[i].h, sizeof(double));
+        if (!plan.g[i].mean) s = LP_ERR_NOMEM;
+        else memcpy(plan.g[i].mean, all->g[i].mean, (size_t)plan.g[i].h * sizeof(double));
+    }
+    lp_task *small = NULL;
+    if (s == LP_OK) s = lp_surgery_shrink(t, &plan, &small);
+    lp_prune_plan_free(&plan);
     LP_TRY(s);
     lp_eval_result er;
-    s = lp_evaluate(&small, bc, top_k, NULL, NULL, &er);
+    s = lp_evaluate(lp_video_task_model(small), bc, top_k, NULL, NULL, &er);
     if (s == LP_OK) *out = er.m;
-    lp_model_free(&small);
+    lp_task_free(small);
     return s;
 }
 
@@ -193,20 +200,16 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_resu
 }
 
 /* The scoring plan with each group's mean responses: statistics over `batches` training batches. */
-static lp_status plan_with_means(lp_model *m, const lp_kv *cfg, int batches, const lp_prune_opts *po, lp_prune_plan *plan) {
+static lp_status plan_with_means(lp_task *t, int batches, const lp_prune_opts *po, lp_prune_plan *plan) {
     char **pats;
     int n;
-    LP_TRY(lp_runcfg_patterns(cfg, "train", &pats, &n));
-    lp_batcher_config bc;
-    lp_stats st[LP_MAX_GROUPS];
-    lp_status s = n ? lp_runcfg_batcher(cfg, pats, n, 1, &bc)
-                    : lp_errorf(LP_ERR_ARG, "sensitivity: --compensate needs training data (data.train in the checkpoint)");
-    if (s == LP_OK) s = lp_prune_stats(m, &bc, batches, LP_STATS_STEPS_ALL, st);
-    if (s == LP_OK) {
-        s = lp_prune_plan_make(m, st, po, plan);
-        for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
-    }
+    LP_TRY(lp_runcfg_patterns(lp_video_task_cfg(t), "train", &pats, &n));
     lp_runcfg_free_patterns(pats, n);
+    if (n == 0) return lp_errorf(LP_ERR_ARG, "sensitivity: --compensate needs training data (data.train in the checkpoint)");
+    lp_stats st[LP_MAX_GROUPS];
+    LP_TRY(lp_prune_stats(t, batches, LP_STATS_STEPS_ALL, st));
+    lp_status s = lp_prune_plan_make(t, st, po, plan);
+    for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
     return s;
 }
 
@@ -217,18 +220,19 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     lp_sensitivity_result *r = res_out ? res_out : lp_calloc(1, sizeof *r);
     if (!r) return LP_ERR_NOMEM;
     memset(r, 0, sizeof *r);
-    lp_model m;
+    lp_task *t = NULL;
+    lp_model *m = NULL;
     lp_kv cfg;
     lp_kv_init(&cfg);
-    int have_m = 0;
     char **pats = NULL;
     int n_pats = 0;
     lp_prune_plan plan;
     int have_plan = 0;
-    lp_status s = lp_model_load(&m, o->ckpt, &cfg);
-    have_m = s == LP_OK;
-    if (s == LP_OK) s = lp_kv_merge(&cfg, o->cfg);
-    if (s == LP_OK) s = lp_runcfg_defaults(&cfg);
+    lp_status s = lp_video_task_load(o->ckpt, o->cfg, &t);
+    if (s == LP_OK) {
+        m = lp_video_task_model(t);
+        s = lp_kv_merge(&cfg, lp_video_task_cfg(t));
+    }
     if (s == LP_OK) s = lp_runcfg_patterns(&cfg, "valid", &pats, &n_pats);
     if (s == LP_OK && n_pats == 0) {
         lp_runcfg_free_patterns(pats, n_pats);
@@ -239,10 +243,10 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     if (s == LP_OK) s = lp_runcfg_batcher(&cfg, pats, n_pats, 0, &bc);
     int top_k = (int)lp_kv_get_int_or(&cfg, "train.top_k", 20);
     lp_eval_result er;
-    if (s == LP_OK) s = lp_evaluate(&m, &bc, top_k, NULL, NULL, &er);
+    if (s == LP_OK) s = lp_evaluate(m, &bc, top_k, NULL, NULL, &er);
     if (s == LP_OK) {
         r->base = er.m;
-        r->n_groups = m.n_groups;
+        r->n_groups = m->n_groups;
         r->n_rates = o->n_rates;
         memcpy(r->rates, sorted, (size_t)o->n_rates * sizeof(double));
         /* Scores of every unit: a uniform plan at rate 0 scores all groups and keeps everything. */
@@ -253,16 +257,16 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
         po.criterion = o->criterion;
         po.seed = o->seed;
         po.compensate = o->compensate;
-        s = o->compensate ? plan_with_means(&m, &cfg, o->stats_batches, &po, &plan) : lp_prune_plan_make(&m, NULL, &po, &plan);
+        s = o->compensate ? plan_with_means(t, o->stats_batches, &po, &plan) : lp_prune_plan_make(t, NULL, &po, &plan);
         have_plan = s == LP_OK;
     }
     if (!o->quiet && s == LP_OK)
         fprintf(stderr, "unpruned: GAP@%d %.4f (%lld videos); %d groups x %d rates\n", top_k, r->base.gap, (long long)er.videos,
                 r->n_groups, r->n_rates);
     int *kept = NULL;
-    for (int g = 0; s == LP_OK && g < m.n_groups; g++) {
-        int h = m.groups[g].units;
-        snprintf(r->group[g], sizeof r->group[g], "%s", m.groups[g].name);
+    for (int g = 0; s == LP_OK && g < m->n_groups; g++) {
+        int h = m->groups[g].units;
+        snprintf(r->group[g], sizeof r->group[g], "%s", m->groups[g].name);
         r->units[g] = h;
         kept = lp_malloc((size_t)h, sizeof(int));
         if (!kept) s = LP_ERR_NOMEM;
@@ -271,7 +275,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
             int k = h;
             s = lp_sensitivity_keep_count(h, r->rates[i], &k);
             if (s == LP_OK) s = lp_criteria_select(plan.g[g].score, h, k, kept);
-            if (s == LP_OK) s = eval_pruned(&m, g, kept, k, &plan, &bc, top_k, &r->m[g][i]);
+            if (s == LP_OK) s = eval_pruned(t, g, kept, k, &plan, &bc, top_k, &r->m[g][i]);
             r->kept[g][i] = k;
             drops[i] = r->base.gap - r->m[g][i].gap;
             if (s == LP_OK && !o->quiet)
@@ -285,7 +289,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     if (s == LP_OK) s = write_outputs(o, r, top_k);
     if (have_plan) lp_prune_plan_free(&plan);
     lp_runcfg_free_patterns(pats, n_pats);
-    if (have_m) lp_model_free(&m);
+    lp_task_free(t);
     lp_kv_free(&cfg);
     if (!res_out) lp_free(r);
     return s;

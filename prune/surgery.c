@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/kv.h"
 
 /* ---- footprint -------------------------------------------------------------------------------------- */
 
@@ -40,64 +39,6 @@ size_t lp_surgery_footprint_numel(const lp_unit_group *gr) {
     return 4 * (size_t)gr->input_dim + 8 * (size_t)gr->units + (size_t)gr->consumer->dims[0];
 }
 
-/* ---- plans ---------------------------------------------------------------------------------------------- */
-
-lp_status lp_surgery_plan_init(lp_surgery_plan *p, const lp_model *m) {
-    memset(p, 0, sizeof *p);
-    p->n_groups = m->n_groups;
-    for (int g = 0; g < m->n_groups; g++) {
-        const int H = m->groups[g].units;
-        p->kept[g] = lp_malloc((size_t)H, sizeof(int));
-        if (!p->kept[g]) {
-            lp_surgery_plan_free(p);
-            return LP_ERR_NOMEM;
-        }
-        for (int j = 0; j < H; j++) p->kept[g][j] = j;
-        p->n_kept[g] = H;
-    }
-    return LP_OK;
-}
-
-void lp_surgery_plan_free(lp_surgery_plan *p) {
-    for (int g = 0; g < LP_MAX_GROUPS; g++) lp_free(p->kept[g]);
-    memset(p, 0, sizeof *p);
-}
-
-lp_status lp_surgery_plan_check(const lp_model *m, const lp_surgery_plan *p) {
-    if (p->n_groups != m->n_groups)
-        return lp_errorf(LP_ERR_ARG, "surgery: the plan has %d unit groups, the model %d", p->n_groups, m->n_groups);
-    for (int g = 0; g < m->n_groups; g++) {
-        const lp_unit_group *gr = &m->groups[g];
-        const int k = p->n_kept[g], H = gr->units;
-        if (!p->kept[g]) return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): no kept list", g, gr->name);
-        if (k < 1)
-            return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): kept list is empty (%d units); at least 1 unit must stay",
-                             g, gr->name, k);
-        if (k > H)
-            return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): %d kept units but the group has only %d", g, gr->name,
-                             k, H);
-        for (int i = 0; i < k; i++) {
-            const int u = p->kept[g][i];
-            if (u < 0 || u >= H)
-                return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s): kept[%d] = %d is out of range [0, %d)", g,
-                                 gr->name, i, u, H);
-            if (i > 0 && u <= p->kept[g][i - 1])
-                return lp_errorf(LP_ERR_ARG,
-                                 "surgery: group %d (%s): kept list must be strictly ascending, but kept[%d] = %d "
-                                 "follows kept[%d] = %d (%s)",
-                                 g, gr->name, i, u, i - 1, p->kept[g][i - 1],
-                                 u == p->kept[g][i - 1] ? "duplicate" : "unsorted");
-        }
-    }
-    return LP_OK;
-}
-
-int lp_surgery_plan_kept_total(const lp_surgery_plan *p) {
-    int n = 0;
-    for (int g = 0; g < p->n_groups; g++) n += p->n_kept[g];
-    return n;
-}
-
 /* ---- masking ------------------------------------------------------------------------------------------- */
 
 void lp_surgery_zero_unit(const lp_unit_group *gr, int j) {
@@ -109,23 +50,14 @@ void lp_surgery_zero_unit(const lp_unit_group *gr, int j) {
     }
 }
 
-lp_status lp_surgery_mask(lp_model *m, int g, const unsigned char *keep) {
-    if (g < 0 || g >= m->n_groups)
-        return lp_errorf(LP_ERR_ARG, "surgery: group %d does not exist (the model has %d)", g, m->n_groups);
-    const lp_unit_group *gr = &m->groups[g];
-    for (int j = 0; j < gr->units; j++)
-        if (!keep[j]) lp_surgery_zero_unit(gr, j);
-    return LP_OK;
-}
-
-lp_status lp_surgery_mask_plan(lp_model *m, const lp_surgery_plan *p) {
-    LP_TRY(lp_surgery_plan_check(m, p));
-    for (int g = 0; g < m->n_groups; g++) {
+lp_status lp_surgery_mask(lp_task *t, const lp_prune_plan *p) {
+    LP_TRY(lp_prune_plan_check(t, p));
+    for (int g = 0; g < t->n_groups; g++) {
         // Walk the ascending kept list alongside the units: every unit not in it is removed.
-        const lp_unit_group *gr = &m->groups[g];
+        const lp_unit_group *gr = &t->groups[g];
         int i = 0;
         for (int j = 0; j < gr->units; j++) {
-            if (i < p->n_kept[g] && p->kept[g][i] == j) i++;
+            if (i < p->g[g].k && p->g[g].kept[i] == j) i++;
             else lp_surgery_zero_unit(gr, j);
         }
     }
@@ -152,13 +84,18 @@ static int param_index(const lp_params *ps, const char *name) {
     return -1;
 }
 
-lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gin, const lp_params *pout,
-                                   const lp_unit_group *gout, int n_groups, int *const *kept, const int *n_kept,
-                                   const float *src, float *dst) {
+lp_status lp_surgery_gather(const lp_task *in, const lp_prune_plan *p, const lp_task *out, const float *src, float *dst) {
+    LP_TRY(lp_prune_plan_check(in, p));
+    if (out->n_groups != in->n_groups || out->params->count != in->params->count || out->ops != in->ops)
+        return lp_errorf(LP_ERR_ARG, "surgery: the target model was not built from this model (task, groups or tensors "
+                                     "differ)");
+    const lp_params *pin = in->params, *pout = out->params;
+    const lp_unit_group *gin = in->groups, *gout = out->groups;
+    const int n_groups = in->n_groups;
     for (int g = 0; g < n_groups; g++)
-        if (gout[g].units != n_kept[g])
+        if (gout[g].units != p->g[g].k)
             return lp_errorf(LP_ERR_ARG, "surgery: group %d (%s) of the target model has %d units, the plan keeps %d", g,
-                             gin[g].name, gout[g].units, n_kept[g]);
+                             gin[g].name, gout[g].units, p->g[g].k);
     const int n = pout->count;
     tensor_map *tm = lp_calloc((size_t)n, sizeof *tm);
     int *src_index = lp_malloc((size_t)n, sizeof(int));
@@ -184,7 +121,7 @@ lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gi
     // Each group renumbers its gate rows (w_ih, w_hh, b), the columns of w_hh and its consumer columns.
     for (int g = 0; g < n_groups && s == LP_OK; g++) {
         const lp_unit_group *gi = &gin[g], *go = &gout[g];
-        const int H = gi->units, k = n_kept[g];
+        const int H = gi->units, k = p->g[g].k, *kept = p->g[g].kept;
         const char *suffix[3] = {"w_ih", "w_hh", "b"};
         for (int t = 0; t < 3 && s == LP_OK; t++) {
             char name[LP_PARAM_NAME_MAX];
@@ -196,15 +133,15 @@ lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gi
             }
             // gate q of new unit u is row q*k + u; it was row q*H + kept[u]
             for (int q = 0; q < 4; q++)
-                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[g][u];
+                for (int u = 0; u < k; u++) tm[i].rmap[q * k + u] = q * H + kept[u];
             if (t == 1)
-                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[g][u];
+                for (int u = 0; u < k; u++) tm[i].cmap[u] = kept[u];
         }
         const int ic = param_index(pout, go->consumer_name);
         if (s == LP_OK && (ic < 0 || strcmp(go->consumer_name, gi->consumer_name) || go->consumer_col0 + k > tm[ic].cols))
             s = lp_errorf(LP_ERR_SHAPE, "surgery: consumer '%s' of group %d (%s) does not match between the target "
                           "model and the source", go->consumer_name, g, gi->name);
-        for (int u = 0; u < k && s == LP_OK; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[g][u];
+        for (int u = 0; u < k && s == LP_OK; u++) tm[ic].cmap[go->consumer_col0 + u] = gi->consumer_col0 + kept[u];
     }
     // Copy, checking that every source index lies inside the source tensor (a target built from another
     // plan or model would be caught here rather than read out of bounds).
@@ -238,33 +175,37 @@ lp_status lp_surgery_gather_groups(const lp_params *pin, const lp_unit_group *gi
     return s;
 }
 
-lp_status lp_surgery_gather(const lp_model *in, const lp_surgery_plan *p, const lp_model *out, const float *src,
-                            float *dst) {
-    LP_TRY(lp_surgery_plan_check(in, p));
-    if (out->kind != in->kind || out->n_groups != in->n_groups || out->params->count != in->params->count)
-        return lp_errorf(LP_ERR_ARG, "surgery: the target model was not built from this model (kind, groups or tensors "
-                                     "differ)");
-    return lp_surgery_gather_groups(in->params, in->groups, out->params, out->groups, in->n_groups, p->kept, p->n_kept,
-                                    src, dst);
+/* A task like `in` (same sizes) holding a copy of its parameters. */
+static lp_status task_copy(const lp_task *in, lp_task **out) {
+    int units[LP_MAX_GROUPS];
+    lp_task_units(in, units);
+    LP_TRY(lp_task_resized(in, units, out));
+    memcpy((*out)->params->data, in->params->data, in->params->numel * sizeof(float));
+    return LP_OK;
 }
 
-lp_status lp_surgery_shrink(const lp_model *in, const lp_surgery_plan *p, lp_model *out) {
-    memset(out, 0, sizeof *out);
-    LP_TRY(lp_surgery_plan_check(in, p));
-    lp_kv kv;
-    lp_kv_init(&kv);
-    char units[LP_MAX_GROUPS * 12 + 1];
-    size_t len = 0;
-    for (int g = 0; g < p->n_groups; g++)
-        len += (size_t)snprintf(units + len, sizeof units - len, g ? ",%d" : "%d", p->n_kept[g]);
-    lp_status s = lp_model_to_kv(in, &kv);
-    if (s == LP_OK) s = lp_kv_set(&kv, "model.units", units);
-    // The seed is irrelevant: every tensor is overwritten below.
-    if (s == LP_OK) s = lp_model_init_kv(out, &kv, 0);
-    lp_kv_free(&kv);
-    if (s != LP_OK) return lp_error_wrap(s, "surgery: building the shrunk model");
-    s = lp_surgery_gather(in, p, out, in->params->data, out->params->data);
-    if (s != LP_OK) lp_model_free(out);
+lp_status lp_surgery_shrink(const lp_task *in, const lp_prune_plan *p, lp_task **out) {
+    *out = NULL;
+    LP_TRY(lp_prune_plan_check(in, p));
+    lp_task *copy = NULL;
+    if (p->opts.compensate) {
+        LP_TRY(task_copy(in, &copy));
+        lp_status s = lp_surgery_compensate(copy, p);
+        if (s != LP_OK) {
+            lp_task_free(copy);
+            return s;
+        }
+    }
+    const lp_task *src = copy ? copy : in;
+    int units[LP_MAX_GROUPS];
+    for (int g = 0; g < p->n_groups; g++) units[g] = p->g[g].k;
+    lp_status s = lp_task_resized(in, units, out);
+    if (s != LP_OK) s = lp_error_wrap(s, "surgery: building the shrunk model");
+    else if ((s = lp_surgery_gather(src, p, *out, src->params->data, (*out)->params->data)) != LP_OK) {
+        lp_task_free(*out);
+        *out = NULL;
+    }
+    lp_task_free(copy);
     return s;
 }
 
@@ -297,48 +238,28 @@ static void add_mean_columns(const lp_tensor *w, int col0, const unsigned char *
     }
 }
 
-lp_status lp_surgery_compensate_groups(lp_params *ps, const lp_unit_group *groups, int n_groups, int *const *kept,
-                                       const int *n_kept, const double *const *mean) {
+lp_status lp_surgery_compensate(lp_task *t, const lp_prune_plan *p) {
+    LP_TRY(lp_prune_plan_check(t, p));
+    const lp_unit_group *groups = t->groups;
     lp_tensor *cb[LP_MAX_GROUPS];
-    if (n_groups > (int)(sizeof cb / sizeof cb[0])) return lp_errorf(LP_ERR_ARG, "surgery: %d groups", n_groups);
     int hmax = 1;
-    for (int g = 0; g < n_groups; g++) { /* everything checked before any number changes */
+    for (int g = 0; g < t->n_groups; g++) { /* everything checked before any number changes */
         cb[g] = NULL;
-        if (n_kept[g] == groups[g].units) continue; /* nothing removed: nothing to compensate */
-        if (!mean[g]) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", groups[g].name);
-        LP_TRY(consumer_bias(ps, &groups[g], &cb[g]));
+        if (p->g[g].k == groups[g].units) continue; /* nothing removed: nothing to compensate */
+        if (!p->g[g].mean) return lp_errorf(LP_ERR_ARG, "surgery: no mean responses for group %s", groups[g].name);
+        LP_TRY(consumer_bias(t->params, &groups[g], &cb[g]));
         if (groups[g].units > hmax) hmax = groups[g].units;
     }
     unsigned char *keep = lp_malloc((size_t)hmax, 1);
     if (!keep) return LP_ERR_NOMEM;
-    for (int g = 0; g < n_groups; g++) {
+    for (int g = 0; g < t->n_groups; g++) {
         const lp_unit_group *gr = &groups[g];
         if (!cb[g]) continue;
         memset(keep, 0, (size_t)gr->units);
-        for (int i = 0; i < n_kept[g]; i++) keep[kept[g][i]] = 1;
-        add_mean_columns(gr->consumer, gr->consumer_col0, keep, mean[g], gr->units, cb[g]); /* the next layer */
-        add_mean_columns(gr->w_hh, 0, keep, mean[g], gr->units, gr->b);                    /* its own gates */
+        for (int i = 0; i < p->g[g].k; i++) keep[p->g[g].kept[i]] = 1;
+        add_mean_columns(gr->consumer, gr->consumer_col0, keep, p->g[g].mean, gr->units, cb[g]); /* the next layer */
+        add_mean_columns(gr->w_hh, 0, keep, p->g[g].mean, gr->units, gr->b);                    /* its own gates */
     }
     lp_free(keep);
     return LP_OK;
-}
-
-lp_status lp_surgery_compensate(lp_model *m, const lp_surgery_plan *p, const double *const *mean) {
-    LP_TRY(lp_surgery_plan_check(m, p));
-    return lp_surgery_compensate_groups(m->params, m->groups, m->n_groups, p->kept, p->n_kept, mean);
-}
-
-lp_status lp_surgery_shrink_compensated(const lp_model *in, const lp_surgery_plan *p, const double *const *mean,
-                                        lp_model *out) {
-    memset(out, 0, sizeof *out);
-    lp_surgery_plan all; /* keep-all: a copy of `in` to add the compensation to */
-    LP_TRY(lp_surgery_plan_init(&all, in));
-    lp_model copy;
-    lp_status s = lp_surgery_shrink(in, &all, &copy);
-    lp_surgery_plan_free(&all);
-    LP_TRY(s);
-    s = lp_surgery_compensate(&copy, p, mean);
-    if (s == LP_OK) s = lp_surgery_shrink(&copy, p, out);
-    lp_model_free(&copy);
-    return s;
 }

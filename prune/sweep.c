@@ -22,6 +22,7 @@
 #include "data/yt8m.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
+#include "model/video_task.h"
 #include "prune/compat.h"
 #include "prune/report.h"
 #include "prune/stats.h"
@@ -446,21 +447,13 @@ static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pa
 }
 
 /* spectra.csv: the baseline's response spectra (the statistics the eigen rule uses). */
-static lp_status write_spectra(sweep *sw, lp_model *m) {
-    char **pats;
-    int n;
-    LP_TRY(lp_runcfg_patterns(&sw->cfg, "train", &pats, &n));
-    lp_batcher_config bc;
+static lp_status write_spectra(sweep *sw, lp_task *t) {
     lp_stats st[LP_MAX_GROUPS];
-    lp_status s = lp_runcfg_batcher(&sw->cfg, pats, n, 1, &bc);
-    if (s == LP_OK) s = lp_prune_stats(m, &bc, sw->popt.prune.stats_batches, sw->popt.prune.steps, st);
-    if (s != LP_OK) {
-        lp_runcfg_free_patterns(pats, n);
-        return s;
-    }
+    LP_TRY(lp_prune_stats(t, sw->popt.prune.stats_batches, sw->popt.prune.steps, st));
+    const lp_task *m = t;
     char path[4096];
     lp_atomic_file af;
-    s = lp_atomic_open(&af, path_in(sw->dir, "spectra.csv", path, sizeof path));
+    lp_status s = lp_atomic_open(&af, path_in(sw->dir, "spectra.csv", path, sizeof path));
     if (s == LP_OK) fprintf(af.f, "group,units,index,eigenvalue,fraction,cumulative\n");
     for (int g = 0; g < m->n_groups && s == LP_OK; g++) {
         int h = m->groups[g].units;
@@ -482,7 +475,6 @@ static lp_status write_spectra(sweep *sw, lp_model *m) {
     if (s == LP_OK) s = lp_atomic_commit(&af);
     else if (af.f) lp_atomic_abort(&af);
     for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
-    lp_runcfg_free_patterns(pats, n);
     return s;
 }
 
@@ -544,8 +536,11 @@ static lp_status prior_row(sweep *sw, const lp_batcher_config *bc, int top_k, lp
 /* Measure the trained baseline (its row, the spectra, the prior's row) into cdir. */
 static lp_status measure_baseline(sweep *sw, const char *cdir, const char *result_path) {
     say(sw, "measuring the baseline");
-    lp_model m;
-    LP_TRY(lp_model_load(&m, sw->baseline_ckpt, NULL));
+    lp_model bm;
+    LP_TRY(lp_model_load(&bm, sw->baseline_ckpt, NULL));
+    lp_task *t;
+    LP_TRY(lp_video_task_new(&bm, &sw->cfg, &t));
+    lp_model *m = lp_video_task_model(t);
     lp_batcher_config bc;
     char **pats = NULL, path[4096];
     int n = 0, have;
@@ -554,9 +549,9 @@ static lp_status measure_baseline(sweep *sw, const char *cdir, const char *resul
     lp_status s = eval_config(&sw->cfg, &bc, &pats, &n, &have);
     double t0 = lp_now_s();
     if (s == LP_OK)
-        s = lp_report_measure(&m, "baseline", sw->baseline_ckpt, have ? &bc : NULL, top_k, sw->popt.lat_batch, sw->popt.lat_frames,
+        s = lp_report_measure(m, "baseline", sw->baseline_ckpt, have ? &bc : NULL, top_k, sw->popt.lat_batch, sw->popt.lat_frames,
                               sw->popt.lat_reps, &r);
-    if (s == LP_OK) s = write_spectra(sw, &m);
+    if (s == LP_OK) s = write_spectra(sw, t);
     lp_kv row, prior;
     lp_kv_init(&row);
     lp_kv_init(&prior);
@@ -565,7 +560,7 @@ static lp_status measure_baseline(sweep *sw, const char *cdir, const char *resul
         lp_kv_set(&row, "schedule", "baseline");
         lp_kv_set(&row, "target_rate", "0.00");
         lp_kv_set(&row, "mean_rate", "0.0000");
-        s = set_model_cols(&row, &r, &m);
+        s = set_model_cols(&row, &r, m);
         if (s == LP_OK && have) s = set_metrics(&row, "pruned", &r.eval.m);
         if (s == LP_OK && have) s = set_metrics(&row, "finetuned", &r.eval.m);
         if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
@@ -577,7 +572,7 @@ static lp_status measure_baseline(sweep *sw, const char *cdir, const char *resul
     lp_kv_free(&row);
     lp_kv_free(&prior);
     lp_runcfg_free_patterns(pats, n);
-    lp_model_free(&m);
+    lp_task_free(t);
     return s;
 }
 

@@ -1,0 +1,43 @@
+/* task: the thin wrappers over a task's operations, and scores (contract in task.h). */
+#include "prune/task.h"
+
+#include <math.h>
+#include <string.h>
+
+double lp_score_get(const lp_score *s, const char *name) {
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], name)) return s->value[i];
+    return NAN;
+}
+
+double lp_score_primary(const lp_score *s) { return s->primary >= 0 && s->primary < s->n ? s->value[s->primary] : NAN; }
+
+int lp_score_better(const lp_score *a, const lp_score *b) {
+    const double x = lp_score_primary(a), y = lp_score_primary(b);
+    if (isnan(x)) return 0;
+    if (isnan(y)) return 1;
+    return a->higher_better ? x > y : x < y;
+}
+
+lp_status lp_task_responses_run(lp_task *t, int batches, lp_task_responses_fn fn, void *user) {
+    return t->ops->responses(t, batches, fn, user);
+}
+
+lp_status lp_task_resized(const lp_task *t, const int *units, lp_task **out) { return t->ops->resized(t, units, out); }
+
+lp_status lp_task_score(lp_task *t, lp_split split, lp_score *out) {
+    memset(out, 0, sizeof *out);
+    return t->ops->score(t, split, out);
+}
+
+lp_status lp_task_save(const lp_task *t, lp_ckpt *c) { return t->ops->save(t, c); }
+
+void lp_task_free(lp_task *t) {
+    if (t) t->ops->free(t);
+}
+
+int lp_task_units(const lp_task *t, int *units) {
+    int total = 0;
+    for (int g = 0; g < t->n_groups; g++) total += units[g] = t->groups[g].units;
+    return total;
+}
