@@ -12,7 +12,8 @@
 #include "core/kv.h"
 #include "lm/lm.h"
 #include "lm/lm_prune.h"
-#include "lm/lm_train.h"
+#include "lm/lm_task.h"
+#include "train/trainer.h"
 #include "lm/ptb.h"
 #include "model/runcfg.h"
 
@@ -114,9 +115,9 @@ int lp_cmd_lm_train(int argc, char **argv) {
         goto out;
     }
     if (rc) goto out;
-    lp_lm_run_opts o = {0};
+    lp_train_opts o = {0};
     o.quiet = f.quiet;
-    o.stop_after_epochs = (int)f.stop_after;
+    o.stop_after_epochs = f.stop_after;
     if (f.resume) {
         for (int i = 0; i < flags.count; i++)
             if (strcmp(flags.keys[i], "train.epochs") != 0) {
@@ -131,7 +132,7 @@ int lp_cmd_lm_train(int argc, char **argv) {
         }
         o.resume = 1;
         o.run_dir = f.resume;
-        o.epochs_override = (int)lp_kv_get_int_or(&flags, "train.epochs", 0);
+        o.epochs_override = lp_kv_get_int_or(&flags, "train.epochs", 0);
     } else {
         if (!f.out) {
             lp_cli_error(cmd, "--out DIR is required (or --resume DIR)");
@@ -170,22 +171,23 @@ int lp_cmd_lm_train(int argc, char **argv) {
         o.run_dir = f.out;
         o.init_ckpt = f.init;
     }
-    lp_lm_run_result res;
-    lp_status s = lp_lm_train_run(&cfg, &o, &res);
+    lp_train_result res;
+    const lp_task_kind kind = lp_lm_task_kind(NULL);
+    lp_status s = lp_train(&kind, &cfg, &o, &res);
     if (s != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());
         rc = 1;
         goto out;
     }
     if (!o.quiet) {
-        printf("trained %d epochs in %.1f s; last epoch: train ppl %.2f, valid ppl %.2f", res.epochs_done, res.seconds,
-               res.train_ppl, res.valid_ppl);
-        if (!isnan(res.test_ppl)) printf(", test ppl %.2f", res.test_ppl);
-        printf("; best valid ppl %.2f (epoch %d)\nlargest gradient norm %.4g", res.best_valid_ppl, res.best_epoch,
-               res.max_grad_norm);
+        printf("trained %lld epochs in %.1f s; last epoch: train ppl %.2f, valid ppl %.2f", (long long)res.epochs_done,
+               res.seconds, exp(res.last_loss), lp_score_get(&res.last_valid, "ppl"));
+        if (res.last_test.n) printf(", test ppl %.2f", lp_score_get(&res.last_test, "ppl"));
+        if (res.best.n) printf("; best valid ppl %.2f (epoch %lld)", lp_score_get(&res.best, "ppl"), (long long)res.best_epoch);
+        printf("\nlargest gradient norm %.4g", res.max_grad_norm);
         if (res.spikes > 0)
-            printf("; %d giant gradient spike%s (over %.0f times the median of the windows before; above)", res.spikes,
-                   res.spikes > 1 ? "s" : "", LP_GRAD_SPIKE_FACTOR);
+            printf("; %lld giant gradient spike%s (over %.0f times the median of the windows before; above)",
+                   (long long)res.spikes, res.spikes > 1 ? "s" : "", LP_GRAD_SPIKE_FACTOR);
         printf("\nrun directory: %s (best.ckpt, last.ckpt, train.tsv, valid.tsv)\n", o.run_dir);
     }
 out:

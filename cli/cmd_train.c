@@ -1,4 +1,4 @@
-/* lstmprune train: train a video classifier (see model/trainer.h for the run directory). */
+/* lstmprune train: train a video classifier (see train/trainer.h for the run directory). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,8 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "model/runcfg.h"
-#include "model/trainer.h"
+#include "model/video_task.h"
+#include "train/trainer.h"
 #include "optim/optim.h"
 #include "prune/compat.h"
 #include "prune/iss.h"
@@ -117,7 +118,7 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         o.hooks.after_update = lp_iss_update_hook;
     }
     lp_train_result res;
-    lp_status s = lp_train(&cfg, &o, &res);
+    lp_status s = lp_train(&lp_video_task_kind, &cfg, &o, &res);
     if (s != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());
         rc = 1;
@@ -126,7 +127,7 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
     if (!o.quiet) {
         printf("trained %lld epochs, %lld steps in %.1f s; last epoch loss %.4f", (long long)res.epochs_done,
                (long long)res.steps, res.seconds, res.last_loss);
-        if (!isnan(res.best_gap)) printf("; best validation GAP %.4f", res.best_gap);
+        if (res.best.n) printf("; best validation GAP %.4f", lp_score_get(&res.best, "gap"));
         if (res.max_grad_step > 0) printf("\nlargest gradient norm %.4g (step %lld)", res.max_grad_norm, (long long)res.max_grad_step);
         if (res.spikes > 0)
             printf("; %lld giant gradient spike%s (over %.0f times the median of the steps before; above)",

@@ -3,8 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "cli/cli.h"
 #include "core/blas_env.h"
+#include "core/log.h"
 
 /* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
 static const lp_cli_command commands[] = {
@@ -35,6 +38,24 @@ void lp_cli_error(const char *cmd, const char *fmt, ...) {
     fputc('\n', stderr);
 }
 
+/* The library's messages (core/log.h) go to stderr. A progress line is redrawn in place on a terminal and
+ * dropped elsewhere (a log file keeps only lines that mean something); the next message clears it. */
+static int progress_open;
+
+static void to_stderr(void *user, lp_log_level level, const char *msg) {
+    (void)user;
+    if (level == LP_LOG_PROGRESS) {
+        if (!isatty(2)) return;
+        fprintf(stderr, "\r\033[K%s", msg);
+        fflush(stderr);
+        progress_open = 1;
+        return;
+    }
+    if (progress_open) fputs("\r\033[K", stderr);
+    progress_open = 0;
+    fprintf(stderr, "%s\n", msg);
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: lstmprune <command> [options]   (lstmprune <command> --help for its options)\n\n"
@@ -53,8 +74,13 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    for (const lp_cli_command *c = commands; c->name; c++)
-        if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    lp_log_set_sink(to_stderr, NULL);
+    for (const lp_cli_command *c = commands; c->name; c++) {
+        if (strcmp(argv[1], c->name) != 0) continue;
+        int rc = c->run(argc - 1, argv + 1);
+        if (progress_open) fputc('\n', stderr); /* leave the last progress line on screen */
+        return rc;
+    }
     fprintf(stderr, "lstmprune: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

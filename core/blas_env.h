@@ -26,4 +26,8 @@
 
 void lp_blas_env_apply(char **argv);
 
+/* OpenBLAS's thread count for the GEMMs that follow (n <= 0: leave it). Runs are deterministic at a
+ * fixed count. */
+void lp_blas_set_threads(int n);
+
 #endif

@@ -35,18 +35,12 @@
  *
  * Training loss. lp_lm_forward's `loss` is the mean negative log-likelihood per target word (what
  * perplexity = exp(loss) is made of). Zaremba's code minimises the *sum over time steps of the batch
- * mean* — T times that — with SGD at lr 1 and the gradient norm clipped at 5; lp_lm_train_epoch does
- * the same by default (so the recipes' learning rates mean what they meant), or the plain mean with
- * mean_over_time = 1.
+ * mean* — T times that — with SGD at lr 1 and the gradient norm clipped at 5; the LM task
+ * (lm/lm_task.h) trains the same way, so the recipes' learning rates mean what they meant.
  *
  *     lp_lm m;  lp_lm_config cfg;
  *     lp_lm_config_default(&cfg, vocab.size, 2, 200);               // Zaremba small
  *     lp_lm_init(&m, &cfg, seed);
- *     lp_optim opt;  lp_optim_config oc = lp_optim_defaults(LP_OPTIM_SGD);
- *     lp_optim_init(&opt, m.params.numel, &oc);
- *     lp_lm_train_opts to;  lp_lm_train_opts_default(&to);          // B 20, bptt 35, lr 1, clip 5
- *     lp_rng drop;  lp_rng_init(&drop, seed, LP_RNG_STREAM_DROPOUT);
- *     lp_lm_epoch_result er;  lp_lm_train_epoch(&m, &opt, train_ids, n_train, &to, &drop, &er);
  *     lp_lm_eval_result ev;   lp_lm_evaluate(&m, valid_ids, n_valid, 20, 35, NULL, &ev);   // ev.ppl
  */
 #ifndef LP_LM_H
@@ -173,67 +167,5 @@ typedef struct {
  * Errors: LP_ERR_ARG (batch/bptt, stream too short, id outside the vocabulary), LP_ERR_NOMEM. */
 lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int bptt, double *nll_out,
                          lp_lm_eval_result *res);
-
-/* ---- training ---- */
-
-typedef struct {
-    int batch;            /* B streams (Zaremba: 20) */
-    int bptt;             /* steps per window (35 medium/large, 20 small) */
-    float lr;             /* SGD learning rate for this epoch (the caller applies the decay schedule) */
-    float clip;           /* global gradient-norm clip (5); <= 0: no clipping */
-    int mean_over_time;   /* 0: minimise T · mean NLL (Zaremba); 1: the mean NLL itself */
-    /* Optional hooks (NULL = none); a non-OK return stops the epoch with that status.
-     *   grad_hook: after backward, before clipping (e.g. a group-lasso penalty adds its gradient)
-     *   step_hook: after the optimizer step (e.g. re-applying pruning masks) */
-    lp_status (*grad_hook)(void *user, lp_lm *m);
-    lp_status (*step_hook)(void *user, lp_lm *m);
-    void *hook_user;
-    /* Optional progress report every `progress_every` windows (and after the last one). */
-    void (*progress)(void *user, int window, int windows, double avg_nll, double words_per_sec);
-    void *progress_user;
-    int progress_every;
-    /* Resuming inside an epoch (lm/lm_train.h's mid-epoch checkpoints):
-     *   first_window  the first window to train (0 = the epoch's start; windows before it are skipped)
-     *   state         NULL: a zero state at first_window, internal. Otherwise the caller's state (made for
-     *                 this model and `batch`): the state after window first_window − 1 (zero at the start),
-     *                 carried and left holding the state after the last window trained
-     *   window_hook   after each window's step (and step_hook): `done` = windows finished in the epoch
-     *                 (1-based: window done−1 was the last), with the carried state. A non-OK return stops
-     *                 the epoch with that status after a complete step (LP_ERR_EOF: "stop here", used to
-     *                 simulate an interruption; *res then covers the windows trained). */
-    int first_window;
-    lp_lm_state *state;
-    lp_status (*window_hook)(void *user, lp_lm *m, int done, int windows, const lp_lm_state *st);
-    void *window_user;
-    /* Giant gradient spikes (optim.h, lp_grad_watch; NULL = not watched): every window's pre-clip norm is
-     * added to the caller's watch, which may span epochs; flagged windows are counted in the result. */
-    lp_grad_watch *watch;
-} lp_lm_train_opts;
-
-/* B 20, bptt 35, lr 1, clip 5, mean_over_time 0, no hooks, no progress. */
-void lp_lm_train_opts_default(lp_lm_train_opts *o);
-
-typedef struct {
-    double nll;            /* mean training NLL per target over the epoch (with dropout, before each step) */
-    double ppl;            /* exp(nll) */
-    size_t targets;        /* words trained on */
-    int windows;           /* optimizer steps */
-    double seconds;
-    double words_per_sec;
-    double grad_norm_mean; /* mean pre-clip gradient norm */
-    int clipped;           /* steps where the norm exceeded `clip` */
-    double max_grad_norm;  /* the largest pre-clip norm, and its window (1-based, of the epoch) */
-    int max_grad_window;
-    int spikes;            /* windows the watch flagged (0 without a watch) */
-} lp_lm_epoch_result;
-
-/* One epoch of truncated-BPTT training over ids[0..n): `batch` streams, windows of `bptt` steps visited
- * in order, only full windows (as Zaremba's reader), state zeroed at the start (or taken from o->state at
- * o->first_window) and carried (detached) across windows. Per window: forward with dropout, backward, optional grad_hook, clip, one step of
- * `opt` at lr (any lp_optim; the recipes use plain SGD), optional step_hook. Gradients are zeroed by this
- * function. Errors: LP_ERR_ARG (options, stream too short, ids outside the vocabulary), LP_ERR_NUMERIC
- * (NaN/Inf gradient at window w: the parameters are left as they were before that step), LP_ERR_NOMEM. */
-lp_status lp_lm_train_epoch(lp_lm *m, lp_optim *opt, const int32_t *ids, size_t n, const lp_lm_train_opts *o,
-                            lp_rng *dropout_rng, lp_lm_epoch_result *res);
 
 #endif

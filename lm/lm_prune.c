@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 #include "core/ckpt.h"
 #include "core/clock.h"
 #include "core/fileio.h"
@@ -17,10 +18,10 @@
 #include "core/rng.h"
 #include "core/tape.h"
 #include "lm/lm_task.h"
-#include "lm/lm_train.h"
 #include "model/runcfg.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
+#include "train/trainer.h"
 
 /* ---- report ---------------------------------------------------------------------------------------- */
 
@@ -299,13 +300,14 @@ static lp_status plan_iss(prune_run *r) {
     lp_kv cfg;
     lp_status s = derived_cfg(&r->meta, r->data_dir, j->iss_epochs, j->iss_lr, 1.0, 0, j->threads, "iss", &cfg);
     snprintf(path, sizeof path, "%s/iss", j->out_dir);
-    lp_lm_run_opts ro = {.run_dir = path, .init_ckpt = j->checkpoint, .quiet = j->quiet, .corpus = r->corpus,
-                         .hooks = {.user = &iss, .after_backward = lp_iss_grad_hook, .after_update = lp_iss_update_hook}};
-    lp_lm_run_result rr;
+    lp_train_opts ro = {.run_dir = path, .init_ckpt = j->checkpoint, .quiet = j->quiet,
+                        .hooks = {.user = &iss, .after_backward = lp_iss_grad_hook, .after_update = lp_iss_update_hook}};
+    const lp_task_kind kind = lp_lm_task_kind(r->corpus);
+    lp_train_result rr;
     if (s == LP_OK && !j->quiet)
         fprintf(stderr, "lm-prune: ISS training, lambda %g, %d epochs at lr %g (%s)\n", j->iss_lambda, j->iss_epochs,
                 j->iss_lr, path);
-    if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
+    if (s == LP_OK) s = lp_train(&kind, &cfg, &ro, &rr);
     lp_kv_free(&cfg);
     LP_TRY(s);
     snprintf(path, sizeof path, "%s/iss/last.ckpt", j->out_dir);
@@ -375,12 +377,13 @@ static lp_status finetune(prune_run *r, lp_lm_report_row *row) {
     lp_kv cfg;
     lp_status s = derived_cfg(&r->meta, r->data_dir, j->ft_epochs, j->ft_lr, j->ft_decay, 1, j->threads, "finetune", &cfg);
     snprintf(path, sizeof path, "%s/finetune", j->out_dir);
-    lp_lm_run_opts ro = {.run_dir = path, .init_ckpt = r->pruned_path, .quiet = j->quiet, .corpus = r->corpus};
-    lp_lm_run_result rr;
+    lp_train_opts ro = {.run_dir = path, .init_ckpt = r->pruned_path, .quiet = j->quiet};
+    const lp_task_kind kind = lp_lm_task_kind(r->corpus);
+    lp_train_result rr;
     if (s == LP_OK && !j->quiet)
         fprintf(stderr, "lm-prune: fine-tuning %d epochs from lr %g (x%g per epoch) in %s\n", j->ft_epochs, j->ft_lr,
                 j->ft_decay, path);
-    if (s == LP_OK) s = lp_lm_train_run(&cfg, &ro, &rr);
+    if (s == LP_OK) s = lp_train(&kind, &cfg, &ro, &rr);
     lp_kv_free(&cfg);
     LP_TRY(s);
     snprintf(path, sizeof path, "%s/finetune/best.ckpt", j->out_dir);
@@ -437,7 +440,7 @@ lp_status lp_lm_prune_run(const lp_lm_prune_job *j, const lp_ptb_corpus *corpus,
     const double t0 = lp_now_s();
     LP_TRY(check_job(j));
     LP_TRY(lp_mkdirs(j->out_dir));
-    lp_runcfg_set_threads(j->threads);
+    lp_blas_set_threads(j->threads);
 
     prune_run r;
     memset(&r, 0, sizeof r);

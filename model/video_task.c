@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "model/evaluate.h"
@@ -24,6 +25,8 @@ int lp_task_is_video(const lp_task *t) { return t && t->ops == &video_ops; }
 
 static void video_free(lp_task *t) {
     lp_video_task *v = (lp_video_task *)t;
+    lp_batcher_free(v->batcher);
+    if (v->train_pats) lp_runcfg_free_patterns(v->train_pats, v->n_train_pats);
     lp_model_free(&v->model);
     lp_kv_free(&v->cfg);
     lp_free(v);
@@ -143,11 +146,11 @@ static lp_status video_score(lp_task *t, lp_split split, lp_score *out) {
     if (s == LP_OK && n > 0) s = lp_evaluate(&v->model, &bc, top_k, NULL, NULL, &r);
     lp_runcfg_free_patterns(pats, n);
     if (s != LP_OK || n == 0) return s; /* no data for this split: nothing scored (out->n = 0) */
-    static const char *names[] = {"gap", "map", "hit1", "perr", "loss"};
-    const double vals[] = {r.m.gap, r.m.map, r.m.hit1, r.m.perr, r.loss};
+    static const char *names[] = {"loss", "gap", "map", "hit1", "perr"}; /* as video_ops.figures */
+    const double vals[] = {r.loss, r.m.gap, r.m.map, r.m.hit1, r.m.perr};
     out->n = 5;
     for (int i = 0; i < out->n; i++) out->name[i] = names[i], out->value[i] = vals[i];
-    out->primary = 0;
+    out->primary = 1;
     out->higher_better = 1;
     out->examples = r.videos;
     out->seconds = r.seconds;
@@ -158,6 +161,62 @@ static lp_status video_save(const lp_task *t, lp_ckpt *c) {
     return lp_model_add_to_ckpt(&((const lp_video_task *)t)->model, c);
 }
 
+/* ---- training ---- */
+
+static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
+    lp_video_task *v = (lp_video_task *)t;
+    if (v->batcher) {
+        lp_batcher_cursor at = lp_batcher_position(v->batcher);
+        if (at.epoch == epoch && at.batch == step) return LP_OK; /* the batcher goes on into this epoch */
+        lp_batcher_free(v->batcher);
+        v->batcher = NULL;
+    }
+    if (!v->train_pats) {
+        LP_TRY(lp_runcfg_patterns(&v->cfg, "train", &v->train_pats, &v->n_train_pats));
+        if (v->n_train_pats == 0) return lp_errorf(LP_ERR_ARG, "no training data (data.train / --train)");
+    }
+    lp_batcher_config bc;
+    LP_TRY(lp_runcfg_batcher(&v->cfg, v->train_pats, v->n_train_pats, 1, &bc));
+    bc.start = (lp_batcher_cursor){epoch, step};
+    LP_TRY(lp_batcher_new(&v->batcher, &bc));
+    v->epoch_bytes = 0;
+    for (int i = 0; i < lp_batcher_num_files(v->batcher); i++) {
+        struct stat st;
+        if (stat(lp_batcher_file(v->batcher, i), &st) == 0) v->epoch_bytes += (double)st.st_size;
+    }
+    return LP_OK;
+}
+
+static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out) {
+    lp_video_task *v = (lp_video_task *)t;
+    const lp_batch *bt;
+    LP_TRY(lp_batcher_next(v->batcher, &bt));
+    int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
+    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
+    lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
+    if (!x || !y) return LP_ERR_NOMEM;
+    lp_model_out mo;
+    LP_TRY(lp_model_forward(&v->model, tp, x, bt->lengths, y, dropout, &mo));
+    out->loss = out->objective = mo.loss;
+    out->examples = bt->B;
+    return LP_OK;
+}
+
+static double video_epoch_progress(const lp_task *t) {
+    const lp_video_task *v = (const lp_video_task *)t;
+    return v->batcher && v->epoch_bytes > 0 ? (double)lp_batcher_get_stats(v->batcher).bytes / v->epoch_bytes : 0;
+}
+
+/* train.bias_lr_mult != 1: every LSTM bias learns at that multiple of the rate (model/model.h). */
+static int video_lr_scale(const lp_task *t, float *scale) {
+    const lp_video_task *v = (const lp_video_task *)t;
+    int pair;
+    double mult;
+    if (lp_runcfg_bias(&v->cfg, &pair, &mult) != LP_OK || mult == 1.0) return 0;
+    lp_model_bias_lr_scale(&v->model, (float)mult, scale);
+    return 1;
+}
+
 static const lp_task_ops video_ops = {
     .name = "video",
     .responses = video_responses,
@@ -165,4 +224,75 @@ static const lp_task_ops video_ops = {
     .score = video_score,
     .save = video_save,
     .free = video_free,
+    .figures = "loss\tgap\tmap\thit1\tperr",
+    .primary = "gap",
+    .higher_better = 1,
+    .epoch_begin = video_epoch_begin,
+    .train_forward = video_train_forward,
+    .epoch_progress = video_epoch_progress,
+    .lr_scale = video_lr_scale,
+};
+
+/* ---- the kind ---- */
+
+static lp_status kind_defaults(const lp_task_kind *k, lp_kv *cfg) {
+    (void)k;
+    return lp_runcfg_defaults(cfg);
+}
+
+/* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the bias
+ * parametrisation of train.bias_init). */
+static lp_status kind_model(lp_kv *cfg, const lp_ckpt *c, const char *path, lp_model *m) {
+    long long seed;
+    int pair;
+    double mult;
+    LP_TRY(lp_kv_get_int(cfg, "train.seed", &seed));
+    LP_TRY(lp_runcfg_bias(cfg, &pair, &mult));
+    if (c) return lp_model_from_ckpt(m, c, path);
+    LP_TRY(lp_model_init_kv(m, cfg, (uint64_t)seed));
+    if (pair) lp_model_bias_pair_init(m, (uint64_t)seed);
+    return LP_OK;
+}
+
+static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, const char *path, lp_task **out) {
+    *out = NULL;
+    LP_TRY(kind_defaults(k, cfg));
+    lp_model m;
+    LP_TRY(kind_model(cfg, c, path, &m));
+    long long classes = 0;
+    lp_status s = lp_model_to_kv(&m, cfg); /* the config records the (possibly pruned) sizes */
+    if (s == LP_OK) s = lp_kv_get_int(cfg, "data.classes", &classes);
+    if (s == LP_OK && classes != m.classes)
+        s = lp_errorf(LP_ERR_ARG, "data.classes = %lld but the model predicts %d classes", classes, m.classes);
+    if (s != LP_OK) {
+        lp_model_free(&m);
+        return s;
+    }
+    return lp_video_task_new(&m, cfg, out);
+}
+
+static lp_status kind_settings(const lp_task_kind *k, const lp_kv *cfg, lp_train_settings *s) {
+    (void)k;
+    memset(s, 0, sizeof *s);
+    long long v;
+    LP_TRY(lp_kv_get_int(cfg, "train.epochs", &v));
+    s->epochs = v;
+    if (s->epochs < 1) return lp_errorf(LP_ERR_ARG, "train.epochs must be >= 1");
+    LP_TRY(lp_kv_get_int(cfg, "train.log_every", &v));
+    s->log_every = v;
+    LP_TRY(lp_kv_get_int(cfg, "train.save_every", &v));
+    s->save_every = v;
+    LP_TRY(lp_kv_get_int(cfg, "train.seed", &v));
+    s->seed = (uint64_t)v;
+    LP_TRY(lp_kv_get_double(cfg, "train.clip", &s->clip));
+    s->test_every = -1; /* the test split is scored by the pruning report, not while training */
+    s->threads = (int)lp_kv_get_int_or(cfg, "train.threads", 0);
+    return lp_runcfg_optim(cfg, &s->optim, &s->lr);
+}
+
+const lp_task_kind lp_video_task_kind = {
+    .name = "video",
+    .defaults = kind_defaults,
+    .open = kind_open,
+    .settings = kind_settings,
 };

@@ -8,6 +8,8 @@
  *              in evaluation order (model/evaluate.h); "gap" selects (higher is better)
  *   resized    the same kind and configuration with other group sizes (model.units)
  *   save       the "model.*" keys and every tensor
+ *   training   batches of data.train in the run's shuffled order (data/batcher.h), resumable at any
+ *              (epoch, batch); the mean BCE per video; train.* keys as model/runcfg.h reads them
  *
  *     lp_task *t;
  *     LP_TRY(lp_video_task_load("run/best.ckpt", NULL, &t));   // the checkpoint's model and run keys
@@ -19,14 +21,24 @@
 #define LP_MODEL_VIDEO_TASK_H
 
 #include "core/kv.h"
+#include "data/batcher.h"
 #include "model/model.h"
 #include "prune/task.h"
 
 typedef struct {
     lp_task task;
     lp_model model;
-    lp_kv cfg; /* the run configuration: data.*, train.* (defaults filled in), model.* */
+    lp_kv cfg;              /* the run configuration: data.*, train.* (defaults filled in), model.* */
+    /* training (train/trainer.h): the data.train batcher, kept across epochs */
+    lp_batcher *batcher;
+    char **train_pats;      /* the batcher's patterns (borrowed by it) */
+    int n_train_pats;
+    double epoch_bytes;     /* bytes of the training files: an epoch's progress */
 } lp_video_task;
+
+/* The video classifiers as a kind of task for the trainer: run configurations with model.*, data.*,
+ * train.* keys (model/runcfg.h; defaults: lp_runcfg_defaults). */
+extern const lp_task_kind lp_video_task_kind;
 
 /* A task that takes over model *m (left empty) with a copy of the run configuration cfg; data.* and
  * train.* keys it lacks get model/runcfg.h's defaults. On error *m is freed and *out is NULL. */

@@ -255,15 +255,21 @@ double lp_grad_watch_add(lp_grad_watch *w, double norm) {
 }
 
 lp_status lp_lr_schedule_check(const lp_lr_schedule *s) {
-    if (!isfinite(s->base_lr) || s->base_lr <= 0.0f)
-        return lp_errorf(LP_ERR_ARG, "learning rate must be finite and > 0, got %g", (double)s->base_lr);
-    if (!isfinite(s->decay_rate) || s->decay_rate <= 0.0f || s->decay_rate > 1.0f)
-        return lp_errorf(LP_ERR_ARG, "lr decay rate must be in (0,1], got %g", (double)s->decay_rate);
+    if (!isfinite(s->base_lr) || s->base_lr <= 0)
+        return lp_errorf(LP_ERR_ARG, "learning rate must be finite and > 0, got %g", s->base_lr);
+    if (!isfinite(s->decay_rate) || s->decay_rate <= 0 || s->decay_rate > 1)
+        return lp_errorf(LP_ERR_ARG, "lr decay rate must be in (0,1], got %g", s->decay_rate);
+    if (s->per_epoch && s->decay_after < 0)
+        return lp_errorf(LP_ERR_ARG, "lr decay: epochs before the decay must be >= 0, got %d", s->decay_after);
     return LP_OK;
 }
 
-float lp_lr_schedule_at(const lp_lr_schedule *s, int64_t step) {
-    if (s->decay_steps <= 0 || s->decay_rate == 1.0f || step <= 0) return s->base_lr;
+float lp_lr_schedule_at(const lp_lr_schedule *s, int64_t step, int64_t epoch) {
+    if (s->per_epoch) {
+        const int64_t k = epoch + 1 - s->decay_after;
+        return (float)(k > 0 ? s->base_lr * pow(s->decay_rate, (double)k) : s->base_lr);
+    }
+    if (s->decay_steps <= 0 || s->decay_rate == 1 || step <= 0) return (float)s->base_lr;
     double e = s->staircase ? (double)(step / s->decay_steps) : (double)step / (double)s->decay_steps;
-    return (float)((double)s->base_lr * pow((double)s->decay_rate, e));
+    return (float)(s->base_lr * pow(s->decay_rate, e));
 }

@@ -126,20 +126,25 @@ void lp_grad_watch_init(lp_grad_watch *w, double factor);
  * too (one spike barely moves a median of 256). */
 double lp_grad_watch_add(lp_grad_watch *w, double norm);
 
-/* Exponential learning-rate decay (TensorFlow's exponential_decay, used by the paper's training code):
- *   staircase:  lr = base · rate^floor(step / decay_steps)
- *   smooth:     lr = base · rate^(step / decay_steps)
- * decay_steps <= 0 or rate == 1 gives a constant lr = base. `step` counts optimizer steps from 0. */
+/* Learning-rate schedules, in double, rounded to float at the end:
+ *   per step (TensorFlow's exponential_decay, used by the paper's training code):
+ *     staircase:  lr = base · rate^floor(step / decay_steps)
+ *     smooth:     lr = base · rate^(step / decay_steps)
+ *     decay_steps <= 0 or rate == 1 gives a constant lr = base. `step` counts optimizer steps from 0.
+ *   per epoch (Zaremba et al. 2014, the PTB recipes), with decay_after >= 0:
+ *     lr = base · rate^max(e − decay_after, 0)   for 1-based epoch e */
 typedef struct {
-    float base_lr;
-    float decay_rate;   /* in (0,1]; 1 = no decay */
+    double base_lr;
+    double decay_rate;   /* in (0,1]; 1 = no decay */
     int64_t decay_steps;
-    int staircase;      /* nonzero: staircase */
+    int staircase;       /* nonzero: staircase */
+    int per_epoch;       /* nonzero: the per-epoch rule */
+    int decay_after;     /* per epoch: epochs at the base rate */
 } lp_lr_schedule;
 
 /* Parameter check (pure): base_lr > 0 and finite, decay_rate in (0,1]. */
 lp_status lp_lr_schedule_check(const lp_lr_schedule *s);
-/* The learning rate for optimizer step `step` (>= 0). */
-float lp_lr_schedule_at(const lp_lr_schedule *s, int64_t step);
+/* The learning rate for optimizer step `step` (>= 0) of 0-based epoch `epoch`. */
+float lp_lr_schedule_at(const lp_lr_schedule *s, int64_t step, int64_t epoch);
 
 #endif

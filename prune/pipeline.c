@@ -9,10 +9,10 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "model/runcfg.h"
-#include "model/trainer.h"
 #include "model/video_task.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
+#include "train/trainer.h"
 
 const char *lp_schedule_name(lp_schedule s) {
     static const char *n[] = {"oneshot", "iterative", "soft", "iss"};
@@ -124,7 +124,7 @@ static lp_status train_run(const lp_pipeline_opts *o, const lp_kv *cfg, const ch
     to.quiet = o->quiet;
     if (hooks) to.hooks = *hooks;
     lp_train_result r;
-    if (s == LP_OK) s = lp_train(&c, &to, &r);
+    if (s == LP_OK) s = lp_train(&lp_video_task_kind, &c, &to, &r);
     lp_kv_free(&c);
     return s;
 }
@@ -369,8 +369,8 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     } else {
         return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-lambda > 0 (or a --baseline trained with it)");
     }
-    LP_TRY(lp_runcfg_defaults(&st->cfg));
     LP_TRY(load_trained(o, st));
+    LP_TRY(lp_runcfg_defaults(&st->cfg)); /* the pruned checkpoint carries every key */
     LP_TRY(lp_iss_kept(st->before, o->iss_threshold, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);

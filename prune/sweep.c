@@ -21,11 +21,11 @@
 #include "core/fileio.h"
 #include "data/yt8m.h"
 #include "model/runcfg.h"
-#include "model/trainer.h"
 #include "model/video_task.h"
 #include "prune/compat.h"
 #include "prune/report.h"
 #include "prune/stats.h"
+#include "train/trainer.h"
 
 /* ---- small helpers ---- */
 
@@ -501,13 +501,13 @@ static lp_status train_baseline(sweep *sw, const char *bdir) {
         if (s == LP_OK && !finished) {
             say(sw, "continuing the baseline training in %s", bdir);
             to.resume = 1;
-            s = lp_train(&c, &to, &tr);
+            s = lp_train(&lp_video_task_kind, &c, &to, &tr);
         }
     } else {
         say(sw, "training the baseline into %s", bdir);
         s = remove_tree(bdir);
         if (s == LP_OK) s = kv_copy(&c, &sw->cfg);
-        if (s == LP_OK) s = lp_train(&c, &to, &tr);
+        if (s == LP_OK) s = lp_train(&lp_video_task_kind, &c, &to, &tr);
     }
     lp_kv_free(&c);
     if (s != LP_OK) return lp_error_wrap(s, "baseline");

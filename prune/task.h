@@ -25,8 +25,12 @@
 
 #include "core/ckpt.h"
 #include "core/params.h"
+#include "core/kv.h"
+#include "core/rng.h"
 #include "core/status.h"
+#include "core/tape.h"
 #include "core/tensor.h"
+#include "optim/optim.h"
 #include "prune/unit_group.h"
 
 typedef struct lp_task lp_task;
@@ -66,6 +70,29 @@ typedef struct {
 
 typedef lp_status (*lp_task_responses_fn)(void *user, const lp_task_responses *r);
 
+/* ---- training ------------------------------------------------------------------------------------- */
+
+/* What a run's train.* keys say, in the one form the trainer (train/trainer.h) uses. */
+typedef struct {
+    int64_t epochs;       /* >= 1 */
+    int64_t log_every;    /* steps between train.tsv rows (0 = none) */
+    int64_t save_every;   /* steps between mid-epoch last.ckpt writes (0 = only at epoch ends) */
+    int test_every;       /* score the test split every N epochs and after the last; 0 = after the last
+                           * only; < 0 = never */
+    double clip;          /* global gradient-norm clip; <= 0: none */
+    lp_optim_config optim;
+    lp_lr_schedule lr;
+    uint64_t seed;        /* the dropout generator's seed */
+    int threads;          /* OpenBLAS threads (0 = the library's default) */
+} lp_train_settings;
+
+/* One training batch through the model (on the trainer's tape). */
+typedef struct {
+    lp_tensor *loss;      /* scalar to log: mean BCE per video, mean NLL per word */
+    lp_tensor *objective; /* what backward differentiates: loss, or a multiple of it */
+    int64_t examples;     /* videos / predicted words */
+} lp_task_batch;
+
 /* ---- the operations ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -82,7 +109,43 @@ typedef struct {
     lp_status (*save)(const lp_task *t, lp_ckpt *c);
     /* Release the task (and the task object itself). */
     void (*free)(lp_task *t);
+
+    /* ---- training (train/trainer.h) ---- */
+    const char *figures;  /* the score's figure names, tab-separated, in order (valid.tsv's columns) */
+    const char *primary;  /* the figure that selects the best checkpoint */
+    int higher_better;    /* of the primary figure */
+    /* Start 0-based epoch `epoch` at its step `step` (the steps before it are skipped: a resume). */
+    lp_status (*epoch_begin)(lp_task *t, int64_t epoch, int64_t step);
+    /* The epoch's next training batch forward on tp, with dropout from `dropout`. LP_ERR_EOF when the epoch
+     * has no batch left. */
+    lp_status (*train_forward)(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out);
+    /* Fraction of the current epoch done, in [0, 1] (progress lines). */
+    double (*epoch_progress)(const lp_task *t);
+    /* What the task carries from step to step inside an epoch (the LM's recurrent state), into and out of
+     * a mid-epoch checkpoint. NULL: nothing. */
+    lp_status (*carry_save)(const lp_task *t, lp_ckpt *c);
+    lp_status (*carry_load)(lp_task *t, const lp_ckpt *c, const char *path);
+    /* Per-parameter learning-rate multipliers into scale [numel]; returns 0 when every one is 1 (scale
+     * untouched). NULL: always 1. */
+    int (*lr_scale)(const lp_task *t, float *scale);
 } lp_task_ops;
+
+/* A kind of task: how a run configuration becomes a task. `ctx` is the kind's own (e.g. a corpus already
+ * loaded, so that a pruning job does not read it again for every fine-tuning run). */
+typedef struct lp_task_kind lp_task_kind;
+struct lp_task_kind {
+    const char *name;
+    void *ctx;
+    /* Fill every key of cfg the kind needs and cfg lacks with its default. */
+    lp_status (*defaults)(const lp_task_kind *k, lp_kv *cfg);
+    /* A task for run configuration cfg: the model of checkpoint c (a resume, or the initial weights of
+     * fine-tuning; its sizes win over cfg's) or, with c NULL, a fresh one from cfg's model keys and
+     * train.seed. cfg is completed first (keys the kind takes from c, then the defaults) and receives
+     * the model's keys. `path` names c in messages. */
+    lp_status (*open)(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, const char *path, lp_task **out);
+    /* The training settings of cfg's train.* keys (LP_ERR_ARG naming a bad key). */
+    lp_status (*settings)(const lp_task_kind *k, const lp_kv *cfg, lp_train_settings *s);
+};
 
 struct lp_task {
     const lp_task_ops *ops;

@@ -390,28 +390,40 @@ static void test_lr_schedule(void **state) {
      * All exact binary fractions, so ==. */
     lp_lr_schedule s = {.base_lr = 0.5f, .decay_rate = 0.5f, .decay_steps = 10, .staircase = 1};
     assert_int_equal(lp_lr_schedule_check(&s), LP_OK);
-    assert_true(lp_lr_schedule_at(&s, 0) == 0.5f);
-    assert_true(lp_lr_schedule_at(&s, 9) == 0.5f);
-    assert_true(lp_lr_schedule_at(&s, 10) == 0.25f);
-    assert_true(lp_lr_schedule_at(&s, 19) == 0.25f);
-    assert_true(lp_lr_schedule_at(&s, 25) == 0.125f);
+    assert_true(lp_lr_schedule_at(&s, 0, 0) == 0.5f);
+    assert_true(lp_lr_schedule_at(&s, 9, 0) == 0.5f);
+    assert_true(lp_lr_schedule_at(&s, 10, 0) == 0.25f);
+    assert_true(lp_lr_schedule_at(&s, 19, 0) == 0.25f);
+    assert_true(lp_lr_schedule_at(&s, 25, 0) == 0.125f);
     /* Smooth: step 5 -> 0.5·0.5^0.5, step 15 -> 0.5·0.5^1.5. Tolerance: float32 rounding of the result
      * (relative 6e-8), checked at 1e-7 relative. */
     s.staircase = 0;
-    assert_true(fabs(lp_lr_schedule_at(&s, 5) - 0.5 * sqrt(0.5)) < 1e-7 * 0.5);
-    assert_true(fabs(lp_lr_schedule_at(&s, 15) - 0.5 * pow(0.5, 1.5)) < 1e-7 * 0.5);
-    assert_true(lp_lr_schedule_at(&s, 10) == 0.25f);
+    assert_true(fabs(lp_lr_schedule_at(&s, 5, 0) - 0.5 * sqrt(0.5)) < 1e-7 * 0.5);
+    assert_true(fabs(lp_lr_schedule_at(&s, 15, 0) - 0.5 * pow(0.5, 1.5)) < 1e-7 * 0.5);
+    assert_true(lp_lr_schedule_at(&s, 10, 0) == 0.25f);
     /* The paper-code setting: 0.95 every 4M examples / 160 per batch = 25000 steps; after 100000 steps
      * (4 decays) lr = 2e-4·0.95^4. */
     lp_lr_schedule p = {.base_lr = 2e-4f, .decay_rate = 0.95f, .decay_steps = 25000, .staircase = 1};
-    assert_true(fabs(lp_lr_schedule_at(&p, 100000) - 2e-4 * pow(0.95, 4)) < 1e-7 * 2e-4 * 2);
-    assert_true(lp_lr_schedule_at(&p, 99999) == lp_lr_schedule_at(&p, 75000));
+    assert_true(fabs(lp_lr_schedule_at(&p, 100000, 0) - 2e-4 * pow(0.95, 4)) < 1e-7 * 2e-4 * 2);
+    assert_true(lp_lr_schedule_at(&p, 99999, 0) == lp_lr_schedule_at(&p, 75000, 0));
+    /* Per epoch (Zaremba's PTB recipes): lr 1, × 0.5 after epoch 4 — epochs 1..4 at 1, epoch 5 at 0.5,
+     * epoch 7 at 0.125, whatever the step; the medium recipe's 0.8 is computed in double from the base
+     * (not from its float rounding), as (float)(1 · 0.8^k). */
+    lp_lr_schedule z = {.base_lr = 1, .decay_rate = 0.5, .per_epoch = 1, .decay_after = 4};
+    assert_int_equal(lp_lr_schedule_check(&z), LP_OK);
+    assert_true(lp_lr_schedule_at(&z, 999, 3) == 1.0f);
+    assert_true(lp_lr_schedule_at(&z, 0, 4) == 0.5f);
+    assert_true(lp_lr_schedule_at(&z, 5, 6) == 0.125f);
+    z.decay_rate = 0.8;
+    assert_true(lp_lr_schedule_at(&z, 0, 6) == (float)pow(0.8, 3));
+    z.decay_after = -1;
+    assert_int_equal(lp_lr_schedule_check(&z), LP_ERR_ARG);
     /* No decay. */
     s.decay_steps = 0;
-    assert_true(lp_lr_schedule_at(&s, 1000) == 0.5f);
+    assert_true(lp_lr_schedule_at(&s, 1000, 0) == 0.5f);
     s.decay_steps = 10;
     s.decay_rate = 1.0f;
-    assert_true(lp_lr_schedule_at(&s, 1000) == 0.5f);
+    assert_true(lp_lr_schedule_at(&s, 1000, 0) == 0.5f);
     /* Checks. */
     s.decay_rate = 1.5f;
     assert_int_equal(lp_lr_schedule_check(&s), LP_ERR_ARG);
