@@ -591,7 +591,7 @@ static void test_bilstm_gradcheck_threads(void **state) {
         }
         lp_gc_result res;
         lp_status st = lp_test_bilstm_gradcheck_case(&res);
-        char what[32];
+        char what[48];
         snprintf(what, sizeof what, "bilstm op, %d thread(s)", n);
         lp_gc_result_print(stderr, what, &res);
         openblas_set_num_threads(saved);
