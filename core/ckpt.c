@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "core/fileio.h"
-#include "data/crc32c.h"
 
 static const unsigned char MAGIC[8] = {'L', 'S', 'T', 'M', 'P', 'R', 'N', 0x1a};
 #define ENDIAN_TAG 0x01020304u

@@ -69,6 +69,8 @@ static void matmul_backward(lp_node *n) {
     }
 }
 
+static const lp_op_desc matmul_op = {"matmul", matmul_backward};
+
 lp_tensor *lp_op_matmul(lp_tape *tp, lp_tensor *a, lp_tensor *b, int trans_a, int trans_b) {
     if (!a || !b) return NULL;
     int ta = trans_a != 0, tb = trans_b != 0;
@@ -96,7 +98,7 @@ lp_tensor *lp_op_matmul(lp_tape *tp, lp_tensor *a, lp_tensor *b, int trans_a, in
                         c->data, ld(d.N));
     }
     if (need) {
-        lp_node *n = lp_tape_record(tp, LP_OP_MATMUL, matmul_backward, in, 2, &c, 1);
+        lp_node *n = lp_tape_record(tp, &matmul_op, in, 2, &c, 1);
         if (!n) return NULL;
         n->iarg[0] = ta;
         n->iarg[1] = tb;
@@ -116,6 +118,8 @@ static void add_backward(lp_node *n) {
     }
 }
 
+static const lp_op_desc add_op = {"add", add_backward};
+
 lp_tensor *lp_op_add(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     if (!a || !b) return NULL;
     LP_SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_add", a, b);
@@ -127,7 +131,7 @@ lp_tensor *lp_op_add(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     const float *pa = a->data, *pb = b->data;
     float *py = y->data;
     for (size_t i = 0; i < len; i++) py[i] = pa[i] + pb[i];
-    if (need && !lp_tape_record(tp, LP_OP_ADD, add_backward, in, 2, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &add_op, in, 2, &y, 1)) return NULL;
     return y;
 }
 
@@ -150,6 +154,8 @@ static void bias_add_backward(lp_node *n) {
     }
 }
 
+static const lp_op_desc bias_add_op = {"bias_add", bias_add_backward};
+
 lp_tensor *lp_op_bias_add(lp_tape *tp, lp_tensor *x, lp_tensor *b) {
     if (!x || !b) return NULL;
     LP_SHAPE_CHECK(x->ndim >= 1 && b->ndim == 1 && b->dims[0] == lp_tensor_cols(x), "lp_op_bias_add", x, b);
@@ -165,7 +171,7 @@ lp_tensor *lp_op_bias_add(lp_tape *tp, lp_tensor *x, lp_tensor *b) {
         float *py = y->data + r * (size_t)N;
         for (int j = 0; j < N; j++) py[j] = px[j] + pb[j];
     }
-    if (need && !lp_tape_record(tp, LP_OP_BIAS_ADD, bias_add_backward, in, 2, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &bias_add_op, in, 2, &y, 1)) return NULL;
     return y;
 }
 
@@ -185,6 +191,8 @@ static void mul_backward(lp_node *n) {
     }
 }
 
+static const lp_op_desc mul_op = {"mul", mul_backward};
+
 lp_tensor *lp_op_mul(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     if (!a || !b) return NULL;
     LP_SHAPE_CHECK(lp_tensor_same_shape(a, b), "lp_op_mul", a, b);
@@ -196,7 +204,7 @@ lp_tensor *lp_op_mul(lp_tape *tp, lp_tensor *a, lp_tensor *b) {
     const float *pa = a->data, *pb = b->data;
     float *py = y->data;
     for (size_t i = 0; i < len; i++) py[i] = pa[i] * pb[i];
-    if (need && !lp_tape_record(tp, LP_OP_MUL, mul_backward, in, 2, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &mul_op, in, 2, &y, 1)) return NULL;
     return y;
 }
 
@@ -209,6 +217,8 @@ static void sigmoid_backward(lp_node *n) {
     for (size_t i = 0; i < len; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
 }
 
+static const lp_op_desc sigmoid_op = {"sigmoid", sigmoid_backward};
+
 lp_tensor *lp_op_sigmoid(lp_tape *tp, lp_tensor *x) {
     if (!x) return NULL;
     int need = lp_tape_wants_grad(tp, &x, 1);
@@ -218,7 +228,7 @@ lp_tensor *lp_op_sigmoid(lp_tape *tp, lp_tensor *x) {
     const float *px = x->data;
     float *py = y->data;
     for (size_t i = 0; i < len; i++) py[i] = lp_sigmoidf(px[i]);
-    if (need && !lp_tape_record(tp, LP_OP_SIGMOID, sigmoid_backward, &x, 1, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &sigmoid_op, &x, 1, &y, 1)) return NULL;
     return y;
 }
 
@@ -231,6 +241,8 @@ static void tanh_backward(lp_node *n) {
     for (size_t i = 0; i < len; i++) dx[i] += dy[i] * ((1.0f - y[i]) * (1.0f + y[i]));
 }
 
+static const lp_op_desc tanh_op = {"tanh", tanh_backward};
+
 lp_tensor *lp_op_tanh(lp_tape *tp, lp_tensor *x) {
     if (!x) return NULL;
     int need = lp_tape_wants_grad(tp, &x, 1);
@@ -240,7 +252,7 @@ lp_tensor *lp_op_tanh(lp_tape *tp, lp_tensor *x) {
     const float *px = x->data;
     float *py = y->data;
     for (size_t i = 0; i < len; i++) py[i] = tanhf(px[i]);
-    if (need && !lp_tape_record(tp, LP_OP_TANH, tanh_backward, &x, 1, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &tanh_op, &x, 1, &y, 1)) return NULL;
     return y;
 }
 
@@ -263,6 +275,8 @@ static void concat_backward(lp_node *n) {
         off += Nk;
     }
 }
+
+static const lp_op_desc concat_op = {"concat", concat_backward};
 
 lp_tensor *lp_op_concat(lp_tape *tp, lp_tensor *const *xs, int k) {
     LP_CHECK(k >= 1 && k <= LP_NODE_MAX_IN);
@@ -291,7 +305,7 @@ lp_tensor *lp_op_concat(lp_tape *tp, lp_tensor *const *xs, int k) {
             memcpy(y->data + r * (size_t)F + off, xs[i]->data + r * (size_t)Ni, (size_t)Ni * sizeof(float));
         off += Ni;
     }
-    if (need && !lp_tape_record(tp, LP_OP_CONCAT, concat_backward, xs, k, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &concat_op, xs, k, &y, 1)) return NULL;
     return y;
 }
 
@@ -310,6 +324,8 @@ static void split_backward(lp_node *n) {
         off += Nk;
     }
 }
+
+static const lp_op_desc split_op = {"split", split_backward};
 
 lp_status lp_op_split(lp_tape *tp, lp_tensor *x, int k, const int *sizes, lp_tensor **out) {
     LP_CHECK(k >= 1 && k <= LP_NODE_MAX_OUT);
@@ -335,7 +351,7 @@ lp_status lp_op_split(lp_tape *tp, lp_tensor *x, int k, const int *sizes, lp_ten
         off += sizes[i];
         out[i] = y;
     }
-    if (need && !lp_tape_record(tp, LP_OP_SPLIT, split_backward, &x, 1, out, k)) goto fail;
+    if (need && !lp_tape_record(tp, &split_op, &x, 1, out, k)) goto fail;
     return LP_OK;
 fail:
     for (int i = 0; i < k; i++) out[i] = NULL;
@@ -354,6 +370,8 @@ static void slice_t_backward(lp_node *n) {
     }
 }
 
+static const lp_op_desc slice_t_op = {"slice_t", slice_t_backward};
+
 lp_tensor *lp_op_slice_t(lp_tape *tp, lp_tensor *x, int t) {
     if (!x) return NULL;
     LP_SHAPE_CHECK(x->ndim == 3, "lp_op_slice_t", x, NULL);
@@ -366,7 +384,7 @@ lp_tensor *lp_op_slice_t(lp_tape *tp, lp_tensor *x, int t) {
     for (int b = 0; b < B; b++)
         memcpy(y->data + (size_t)b * F, x->data + ((size_t)b * T + t) * F, (size_t)F * sizeof(float));
     if (need) {
-        lp_node *n = lp_tape_record(tp, LP_OP_SLICE_T, slice_t_backward, &x, 1, &y, 1);
+        lp_node *n = lp_tape_record(tp, &slice_t_op, &x, 1, &y, 1);
         if (!n) return NULL;
         n->iarg[0] = t;
     }
@@ -387,6 +405,8 @@ static void mean_t_backward(lp_node *n) {
         }
     }
 }
+
+static const lp_op_desc mean_t_op = {"mean_t", mean_t_backward};
 
 lp_tensor *lp_op_mean_t(lp_tape *tp, lp_tensor *x, const int *lengths) {
     if (!x) return NULL;
@@ -418,7 +438,7 @@ lp_tensor *lp_op_mean_t(lp_tape *tp, lp_tensor *x, const int *lengths) {
             if (!saved) return NULL;
             memcpy(saved, lengths, (size_t)B * sizeof *saved);
         }
-        lp_node *n = lp_tape_record(tp, LP_OP_MEAN_T, mean_t_backward, &x, 1, &y, 1);
+        lp_node *n = lp_tape_record(tp, &mean_t_op, &x, 1, &y, 1);
         if (!n) return NULL;
         n->ctx = saved;
     }
@@ -434,6 +454,8 @@ static void sum_backward(lp_node *n) {
     for (size_t i = 0; i < len; i++) dx[i] += g;
 }
 
+static const lp_op_desc sum_op = {"sum", sum_backward};
+
 lp_tensor *lp_op_sum(lp_tape *tp, lp_tensor *x) {
     if (!x) return NULL;
     int need = lp_tape_wants_grad(tp, &x, 1);
@@ -443,7 +465,7 @@ lp_tensor *lp_op_sum(lp_tape *tp, lp_tensor *x) {
     double s = 0;
     for (size_t i = 0; i < len; i++) s += x->data[i];
     y->data[0] = (float)s;
-    if (need && !lp_tape_record(tp, LP_OP_SUM, sum_backward, &x, 1, &y, 1)) return NULL;
+    if (need && !lp_tape_record(tp, &sum_op, &x, 1, &y, 1)) return NULL;
     return y;
 }
 
@@ -455,6 +477,8 @@ static void bce_backward(lp_node *n) {
     const float *pz = z->data, *py = y->data;
     for (size_t i = 0; i < len; i++) dz[i] += g * (lp_sigmoidf(pz[i]) - py[i]);
 }
+
+static const lp_op_desc bce_logits_op = {"bce_logits", bce_backward};
 
 lp_tensor *lp_op_bce_logits(lp_tape *tp, lp_tensor *z, lp_tensor *y) {
     if (!z || !y) return NULL;
@@ -473,7 +497,7 @@ lp_tensor *lp_op_bce_logits(lp_tape *tp, lp_tensor *z, lp_tensor *y) {
     loss->data[0] = (float)(s / (double)B);
     if (need) {
         lp_tensor *in[2] = {z, y};
-        if (!lp_tape_record(tp, LP_OP_BCE_LOGITS, bce_backward, in, 2, &loss, 1)) return NULL;
+        if (!lp_tape_record(tp, &bce_logits_op, in, 2, &loss, 1)) return NULL;
     }
     return loss;
 }
@@ -488,6 +512,8 @@ static void dropout_backward(lp_node *n) {
     size_t len = lp_tensor_numel(n->in[0]);
     for (size_t i = 0; i < len; i++) dx[i] += dy[i] * ((float)m[i] * s);
 }
+
+static const lp_op_desc dropout_op = {"dropout", dropout_backward};
 
 lp_tensor *lp_op_dropout(lp_tape *tp, lp_tensor *x, float p, lp_rng *rng) {
     if (!x) return NULL;
@@ -509,7 +535,7 @@ lp_tensor *lp_op_dropout(lp_tape *tp, lp_tensor *x, float p, lp_rng *rng) {
     float *py = y->data;
     for (size_t i = 0; i < len; i++) py[i] = px[i] * ((float)m[i] * s);
     if (need) {
-        lp_node *n = lp_tape_record(tp, LP_OP_DROPOUT, dropout_backward, &x, 1, &y, 1);
+        lp_node *n = lp_tape_record(tp, &dropout_op, &x, 1, &y, 1);
         if (!n) return NULL;
         n->ctx = m;
         n->farg[0] = s;

@@ -10,9 +10,9 @@
  * Shapes: row-major, the last axis is the feature axis; sequences are [B,T,F] (batch-major). A shape
  * mismatch is a programmer error: the op prints both shapes and aborts (LP_CHECK), it does not return.
  *
- * Gradient flow per op is documented below; tests/test_ops.c checks every op (every value of lp_op)
- * against central differences in tests/common/gradcheck.c. Each op's forward and backward equations
- * are stated with it below. */
+ * Gradient flow per op is documented below; every op (each has its lp_op_desc in ops.c) is checked
+ * against central differences in tests/common/gradcheck.c by its case in tests/common/ops_case.c, which
+ * tests/test_ops.c runs. Each op's forward and backward equations are stated with it below. */
 #ifndef LP_OPS_H
 #define LP_OPS_H
 #include <math.h>

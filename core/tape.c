@@ -1,23 +1,10 @@
-/* tape: node list, arena tensors and the reverse pass. The ops themselves live in core/ops.c and
- * layers/. */
+/* tape: node list, arena tensors and the reverse pass. The ops themselves live elsewhere, each with its
+ * descriptor (core/ops.c holds the primitive ones). */
 #include "core/tape.h"
 
 #include <string.h>
 
 #include "core/alloc.h"
-
-const char *lp_op_name(lp_op op) {
-    static const char *names[LP_OP_COUNT] = {
-        [LP_OP_MATMUL] = "matmul",   [LP_OP_ADD] = "add",         [LP_OP_BIAS_ADD] = "bias_add",
-        [LP_OP_MUL] = "mul",         [LP_OP_SIGMOID] = "sigmoid", [LP_OP_TANH] = "tanh",
-        [LP_OP_CONCAT] = "concat",   [LP_OP_SPLIT] = "split",     [LP_OP_SLICE_T] = "slice_t",
-        [LP_OP_MEAN_T] = "mean_t",   [LP_OP_SUM] = "sum",         [LP_OP_BCE_LOGITS] = "bce_logits",
-        [LP_OP_DROPOUT] = "dropout", [LP_OP_LSTM] = "lstm",
-        [LP_OP_MOE_MIX] = "moe_mix", [LP_OP_BCE_PROBS] = "bce_probs", [LP_OP_EMBEDDING] = "embedding",
-        [LP_OP_SOFTMAX_XENT] = "softmax_xent", [LP_OP_BILSTM] = "bilstm",
-    };
-    return (op >= 0 && op < LP_OP_COUNT && names[op]) ? names[op] : "?";
-}
 
 lp_status lp_tape_init(lp_tape *tp, size_t arena_block_bytes) {
     memset(tp, 0, sizeof *tp);
@@ -82,9 +69,9 @@ int lp_tape_wants_grad(const lp_tape *tp, lp_tensor *const *in, int n_in) {
     return 0;
 }
 
-lp_node *lp_tape_record(lp_tape *tp, lp_op op, lp_backward_fn backward, lp_tensor *const *in, int n_in,
-                        lp_tensor *const *out, int n_out) {
-    LP_CHECK(backward != NULL);
+lp_node *lp_tape_record(lp_tape *tp, const lp_op_desc *op, lp_tensor *const *in, int n_in, lp_tensor *const *out,
+                        int n_out) {
+    LP_CHECK(op != NULL && op->backward != NULL);
     LP_CHECK(n_in >= 0 && n_in <= LP_NODE_MAX_IN && n_out >= 1 && n_out <= LP_NODE_MAX_OUT);
     if (tp->n_nodes == tp->cap_nodes) {
         int cap = tp->cap_nodes * 2;
@@ -96,7 +83,6 @@ lp_node *lp_tape_record(lp_tape *tp, lp_op op, lp_backward_fn backward, lp_tenso
     lp_node *n = &tp->nodes[tp->n_nodes++];
     memset(n, 0, sizeof *n);
     n->op = op;
-    n->backward = backward;
     n->n_in = n_in;
     n->n_out = n_out;
     for (int i = 0; i < n_in; i++) n->in[i] = in[i];
@@ -110,6 +96,6 @@ lp_status lp_tape_backward(lp_tape *tp, lp_tensor *loss) {
     if (lp_tensor_numel(loss) != 1 || !loss->grad)
         return lp_errorf(LP_ERR_ARG, "backward: loss must be a scalar that depends on a parameter");
     loss->grad[0] += 1.0f;
-    for (int i = tp->n_nodes - 1; i >= 0; i--) tp->nodes[i].backward(&tp->nodes[i]);
+    for (int i = tp->n_nodes - 1; i >= 0; i--) tp->nodes[i].op->backward(&tp->nodes[i]);
     return LP_OK;
 }

@@ -1,9 +1,10 @@
 /* tape: reverse-mode automatic differentiation.
  *
  * An op computes its output right away (eager) and, when gradients are wanted, appends a node to the
- * tape: its inputs, outputs, saved state and a backward function. lp_tape_backward() seeds d(loss)=1
- * and runs the nodes' backward functions in reverse order; every backward *accumulates* (+=) into the
- * grad buffers of its inputs, so a tensor used twice receives both contributions.
+ * tape: its inputs, outputs, saved state and its op's descriptor (lp_op_desc: name and backward
+ * function). lp_tape_backward() seeds d(loss)=1 and runs the nodes' backward functions in reverse
+ * order; every backward *accumulates* (+=) into the grad buffers of its inputs, so a tensor used twice
+ * receives both contributions.
  *
  * Memory: every tensor an op creates, its grad and its saved state live in the tape's arena, which
  * lp_tape_reset() recycles at the start of each step. Parameters live outside (core/params.h), so their
@@ -23,42 +24,24 @@
 #include "core/status.h"
 #include "core/tensor.h"
 
-/* Every op the tape knows. A test (tests/test_ops.c) runs a gradient check for each value below, so an
- * op cannot be added without a backward and a check. */
-typedef enum {
-    LP_OP_MATMUL,     /* core/ops.h */
-    LP_OP_ADD,
-    LP_OP_BIAS_ADD,
-    LP_OP_MUL,
-    LP_OP_SIGMOID,
-    LP_OP_TANH,
-    LP_OP_CONCAT,
-    LP_OP_SPLIT,
-    LP_OP_SLICE_T,
-    LP_OP_MEAN_T,
-    LP_OP_SUM,
-    LP_OP_BCE_LOGITS,
-    LP_OP_DROPOUT,
-    LP_OP_LSTM,       /* layers/lstm.h: the fused sequence op */
-    LP_OP_MOE_MIX,    /* layers/moe.h: mixture-of-experts probabilities from gate and expert logits */
-    LP_OP_BCE_PROBS,  /* layers/moe.h: binary cross-entropy on probabilities (starter-code epsilon) */
-    LP_OP_EMBEDDING,  /* lm/lm_ops.h: embedding lookup */
-    LP_OP_SOFTMAX_XENT, /* lm/lm_ops.h: softmax cross-entropy with integer targets */
-    LP_OP_BILSTM,     /* layers/bilstm.h: both directions of a bidirectional LSTM, fused */
-    LP_OP_COUNT
-} lp_op;
-
-const char *lp_op_name(lp_op op);
-
 typedef struct lp_node lp_node;
+/* Adds (+=) the gradients of the node's inputs from the gradients of its outputs. */
 typedef void (*lp_backward_fn)(lp_node *node);
+
+/* What the tape knows about an op. Each op defines its descriptor as a static constant in its own .c
+ * file, next to its forward and backward functions, and every node it records points at it: an op on
+ * any floor joins the tape by existing, and the tape names none. Tests list every op with its
+ * gradient-check case in tests/common/op_registry.c. */
+typedef struct {
+    const char *name;        /* "matmul", "tanh": for messages, and tests count nodes by it */
+    lp_backward_fn backward; /* never NULL */
+} lp_op_desc;
 
 #define LP_NODE_MAX_IN 8
 #define LP_NODE_MAX_OUT 4
 
 struct lp_node {
-    lp_op op;
-    lp_backward_fn backward;
+    const lp_op_desc *op;
     lp_tensor *in[LP_NODE_MAX_IN];
     int n_in;
     lp_tensor *out[LP_NODE_MAX_OUT];
@@ -95,12 +78,12 @@ void *lp_tape_alloc(lp_tape *tp, size_t n, size_t size);
  * output needs a grad and whether to record a node. */
 int lp_tape_wants_grad(const lp_tape *tp, lp_tensor *const *in, int n_in);
 
-/* Append a node; `backward` must not be NULL (checked). Returns the node (for ctx/iarg) or NULL on
- * allocation failure. */
-lp_node *lp_tape_record(lp_tape *tp, lp_op op, lp_backward_fn backward, lp_tensor *const *in, int n_in,
-                        lp_tensor *const *out, int n_out);
+/* Append a node of `op` (its backward must not be NULL; checked). Returns the node (for ctx/iarg) or
+ * NULL on allocation failure. */
+lp_node *lp_tape_record(lp_tape *tp, const lp_op_desc *op, lp_tensor *const *in, int n_in, lp_tensor *const *out,
+                        int n_out);
 
-/* Reverse pass from a scalar `loss`: sets loss->grad to 1 (adds 1) and runs every backward. */
+/* Reverse pass from a scalar `loss`: sets loss->grad to 1 (adds 1) and runs every node's op->backward. */
 lp_status lp_tape_backward(lp_tape *tp, lp_tensor *loss);
 
 #endif

@@ -16,7 +16,7 @@
 #include <zlib.h>
 
 #include "core/alloc.h"
-#include "data/crc32c.h"
+#include "core/crc32c.h"
 
 #define READ_BLOCK ((size_t)1 << 20) /* bytes per read(): large reads keep syscalls off the profile */
 

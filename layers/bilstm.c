@@ -1,6 +1,6 @@
-/* bilstm: see bilstm.h. Both directions are one fused tape op (LP_OP_BILSTM) so that forward and
+/* bilstm: see bilstm.h. Both directions are one fused tape op (`bilstm`) so that forward and
  * backward can run the two directions at the same time ("Threads" in bilstm.h); the per-direction
- * work is the sequence code of layers/lstm (the kernels LP_OP_LSTM runs, in the same order per
+ * work is the sequence code of layers/lstm (the kernels the `lstm` op runs, in the same order per
  * direction). The concatenation is an ordinary lp_op_concat after the op. */
 #include "layers/bilstm.h"
 
@@ -25,7 +25,7 @@ typedef struct {
 
 /* How the two directions share OpenBLAS's n threads (see plan() and bilstm.h, "Threads"). */
 typedef enum {
-    PLAN_SEQUENTIAL, /* one direction after the other, as two LP_OP_LSTM nodes */
+    PLAN_SEQUENTIAL, /* one direction after the other, as two `lstm` nodes */
     PLAN_WHOLE,      /* n = 2: each direction's whole sequence in its own single-threaded stream */
     PLAN_RECURRENCE, /* n > 2: the recurrences at once on n/2 threads each, the big GEMMs in turn on n */
 } plan_kind;
@@ -122,7 +122,7 @@ static void bilstm_backward(lp_node *node) {
         memcpy(d->dc, d->o.c_last->grad, nBH * sizeof *d->dc);
     }
     /* Every gradient GEMM of one direction comes after its BPTT, reverse direction first: the order in
-     * which the tape ran the two LP_OP_LSTM nodes of the former composition, so dX (both directions add
+     * which the tape ran the two `lstm` nodes of the former composition, so dX (both directions add
      * into it) is summed in the same order whatever the plan. */
     plan(k, openblas_get_num_threads());
     if (k->plan == PLAN_SEQUENTIAL) {
@@ -141,6 +141,8 @@ static void bilstm_backward(lp_node *node) {
     }
     /* the initial states are zeros, not inputs: their gradients (left in dh, dc) go nowhere */
 }
+
+static const lp_op_desc bilstm_op = {"bilstm", bilstm_backward};
 
 /* Shapes of one direction's weights against x [B,T,F] (w_ih [4H,F], w_hh [4H,H], b [4H]); returns H. */
 static int check_dir(const lp_lstm_weights *w, int F) {
@@ -202,7 +204,7 @@ lp_bilstm_out lp_bilstm(lp_tape *tp, lp_tensor *x, const lp_lstm_weights *fw, co
     }
 
     plan(k, openblas_get_num_threads());
-    if (k->plan == PLAN_SEQUENTIAL) { /* as two LP_OP_LSTM ops would */
+    if (k->plan == PLAN_SEQUENTIAL) { /* as two `lstm` ops would */
         for (int i = DIR_FW; i <= DIR_BW; i++) {
             dir_state *d = &k->d[i];
             lp_lstm_forward_seq(d->o.h_seq->data, d->o.h_last->data, d->o.c_last->data, d->gates, d->cs, x->data,
@@ -220,7 +222,7 @@ lp_bilstm_out lp_bilstm(lp_tape *tp, lp_tensor *x, const lp_lstm_weights *fw, co
         /* A node lists at most LP_NODE_MAX_OUT outputs: it names the two sequences; the backward reaches
          * all six outputs (and their grads) through the context. */
         lp_tensor *outs[2] = {k->d[DIR_FW].o.h_seq, k->d[DIR_BW].o.h_seq};
-        lp_node *node = lp_tape_record(tp, LP_OP_BILSTM, bilstm_backward, in, 7, outs, 2);
+        lp_node *node = lp_tape_record(tp, &bilstm_op, in, 7, outs, 2);
         if (!node) return r;
         node->ctx = k;
     }

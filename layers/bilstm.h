@@ -8,15 +8,15 @@
  * at its last valid step (PyTorch packed-sequence semantics) and padding steps output 0 in both halves.
  *
  * The two directions are separate unit groups with their own sizes Hf and Hb: after pruning they shrink
- * independently. Each direction computes exactly what one LP_OP_LSTM node (layers/lstm.h) with a zero
- * initial state computes; both run as ONE fused tape op, LP_OP_BILSTM, followed by one lp_op_concat.
+ * independently. Each direction computes exactly what one `lstm` node (layers/lstm.h) with a zero
+ * initial state computes; both run as ONE fused tape op, `bilstm`, followed by one lp_op_concat.
  * The result holds both directions' h_seq, h_last and c_last besides `out`, all differentiable (the
  * pruning statistics read the per-direction h_seq).
  *
  * Threads: the directions are independent in forward and in BPTT, so with n = OpenBLAS's thread count
  * (openblas_get_num_threads()) >= 2 they run at the same time, the reverse direction in a second
  * thread, with OpenBLAS set to one thread meanwhile and restored after; no more than n threads compute.
- *   n = 1: one direction after the other, forward first, exactly as two LP_OP_LSTM nodes would.
+ *   n = 1: one direction after the other, forward first, exactly as two `lstm` nodes would.
  *   n = 2: each direction runs its whole sequence in its own single-threaded stream (input projection
  *          and recurrence; BPTT and the parameter gradients dW_ih, dW_hh, db), the two meeting once
  *          per pass: no multi-threaded GEMM at all, the small per-step ones included ([B,H]·[H,4H],
@@ -30,9 +30,9 @@
  *          order of n = 1 is kept, where OpenBLAS threads every GEMM over all n. (Not measured: the
  *          project's machine has two cores; tested for correctness at 3 and 4 threads.)
  * The gradients of each direction are summed in the same order in every case (dX: reverse direction
- * first, as the tape ran the two LP_OP_LSTM nodes), each batch row's arithmetic does not depend on the
+ * first, as the tape ran the two `lstm` nodes), each batch row's arithmetic does not depend on the
  * split, and OpenBLAS splits GEMMs by rows and columns, never along the summed dimension, so the results
- * are the same bits at every thread count and equal to the former composition (two LP_OP_LSTM nodes and
+ * are the same bits at every thread count and equal to the former composition (two `lstm` nodes and
  * a concat); tests/test_lstm.c checks both. Like the LSTM sequence functions, the layer must not run
  * while another thread of the process calls BLAS (it changes OpenBLAS's global thread count). */
 #ifndef LP_BILSTM_H

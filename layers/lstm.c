@@ -447,6 +447,8 @@ static void lstm_backward(lp_node *node) {
         for (size_t i = 0; i < nBH; i++) c0->grad[i] += k->dc[i];
 }
 
+static const lp_op_desc lstm_op = {"lstm", lstm_backward};
+
 lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh, lp_tensor *b, lp_tensor *h0,
                     lp_tensor *c0, const int *lengths, int reverse) {
     lp_lstm_out out = {NULL, NULL, NULL};
@@ -511,7 +513,7 @@ lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh,
             memcpy(k->lengths, lengths, (size_t)B * sizeof(int));
         }
         lp_tensor *outs[3] = {h_seq, h_last, c_last};
-        lp_node *node = lp_tape_record(tp, LP_OP_LSTM, lstm_backward, in, 6, outs, 3);
+        lp_node *node = lp_tape_record(tp, &lstm_op, in, 6, outs, 3);
         if (!node) return out;
         node->ctx = k;
     }

@@ -1,4 +1,4 @@
-/* lstm: one LSTM layer over a whole sequence, as ONE fused tape op (LP_OP_LSTM), and the plain kernels
+/* lstm: one LSTM layer over a whole sequence, as ONE fused tape op (`lstm`), and the plain kernels
  * it is built from.
  *
  * The layer (gate order i, f, g, o everywhere in the project):

@@ -68,13 +68,15 @@ void lp_moe_mix_backward(float *dz, const float *dp, const float *z, size_t N, i
     }
 }
 
-/* ---- LP_OP_MOE_MIX ----------------------------------------------------------------------------- */
+/* ---- moe_mix ----------------------------------------------------------------------------------- */
 
 static void moe_mix_backward(lp_node *n) {
     lp_tensor *z = n->in[0], *p = n->out[0];
     if (!z->grad) return;
     lp_moe_mix_backward(z->grad, p->grad, z->data, lp_tensor_rows(z), n->iarg[0], n->iarg[1]);
 }
+
+static const lp_op_desc moe_mix_op = {"moe_mix", moe_mix_backward};
 
 lp_tensor *lp_op_moe_mix(lp_tape *tp, lp_tensor *z, int classes, int experts) {
     if (!z) return NULL;
@@ -89,7 +91,7 @@ lp_tensor *lp_op_moe_mix(lp_tape *tp, lp_tensor *z, int classes, int experts) {
     if (!p) return NULL;
     lp_moe_mix_forward(p->data, z->data, lp_tensor_rows(z), classes, experts);
     if (need) {
-        lp_node *n = lp_tape_record(tp, LP_OP_MOE_MIX, moe_mix_backward, &z, 1, &p, 1);
+        lp_node *n = lp_tape_record(tp, &moe_mix_op, &z, 1, &p, 1);
         if (!n) return NULL;
         n->iarg[0] = classes;
         n->iarg[1] = experts;
@@ -97,7 +99,7 @@ lp_tensor *lp_op_moe_mix(lp_tape *tp, lp_tensor *z, int classes, int experts) {
     return p;
 }
 
-/* ---- LP_OP_BCE_PROBS --------------------------------------------------------------------------- */
+/* ---- bce_probs --------------------------------------------------------------------------------- */
 
 static void bce_probs_backward(lp_node *n) {
     lp_tensor *p = n->in[0], *y = n->in[1];
@@ -108,6 +110,8 @@ static void bce_probs_backward(lp_node *n) {
     float *dp = p->grad;
     for (size_t i = 0; i < len; i++) dp[i] += g * ((1.0f - py[i]) / (1.0f - pp[i] + eps) - py[i] / (pp[i] + eps));
 }
+
+static const lp_op_desc bce_probs_op = {"bce_probs", bce_probs_backward};
 
 lp_tensor *lp_op_bce_probs(lp_tape *tp, lp_tensor *p, lp_tensor *y) {
     if (!p || !y) return NULL;
@@ -127,7 +131,7 @@ lp_tensor *lp_op_bce_probs(lp_tape *tp, lp_tensor *p, lp_tensor *y) {
     loss->data[0] = (float)(s / (double)B);
     if (need) {
         lp_tensor *in[2] = {p, y};
-        if (!lp_tape_record(tp, LP_OP_BCE_PROBS, bce_probs_backward, in, 2, &loss, 1)) return NULL;
+        if (!lp_tape_record(tp, &bce_probs_op, in, 2, &loss, 1)) return NULL;
     }
     return loss;
 }

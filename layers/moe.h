@@ -18,12 +18,12 @@
  * column j of a single consumer tensor, exactly as for a dense head.
  *
  * The head is built from two existing ops (lp_op_matmul with W transposed, lp_op_bias_add) and one
- * fused op, LP_OP_MOE_MIX, below. Its backward (with v_c,j = σ(x_c,j) for j < E and v_c,E = 0):
+ * fused op, lp_op_moe_mix, below. Its backward (with v_c,j = σ(x_c,j) for j < E and v_c,E = 0):
  *
  *     dp/dx_c,e = s_c,e · σ(x_c,e) · (1 − σ(x_c,e))
  *     dp/dg_c,j = s_c,j · (v_c,j − p_c)                       (softmax Jacobian contracted with v)
  *
- * The loss, LP_OP_BCE_PROBS, is the starter code's CrossEntropyLoss (epsilon 10e-6 = 1e-5):
+ * The loss, lp_op_bce_probs, is the starter code's CrossEntropyLoss (epsilon 10e-6 = 1e-5):
  *
  *     loss = (1/B) Σ_b Σ_c −( y·log(p + ε) + (1 − y)·log(1 − p + ε) )
  *     dp  += dloss · ( −y/(p + ε) + (1 − y)/(1 − p + ε) ) / B

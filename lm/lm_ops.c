@@ -50,6 +50,8 @@ static void embedding_backward(lp_node *node) {
     }
 }
 
+static const lp_op_desc embedding_op = {"embedding", embedding_backward};
+
 lp_tensor *lp_op_embedding(lp_tape *tp, lp_tensor *table, const int32_t *ids, int B, int T) {
     if (!table) return NULL;
     LP_CHECK(table->ndim == 2 && B >= 1 && T >= 1 && ids != NULL);
@@ -69,7 +71,7 @@ lp_tensor *lp_op_embedding(lp_tape *tp, lp_tensor *table, const int32_t *ids, in
         memcpy(saved, ids, n * sizeof *saved);
         k->ids = saved;
         k->n = n;
-        lp_node *node = lp_tape_record(tp, LP_OP_EMBEDDING, embedding_backward, &table, 1, &y, 1);
+        lp_node *node = lp_tape_record(tp, &embedding_op, &table, 1, &y, 1);
         if (!node) return NULL;
         node->ctx = k;
     }
@@ -144,6 +146,8 @@ static void softmax_xent_backward(lp_node *node) {
     }
 }
 
+static const lp_op_desc softmax_xent_op = {"softmax_xent", softmax_xent_backward};
+
 lp_tensor *lp_op_softmax_xent(lp_tape *tp, lp_tensor *logits, const int32_t *targets) {
     if (!logits) return NULL;
     LP_CHECK(logits->ndim >= 2 && targets != NULL);
@@ -177,7 +181,7 @@ lp_tensor *lp_op_softmax_xent(lp_tape *tp, lp_tensor *logits, const int32_t *tar
     }
     loss->data[0] = (float)(total / (double)N);
     if (need) {
-        lp_node *node = lp_tape_record(tp, LP_OP_SOFTMAX_XENT, softmax_xent_backward, &logits, 1, &loss, 1);
+        lp_node *node = lp_tape_record(tp, &softmax_xent_op, &logits, 1, &loss, 1);
         if (!node) return NULL;
         node->ctx = k;
     }

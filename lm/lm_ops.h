@@ -1,5 +1,5 @@
 /* lm_ops: the two tape ops a word-level language model needs beyond core/ops.h — the embedding lookup
- * (LP_OP_EMBEDDING) and the softmax cross-entropy with integer targets (LP_OP_SOFTMAX_XENT).
+ * (lp_op_embedding) and the softmax cross-entropy with integer targets (lp_op_softmax_xent).
  *
  * They follow the rules of core/ops.h: the output is computed right away in the tape's arena; when an
  * input carries a gradient a node is recorded whose backward *adds* (+=) into the input gradients; a NULL

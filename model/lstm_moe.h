@@ -3,7 +3,7 @@
  *     x [B,T,F] ──► LSTM 1 (H1 units) ──► LSTM 2 (H2 units) ──► ... ──► LSTM L (H_L units)
  *               ──► its state after each sequence's last valid step, h [B,H_L]
  *               ──► mixture-of-experts head (layers/moe.h, E experts + 1 dummy per class)
- *               ──► probabilities p [B,C];  loss = starter-code cross-entropy on p (LP_OP_BCE_PROBS)
+ *               ──► probabilities p [B,C];  loss = starter-code cross-entropy on p (lp_op_bce_probs)
  *
  * The starter code uses 2 layers of 1024 units (`--lstm_cells 1024 --lstm_layers 2`) and 2 experts
  * (`--moe_num_mixtures 2`), C = 3862. Every layer is a unit group (the thing pruning shrinks) with its

@@ -5,7 +5,7 @@
  *
  *   make build/gen/third_party/tf_example.pb-c.c
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE -I. -Ibuild/gen tests/fuzz_tfrecord.c \
- *     data/crc32c.c data/tfrecord.c data/yt8m.c core/status.c core/alloc.c core/arena.c \
+ *     core/crc32c.c data/tfrecord.c data/yt8m.c core/status.c core/alloc.c core/arena.c \
  *     build/gen/third_party/tf_example.pb-c.c $(pkg-config --cflags --libs libprotobuf-c zlib) -lpthread -lm \
  *     -o build/fuzz_tfrecord
  *   ./build/fuzz_tfrecord -max_total_time=60 [corpus dir, e.g. with copies of ../shared/reference/yt8m_frame.tfrecord]

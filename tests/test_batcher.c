@@ -13,10 +13,10 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "core/fileio.h"
 #include "core/status.h"
 #include "data/batcher.h"
-#include "data/crc32c.h"
 #include "data/synth.h"
 #include "data/tfrecord.h"
 #include "data/yt8m.h"

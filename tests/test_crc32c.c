@@ -8,8 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/crc32c.h"
 #include "core/rng.h"
-#include "data/crc32c.h"
 #include "tests/common/refdata.h"
 
 /* Bit-at-a-time CRC-32C straight from the definition: independent of both implementations. */

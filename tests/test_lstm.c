@@ -70,7 +70,7 @@ static void test_lstm_layer_reference(void **state) {
     lp_lstm_out o = lp_lstm(&tp, x, w_ih, w_hh, b, h0, c0, NULL, 0);
     assert_non_null(o.h_seq);
     assert_int_equal(tp.n_nodes, 1);
-    assert_int_equal(tp.nodes[0].op, LP_OP_LSTM);
+    assert_string_equal(tp.nodes[0].op->name, "lstm");
     check(r, "h_seq", o.h_seq->data);
     check(r, "h_T", o.h_last->data);
     check(r, "c_T", o.c_last->data);
@@ -147,7 +147,7 @@ static void test_lstm_gradcheck(void **state) {
     assert_true(res.ok);
     assert_true(res.accumulate_ok);
     assert_true(res.nograd_ok);
-    assert_true(res.op_count[LP_OP_LSTM] == 5); /* one LSTM node per configuration */
+    assert_true(lp_gc_ops_count(&res.ops, "lstm") == 5); /* one LSTM node per configuration */
     assert_true(res.max_abs_grad > 0.1);         /* the check compared real gradients, not zeros */
     assert_true(res.n_checked > 500);
 }
@@ -408,7 +408,7 @@ typedef struct {
     float v[6][CB * CT * CF > 4 * CH * CF ? CB * CT * CF : 4 * CH * CF]; /* x, w_ih, w_hh, b, h0, c0 */
     float g[6][CB * CT * CF > 4 * CH * CF ? CB * CT * CF : 4 * CH * CF];
     float out[3][CB * CT * CH];
-    int op_count[LP_OP_COUNT];
+    lp_gc_ops ops;
 } seq_run;
 
 /* Run one implementation with all six inputs differentiable and the outputs seeded with fixed
@@ -425,7 +425,7 @@ static void run_seq(seq_run *r, const seq_cfg *cfg) {
     for (int k = 0; k < 6; k++) in[k] = lp_tape_view(&tp, r->v[k], r->g[k], nd[k], dims[k]);
     lp_tensor *out[3];
     assert_int_equal(seq_forward((void *)cfg, &tp, in, 6, out), 3);
-    for (int j = 0; j < tp.n_nodes; j++) r->op_count[tp.nodes[j].op]++;
+    lp_gc_ops_add_tape(&r->ops, &tp);
     const size_t on[3] = {CB * CT * CH, CB * CH, CB * CH};
     for (int k = 0; k < 3; k++) {
         float seed[CB * CT * CH];
@@ -457,9 +457,9 @@ static void test_lstm_cell_equals_fused(void **state) {
         run_seq(&a, &cfgs[k][0]);
         run_seq(&b, &cfgs[k][1]);
         /* the cell really is made of primitive ops, the fused version is one node */
-        assert_int_equal(a.op_count[LP_OP_LSTM], 0);
-        assert_true(a.op_count[LP_OP_SIGMOID] == 3 * CT && a.op_count[LP_OP_SPLIT] == CT);
-        assert_int_equal(b.op_count[LP_OP_LSTM], 1);
+        assert_int_equal(lp_gc_ops_count(&a.ops, "lstm"), 0);
+        assert_true(lp_gc_ops_count(&a.ops, "sigmoid") == 3 * CT && lp_gc_ops_count(&a.ops, "split") == CT);
+        assert_int_equal(lp_gc_ops_count(&b.ops, "lstm"), 1);
         double want[CB * CT * CF]; /* the largest of all outputs and inputs */
         const size_t on[3] = {CB * CT * CH, CB * CH, CB * CH};
         for (int o = 0; o < 3; o++) {
@@ -566,9 +566,9 @@ static void test_bilstm_layout_and_gradcheck(void **state) {
     assert_int_equal(lp_gradcheck(bi_forward, &cfg, in, 7, NULL, &res), LP_OK);
     lp_gc_result_print(stderr, "bilstm", &res);
     assert_true(res.ok);
-    assert_int_equal(res.op_count[LP_OP_BILSTM], 1); /* one fused node, then the concatenation */
-    assert_int_equal(res.op_count[LP_OP_LSTM], 0);
-    assert_int_equal(res.op_count[LP_OP_CONCAT], 1);
+    assert_int_equal(lp_gc_ops_count(&res.ops, "bilstm"), 1); /* one fused node, then the concatenation */
+    assert_int_equal(lp_gc_ops_count(&res.ops, "lstm"), 0);
+    assert_int_equal(lp_gc_ops_count(&res.ops, "concat"), 1);
     assert_true(res.max_abs_grad > 0.1);
 }
 
@@ -591,14 +591,14 @@ static void test_bilstm_gradcheck_threads(void **state) {
         }
         lp_gc_result res;
         lp_status st = lp_test_bilstm_gradcheck_case(&res);
-        char what[32];
+        char what[48];
         snprintf(what, sizeof what, "bilstm op, %d thread(s)", n);
         lp_gc_result_print(stderr, what, &res);
         openblas_set_num_threads(saved);
         assert_int_equal(st, LP_OK);
         assert_true(res.ok);
-        assert_int_equal(res.op_count[LP_OP_BILSTM], 2); /* one node per configuration */
-        assert_int_equal(res.op_count[LP_OP_LSTM], 0);
+        assert_int_equal(lp_gc_ops_count(&res.ops, "bilstm"), 2); /* one node per configuration */
+        assert_int_equal(lp_gc_ops_count(&res.ops, "lstm"), 0);
         assert_true(res.max_abs_grad > 0.1);
     }
     openblas_set_num_threads(saved);
@@ -613,7 +613,7 @@ enum { BI_T = 30, BI_F = 64, BI_HF = 32, BI_HB = 24, BI_NIN = 7, BI_NOUT = 7 };
 typedef struct {
     float *out[BI_NOUT], *grad[BI_NIN];
     size_t on[BI_NOUT], in_n[BI_NIN];
-    int op_count[LP_OP_COUNT];
+    lp_gc_ops ops;
 } bi_run;
 
 static void bi_run_free(bi_run *r) {
@@ -623,7 +623,7 @@ static void bi_run_free(bi_run *r) {
 }
 
 /* Forward with `threads` OpenBLAS threads, either the fused op (`fused`) or the composition the layer
- * was before (two LP_OP_LSTM nodes and a concat); every output seeded with fixed random gradients;
+ * was before (two `lstm` nodes and a concat); every output seeded with fixed random gradients;
  * backward. Inputs and seeds depend only on B (and lengths), so two runs see the same numbers. */
 static void bi_run_once(bi_run *r, int B, const int *lengths, int fused, int threads) {
     const int T = BI_T, F = BI_F, HF = BI_HF, HB = BI_HB;
@@ -659,7 +659,7 @@ static void bi_run_once(bi_run *r, int B, const int *lengths, int fused, int thr
         lp_tensor *all[BI_NOUT] = {lp_op_concat(&tp, both, 2), f.h_seq, f.h_last, f.c_last, b.h_seq, b.h_last, b.c_last};
         memcpy(out, all, sizeof out);
     }
-    for (int j = 0; j < tp.n_nodes; j++) r->op_count[tp.nodes[j].op]++;
+    lp_gc_ops_add_tape(&r->ops, &tp);
     for (int k = 0; k < BI_NOUT; k++) {
         assert_non_null(out[k]);
         assert_non_null(out[k]->grad);
@@ -690,7 +690,7 @@ static double bi_max_diff(const bi_run *a, const bi_run *b, int *bitwise) {
     return m;
 }
 
-/* The fused op computes exactly what the former composition (two LP_OP_LSTM nodes + concat) computes,
+/* The fused op computes exactly what the former composition (two `lstm` nodes + concat) computes,
  * outputs and all seven input gradients, bit for bit: at 1 thread it calls the same kernels in the same
  * order (dX summed reverse direction first, as the tape ran the two nodes); at 2 and 4 threads the
  * directions run at once, but each batch row's arithmetic is unchanged and OpenBLAS splits rows and
@@ -710,8 +710,8 @@ static void test_bilstm_equals_composition(void **state) {
         const int B = cases[c].B;
         bi_run ref, r;
         bi_run_once(&ref, B, cases[c].lengths, 0, 1);
-        assert_int_equal(ref.op_count[LP_OP_LSTM], 2);
-        assert_int_equal(ref.op_count[LP_OP_BILSTM], 0);
+        assert_int_equal(lp_gc_ops_count(&ref.ops, "lstm"), 2);
+        assert_int_equal(lp_gc_ops_count(&ref.ops, "bilstm"), 0);
         double gmax = 0;
         for (int k = 0; k < BI_NIN; k++)
             for (size_t j = 0; j < ref.in_n[k]; j++) gmax = fmax(gmax, fabs(ref.grad[k][j]));
@@ -723,8 +723,8 @@ static void test_bilstm_equals_composition(void **state) {
             /* i = 3: the composition at 2 threads (its own row split) against the fused op at 1 */
             const int fused = i < 3;
             bi_run_once(&r, B, cases[c].lengths, fused, threads[i]);
-            assert_int_equal(r.op_count[LP_OP_BILSTM], fused ? 1 : 0);
-            assert_int_equal(r.op_count[LP_OP_LSTM], fused ? 0 : 2);
+            assert_int_equal(lp_gc_ops_count(&r.ops, "bilstm"), fused ? 1 : 0);
+            assert_int_equal(lp_gc_ops_count(&r.ops, "lstm"), fused ? 0 : 2);
             int bitwise;
             double d = bi_max_diff(&r, &ref, &bitwise);
             fprintf(stderr, "bilstm B=%d%s: %s at %d thread(s) vs composition at 1: max rel diff %.3g%s\n", B,

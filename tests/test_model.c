@@ -170,7 +170,7 @@ static void test_model_gradcheck_deep(void **state) {
     }
     lp_gc_result_print(stderr, "model", &all);
     assert_true(all.ok);
-    assert_true(all.op_count[LP_OP_LSTM] >= 4 && all.op_count[LP_OP_DROPOUT] >= 2);
+    assert_true(lp_gc_ops_count(&all.ops, "lstm") >= 4 && lp_gc_ops_count(&all.ops, "dropout") >= 2);
     assert_true(all.max_abs_grad > 0.1);
     lp_paper_free(&m);
 }

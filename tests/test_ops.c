@@ -1,11 +1,11 @@
-/* test_ops: the primitive tape ops (core/ops.h) — a gradient check for every value of lp_op, values
- * against naive double-precision loops, accumulation, no-grad mode and NULL propagation, plus proof that
- * the gradient checker rejects wrong backward functions.
+/* test_ops: the tape ops — a gradient check for every op of the registry (core/ops and the ops of
+ * layers/ and lm/), and for the primitive ops of core/ops.h values against naive double-precision loops,
+ * accumulation, no-grad mode and NULL propagation, plus proof that the gradient checker rejects wrong
+ * backward functions and ops missing from the registry.
  *
- * The gradient-check table `gc_cases` is indexed by lp_op. test_every_op_has_gradcheck walks the whole
- * enum and fails on an empty slot, so adding an op to core/tape.h without a backward and a check fails
- * here. The LP_OP_LSTM slot is lp_test_lstm_gradcheck_case() (tests/common/gradcheck.h), defined next to
- * layers/lstm by its owner in tests/common/lstm_case.c. */
+ * The registry (tests/common/op_registry.c) lists every op by name with its case, each case in
+ * tests/common/<module>_case.c. test_every_op_has_gradcheck runs them all; an op left out of the
+ * registry fails every gradient check of a graph that uses it (test_gradcheck_rejects_unlisted_op). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,43 +21,7 @@
 #include "core/tape.h"
 #include "tests/common/gradcheck.h"
 
-/* Weak reference: while tests/common/lstm_case.c does not exist the address is NULL and the LSTM slot
- * FAILS at run time with a message, instead of test_ops failing to link (which would stop `make test`
- * for every other module too). Once the file exists the strong definition is linked in. */
-extern lp_status lp_test_lstm_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-extern lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-extern lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-extern lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-extern lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-extern lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res) __attribute__((weak));
-
 /* ---- small helpers ------------------------------------------------------------------------------ */
-
-static lp_gc_input mk_input(const char *name, float *buf, int ndim, const int *dims, double lo, double hi,
-                            uint64_t seed) {
-    lp_gc_input in;
-    memset(&in, 0, sizeof in);
-    in.name = name;
-    in.data = buf;
-    in.ndim = ndim;
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        in.dims[d] = dims[d];
-        n *= (size_t)dims[d];
-    }
-    lp_gc_fill_uniform(buf, n, lo, hi, seed);
-    return in;
-}
-
-/* Run one configuration and fold it into the case's result. */
-static lp_status run_config(lp_gc_result *acc, const char *what, lp_gc_forward_fn fwd, void *user,
-                            lp_gc_input *in, int n_in) {
-    lp_gc_result r;
-    lp_status st = lp_gradcheck(fwd, user, in, n_in, NULL, &r);
-    lp_gc_result_merge(acc, &r);
-    if (!r.ok || st != LP_OK) lp_gc_result_print(stderr, what, &r);
-    return st;
-}
 
 static lp_tape new_tape(void) {
     lp_tape tp;
@@ -65,308 +29,62 @@ static lp_tape new_tape(void) {
     return tp;
 }
 
-/* ---- gradient-check cases, one per op ----------------------------------------------------------- */
+/* ---- every op of the registry ------------------------------------------------------------------- */
 
-typedef struct {
-    int ta, tb, alias; /* alias: use input 0 as both operands (x · x^T) */
-} mm_cfg;
-
-static int fwd_matmul(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    const mm_cfg *c = u;
-    out[0] = lp_op_matmul(tp, in[0], c->alias ? in[0] : in[1], c->ta, c->tb);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_matmul(lp_gc_result *res) {
-    enum { M = 3, K = 4, N = 5 };
-    float a[60], b[60];
-    lp_status st = LP_OK;
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb = 0; tb < 2; tb++) {
-            int da[2] = {ta ? K : M, ta ? M : K}, db[2] = {tb ? N : K, tb ? K : N};
-            lp_gc_input in[2] = {mk_input("a", a, 2, da, -1, 1, 11), mk_input("b", b, 2, db, -1, 1, 12)};
-            mm_cfg c = {ta, tb, 0};
-            if (st == LP_OK) st = run_config(res, "matmul", fwd_matmul, &c, in, 2);
-        }
-    { /* leading axes collapsed: x [2,3,4] · W^T, W [5,4] -> [2,3,5] */
-        int dx[3] = {2, 3, K}, dw[2] = {N, K};
-        lp_gc_input in[2] = {mk_input("x", a, 3, dx, -1, 1, 13), mk_input("w", b, 2, dw, -1, 1, 14)};
-        mm_cfg c = {0, 1, 0};
-        if (st == LP_OK) st = run_config(res, "matmul3d", fwd_matmul, &c, in, 2);
-        in[0].no_grad = 1; /* features without grad: only dW flows */
-        if (st == LP_OK) st = run_config(res, "matmul-x", fwd_matmul, &c, in, 2);
-    }
-    { /* the same tensor as both operands: x · x^T, both GEMM contributions land in dx */
-        int dx[2] = {M, K};
-        lp_gc_input in[1] = {mk_input("x", a, 2, dx, -1, 1, 15)};
-        mm_cfg c = {0, 1, 1};
-        if (st == LP_OK) st = run_config(res, "matmul-xx", fwd_matmul, &c, in, 1);
-    }
-    return st;
-}
-
-typedef struct {
-    int alias;
-} ew_cfg;
-
-static int fwd_add(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    out[0] = lp_op_add(tp, in[0], ((ew_cfg *)u)->alias ? in[0] : in[1]);
-    return out[0] ? 1 : 0;
-}
-
-static int fwd_mul(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    out[0] = lp_op_mul(tp, in[0], ((ew_cfg *)u)->alias ? in[0] : in[1]);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_add(lp_gc_result *res) {
-    float a[24], b[24];
-    int d[3] = {2, 3, 4};
-    lp_gc_input in[2] = {mk_input("a", a, 3, d, -1, 1, 21), mk_input("b", b, 3, d, -1, 1, 22)};
-    ew_cfg c0 = {0}, c1 = {1};
-    lp_status st = run_config(res, "add", fwd_add, &c0, in, 2);
-    if (st == LP_OK) st = run_config(res, "add-aa", fwd_add, &c1, in, 1);
-    return st;
-}
-
-static lp_status case_mul(lp_gc_result *res) {
-    float a[15], b[15];
-    int d[2] = {3, 5};
-    lp_gc_input in[2] = {mk_input("a", a, 2, d, -2, 2, 31), mk_input("b", b, 2, d, -2, 2, 32)};
-    ew_cfg c0 = {0}, c1 = {1};
-    lp_status st = run_config(res, "mul", fwd_mul, &c0, in, 2);
-    if (st == LP_OK) st = run_config(res, "mul-aa", fwd_mul, &c1, in, 1);
-    return st;
-}
-
-static int fwd_bias_add(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    (void)n_in;
-    out[0] = lp_op_bias_add(tp, in[0], in[1]);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_bias_add(lp_gc_result *res) {
-    float x[24], b[4];
-    int dx3[3] = {2, 3, 4}, dx2[2] = {6, 4}, db[1] = {4};
-    lp_gc_input in[2] = {mk_input("x", x, 3, dx3, -1, 1, 41), mk_input("b", b, 1, db, -1, 1, 42)};
-    lp_status st = run_config(res, "bias_add3d", fwd_bias_add, NULL, in, 2);
-    in[0] = mk_input("x", x, 2, dx2, -1, 1, 43);
-    if (st == LP_OK) st = run_config(res, "bias_add", fwd_bias_add, NULL, in, 2);
-    in[0].no_grad = 1;
-    if (st == LP_OK) st = run_config(res, "bias_add-x", fwd_bias_add, NULL, in, 2);
-    return st;
-}
-
-static int fwd_sigmoid(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    (void)n_in;
-    out[0] = lp_op_sigmoid(tp, in[0]);
-    return out[0] ? 1 : 0;
-}
-
-static int fwd_tanh(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    (void)n_in;
-    out[0] = lp_op_tanh(tp, in[0]);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_sigmoid(lp_gc_result *res) {
-    float x[24];
-    int d[2] = {4, 6};
-    lp_gc_input in[1] = {mk_input("x", x, 2, d, -4, 4, 51)};
-    return run_config(res, "sigmoid", fwd_sigmoid, NULL, in, 1);
-}
-
-static lp_status case_tanh(lp_gc_result *res) {
-    float x[24];
-    int d[2] = {4, 6};
-    lp_gc_input in[1] = {mk_input("x", x, 2, d, -3, 3, 61)};
-    return run_config(res, "tanh", fwd_tanh, NULL, in, 1);
-}
-
-static int fwd_concat(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    out[0] = lp_op_concat(tp, in, n_in);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_concat(lp_gc_result *res) {
-    float a[12], b[24], c[18];
-    int da[3] = {2, 3, 2}, db[3] = {2, 3, 4}, dc[3] = {2, 3, 3};
-    lp_gc_input in[3] = {mk_input("a", a, 3, da, -1, 1, 71), mk_input("b", b, 3, db, -1, 1, 72),
-                         mk_input("c", c, 3, dc, -1, 1, 73)};
-    lp_status st = run_config(res, "concat", fwd_concat, NULL, in, 3);
-    in[1].no_grad = 1; /* a constant block in the middle: the others still get theirs at the right offsets */
-    if (st == LP_OK) st = run_config(res, "concat-b", fwd_concat, NULL, in, 3);
-    return st;
-}
-
-typedef struct {
-    int k;
-    int sizes[4];
-    int skip; /* index of an output not returned (its grad stays 0), -1 for none */
-} split_cfg;
-
-static int fwd_split(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    const split_cfg *c = u;
-    lp_tensor *parts[4];
-    if (lp_op_split(tp, in[0], c->k, c->sizes, parts) != LP_OK) return 0;
-    int n = 0;
-    for (int i = 0; i < c->k; i++)
-        if (i != c->skip) out[n++] = parts[i];
-    return n;
-}
-
-static lp_status case_split(lp_gc_result *res) {
-    float x[54];
-    int d3[3] = {2, 3, 9}, d2[2] = {3, 8};
-    lp_gc_input in[1] = {mk_input("x", x, 3, d3, -1, 1, 81)};
-    split_cfg c3 = {3, {2, 4, 3, 0}, -1};
-    lp_status st = run_config(res, "split3", fwd_split, &c3, in, 1);
-    c3.skip = 1;
-    if (st == LP_OK) st = run_config(res, "split3-skip", fwd_split, &c3, in, 1);
-    in[0] = mk_input("x", x, 2, d2, -1, 1, 82);
-    split_cfg c4 = {4, {2, 2, 1, 3}, -1}; /* LSTM-style four gate blocks */
-    if (st == LP_OK) st = run_config(res, "split4", fwd_split, &c4, in, 1);
-    return st;
-}
-
-static int fwd_slice_t(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    out[0] = lp_op_slice_t(tp, in[0], *(int *)u);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_slice_t(lp_gc_result *res) {
-    float x[24];
-    int d[3] = {2, 4, 3};
-    lp_gc_input in[1] = {mk_input("x", x, 3, d, -1, 1, 91)};
-    lp_status st = LP_OK;
-    int ts[3] = {0, 2, 3};
-    for (int i = 0; i < 3 && st == LP_OK; i++) st = run_config(res, "slice_t", fwd_slice_t, &ts[i], in, 1);
-    return st;
-}
-
-static int fwd_mean_t(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    out[0] = lp_op_mean_t(tp, in[0], u);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_mean_t(lp_gc_result *res) {
-    float x[30];
-    int d[3] = {3, 5, 2};
-    int lengths[3] = {5, 2, 3};
-    lp_gc_input in[1] = {mk_input("x", x, 3, d, -1, 1, 101)};
-    lp_status st = run_config(res, "mean_t", fwd_mean_t, NULL, in, 1);
-    if (st == LP_OK) st = run_config(res, "mean_t-len", fwd_mean_t, lengths, in, 1);
-    return st;
-}
-
-static int fwd_sum(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    (void)n_in;
-    out[0] = lp_op_sum(tp, in[0]);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_sum(lp_gc_result *res) {
-    float x[20];
-    int d[2] = {4, 5};
-    lp_gc_input in[1] = {mk_input("x", x, 2, d, -1, 1, 111)};
-    return run_config(res, "sum", fwd_sum, NULL, in, 1);
-}
-
-static int fwd_bce(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)u;
-    (void)n_in;
-    out[0] = lp_op_bce_logits(tp, in[0], in[1]);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_bce_logits(lp_gc_result *res) {
-    float z[24], y[24];
-    int d[2] = {4, 6};
-    lp_gc_input in[2] = {mk_input("z", z, 2, d, -4, 4, 121), mk_input("y", y, 2, d, 0, 1, 122)};
-    in[1].no_grad = 1;
-    lp_status st = run_config(res, "bce", fwd_bce, NULL, in, 2);
-    /* Saturated logits with hard 0/1 targets (the stable form must stay smooth there). */
-    in[0] = mk_input("z", z, 2, d, -20, 20, 123);
-    for (int i = 0; i < 24; i++) y[i] = (float)(i % 3 == 0);
-    if (st == LP_OK) st = run_config(res, "bce-sat", fwd_bce, NULL, in, 2);
-    return st;
-}
-
-typedef struct {
-    float p;
-    uint64_t seed;
-} drop_cfg;
-
-static int fwd_dropout(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
-    (void)n_in;
-    const drop_cfg *c = u;
-    lp_rng rng; /* re-seeded on every call: the checker needs the same mask in every pass */
-    lp_rng_init(&rng, c->seed, LP_RNG_STREAM_DROPOUT);
-    out[0] = lp_op_dropout(tp, in[0], c->p, &rng);
-    return out[0] ? 1 : 0;
-}
-
-static lp_status case_dropout(lp_gc_result *res) {
-    float x[48];
-    int d2[2] = {4, 10}, d3[3] = {2, 4, 6};
-    lp_gc_input in[1] = {mk_input("x", x, 2, d2, -1, 1, 131)};
-    drop_cfg c = {0.3f, 7};
-    lp_status st = run_config(res, "dropout", fwd_dropout, &c, in, 1);
-    in[0] = mk_input("x", x, 3, d3, -1, 1, 132);
-    drop_cfg c2 = {0.5f, 8};
-    if (st == LP_OK) st = run_config(res, "dropout3d", fwd_dropout, &c2, in, 1);
-    return st;
-}
-
-typedef lp_status (*gc_case_fn)(lp_gc_result *res);
-
-static gc_case_fn const gc_cases[LP_OP_COUNT] = {
-    [LP_OP_MATMUL] = case_matmul,   [LP_OP_ADD] = case_add,
-    [LP_OP_BIAS_ADD] = case_bias_add, [LP_OP_MUL] = case_mul,
-    [LP_OP_SIGMOID] = case_sigmoid, [LP_OP_TANH] = case_tanh,
-    [LP_OP_CONCAT] = case_concat,   [LP_OP_SPLIT] = case_split,
-    [LP_OP_SLICE_T] = case_slice_t, [LP_OP_MEAN_T] = case_mean_t,
-    [LP_OP_SUM] = case_sum,         [LP_OP_BCE_LOGITS] = case_bce_logits,
-    [LP_OP_DROPOUT] = case_dropout, [LP_OP_LSTM] = lp_test_lstm_gradcheck_case,
-    [LP_OP_MOE_MIX] = lp_test_moe_mix_gradcheck_case, [LP_OP_BCE_PROBS] = lp_test_bce_probs_gradcheck_case,
-    [LP_OP_EMBEDDING] = lp_test_embedding_gradcheck_case,
-    [LP_OP_SOFTMAX_XENT] = lp_test_softmax_xent_gradcheck_case,
-    [LP_OP_BILSTM] = lp_test_bilstm_gradcheck_case,
-};
-
-/* Every op has a case, the case passes, and it really recorded a node of that op. */
+/* Every op in the registry (tests/common/op_registry.c) has a case, the case passes, and it really
+ * recorded a node of that op; no op is listed twice. */
 static void test_every_op_has_gradcheck(void **state) {
     (void)state;
     int failed = 0;
-    for (int op = 0; op < LP_OP_COUNT; op++) {
-        const char *name = lp_op_name((lp_op)op);
-        if (!gc_cases[op]) {
-            fprintf(stderr, "%-12s FAIL no gradient-check case%s\n", name,
-                    op >= LP_OP_LSTM ? " (its case in tests/common/*_case.c is not linked)" : "");
-            failed++;
-            continue;
-        }
+    assert_true(lp_gc_n_cases >= 19); /* the 13 ops of core/ops, 4 of layers/, 2 of lm/lm_ops */
+    for (int i = 0; i < lp_gc_n_cases; i++) {
+        const lp_gc_case *c = &lp_gc_cases[i];
+        assert_ptr_equal(lp_gc_case_find(c->op), c); /* the first entry of its name is this one */
+        assert_non_null(c->run);
         lp_gc_result res;
         lp_gc_result_init(&res);
-        lp_status st = gc_cases[op](&res);
-        lp_gc_result_print(stderr, name, &res);
-        if (st != LP_OK) fprintf(stderr, "%-12s could not run: %s\n", name, lp_last_error());
-        if (res.op_count[op] == 0) fprintf(stderr, "%-12s FAIL the case recorded no %s node\n", name, name);
-        if (st != LP_OK || !res.ok || res.op_count[op] == 0 || res.n_checked == 0 || !(res.max_abs_grad > 0))
+        lp_status st = c->run(&res);
+        lp_gc_result_print(stderr, c->op, &res);
+        if (st != LP_OK) fprintf(stderr, "%-12s could not run: %s\n", c->op, lp_last_error());
+        int recorded = lp_gc_ops_count(&res.ops, c->op);
+        if (recorded == 0) fprintf(stderr, "%-12s FAIL the case recorded no %s node\n", c->op, c->op);
+        if (st != LP_OK || !res.ok || recorded == 0 || res.n_checked == 0 || !(res.max_abs_grad > 0))
             failed++;
     }
     assert_int_equal(failed, 0);
+}
+
+/* A graph with an op that is not in the registry fails the check, however right its gradients: the op
+ * below is tanh, with a correct backward, under a name the registry does not know. */
+static void unlisted_backward(lp_node *n) {
+    const lp_tensor *y = n->out[0];
+    size_t len = lp_tensor_numel(y);
+    for (size_t i = 0; i < len; i++)
+        n->in[0]->grad[i] += y->grad[i] * ((1.0f - y->data[i]) * (1.0f + y->data[i]));
+}
+
+static const lp_op_desc unlisted_op = {"unlisted", unlisted_backward};
+
+static int fwd_unlisted(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
+    (void)u;
+    (void)n_in;
+    out[0] = lp_op_tanh(tp, in[0]);
+    if (out[0] && tp->grad_enabled && tp->n_nodes > 0) tp->nodes[tp->n_nodes - 1].op = &unlisted_op;
+    return out[0] ? 1 : 0;
+}
+
+static void test_gradcheck_rejects_unlisted_op(void **state) {
+    (void)state;
+    float x[12];
+    int d[2] = {3, 4};
+    lp_gc_input in[1] = {lp_gc_input_uniform("x", x, 2, d, -1, 1, 71)};
+    lp_gc_result r;
+    assert_int_equal(lp_gradcheck(fwd_unlisted, NULL, in, 1, NULL, &r), LP_OK);
+    lp_gc_result_print(stderr, "unlisted(must FAIL)", &r);
+    assert_false(r.ok);
+    assert_true(r.worst_ratio <= 1.0); /* the gradients are right: only the registry fails it */
+    assert_int_equal(lp_gc_ops_count(&r.ops, "unlisted"), 1);
+    assert_non_null(strstr(r.msg, "unlisted"));
 }
 
 /* An LSTM cell written with primitive ops (the teaching cell of layers/): many ops in one graph, the
@@ -394,17 +112,19 @@ static void test_gradcheck_primitive_lstm_cell(void **state) {
     enum { B = 3, F = 4, H = 5 };
     float x[B * F], h[B * H], c[B * H], w[4 * H * (F + H)], b[4 * H];
     int dx[2] = {B, F}, dh[2] = {B, H}, dw[2] = {4 * H, F + H}, db[1] = {4 * H};
-    lp_gc_input in[5] = {mk_input("x", x, 2, dx, -1, 1, 201), mk_input("h", h, 2, dh, -1, 1, 202),
-                         mk_input("c", c, 2, dh, -1, 1, 203), mk_input("w", w, 2, dw, -0.5, 0.5, 204),
-                         mk_input("b", b, 1, db, -0.5, 0.5, 205)};
+    lp_gc_input in[5] = {lp_gc_input_uniform("x", x, 2, dx, -1, 1, 201),
+                         lp_gc_input_uniform("h", h, 2, dh, -1, 1, 202),
+                         lp_gc_input_uniform("c", c, 2, dh, -1, 1, 203),
+                         lp_gc_input_uniform("w", w, 2, dw, -0.5, 0.5, 204),
+                         lp_gc_input_uniform("b", b, 1, db, -0.5, 0.5, 205)};
     int hh = H;
     lp_gc_result r;
     assert_int_equal(lp_gradcheck(fwd_cell, &hh, in, 5, NULL, &r), LP_OK);
     lp_gc_result_print(stderr, "lstm-cell", &r);
     assert_true(r.ok);
-    assert_int_equal(r.op_count[LP_OP_SPLIT], 1);
-    assert_int_equal(r.op_count[LP_OP_SIGMOID], 3);
-    assert_int_equal(r.op_count[LP_OP_MUL], 3);
+    assert_int_equal(lp_gc_ops_count(&r.ops, "split"), 1);
+    assert_int_equal(lp_gc_ops_count(&r.ops, "sigmoid"), 3);
+    assert_int_equal(lp_gc_ops_count(&r.ops, "mul"), 3);
     assert_int_equal(r.n_checked, (size_t)(B * F + 2 * B * H + 4 * H * (F + H) + 4 * H));
     /* A random subset is honoured: at most 10 elements of each input. */
     lp_gc_opts o;
@@ -417,7 +137,7 @@ static void test_gradcheck_primitive_lstm_cell(void **state) {
 
 /* ---- the checker rejects wrong backward functions ------------------------------------------------- */
 
-/* Each mutant runs the real op, then swaps the recorded node's backward for a broken one. */
+/* Each mutant runs the real op, then points the recorded node at a descriptor with a broken backward. */
 static void bw_tanh_sign(lp_node *n) {
     size_t len = lp_tensor_numel(n->in[0]);
     for (size_t i = 0; i < len; i++)
@@ -464,18 +184,22 @@ static void bw_add_first_only(lp_node *n) { /* drops the second input's gradient
 
 static int fwd_mutant(void *u, lp_tape *tp, lp_tensor *const *in, int n_in, lp_tensor **out) {
     (void)n_in;
+    /* Each named as the op it breaks, so the registry knows it and only the numbers can fail it. */
+    static const lp_op_desc mutants[6] = {
+        {"tanh", bw_tanh_sign}, {"bce_logits", bw_bce_no_mean},      {"mean_t", bw_mean_t_sum},
+        {"mul", bw_mul_assign}, {"matmul", bw_matmul_tb_ignored}, {"add", bw_add_first_only},
+    };
     int which = *(int *)u;
-    lp_backward_fn bw = NULL;
     switch (which) {
-    case 0: out[0] = lp_op_tanh(tp, in[0]); bw = bw_tanh_sign; break;
-    case 1: out[0] = lp_op_bce_logits(tp, in[0], in[1]); bw = bw_bce_no_mean; break;
-    case 2: out[0] = lp_op_mean_t(tp, in[0], NULL); bw = bw_mean_t_sum; break;
-    case 3: out[0] = lp_op_mul(tp, in[0], in[1]); bw = bw_mul_assign; break;
-    case 4: out[0] = lp_op_matmul(tp, in[0], in[1], 0, 1); bw = bw_matmul_tb_ignored; break;
-    default: out[0] = lp_op_add(tp, in[0], in[1]); bw = bw_add_first_only; break;
+    case 0: out[0] = lp_op_tanh(tp, in[0]); break;
+    case 1: out[0] = lp_op_bce_logits(tp, in[0], in[1]); break;
+    case 2: out[0] = lp_op_mean_t(tp, in[0], NULL); break;
+    case 3: out[0] = lp_op_mul(tp, in[0], in[1]); break;
+    case 4: out[0] = lp_op_matmul(tp, in[0], in[1], 0, 1); break;
+    default: out[0] = lp_op_add(tp, in[0], in[1]); break;
     }
     if (!out[0]) return 0;
-    if (tp->grad_enabled && tp->n_nodes > 0) tp->nodes[tp->n_nodes - 1].backward = bw;
+    if (tp->grad_enabled && tp->n_nodes > 0) tp->nodes[tp->n_nodes - 1].op = &mutants[which];
     return 1;
 }
 
@@ -487,20 +211,20 @@ static void test_gradcheck_rejects_wrong_backward(void **state) {
         lp_gc_input in[2];
         int n_in = 2;
         switch (which) {
-        case 0: in[0] = mk_input("x", a, 2, d2, -2, 2, 301); n_in = 1; break;
+        case 0: in[0] = lp_gc_input_uniform("x", a, 2, d2, -2, 2, 301); n_in = 1; break;
         case 1:
-            in[0] = mk_input("z", a, 2, d2, -3, 3, 302);
-            in[1] = mk_input("y", b, 2, d2, 0, 1, 303);
+            in[0] = lp_gc_input_uniform("z", a, 2, d2, -3, 3, 302);
+            in[1] = lp_gc_input_uniform("y", b, 2, d2, 0, 1, 303);
             in[1].no_grad = 1;
             break;
-        case 2: in[0] = mk_input("x", a, 3, d3, -1, 1, 304); n_in = 1; break;
+        case 2: in[0] = lp_gc_input_uniform("x", a, 3, d3, -1, 1, 304); n_in = 1; break;
         case 4:
-            in[0] = mk_input("a", a, 2, dsq, -1, 1, 305);
-            in[1] = mk_input("b", b, 2, dsq, -1, 1, 306);
+            in[0] = lp_gc_input_uniform("a", a, 2, dsq, -1, 1, 305);
+            in[1] = lp_gc_input_uniform("b", b, 2, dsq, -1, 1, 306);
             break;
         default:
-            in[0] = mk_input("a", a, 2, d2, -1, 1, 307);
-            in[1] = mk_input("b", b, 2, d2, -1, 1, 308);
+            in[0] = lp_gc_input_uniform("a", a, 2, d2, -1, 1, 307);
+            in[1] = lp_gc_input_uniform("b", b, 2, d2, -1, 1, 308);
             break;
         }
         lp_gc_result r;
@@ -904,9 +628,10 @@ static void test_nograd_records_nothing(void **state) {
     assert_int_equal(call_every_op(&tp, A, B, Bi, W, outs), N_EVERY);
     assert_int_equal(tp.n_nodes, N_EVERY - 1);
     for (int i = 0; i < N_EVERY; i++) assert_non_null(outs[i]->grad);
-    int seen[LP_OP_COUNT] = {0};
-    for (int i = 0; i < tp.n_nodes; i++) seen[tp.nodes[i].op]++;
-    for (int op = 0; op < LP_OP_COUNT; op++) assert_int_equal(seen[op], op >= LP_OP_LSTM ? 0 : 1); /* ops of layers/ and lm/ are not in call_every_op */
+    lp_gc_ops seen = {0}; /* every op of core/ops once: N_EVERY - 1 nodes of as many different ops */
+    lp_gc_ops_add_tape(&seen, &tp);
+    assert_int_equal(seen.n, N_EVERY - 1);
+    for (int k = 0; k < seen.n; k++) assert_int_equal(seen.count[k], 1);
     lp_tape_free(&tp);
 }
 
@@ -951,6 +676,7 @@ int main(void) {
         cmocka_unit_test(test_every_op_has_gradcheck),
         cmocka_unit_test(test_gradcheck_primitive_lstm_cell),
         cmocka_unit_test(test_gradcheck_rejects_wrong_backward),
+        cmocka_unit_test(test_gradcheck_rejects_unlisted_op),
         cmocka_unit_test(test_matmul_values),
         cmocka_unit_test(test_elementwise_values),
         cmocka_unit_test(test_tanh_backward_near_saturation),

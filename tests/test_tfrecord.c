@@ -16,8 +16,8 @@
 #include <cmocka.h>
 #include <zlib.h>
 
+#include "core/crc32c.h"
 #include "core/rng.h"
-#include "data/crc32c.h"
 #include "data/tfrecord.h"
 #include "tests/common/refdata.h"
 #include "tests/common/scratch.h"

@@ -1,4 +1,4 @@
-/* bilstm_case: the central-difference gradient check of the fused BiLSTM op (LP_OP_BILSTM), shared by
+/* bilstm_case: the central-difference gradient check of the fused BiLSTM op (`bilstm`), shared by
  * tests/test_ops.c (one case per op) and tests/test_lstm.c (which runs it at several OpenBLAS thread
  * counts: the op takes a different path with two or more threads, see layers/bilstm.h "Threads").
  *
@@ -42,7 +42,7 @@ lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res) {
     static const int lengths[B] = {T, 2, 0, 1};
     /* Inputs of order 1 and weights in [-0.6,0.6] keep the gates away from saturation, so gradients
      * are of order 0.1..1 and the default tolerances of lp_gc_opts_default (justified in gradcheck.c)
-     * apply, as for the LP_OP_LSTM case. */
+     * apply, as for the `lstm` case. */
     float x[B * T * F], fwi[4 * HF * F], fwh[4 * HF * HF], fb[4 * HF], bwi[4 * HB * F], bwh[4 * HB * HB],
         bb[4 * HB];
     lp_gc_fill_uniform(x, B * T * F, -1, 1, 81);

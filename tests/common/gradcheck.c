@@ -28,6 +28,28 @@ void lp_gc_opts_default(lp_gc_opts *o) {
     o->verbose = 0;
 }
 
+/* Add `count` nodes of `op`: a new entry the first time the descriptor is seen. */
+static void ops_add(lp_gc_ops *ops, const lp_op_desc *op, int count) {
+    int k = 0;
+    while (k < ops->n && ops->op[k] != op) k++;
+    if (k == ops->n) {
+        LP_CHECK(ops->n < LP_GC_MAX_OPS);
+        ops->op[ops->n++] = op;
+    }
+    ops->count[k] += count;
+}
+
+void lp_gc_ops_add_tape(lp_gc_ops *ops, const lp_tape *tp) {
+    for (int j = 0; j < tp->n_nodes; j++) ops_add(ops, tp->nodes[j].op, 1);
+}
+
+int lp_gc_ops_count(const lp_gc_ops *ops, const char *name) {
+    int n = 0;
+    for (int k = 0; k < ops->n; k++)
+        if (strcmp(ops->op[k]->name, name) == 0) n += ops->count[k];
+    return n;
+}
+
 void lp_gc_result_init(lp_gc_result *r) {
     memset(r, 0, sizeof *r);
     r->ok = 1;
@@ -50,7 +72,7 @@ void lp_gc_result_merge(lp_gc_result *acc, const lp_gc_result *r) {
     acc->ok = acc->ok && r->ok;
     acc->accumulate_ok = acc->accumulate_ok && r->accumulate_ok;
     acc->nograd_ok = acc->nograd_ok && r->nograd_ok;
-    for (int k = 0; k < LP_OP_COUNT; k++) acc->op_count[k] += r->op_count[k];
+    for (int k = 0; k < r->ops.n; k++) ops_add(&acc->ops, r->ops.op[k], r->ops.count[k]);
     if (!acc->msg[0] && r->msg[0]) memcpy(acc->msg, r->msg, sizeof acc->msg);
 }
 
@@ -61,8 +83,7 @@ void lp_gc_result_print(FILE *f, const char *what, const lp_gc_result *r) {
         fprintf(f, " (input %d elem %zu: num %.6g ana %.6g)", r->worst_input, r->worst_index, r->worst_num,
                 r->worst_ana);
     fprintf(f, " n=%zu max|g|=%.3g ops:", r->n_checked, r->max_abs_grad);
-    for (int k = 0; k < LP_OP_COUNT; k++)
-        if (r->op_count[k]) fprintf(f, " %s*%d", lp_op_name((lp_op)k), r->op_count[k]);
+    for (int k = 0; k < r->ops.n; k++) fprintf(f, " %s*%d", r->ops.op[k]->name, r->ops.count[k]);
     if (r->msg[0]) fprintf(f, " [%s]", r->msg);
     fputc('\n', f);
 }
@@ -71,6 +92,22 @@ void lp_gc_fill_uniform(float *x, size_t n, double lo, double hi, uint64_t seed)
     lp_rng rng;
     lp_rng_init(&rng, seed, LP_RNG_STREAM_TEST);
     for (size_t i = 0; i < n; i++) x[i] = (float)(lo + (hi - lo) * lp_rng_uniform(&rng));
+}
+
+lp_gc_input lp_gc_input_uniform(const char *name, float *buf, int ndim, const int *dims, double lo, double hi,
+                                uint64_t seed) {
+    lp_gc_input in;
+    memset(&in, 0, sizeof in);
+    in.name = name;
+    in.data = buf;
+    in.ndim = ndim;
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        in.dims[d] = dims[d];
+        n *= (size_t)dims[d];
+    }
+    lp_gc_fill_uniform(buf, n, lo, hi, seed);
+    return in;
 }
 
 typedef struct {
@@ -202,7 +239,11 @@ lp_status lp_gradcheck(lp_gc_forward_fn fwd, void *user, lp_gc_input *in, int n_
             }
             for (size_t j = 0; j < c.rn[k]; j++) c.r[k][j] = (float)(2.0 * lp_rng_uniform(&rng) - 1.0);
         }
-        for (int j = 0; j < c.tp.n_nodes; j++) res->op_count[c.tp.nodes[j].op]++;
+        lp_gc_ops_add_tape(&res->ops, &c.tp);
+        for (int k = 0; k < res->ops.n; k++)
+            if (!lp_gc_case_find(res->ops.op[k]->name))
+                gc_fail(res, LP_OK, "op %s has no gradient-check case in tests/common/op_registry.c",
+                        res->ops.op[k]->name);
     }
 
     /* Pass 1: analytic gradient from zeroed leaf grads. */

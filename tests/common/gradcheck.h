@@ -19,8 +19,9 @@
  *   - accumulation: a second forward+backward without zeroing the leaf grads must give exactly twice
  *     the gradient (backward functions must add with +=, never assign);
  *   - no-grad mode: the same forward with gradients disabled records no node and gives no output grad;
- *   - which ops were on the tape (op_count), so a test can prove that a case exercised the op it is
- *     filed under.
+ *   - which ops were on the tape (ops), so a test can prove that a case exercised the op it is filed
+ *     under, and that every one of them has a gradient-check case in the op registry (below): a graph
+ *     with an op missing there fails, so no op can be used in a checked graph without its own check.
  *
  * The forward function must be deterministic: the checker calls it 2 + 2*(checked elements) times.
  * Dropout, for example, must re-seed its lp_rng inside the forward function. */
@@ -59,8 +60,24 @@ typedef struct {
     int verbose;           /* 1: print every failing element to stderr (the worst one is always kept) */
 } lp_gc_opts;
 
+#define LP_GC_MAX_OPS 32
+
+/* How many nodes of each op a graph recorded, one entry per op descriptor (core/tape.h), in order of
+ * first appearance. */
 typedef struct {
-    int ok;                /* all elements within tolerance, accumulation and no-grad checks passed */
+    const lp_op_desc *op[LP_GC_MAX_OPS];
+    int count[LP_GC_MAX_OPS];
+    int n;
+} lp_gc_ops;
+
+/* Add every node of `tp` to *ops (start from a zeroed lp_gc_ops). */
+void lp_gc_ops_add_tape(lp_gc_ops *ops, const lp_tape *tp);
+/* Nodes of the op called `name` ("lstm", "matmul"). */
+int lp_gc_ops_count(const lp_gc_ops *ops, const char *name);
+
+typedef struct {
+    int ok;                /* all elements within tolerance, accumulation and no-grad checks passed,
+                            * every op in the registry */
     double worst_ratio;    /* max over elements of |num-ana| / (atol + rtol*max(|num|,|ana|)); <= 1 passes */
     double worst_rel;      /* max |num-ana| / max(|num|, |ana|, atol): the "relative error" to report */
     int worst_input;       /* where worst_ratio was found */
@@ -70,7 +87,7 @@ typedef struct {
     double max_abs_grad;   /* largest |analytic| seen: a check whose gradients are all 0 proves little */
     int accumulate_ok;     /* second backward without zeroing gave 2x the gradient */
     int nograd_ok;         /* no nodes and no output grads with gradients disabled */
-    int op_count[LP_OP_COUNT]; /* nodes of each op recorded by one forward pass */
+    lp_gc_ops ops;         /* nodes of each op recorded by one forward pass */
     char msg[256];         /* first problem found, "" when ok */
 } lp_gc_result;
 
@@ -93,20 +110,52 @@ void lp_gc_result_print(FILE *f, const char *what, const lp_gc_result *r);
 
 /* Fill a buffer with uniform values in [lo, hi) drawn from the test stream of `seed` (for cases). */
 void lp_gc_fill_uniform(float *x, size_t n, double lo, double hi, uint64_t seed);
+/* An input called `name` over buf (ndim axes `dims`), filled as lp_gc_fill_uniform does. */
+lp_gc_input lp_gc_input_uniform(const char *name, float *buf, int ndim, const int *dims, double lo, double hi,
+                                uint64_t seed);
 
-/* The LP_OP_LSTM case of tests/test_ops.c. Defined by the lstm helper in tests/common/lstm_case.c
- * (it builds a small sequence through layers/lstm and runs lp_gradcheck, merging every configuration
- * it checks into *res). Returns LP_OK when the check ran. Not defined here on purpose: until the LSTM
- * layer exists, tests/test_ops.c fails on this slot. */
+/* ---- the op registry ----------------------------------------------------------------------------
+ *
+ * Every tape op of the library, by its descriptor's name, with its gradient-check case
+ * (tests/common/op_registry.c). A case builds small random instances of its op, runs lp_gradcheck on
+ * each, merges the results into *res (which the caller has cleared with lp_gc_result_init) and returns
+ * LP_OK when the check ran. The cases of a module's ops live in tests/common/<module>_case.c;
+ * tests/test_ops.c runs every case and checks that it recorded its op. */
+typedef lp_status (*lp_gc_case_fn)(lp_gc_result *res);
+typedef struct {
+    const char *op;
+    lp_gc_case_fn run;
+} lp_gc_case;
+
+extern const lp_gc_case lp_gc_cases[];
+extern const int lp_gc_n_cases;
+
+/* The registry entry of the op called `name`; NULL when there is none. */
+const lp_gc_case *lp_gc_case_find(const char *name);
+
+/* core/ops (tests/common/ops_case.c) */
+lp_status lp_test_matmul_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_add_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_bias_add_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_mul_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_sigmoid_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_tanh_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_concat_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_split_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_slice_t_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_mean_t_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_sum_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_bce_logits_gradcheck_case(lp_gc_result *res);
+lp_status lp_test_dropout_gradcheck_case(lp_gc_result *res);
+/* layers/lstm (tests/common/lstm_case.c): five configurations (reverse, lengths, initial state). */
 lp_status lp_test_lstm_gradcheck_case(lp_gc_result *res);
-/* Cases of the ops defined outside core/ops (same contract), each next to its module:
- * tests/common/moe_case.c (layers/moe) and tests/common/lm_case.c (lm/lm_ops). */
+/* layers/bilstm (tests/common/bilstm_case.c), run at the current OpenBLAS thread count. */
+lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res);
+/* layers/moe (tests/common/moe_case.c) */
 lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res);
 lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res);
+/* lm/lm_ops (tests/common/lm_case.c) */
 lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res);
 lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res);
-/* The LP_OP_BILSTM case (tests/common/bilstm_case.c, layers/bilstm), run at the current OpenBLAS thread
- * count. */
-lp_status lp_test_bilstm_gradcheck_case(lp_gc_result *res);
 
 #endif

@@ -1,5 +1,5 @@
 /* lm_case: the central-difference gradient checks of the language-model ops (lm/lm_ops.h) —
- * LP_OP_EMBEDDING and LP_OP_SOFTMAX_XENT — shared by tests/test_ops.c (one case per op) and
+ * embedding and softmax_xent — shared by tests/test_ops.c (one case per op) and
  * tests/test_lm.c.
  *
  * Embedding: a [7,4] table looked up by [3,5] ids that repeat some rows (the scatter-add must sum them),

@@ -1,4 +1,4 @@
-/* lstm_case: the central-difference gradient check of the fused LSTM op (LP_OP_LSTM), shared by
+/* lstm_case: the central-difference gradient check of the fused LSTM op (`lstm`), shared by
  * tests/test_ops.c (one case per op) and tests/test_lstm.c.
  *
  * Five small configurations are checked and merged into one result, each with every output of the op

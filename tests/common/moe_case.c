@@ -1,5 +1,5 @@
-/* moe_case: the central-difference gradient checks of the two ops of layers/moe — LP_OP_MOE_MIX and
- * LP_OP_BCE_PROBS — shared by tests/test_ops.c (one case per op) and tests/test_moe.c.
+/* moe_case: the central-difference gradient checks of the two ops of layers/moe — moe_mix and
+ * bce_probs — shared by tests/test_ops.c (one case per op) and tests/test_moe.c.
  *
  * moe_mix: four configurations merged into one result: the starter code's E = 2; E = 1 (one real and
  * one dummy gate); E = 3 with three leading axes [2,2,K]; and gates spread over ±6 so the softmax is

@@ -1,5 +1,6 @@
 /* crc32c: CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of TFRecord framing and of
- * checkpoint tensors.
+ * checkpoint tensors. It lives in core/ because core/ckpt needs it too, and core/ includes nothing from
+ * the folders above it.
  *
  * lp_crc32c_update() picks the SSE4.2 `crc32` instruction when the CPU has it (detected once at run
  * time) and a slicing-by-8 table otherwise; both paths give identical results and are exported so tests

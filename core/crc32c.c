@@ -3,7 +3,7 @@
  * Both paths process the unaligned head bytewise, then 8 bytes at a time, then the tail, on the
  * inverted register (so the running value is the finished CRC, as zlib does it). The table path needs a
  * little-endian load for its 8-byte step; on big-endian hosts it falls back to the bytewise loop. */
-#include "data/crc32c.h"
+#include "core/crc32c.h"
 
 #include <pthread.h>
 #include <string.h>
