@@ -112,6 +112,20 @@ static int set_value(const char *cmd, const lp_arg *a, const char *val, lp_kv *k
     return lp_kv_set(kv, a->key, v) == LP_OK ? 0 : 2;
 }
 
+/* getopt_long's '?': an unknown option, or a value given to a flag that takes none (getopt then puts the
+ * flag's val in optopt: 1000 + its index). */
+static void bad_option(const char *cmd, const lp_arg *table, char **argv) {
+    if (optopt >= 1000) lp_cli_error(cmd, "option '--%s' takes no value", table[optopt - 1000].name);
+    else if (optopt > 0) lp_cli_error(cmd, "unknown option '-%c' (see lstmprune %s --help)", optopt, cmd);
+    else lp_cli_error(cmd, "unknown option '%s' (see lstmprune %s --help)", argv[optind - 1], cmd);
+}
+
+static int find(const lp_arg *table, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(table[i].name, name)) return i;
+    return -1;
+}
+
 int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, int n, lp_kv *kv,
                   lp_arg_handler handler, void *user, char ***pos, int *n_pos) {
     struct option *opts = lp_calloc((size_t)n + 2, sizeof *opts);
@@ -123,15 +137,20 @@ int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, i
     }
     opts[n].name = "help";
     opts[n].val = 'h';
+    int quiet = find(table, n, "quiet");
     int rc = 0;
     optind = 1;
     opterr = 0;
     int c;
-    while (rc == 0 && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+    while (rc == 0 && (c = getopt_long(argc, argv, ":hq", opts, NULL)) != -1) {
+        if (c == 'q' && quiet >= 0) c = 1000 + quiet;
         if (c == 'h') {
             rc = 1;
+        } else if (c == 'q') {
+            lp_cli_error(cmd, "unknown option '-q' (see lstmprune %s --help)", cmd);
+            rc = 2;
         } else if (c == '?') {
-            lp_cli_error(cmd, "unknown option '%s' (see lstmprune %s --help)", argv[optind - 1], cmd);
+            bad_option(cmd, table, argv);
             rc = 2;
         } else if (c == ':') {
             lp_cli_error(cmd, "option '%s' needs a value", argv[optind - 1]);

@@ -33,7 +33,9 @@ typedef struct {
 typedef int (*lp_arg_handler)(void *user, const char *name, const char *value);
 
 /* Parse argv (argv[0] = subcommand). Positional arguments are collected into *pos (may be NULL: then
- * any positional argument is an error). Returns 0, 1 when --help was printed, 2 on a usage error. */
+ * any positional argument is an error). -h is short for --help, and -q for --quiet in a table that has
+ * --quiet. Returns 0, 1 when --help was asked for, 2 on a usage error (message printed, naming the
+ * flag). */
 int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, int n, lp_kv *kv,
                   lp_arg_handler handler, void *user, char ***pos, int *n_pos);
 

@@ -1,105 +1,221 @@
 /* cmd_synth: `lstmprune synth` — write a synthetic data set in the YouTube-8M TFRecord layout
- * (generative model: data/synth.h and docs/DATA.md). */
-#include <errno.h>
-#include <getopt.h>
+ * (generative model: data/synth.h and docs/DATA.md).
+ *
+ * The flags are lp_args tables (cli/args.h) whose keys are the flag names themselves, so that a value
+ * checked after parsing (upper bounds, --splits, feature specs) is reported under its flag. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "core/status.h"
 #include "data/synth.h"
 #include "data/yt8m.h"
 
-static void usage(FILE *out) {
+/* Three tables for the three headings of --help; parsing uses them joined. */
+static const lp_arg dataset_args[] = {
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (created; required)", NULL},
+    {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress output", NULL},
+    {"videos", "videos", LP_ARG_INT, 1, "N", "number of videos", NULL},
+    {"classes", "classes", LP_ARG_INT, 2, "C", "number of classes", NULL},
+    {"seed", "seed", LP_ARG_INT, 0, "S", "random seed", NULL},
+    {"splits", "splits", LP_ARG_STR, 0, "A,B,C", "train,validate,test fractions", NULL},
+    {"shards", "shards", LP_ARG_INT, 1, "K", "files per split, at most", NULL},
+    {"video-level", "video-level", LP_ARG_FLAG, 0, NULL, "also write video-level Examples (mean features) to DIR/video/", NULL},
+    {"frames-min", "frames-min", LP_ARG_INT, 1, "N", "shortest video in frames", NULL},
+    {"frames-max", "frames-max", LP_ARG_INT, 1, "N", "longest video in frames", NULL},
+    {"labels-min", "labels-min", LP_ARG_INT, 1, "N", "fewest labels per video", NULL},
+    {"labels-max", "labels-max", LP_ARG_INT, 1, "N", "most labels per video", NULL},
+};
+
+static const lp_arg format_args[] = {
+    {"frame-features", "frame-features", LP_ARG_STR, 0, "SPEC", "frame feature lists, name:size,...", NULL},
+    {"video-features", "video-features", LP_ARG_STR, 0, "SPEC", "video-level features (follows --frame-features: rgb:N -> mean_rgb:N)", NULL},
+    {"id-key", "id-key", LP_ARG_STR, 0, "KEY", "context key of the id", NULL},
+    {"labels-key", "labels-key", LP_ARG_STR, 0, "KEY", "context key of the labels", NULL},
+};
+
+static const lp_arg model_args[] = {
+    {"latent", "latent", LP_ARG_INT, 1, "L", "latent dimensions", NULL},
+    {"vocab", "vocab", LP_ARG_INT, 0, "V", "shared latent states, 0 = 2*latent", NULL},
+    {"states", "states", LP_ARG_INT, 1, "K", "states per class trajectory", NULL},
+    {"state-jitter", "state-jitter", LP_ARG_NUM, 0, "X", "class-specific perturbation of shared states", NULL},
+    {"pair-fraction", "pair-fraction", LP_ARG_NUM, 0, "X", "fraction of classes in time-reversed pairs", NULL},
+    {"zipf", "zipf", LP_ARG_NUM, 0, "S", "label prior exponent, p(c) ~ 1/(c+Q)^S", NULL},
+    {"zipf-offset", "zipf-offset", LP_ARG_NUM, 0, "Q", "label prior offset", NULL},
+    {"latent-noise", "latent-noise", LP_ARG_NUM, 0, "X", "AR(1) latent noise level", NULL},
+    {"noise-rho", "noise-rho", LP_ARG_NUM, 0, "X", "AR(1) coefficient", NULL},
+    {"offset", "offset", LP_ARG_NUM, 0, "X", "per-video latent offset level", NULL},
+    {"feature-noise", "feature-noise", LP_ARG_NUM, 0, "X", "per-feature noise before quantisation", NULL},
+    {"window-jitter", "window-jitter", LP_ARG_NUM, 0, "X", "random cut of each label's trajectory at either end", NULL},
+};
+
+#define COUNT(t) ((int)(sizeof t / sizeof t[0]))
+
+/* What the flags configure: the generative model and how it is written. */
+typedef struct {
     lp_synth_config c;
-    lp_synth_config_default(&c, 100, 1);
     lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    fprintf(out,
-            "usage: lstmprune synth --out DIR [options]\n\n"
-            "Writes frame-level YouTube-8M shards (tf.train.SequenceExample: id, labels; rgb 1024 B and audio\n"
-            "128 B per frame, quantised) with planted temporal structure, split into train/validate/test:\n"
-            "DIR/train0000.tfrecord ... DIR/validate0000.tfrecord ... DIR/test0000.tfrecord ..., plus\n"
-            "DIR/classes.csv and DIR/synth.txt. Same options and seed give byte-identical files.\n"
-            "See docs/DATA.md for the generative model.\n\n"
-            "data set:\n"
-            "  --out DIR              output directory (created; required)\n"
-            "  --videos N             number of videos (default %llu)\n"
-            "  --classes C            number of classes (default 100)\n"
-            "  --seed S               random seed (default 1)\n"
-            "  --splits A,B,C         train,validate,test fractions (default %g,%g,%g)\n"
-            "  --shards K             files per split, at most (default %d)\n"
-            "  --video-level          also write video-level Examples (mean features) to DIR/video/\n"
-            "  --frames-min N         shortest video in frames (default %d)\n"
-            "  --frames-max N         longest video in frames (default %d)\n"
-            "  --labels-min N         fewest labels per video (default %d)\n"
-            "  --labels-max N         most labels per video (default %d)\n"
-            "format:\n"
-            "  --frame-features SPEC  frame feature lists (default %s)\n"
-            "  --video-features SPEC  video-level features (default %s)\n"
-            "  --id-key KEY           context key of the id (default %s)\n"
-            "  --labels-key KEY       context key of the labels (default %s)\n"
-            "generative model:\n"
-            "  --latent L             latent dimensions (default %d)\n"
-            "  --vocab V              shared latent states, 0 = 2*latent (default 0)\n"
-            "  --states K             states per class trajectory (default %d)\n"
-            "  --state-jitter X       class-specific perturbation of shared states (default %g)\n"
-            "  --pair-fraction X      fraction of classes in time-reversed pairs (default %g)\n"
-            "  --zipf S               label prior exponent, p(c) ~ 1/(c+Q)^S (default %g)\n"
-            "  --zipf-offset Q        label prior offset (default %g)\n"
-            "  --latent-noise X       AR(1) latent noise level (default %g)\n"
-            "  --noise-rho X          AR(1) coefficient (default %g)\n"
-            "  --offset X             per-video latent offset level (default %g)\n"
-            "  --feature-noise X      per-feature noise before quantisation (default %g)\n"
-            "  --window-jitter X      random cut of each label's trajectory at either end (default %g)\n"
-            "  --quiet                no progress output\n"
-            "  --help                 this text\n",
-            (unsigned long long)o.videos, o.split[0], o.split[1], o.split[2], o.shards, c.frames_min,
-            c.frames_max, c.labels_min, c.labels_max, LP_YT8M_DEFAULT_FRAME_FEATURES,
-            LP_YT8M_DEFAULT_VIDEO_FEATURES, LP_YT8M_DEFAULT_ID_KEY, LP_YT8M_DEFAULT_LABELS_KEY, c.latent, c.states,
-            c.state_jitter, c.pair_fraction, c.zipf_s, c.zipf_q, c.latent_noise, c.noise_rho, c.offset,
-            c.feature_noise, c.window_jitter);
+} job;
+
+static void job_default(job *j) {
+    lp_synth_config_default(&j->c, 100, 1);
+    lp_synth_write_opts_default(&j->o);
 }
 
-static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        lp_cli_error("synth", "%s expects an integer in [%lld, %lld], got '%s'", opt, lo, hi, s);
-        return 0;
+/* Where a numeric flag's value goes: exactly one of u, i, d is set. The table's min is the lower bound
+ * (checked while parsing); max is the upper bound of an integer, the same as the library's, checked here
+ * so that the message names the flag. Real numbers are range-checked by lp_synth_config_check. */
+typedef struct {
+    const char *flag;
+    uint64_t *u;
+    int *i;
+    double *d;
+    long long max;
+} field;
+
+#define MAX_FIELDS 32
+
+static int fields_of(job *j, field *out) {
+    lp_synth_config *c = &j->c;
+    lp_synth_write_opts *o = &j->o;
+    const field f[] = {
+        {"videos", .u = &o->videos, .max = 1LL << 40},
+        {"classes", .i = &c->classes, .max = 1 << 24},
+        {"seed", .u = &c->seed, .max = INT64_MAX},
+        {"shards", .i = &o->shards, .max = 100000},
+        {"frames-min", .i = &c->frames_min, .max = 100000},
+        {"frames-max", .i = &c->frames_max, .max = 100000},
+        {"labels-min", .i = &c->labels_min, .max = LP_SYNTH_MAX_LABELS},
+        {"labels-max", .i = &c->labels_max, .max = LP_SYNTH_MAX_LABELS},
+        {"latent", .i = &c->latent, .max = 1024},
+        {"vocab", .i = &c->vocab, .max = 1 << 20},
+        {"states", .i = &c->states, .max = 64},
+        {"state-jitter", .d = &c->state_jitter},
+        {"pair-fraction", .d = &c->pair_fraction},
+        {"zipf", .d = &c->zipf_s},
+        {"zipf-offset", .d = &c->zipf_q},
+        {"latent-noise", .d = &c->latent_noise},
+        {"noise-rho", .d = &c->noise_rho},
+        {"offset", .d = &c->offset},
+        {"feature-noise", .d = &c->feature_noise},
+        {"window-jitter", .d = &c->window_jitter},
+    };
+    _Static_assert(COUNT(f) <= MAX_FIELDS, "MAX_FIELDS too small");
+    memcpy(out, f, sizeof f);
+    return COUNT(f);
+}
+
+/* The library's defaults as text under the flag names, for --help. */
+static void help_defaults(lp_kv *d) {
+    job j;
+    job_default(&j);
+    field f[MAX_FIELDS];
+    int n = fields_of(&j, f);
+    for (int k = 0; k < n; k++) {
+        if (f[k].u) lp_kv_setf(d, f[k].flag, "%llu", (unsigned long long)*f[k].u);
+        else if (f[k].i) lp_kv_set_int(d, f[k].flag, *f[k].i);
+        else lp_kv_setf(d, f[k].flag, "%g", *f[k].d);
     }
-    *out = v;
-    return 1;
+    lp_kv_setf(d, "splits", "%g,%g,%g", j.o.split[0], j.o.split[1], j.o.split[2]);
+    lp_kv_set(d, "frame-features", LP_YT8M_DEFAULT_FRAME_FEATURES);
+    lp_kv_set(d, "video-features", LP_YT8M_DEFAULT_VIDEO_FEATURES);
+    lp_kv_set(d, "id-key", LP_YT8M_DEFAULT_ID_KEY);
+    lp_kv_set(d, "labels-key", LP_YT8M_DEFAULT_LABELS_KEY);
 }
 
-static int parse_double(const char *opt, const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end) {
-        lp_cli_error("synth", "%s expects a number, got '%s'", opt, s);
-        return 0;
-    }
-    *out = v;
-    return 1;
+static void usage(void) {
+    lp_kv d;
+    lp_kv_init(&d);
+    help_defaults(&d);
+    printf("usage: lstmprune synth --out DIR [options]\n\n"
+           "Writes frame-level YouTube-8M shards (tf.train.SequenceExample: id, labels; rgb 1024 B and audio\n"
+           "128 B per frame, quantised) with planted temporal structure, split into train/validate/test:\n"
+           "DIR/train0000.tfrecord ... DIR/validate0000.tfrecord ... DIR/test0000.tfrecord ..., plus\n"
+           "DIR/classes.csv and DIR/synth.txt. Same options and seed give byte-identical files.\n"
+           "See docs/DATA.md for the generative model.\n\n");
+    printf("data set:\n");
+    lp_args_help(stdout, dataset_args, COUNT(dataset_args), &d);
+    printf("format:\n");
+    lp_args_help(stdout, format_args, COUNT(format_args), &d);
+    printf("generative model:\n");
+    lp_args_help(stdout, model_args, COUNT(model_args), &d);
+    lp_kv_free(&d);
 }
 
-static int parse_splits(const char *s, double out[3]) {
-    char *end;
-    const char *p = s;
-    for (int k = 0; k < 3; k++) {
-        errno = 0;
-        out[k] = strtod(p, &end);
-        if (errno || end == p || (k < 2 && *end != ',') || (k == 2 && *end)) {
-            lp_cli_error("synth", "--splits expects three fractions like 0.7,0.15,0.15, got '%s'", s);
-            return 0;
+/* The numeric flags given, onto the job (values the parser already found to be numbers >= min). */
+static int take_numbers(const lp_kv *kv, job *j) {
+    field f[MAX_FIELDS];
+    int n = fields_of(j, f);
+    for (int k = 0; k < n; k++) {
+        const char *v = lp_kv_get(kv, f[k].flag);
+        if (!v) continue;
+        if (f[k].d) {
+            *f[k].d = strtod(v, NULL);
+            continue;
         }
+        long long x = strtoll(v, NULL, 10);
+        if (x > f[k].max) {
+            lp_cli_error("synth", "--%s: '%s' is not an integer <= %lld", f[k].flag, v, f[k].max);
+            return 2;
+        }
+        if (f[k].u) *f[k].u = (uint64_t)x;
+        else *f[k].i = (int)x;
+    }
+    return 0;
+}
+
+/* --splits A,B,C: three fractions in [0, 1] summing to 1 within 1e-6 (lp_synth_write's rule, checked
+ * here so that the message names the flag and comes before any output). */
+static int take_splits(const char *s, double out[3]) {
+    const char *p = s;
+    double sum = 0;
+    int ok = 1;
+    for (int k = 0; k < 3 && ok; k++) {
+        char *end;
+        out[k] = strtod(p, &end);
+        ok = end != p && *end == (k < 2 ? ',' : '\0') && out[k] >= 0 && out[k] <= 1;
+        sum += out[k];
         p = end + 1;
     }
-    return 1;
+    if (ok && fabs(sum - 1.0) <= 1e-6) return 0;
+    lp_cli_error("synth", "--splits: '%s' is not three fractions in [0, 1] that sum to 1, like 0.7,0.15,0.15", s);
+    return 2;
+}
+
+/* Without --video-features the video-level names follow the frame-level ones: rgb:1024 ->
+ * mean_rgb:1024, so that --video-level works with any --frame-features. */
+static void derive_video_spec(const lp_yt8m_features *frame, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int k = 0; k < frame->count && n < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, "%smean_%s:%d", k ? "," : "", frame->f[k].name, frame->f[k].size);
+}
+
+static int take_format(const lp_kv *kv, job *j) {
+    const char *frame = lp_kv_get(kv, "frame-features"), *video = lp_kv_get(kv, "video-features");
+    lp_yt8m_features vf;
+    if (frame && lp_yt8m_features_parse(&j->c.frame, frame) != LP_OK) {
+        lp_cli_error("synth", "--frame-features: %s", lp_last_error());
+        return 2;
+    }
+    if (video && lp_yt8m_features_parse(&vf, video) != LP_OK) {
+        lp_cli_error("synth", "--video-features: %s", lp_last_error());
+        return 2;
+    }
+    char derived[LP_YT8M_MAX_FEATURES * (LP_YT8M_NAME_MAX + 16)];
+    if (frame && !video) {
+        derive_video_spec(&j->c.frame, derived, sizeof derived);
+        video = derived;
+    }
+    if (lp_yt8m_config_set(&j->o.yt8m, frame, video, lp_kv_get(kv, "id-key"), lp_kv_get(kv, "labels-key")) != LP_OK) {
+        lp_cli_error("synth", "%s", lp_last_error());
+        return 2;
+    }
+    return 0;
 }
 
 /* Library messages start with "synth: "; the CLI prefix already says so. */
@@ -108,141 +224,73 @@ static const char *msg(void) {
     return strncmp(m, "synth: ", 7) ? m : m + 7;
 }
 
+/* Everything the flags say, onto the job, checked as the library will check it. */
+static int take_flags(const lp_kv *kv, job *j) {
+    if (take_numbers(kv, j)) return 2;
+    const char *splits = lp_kv_get(kv, "splits");
+    if (splits && take_splits(splits, j->o.split)) return 2;
+    j->o.video_level = lp_kv_get(kv, "video-level") != NULL;
+    if (take_format(kv, j)) return 2;
+    j->o.yt8m.classes = j->c.classes;
+    if (lp_synth_config_check(&j->c) != LP_OK) {
+        lp_cli_error("synth", "%s", msg());
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *out;
+    int quiet;
+} synth_flags;
+
+static int handle(void *user, const char *name, const char *value) {
+    synth_flags *f = user;
+    if (!strcmp(name, "out")) f->out = value;
+    else if (!strcmp(name, "quiet")) f->quiet = 1;
+    return 0;
+}
+
 static void progress(void *ctx, const char *path, uint64_t records, uint64_t bytes) {
     (void)ctx;
     printf("wrote %s: %llu records, %.1f MB\n", path, (unsigned long long)records, (double)bytes / 1e6);
     fflush(stdout);
 }
 
-int lp_cmd_synth(int argc, char **argv) {
-    enum {
-        O_OUT = 256, O_VIDEOS, O_CLASSES, O_SEED, O_SPLITS, O_SHARDS, O_VIDEO_LEVEL, O_FMIN, O_FMAX, O_LMIN,
-        O_LMAX, O_FRAME_FEAT, O_VIDEO_FEAT, O_ID_KEY, O_LABELS_KEY, O_LATENT, O_VOCAB, O_STATES, O_JITTER,
-        O_PAIRS, O_ZIPF, O_ZIPF_Q, O_LNOISE, O_RHO, O_OFFSET, O_FNOISE, O_WINDOW, O_QUIET, O_HELP
-    };
-    static const struct option opts[] = {
-        {"out", required_argument, 0, O_OUT},
-        {"videos", required_argument, 0, O_VIDEOS},
-        {"classes", required_argument, 0, O_CLASSES},
-        {"seed", required_argument, 0, O_SEED},
-        {"splits", required_argument, 0, O_SPLITS},
-        {"shards", required_argument, 0, O_SHARDS},
-        {"video-level", no_argument, 0, O_VIDEO_LEVEL},
-        {"frames-min", required_argument, 0, O_FMIN},
-        {"frames-max", required_argument, 0, O_FMAX},
-        {"labels-min", required_argument, 0, O_LMIN},
-        {"labels-max", required_argument, 0, O_LMAX},
-        {"frame-features", required_argument, 0, O_FRAME_FEAT},
-        {"video-features", required_argument, 0, O_VIDEO_FEAT},
-        {"id-key", required_argument, 0, O_ID_KEY},
-        {"labels-key", required_argument, 0, O_LABELS_KEY},
-        {"latent", required_argument, 0, O_LATENT},
-        {"vocab", required_argument, 0, O_VOCAB},
-        {"states", required_argument, 0, O_STATES},
-        {"state-jitter", required_argument, 0, O_JITTER},
-        {"pair-fraction", required_argument, 0, O_PAIRS},
-        {"zipf", required_argument, 0, O_ZIPF},
-        {"zipf-offset", required_argument, 0, O_ZIPF_Q},
-        {"latent-noise", required_argument, 0, O_LNOISE},
-        {"noise-rho", required_argument, 0, O_RHO},
-        {"offset", required_argument, 0, O_OFFSET},
-        {"feature-noise", required_argument, 0, O_FNOISE},
-        {"window-jitter", required_argument, 0, O_WINDOW},
-        {"quiet", no_argument, 0, O_QUIET},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
-    lp_synth_config c;
-    lp_synth_config_default(&c, 100, 1);
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    const char *frame_spec = NULL, *video_spec = NULL, *id_key = NULL, *labels_key = NULL;
-    int quiet = 0;
-    long long v;
-    optind = 1;
-    opterr = 0;
-    for (;;) {
-        int oi = 0, ch = getopt_long(argc, argv, "", opts, &oi);
-        if (ch == -1) break;
-        const char *name = argv[optind - 1];
-        int ok = 1;
-        switch (ch) {
-        case O_OUT: o.out_dir = optarg; break;
-        case O_VIDEOS: ok = parse_int("--videos", optarg, 1, 1ll << 40, &v); o.videos = (uint64_t)v; break;
-        case O_CLASSES: ok = parse_int("--classes", optarg, 2, 1 << 24, &v); c.classes = (int)v; break;
-        case O_SEED: ok = parse_int("--seed", optarg, 0, INT64_MAX, &v); c.seed = (uint64_t)v; break;
-        case O_SPLITS: ok = parse_splits(optarg, o.split); break;
-        case O_SHARDS: ok = parse_int("--shards", optarg, 1, 100000, &v); o.shards = (int)v; break;
-        case O_VIDEO_LEVEL: o.video_level = 1; break;
-        case O_FMIN: ok = parse_int("--frames-min", optarg, 1, 100000, &v); c.frames_min = (int)v; break;
-        case O_FMAX: ok = parse_int("--frames-max", optarg, 1, 100000, &v); c.frames_max = (int)v; break;
-        case O_LMIN: ok = parse_int("--labels-min", optarg, 1, LP_SYNTH_MAX_LABELS, &v); c.labels_min = (int)v; break;
-        case O_LMAX: ok = parse_int("--labels-max", optarg, 1, LP_SYNTH_MAX_LABELS, &v); c.labels_max = (int)v; break;
-        case O_FRAME_FEAT: frame_spec = optarg; break;
-        case O_VIDEO_FEAT: video_spec = optarg; break;
-        case O_ID_KEY: id_key = optarg; break;
-        case O_LABELS_KEY: labels_key = optarg; break;
-        case O_LATENT: ok = parse_int("--latent", optarg, 1, 1024, &v); c.latent = (int)v; break;
-        case O_VOCAB: ok = parse_int("--vocab", optarg, 0, 1 << 20, &v); c.vocab = (int)v; break;
-        case O_STATES: ok = parse_int("--states", optarg, 1, 64, &v); c.states = (int)v; break;
-        case O_JITTER: ok = parse_double("--state-jitter", optarg, &c.state_jitter); break;
-        case O_PAIRS: ok = parse_double("--pair-fraction", optarg, &c.pair_fraction); break;
-        case O_ZIPF: ok = parse_double("--zipf", optarg, &c.zipf_s); break;
-        case O_ZIPF_Q: ok = parse_double("--zipf-offset", optarg, &c.zipf_q); break;
-        case O_LNOISE: ok = parse_double("--latent-noise", optarg, &c.latent_noise); break;
-        case O_RHO: ok = parse_double("--noise-rho", optarg, &c.noise_rho); break;
-        case O_OFFSET: ok = parse_double("--offset", optarg, &c.offset); break;
-        case O_FNOISE: ok = parse_double("--feature-noise", optarg, &c.feature_noise); break;
-        case O_WINDOW: ok = parse_double("--window-jitter", optarg, &c.window_jitter); break;
-        case O_QUIET: quiet = 1; break;
-        case O_HELP: usage(stdout); return 0;
-        default:
-            if (optopt) lp_cli_error("synth", "option '%s' needs a value (see --help)", name);
-            else lp_cli_error("synth", "unknown option '%s' (see --help)", name);
-            return 2;
-        }
-        if (!ok) return 2;
+static int run(const synth_flags *f, job *j) {
+    j->o.out_dir = f->out;
+    if (!f->quiet) {
+        j->o.progress = progress;
+        printf("synth: %llu videos, %d classes, seed %llu -> %s\n", (unsigned long long)j->o.videos, j->c.classes,
+               (unsigned long long)j->c.seed, f->out);
     }
-    if (optind < argc) {
-        lp_cli_error("synth", "unexpected argument '%s' (see --help)", argv[optind]);
-        return 2;
-    }
-    if (!o.out_dir) {
-        lp_cli_error("synth", "--out DIR is required (see --help)");
-        return 2;
-    }
-    if (frame_spec && lp_yt8m_features_parse(&c.frame, frame_spec) != LP_OK) {
-        lp_cli_error("synth", "--frame-features: %s", lp_last_error());
-        return 2;
-    }
-    char derived[LP_YT8M_MAX_FEATURES * (LP_YT8M_NAME_MAX + 16)];
-    if (frame_spec && !video_spec) {
-        /* Video-level names follow the frame-level ones: rgb:1024 -> mean_rgb:1024. */
-        size_t n = 0;
-        derived[0] = 0;
-        for (int k = 0; k < c.frame.count; k++)
-            n += (size_t)snprintf(derived + n, sizeof derived - n, "%smean_%s:%d", k ? "," : "", c.frame.f[k].name,
-                                  c.frame.f[k].size);
-        video_spec = derived;
-    }
-    if (lp_yt8m_config_set(&o.yt8m, frame_spec, video_spec, id_key, labels_key) != LP_OK) {
-        lp_cli_error("synth", "%s", lp_last_error());
-        return 2;
-    }
-    o.yt8m.classes = c.classes;
-    if (lp_synth_config_check(&c) != LP_OK) {
-        lp_cli_error("synth", "%s", msg());
-        return 2;
-    }
-    if (!quiet) {
-        o.progress = progress;
-        printf("synth: %llu videos, %d classes, seed %llu -> %s\n", (unsigned long long)o.videos, c.classes,
-               (unsigned long long)c.seed, o.out_dir);
-    }
-    lp_status s = lp_synth_write(&c, &o);
+    lp_status s = lp_synth_write(&j->c, &j->o);
     if (s != LP_OK) {
         lp_cli_error("synth", "%s", msg());
         return s == LP_ERR_ARG ? 2 : 1;
     }
     return 0;
+}
+
+int lp_cmd_synth(int argc, char **argv) {
+    lp_arg table[64];
+    int n = lp_args_join(table, 64, dataset_args, COUNT(dataset_args), format_args, COUNT(format_args));
+    n = lp_args_join(table, 64, table, n, model_args, COUNT(model_args));
+    lp_kv kv;
+    lp_kv_init(&kv);
+    synth_flags f = {0};
+    job j;
+    job_default(&j);
+    int rc = lp_args_parse("synth", argc, argv, table, n, &kv, handle, &f, NULL, NULL);
+    if (rc == 1) {
+        usage();
+        rc = 0;
+    } else if (rc == 0 && !f.out) {
+        lp_cli_error("synth", "--out DIR is required");
+        rc = 2;
+    } else if (rc == 0 && (rc = take_flags(&kv, &j)) == 0) {
+        rc = run(&f, &j);
+    }
+    lp_kv_free(&kv);
+    return rc;
 }

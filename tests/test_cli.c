@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/fileio.h"
@@ -59,6 +60,11 @@ static void test_help_and_unknown(void **state) {
     assert_int_equal(run("train --help"), 0);
     assert_non_null(strstr(out_buf, "[default: 0.0002]")); /* --lr shows the paper default */
     assert_non_null(strstr(out_buf, "[default: 160]"));
+    assert_int_equal(run("synth -h"), 0); /* defaults from the generator's own configuration */
+    assert_non_null(strstr(out_buf, "--videos N               number of videos [default: 1000]"));
+    assert_non_null(strstr(out_buf, "--window-jitter X        random cut of each label's trajectory at either end [default: 0.2]"));
+    assert_int_equal(run("inspect --help"), 0);
+    assert_non_null(strstr(out_buf, "[default: 3862]"));
 }
 
 /* docs/CLI.md shows every subcommand's --help exactly as the binary prints it (the page drifted once). */
@@ -103,6 +109,73 @@ static void test_bad_flags_are_usage_errors(void **state) {
         assert_int_equal(rc, 2);
         assert_non_null(strstr(out_buf, cases[i][1]));
     }
+}
+
+/* synth and inspect read their flags through the shared lp_args tables: every bad flag is a usage error
+ * naming the flag and why, with the wording of the other commands. The upper bounds are checked after
+ * parsing, so a command that skipped them would hand the value to the library, whose message names no flag. */
+static void test_synth_inspect_bad_flags(void **state) {
+    (void)state;
+    static const char *const cases[][2] = {
+        {"synth --videos 5", "--out DIR is required"},
+        {"synth --out s --videos 0", "--videos: '0' is not an integer >= 1"},
+        {"synth --out s --classes many", "--classes: 'many' is not an integer >= 2"},
+        {"synth --out s --latent 1025", "--latent: '1025' is not an integer <= 1024"},
+        {"synth --out s --labels-max 17", "--labels-max: '17' is not an integer <= 16"},
+        {"synth --out s --zipf abc", "--zipf: 'abc' is not a number >= 0"},
+        {"synth --out s --state-jitter -1", "--state-jitter: '-1' is not a number >= 0"},
+        {"synth --out s --splits 0.5,0.5", "--splits: '0.5,0.5' is not three fractions"},
+        {"synth --out s --splits 0.6,0.3,0.3", "--splits: '0.6,0.3,0.3' is not three fractions in [0, 1] that sum to 1"},
+        {"synth --out s --frame-features rgb", "--frame-features: "},
+        {"synth --out s --video-features bogus", "--video-features: "},
+        {"synth --out s --video-level=1", "option '--video-level' takes no value"},
+        {"synth --out s --seed", "option '--seed' needs a value"},
+        {"synth --out s --bogus", "unknown option '--bogus'"},
+        {"synth --out s -x", "unknown option '-x'"},
+        {"synth --out s stray", "unexpected argument 'stray'"},
+        {"inspect", "no input files"},
+        {"inspect --classes 0 data/test0000.tfrecord", "--classes: '0' is not an integer >= 1"},
+        {"inspect --classes 16777217 data/test0000.tfrecord", "--classes: '16777217' is not an integer <= 16777216"},
+        {"inspect --level sideways data/test0000.tfrecord", "--level: level must be frame, video or auto"},
+        {"inspect --frame-features rgb data/test0000.tfrecord", "--frame-features: "},
+        {"inspect --skip-bad=1 data/test0000.tfrecord", "option '--skip-bad' takes no value"},
+        {"inspect --bogus data/test0000.tfrecord", "unknown option '--bogus'"},
+        {"inspect -x data/test0000.tfrecord", "unknown option '-x'"},
+        {"lm-eval -q", "unknown option '-q'"}, /* -q is --quiet only where a command has --quiet */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run("%s", cases[i][0]);
+        if (rc != 2 || !strstr(out_buf, cases[i][1])) fprintf(stderr, "`%s`: exit %d, %s\n", cases[i][0], rc, out_buf);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out_buf, cases[i][1]));
+    }
+    /* Nothing was written: every check comes before the output directory is made. */
+    assert_int_equal(access(lp_test_scratch_path("s"), F_OK), -1);
+}
+
+/* The good values of the same flags are taken, up to the bounds themselves, and reach the data: a parser
+ * that rejected or dropped them would fail here rather than in the cases above. */
+static void test_synth_inspect_flags_take_effect(void **state) {
+    (void)state;
+    /* 16 classes, 16 labels per video (both bounds inclusive): every video carries labels 0..15. */
+    int rc = run("synth --out s16 --videos 5 --classes 16 --labels-min 16 --labels-max 16 --frames-min 3 "
+                 "--frames-max 3 --splits 1,0,0 --shards 2 --latent 1024 --frame-features rgb:8 --video-level -q");
+    if (rc != 0) fprintf(stderr, "%s\n", out_buf);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out_buf, ""); /* -q: no progress lines */
+    assert_int_equal(run("inspect --frame-features rgb:8 --classes 16 s16/train0000.tfrecord s16/train0001.tfrecord"), 0);
+    assert_non_null(strstr(out_buf, "total: 2 files, 5 records, 15 frames, 0 bad records"));
+    assert_non_null(strstr(out_buf, "frames 3 x 8  labels [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15]"));
+    /* the video-level spec follows --frame-features (mean_rgb:8) */
+    assert_int_equal(run("inspect -q --level video --video-features mean_rgb:8 --classes 16 s16/video/train0000.tfrecord"), 0);
+    assert_non_null(strstr(out_buf, "total: 1 files, "));
+    assert_null(strstr(out_buf, "record 1 @")); /* -q: the summary line only */
+    /* --classes 15 puts label 15 out of range: the first record stops the run, --skip-bad counts all five */
+    assert_int_equal(run("inspect --frame-features rgb:8 --classes 15 s16/train0000.tfrecord s16/train0001.tfrecord"), 1);
+    assert_non_null(strstr(out_buf, "label 15 outside [0, 15)"));
+    assert_non_null(strstr(out_buf, "1 bad records (stopped at the first bad record"));
+    assert_int_equal(run("inspect -q --skip-bad --frame-features rgb:8 --classes 15 s16/train0000.tfrecord s16/train0001.tfrecord"), 1);
+    assert_non_null(strstr(out_buf, "total: 2 files, 0 records, 0 frames, 5 bad records\n"));
 }
 
 static void test_runtime_errors_name_the_file(void **state) {
@@ -186,6 +259,8 @@ int main(void) {
         cmocka_unit_test(test_help_and_unknown),
         cmocka_unit_test(test_cli_md_has_every_help),
         cmocka_unit_test(test_bad_flags_are_usage_errors),
+        cmocka_unit_test(test_synth_inspect_bad_flags),
+        cmocka_unit_test(test_synth_inspect_flags_take_effect),
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
         cmocka_unit_test(test_lm_sensitivity_runs),
