@@ -3,6 +3,8 @@
 #ifndef LP_CLI_H
 #define LP_CLI_H
 
+#include "experiments/pipeline.h"
+
 typedef struct {
     const char *name;
     const char *summary;
@@ -15,6 +17,10 @@ void lp_cli_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* The end-of-run tables of the pruning commands (cli/show.c): per-group sizes, and one row per model. */
+void lp_cli_print_groups(const lp_pipeline_result *r);
+void lp_cli_print_models(const lp_task_ops *ops, const lp_report_model *rows, int n_rows);
 
 /* Subcommands (cli/cmd_<name>.c). */
 int lp_cmd_synth(int argc, char **argv);

@@ -1,4 +1,4 @@
-/* lstmprune prune / pipeline: the pruning method from the command line (prune/pipeline.h). */
+/* lstmprune prune / pipeline: the pruning method from the command line (experiments/pipeline.h). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,9 +6,11 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/ckpt.h"
+#include "experiments/compat.h"
+#include "experiments/kinds.h"
+#include "experiments/pipeline.h"
 #include "model/runcfg.h"
-#include "prune/compat.h"
-#include "prune/pipeline.h"
+#include "model/video_task.h"
 #include "prune/surgery.h"
 
 static const lp_arg prune_args[] = {
@@ -105,6 +107,13 @@ int lp_cmd_prune(int argc, char **argv) {
     }
     lp_pipeline_opts o;
     lp_pipeline_opts_default(&o);
+    lp_task_kind kind; /* the checkpoint's task */
+    if (lp_task_kind_of_ckpt(f.ckpt, &kind) != LP_OK) {
+        lp_cli_error("prune", "%s", lp_last_error());
+        lp_kv_free(&cfg);
+        return 1;
+    }
+    o.kind = &kind;
     o.out_dir = f.out;
     o.baseline_ckpt = f.ckpt;
     o.finetune_epochs = 0;
@@ -130,9 +139,9 @@ int lp_cmd_prune(int argc, char **argv) {
         return 1;
     }
     {
-        lp_pipeline_print_groups(stdout, &r);
+        lp_cli_print_groups(&r);
         printf("\n");
-        lp_report_print(stdout, r.rows, r.n_rows, 20);
+        lp_cli_print_models(kind.ops, r.rows, r.n_rows);
         printf("mean pruning rate %.4f; pruned model: %s/pruned.ckpt; report: %s/report.md\n", r.mean_rate, f.out, f.out);
     }
     lp_kv_free(&cfg);
@@ -178,6 +187,13 @@ int lp_cmd_pipeline(int argc, char **argv) {
     if (!f.baseline && (rc = lp_args_model_kv("pipeline", &cfg)) != 0) goto out;
     lp_pipeline_opts o;
     lp_pipeline_opts_default(&o);
+    lp_task_kind kind = lp_video_task_kind; /* or the baseline's task */
+    if (f.baseline && lp_task_kind_of_ckpt(f.baseline, &kind) != LP_OK) {
+        lp_cli_error("pipeline", "%s", lp_last_error());
+        rc = 1;
+        goto out;
+    }
+    o.kind = &kind;
     o.out_dir = f.out;
     o.baseline_ckpt = f.baseline;
     o.quiet = f.quiet;
@@ -198,9 +214,9 @@ int lp_cmd_pipeline(int argc, char **argv) {
     }
     { /* the result table is printed even with --quiet (which silences progress only) */
         printf("\n");
-        lp_pipeline_print_groups(stdout, &r);
+        lp_cli_print_groups(&r);
         printf("\n");
-        lp_report_print(stdout, r.rows, r.n_rows, 20);
+        lp_cli_print_models(kind.ops, r.rows, r.n_rows);
         printf("\nmean pruning rate %.4f; report: %s/report.md\n", r.mean_rate, f.out);
     }
 out:

@@ -1,5 +1,5 @@
 /* lstmprune sensitivity / lm-sensitivity: prune one unit group at a time at several rates, no fine-tuning,
- * and measure GAP (prune/sensitivity.h) or the language model's validation perplexity
+ * and measure GAP (experiments/sensitivity.h) or the language model's validation perplexity
  * (lm/lm_sensitivity.h). Both share the flags of the analysis itself (rates, criterion, seed,
  * compensation). */
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "lm/lm_sensitivity.h"
-#include "prune/sensitivity.h"
+#include "experiments/sensitivity.h"
 
 /* The flags both analyses have. */
 typedef struct {

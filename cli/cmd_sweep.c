@@ -1,4 +1,4 @@
-/* lstmprune sweep: the ablation grid from one configuration file (prune/sweep.h). */
+/* lstmprune sweep: the ablation grid from one configuration file (experiments/sweep.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,8 +6,8 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
-#include "prune/compat.h"
-#include "prune/sweep.h"
+#include "experiments/compat.h"
+#include "experiments/sweep.h"
 
 typedef struct {
     const char *out, *compat;

@@ -10,7 +10,7 @@
 #include "model/video_task.h"
 #include "train/trainer.h"
 #include "optim/optim.h"
-#include "prune/compat.h"
+#include "experiments/compat.h"
 #include "prune/iss.h"
 
 typedef struct {

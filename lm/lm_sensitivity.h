@@ -1,4 +1,4 @@
-/* lm_sensitivity: the sensitivity analysis of prune/sensitivity.h for the word-level LM — prune ONE LSTM
+/* lm_sensitivity: the sensitivity analysis of experiments/sensitivity.h for the word-level LM — prune ONE LSTM
  * layer at a time at a range of rates (every other layer whole), without fine-tuning, and measure the
  * validation perplexity.
  *
@@ -24,7 +24,7 @@
 #include "lm/lm.h"
 #include "lm/ptb.h"
 #include "prune/criteria.h"
-#include "prune/sensitivity.h"
+#include "experiments/sensitivity.h"
 
 typedef struct {
     const char *checkpoint;  /* the trained LM */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/clock.h"
 #include "core/ops.h"
 
 static const lp_task_ops lm_ops;
@@ -192,6 +193,55 @@ static lp_status lm_carry_load(lp_task *t, const lp_ckpt *c, const char *path) {
     return LP_OK;
 }
 
+/* ---- measuring ---- */
+
+/* Per predicted word: the LSTM layers' gate GEMMs (input and recurrent) and the softmax layer. */
+static double lm_flops(const lp_task *t) {
+    const lp_lm_config *c = &((const lp_lm_task *)t)->lm.cfg;
+    double f = 0;
+    for (int l = 0; l < c->layers; l++) {
+        const double h = c->hidden[l], in = l ? c->hidden[l - 1] : c->embed;
+        f += 2.0 * 4.0 * h * (in + h);
+    }
+    return f + 2.0 * c->vocab * c->hidden[c->layers - 1];
+}
+
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Forward passes over random word ids from a zero state; two warm-ups first (model/evaluate.h says why). */
+static lp_status lm_latency(lp_task *t, int batch, int steps, int reps, double *ms) {
+    lp_lm *m = &((lp_lm_task *)t)->lm;
+    if (batch < 1 || steps < 1 || reps < 1) return lp_errorf(LP_ERR_ARG, "latency: batch, steps and reps must be >= 1");
+    const size_t n = (size_t)batch * (size_t)steps;
+    int32_t *x = lp_malloc(n, sizeof *x);
+    double *times = lp_malloc((size_t)reps, sizeof *times);
+    lp_tape tp;
+    memset(&tp, 0, sizeof tp);
+    lp_status s = x && times ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
+    lp_tape_set_grad(&tp, 0);
+    lp_rng rng;
+    lp_rng_init(&rng, 12345, LP_RNG_STREAM_TEST);
+    for (size_t i = 0; s == LP_OK && i < n; i++) x[i] = (int32_t)(lp_rng_uniform(&rng) * m->cfg.vocab) % m->cfg.vocab;
+    for (int r = -2; r < reps && s == LP_OK; r++) {
+        const double t0 = lp_now_s();
+        lp_tape_reset(&tp);
+        lp_lm_out out;
+        s = lp_lm_forward(m, &tp, x, NULL, batch, steps, NULL, NULL, &out);
+        if (r >= 0) times[r] = (lp_now_s() - t0) * 1e3;
+    }
+    if (s == LP_OK) {
+        qsort(times, (size_t)reps, sizeof *times, cmp_double);
+        *ms = times[reps / 2];
+    }
+    lp_tape_free(&tp);
+    lp_free(x);
+    lp_free(times);
+    return s;
+}
+
 static const lp_task_ops lm_ops = {
     .name = "lm",
     .responses = lm_responses,
@@ -207,6 +257,13 @@ static const lp_task_ops lm_ops = {
     .epoch_progress = lm_epoch_progress,
     .carry_save = lm_carry_save,
     .carry_load = lm_carry_load,
+    .shown = "ppl",
+    .groups_help = "LSTM 1, LSTM 2, ...",
+    .step_name = "word",
+    .seq_name = "stream",
+    .count_name = "words",
+    .flops_per_step = lm_flops,
+    .latency = lm_latency,
 };
 
 /* ---- the kind: run configurations ---- */
@@ -447,7 +504,7 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *kv, lp_train_
 }
 
 lp_task_kind lp_lm_task_kind(const lp_ptb_corpus *corpus) {
-    lp_task_kind k = {.name = "lm", .ctx = (void *)corpus, .defaults = kind_defaults, .open = kind_open,
+    lp_task_kind k = {.name = "lm", .ops = &lm_ops, .ctx = (void *)corpus, .defaults = kind_defaults, .open = kind_open,
                       .settings = kind_settings};
     return k;
 }

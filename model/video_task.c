@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "data/yt8m.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
 
@@ -134,6 +135,18 @@ static const char *split_key(lp_split split) {
     return split == LP_SPLIT_TRAIN ? "train" : split == LP_SPLIT_VALID ? "valid" : "test";
 }
 
+/* An evaluation as a score: the figures in video_ops.figures order, GAP@k selecting. */
+static void eval_score(const lp_eval_result *r, lp_score *out) {
+    static const char *names[] = {"loss", "gap", "map", "hit1", "perr"};
+    const double vals[] = {r->loss, r->m.gap, r->m.map, r->m.hit1, r->m.perr};
+    out->n = 5;
+    for (int i = 0; i < out->n; i++) out->name[i] = names[i], out->value[i] = vals[i];
+    out->primary = 1;
+    out->higher_better = 1;
+    out->examples = r->videos;
+    out->seconds = r->seconds;
+}
+
 static lp_status video_score(lp_task *t, lp_split split, lp_score *out) {
     lp_video_task *v = (lp_video_task *)t;
     char **pats;
@@ -146,15 +159,48 @@ static lp_status video_score(lp_task *t, lp_split split, lp_score *out) {
     if (s == LP_OK && n > 0) s = lp_evaluate(&v->model, &bc, top_k, NULL, NULL, &r);
     lp_runcfg_free_patterns(pats, n);
     if (s != LP_OK || n == 0) return s; /* no data for this split: nothing scored (out->n = 0) */
-    static const char *names[] = {"loss", "gap", "map", "hit1", "perr"}; /* as video_ops.figures */
-    const double vals[] = {r.loss, r.m.gap, r.m.map, r.m.hit1, r.m.perr};
-    out->n = 5;
-    for (int i = 0; i < out->n; i++) out->name[i] = names[i], out->value[i] = vals[i];
-    out->primary = 1;
-    out->higher_better = 1;
-    out->examples = r.videos;
-    out->seconds = r.seconds;
+    eval_score(&r, out);
     return LP_OK;
+}
+
+/* The class frequencies of (at most 200 batches of) the training data, given to every video. */
+static lp_status video_reference(lp_task *t, lp_split split, lp_score *out) {
+    lp_video_task *v = (lp_video_task *)t;
+    char **ep, **tp;
+    int en, tn;
+    LP_TRY(lp_runcfg_patterns(&v->cfg, split_key(split), &ep, &en));
+    lp_status s = lp_runcfg_patterns(&v->cfg, "train", &tp, &tn);
+    if (s != LP_OK || en == 0 || tn == 0) {
+        lp_runcfg_free_patterns(ep, en);
+        if (s == LP_OK) lp_runcfg_free_patterns(tp, tn);
+        return s;
+    }
+    lp_batcher_config ebc, tbc;
+    lp_eval_result r;
+    const int top_k = (int)lp_kv_get_int_or(&v->cfg, "train.top_k", 20);
+    s = lp_runcfg_batcher(&v->cfg, ep, en, 0, &ebc);
+    if (s == LP_OK) s = lp_runcfg_batcher(&v->cfg, tp, tn, 1, &tbc);
+    if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, &ebc, top_k, &r);
+    if (s == LP_OK) eval_score(&r, out);
+    lp_runcfg_free_patterns(ep, en);
+    lp_runcfg_free_patterns(tp, tn);
+    return s;
+}
+
+static void video_figure_title(const lp_kv *cfg, const char *figure, char *buf, size_t n) {
+    static const char *names[][2] = {{"gap", "GAP@%d"}, {"map", "mAP"}, {"hit1", "Hit@1"}, {"perr", "PERR"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(figure, names[i][0])) {
+            snprintf(buf, n, names[i][1], cfg ? (int)lp_kv_get_int_or(cfg, "train.top_k", 20) : 20);
+            return;
+        }
+    snprintf(buf, n, "%s", figure);
+}
+
+static double video_flops(const lp_task *t) { return lp_model_flops_per_frame(&((const lp_video_task *)t)->model); }
+
+static lp_status video_latency(lp_task *t, int batch, int steps, int reps, double *ms) {
+    return lp_model_latency(&((lp_video_task *)t)->model, batch, steps, reps, ms);
 }
 
 static lp_status video_save(const lp_task *t, lp_ckpt *c) {
@@ -231,13 +277,39 @@ static const lp_task_ops video_ops = {
     .train_forward = video_train_forward,
     .epoch_progress = video_epoch_progress,
     .lr_scale = video_lr_scale,
+    .shown = "gap\tmap\thit1\tperr",
+    .step_name = "frame",
+    .seq_name = "video",
+    .count_name = "videos",
+    .groups_help = "BiLSTM fw/bw, LSTM 2, ... for the paper model",
+    .figure_title = video_figure_title,
+    .flops_per_step = video_flops,
+    .latency = video_latency,
+    .reference = video_reference,
 };
 
 /* ---- the kind ---- */
 
+/* The run defaults, and the model.* keys of a configuration that gives only the shorthand model.arch
+ * (paper | lstm), model.hidden, model.layers, model.experts, model.dropout (the sweep's configurations). */
 static lp_status kind_defaults(const lp_task_kind *k, lp_kv *cfg) {
     (void)k;
-    return lp_runcfg_defaults(cfg);
+    LP_TRY(lp_runcfg_defaults(cfg));
+    if (lp_kv_get(cfg, "model.kind")) return LP_OK;
+    lp_model_kind kind = LP_MODEL_PAPER;
+    const char *arch = lp_kv_get(cfg, "model.arch");
+    if (arch) LP_TRY(lp_model_kind_parse(arch, &kind));
+    lp_yt8m_features f;
+    LP_TRY(lp_yt8m_features_parse(&f, lp_kv_get(cfg, "data.frame_features")));
+    long long hidden = lp_kv_get_int_or(cfg, "model.hidden", 1024);
+    long long layers = lp_kv_get_int_or(cfg, "model.layers", kind == LP_MODEL_PAPER ? 1 : 2);
+    long long experts = lp_kv_get_int_or(cfg, "model.experts", 2);
+    long long classes = lp_kv_get_int_or(cfg, "data.classes", 3862);
+    double dropout = lp_kv_get_double_or(cfg, "model.dropout", 0);
+    if (hidden < 1 || hidden > 1000000 || layers < 1 || layers > 64 || experts < 1 || experts > 1024 || classes < 1 ||
+        classes > 10000000)
+        return lp_errorf(LP_ERR_ARG, "model.hidden, model.layers, model.experts or data.classes is out of range");
+    return lp_model_default_kv(cfg, kind, f.dim, (int)hidden, (int)layers, (int)classes, (int)experts, (float)dropout);
 }
 
 /* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the bias
@@ -292,6 +364,7 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *cfg, lp_train
 
 const lp_task_kind lp_video_task_kind = {
     .name = "video",
+    .ops = &video_ops,
     .defaults = kind_defaults,
     .open = kind_open,
     .settings = kind_settings,

@@ -2,6 +2,7 @@
 #include "prune/task.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 double lp_score_get(const lp_score *s, const char *name) {
@@ -34,6 +35,11 @@ lp_status lp_task_save(const lp_task *t, lp_ckpt *c) { return t->ops->save(t, c)
 
 void lp_task_free(lp_task *t) {
     if (t) t->ops->free(t);
+}
+
+void lp_task_ops_figure_title(const lp_task_ops *ops, const lp_kv *cfg, const char *figure, char *buf, size_t n) {
+    if (ops->figure_title) ops->figure_title(cfg, figure, buf, n);
+    else snprintf(buf, n, "%s", figure);
 }
 
 int lp_task_units(const lp_task *t, int *units) {

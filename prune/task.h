@@ -21,6 +21,7 @@
  */
 #ifndef LP_PRUNE_TASK_H
 #define LP_PRUNE_TASK_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/ckpt.h"
@@ -128,6 +129,24 @@ typedef struct {
     /* Per-parameter learning-rate multipliers into scale [numel]; returns 0 when every one is 1 (scale
      * untouched). NULL: always 1. */
     int (*lr_scale)(const lp_task *t, float *scale);
+
+    /* ---- measuring (the pruning report, the sweep) ---- */
+    const char *shown;        /* the figures a report's tables show, tab-separated ("gap\tmap\thit1\tperr") */
+    const char *step_name;    /* what one recurrent step reads ("frame", "word") */
+    const char *seq_name;     /* one input sequence ("video", "stream") */
+    const char *count_name;   /* what a score counts ("videos", "words") */
+    const char *groups_help;  /* what the unit groups are, for tables ("BiLSTM fw/bw, LSTM 2, ...") */
+    /* A figure's column title under run configuration cfg (may be NULL: the defaults), e.g. "GAP@20";
+     * NULL: the figure's name. */
+    void (*figure_title)(const lp_kv *cfg, const char *figure, char *buf, size_t n);
+    /* Multiply-add FLOPs (2 per MAC) of the recurrent layers per step. */
+    double (*flops_per_step)(const lp_task *t);
+    /* Median wall time (ms) of `reps` no-gradient forward passes over a random batch of `batch`
+     * sequences of `steps` steps (after warm-ups). */
+    lp_status (*latency)(lp_task *t, int batch, int steps, int reps, double *ms);
+    /* The reference a model must beat, scored on a split (video: the training class prior, which ignores
+     * the input); NULL: none. Like score, out->n = 0 when the split has no data. */
+    lp_status (*reference)(lp_task *t, lp_split split, lp_score *out);
 } lp_task_ops;
 
 /* A kind of task: how a run configuration becomes a task. `ctx` is the kind's own (e.g. a corpus already
@@ -135,6 +154,7 @@ typedef struct {
 typedef struct lp_task_kind lp_task_kind;
 struct lp_task_kind {
     const char *name;
+    const lp_task_ops *ops; /* the operations of every task the kind opens (names, figures) */
     void *ctx;
     /* Fill every key of cfg the kind needs and cfg lacks with its default. */
     lp_status (*defaults)(const lp_task_kind *k, lp_kv *cfg);
@@ -160,6 +180,9 @@ lp_status lp_task_resized(const lp_task *t, const int *units, lp_task **out);
 lp_status lp_task_score(lp_task *t, lp_split split, lp_score *out);
 lp_status lp_task_save(const lp_task *t, lp_ckpt *c);
 void lp_task_free(lp_task *t);
+
+/* A figure's column title (ops->figure_title under cfg, which may be NULL; or its name). */
+void lp_task_ops_figure_title(const lp_task_ops *ops, const lp_kv *cfg, const char *figure, char *buf, size_t n);
 
 /* Units of every group into units[n_groups]; returns the total. */
 int lp_task_units(const lp_task *t, int *units);

@@ -16,7 +16,7 @@
 #include "core/fileio.h"
 #include "model/runcfg.h"
 #include "model/trainer.h"
-#include "prune/pipeline.h"
+#include "experiments/pipeline.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "tests/common/scratch.h"

@@ -15,8 +15,8 @@
  * Output directory: sensitivity.csv (group, units, rate, kept, gap, map, hit1, perr, gap_drop),
  * sensitivity.md (the table and the suggestions), suggested.txt ("group = rate" lines and a
  * model.units line of the resulting sizes), sensitivity.gp and sensitivity.png where gnuplot runs. */
-#ifndef LP_PRUNE_SENSITIVITY_H
-#define LP_PRUNE_SENSITIVITY_H
+#ifndef LP_EXPERIMENTS_SENSITIVITY_H
+#define LP_EXPERIMENTS_SENSITIVITY_H
 #include <stdint.h>
 
 #include "core/kv.h"

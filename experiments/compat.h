@@ -15,8 +15,8 @@
  *
  * A preset only fills keys that are absent, so explicit flags and config lines win whatever their order:
  * `--compat reference --stats-steps all` keeps the statistics over all steps. */
-#ifndef LP_PRUNE_COMPAT_H
-#define LP_PRUNE_COMPAT_H
+#ifndef LP_EXPERIMENTS_COMPAT_H
+#define LP_EXPERIMENTS_COMPAT_H
 #include "core/kv.h"
 
 typedef struct {

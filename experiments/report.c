@@ -1,5 +1,5 @@
 /* report: see report.h. */
-#include "prune/report.h"
+#include "experiments/report.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,23 +11,48 @@
 #include "core/fileio.h"
 #include "core/json.h"
 
-lp_status lp_report_measure(lp_model *m, const char *label, const char *ckpt, const lp_batcher_config *bc, int top_k,
-                            int lat_batch, int lat_frames, int reps, lp_report_model *row) {
+/* The next name of a tab-separated list into buf; 0 at the end. */
+static int next_name(const char **list, char *buf, size_t n) {
+    const char *p = *list;
+    if (!*p) return 0;
+    size_t len = strcspn(p, "\t");
+    snprintf(buf, n, "%.*s", (int)len, p);
+    *list = p + len + (p[len] == '\t');
+    return 1;
+}
+
+/* The test split's figures, or the validation split's when there is no test data. */
+static lp_status score_eval(lp_task *t, lp_status (*fn)(lp_task *, lp_split, lp_score *), lp_score *sc) {
+    memset(sc, 0, sizeof *sc);
+    LP_TRY(fn(t, LP_SPLIT_TEST, sc));
+    if (sc->n == 0) LP_TRY(fn(t, LP_SPLIT_VALID, sc));
+    return LP_OK;
+}
+
+lp_status lp_report_measure(lp_task *t, const char *label, const char *ckpt, int eval, int lat_batch, int lat_steps,
+                            int reps, lp_report_model *row) {
     memset(row, 0, sizeof *row);
     snprintf(row->label, sizeof row->label, "%s", label);
     if (ckpt) snprintf(row->ckpt, sizeof row->ckpt, "%s", ckpt);
-    row->params = lp_model_numel(m);
-    row->flops_frame = lp_model_flops_per_frame(m);
+    row->params = t->params->numel;
+    row->flops_step = t->ops->flops_per_step(t);
     struct stat st;
     if (ckpt && stat(ckpt, &st) == 0) row->ckpt_bytes = (size_t)st.st_size;
     row->lat_batch = lat_batch;
-    row->lat_frames = lat_frames;
-    LP_TRY(lp_model_latency(m, 1, lat_frames, reps, &row->lat_b1_ms));
-    LP_TRY(lp_model_latency(m, lat_batch, lat_frames, reps, &row->lat_bn_ms));
-    if (bc) {
-        LP_TRY(lp_evaluate(m, bc, top_k, NULL, NULL, &row->eval));
-        row->have_eval = 1;
-    }
+    row->lat_steps = lat_steps;
+    LP_TRY(t->ops->latency(t, 1, lat_steps, reps, &row->lat_b1_ms));
+    LP_TRY(t->ops->latency(t, lat_batch, lat_steps, reps, &row->lat_bn_ms));
+    return eval ? score_eval(t, lp_task_score, &row->score) : LP_OK;
+}
+
+lp_status lp_report_reference(lp_task *t, lp_report_model *row, int *have) {
+    memset(row, 0, sizeof *row);
+    *have = 0;
+    if (!t->ops->reference) return LP_OK;
+    snprintf(row->label, sizeof row->label, "prior (no input)");
+    row->reference = 1;
+    LP_TRY(score_eval(t, t->ops->reference, &row->score));
+    *have = row->score.n > 0;
     return LP_OK;
 }
 
@@ -43,7 +68,18 @@ static double cum_energy(const double *eig, int h, int k) {
 /* JSON numbers with 8 significant digits (null when not finite). */
 static void json_num(FILE *f, double v) { lp_json_num(f, v, 8); }
 
-static lp_status write_json(const char *path, const lp_prune_plan *plan, const lp_report_model *rows,
+/* ", \"gap\": 0.5, ..." — the shown figures, then (with all) the others and the count of examples. */
+static void json_figures(FILE *f, const lp_task *t, const lp_score *sc, int all) {
+    if (!sc->n) return;
+    char name[32];
+    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(f, ", \"%s\": %.6f", name, lp_score_get(sc, name));
+    if (!all) return;
+    for (int i = 0; i < sc->n; i++)
+        if (!strstr(t->ops->shown, sc->name[i])) fprintf(f, ", \"%s\": %.6f", sc->name[i], sc->value[i]);
+    fprintf(f, ", \"%s\": %lld", t->ops->count_name, (long long)sc->examples);
+}
+
+static lp_status write_json(const char *path, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                             int n, const lp_kv *info) {
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path));
@@ -81,27 +117,25 @@ static lp_status write_json(const char *path, const lp_prune_plan *plan, const l
         fprintf(f, "%s\n    {\"label\": ", i ? "," : "");
         lp_json_str(f, r->label);
         if (r->reference) {
-            fprintf(f, ", \"reference\": true, \"gap\": %.6f, \"map\": %.6f, \"hit1\": %.6f, \"perr\": %.6f}", r->eval.m.gap,
-                    r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
+            fprintf(f, ", \"reference\": true");
+            json_figures(f, t, &r->score, 0);
+            fprintf(f, "}");
             continue;
         }
         fprintf(f, ", \"checkpoint\": ");
         lp_json_str(f, r->ckpt);
-        fprintf(f, ", \"parameters\": %zu, \"flops_per_frame\": %.6g, \"checkpoint_bytes\": %zu, ", r->params,
-                r->flops_frame, r->ckpt_bytes);
-        fprintf(f, "\"latency_ms_batch1\": %.4f, \"latency_ms_batchN\": %.4f, \"latency_batch\": %d, \"latency_frames\": %d",
-                r->lat_b1_ms, r->lat_bn_ms, r->lat_batch, r->lat_frames);
-        if (r->have_eval) {
-            fprintf(f, ", \"gap\": %.6f, \"map\": %.6f, \"hit1\": %.6f, \"perr\": %.6f, \"loss\": %.6f, \"videos\": %lld",
-                    r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr, r->eval.loss, (long long)r->eval.videos);
-        }
+        fprintf(f, ", \"parameters\": %zu, \"flops_per_%s\": %.6g, \"checkpoint_bytes\": %zu, ", r->params,
+                t->ops->step_name, r->flops_step, r->ckpt_bytes);
+        fprintf(f, "\"latency_ms_batch1\": %.4f, \"latency_ms_batchN\": %.4f, \"latency_batch\": %d, \"latency_%ss\": %d",
+                r->lat_b1_ms, r->lat_bn_ms, r->lat_batch, t->ops->step_name, r->lat_steps);
+        json_figures(f, t, &r->score, 1);
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
     return lp_atomic_commit(&af);
 }
 
-static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_report_model *rows,
+static lp_status write_md(const char *path, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n, const lp_kv *info, int have_plot) {
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path));
@@ -128,25 +162,36 @@ static lp_status write_md(const char *path, const lp_prune_plan *plan, const lp_
         if (have_plot) fprintf(f, "\n![eigenvalue spectra](spectra.png)\n");
     }
     fprintf(f, "\n## Models\n\n");
-    fprintf(f, "| model | parameters | FLOPs/frame | checkpoint bytes | latency B=1 (ms) | latency B=N (ms) | GAP@20 | mAP | "
-               "Hit@1 | PERR |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    const char *sn = t->ops->step_name;
+    char name[32], title[64];
+    fprintf(f, "| model | parameters | FLOPs/%s | checkpoint bytes | latency B=1 (ms) | latency B=N (ms) |", sn);
+    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) {
+        lp_task_ops_figure_title(t->ops, NULL, name, title, sizeof title);
+        fprintf(f, " %s |", title);
+    }
+    fprintf(f, "\n|---|---:|---:|---:|---:|---:|");
+    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(f, "---:|");
+    fprintf(f, "\n");
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
         if (r->reference) fprintf(f, "| %s | – | – | – | – | – |", r->label);
         else
-            fprintf(f, "| %s | %zu | %.4g | %zu | %.3f | %.3f (N=%d) |", r->label, r->params, r->flops_frame, r->ckpt_bytes,
+            fprintf(f, "| %s | %zu | %.4g | %zu | %.3f | %.3f (N=%d) |", r->label, r->params, r->flops_step, r->ckpt_bytes,
                     r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
-        if (r->have_eval) fprintf(f, " %.4f | %.4f | %.4f | %.4f |\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
-        else fprintf(f, " – | – | – | – |\n");
+        for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);)
+            if (r->score.n) fprintf(f, " %.4f |", lp_score_get(&r->score, name));
+            else fprintf(f, " – |");
+        fprintf(f, "\n");
     }
     if (n > 0)
-        fprintf(f, "\nLatency: median of repeated no-gradient forward passes over %d frames per video, measured on "
+        fprintf(f, "\nLatency: median of repeated no-gradient forward passes over %d %ss per %s, measured on "
                    "this machine in this run.\n",
-                rows[0].lat_frames);
+                rows[0].lat_steps, sn, t->ops->seq_name);
     return lp_atomic_commit(&af);
 }
 
-static lp_status write_csvs(const char *dir, const lp_prune_plan *plan, const lp_report_model *rows, int n) {
+static lp_status write_csvs(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
+                            int n) {
     char path[4096];
     snprintf(path, sizeof path, "%s/spectra.csv", dir);
     lp_atomic_file af;
@@ -160,17 +205,20 @@ static lp_status write_csvs(const char *dir, const lp_prune_plan *plan, const lp
     LP_TRY(lp_atomic_commit(&af));
     snprintf(path, sizeof path, "%s/models.csv", dir);
     LP_TRY(lp_atomic_open(&af, path));
-    fprintf(af.f, "label,parameters,flops_per_frame,checkpoint_bytes,latency_ms_b1,latency_ms_bn,latency_batch,gap,map,hit1,perr\n");
+    char name[32];
+    fprintf(af.f, "label,parameters,flops_per_%s,checkpoint_bytes,latency_ms_b1,latency_ms_bn,latency_batch", t->ops->step_name);
+    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%s", name);
+    fprintf(af.f, "\n");
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
-        if (r->reference) {
-            fprintf(af.f, "%s,,,,,,,%.6f,%.6f,%.6f,%.6f\n", r->label, r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
-            continue;
-        }
-        fprintf(af.f, "%s,%zu,%.6g,%zu,%.4f,%.4f,%d,", r->label, r->params, r->flops_frame, r->ckpt_bytes, r->lat_b1_ms,
-                r->lat_bn_ms, r->lat_batch);
-        if (r->have_eval) fprintf(af.f, "%.6f,%.6f,%.6f,%.6f\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
-        else fprintf(af.f, ",,,\n");
+        if (r->reference) fprintf(af.f, "%s,,,,,,", r->label);
+        else
+            fprintf(af.f, "%s,%zu,%.6g,%zu,%.4f,%.4f,%d", r->label, r->params, r->flops_step, r->ckpt_bytes, r->lat_b1_ms,
+                    r->lat_bn_ms, r->lat_batch);
+        for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);)
+            if (r->score.n) fprintf(af.f, ",%.6f", lp_score_get(&r->score, name));
+            else fprintf(af.f, ",");
+        fprintf(af.f, "\n");
     }
     return lp_atomic_commit(&af);
 }
@@ -203,29 +251,14 @@ static int plot_spectra(const char *dir, const lp_prune_plan *plan) {
     return !first && rc == 0 && stat(png, &st) == 0 && st.st_size > 0;
 }
 
-lp_status lp_report_write(const char *dir, const lp_prune_plan *plan, const lp_report_model *rows,
+lp_status lp_report_write(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n_rows, const lp_kv *info) {
     LP_TRY(lp_mkdirs(dir));
-    LP_TRY(write_csvs(dir, plan, rows, n_rows));
+    LP_TRY(write_csvs(dir, t, plan, rows, n_rows));
     int have_plot = plot_spectra(dir, plan);
     char path[4096];
     snprintf(path, sizeof path, "%s/report.json", dir);
-    LP_TRY(write_json(path, plan, rows, n_rows, info));
+    LP_TRY(write_json(path, t, plan, rows, n_rows, info));
     snprintf(path, sizeof path, "%s/report.md", dir);
-    return write_md(path, plan, rows, n_rows, info, have_plot);
-}
-
-void lp_report_print(FILE *f, const lp_report_model *rows, int n_rows, int top_k) {
-    fprintf(f, "%-16s %10s %12s %10s %10s %10s %8s %8s %8s %8s\n", "model", "params", "FLOPs/frame", "ckpt KB", "lat B=1",
-            "lat B=N", "GAP@k", "mAP", "Hit@1", "PERR");
-    for (int i = 0; i < n_rows; i++) {
-        const lp_report_model *r = &rows[i];
-        if (r->reference) fprintf(f, "%-16s %10s %12s %10s %10s %10s", r->label, "-", "-", "-", "-", "-");
-        else
-            fprintf(f, "%-16s %10zu %12.4g %10.1f %8.2fms %8.2fms", r->label, r->params, r->flops_frame, r->ckpt_bytes / 1024.0,
-                    r->lat_b1_ms, r->lat_bn_ms);
-        if (r->have_eval) fprintf(f, " %8.4f %8.4f %8.4f %8.4f\n", r->eval.m.gap, r->eval.m.map, r->eval.m.hit1, r->eval.m.perr);
-        else fprintf(f, "\n");
-    }
-    (void)top_k;
+    return write_md(path, t, plan, rows, n_rows, info, have_plot);
 }

@@ -1,5 +1,5 @@
 /* sensitivity: see sensitivity.h. */
-#include "prune/sensitivity.h"
+#include "experiments/sensitivity.h"
 
 #include <math.h>
 #include <stdio.h>

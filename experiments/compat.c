@@ -1,5 +1,5 @@
 /* compat: see compat.h. */
-#include "prune/compat.h"
+#include "experiments/compat.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
 /* pipeline: see pipeline.h. */
-#include "prune/pipeline.h"
+#include "experiments/pipeline.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,8 +8,7 @@
 #include "core/alloc.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
-#include "model/runcfg.h"
-#include "model/video_task.h"
+#include "core/log.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "train/trainer.h"
@@ -37,6 +36,7 @@ void lp_pipeline_opts_default(lp_pipeline_opts *o) {
     o->prune_every = 50;
     o->iss_lambda = 1.0;
     o->iss_threshold = 1e-6;
+    o->iss_method = LP_ISS_PROX;
     o->lat_batch = 160;
     o->lat_frames = 300;
     o->lat_reps = 5;
@@ -67,6 +67,11 @@ lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     if ((v = lp_kv_get(kv, "prune.criterion"))) LP_TRY(lp_criterion_parse(v, &o->prune.criterion));
     if ((v = lp_kv_get(kv, "prune.stats_steps"))) LP_TRY(lp_stats_steps_parse(v, &o->prune.steps));
     if ((v = lp_kv_get(kv, "prune.schedule"))) LP_TRY(lp_schedule_parse(v, &o->schedule));
+    if ((v = lp_kv_get(kv, "prune.iss_method"))) {
+        if (strcmp(v, "prox") != 0 && strcmp(v, "subgradient") != 0)
+            return lp_errorf(LP_ERR_ARG, "prune.iss_method must be prox or subgradient, got '%s'", v);
+        o->iss_method = strcmp(v, "prox") ? LP_ISS_SUBGRADIENT : LP_ISS_PROX;
+    }
     if ((v = lp_kv_get(kv, "prune.compensate"))) {
         if (strcmp(v, "none") != 0 && strcmp(v, "mean") != 0)
             return lp_errorf(LP_ERR_ARG, "--compensate must be none or mean, got '%s'", v);
@@ -104,39 +109,36 @@ static lp_status kv_copy(lp_kv *dst, const lp_kv *src) {
 }
 
 static void say(const lp_pipeline_opts *o, const char *fmt, const char *arg) {
-    if (!o->quiet) {
-        fprintf(stderr, fmt, arg);
-        fputc('\n', stderr);
-    }
+    if (!o->quiet) lp_log(LP_LOG_INFO, fmt, arg);
 }
 
-/* A training run with `cfg` (copied), optionally from `init`, for `epochs` (0 = as configured). */
-static lp_status train_run(const lp_pipeline_opts *o, const lp_kv *cfg, const char *run_dir, const char *init, int epochs,
-                           double lr, const lp_train_hooks *hooks) {
+/* cfg ← every "<prefix>KEY = v" of src as "KEY = v" (the run's settings for one kind of training run). */
+static lp_status apply_prefixed(lp_kv *cfg, const lp_kv *src, const char *prefix) {
+    const size_t n = strlen(prefix);
+    for (int i = 0; i < src->count; i++)
+        if (!strncmp(src->keys[i], prefix, n) && src->keys[i][n]) LP_TRY(lp_kv_set(cfg, src->keys[i] + n, src->vals[i]));
+    return LP_OK;
+}
+
+/* A training run with `cfg` (copied) and the run's "<prefix>*" keys over it, optionally from `init`, for
+ * `epochs` (0 = as configured) at `lr` (0 = as configured). */
+static lp_status train_run(const lp_pipeline_opts *o, const lp_kv *cfg, const char *prefix, const char *run_dir,
+                           const char *init, int epochs, double lr, const lp_train_hooks *hooks) {
     lp_kv c;
     lp_kv_init(&c);
     lp_status s = kv_copy(&c, cfg);
     if (s == LP_OK && epochs > 0) s = lp_kv_set_int(&c, "train.epochs", epochs);
     if (s == LP_OK && lr > 0) s = lp_kv_set_double(&c, "train.lr", lr);
+    if (s == LP_OK && prefix) s = apply_prefixed(&c, o->cfg, prefix);
     lp_train_opts to = {0};
     to.run_dir = run_dir;
     to.init_ckpt = init;
     to.quiet = o->quiet;
     if (hooks) to.hooks = *hooks;
     lp_train_result r;
-    if (s == LP_OK) s = lp_train(&lp_video_task_kind, &c, &to, &r);
+    if (s == LP_OK) s = lp_train(o->kind, &c, &to, &r);
     lp_kv_free(&c);
     return s;
-}
-
-/* The evaluation data: data.test if given, else data.valid (NULL bc when neither). */
-static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pats, int *n, int *have) {
-    *have = 0;
-    LP_TRY(lp_runcfg_patterns(cfg, "test", pats, n));
-    if (*n == 0) LP_TRY(lp_runcfg_patterns(cfg, "valid", pats, n));
-    if (*n == 0) return LP_OK;
-    *have = 1;
-    return lp_runcfg_batcher(cfg, *pats, *n, 0, bc);
 }
 
 /* Save the task's model with the run configuration and the plan's plan.* keys. */
@@ -151,11 +153,25 @@ static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_p
     return s;
 }
 
-/* The model of checkpoint `path` as a task with the run configuration `cfg`. */
-static lp_status load_task(const char *path, const lp_kv *cfg, lp_task **t) {
-    lp_model m;
-    LP_TRY(lp_model_load(&m, path, NULL));
-    return lp_video_task_new(&m, cfg, t);
+/* The model of checkpoint `path` as a task, with configuration *cfg: the checkpoint's keys under `over`
+ * (may be NULL), completed by the kind (its defaults, the model's keys). */
+static lp_status open_ckpt(const lp_pipeline_opts *o, const char *path, const lp_kv *over, lp_kv *cfg, lp_task **t) {
+    lp_ckpt c;
+    LP_TRY(lp_ckpt_load(&c, path));
+    lp_status s = kv_copy(cfg, &c.meta);
+    if (s == LP_OK && over) s = kv_copy(cfg, over);
+    if (s == LP_OK) s = o->kind->open(o->kind, cfg, &c, path, t);
+    lp_ckpt_free(&c);
+    return s;
+}
+
+/* open_ckpt with a configuration of its own (discarded). */
+static lp_status load_task(const lp_pipeline_opts *o, const char *path, const lp_kv *over, lp_task **t) {
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    lp_status s = open_ckpt(o, path, over, &cfg, t);
+    lp_kv_free(&cfg);
+    return s;
 }
 
 /* ---- soft schedule: masks re-applied during training ---- */
@@ -193,26 +209,11 @@ static lp_status baseline(const lp_pipeline_opts *o, state *st) {
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s", o->baseline_ckpt);
     } else {
         say(o, "== training the baseline into %s/baseline", o->out_dir);
-        LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
+        LP_TRY(train_run(o, o->cfg, NULL, sub(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/baseline/best.ckpt", o->out_dir);
     }
-    lp_kv meta;
-    lp_kv_init(&meta);
-    lp_model m;
-    lp_status s = lp_model_load(&m, st->before_ckpt, &meta);
-    if (s != LP_OK) {
-        lp_kv_free(&meta);
-        return s;
-    }
     /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
-    s = kv_copy(&st->cfg, &meta);
-    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
-    if (s == LP_OK) s = lp_model_to_kv(&m, &st->cfg);
-    if (s == LP_OK) s = lp_runcfg_defaults(&st->cfg); /* only for keys neither had */
-    lp_kv_free(&meta);
-    if (s == LP_OK) return lp_video_task_new(&m, &st->cfg, &st->before);
-    lp_model_free(&m);
-    return s;
+    return open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before);
 }
 
 static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *pruned, const char *run_dir) {
@@ -221,7 +222,7 @@ static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *prun
         return LP_OK;
     }
     say(o, "== fine-tuning into %s", run_dir);
-    LP_TRY(train_run(o, &st->cfg, run_dir, pruned, o->finetune_epochs, o->finetune_lr, NULL));
+    LP_TRY(train_run(o, &st->cfg, "finetune.", run_dir, pruned, o->finetune_epochs, o->finetune_lr, NULL));
     snprintf(st->final_ckpt, sizeof st->final_ckpt, "%s/best.ckpt", run_dir);
     return LP_OK;
 }
@@ -266,7 +267,7 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     snprintf(cur, sizeof cur, "%s", st->before_ckpt);
     for (int i = 1; i <= n_steps && s == LP_OK; i++) {
         lp_task *m;
-        s = load_task(cur, &st->cfg, &m);
+        s = load_task(o, cur, &st->cfg, &m);
         if (s != LP_OK) break;
         double done = r * (i - 1) / n_steps, want = r * i / n_steps;
         lp_prune_opts po = o->prune;
@@ -313,25 +314,6 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     return s;
 }
 
-/* st->before from st->before_ckpt, a model trained by the schedule itself, with the checkpoint's keys and
- * the pipeline's overrides as configuration. */
-static lp_status load_trained(const lp_pipeline_opts *o, state *st) {
-    lp_kv meta;
-    lp_kv_init(&meta);
-    lp_model m;
-    lp_status s = lp_model_load(&m, st->before_ckpt, &meta);
-    if (s != LP_OK) {
-        lp_kv_free(&meta);
-        return s;
-    }
-    s = kv_copy(&st->cfg, &meta);
-    if (s == LP_OK) s = kv_copy(&st->cfg, o->cfg);
-    if (s == LP_OK) s = lp_video_task_new(&m, &st->cfg, &st->before);
-    else lp_model_free(&m);
-    lp_kv_free(&meta);
-    return s;
-}
-
 static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     char path[4096];
     soft_ctx c = {&o->prune, o->prune_every > 0 ? o->prune_every : 50};
@@ -339,28 +321,37 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     h.user = &c;
     h.after_update = soft_hook;
     say(o, "== soft-pruning training into %s/soft", o->out_dir);
-    LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+    LP_TRY(train_run(o, o->cfg, NULL, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
-    LP_TRY(load_trained(o, st));
+    LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
     LP_TRY(lp_prune_plan_run(st->before, &o->prune, &st->plan));
     st->have_plan = 1;
     LP_TRY(lp_surgery_mask(st->before, &st->plan)); /* the "masked" model the public code ends with */
     return shrink_save_finetune(o, st);
 }
 
-/* ISS: the group-lasso term λ Σ_units ||footprint|| is minimised by proximal gradient steps after each
- * optimizer update (prune/iss.h lp_iss_prox), which sets whole units exactly to zero — what a
- * subgradient alone never does under Adam. */
+/* ISS: training with the group-lasso term λ Σ_units ||footprint|| (prune/iss.h), from the baseline when one
+ * is given, with the run's "iss.*" keys over the training settings; then the units whose norm is below
+ * the threshold are removed. Two ways: proximal steps after each update (lp_iss_prox: whole units go
+ * exactly to zero, what a subgradient alone never does under Adam), or Wen et al.'s subgradient with the
+ * units below the threshold zeroed after each update. */
 static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    lp_iss_state c = {.lambda = o->iss_lambda, .lr = lp_kv_get_double_or(o->cfg, "train.lr", 2e-4)};
-    lp_train_hooks h = {0};
-    h.user = &c;
-    h.after_update = lp_iss_update_hook;
+    lp_kv c; /* the ISS run's settings, for its learning rate */
+    lp_kv_init(&c);
+    lp_status s = kv_copy(&c, o->cfg);
+    if (s == LP_OK) s = apply_prefixed(&c, o->cfg, "iss.");
+    lp_iss_state iss = {.lambda = o->iss_lambda};
+    if (o->iss_method == LP_ISS_PROX) iss.lr = lp_kv_get_double_or(&c, "train.lr", 2e-4);
+    else iss.zero_threshold = o->iss_threshold;
+    lp_kv_free(&c);
+    LP_TRY(s);
+    lp_train_hooks h = {.user = &iss, .after_update = lp_iss_update_hook};
+    if (o->iss_method == LP_ISS_SUBGRADIENT) h.after_backward = lp_iss_grad_hook;
     if (o->iss_lambda > 0) {
         say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
-        LP_TRY(train_run(o, o->cfg, sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+        LP_TRY(train_run(o, o->cfg, "iss.", sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
     } else if (o->baseline_ckpt) {
         /* λ = 0: the checkpoint was trained with the group lasso already (train --iss-lambda); only remove
@@ -369,8 +360,7 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     } else {
         return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-lambda > 0 (or a --baseline trained with it)");
     }
-    LP_TRY(load_trained(o, st));
-    LP_TRY(lp_runcfg_defaults(&st->cfg)); /* the pruned checkpoint carries every key */
+    LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
     LP_TRY(lp_iss_kept(st->before, o->iss_threshold, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);
@@ -379,11 +369,6 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
 /* ---- measuring and reporting ---- */
 
 static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_result *res) {
-    lp_batcher_config bc;
-    char **pats;
-    int n, have;
-    LP_TRY(eval_config(&st->cfg, &bc, &pats, &n, &have));
-    int top_k = (int)lp_kv_get_int_or(&st->cfg, "train.top_k", 20);
     const char *labels[3] = {o->schedule == LP_SCHED_ONESHOT || o->schedule == LP_SCHED_ITERATIVE ? "baseline"
                              : o->schedule == LP_SCHED_SOFT                                      ? "soft-trained"
                                                                                                  : "iss-trained",
@@ -392,39 +377,22 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
     int rows = o->finetune_epochs > 0 ? 3 : 2;
     lp_status s = LP_OK;
     for (int i = 0; i < rows && s == LP_OK; i++) {
-        lp_model m;
-        if (i == 0) {
-            s = lp_report_measure(lp_video_task_model(st->before), labels[0], paths[0], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames,
-                                  o->lat_reps, &res->rows[i]);
-        } else if ((s = lp_model_load(&m, paths[i], NULL)) == LP_OK) {
-            s = lp_report_measure(&m, labels[i], paths[i], have ? &bc : NULL, top_k, o->lat_batch, o->lat_frames, o->lat_reps,
-                                  &res->rows[i]);
-            lp_model_free(&m);
-        }
+        lp_task *t = st->before;
+        if (i > 0 && (s = load_task(o, paths[i], &st->cfg, &t)) != LP_OK) break;
+        s = lp_report_measure(t, labels[i], paths[i], 1, o->lat_batch, o->lat_frames, o->lat_reps, &res->rows[i]);
+        if (i > 0) lp_task_free(t);
         res->n_rows = i + 1;
     }
-    /* The reference every model must beat: class frequencies, ignoring the input. */
-    if (s == LP_OK && have) {
-        char **tp;
-        int tn;
-        lp_batcher_config tbc;
-        lp_report_model *r = &res->rows[res->n_rows];
-        memset(r, 0, sizeof *r);
-        snprintf(r->label, sizeof r->label, "prior (no input)");
-        r->reference = 1;
-        r->have_eval = 1;
-        s = lp_runcfg_patterns(&st->cfg, "train", &tp, &tn);
-        if (s == LP_OK) s = lp_runcfg_batcher(&st->cfg, tp, tn, 1, &tbc);
-        if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, &bc, top_k, &r->eval);
-        if (s == LP_OK) res->n_rows++;
-        lp_runcfg_free_patterns(tp, tn);
-    }
-    lp_runcfg_free_patterns(pats, n);
+    /* The reference every model must beat (the video task's class prior, which ignores the input). */
+    int have = 0;
+    if (s == LP_OK) s = lp_report_reference(st->before, &res->rows[res->n_rows], &have);
+    res->n_rows += have;
     return s;
 }
 
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     memset(res, 0, sizeof *res);
+    if (!o->kind) return lp_errorf(LP_ERR_ARG, "pipeline: no task kind");
     state st;
     memset(&st, 0, sizeof st);
     lp_kv_init(&st.cfg);
@@ -472,20 +440,13 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         lp_kv_setf(&info, "fine-tuning epochs", "%d", o->finetune_epochs);
         const char *ev = lp_kv_get(&st.cfg, "data.test");
         if (!ev || !*ev) ev = lp_kv_get(&st.cfg, "data.valid");
+        if (!ev) ev = lp_kv_get(&st.cfg, "data.dir");
         lp_kv_set(&info, "evaluation data", ev ? ev : "(none)");
-        s = lp_report_write(o->out_dir, &st.plan, res->rows, res->n_rows, &info);
+        s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);
     lp_task_free(st.before);
     lp_kv_free(&st.cfg);
     return s;
-}
-
-void lp_pipeline_print_groups(FILE *f, const lp_pipeline_result *r) {
-    fprintf(f, "%-12s %7s %7s %7s %8s %12s\n", "group", "before", "after", "rate", "tau", "energy kept");
-    for (int g = 0; g < r->n_groups; g++) {
-        const lp_pipeline_group *pg = &r->groups[g];
-        fprintf(f, "%-12s %7d %7d %7.3f %8.4f %12.4f\n", pg->name, pg->before, pg->after, pg->rate, pg->tau, pg->energy_kept);
-    }
 }

@@ -3,7 +3,7 @@
  * A result row is a small kv (the columns below, every value already formatted), written to the cell's
  * result.txt and read back before it enters the table: a fresh run and a resumed one format the table
  * from the very same text, so they cannot differ. */
-#include "prune/sweep.h"
+#include "experiments/sweep.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -19,11 +19,12 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/fileio.h"
-#include "data/yt8m.h"
-#include "model/runcfg.h"
-#include "model/video_task.h"
-#include "prune/compat.h"
-#include "prune/report.h"
+#include "core/blas_env.h"
+#include "core/ckpt.h"
+#include "core/log.h"
+#include "experiments/kinds.h"
+#include "experiments/compat.h"
+#include "experiments/report.h"
 #include "prune/stats.h"
 #include "train/trainer.h"
 
@@ -128,32 +129,14 @@ static lp_status remove_tree(const char *path) {
 
 /* ---- the resolved configuration ---- */
 
-/* config (copied) → compat preset, model.* keys from model.arch/hidden/..., run defaults. */
-static lp_status resolve_config(const lp_kv *config, lp_kv *out) {
+/* config (copied) → compat preset, the task's defaults (for the video task also model.* keys from the
+ * shorthand model.arch/hidden/...). */
+static lp_status resolve_config(const lp_task_kind *kind, const lp_kv *config, lp_kv *out) {
     lp_kv_init(out);
     LP_TRY(kv_copy(out, config));
     const char *compat = lp_kv_get(out, "compat");
     if (compat) LP_TRY(lp_compat_apply(out, compat, NULL));
-    LP_TRY(lp_runcfg_defaults(out));
-    if (!lp_kv_get(out, "model.kind")) {
-        lp_model_kind kind = LP_MODEL_PAPER;
-        const char *arch = lp_kv_get(out, "model.arch");
-        if (arch) LP_TRY(lp_model_kind_parse(arch, &kind));
-        lp_yt8m_features f;
-        LP_TRY(lp_yt8m_features_parse(&f, lp_kv_get(out, "data.frame_features")));
-        long long hidden = lp_kv_get_int_or(out, "model.hidden", 1024);
-        long long layers = lp_kv_get_int_or(out, "model.layers", kind == LP_MODEL_PAPER ? 1 : 2);
-        long long experts = lp_kv_get_int_or(out, "model.experts", 2);
-        long long classes = lp_kv_get_int_or(out, "data.classes", 3862);
-        double dropout = lp_kv_get_double_or(out, "model.dropout", 0);
-        if (hidden < 1 || hidden > 1000000 || layers < 1 || layers > 64 || experts < 1 || experts > 1024 || classes < 1 ||
-            classes > 10000000)
-            return lp_errorf(LP_ERR_ARG, "model.hidden, model.layers, model.experts or data.classes is out of range");
-        LP_TRY(lp_model_default_kv(out, kind, f.dim, (int)hidden, (int)layers, (int)classes, (int)experts, (float)dropout));
-    }
-    if (!lp_kv_get(out, "data.train") || !*lp_kv_get(out, "data.train"))
-        return lp_errorf(LP_ERR_ARG, "the sweep configuration needs data.train");
-    return LP_OK;
+    return kind->defaults(kind, out);
 }
 
 static int is_grid_key(const char *k) { return starts_with(k, "grid.") || starts_with(k, "sweep."); }
@@ -320,41 +303,41 @@ lp_status lp_sweep_cells(const lp_kv *config, lp_sweep_cell **cells, int *n) {
 
 /* ---- rows ---- */
 
-static const char *const columns[] = {
-    "cell", "schedule", "rule", "criterion", "target_rate", "mean_rate", "units", "parameters", "flops_per_frame",
-    "checkpoint_bytes", "gap_pruned", "map_pruned", "hit1_pruned", "perr_pruned", "gap_finetuned", "map_finetuned",
-    "hit1_finetuned", "perr_finetuned", "compensate",
-    /* timing: the only columns allowed to differ between identical runs */
-    "latency_ms_b1", "latency_ms_bn", "seconds"};
-#define N_COLUMNS ((int)(sizeof columns / sizeof columns[0]))
-
-static lp_status set_metrics(lp_kv *row, const char *suffix, const lp_metrics_result *m) {
-    char key[32];
-    snprintf(key, sizeof key, "gap_%s", suffix);
-    LP_TRY(lp_kv_setf(row, key, "%.6f", m->gap));
-    snprintf(key, sizeof key, "map_%s", suffix);
-    LP_TRY(lp_kv_setf(row, key, "%.6f", m->map));
-    snprintf(key, sizeof key, "hit1_%s", suffix);
-    LP_TRY(lp_kv_setf(row, key, "%.6f", m->hit1));
-    snprintf(key, sizeof key, "perr_%s", suffix);
-    return lp_kv_setf(row, key, "%.6f", m->perr);
+/* The next name of a tab-separated list into buf; 0 at the end. */
+static int next_name(const char **list, char *buf, size_t n) {
+    const char *p = *list;
+    if (!*p) return 0;
+    size_t len = strcspn(p, "\t");
+    snprintf(buf, n, "%.*s", (int)len, p);
+    *list = p + len + (p[len] == '\t');
+    return 1;
 }
 
-static lp_status units_string(const lp_model *m, char *buf, size_t n) {
-    size_t off = 0;
-    buf[0] = 0;
-    for (int g = 0; g < m->n_groups && off < n; g++)
-        off += (size_t)snprintf(buf + off, n - off, g ? "/%d" : "%d", m->groups[g].units);
+/* "<figure>_<suffix>" for each figure the task's tables show (score's values, "%.6f"). */
+static lp_status set_metrics(lp_kv *row, const lp_task_ops *ops, const char *suffix, const lp_score *sc) {
+    char name[32], key[64];
+    for (const char *p = ops->shown; next_name(&p, name, sizeof name);) {
+        snprintf(key, sizeof key, "%s_%s", name, suffix);
+        LP_TRY(lp_kv_setf(row, key, "%.6f", lp_score_get(sc, name)));
+    }
     return LP_OK;
 }
 
+static void units_string(const lp_task *t, char *buf, size_t n) {
+    size_t off = 0;
+    buf[0] = 0;
+    for (int g = 0; g < t->n_groups && off < n; g++)
+        off += (size_t)snprintf(buf + off, n - off, g ? "/%d" : "%d", t->groups[g].units);
+}
+
 /* The size/latency columns of a measured model. */
-static lp_status set_model_cols(lp_kv *row, const lp_report_model *r, const lp_model *m) {
-    char units[256];
-    units_string(m, units, sizeof units);
+static lp_status set_model_cols(lp_kv *row, const lp_report_model *r, const lp_task *t) {
+    char units[256], key[64];
+    units_string(t, units, sizeof units);
     LP_TRY(lp_kv_set(row, "units", units));
     LP_TRY(lp_kv_setf(row, "parameters", "%zu", r->params));
-    LP_TRY(lp_kv_setf(row, "flops_per_frame", "%.6g", r->flops_frame));
+    snprintf(key, sizeof key, "flops_per_%s", t->ops->step_name);
+    LP_TRY(lp_kv_setf(row, key, "%.6g", r->flops_step));
     LP_TRY(lp_kv_setf(row, "checkpoint_bytes", "%zu", r->ckpt_bytes));
     LP_TRY(lp_kv_setf(row, "latency_ms_b1", "%.4f", r->lat_b1_ms));
     return lp_kv_setf(row, "latency_ms_bn", "%.4f", r->lat_bn_ms);
@@ -375,7 +358,12 @@ static const char *row_str(const lp_kv *row, const char *key) {
 
 /* ---- the run ---- */
 
+#define MAX_COLUMNS 64
+
 typedef struct {
+    lp_task_kind kind;    /* the `task` of the configuration */
+    const lp_task_ops *ops;
+    char primary[32];     /* the selecting figure ("gap", "ppl") */
     lp_kv cfg;            /* resolved configuration (base + grid keys) */
     const char *dir;
     const lp_sweep_opts *o;
@@ -383,7 +371,42 @@ typedef struct {
     lp_kv *rows;          /* rows[0] baseline, rows[1] prior, rows[2+i] cell i (count = 0 when missing) */
     int n_rows;
     char baseline_ckpt[4096];
+    const char *columns[MAX_COLUMNS]; /* results.csv, in order */
+    char column_names[MAX_COLUMNS][48];
+    int n_columns;
 } sweep;
+
+static void add_column(sweep *sw, const char *fmt, const char *a, const char *b) {
+    if (sw->n_columns == MAX_COLUMNS) return;
+    snprintf(sw->column_names[sw->n_columns], sizeof sw->column_names[0], fmt, a, b);
+    sw->columns[sw->n_columns] = sw->column_names[sw->n_columns];
+    sw->n_columns++;
+}
+
+/* The columns of results.csv: identity, rates, sizes, the task's shown figures pruned (right after the
+ * units were removed) and fine-tuned, and last, since they are the only columns that vary between
+ * identical runs, the timing. */
+static void build_columns(sweep *sw) {
+    static const char *const head[] = {"cell", "schedule", "rule", "criterion", "target_rate", "mean_rate", "units",
+                                       "parameters"};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) add_column(sw, "%s%s", head[i], "");
+    add_column(sw, "flops_per_%s%s", sw->ops->step_name, "");
+    add_column(sw, "%s%s", "checkpoint_bytes", "");
+    const char *stage[] = {"pruned", "finetuned"};
+    char name[32];
+    for (int k = 0; k < 2; k++)
+        for (const char *p = sw->ops->shown; next_name(&p, name, sizeof name);) add_column(sw, "%s_%s", name, stage[k]);
+    add_column(sw, "%s%s", "compensate", "");
+    add_column(sw, "%s%s", "latency_ms_b1", "");
+    add_column(sw, "%s%s", "latency_ms_bn", "");
+    add_column(sw, "%s%s", "seconds", "");
+}
+
+/* "<primary>_<suffix>" (gap_finetuned, ...). */
+static const char *pkey(const sweep *sw, const char *suffix, char *buf, size_t n) {
+    snprintf(buf, n, "%s_%s", sw->primary, suffix);
+    return buf;
+}
 
 static void say(const sweep *sw, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -392,12 +415,12 @@ static void say(const sweep *sw, const char *fmt, ...)
     ;
 static void say(const sweep *sw, const char *fmt, ...) {
     if (sw->o->quiet) return;
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "[sweep] ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    lp_log(LP_LOG_INFO, "[sweep] %s", msg);
 }
 
 /* Refuse a directory holding a sweep with different base keys. A key the directory's sweep.conf lacks is
@@ -419,31 +442,35 @@ static lp_status check_or_write_conf(sweep *sw) {
                               "directory or remove it",
                               sw->dir, old.keys[i], old.vals[i], now ? now : "(absent)");
         }
+        lp_kv defaults; /* what an absent key means */
+        lp_kv_init(&defaults);
+        if (s == LP_OK) s = sw->kind.defaults(&sw->kind, &defaults);
         for (int i = 0; s == LP_OK && i < sw->cfg.count; i++) {
-            const char *key = sw->cfg.keys[i], *dflt = lp_runcfg_default(key);
+            const char *key = sw->cfg.keys[i], *dflt = lp_kv_get(&defaults, key);
             if (is_grid_key(key) || lp_kv_get(&old, key) || (dflt && !strcmp(dflt, sw->cfg.vals[i]))) continue;
             s = lp_errorf(LP_ERR_ARG,
                           "%s holds a sweep with another configuration (%s = %s now; absent there, which means %s); use "
                           "another output directory",
                           sw->dir, key, sw->cfg.vals[i], dflt ? dflt : "no value");
         }
+        lp_kv_free(&defaults);
         lp_kv_free(&old);
         LP_TRY(s);
     }
     return lp_kv_write_file(&sw->cfg, path);
 }
 
-/* The evaluation batcher config: data.test if set, else data.valid. */
-static lp_status eval_config(const lp_kv *cfg, lp_batcher_config *bc, char ***pats, int *n, int *have) {
-    *have = 0;
-    LP_TRY(lp_runcfg_patterns(cfg, "test", pats, n));
-    if (*n == 0) {
-        lp_runcfg_free_patterns(*pats, *n);
-        LP_TRY(lp_runcfg_patterns(cfg, "valid", pats, n));
-    }
-    if (*n == 0) return LP_OK;
-    *have = 1;
-    return lp_runcfg_batcher(cfg, *pats, *n, 0, bc);
+/* The model of checkpoint `path` as a task with the sweep's configuration over the checkpoint's. */
+static lp_status open_task(const sweep *sw, const char *path, lp_task **t) {
+    lp_ckpt c;
+    LP_TRY(lp_ckpt_load(&c, path));
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    lp_status s = kv_copy(&cfg, &sw->cfg);
+    if (s == LP_OK) s = sw->kind.open(&sw->kind, &cfg, &c, path, t);
+    lp_kv_free(&cfg);
+    lp_ckpt_free(&c);
+    return s;
 }
 
 /* spectra.csv: the baseline's response spectra (the statistics the eigen rule uses). */
@@ -492,65 +519,40 @@ static lp_status train_baseline(sweep *sw, const char *bdir) {
     if (file_exists(path_in(bdir, "last.ckpt", last, sizeof last))) {
         lp_kv meta;
         lp_kv_init(&meta);
-        lp_model lm;
-        s = lp_model_load(&lm, last, &meta);
-        if (s == LP_OK) lp_model_free(&lm);
+        lp_ckpt lc;
+        s = lp_ckpt_load(&lc, last);
+        if (s == LP_OK) s = lp_kv_merge(&meta, &lc.meta);
+        if (s == LP_OK) lp_ckpt_free(&lc);
         int finished = s == LP_OK && lp_kv_get_int_or(&meta, "state.epoch", 0) >= lp_kv_get_int_or(&meta, "train.epochs", 1) &&
                        lp_kv_get_int_or(&meta, "state.batch", 0) == 0;
         lp_kv_free(&meta);
         if (s == LP_OK && !finished) {
             say(sw, "continuing the baseline training in %s", bdir);
             to.resume = 1;
-            s = lp_train(&lp_video_task_kind, &c, &to, &tr);
+            s = lp_train(&sw->kind, &c, &to, &tr);
         }
     } else {
         say(sw, "training the baseline into %s", bdir);
         s = remove_tree(bdir);
         if (s == LP_OK) s = kv_copy(&c, &sw->cfg);
-        if (s == LP_OK) s = lp_train(&lp_video_task_kind, &c, &to, &tr);
+        if (s == LP_OK) s = lp_train(&sw->kind, &c, &to, &tr);
     }
     lp_kv_free(&c);
     if (s != LP_OK) return lp_error_wrap(s, "baseline");
     return lp_file_write_all(marker, "done\n", 5);
 }
 
-/* The input-ignoring prior (training label frequencies for every video) on the evaluation data bc. */
-static lp_status prior_row(sweep *sw, const lp_batcher_config *bc, int top_k, lp_kv *prior) {
-    char **tp = NULL;
-    int tn = 0;
-    lp_batcher_config tbc;
-    lp_eval_result pe;
-    lp_status s = lp_runcfg_patterns(&sw->cfg, "train", &tp, &tn);
-    if (s == LP_OK) s = lp_runcfg_batcher(&sw->cfg, tp, tn, 1, &tbc);
-    if (s == LP_OK) s = lp_evaluate_prior(&tbc, 200, bc, top_k, &pe);
-    if (s == LP_OK) {
-        lp_kv_set(prior, "cell", "prior");
-        lp_kv_set(prior, "schedule", "prior (no input)");
-        s = set_metrics(prior, "pruned", &pe.m);
-        if (s == LP_OK) s = set_metrics(prior, "finetuned", &pe.m);
-    }
-    lp_runcfg_free_patterns(tp, tn);
-    return s;
-}
-
-/* Measure the trained baseline (its row, the spectra, the prior's row) into cdir. */
+/* Measure the trained baseline (its row, the spectra, the task's reference row) into cdir. */
 static lp_status measure_baseline(sweep *sw, const char *cdir, const char *result_path) {
     say(sw, "measuring the baseline");
-    lp_model bm;
-    LP_TRY(lp_model_load(&bm, sw->baseline_ckpt, NULL));
     lp_task *t;
-    LP_TRY(lp_video_task_new(&bm, &sw->cfg, &t));
-    lp_model *m = lp_video_task_model(t);
-    lp_batcher_config bc;
-    char **pats = NULL, path[4096];
-    int n = 0, have;
-    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
-    lp_report_model r;
-    lp_status s = eval_config(&sw->cfg, &bc, &pats, &n, &have);
+    LP_TRY(open_task(sw, sw->baseline_ckpt, &t));
+    char path[4096];
+    lp_report_model r, ref;
+    int have_ref = 0;
     double t0 = lp_now_s();
-    if (s == LP_OK)
-        s = lp_report_measure(m, "baseline", sw->baseline_ckpt, have ? &bc : NULL, top_k, sw->popt.lat_batch, sw->popt.lat_frames,
-                              sw->popt.lat_reps, &r);
+    lp_status s = lp_report_measure(t, "baseline", sw->baseline_ckpt, 1, sw->popt.lat_batch, sw->popt.lat_frames,
+                                    sw->popt.lat_reps, &r);
     if (s == LP_OK) s = write_spectra(sw, t);
     lp_kv row, prior;
     lp_kv_init(&row);
@@ -560,18 +562,24 @@ static lp_status measure_baseline(sweep *sw, const char *cdir, const char *resul
         lp_kv_set(&row, "schedule", "baseline");
         lp_kv_set(&row, "target_rate", "0.00");
         lp_kv_set(&row, "mean_rate", "0.0000");
-        s = set_model_cols(&row, &r, m);
-        if (s == LP_OK && have) s = set_metrics(&row, "pruned", &r.eval.m);
-        if (s == LP_OK && have) s = set_metrics(&row, "finetuned", &r.eval.m);
+        s = set_model_cols(&row, &r, t);
+        if (s == LP_OK && r.score.n) s = set_metrics(&row, sw->ops, "pruned", &r.score);
+        if (s == LP_OK && r.score.n) s = set_metrics(&row, sw->ops, "finetuned", &r.score);
         if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
     }
-    if (s == LP_OK && have) s = prior_row(sw, &bc, top_k, &prior); /* the reference every model must beat */
+    /* the reference every model must beat (the video task's input-ignoring prior) */
+    if (s == LP_OK) s = lp_report_reference(t, &ref, &have_ref);
+    if (s == LP_OK && have_ref) {
+        lp_kv_set(&prior, "cell", "prior");
+        lp_kv_set(&prior, "schedule", "prior (no input)");
+        s = set_metrics(&prior, sw->ops, "pruned", &ref.score);
+        if (s == LP_OK) s = set_metrics(&prior, sw->ops, "finetuned", &ref.score);
+    }
     if (s == LP_OK) s = lp_mkdirs(cdir);
-    if (s == LP_OK && have) s = lp_kv_write_file(&prior, path_in(cdir, "prior.txt", path, sizeof path));
+    if (s == LP_OK && have_ref) s = lp_kv_write_file(&prior, path_in(cdir, "prior.txt", path, sizeof path));
     if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
     lp_kv_free(&row);
     lp_kv_free(&prior);
-    lp_runcfg_free_patterns(pats, n);
     lp_task_free(t);
     return s;
 }
@@ -597,6 +605,7 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     lp_kv cfg;
     lp_kv_init(&cfg);
     lp_status s = kv_copy(&cfg, &sw->cfg);
+    o.kind = &sw->kind;
     o.cfg = &cfg;
     o.out_dir = cdir;
     o.quiet = sw->o->quiet;
@@ -613,13 +622,11 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     if (s == LP_OK) s = lp_pipeline_run(&o, &res);
     lp_kv row;
     lp_kv_init(&row);
-    lp_model m;
-    int have_m = 0;
+    lp_task *m = NULL;
     if (s == LP_OK && res.n_rows < 2) s = lp_errorf(LP_ERR_FORMAT, "the pipeline reported %d models", res.n_rows);
     if (s == LP_OK) {
         const lp_report_model *pr = &res.rows[1], *fin = &res.rows[o.finetune_epochs > 0 && res.n_rows > 2 && !res.rows[2].reference ? 2 : 1];
-        s = lp_model_load(&m, fin->ckpt, NULL);
-        have_m = s == LP_OK;
+        s = open_task(sw, fin->ckpt, &m);
         lp_kv_set(&row, "cell", c->name);
         lp_kv_set(&row, "schedule", lp_schedule_name(c->schedule));
         if (c->schedule != LP_SCHED_ISS) {
@@ -632,13 +639,13 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
             lp_kv_set(&row, "criterion", "iss");
         }
         lp_kv_setf(&row, "mean_rate", "%.4f", res.mean_rate);
-        if (s == LP_OK) s = set_model_cols(&row, fin, &m);
-        if (s == LP_OK && pr->have_eval) s = set_metrics(&row, "pruned", &pr->eval.m);
-        if (s == LP_OK && fin->have_eval) s = set_metrics(&row, "finetuned", &fin->eval.m);
+        if (s == LP_OK) s = set_model_cols(&row, fin, m);
+        if (s == LP_OK && pr->score.n) s = set_metrics(&row, sw->ops, "pruned", &pr->score);
+        if (s == LP_OK && fin->score.n) s = set_metrics(&row, sw->ops, "finetuned", &fin->score);
         if (s == LP_OK) s = lp_kv_setf(&row, "seconds", "%.1f", lp_now_s() - t0);
         if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
     }
-    if (have_m) lp_model_free(&m);
+    lp_task_free(m);
     lp_kv_free(&row);
     lp_kv_free(&cfg);
     return s == LP_OK ? LP_OK : lp_error_wrap(s, "cell %s", c->name);
@@ -663,13 +670,13 @@ static lp_status write_csv(sweep *sw) {
     char path[4096];
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "results.csv", path, sizeof path)));
-    for (int c = 0; c < N_COLUMNS; c++) fprintf(af.f, "%s%s", c ? "," : "", columns[c]);
+    for (int c = 0; c < sw->n_columns; c++) fprintf(af.f, "%s%s", c ? "," : "", sw->columns[c]);
     fputc('\n', af.f);
     for (int i = 0; i < sw->n_rows; i++) {
         if (sw->rows[i].count == 0) continue;
-        for (int c = 0; c < N_COLUMNS; c++) {
+        for (int c = 0; c < sw->n_columns; c++) {
             if (c) fputc(',', af.f);
-            csv_field(af.f, row_str(&sw->rows[i], columns[c]));
+            csv_field(af.f, row_str(&sw->rows[i], sw->columns[c]));
         }
         fputc('\n', af.f);
     }
@@ -678,56 +685,102 @@ static lp_status write_csv(sweep *sw) {
 
 static const char *dash(const char *v) { return *v ? v : "–"; }
 
-/* The plots a sweep draws, in the order of have_png[] everywhere below. */
-static const char *const plot_png[5] = {"gap_vs_rate.png", "gap_vs_params.png", "gap_vs_latency.png", "spectra.png",
+/* The plots a sweep draws, in the order of have_png[] everywhere below ("%s": the primary figure). */
+static const char *const plot_fmt[5] = {"%s_vs_rate.png", "%s_vs_params.png", "%s_vs_latency.png", "spectra.png",
                                         "curves.png"};
+
+static const char *plot_png(const sweep *sw, int i, char *buf, size_t n) {
+    snprintf(buf, n, plot_fmt[i], sw->primary);
+    return buf;
+}
+
+/* A figure's title ("GAP@20"), or with `shorter` the table's ("GAP"). */
+static void title_of(const sweep *sw, const char *figure, int shorter, char *buf, size_t n) {
+    lp_task_ops_figure_title(sw->ops, &sw->cfg, figure, buf, n);
+    if (shorter) buf[strcspn(buf, "@")] = 0;
+}
+
+/* The header lines of results.md: what ran, on which data. */
+static void md_header(FILE *f, const sweep *sw, int done, int total) {
+    const lp_kv *c = &sw->cfg;
+    const char *model = lp_kv_get(c, "model.kind"), *units = lp_kv_get(c, "model.units");
+    const char *train = lp_kv_get(c, "data.train"), *ev = lp_kv_get(c, "data.test");
+    if (!ev || !*ev) ev = lp_kv_get(c, "data.valid");
+    if (!ev || !*ev) ev = lp_kv_get(c, "data.dir");
+    fprintf(f, "# lstmprune sweep\n\n");
+    fprintf(f, "- configuration: sweep.conf (model %s, units %s, classes %s)\n", model ? model : sw->kind.name,
+            units ? units : row_str(c, "lm.units"), lp_kv_get(c, "data.classes") ? row_str(c, "data.classes") : "–");
+    fprintf(f, "- training data: %s\n", train ? train : row_str(c, "data.dir"));
+    fprintf(f, "- evaluation data: %s\n", ev && *ev ? ev : "(none)");
+    fprintf(f, "- baseline: %s epoch(s), batch %s, lr %s; fine-tuning: %d epoch(s)%s\n", row_str(c, "train.epochs"),
+            row_str(c, "train.batch"), row_str(c, "train.lr"), sw->popt.finetune_epochs,
+            sw->popt.finetune_lr > 0 ? "" : " at the training lr");
+    fprintf(f, "- statistics: %s steps, %d batches; kept-eigenvalue count: %s%s%s\n", lp_stats_steps_name(sw->popt.prune.steps),
+            sw->popt.prune.stats_batches, lp_keep_count_name(sw->popt.prune.rates.count),
+            lp_kv_get(c, "compat") ? "; compat preset: " : "", row_str(c, "compat"));
+    fprintf(f, "- cells finished: %d of %d%s\n\n", done, total, done < total ? " (partial: rerun the sweep to continue)" : "");
+}
+
+/* The table: the primary figure pruned and fine-tuned, then the other shown figures fine-tuned. */
+static void md_table(FILE *f, const sweep *sw) {
+    char title[64], name[32], key[64], key2[64];
+    title_of(sw, sw->primary, 1, title, sizeof title);
+    fprintf(f, "| cell | target | mean rate | units | params | FLOPs/%s | ckpt bytes | %s pruned | %s fine-tuned |",
+            sw->ops->step_name, title, title);
+    int others = 0;
+    for (const char *p = sw->ops->shown; next_name(&p, name, sizeof name);) {
+        if (!strcmp(name, sw->primary)) continue;
+        title_of(sw, name, 0, title, sizeof title);
+        fprintf(f, " %s%s |", title, others++ ? "" : " fine-tuned");
+    }
+    fprintf(f, " lat B=1 ms | lat B=N ms |\n|---|---:|---:|---|---:|---:|---:|---:|---:|");
+    for (int k = 0; k < others; k++) fprintf(f, "---:|");
+    fprintf(f, "---:|---:|\n");
+    char flops[48];
+    snprintf(flops, sizeof flops, "flops_per_%s", sw->ops->step_name);
+    for (int i = 0; i < sw->n_rows; i++) {
+        const lp_kv *r = &sw->rows[i];
+        if (r->count == 0) continue;
+        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |", row_str(r, "cell"), dash(row_str(r, "target_rate")),
+                dash(row_str(r, "mean_rate")), dash(row_str(r, "units")), dash(row_str(r, "parameters")),
+                dash(row_str(r, flops)), dash(row_str(r, "checkpoint_bytes")),
+                dash(row_str(r, pkey(sw, "pruned", key, sizeof key))), dash(row_str(r, pkey(sw, "finetuned", key2, sizeof key2))));
+        for (const char *p = sw->ops->shown; next_name(&p, name, sizeof name);) {
+            if (!strcmp(name, sw->primary)) continue;
+            snprintf(key, sizeof key, "%s_finetuned", name);
+            fprintf(f, " %s |", dash(row_str(r, key)));
+        }
+        fprintf(f, " %s | %s |\n", dash(row_str(r, "latency_ms_b1")), dash(row_str(r, "latency_ms_bn")));
+    }
+}
 
 static lp_status write_md(sweep *sw, int done, int total, const int *have_png) {
     char path[4096];
     lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path_in(sw->dir, "results.md", path, sizeof path)));
     FILE *f = af.f;
-    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
-    fprintf(f, "# lstmprune sweep\n\n");
-    fprintf(f, "- configuration: sweep.conf (model %s, units %s, classes %s)\n", row_str(&sw->cfg, "model.kind"),
-            row_str(&sw->cfg, "model.units"), row_str(&sw->cfg, "data.classes"));
-    fprintf(f, "- training data: %s\n", row_str(&sw->cfg, "data.train"));
-    const char *ev = lp_kv_get(&sw->cfg, "data.test");
-    if (!ev || !*ev) ev = lp_kv_get(&sw->cfg, "data.valid");
-    fprintf(f, "- evaluation data: %s\n", ev && *ev ? ev : "(none)");
-    fprintf(f, "- baseline: %s epoch(s), batch %s, lr %s; fine-tuning: %d epoch(s)%s\n", row_str(&sw->cfg, "train.epochs"),
-            row_str(&sw->cfg, "train.batch"), row_str(&sw->cfg, "train.lr"), sw->popt.finetune_epochs,
-            sw->popt.finetune_lr > 0 ? "" : " at the training lr");
-    fprintf(f, "- statistics: %s steps, %d batches; kept-eigenvalue count: %s%s%s\n", lp_stats_steps_name(sw->popt.prune.steps),
-            sw->popt.prune.stats_batches, lp_keep_count_name(sw->popt.prune.rates.count),
-            lp_kv_get(&sw->cfg, "compat") ? "; compat preset: " : "", row_str(&sw->cfg, "compat"));
-    fprintf(f, "- cells finished: %d of %d%s\n\n", done, total, done < total ? " (partial: rerun the sweep to continue)" : "");
-    fprintf(f, "Metrics on the evaluation data: GAP@%d, mAP, Hit@1, PERR, \"pruned\" right after the units were removed, "
+    md_header(f, sw, done, total);
+    char titles[256] = "", title[64], name[32];
+    for (const char *p = sw->ops->shown; next_name(&p, name, sizeof name);) {
+        title_of(sw, name, 0, title, sizeof title);
+        snprintf(titles + strlen(titles), sizeof titles - strlen(titles), "%s, ", title);
+    }
+    fprintf(f, "Metrics on the evaluation data: %s\"pruned\" right after the units were removed, "
                "\"fine-tuned\" after fine-tuning (the baseline and the prior show their own metrics in both). "
                "Rates are the target and the achieved mean over unit groups; units are per group (%s). Latency: median "
-               "no-gradient forward pass, batch 1 and batch %d, %d frames, measured on this machine during the sweep.\n\n",
-            top_k, "BiLSTM fw/bw, LSTM 2, ... for the paper model", sw->popt.lat_batch, sw->popt.lat_frames);
-    fprintf(f, "| cell | target | mean rate | units | params | FLOPs/frame | ckpt bytes | GAP pruned | GAP fine-tuned | "
-               "mAP fine-tuned | Hit@1 | PERR | lat B=1 ms | lat B=N ms |\n");
-    fprintf(f, "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (int i = 0; i < sw->n_rows; i++) {
-        const lp_kv *r = &sw->rows[i];
-        if (r->count == 0) continue;
-        fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row_str(r, "cell"),
-                dash(row_str(r, "target_rate")), dash(row_str(r, "mean_rate")), dash(row_str(r, "units")),
-                dash(row_str(r, "parameters")), dash(row_str(r, "flops_per_frame")), dash(row_str(r, "checkpoint_bytes")),
-                dash(row_str(r, "gap_pruned")), dash(row_str(r, "gap_finetuned")), dash(row_str(r, "map_finetuned")),
-                dash(row_str(r, "hit1_finetuned")), dash(row_str(r, "perr_finetuned")), dash(row_str(r, "latency_ms_b1")),
-                dash(row_str(r, "latency_ms_bn")));
-    }
-    static const char *const what[] = {"GAP vs pruning rate", "GAP vs parameters", "GAP vs measured latency",
-                                       "eigenvalue spectra of the baseline", "training curves of the baseline"};
+               "no-gradient forward pass, batch 1 and batch %d, %d %ss, measured on this machine during the sweep.\n\n",
+            titles, sw->ops->groups_help, sw->popt.lat_batch, sw->popt.lat_frames, sw->ops->step_name);
+    md_table(f, sw);
+    char ptitle[64];
+    title_of(sw, sw->primary, 1, ptitle, sizeof ptitle);
+    const char *what[5] = {"vs pruning rate", "vs parameters", "vs measured latency", "eigenvalue spectra of the baseline",
+                           "training curves of the baseline"};
     int any = 0;
     for (int i = 0; i < 5; i++)
         if (have_png[i]) {
             if (!any) fprintf(f, "\n## Plots\n");
             any = 1;
-            fprintf(f, "\n![%s](%s)\n", what[i], plot_png[i]);
+            fprintf(f, "\n![%s%s%s](%s)\n", i < 3 ? ptitle : "", i < 3 ? " " : "", what[i], plot_png(sw, i, path, sizeof path));
         }
     if (!any) fprintf(f, "\n(No plots: gnuplot is not installed. The numbers are in results.csv and spectra.csv.)\n");
     fprintf(f, "\nPer-cell reports: cells/<cell>/report.md.\n");
@@ -755,9 +808,11 @@ static void sort_series(series *se, const sweep *sw) {
         }
 }
 
-static void block_row(FILE *g, const lp_kv *r) {
-    fprintf(g, "%s %s %s %s %s %s\n", row_str(r, "mean_rate"), dash(row_str(r, "gap_pruned")), dash(row_str(r, "gap_finetuned")),
-            row_str(r, "parameters"), row_str(r, "latency_ms_bn"), row_str(r, "target_rate"));
+static void block_row(FILE *g, const sweep *sw, const lp_kv *r) {
+    char kp[64], kf[64];
+    fprintf(g, "%s %s %s %s %s %s\n", row_str(r, "mean_rate"), dash(row_str(r, pkey(sw, "pruned", kp, sizeof kp))),
+            dash(row_str(r, pkey(sw, "finetuned", kf, sizeof kf))), row_str(r, "parameters"), row_str(r, "latency_ms_bn"),
+            row_str(r, "target_rate"));
 }
 
 /* Line style of a series: colour = criterion, dash = rate rule, point = schedule, width = compensation, so
@@ -809,7 +864,8 @@ static int collect_series(sweep *sw, series *se, int *n_iss) {
     *n_iss = 0;
     for (int i = 2; i < sw->n_rows; i++) {
         const lp_kv *r = &sw->rows[i];
-        if (r->count == 0 || !lp_kv_get(r, "gap_finetuned")) continue;
+        char key[64];
+        if (r->count == 0 || !lp_kv_get(r, pkey(sw, "finetuned", key, sizeof key))) continue;
         if (!strcmp(row_str(r, "schedule"), "iss")) {
             (*n_iss)++;
             continue;
@@ -832,47 +888,53 @@ static int collect_series(sweep *sw, series *se, int *n_iss) {
 /* The data blocks $S0.. (one per series), $ISS and $BASE (with baseline_gap); returns 1 if the baseline
  * is finished. */
 static int write_data_blocks(FILE *g, sweep *sw, const series *se, int ns, int n_iss) {
+    const char *p = sw->primary;
+    char kf[64];
+    pkey(sw, "finetuned", kf, sizeof kf);
     for (int k = 0; k < ns; k++) {
-        fprintf(g, "$S%d << EOD\n# mean_rate gap_pruned gap_finetuned parameters latency_bn target\n", k);
-        for (int j = 0; j < se[k].n; j++) block_row(g, &sw->rows[se[k].idx[j]]);
+        fprintf(g, "$S%d << EOD\n# mean_rate %s_pruned %s_finetuned parameters latency_bn target\n", k, p, p);
+        for (int j = 0; j < se[k].n; j++) block_row(g, sw, &sw->rows[se[k].idx[j]]);
         fprintf(g, "EOD\n");
     }
     if (n_iss) {
         fprintf(g, "$ISS << EOD\n");
         for (int i = 2; i < sw->n_rows; i++)
-            if (sw->rows[i].count && !strcmp(row_str(&sw->rows[i], "schedule"), "iss") && lp_kv_get(&sw->rows[i], "gap_finetuned"))
-                block_row(g, &sw->rows[i]);
+            if (sw->rows[i].count && !strcmp(row_str(&sw->rows[i], "schedule"), "iss") && lp_kv_get(&sw->rows[i], kf))
+                block_row(g, sw, &sw->rows[i]);
         fprintf(g, "EOD\n");
     }
     const lp_kv *base = &sw->rows[0];
-    if (!(base->count && lp_kv_get(base, "gap_finetuned"))) return 0;
+    if (!(base->count && lp_kv_get(base, kf))) return 0;
     fprintf(g, "$BASE << EOD\n");
-    block_row(g, base);
-    fprintf(g, "EOD\nbaseline_gap = %s\n", row_str(base, "gap_finetuned"));
+    block_row(g, sw, base);
+    fprintf(g, "EOD\nbaseline_%s = %s\n", p, row_str(base, kf));
     return 1;
 }
 
-/* gap_vs_rate.png (before and after fine-tuning, two panels with one key), gap_vs_params.png and
- * gap_vs_latency.png (fine-tuned models). */
-static void plot_gap(FILE *g, const sweep *sw, const series *se, int ns, int n_iss, int have_base, int top_k) {
-    fprintf(g, "\nset terminal pngcairo size 1500,600 noenhanced\nset output 'gap_vs_rate.png'\n"
-               "set multiplot title 'GAP@%d vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
-            top_k);
+/* <primary>_vs_rate.png (before and after fine-tuning, two panels with one key), <primary>_vs_params.png and
+ * <primary>_vs_latency.png (fine-tuned models). */
+static void plot_primary(FILE *g, const sweep *sw, const series *se, int ns, int n_iss, int have_base) {
+    char t[64], png[64];
+    const char *p = sw->primary;
+    title_of(sw, p, 0, t, sizeof t);
+    fprintf(g, "\nset terminal pngcairo size 1500,600 noenhanced\nset output '%s'\n"
+               "set multiplot title '%s vs mean pruning rate'\nset tmargin at screen 0.88\nset bmargin at screen 0.12\n",
+            plot_png(sw, 0, png, sizeof png), t);
     for (int pass = 0; pass < 2; pass++) {
-        fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel 'GAP@%d'\n",
-                pass ? "after fine-tuning" : "pruned, before fine-tuning", top_k);
+        fprintf(g, "set title '%s'\nset xlabel 'mean pruning rate over unit groups (achieved)'\nset ylabel '%s'\n",
+                pass ? "after fine-tuning" : "pruned, before fine-tuning", t);
         fprintf(g, "%s", pass ? "set lmargin at screen 0.47\nset rmargin at screen 0.77\nset key at screen 0.79,0.88 left top samplen 3\n"
                               : "set lmargin at screen 0.06\nset rmargin at screen 0.36\nunset key\n");
         const char *sep = plot_series(g, sw, se, ns, n_iss, 1, pass ? 3 : 2);
-        if (have_base) fprintf(g, "%sbaseline_gap with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep);
+        if (have_base) fprintf(g, "%sbaseline_%s with lines dt 2 lc rgb 'black' title 'baseline (unpruned)'", sep, p);
         fprintf(g, "\n");
     }
     fprintf(g, "unset multiplot\nset key outside right top\nset lmargin -1\nset rmargin -1\nset tmargin -1\nset bmargin -1\n"
                "set terminal pngcairo size 1200,520 noenhanced\n");
     for (int pass = 0; pass < 2; pass++) {
-        fprintf(g, "\nset output '%s'\nset title 'GAP@%d after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel 'GAP@%d'\n",
-                pass ? "gap_vs_latency.png" : "gap_vs_params.png", top_k, pass ? "measured latency" : "parameters",
-                pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", top_k);
+        fprintf(g, "\nset output '%s'\nset title '%s after fine-tuning vs %s'\nset xlabel '%s'\nset ylabel '%s'\n",
+                plot_png(sw, pass ? 2 : 1, png, sizeof png), t, pass ? "measured latency" : "parameters",
+                pass ? "latency of a no-gradient forward pass at batch N (ms, this machine)" : "parameters", t);
         const char *sep = plot_series(g, sw, se, ns, n_iss, pass ? 5 : 4, 3);
         if (have_base) fprintf(g, "%s$BASE using %d:3 with points pt 5 ps 2 lc rgb 'black' title 'baseline'", sep, pass ? 5 : 4);
         fprintf(g, "\n");
@@ -918,8 +980,9 @@ static int plot_spectra(FILE *g, const sweep *sw) {
     return 1;
 }
 
-/* curves.png: the baseline's training loss per step and validation metrics per epoch; returns 1 if drawn. */
-static int plot_curves(FILE *g, const sweep *sw, int top_k) {
+/* curves.png: the baseline's training loss per step and (up to three of) its shown figures on the
+ * validation data per epoch (valid.tsv: epoch step <figures>...); returns 1 if drawn. */
+static int plot_curves(FILE *g, const sweep *sw) {
     char tpath[4096], vpath[4096];
     int nt = count_data_lines(path_in(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
     int nv = count_data_lines(path_in(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
@@ -928,12 +991,19 @@ static int plot_curves(FILE *g, const sweep *sw, int top_k) {
                "set multiplot layout 1,2 title 'Baseline training'\n");
     fprintf(g, "set title 'training loss per step'\nset xlabel 'optimizer step'\nset ylabel 'loss'\nset logscale y\n"
                "plot 'baseline/train.tsv' skip 1 using 1:4 with lines title 'loss'\nunset logscale y\n");
-    if (nv > 0)
-        fprintf(g, "set key inside right bottom\nset title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\n"
-                   "plot 'baseline/valid.tsv' skip 1 using 1:4 with linespoints lw 2 title 'GAP@%d', "
-                   "'' skip 1 using 1:5 with linespoints lw 2 title 'mAP', '' skip 1 using 1:6 with linespoints title "
-                   "'Hit@1'\n",
-                top_k);
+    if (nv > 0) {
+        fprintf(g, "set key inside right bottom\nset title 'validation after each epoch'\nset xlabel 'epoch'\nset ylabel 'metric'\nplot ");
+        char name[32], fig[32], t[64];
+        int k = 0;
+        for (const char *p = sw->ops->shown; k < 3 && next_name(&p, name, sizeof name); k++) {
+            int col = 3; /* the figure's column in valid.tsv */
+            for (const char *f = sw->ops->figures; next_name(&f, fig, sizeof fig) && strcmp(fig, name); col++) continue;
+            title_of(sw, name, 0, t, sizeof t);
+            fprintf(g, "%s%s skip 1 using 1:%d with linespoints%s title '%s'", k ? ", " : "", k ? "''" : "'baseline/valid.tsv'",
+                    col, k < 2 ? " lw 2" : "", t);
+        }
+        fprintf(g, "\n");
+    }
     fprintf(g, "unset multiplot\nset datafile separator whitespace\nset key outside right top\n");
     return 1;
 }
@@ -941,7 +1011,7 @@ static int plot_curves(FILE *g, const sweep *sw, int top_k) {
 /* Run gnuplot on plots.gp where it exists (a missing gnuplot is not an error: the CSV is the result);
  * have_png[i] stays 1 only for a PNG that was written. Returns how many were. */
 static int draw_pngs(const sweep *sw, int *have_png) {
-    char path[4096];
+    char path[4096], png[64];
     int any = 0, drawn = 0;
     for (int i = 0; i < 5; i++) any |= have_png[i];
     if (!any || system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -949,14 +1019,14 @@ static int draw_pngs(const sweep *sw, int *have_png) {
         return 0;
     }
     for (int i = 0; i < 5; i++)
-        if (have_png[i]) remove(path_in(sw->dir, plot_png[i], path, sizeof path));
+        if (have_png[i]) remove(path_in(sw->dir, plot_png(sw, i, png, sizeof png), path, sizeof path));
     char cmd[4300];
     snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot plots.gp >/dev/null 2>plots.log", sw->dir);
     if (system(cmd) != 0) say(sw, "gnuplot reported errors (see %s/plots.log)", sw->dir);
     for (int i = 0; i < 5; i++) {
         struct stat st;
         if (have_png[i]) {
-            have_png[i] = stat(path_in(sw->dir, plot_png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
+            have_png[i] = stat(path_in(sw->dir, plot_png(sw, i, png, sizeof png), path, sizeof path), &st) == 0 && st.st_size > 0;
             drawn += have_png[i];
         }
     }
@@ -978,17 +1048,16 @@ static lp_status write_plots(sweep *sw, int *have_png, int *drawn_out) {
         return s;
     }
     FILE *g = af.f;
-    int top_k = (int)lp_kv_get_int_or(&sw->cfg, "train.top_k", 20);
     fprintf(g, "# lstmprune sweep plots: `cd %s && gnuplot plots.gp` (data inline, from results.csv and spectra.csv)\n", sw->dir);
     fprintf(g, "set terminal pngcairo size 1200,520 noenhanced\nset grid\nset key outside right top\n");
     int n_iss, ns = collect_series(sw, se, &n_iss);
     int have_base = write_data_blocks(g, sw, se, ns, n_iss);
     if (ns > 0 || n_iss) {
-        plot_gap(g, sw, se, ns, n_iss, have_base, top_k);
+        plot_primary(g, sw, se, ns, n_iss, have_base);
         have_png[0] = have_png[1] = have_png[2] = 1;
     }
     have_png[3] = plot_spectra(g, sw);
-    have_png[4] = plot_curves(g, sw, top_k);
+    have_png[4] = plot_curves(g, sw);
     lp_free(se);
     LP_TRY(lp_atomic_commit(&af));
     *drawn_out = draw_pngs(sw, have_png);
@@ -1016,7 +1085,11 @@ static void row_ckpt(const sweep *sw, const lp_sweep_cell *c, char *buf, size_t 
  * output directory (--out, else sweep.out), the pipeline options and the grid's cells. */
 static lp_status sweep_open(sweep *sw, const lp_kv *config, const char *out_dir, lp_sweep_summary *sum,
                             lp_sweep_cell **cells, int *n_cells) {
-    LP_TRY(resolve_config(config, &sw->cfg));
+    LP_TRY(lp_task_kind_of(config, &sw->kind));
+    sw->ops = sw->kind.ops;
+    snprintf(sw->primary, sizeof sw->primary, "%s", sw->ops->primary);
+    build_columns(sw);
+    LP_TRY(resolve_config(&sw->kind, config, &sw->cfg));
     if (!out_dir) out_dir = lp_kv_get(&sw->cfg, "sweep.out");
     if (!out_dir || !*out_dir) return lp_errorf(LP_ERR_ARG, "no output directory (sweep.out or --out)");
     sw->dir = out_dir;
@@ -1048,7 +1121,7 @@ lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_
         if (!sw.rows) s = LP_ERR_NOMEM;
         for (int i = 0; s == LP_OK && i < sw.n_rows; i++) lp_kv_init(&sw.rows[i]);
     }
-    lp_runcfg_apply_threads(&sw.cfg);
+    lp_blas_set_threads((int)lp_kv_get_int_or(&sw.cfg, "train.threads", 0));
     if (s == LP_OK) s = run_baseline(&sw, &sum);
     char path[4096], cdir[4096];
     if (s == LP_OK) {
@@ -1116,7 +1189,7 @@ lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int round
         if (!sw.rows || !best) s = LP_ERR_NOMEM;
         for (int i = 0; s == LP_OK && i < sw.n_rows; i++) lp_kv_init(&sw.rows[i]);
     }
-    lp_runcfg_apply_threads(&sw.cfg);
+    lp_blas_set_threads((int)lp_kv_get_int_or(&sw.cfg, "train.threads", 0));
     path_in(path_in(out_dir, "baseline", cpath, sizeof cpath), "best.ckpt", sw.baseline_ckpt, sizeof sw.baseline_ckpt);
     /* rows: 0 baseline, 1 prior (not a model), 2+i cells */
     if (s == LP_OK) s = lp_kv_read_file(&sw.rows[0], path_in(out_dir, "cells/baseline/result.txt", path, sizeof path));
@@ -1135,12 +1208,12 @@ lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int round
         for (int i = 0; s == LP_OK && i < sw.n_rows; i++) {
             if (i == 1 || sw.rows[i].count == 0) continue;
             row_ckpt(&sw, i == 0 ? NULL : &cells[i - 2], cpath, sizeof cpath);
-            lp_model m;
+            lp_task *m;
             double b1 = INFINITY, bn = INFINITY;
-            if ((s = lp_model_load(&m, cpath, NULL)) != LP_OK) break;
-            s = lp_model_latency(&m, 1, sw.popt.lat_frames, sw.popt.lat_reps, &b1);
-            if (s == LP_OK) s = lp_model_latency(&m, sw.popt.lat_batch, sw.popt.lat_frames, sw.popt.lat_reps, &bn);
-            lp_model_free(&m);
+            if ((s = open_task(&sw, cpath, &m)) != LP_OK) break;
+            s = m->ops->latency(m, 1, sw.popt.lat_frames, sw.popt.lat_reps, &b1);
+            if (s == LP_OK) s = m->ops->latency(m, sw.popt.lat_batch, sw.popt.lat_frames, sw.popt.lat_reps, &bn);
+            lp_task_free(m);
             best[2 * i] = fmin(best[2 * i], b1);
             best[2 * i + 1] = fmin(best[2 * i + 1], bn);
         }

@@ -7,10 +7,10 @@
  *                             keys (model.kind, model.units, ...) a config may give model.arch (paper |
  *                             lstm), model.hidden, model.layers, model.experts, model.dropout like the
  *                             train flags; the input size comes from data.frame_features.
- *   prune.*                   every cell's pipeline options (prune/pipeline.h): stats_batches,
+ *   prune.*                   every cell's pipeline options (experiments/pipeline.h): stats_batches,
  *                             stats_steps, keep_count, round_to, finetune_epochs, finetune_lr,
  *                             prune_every, iss_lambda, iss_threshold, latency_batch/frames/reps, seed
- *   compat = reference        a preset of prune/compat.h applied first (explicit keys win)
+ *   compat = reference        a preset of experiments/compat.h applied first (explicit keys win)
  *   grid.schedule   = oneshot,soft         (default: prune.schedule, else oneshot; iterative works too)
  *   grid.rule       = eigen,uniform        (default: prune.rule, else eigen)
  *   grid.criterion  = gm,gm-exact,l2,l1,random   (default: prune.criterion, else gm)
@@ -52,10 +52,10 @@
  *
  * Determinism: the same configuration and seeds give the same results.csv except the timing columns
  * (training, pruning and evaluation are deterministic at a fixed thread count; tests/test_sweep.c). */
-#ifndef LP_PRUNE_SWEEP_H
-#define LP_PRUNE_SWEEP_H
+#ifndef LP_EXPERIMENTS_SWEEP_H
+#define LP_EXPERIMENTS_SWEEP_H
 #include "core/kv.h"
-#include "prune/pipeline.h"
+#include "experiments/pipeline.h"
 
 typedef struct {
     char name[64];

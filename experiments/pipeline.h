@@ -10,24 +10,33 @@
  *              threshold, fine-tune
  *
  * Output directory: baseline/ (a training run), pruned.ckpt, finetune/ (a training run), and the report
- * (prune/report.h): report.md, report.json, spectra.csv, models.csv, spectra.png. Evaluation uses the
+ * (experiments/report.h): report.md, report.json, spectra.csv, models.csv, spectra.png. Evaluation uses the
  * data.test patterns when set, else data.valid. */
-#ifndef LP_PRUNE_PIPELINE_H
-#define LP_PRUNE_PIPELINE_H
+#ifndef LP_EXPERIMENTS_PIPELINE_H
+#define LP_EXPERIMENTS_PIPELINE_H
 #include <stdio.h>
 
 #include "core/kv.h"
 #include "prune/plan.h"
-#include "prune/report.h"
+#include "experiments/report.h"
 
 typedef enum { LP_SCHED_ONESHOT = 0, LP_SCHED_ITERATIVE, LP_SCHED_SOFT, LP_SCHED_ISS } lp_schedule;
 
 const char *lp_schedule_name(lp_schedule s);
 lp_status lp_schedule_parse(const char *s, lp_schedule *out);
 
+/* How the iss schedule trains with the group lasso (prune/iss.h). */
+typedef enum {
+    LP_ISS_PROX = 0,     /* proximal steps of lr·λ after every update (default) */
+    LP_ISS_SUBGRADIENT   /* the penalty's subgradient, and the units below the threshold zeroed after every update */
+} lp_iss_method;
+
 typedef struct {
+    const lp_task_kind *kind;  /* the task (model/video_task.h, lm/lm_task.h) */
     const char *out_dir;
-    lp_kv *cfg;                /* model.*, data.*, train.* (training of the baseline) */
+    lp_kv *cfg;                /* the run's keys: the baseline's training (model.*, data.*, train.* or the
+                                * kind's own), prune.*, and "finetune.KEY" / "iss.KEY" keys that set KEY in
+                                * the fine-tuning / ISS training runs */
     const char *baseline_ckpt; /* a trained model to prune instead of training one */
     lp_prune_opts prune;
     lp_schedule schedule;
@@ -37,6 +46,7 @@ typedef struct {
     int prune_every;           /* soft: optimizer steps between mask updates (default 50) */
     double iss_lambda;         /* iss: group-lasso strength λ; each step shrinks a unit by lr·λ (default 1) */
     double iss_threshold;      /* iss: remove units with group norm below this (default 1e-6: the exact zeros) */
+    lp_iss_method iss_method;  /* iss: prox (default) or subgradient */
     int lat_batch, lat_frames, lat_reps; /* latency measurement (default 160, 300, 5) */
     int quiet;
 } lp_pipeline_opts;
@@ -45,7 +55,7 @@ void lp_pipeline_opts_default(lp_pipeline_opts *o);
 
 /* Read the "prune.*" keys present in kv (others keep their value): rule, tau, target_rate, round_to,
  * keep_count, criterion, stats_batches, stats_steps, seed, schedule, steps, finetune_epochs, finetune_lr,
- * prune_every, iss_lambda, iss_threshold, latency_batch, latency_frames, latency_reps. Bad values are
+ * prune_every, iss_lambda, iss_threshold, iss_method, latency_batch, latency_frames, latency_reps. Bad values are
  * LP_ERR_ARG naming the key. */
 lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o);
 
@@ -63,9 +73,6 @@ typedef struct {
     int n_groups;
     lp_pipeline_group groups[LP_MAX_GROUPS];
 } lp_pipeline_result;
-
-/* "group  before -> after  rate  tau  energy" lines. */
-void lp_pipeline_print_groups(FILE *f, const lp_pipeline_result *r);
 
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res);
 

@@ -1,0 +1,43 @@
+/* show: the tables `prune`, `pipeline` and `lm-prune` print at their end (even with --quiet, which
+ * silences progress only). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+void lp_cli_print_groups(const lp_pipeline_result *r) {
+    printf("%-12s %7s %7s %7s %8s %12s\n", "group", "before", "after", "rate", "tau", "energy kept");
+    for (int g = 0; g < r->n_groups; g++) {
+        const lp_pipeline_group *pg = &r->groups[g];
+        printf("%-12s %7d %7d %7.3f %8.4f %12.4f\n", pg->name, pg->before, pg->after, pg->rate, pg->tau, pg->energy_kept);
+    }
+}
+
+void lp_cli_print_models(const lp_task_ops *ops, const lp_report_model *rows, int n_rows) {
+    char flops[32], name[32];
+    snprintf(flops, sizeof flops, "FLOPs/%s", ops->step_name);
+    printf("%-16s %10s %12s %10s %10s %10s", "model", "params", flops, "ckpt KB", "lat B=1", "lat B=N");
+    for (const char *p = ops->shown; *p; p += *p == '\t') {
+        size_t len = strcspn(p, "\t");
+        snprintf(name, sizeof name, "%.*s", (int)len, p);
+        p += len;
+        char title[64];
+        lp_task_ops_figure_title(ops, NULL, name, title, sizeof title);
+        printf(" %8s", title);
+    }
+    printf("\n");
+    for (int i = 0; i < n_rows; i++) {
+        const lp_report_model *r = &rows[i];
+        if (r->reference) printf("%-16s %10s %12s %10s %10s %10s", r->label, "-", "-", "-", "-", "-");
+        else
+            printf("%-16s %10zu %12.4g %10.1f %8.2fms %8.2fms", r->label, r->params, r->flops_step, r->ckpt_bytes / 1024.0,
+                   r->lat_b1_ms, r->lat_bn_ms);
+        for (const char *p = ops->shown; r->score.n && *p; p += *p == '\t') {
+            size_t len = strcspn(p, "\t");
+            snprintf(name, sizeof name, "%.*s", (int)len, p);
+            p += len;
+            printf(" %8.4f", lp_score_get(&r->score, name));
+        }
+        printf("\n");
+    }
+}
