@@ -11,7 +11,7 @@
 #include "core/alloc.h"
 #include "core/kv.h"
 #include "lm/lm.h"
-#include "lm/lm_prune.h"
+#include "experiments/pipeline.h"
 #include "lm/lm_task.h"
 #include "train/trainer.h"
 #include "lm/ptb.h"
@@ -329,41 +329,43 @@ static int prune_handle(void *user, const char *name, const char *value) {
 static const lp_arg prune_args[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (created): pruned.ckpt, finetune/, iss/, report.md, report.json", NULL},
-    {"data", "p.data", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
-    {"rate-rule", "p.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform (every layer --target-rate)", "eigen"},
-    {"tau", "p.tau", LP_ARG_NUM, 0, "T", "eigen rule: keep the units covering a fraction T of the response energy", "0.9"},
-    {"target-rate", "p.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over the prunable layers (eigen: searched over tau)", "none"},
-    {"round-to", "p.round_to", LP_ARG_INT, 0, "N", "keep layer sizes multiples of N", "0"},
-    {"criterion", "p.criterion", LP_ARG_STR, 0, "C", "which units go: gm, gm-exact, l1, l2 or random", "gm"},
-    {"stats-windows", "p.stats_windows", LP_ARG_INT, 0, "N", "training windows for the response statistics (0 = one epoch)", "0"},
-    {"stats-batch", "p.stats_batch", LP_ARG_INT, 1, "B", "streams for the statistics", "20"},
-    {"stats-bptt", "p.stats_bptt", LP_ARG_INT, 1, "T", "window length for the statistics", "35"},
-    {"seed", "p.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
-    {"compensate", "p.compensate", LP_ARG_STR, 0, "MODE",
+    {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
+    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform (every layer --target-rate)", "eigen"},
+    {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "eigen rule: keep the units covering a fraction T of the response energy", "0.9"},
+    {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over the prunable layers (eigen: searched over tau)", "none"},
+    {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep layer sizes multiples of N", "0"},
+    {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "which units go: gm, gm-exact, l1, l2 or random", "gm"},
+    {"stats-windows", "prune.stats_batches", LP_ARG_INT, 0, "N", "training windows for the response statistics (0 = one epoch)", "0"},
+    {"stats-batch", "prune.stats_batch", LP_ARG_INT, 1, "B", "streams for the statistics", "20"},
+    {"stats-bptt", "prune.stats_bptt", LP_ARG_INT, 1, "T", "window length for the statistics", "35"},
+    {"seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"compensate", "prune.compensate", LP_ARG_STR, 0, "MODE",
      "none, or mean: the removed units' mean responses go into the biases that read them (not with ISS)", "none"},
-    {"finetune-epochs", "p.ft_epochs", LP_ARG_INT, 0, "N", "fine-tuning epochs of the pruned model (0 = none)", "2"},
-    {"finetune-lr", "p.ft_lr", LP_ARG_NUM, 0, "LR", "fine-tuning SGD learning rate of the first epoch", "0.1"},
-    {"finetune-decay", "p.ft_decay", LP_ARG_NUM, 0, "R", "fine-tuning learning-rate factor per later epoch", "0.5"},
-    {"iss-lambda", "p.iss_lambda", LP_ARG_NUM, 0, "L", "ISS baseline instead: group-lasso strength (0 = off)", "0"},
-    {"iss-threshold", "p.iss_threshold", LP_ARG_NUM, 0, "E", "ISS: units with a smaller footprint norm are zeroed and removed", "0.001"},
-    {"iss-epochs", "p.iss_epochs", LP_ARG_INT, 1, "N", "ISS: epochs of group-lasso training from the checkpoint", "2"},
-    {"iss-lr", "p.iss_lr", LP_ARG_NUM, 0, "LR", "ISS: constant SGD learning rate of that training", "0.1"},
-    {"eval-batch", "p.eval_batch", LP_ARG_INT, 1, "B", "streams for the report's perplexities", "20"},
-    {"eval-bptt", "p.eval_bptt", LP_ARG_INT, 1, "T", "window for the report's perplexities", "35"},
-    {"threads", "p.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+    {"finetune-epochs", "prune.finetune_epochs", LP_ARG_INT, 0, "N", "fine-tuning epochs of the pruned model (0 = none)", "2"},
+    {"finetune-lr", "prune.finetune_lr", LP_ARG_NUM, 0, "LR", "fine-tuning SGD learning rate of the first epoch", "0.1"},
+    {"finetune-decay", "finetune.train.lr_decay", LP_ARG_NUM, 0, "R", "fine-tuning learning-rate factor per later epoch", "0.5"},
+    {"iss-lambda", "prune.iss_lambda", LP_ARG_NUM, 0, "L", "ISS baseline instead: group-lasso strength (0 = off)", "0"},
+    {"iss-threshold", "prune.iss_threshold", LP_ARG_NUM, 0, "E", "ISS: units with a smaller footprint norm are zeroed and removed", "0.001"},
+    {"iss-epochs", "iss.train.epochs", LP_ARG_INT, 1, "N", "ISS: epochs of group-lasso training from the checkpoint", "2"},
+    {"iss-lr", "iss.train.lr", LP_ARG_NUM, 0, "LR", "ISS: constant SGD learning rate of that training", "0.1"},
+    {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "B", "streams for the report's perplexities", "20"},
+    {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 1, "T", "window for the report's perplexities", "35"},
+    {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "only errors and the final table", NULL},
 };
 
 int lp_cmd_lm_prune(int argc, char **argv) {
     const char *cmd = "lm-prune";
-    lp_kv kv;
+    lp_kv kv, cfg;
     lp_kv_init(&kv);
+    lp_kv_init(&cfg);
     prune_flags f = {0};
     int rc = lp_args_parse(cmd, argc, argv, prune_args, N_OF(prune_args), &kv, prune_handle, &f, NULL, NULL);
     if (rc == 1) {
         printf("usage: lstmprune lm-prune --checkpoint CKPT --out DIR [options]\n\n"
                "Remove LSTM units of a trained PTB language model (eigen rates + geometric median by default, or the\n"
-               "ISS group-lasso baseline), fine-tune the smaller model and write report.md / report.json.\n\n");
+               "ISS group-lasso baseline), fine-tune the smaller model and write report.md / report.json: the\n"
+               "pipeline of `lstmprune prune` on the language-model task.\n\n");
         lp_args_help(stdout, prune_args, N_OF(prune_args), NULL);
         rc = 0;
         goto out;
@@ -374,92 +376,74 @@ int lp_cmd_lm_prune(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    lp_lm_prune_job j;
-    lp_lm_prune_job_default(&j);
-    j.checkpoint = f.ckpt;
-    j.out_dir = f.out;
-    j.quiet = f.quiet;
-    j.data_dir = lp_kv_get(&kv, "p.data");
-    const char *v;
-    if ((v = lp_kv_get(&kv, "p.rule")) && lp_rate_rule_parse(v, &j.prune.rates.rule) != LP_OK) {
-        lp_cli_error(cmd, "--rate-rule: %s", lp_last_error());
-        rc = 2;
-        goto out;
-    }
-    if ((v = lp_kv_get(&kv, "p.criterion")) && lp_criterion_parse(v, &j.prune.criterion) != LP_OK) {
-        lp_cli_error(cmd, "--criterion: %s", lp_last_error());
-        rc = 2;
-        goto out;
-    }
-    if ((v = lp_kv_get(&kv, "p.compensate"))) {
-        if (strcmp(v, "none") != 0 && strcmp(v, "mean") != 0) {
-            lp_cli_error(cmd, "--compensate must be none or mean, got '%s'", v);
-            rc = 2;
-            goto out;
-        }
-        j.prune.compensate = !strcmp(v, "mean");
-    }
-    if (j.prune.compensate && lp_kv_get_double_or(&kv, "p.iss_lambda", 0) > 0) {
-        lp_cli_error(cmd, "--compensate mean does not apply to ISS, which has driven the removed units to zero");
-        rc = 2;
-        goto out;
-    }
-    j.prune.rates.tau = lp_kv_get_double_or(&kv, "p.tau", j.prune.rates.tau);
-    j.prune.rates.target_rate = lp_kv_get_double_or(&kv, "p.target_rate", -1);
-    j.prune.rates.round_to = (int)lp_kv_get_int_or(&kv, "p.round_to", 0);
-    if (j.prune.rates.rule == LP_RATE_RULE_UNIFORM && j.prune.rates.target_rate < 0) {
-        lp_cli_error(cmd, "--rate-rule uniform needs --target-rate R");
-        rc = 2;
-        goto out;
-    }
-    if (lp_kv_get(&kv, "p.tau") && lp_kv_get(&kv, "p.target_rate")) {
-        lp_cli_error(cmd, "give --tau or --target-rate, not both");
-        rc = 2;
-        goto out;
-    }
-    if (lp_rates_opts_check(&j.prune.rates) != LP_OK) {
-        lp_cli_error(cmd, "%s", lp_last_error());
-        rc = 2;
-        goto out;
-    }
-    j.prune.stats_batches = (int)lp_kv_get_int_or(&kv, "p.stats_windows", 0);
-    j.stats_batch = (int)lp_kv_get_int_or(&kv, "p.stats_batch", 20);
-    j.stats_bptt = (int)lp_kv_get_int_or(&kv, "p.stats_bptt", 35);
-    j.prune.seed = (uint64_t)lp_kv_get_int_or(&kv, "p.seed", 1);
-    j.ft_epochs = (int)lp_kv_get_int_or(&kv, "p.ft_epochs", j.ft_epochs);
-    j.ft_lr = lp_kv_get_double_or(&kv, "p.ft_lr", j.ft_lr);
-    j.ft_decay = lp_kv_get_double_or(&kv, "p.ft_decay", j.ft_decay);
-    j.iss_lambda = lp_kv_get_double_or(&kv, "p.iss_lambda", 0);
-    j.iss_threshold = lp_kv_get_double_or(&kv, "p.iss_threshold", j.iss_threshold);
-    j.iss_epochs = (int)lp_kv_get_int_or(&kv, "p.iss_epochs", j.iss_epochs);
-    j.iss_lr = lp_kv_get_double_or(&kv, "p.iss_lr", j.iss_lr);
-    j.eval_batch = (int)lp_kv_get_int_or(&kv, "p.eval_batch", 20);
-    j.eval_bptt = (int)lp_kv_get_int_or(&kv, "p.eval_bptt", 35);
-    j.threads = (int)lp_kv_get_int_or(&kv, "p.threads", 1);
-    if (j.iss_lambda > 0 && (lp_kv_get(&kv, "p.rule") || lp_kv_get(&kv, "p.criterion") || lp_kv_get(&kv, "p.tau") ||
-                             lp_kv_get(&kv, "p.target_rate"))) {
+    const double lambda = lp_kv_get_double_or(&kv, "prune.iss_lambda", 0);
+    if (lambda > 0 && (lp_kv_get(&kv, "prune.rule") || lp_kv_get(&kv, "prune.criterion") || lp_kv_get(&kv, "prune.tau") ||
+                       lp_kv_get(&kv, "prune.target_rate"))) {
         lp_cli_error(cmd, "--iss-lambda selects the ISS baseline: its sizes come from the threshold, not from "
                           "--rate-rule/--criterion/--tau/--target-rate");
         rc = 2;
         goto out;
     }
-    lp_lm_prune_result res;
-    if (lp_lm_prune_run(&j, NULL, &res) != LP_OK) {
+    if (lp_kv_get(&kv, "prune.tau") && lp_kv_get(&kv, "prune.target_rate")) {
+        lp_cli_error(cmd, "give --tau or --target-rate, not both");
+        rc = 2;
+        goto out;
+    }
+    if (lambda > 0 && lp_kv_get(&kv, "prune.compensate") && strcmp(lp_kv_get(&kv, "prune.compensate"), "none")) {
+        lp_cli_error(cmd, "--compensate mean does not apply to ISS, which has driven the removed units to zero");
+        rc = 2;
+        goto out;
+    }
+    /* the pipeline's keys: the flags, then the training settings of the ISS and fine-tuning runs (Zaremba's
+     * schedule: SGD, lr × decay per epoch after the first; ISS at a constant lr), evaluation as lm-eval */
+    lp_status s = lp_kv_merge(&cfg, &kv);
+    const char *set[][2] = {{"finetune.train.decay_after", "1"}, {"finetune.train.test_every", "0"},
+                            {"iss.train.lr_decay", "1"},         {"iss.train.decay_after", "0"},
+                            {"iss.train.test_every", "0"},       {"prune.iss_method", "subgradient"}};
+    for (size_t i = 0; s == LP_OK && i < N_OF(set); i++) s = lp_kv_set(&cfg, set[i][0], set[i][1]);
+    const char *dflt[][2] = {{"iss.train.epochs", "2"}, {"iss.train.lr", "0.1"}, {"finetune.train.lr_decay", "0.5"},
+                             {"train.eval_batch", "20"}, {"train.eval_bptt", "35"}, {"train.threads", "1"}};
+    for (size_t i = 0; s == LP_OK && i < N_OF(dflt); i++)
+        if (!lp_kv_get(&cfg, dflt[i][0])) s = lp_kv_set(&cfg, dflt[i][0], dflt[i][1]);
+    lp_pipeline_opts o;
+    lp_pipeline_opts_default(&o);
+    o.prune.stats_batches = 0; /* one epoch of windows */
+    o.finetune_epochs = 2;
+    o.finetune_lr = 0.1;
+    o.iss_threshold = 1e-3;
+    if (s == LP_OK) s = lp_pipeline_opts_from_kv(&cfg, &o);
+    if (s == LP_OK && o.prune.rates.rule == LP_RATE_RULE_UNIFORM && o.prune.rates.target_rate < 0)
+        s = lp_errorf(LP_ERR_ARG, "--rate-rule uniform needs --target-rate R");
+    if (s != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    const lp_task_kind kind = lp_lm_task_kind(NULL);
+    o.kind = &kind;
+    o.cfg = &cfg;
+    o.out_dir = f.out;
+    o.baseline_ckpt = f.ckpt;
+    o.quiet = f.quiet;
+    o.lat_batch = (int)lp_kv_get_int_or(&cfg, "train.eval_batch", 20);
+    o.lat_frames = (int)lp_kv_get_int_or(&cfg, "train.eval_bptt", 35);
+    o.lat_reps = 3;
+    if (lambda > 0) {
+        o.schedule = LP_SCHED_ISS;
+        o.iss_lambda = lambda;
+    }
+    lp_pipeline_result r;
+    if (lp_pipeline_run(&o, &r) != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());
         rc = 1;
         goto out;
     }
-    printf("%-11s %-14s %11s %10s %10s %10s\n", "model", "hidden", "parameters", "valid ppl", "test ppl", "words/s");
-    for (int r = 0; r < res.n_rows; r++) {
-        char sz[128] = "";
-        size_t off = 0;
-        for (int l = 0; l < res.rows[r].layers; l++)
-            off += (size_t)snprintf(sz + off, sizeof sz - off, l ? ",%d" : "%d", res.rows[r].hidden[l]);
-        printf("%-11s %-14s %11zu %10.2f %10.2f %10.0f\n", res.rows[r].label, sz, res.rows[r].params,
-               res.rows[r].valid_ppl, res.rows[r].test_ppl, res.rows[r].words_per_sec);
-    }
-    printf("report: %s/report.md, %s/report.json (%.0f s)\n", f.out, f.out, res.seconds);
+    lp_cli_print_groups(&r);
+    printf("\n");
+    lp_cli_print_models(kind.ops, r.rows, r.n_rows);
+    printf("mean pruning rate %.4f; pruned model: %s/pruned.ckpt; report: %s/report.md\n", r.mean_rate, f.out, f.out);
 out:
     lp_kv_free(&kv);
+    lp_kv_free(&cfg);
     return rc;
 }

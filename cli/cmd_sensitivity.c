@@ -1,14 +1,13 @@
 /* lstmprune sensitivity / lm-sensitivity: prune one unit group at a time at several rates, no fine-tuning,
- * and measure GAP (experiments/sensitivity.h) or the language model's validation perplexity
- * (lm/lm_sensitivity.h). Both share the flags of the analysis itself (rates, criterion, seed,
- * compensation). */
+ * and score the model (experiments/sensitivity.h: GAP for the video classifier, validation perplexity for
+ * the language model; the checkpoint says which). lm-sensitivity is the same analysis with the language
+ * model's flags (PTB directory, windows) and cost (relative perplexity rise). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
-#include "lm/lm_sensitivity.h"
 #include "experiments/sensitivity.h"
 
 /* The flags both analyses have. */
@@ -92,6 +91,23 @@ static int handle(void *user, const char *name, const char *value) {
     return 0;
 }
 
+/* Run the analysis and print its table: the suggested rate per group. */
+static int run_and_show(const char *cmd, const lp_sensitivity_opts *o, lp_sensitivity_result *r) {
+    if (lp_sensitivity_run(o, r) != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        return 1;
+    }
+    const int drop = r->base.higher_better;
+    printf("%-12s %6s  suggested rate (%s %s <= %g%s)\n", "group", "units", r->base.name[r->base.primary],
+           drop ? "drop" : "rise", drop ? o->max_cost : 100 * o->max_cost, drop ? "" : "%");
+    for (int g = 0; g < r->n_groups; g++)
+        if (r->fixed[g]) printf("%-12s %6d  kept whole: never pruned\n", r->group[g], r->units[g]);
+        else printf("%-12s %6d  %.2f\n", r->group[g], r->units[g], r->suggested[g]);
+    printf("unpruned %s %.4f; results: %s/sensitivity.md%s\n", r->base.name[r->base.primary], lp_score_primary(&r->base),
+           o->out_dir, r->plot ? " (and sensitivity.png)" : "");
+    return 0;
+}
+
 /* ---- sensitivity (video models) ---- */
 
 static const lp_arg own[] = {
@@ -113,7 +129,7 @@ int lp_cmd_sensitivity(int argc, char **argv) {
     lp_sensitivity_opts o;
     lp_sensitivity_opts_default(&o);
     common c = {.cmd = "sensitivity", .rates = o.rates, .n_rates = &o.n_rates, .criterion = &o.criterion,
-                .seed = &o.seed, .compensate = &o.compensate, .quiet = &o.quiet, .max = &o.max_drop};
+                .seed = &o.seed, .compensate = &o.compensate, .quiet = &o.quiet, .max = &o.max_cost};
     lp_kv cfg;
     lp_kv_init(&cfg);
     int rc = lp_args_parse("sensitivity", argc, argv, table, n, &cfg, handle, &c, NULL, NULL);
@@ -140,15 +156,7 @@ int lp_cmd_sensitivity(int argc, char **argv) {
         rc = 1;
         goto out;
     }
-    if (lp_sensitivity_run(&o, r) != LP_OK) {
-        lp_cli_error("sensitivity", "%s", lp_last_error());
-        rc = 1;
-    } else {
-        printf("%-12s %6s  suggested rate (GAP drop <= %g)\n", "group", "units", o.max_drop);
-        for (int g = 0; g < r->n_groups; g++) printf("%-12s %6d  %.2f\n", r->group[g], r->units[g], r->suggested[g]);
-        printf("unpruned GAP %.4f; results: %s/sensitivity.md%s\n", r->base.gap, o.out_dir,
-               r->plot ? " (and sensitivity.png)" : "");
-    }
+    rc = run_and_show("sensitivity", &o, r);
     free(r);
 out:
     lp_kv_free(&cfg);
@@ -160,27 +168,28 @@ out:
 static const lp_arg lm_own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt", NULL},
-    {"data", "s.data", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
+    {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
     {"rates", NULL, LP_ARG_STR, 0, "R,R,...", "pruning rates tried on each layer", "0.1,0.3,0.5,0.7,0.9"},
     {"criterion", NULL, LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
     {"max-rise", NULL, LP_ARG_NUM, 0, "R", "largest relative validation-perplexity rise a suggested rate may cost", "0.05"},
     {"seed", NULL, LP_ARG_INT, 0, "S", "seed of the random criterion (as lm-prune's --seed)", "1"},
     {"compensate", NULL, LP_ARG_STR, 0, "MODE",
      "none, or mean: the removed units' mean responses go into the biases that read them", "none"},
-    {"stats-windows", "s.stats_windows", LP_ARG_INT, 0, "N", "with --compensate mean: training windows for the means (0 = one epoch)", "0"},
-    {"eval-batch", "s.eval_batch", LP_ARG_INT, 1, "B", "streams when evaluating perplexity", "20"},
-    {"eval-bptt", "s.eval_bptt", LP_ARG_INT, 1, "T", "window when evaluating perplexity", "35"},
-    {"threads", "s.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+    {"stats-windows", "prune.stats_batches", LP_ARG_INT, 0, "N", "with --compensate mean: training windows for the means (0 = one epoch)", "0"},
+    {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "B", "streams when evaluating perplexity", "20"},
+    {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 1, "T", "window when evaluating perplexity", "35"},
+    {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors and the final table", NULL},
 };
 
 int lp_cmd_lm_sensitivity(int argc, char **argv) {
     const char *cmd = "lm-sensitivity";
     const int n = (int)(sizeof lm_own / sizeof lm_own[0]);
-    lp_lm_sensitivity_opts o;
-    lp_lm_sensitivity_opts_default(&o);
+    lp_sensitivity_opts o;
+    lp_sensitivity_opts_default(&o);
+    o.max_cost = 0.05;
     common c = {.cmd = cmd, .rates = o.rates, .n_rates = &o.n_rates, .criterion = &o.criterion, .seed = &o.seed,
-                .compensate = &o.compensate, .quiet = &o.quiet, .max = &o.max_rise};
+                .compensate = &o.compensate, .quiet = &o.quiet, .max = &o.max_cost};
     lp_kv kv;
     lp_kv_init(&kv);
     int rc = lp_args_parse(cmd, argc, argv, lm_own, n, &kv, handle, &c, NULL, NULL);
@@ -199,30 +208,21 @@ int lp_cmd_lm_sensitivity(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    o.checkpoint = c.ckpt;
+    o.ckpt = c.ckpt;
     o.out_dir = c.out;
-    o.data_dir = lp_kv_get(&kv, "s.data");
-    o.stats_windows = (int)lp_kv_get_int_or(&kv, "s.stats_windows", o.stats_windows);
-    o.eval_batch = (int)lp_kv_get_int_or(&kv, "s.eval_batch", o.eval_batch);
-    o.eval_bptt = (int)lp_kv_get_int_or(&kv, "s.eval_bptt", o.eval_bptt);
-    o.threads = (int)lp_kv_get_int_or(&kv, "s.threads", o.threads);
-    lp_lm_sensitivity_result *r = calloc(1, sizeof *r);
+    o.stats_batches = (int)lp_kv_get_int_or(&kv, "prune.stats_batches", 0);
+    /* lm-eval's evaluation unless the flags say otherwise */
+    const char *dflt[][2] = {{"train.eval_batch", "20"}, {"train.eval_bptt", "35"}, {"train.threads", "1"}};
+    for (size_t i = 0; i < sizeof dflt / sizeof dflt[0]; i++)
+        if (!lp_kv_get(&kv, dflt[i][0])) lp_kv_set(&kv, dflt[i][0], dflt[i][1]);
+    o.cfg = &kv;
+    lp_sensitivity_result *r = calloc(1, sizeof *r);
     if (!r) {
         lp_cli_error(cmd, "out of memory");
         rc = 1;
         goto out;
     }
-    if (lp_lm_sensitivity_run(&o, NULL, r) != LP_OK) {
-        lp_cli_error(cmd, "%s", lp_last_error());
-        rc = 1;
-    } else {
-        printf("%-10s %6s  suggested rate (perplexity rise <= %g%%)\n", "layer", "units", 100 * o.max_rise);
-        for (int l = 0; l < r->n_groups; l++)
-            if (r->prunable[l]) printf("%-10s %6d  %.2f\n", r->group[l], r->units[l], r->suggested[l]);
-            else printf("%-10s %6d  tied: never pruned\n", r->group[l], r->units[l]);
-        printf("unpruned validation perplexity %.3f; results: %s/sensitivity.md%s\n", r->base_ppl, o.out_dir,
-               r->plot ? " (and sensitivity.png)" : "");
-    }
+    rc = run_and_show(cmd, &o, r);
     free(r);
 out:
     lp_kv_free(&kv);

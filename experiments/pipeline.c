@@ -165,6 +165,15 @@ static lp_status open_ckpt(const lp_pipeline_opts *o, const char *path, const lp
     return s;
 }
 
+/* The keys of checkpoint `path` into cfg. */
+static lp_status ckpt_keys(const char *path, lp_kv *cfg) {
+    lp_ckpt c;
+    LP_TRY(lp_ckpt_load(&c, path));
+    lp_status s = kv_copy(cfg, &c.meta);
+    lp_ckpt_free(&c);
+    return s;
+}
+
 /* open_ckpt with a configuration of its own (discarded). */
 static lp_status load_task(const lp_pipeline_opts *o, const char *path, const lp_kv *over, lp_task **t) {
     lp_kv cfg;
@@ -223,7 +232,7 @@ static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *prun
     }
     say(o, "== fine-tuning into %s", run_dir);
     LP_TRY(train_run(o, &st->cfg, "finetune.", run_dir, pruned, o->finetune_epochs, o->finetune_lr, NULL));
-    snprintf(st->final_ckpt, sizeof st->final_ckpt, "%s/best.ckpt", run_dir);
+    snprintf(st->final_ckpt, sizeof st->final_ckpt, "%.4000s/best.ckpt", run_dir);
     return LP_OK;
 }
 
@@ -351,7 +360,14 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     if (o->iss_method == LP_ISS_SUBGRADIENT) h.after_backward = lp_iss_grad_hook;
     if (o->iss_lambda > 0) {
         say(o, "== training with the ISS group lasso into %s/iss", o->out_dir);
-        LP_TRY(train_run(o, o->cfg, "iss.", sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+        /* from a baseline: its run's settings under the pipeline's; from scratch: the pipeline's */
+        lp_kv run;
+        lp_kv_init(&run);
+        s = o->baseline_ckpt ? ckpt_keys(o->baseline_ckpt, &run) : LP_OK;
+        if (s == LP_OK) s = kv_copy(&run, o->cfg);
+        if (s == LP_OK) s = train_run(o, &run, "iss.", sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h);
+        lp_kv_free(&run);
+        LP_TRY(s);
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
     } else if (o->baseline_ckpt) {
         /* λ = 0: the checkpoint was trained with the group lasso already (train --iss-lambda); only remove

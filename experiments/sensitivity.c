@@ -8,10 +8,11 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
+#include "core/ckpt.h"
 #include "core/fileio.h"
-#include "model/evaluate.h"
-#include "model/runcfg.h"
-#include "model/video_task.h"
+#include "core/log.h"
+#include "experiments/kinds.h"
 #include "prune/plan.h"
 #include "prune/rates.h"
 #include "prune/surgery.h"
@@ -27,14 +28,14 @@ void lp_sensitivity_opts_default(lp_sensitivity_opts *o) {
     o->n_rates = lp_sensitivity_default_rates(o->rates);
     o->criterion = LP_CRITERION_GM;
     o->seed = 1;
-    o->max_drop = 0.01;
+    o->max_cost = 0.01;
     o->stats_batches = 20;
 }
 
-double lp_sensitivity_suggest(const double *rates, const double *drops, int n, double max_drop) {
+double lp_sensitivity_suggest(const double *rates, const double *costs, int n, double max_cost) {
     double best = 0;
     for (int i = 0; i < n; i++) {
-        if (!(drops[i] <= max_drop)) break; /* NaN counts as too much */
+        if (!(costs[i] <= max_cost)) break; /* NaN counts as too much */
         best = rates[i];
     }
     return best;
@@ -73,7 +74,29 @@ lp_status lp_sensitivity_rates(const double *rates, int n, double *sorted) {
     return LP_OK;
 }
 
-lp_status lp_sensitivity_plot(const char *dir, const lp_sensitivity_curves *c, int *plot) {
+/* The next name of a tab-separated list into buf; 0 at the end. */
+static int next_name(const char **list, char *buf, size_t n) {
+    const char *p = *list;
+    if (!*p) return 0;
+    size_t len = strcspn(p, "\t");
+    snprintf(buf, n, "%.*s", (int)len, p);
+    *list = p + len + (p[len] == '\t');
+    return 1;
+}
+
+/* One curve per group for gnuplot: (0, base) and (rates[i], y[g·n_rates + i]), and a dashed horizontal
+ * line at `limit` titled `limit_title`. */
+typedef struct {
+    const char *title, *ylabel, *limit_title;
+    int n_groups, n_rates;
+    char (*group)[24]; /* [n_groups] names (read only) */
+    const int *units;
+    const double *rates, *y;
+    double base, limit;
+} curves;
+
+/* sensitivity.gp and, where gnuplot runs, sensitivity.png (*plot = 1 then). */
+static lp_status plot_curves(const char *dir, const curves *c, int *plot) {
     char path[4096];
     lp_atomic_file af;
     *plot = 0;
@@ -101,194 +124,239 @@ lp_status lp_sensitivity_plot(const char *dir, const lp_sensitivity_curves *c, i
     return LP_OK;
 }
 
-/* Shrink group g of m to `kept` (k units), all others whole, and evaluate; with the plan's means
- * (compensation), the removed units' mean responses go into the biases that read them first. */
-static lp_status eval_pruned(const lp_task *t, int g, const int *kept, int k, const lp_prune_plan *all,
-                             const lp_batcher_config *bc, int top_k, lp_metrics_result *out) {
-    int *lists[LP_MAX_GROUPS], n_kept[LP_MAX_GROUPS];
-    for (int i = 0; i < all->n_groups; i++) lists[i] = all->g[i].kept, n_kept[i] = all->g[i].k;
-    lists[g] = (int *)kept;
-    n_kept[g] = k;
-    lp_prune_plan plan;
-    LP_TRY(lp_prune_plan_from_kept(t, lists, n_kept, &plan));
-    plan.opts.compensate = all->opts.compensate;
-    lp_status s = LP_OK;
-    for (int i = 0; i < plan.n_groups && s == LP_OK && all->g[i].mean; i++) {
-        plan.g[i].mean = lp_malloc((size_t)plan.g[i].h, sizeof(double));
-        if (!plan.g[i].mean) s = LP_ERR_NOMEM;
-        else memcpy(plan.g[i].mean, all->g[i].mean, (size_t)plan.g[i].h * sizeof(double));
-    }
-    lp_task *small = NULL;
-    if (s == LP_OK) s = lp_surgery_shrink(t, &plan, &small);
-    lp_prune_plan_free(&plan);
+/* ---- the run ---- */
+
+/* The split the analysis scores: validation, else test. */
+static lp_status score_eval(lp_task *t, lp_score *sc) {
+    LP_TRY(lp_task_score(t, LP_SPLIT_VALID, sc));
+    if (sc->n == 0) LP_TRY(lp_task_score(t, LP_SPLIT_TEST, sc));
+    if (sc->n == 0) return lp_errorf(LP_ERR_ARG, "sensitivity: no evaluation data (--data, or the checkpoint's validation data)");
+    return LP_OK;
+}
+
+/* What the rate costs: an absolute drop for a figure where higher is better (GAP), a relative rise for
+ * one where lower is (perplexity is multiplicative: 0.05 is 5% worse at any perplexity). */
+static double cost_of(const lp_score *base, const lp_score *sc) {
+    const double b = lp_score_primary(base), v = lp_score_primary(sc);
+    return base->higher_better ? b - v : v / b - 1;
+}
+
+/* The scoring plan: a uniform plan at rate 0 scores every unit of every group and keeps everything; with
+ * compensation it also holds each group's mean responses (statistics over training batches). */
+static lp_status score_units(lp_task *t, const lp_sensitivity_opts *o, lp_prune_plan *plan) {
+    lp_prune_opts po;
+    lp_prune_opts_default(&po);
+    po.rates.rule = LP_RATE_RULE_UNIFORM;
+    po.rates.target_rate = 0;
+    po.criterion = o->criterion;
+    po.seed = o->seed;
+    po.compensate = o->compensate;
+    po.stats_batches = o->stats_batches;
+    if (!o->compensate) return lp_prune_plan_make(t, NULL, &po, plan);
+    if (!o->quiet) lp_log(LP_LOG_INFO, "sensitivity: response statistics for the compensation");
+    lp_stats st[LP_MAX_GROUPS];
+    LP_TRY(lp_prune_stats(t, o->stats_batches, LP_STATS_STEPS_ALL, st));
+    lp_status s = lp_prune_plan_make(t, st, &po, plan);
+    for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
+    return s;
+}
+
+/* Group g alone keeps the k best-scored of its units (kept: room for H_g); the model so shrunk is scored.
+ * The plan is left as it was (group g whole). */
+static lp_status try_rate(lp_task *t, lp_prune_plan *plan, int g, int k, int *kept, lp_score *out) {
+    lp_prune_group_plan *gp = &plan->g[g];
+    LP_TRY(lp_criteria_select(gp->score, gp->h, k, kept));
+    int *whole = gp->kept;
+    gp->kept = kept;
+    gp->k = k;
+    lp_task *small;
+    lp_status s = lp_surgery_shrink(t, plan, &small);
+    gp->kept = whole;
+    gp->k = gp->h;
     LP_TRY(s);
-    lp_eval_result er;
-    s = lp_evaluate(lp_video_task_model(small), bc, top_k, NULL, NULL, &er);
-    if (s == LP_OK) *out = er.m;
+    s = score_eval(small, out);
     lp_task_free(small);
     return s;
 }
 
-static lp_status write_outputs(const lp_sensitivity_opts *o, lp_sensitivity_result *r, int top_k) {
-    char path[4096];
-    lp_atomic_file af;
-    LP_TRY(lp_mkdirs(o->out_dir));
-    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.csv", path, sizeof path)));
-    fprintf(af.f, "group,units,rate,kept,gap,map,hit1,perr,gap_drop\n");
-    for (int g = 0; g < r->n_groups; g++) {
-        fprintf(af.f, "%s,%d,0.0000,%d,%.6f,%.6f,%.6f,%.6f,0.000000\n", r->group[g], r->units[g], r->units[g], r->base.gap,
-                r->base.map, r->base.hit1, r->base.perr);
-        for (int i = 0; i < r->n_rates; i++) {
-            const lp_metrics_result *m = &r->m[g][i];
-            fprintf(af.f, "%s,%d,%.4f,%d,%.6f,%.6f,%.6f,%.6f,%.6f\n", r->group[g], r->units[g], r->rates[i], r->kept[g][i], m->gap,
-                    m->map, m->hit1, m->perr, r->base.gap - m->gap);
-        }
+static lp_status try_group(lp_task *t, lp_prune_plan *plan, int g, const lp_sensitivity_opts *o, lp_sensitivity_result *r) {
+    const int h = r->units[g];
+    double cost[LP_SENSITIVITY_MAX_RATES];
+    int *kept = lp_malloc((size_t)h, sizeof *kept);
+    if (!kept) return LP_ERR_NOMEM;
+    lp_status s = LP_OK;
+    for (int i = 0; i < r->n_rates && s == LP_OK; i++) {
+        int k = h;
+        s = lp_sensitivity_keep_count(h, r->rates[i], &k);
+        if (s == LP_OK) s = try_rate(t, plan, g, k, kept, &r->score[g][i]);
+        r->kept[g][i] = k;
+        cost[i] = cost_of(&r->base, &r->score[g][i]);
+        if (s == LP_OK && !o->quiet)
+            lp_log(LP_LOG_INFO, "  %-10s rate %.2f: %4d of %4d units, %s %.4f (%s %+.4f)", r->group[g], r->rates[i], k, h,
+                   t->ops->primary, lp_score_primary(&r->score[g][i]), r->base.higher_better ? "drop" : "rise", cost[i]);
     }
-    LP_TRY(lp_atomic_commit(&af));
+    if (s == LP_OK) r->suggested[g] = lp_sensitivity_suggest(r->rates, cost, r->n_rates, o->max_cost);
+    lp_free(kept);
+    return s;
+}
 
-    /* suggested.txt: per group, and the sizes a uniform-per-group prune at those rates gives */
+static lp_status run_groups(lp_task *t, const lp_sensitivity_opts *o, lp_sensitivity_result *r) {
+    lp_prune_plan plan;
+    LP_TRY(score_eval(t, &r->base));
+    LP_TRY(score_units(t, o, &plan));
+    r->n_groups = t->n_groups;
+    if (!o->quiet)
+        lp_log(LP_LOG_INFO, "unpruned: %s %.4f (%lld %s); %d groups x %d rates", t->ops->primary, lp_score_primary(&r->base),
+               (long long)r->base.examples, t->ops->count_name, r->n_groups, r->n_rates);
+    lp_status s = LP_OK;
+    for (int g = 0; g < t->n_groups && s == LP_OK; g++) {
+        snprintf(r->group[g], sizeof r->group[g], "%s", t->groups[g].name);
+        r->units[g] = t->groups[g].units;
+        r->fixed[g] = t->groups[g].fixed;
+        if (!r->fixed[g]) s = try_group(t, &plan, g, o, r);
+    }
+    lp_prune_plan_free(&plan);
+    return s;
+}
+
+/* ---- outputs ---- */
+
+/* sensitivity.csv: group, units, rate, kept, the shown figures, and the cost of the rate. */
+static lp_status write_csv(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r) {
+    char path[4096], name[32];
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.csv", path, sizeof path)));
+    fprintf(af.f, "group,units,rate,kept");
+    for (const char *p = ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%s", name);
+    fprintf(af.f, ",%s_%s\n", ops->primary, ops->higher_better ? "drop" : "rise");
+    for (int g = 0; g < r->n_groups; g++)
+        for (int i = -1; i < (r->fixed[g] ? 0 : r->n_rates); i++) { /* i = -1: the unpruned group */
+            const lp_score *sc = i < 0 ? &r->base : &r->score[g][i];
+            fprintf(af.f, "%s,%d,%.4f,%d", r->group[g], r->units[g], i < 0 ? 0.0 : r->rates[i], i < 0 ? r->units[g] : r->kept[g][i]);
+            for (const char *p = ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%.6f", lp_score_get(sc, name));
+            fprintf(af.f, ",%.6f\n", i < 0 ? 0.0 : cost_of(&r->base, sc));
+        }
+    return lp_atomic_commit(&af);
+}
+
+/* suggested.txt: per group, and the sizes a uniform-per-group prune at those rates gives. */
+static lp_status write_suggested(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r,
+                                 const char *ptitle) {
+    char path[4096], units[256] = "";
+    lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "suggested.txt", path, sizeof path)));
-    fprintf(af.f, "# largest tested rate per group whose GAP@%d drop stays <= %g (at it and at every smaller rate)\n", top_k,
-            o->max_drop);
-    char units[256] = "";
+    fprintf(af.f, "# largest tested rate per group whose %s %s stays <= %g (%sat it and at every smaller rate)\n", ptitle,
+            ops->higher_better ? "drop" : "rise", o->max_cost, ops->higher_better ? "" : "relative; ");
     size_t off = 0;
     for (int g = 0; g < r->n_groups; g++) {
         int k;
         if (lp_sensitivity_keep_count(r->units[g], r->suggested[g], &k) != LP_OK) k = r->units[g];
-        fprintf(af.f, "%s = %.4f\n", r->group[g], r->suggested[g]);
+        fprintf(af.f, "%s = %.4f%s\n", r->group[g], r->suggested[g], r->fixed[g] ? "  # kept whole: never pruned" : "");
         if (off < sizeof units) off += (size_t)snprintf(units + off, sizeof units - off, g ? ",%d" : "%d", k);
     }
-    fprintf(af.f, "model.units = %s\n", units);
-    LP_TRY(lp_atomic_commit(&af));
+    fprintf(af.f, "%s = %s\n", ops->units_key, units);
+    return lp_atomic_commit(&af);
+}
 
-    /* the GAP curves */
-    char title[160];
+/* The curves of the groups tried, with the limit a suggested rate may cost. */
+static lp_status write_plot(const lp_sensitivity_opts *o, const lp_task_ops *ops, lp_sensitivity_result *r,
+                            const char *ptitle) {
+    char group[LP_MAX_GROUPS][24], title[160];
+    int units[LP_MAX_GROUPS], n = 0;
+    double y[LP_MAX_GROUPS * LP_SENSITIVITY_MAX_RATES];
+    for (int g = 0; g < r->n_groups; g++) {
+        if (r->fixed[g]) continue;
+        memcpy(group[n], r->group[g], sizeof group[n]);
+        units[n] = r->units[g];
+        for (int i = 0; i < r->n_rates; i++) y[n * r->n_rates + i] = lp_score_primary(&r->score[g][i]);
+        n++;
+    }
     snprintf(title, sizeof title, "Sensitivity: one unit group pruned at a time (%s, no fine-tuning)",
              lp_criterion_name(o->criterion));
-    char ylabel[32];
-    snprintf(ylabel, sizeof ylabel, "GAP@%d", top_k);
-    double y[LP_MAX_GROUPS * LP_SENSITIVITY_MAX_RATES];
-    for (int k = 0; k < r->n_groups; k++)
-        for (int i = 0; i < r->n_rates; i++) y[k * r->n_rates + i] = r->m[k][i].gap;
-    lp_sensitivity_curves c = {.title = title, .ylabel = ylabel, .limit_title = "baseline - max drop",
-                               .n_groups = r->n_groups, .n_rates = r->n_rates, .group = r->group, .units = r->units,
-                               .rates = r->rates, .y = y, .base = r->base.gap, .limit = r->base.gap - o->max_drop};
-    LP_TRY(lp_sensitivity_plot(o->out_dir, &c, &r->plot));
+    const double base = lp_score_primary(&r->base);
+    curves c = {.title = title, .ylabel = ptitle, .limit_title = ops->higher_better ? "baseline - max drop" : "baseline + max rise",
+                .n_groups = n, .n_rates = r->n_rates, .group = group, .units = units, .rates = r->rates, .y = y,
+                .base = base, .limit = ops->higher_better ? base - o->max_cost : base * (1 + o->max_cost)};
+    return plot_curves(o->out_dir, &c, &r->plot);
+}
 
+static lp_status write_md(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_kv *cfg,
+                          const lp_sensitivity_result *r, const char *ptitle) {
+    char path[4096], name[32], title[64], pshort[64];
+    lp_atomic_file af;
     LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.md", path, sizeof path)));
     FILE *f = af.f;
     fprintf(f, "# lstmprune sensitivity\n\n- model: %s\n- criterion: %s%s; no fine-tuning; one group pruned at a time\n"
-               "- unpruned: GAP@%d %.4f, mAP %.4f, Hit@1 %.4f, PERR %.4f\n\n",
-            o->ckpt, lp_criterion_name(o->criterion), o->compensate ? ", mean compensation" : "", top_k, r->base.gap,
-            r->base.map, r->base.hit1, r->base.perr);
-    fprintf(f, "GAP@%d when only this group is pruned at the rate:\n\n| group | units |", top_k);
+               "- unpruned:",
+            o->ckpt, lp_criterion_name(o->criterion), o->compensate ? ", mean compensation" : "");
+    int k = 0;
+    for (const char *p = ops->shown; next_name(&p, name, sizeof name); k++) {
+        lp_task_ops_figure_title(ops, cfg, name, title, sizeof title);
+        fprintf(f, "%s %s %.4f", k ? "," : "", title, lp_score_get(&r->base, name));
+    }
+    fprintf(f, "\n\n%s when only this group is pruned at the rate:\n\n| group | units |", ptitle);
     for (int i = 0; i < r->n_rates; i++) fprintf(f, " r=%.2f |", r->rates[i]);
     fprintf(f, " suggested rate |\n|---|---:|");
     for (int i = 0; i <= r->n_rates; i++) fprintf(f, "---:|");
     fprintf(f, "\n");
-    for (int k = 0; k < r->n_groups; k++) {
-        fprintf(f, "| %s | %d |", r->group[k], r->units[k]);
-        for (int i = 0; i < r->n_rates; i++) fprintf(f, " %.4f |", r->m[k][i].gap);
-        fprintf(f, " %.2f |\n", r->suggested[k]);
+    for (int g = 0; g < r->n_groups; g++) {
+        fprintf(f, "| %s | %d |", r->group[g], r->units[g]);
+        for (int i = 0; i < r->n_rates; i++)
+            if (r->fixed[g]) fprintf(f, " — |");
+            else fprintf(f, " %.4f |", lp_score_primary(&r->score[g][i]));
+        if (r->fixed[g]) fprintf(f, " kept whole |\n");
+        else fprintf(f, " %.2f |\n", r->suggested[g]);
     }
-    fprintf(f, "\nSuggested rate: the largest tested rate whose GAP drop stays within %g at it and at every smaller rate "
-               "(suggested.txt has the resulting model.units). The groups interact, so pruning all of them at these "
-               "rates together costs more than each drop alone; fine-tuning recovers part of it.\n",
-            o->max_drop);
+    snprintf(pshort, sizeof pshort, "%s", ptitle);
+    pshort[strcspn(pshort, "@")] = 0;
+    fprintf(f, "\nSuggested rate: the largest tested rate whose %s %s stays within %g%s at it and at every smaller rate "
+               "(suggested.txt has the resulting %s). The groups interact, so pruning all of them at these "
+               "rates together costs more than each %s alone; fine-tuning recovers part of it.\n",
+            pshort, ops->higher_better ? "drop" : "rise", ops->higher_better ? o->max_cost : 100 * o->max_cost,
+            ops->higher_better ? "" : "%", ops->units_key, ops->higher_better ? "drop" : "rise");
     if (r->plot) fprintf(f, "\n![sensitivity](sensitivity.png)\n");
     return lp_atomic_commit(&af);
 }
 
-/* The scoring plan with each group's mean responses: statistics over `batches` training batches. */
-static lp_status plan_with_means(lp_task *t, int batches, const lp_prune_opts *po, lp_prune_plan *plan) {
-    char **pats;
-    int n;
-    LP_TRY(lp_runcfg_patterns(lp_video_task_cfg(t), "train", &pats, &n));
-    lp_runcfg_free_patterns(pats, n);
-    if (n == 0) return lp_errorf(LP_ERR_ARG, "sensitivity: --compensate needs training data (data.train in the checkpoint)");
-    lp_stats st[LP_MAX_GROUPS];
-    LP_TRY(lp_prune_stats(t, batches, LP_STATS_STEPS_ALL, st));
-    lp_status s = lp_prune_plan_make(t, st, po, plan);
-    for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
+static lp_status write_outputs(const lp_sensitivity_opts *o, const lp_task *t, const lp_kv *cfg, lp_sensitivity_result *r) {
+    char ptitle[64];
+    lp_task_ops_figure_title(t->ops, cfg, t->ops->primary, ptitle, sizeof ptitle);
+    LP_TRY(lp_mkdirs(o->out_dir));
+    LP_TRY(write_csv(o, t->ops, r));
+    LP_TRY(write_suggested(o, t->ops, r, ptitle));
+    LP_TRY(write_plot(o, t->ops, r, ptitle));
+    return write_md(o, t->ops, cfg, r, ptitle);
+}
+
+/* The checkpoint's model as a task of its kind, with the checkpoint's keys and the overrides. */
+static lp_status open_model(const lp_sensitivity_opts *o, lp_task_kind *kind, lp_kv *cfg, lp_task **t) {
+    LP_TRY(lp_task_kind_of_ckpt(o->ckpt, kind));
+    lp_ckpt c;
+    LP_TRY(lp_ckpt_load(&c, o->ckpt));
+    lp_status s = lp_kv_merge(cfg, &c.meta);
+    if (s == LP_OK && o->cfg) s = lp_kv_merge(cfg, o->cfg);
+    if (s == LP_OK) s = kind->open(kind, cfg, &c, o->ckpt, t);
+    lp_ckpt_free(&c);
     return s;
 }
 
 lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result *res_out) {
     double sorted[LP_SENSITIVITY_MAX_RATES];
     LP_TRY(lp_sensitivity_rates(o->rates, o->n_rates, sorted));
-    if (!(o->max_drop >= 0)) return lp_errorf(LP_ERR_ARG, "sensitivity: --max-drop must be >= 0");
+    if (!(o->max_cost >= 0)) return lp_errorf(LP_ERR_ARG, "sensitivity: the largest cost of a suggested rate must be >= 0");
     lp_sensitivity_result *r = res_out ? res_out : lp_calloc(1, sizeof *r);
     if (!r) return LP_ERR_NOMEM;
     memset(r, 0, sizeof *r);
+    r->n_rates = o->n_rates;
+    memcpy(r->rates, sorted, (size_t)o->n_rates * sizeof(double));
+    lp_task_kind kind;
     lp_task *t = NULL;
-    lp_model *m = NULL;
     lp_kv cfg;
     lp_kv_init(&cfg);
-    char **pats = NULL;
-    int n_pats = 0;
-    lp_prune_plan plan;
-    int have_plan = 0;
-    lp_status s = lp_video_task_load(o->ckpt, o->cfg, &t);
-    if (s == LP_OK) {
-        m = lp_video_task_model(t);
-        s = lp_kv_merge(&cfg, lp_video_task_cfg(t));
-    }
-    if (s == LP_OK) s = lp_runcfg_patterns(&cfg, "valid", &pats, &n_pats);
-    if (s == LP_OK && n_pats == 0) {
-        lp_runcfg_free_patterns(pats, n_pats);
-        s = lp_runcfg_patterns(&cfg, "test", &pats, &n_pats);
-        if (s == LP_OK && n_pats == 0) s = lp_errorf(LP_ERR_ARG, "sensitivity: no evaluation data (--data GLOB, or data.valid in the checkpoint)");
-    }
-    lp_batcher_config bc;
-    if (s == LP_OK) s = lp_runcfg_batcher(&cfg, pats, n_pats, 0, &bc);
-    int top_k = (int)lp_kv_get_int_or(&cfg, "train.top_k", 20);
-    lp_eval_result er;
-    if (s == LP_OK) s = lp_evaluate(m, &bc, top_k, NULL, NULL, &er);
-    if (s == LP_OK) {
-        r->base = er.m;
-        r->n_groups = m->n_groups;
-        r->n_rates = o->n_rates;
-        memcpy(r->rates, sorted, (size_t)o->n_rates * sizeof(double));
-        /* Scores of every unit: a uniform plan at rate 0 scores all groups and keeps everything. */
-        lp_prune_opts po;
-        lp_prune_opts_default(&po);
-        po.rates.rule = LP_RATE_RULE_UNIFORM;
-        po.rates.target_rate = 0;
-        po.criterion = o->criterion;
-        po.seed = o->seed;
-        po.compensate = o->compensate;
-        s = o->compensate ? plan_with_means(t, o->stats_batches, &po, &plan) : lp_prune_plan_make(t, NULL, &po, &plan);
-        have_plan = s == LP_OK;
-    }
-    if (!o->quiet && s == LP_OK)
-        fprintf(stderr, "unpruned: GAP@%d %.4f (%lld videos); %d groups x %d rates\n", top_k, r->base.gap, (long long)er.videos,
-                r->n_groups, r->n_rates);
-    int *kept = NULL;
-    for (int g = 0; s == LP_OK && g < m->n_groups; g++) {
-        int h = m->groups[g].units;
-        snprintf(r->group[g], sizeof r->group[g], "%s", m->groups[g].name);
-        r->units[g] = h;
-        kept = lp_malloc((size_t)h, sizeof(int));
-        if (!kept) s = LP_ERR_NOMEM;
-        double drops[LP_SENSITIVITY_MAX_RATES];
-        for (int i = 0; s == LP_OK && i < r->n_rates; i++) {
-            int k = h;
-            s = lp_sensitivity_keep_count(h, r->rates[i], &k);
-            if (s == LP_OK) s = lp_criteria_select(plan.g[g].score, h, k, kept);
-            if (s == LP_OK) s = eval_pruned(t, g, kept, k, &plan, &bc, top_k, &r->m[g][i]);
-            r->kept[g][i] = k;
-            drops[i] = r->base.gap - r->m[g][i].gap;
-            if (s == LP_OK && !o->quiet)
-                fprintf(stderr, "  %-10s rate %.2f: %4d of %4d units, GAP@%d %.4f (drop %+.4f)\n", r->group[g], r->rates[i], k, h,
-                        top_k, r->m[g][i].gap, drops[i]);
-        }
-        if (s == LP_OK) r->suggested[g] = lp_sensitivity_suggest(r->rates, drops, r->n_rates, o->max_drop);
-        lp_free(kept);
-        kept = NULL;
-    }
-    if (s == LP_OK) s = write_outputs(o, r, top_k);
-    if (have_plan) lp_prune_plan_free(&plan);
-    lp_runcfg_free_patterns(pats, n_pats);
+    lp_status s = open_model(o, &kind, &cfg, &t);
+    if (s == LP_OK) lp_blas_set_threads((int)lp_kv_get_int_or(&cfg, "train.threads", 0));
+    if (s == LP_OK) s = run_groups(t, o, r);
+    if (s == LP_OK) s = write_outputs(o, t, &cfg, r);
     lp_task_free(t);
     lp_kv_free(&cfg);
     if (!res_out) lp_free(r);

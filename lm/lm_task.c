@@ -259,6 +259,7 @@ static const lp_task_ops lm_ops = {
     .carry_load = lm_carry_load,
     .shown = "ppl",
     .groups_help = "LSTM 1, LSTM 2, ...",
+    .units_key = "lm.units",
     .step_name = "word",
     .seq_name = "stream",
     .count_name = "words",
@@ -465,6 +466,8 @@ static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, 
     l->bptt = (int)lp_kv_get_int_or(cfg, "train.bptt", 35);
     l->eval_batch = (int)lp_kv_get_int_or(cfg, "train.eval_batch", 20);
     l->eval_bptt = eb ? (int)eb : l->bptt;
+    l->stats_batch = (int)lp_kv_get_int_or(cfg, "prune.stats_batch", 20);
+    l->stats_bptt = (int)lp_kv_get_int_or(cfg, "prune.stats_bptt", 35);
     return LP_OK;
 }
 

@@ -58,7 +58,8 @@ lp_lm_task *lp_lm_task_of(lp_task *t);
  *   train.epochs, train.batch, train.bptt, train.lr, train.lr_decay, train.decay_after, train.clip,
  *   train.momentum, train.seed, train.threads, train.eval_batch, train.eval_bptt (0 = train.bptt),
  *   train.log_every, train.test_every (score the test set every N epochs and after the last; 0 = only
- *   after the last), train.save_every (also write last.ckpt every N windows inside an epoch)
+ *   after the last), train.save_every (also write last.ckpt every N windows inside an epoch),
+ *   prune.stats_batch, prune.stats_bptt (streams and window of the pruning statistics: 20, 35)
  *
  * Training is Zaremba et al.'s (2014): plain SGD (momentum train.momentum) on the sum over a window's
  * steps of the batch-mean NLL, the gradient norm clipped at train.clip, lr_e = lr · lr_decay^max(e −

@@ -282,6 +282,7 @@ static const lp_task_ops video_ops = {
     .seq_name = "video",
     .count_name = "videos",
     .groups_help = "BiLSTM fw/bw, LSTM 2, ... for the paper model",
+    .units_key = "model.units",
     .figure_title = video_figure_title,
     .flops_per_step = video_flops,
     .latency = video_latency,

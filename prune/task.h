@@ -136,6 +136,7 @@ typedef struct {
     const char *seq_name;     /* one input sequence ("video", "stream") */
     const char *count_name;   /* what a score counts ("videos", "words") */
     const char *groups_help;  /* what the unit groups are, for tables ("BiLSTM fw/bw, LSTM 2, ...") */
+    const char *units_key;    /* the run-configuration key listing the group sizes ("model.units") */
     /* A figure's column title under run configuration cfg (may be NULL: the defaults), e.g. "GAP@20";
      * NULL: the figure's name. */
     void (*figure_title)(const lp_kv *cfg, const char *figure, char *buf, size_t n);
