@@ -1,8 +1,9 @@
-/* test_lm_train: LM training as a tool (lm/lm_train.h) — the recipes and the learning-rate schedule, the
- * lm.* model keys, checkpoint round trip (lm/lm.h), the run directory, exact resume (a run interrupted
- * after epoch k and resumed ends with the same weights as an uninterrupted one, at one thread), extending
- * a finished run, fine-tuning from a checkpoint, and the giant-spike report. Tiny models on a tiny
- * generated corpus. */
+/* test_lm_train: LM training as a tool — the LM kind of task (lm/lm_task.h) run by the one trainer
+ * (train/trainer.h): the recipes and their learning-rate schedule, the lm.* model keys, checkpoint round
+ * trip (lm/lm.h), the run directory, exact resume (a run interrupted after epoch k, or inside an epoch with
+ * the carried state, and resumed ends with the same weights as an uninterrupted one, at one thread),
+ * extending a finished run, fine-tuning from a checkpoint, the hooks' view of the task, and the giant-spike
+ * report. Tiny models on a tiny generated corpus. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,8 +20,10 @@
 #include "core/fileio.h"
 #include "core/kv.h"
 #include "lm/lm.h"
-#include "lm/lm_train.h"
+#include "lm/lm_task.h"
 #include "lm/ptb.h"
+#include "optim/optim.h"
+#include "train/trainer.h"
 #include "tests/common/markov_corpus.h"
 #include "tests/common/scratch.h"
 
@@ -50,6 +53,14 @@ static void tiny_cfg(lp_kv *kv) {
     assert_int_equal(lp_kv_set(kv, "train.seed", "7"), LP_OK);
 }
 
+/* lp_train with the LM kind; corpus NULL: read from data.dir. */
+static lp_status train_lm(lp_kv *cfg, const lp_train_opts *o, const lp_ptb_corpus *corpus, lp_train_result *r) {
+    const lp_task_kind kind = lp_lm_task_kind(corpus);
+    return lp_train(&kind, cfg, o, r);
+}
+
+static double ppl_of(const lp_score *s) { return lp_score_get(s, "ppl"); }
+
 static const char *run_path(const char *run, const char *file) {
     static char p[2][600];
     static int which;
@@ -69,7 +80,8 @@ static int count_lines(const char *path) {
     return n;
 }
 
-/* Columns 1..5 (epoch, lr, train/valid/test perplexity) of every valid.tsv row, as one string. */
+/* Every valid.tsv row without its last column (epoch, step, validation ppl and nll, test ppl and nll; not
+ * the seconds), as one string. */
 static void valid_ppl_columns(const char *path, char *out, size_t cap) {
     char *buf;
     size_t len;
@@ -79,8 +91,8 @@ static void valid_ppl_columns(const char *path, char *out, size_t cap) {
     for (size_t i = 0; i < len && o + 1 < cap; i++) {
         if (buf[i] == '\n') col = 0, out[o++] = '\n';
         else if (buf[i] == '\t') {
-            if (++col < 5) out[o++] = '\t';
-        } else if (col < 5) out[o++] = buf[i];
+            if (++col < 6) out[o++] = '\t';
+        } else if (col < 6) out[o++] = buf[i];
     }
     out[o] = '\0';
     lp_free(buf);
@@ -129,13 +141,35 @@ static void test_recipes_and_schedule(void **state) {
     lp_kv_init(&kv);
     assert_int_equal(lp_lm_recipe_apply(&kv, "huge"), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "huge"));
-    lp_kv_free(&kv);
 
-    /* lr_e = lr * decay^max(e - after, 0): small recipe 1,1,1,1,0.5,0.25,... */
-    const double small[7] = {1, 1, 1, 1, 0.5, 0.25, 0.125};
-    for (int e = 1; e <= 7; e++) assert_true(lp_lm_lr_at(1.0, 0.5, 4, e) == small[e - 1]);
-    assert_true(fabs(lp_lm_lr_at(1.0, 1 / 1.15, 14, 16) - 1 / (1.15 * 1.15)) < 1e-15);
-    assert_true(lp_lm_lr_at(0.3, 0.5, 0, 1) == 0.15);
+    /* the kind reads a recipe's train.* keys as the trainer's settings: plain SGD, the clip, and the
+     * per-epoch schedule lr_e = lr * decay^max(e - after, 0) for 1-based e: small 1,1,1,1,0.5,0.25,... */
+    const lp_task_kind kind = lp_lm_task_kind(NULL);
+    lp_train_settings ts;
+    assert_int_equal(lp_lm_recipe_apply(&kv, "small"), LP_OK);
+    assert_int_equal(lp_lm_run_defaults(&kv), LP_OK);
+    assert_int_equal(kind.settings(&kind, &kv, &ts), LP_OK);
+    assert_int_equal(ts.epochs, 13);
+    assert_true(ts.clip == 5 && ts.optim.kind == LP_OPTIM_SGD && ts.optim.momentum == 0.0f);
+    assert_true(ts.lr.per_epoch && ts.lr.base_lr == 1 && ts.lr.decay_rate == 0.5 && ts.lr.decay_after == 4);
+    const float small[7] = {1, 1, 1, 1, 0.5f, 0.25f, 0.125f};
+    for (int e = 1; e <= 7; e++) { /* 0-based epochs; the step does not matter */
+        assert_true(lp_lr_schedule_at(&ts.lr, 0, e - 1) == small[e - 1]);
+        assert_true(lp_lr_schedule_at(&ts.lr, 12345, e - 1) == small[e - 1]);
+    }
+    assert_int_equal(lp_lm_recipe_apply(&kv, "large"), LP_OK);
+    assert_int_equal(kind.settings(&kind, &kv, &ts), LP_OK);
+    assert_true(ts.clip == 10 && ts.lr.decay_after == 14);
+    /* computed in double, rounded to float once: within float32 rounding of 1/1.15^2 */
+    assert_true(fabs(lp_lr_schedule_at(&ts.lr, 0, 15) - 1 / (1.15 * 1.15)) < 1e-7);
+    assert_true(lp_lr_schedule_at(&ts.lr, 0, 13) == 1.0f);
+    lp_lr_schedule sch = {.base_lr = 0.3, .decay_rate = 0.5, .per_epoch = 1, .decay_after = 0};
+    assert_true(lp_lr_schedule_at(&sch, 0, 0) == (float)0.15);
+    /* a bad key is refused, naming it */
+    assert_int_equal(lp_kv_set(&kv, "train.lr_decay", "0"), LP_OK);
+    assert_int_equal(kind.settings(&kind, &kv, &ts), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "train.lr_decay"));
+    lp_kv_free(&kv);
 }
 
 static void test_model_keys(void **state) {
@@ -244,13 +278,14 @@ static void test_resume_equals_uninterrupted(void **state) {
     /* A: three epochs in one go */
     lp_kv cfg;
     tiny_cfg(&cfg);
-    lp_lm_run_opts o = {.run_dir = dir_a, .quiet = 1};
-    lp_lm_run_result ra;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &ra), LP_OK);
+    lp_train_opts o = {.run_dir = dir_a, .quiet = 1};
+    lp_train_result ra;
+    assert_int_equal(train_lm(&cfg, &o, NULL, &ra), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(ra.epochs_done, 3);
-    assert_true(isfinite(ra.test_ppl) && isfinite(ra.valid_ppl) && isfinite(ra.train_ppl));
-    assert_true(ra.valid_ppl < 30); /* learned something: 30 words, uniform guessing is 30 */
+    assert_true(isfinite(ppl_of(&ra.last_test)) && isfinite(ppl_of(&ra.last_valid)) && isfinite(ra.last_loss));
+    assert_true(ppl_of(&ra.last_valid) < 30); /* learned something: 30 words, uniform guessing is 30 */
+    assert_true(ppl_of(&ra.best) <= ppl_of(&ra.last_valid) && ra.best_epoch >= 1 && ra.best_epoch <= 3);
     assert_int_equal(count_lines(run_path("run_a", "valid.tsv")), 1 + 3);
     assert_int_equal(access(run_path("run_a", "config.txt"), F_OK), 0);
     assert_int_equal(access(run_path("run_a", "best.ckpt"), F_OK), 0);
@@ -259,18 +294,24 @@ static void test_resume_equals_uninterrupted(void **state) {
     tiny_cfg(&cfg);
     o.run_dir = dir_b;
     o.stop_after_epochs = 1;
-    lp_lm_run_result rb;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &rb), LP_OK);
+    lp_train_result rb;
+    assert_int_equal(train_lm(&cfg, &o, NULL, &rb), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(rb.epochs_done, 1);
-    /* simulate a crash inside epoch 2: a stray train.tsv row of epoch 2 must disappear on resume */
+    /* simulate a crash inside epoch 2: a stray train.tsv row of epoch 2 (step = the steps of epoch 1 + 10)
+     * must disappear on resume */
+    lp_ckpt c1;
+    assert_int_equal(lp_ckpt_load(&c1, run_path("run_b", "last.ckpt")), LP_OK);
+    const long long steps1 = lp_kv_get_int_or(&c1.meta, "state.step", -1);
+    assert_true(steps1 == rb.steps && steps1 > 10);
+    lp_ckpt_free(&c1);
     FILE *f = fopen(run_path("run_b", "train.tsv"), "a");
     assert_non_null(f);
-    fprintf(f, "2\t10\t99\t0.5\t1\t2\t3\t4\n");
+    fprintf(f, "%lld\t2\t10\t0.5\t1\t2\t3\t4\n", steps1 + 10);
     fclose(f);
     lp_kv_init(&cfg); /* everything comes from run_b/config.txt */
-    lp_lm_run_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_OK);
+    lp_train_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &rb), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(rb.epochs_done, 3);
 
@@ -282,16 +323,17 @@ static void test_resume_equals_uninterrupted(void **state) {
     valid_ppl_columns(run_path("run_b", "valid.tsv"), vb, sizeof vb);
     assert_string_equal(va, vb);
     assert_int_equal(count_lines(run_path("run_a", "train.tsv")), count_lines(run_path("run_b", "train.tsv")));
-    assert_true(fabs(ra.test_ppl - rb.test_ppl) == 0);
+    assert_true(ppl_of(&ra.last_test) == ppl_of(&rb.last_test));
+    assert_int_equal(ra.steps, rb.steps);
 
     /* a finished run cannot be resumed without more epochs; with more it continues */
     lp_kv_init(&cfg);
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_ERR_ARG);
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &rb), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "already trained"));
     lp_kv_free(&cfg);
     lp_kv_init(&cfg);
     orr.epochs_override = 4;
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &rb), LP_OK);
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &rb), LP_OK);
     assert_int_equal(rb.epochs_done, 4);
     assert_string_equal(lp_kv_get(&cfg, "train.epochs"), "4");
     lp_kv_free(&cfg);
@@ -314,22 +356,22 @@ static void test_stop_between_checkpoints(void **state) {
     snprintf(dir_a, sizeof dir_a, "%s/stop_a", lp_test_scratch_dir());
     snprintf(dir_b, sizeof dir_b, "%s/stop_b", lp_test_scratch_dir());
     lp_kv cfg;
-    lp_lm_run_result r;
+    lp_train_result r;
     tiny_cfg(&cfg);
-    lp_lm_run_opts o = {.run_dir = dir_a, .quiet = 1};
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_train_opts o = {.run_dir = dir_a, .quiet = 1};
+    assert_int_equal(train_lm(&cfg, &o, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
     tiny_cfg(&cfg);
     o.run_dir = dir_b;
     o.stop_after_epochs = 1;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    assert_int_equal(train_lm(&cfg, &o, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
 
     snprintf(best, sizeof best, "%s/best.ckpt", dir_b);
     assert_int_equal(lp_test_block_file(best), 0);
     lp_kv_init(&cfg);
-    lp_lm_run_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_ERR_IO);
+    lp_train_opts orr = {.run_dir = dir_b, .resume = 1, .quiet = 1};
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &r), LP_ERR_IO);
     assert_non_null(strstr(lp_last_error(), "best.ckpt")); /* the error names the file it could not write */
     lp_kv_free(&cfg);
     lp_ckpt c;
@@ -339,7 +381,7 @@ static void test_stop_between_checkpoints(void **state) {
 
     assert_int_equal(lp_test_unblock_file(best), 0);
     lp_kv_init(&cfg);
-    lp_status s = lp_lm_train_run(&cfg, &orr, &r);
+    lp_status s = train_lm(&cfg, &orr, NULL, &r);
     if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
     assert_int_equal(s, LP_OK);
     lp_kv_free(&cfg);
@@ -347,8 +389,8 @@ static void test_stop_between_checkpoints(void **state) {
     assert_same_params(run_path("stop_a", "best.ckpt"), run_path("stop_b", "best.ckpt"));
 }
 
-/* The recipes start at lr 1 and valid.tsv's second column is the lr: resume must keep the finished
- * epochs' rows whatever that column holds (it once compared it with the window index and dropped them). */
+/* A resume keeps the valid.tsv rows of the finished epochs: rows are keyed by their first column, the
+ * epoch; a key read from another column (at the recipes' lr 1, the lr column holds 1 too) would drop them. */
 static void test_resume_keeps_valid_rows_at_lr_1(void **state) {
     (void)state;
     char dir[600];
@@ -357,21 +399,23 @@ static void test_resume_keeps_valid_rows_at_lr_1(void **state) {
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.lr", "1"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
-    lp_lm_run_opts o = {.run_dir = dir, .quiet = 1, .stop_after_epochs = 1};
-    lp_lm_run_result r;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_train_opts o = {.run_dir = dir, .quiet = 1, .stop_after_epochs = 1};
+    lp_train_result r;
+    assert_int_equal(train_lm(&cfg, &o, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(count_lines(run_path("run_lr1", "valid.tsv")), 1 + 1);
     lp_kv_init(&cfg);
-    lp_lm_run_opts orr = {.run_dir = dir, .resume = 1, .quiet = 1};
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_OK);
+    lp_train_opts orr = {.run_dir = dir, .resume = 1, .quiet = 1};
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 2);
     assert_int_equal(count_lines(run_path("run_lr1", "valid.tsv")), 1 + 2); /* epoch 1's row kept */
 }
 
-/* Mid-epoch checkpoints (train.save_every): interrupted inside epoch 1 and again inside epoch 2, resumed
- * each time, the run ends with the weights of the uninterrupted run A of the previous test. */
+/* Mid-epoch checkpoints (train.save_every, in steps): interrupted inside epoch 1 and again inside epoch 2
+ * (right after the 2nd mid-epoch checkpoint of each call: steps 60, then 90 and 120 with ~106 steps per
+ * epoch), resumed each time, the run ends with the weights of the uninterrupted run A of the previous test:
+ * the carried recurrent state, the dropout generator and the momentum were restored at steps 60 and 120. */
 static void test_mid_epoch_resume(void **state) {
     (void)state;
     char dir_c[600];
@@ -379,39 +423,48 @@ static void test_mid_epoch_resume(void **state) {
     lp_kv cfg;
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.save_every", "30"), LP_OK);
-    lp_lm_run_opts o = {.run_dir = dir_c, .quiet = 1, .stop_after_windows = 40};
-    lp_lm_run_result r;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK); /* stops after window 60 of epoch 1 */
+    lp_train_opts o = {.run_dir = dir_c, .quiet = 1, .stop_after_saves = 2};
+    lp_train_result r;
+    assert_int_equal(train_lm(&cfg, &o, NULL, &r), LP_OK); /* stops after step 60 of epoch 1 */
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 0);
+    assert_int_equal(r.steps, 60);
     lp_kv meta;
     lp_kv_init(&meta);
     lp_lm m;
     assert_int_equal(lp_lm_load(&m, run_path("run_c", "last.ckpt"), &meta), LP_OK);
-    assert_string_equal(lp_kv_get(&meta, "state.window"), "60");
+    assert_string_equal(lp_kv_get(&meta, "state.step"), "60");
+    assert_string_equal(lp_kv_get(&meta, "state.batch"), "60");
     assert_string_equal(lp_kv_get(&meta, "state.epoch"), "0");
     lp_kv_free(&meta);
     lp_lm_free(&m);
-    /* stray rows written after the checkpoint (a crash at window 70) must go on resume */
+    lp_ckpt c;
+    assert_int_equal(lp_ckpt_load(&c, run_path("run_c", "last.ckpt")), LP_OK);
+    assert_non_null(lp_ckpt_find(&c, "state.h2")); /* the carried state of layer 2 [B, 10] */
+    lp_ckpt_free(&c);
+    /* stray rows written after the checkpoint (a crash at step 70) must go on resume */
     FILE *f = fopen(run_path("run_c", "train.tsv"), "a");
     assert_non_null(f);
-    fprintf(f, "1\t70\t106\t0.5\t1\t2\t3\t4\n");
+    fprintf(f, "70\t1\t70\t0.5\t1\t2\t3\t4\n");
     fclose(f);
     lp_kv_init(&cfg);
-    lp_lm_run_opts orr = {.run_dir = dir_c, .resume = 1, .quiet = 1, .stop_after_windows = 50};
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_OK); /* the rest of epoch 1, stops inside epoch 2 */
+    lp_train_opts orr = {.run_dir = dir_c, .resume = 1, .quiet = 1, .stop_after_saves = 2};
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &r), LP_OK); /* the rest of epoch 1, stops inside epoch 2 */
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 1);
+    assert_int_equal(r.steps, 120);
+    assert_int_equal(lp_ckpt_load(&c, run_path("run_c", "last.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "state.epoch"), "1");
+    assert_true(lp_kv_get_int_or(&c.meta, "state.batch", 0) > 0); /* inside epoch 2 */
+    lp_ckpt_free(&c);
     lp_kv_init(&cfg);
-    orr.stop_after_windows = 0;
-    assert_int_equal(lp_lm_train_run(&cfg, &orr, &r), LP_OK);
+    orr.stop_after_saves = 0;
+    assert_int_equal(train_lm(&cfg, &orr, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
     assert_int_equal(r.epochs_done, 3);
-    /* bit-identical: the carried state, dropout generator and momentum were restored at windows 60 and 30 */
+    /* bit-identical to the uninterrupted run */
     assert_same_params(run_path("run_a", "last.ckpt"), run_path("run_c", "last.ckpt"));
     assert_int_equal(count_lines(run_path("run_a", "train.tsv")), count_lines(run_path("run_c", "train.tsv")));
-    /* the epochs' training perplexities are rebuilt from the partial sums: equal up to the rounding of
-     * (sum / n) * n in double, far below the 3 decimals logged; so the logged columns agree */
     char va[4096], vc[4096];
     valid_ppl_columns(run_path("run_a", "valid.tsv"), va, sizeof va);
     valid_ppl_columns(run_path("run_c", "valid.tsv"), vc, sizeof vc);
@@ -428,9 +481,9 @@ static void test_finetune_from_checkpoint(void **state) {
     lp_kv cfg;
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "1"), LP_OK);
-    lp_lm_run_opts o = {.run_dir = src, .quiet = 1};
-    lp_lm_run_result r;
-    assert_int_equal(lp_lm_train_run(&cfg, &o, &r), LP_OK);
+    lp_train_opts o = {.run_dir = src, .quiet = 1};
+    lp_train_result r;
+    assert_int_equal(train_lm(&cfg, &o, NULL, &r), LP_OK);
     lp_kv_free(&cfg);
     const char *ck = run_path("ft_src", "last.ckpt");
     lp_lm m0;
@@ -446,15 +499,15 @@ static void test_finetune_from_checkpoint(void **state) {
     assert_int_equal(lp_kv_set(&cfg, "train.lr", "0"), LP_OK); /* lr 0: the weights must not move */
     assert_int_equal(lp_kv_set(&cfg, "train.bptt", "8"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.batch", "4"), LP_OK);
-    lp_lm_run_opts of = {.run_dir = dst, .quiet = 1, .init_ckpt = ck, .corpus = &corpus};
-    assert_int_equal(lp_lm_train_run(&cfg, &of, &r), LP_OK);
+    lp_train_opts of = {.run_dir = dst, .quiet = 1, .init_ckpt = ck};
+    assert_int_equal(train_lm(&cfg, &of, &corpus, &r), LP_OK);
     assert_string_equal(lp_kv_get(&cfg, "lm.units"), "12,10");       /* from the checkpoint */
     assert_true(fabs(lp_kv_get_double_or(&cfg, "lm.dropout", 0) - 0.3) < 1e-6); /* float32 0.3 */
     lp_lm m1;
     load_params(run_path("ft_dst", "last.ckpt"), &m1);
     assert_memory_equal(m0.params.data, m1.params.data, m0.params.numel * sizeof(float));
     /* valid.tsv evaluates with train.eval_batch 20 and window = bptt 8, as above */
-    assert_true(fabs(r.valid_ppl - e0.ppl) <= 1e-9 * e0.ppl);
+    assert_true(fabs(ppl_of(&r.last_valid) - e0.ppl) <= 1e-9 * e0.ppl);
     lp_lm_free(&m1);
     lp_kv_free(&cfg);
 
@@ -463,8 +516,8 @@ static void test_finetune_from_checkpoint(void **state) {
     assert_int_equal(lp_kv_set(&cfg, "data.dir", lp_test_scratch_dir()), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "data.max_words", "10"), LP_OK);
     snprintf(dst, sizeof dst, "%s/ft_bad", lp_test_scratch_dir());
-    lp_lm_run_opts ob = {.run_dir = dst, .quiet = 1, .init_ckpt = ck};
-    assert_int_equal(lp_lm_train_run(&cfg, &ob, &r), LP_ERR_ARG);
+    lp_train_opts ob = {.run_dir = dst, .quiet = 1, .init_ckpt = ck};
+    assert_int_equal(train_lm(&cfg, &ob, NULL, &r), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "vocabulary"));
     lp_kv_free(&cfg);
     lp_lm_free(&m0);
@@ -482,25 +535,28 @@ typedef struct {
     double norms[400]; /* pre-clip norms, before any scaling */
 } spike_probe;
 
-static lp_status probe_grad(void *user, lp_lm *m) {
+static lp_status probe_grad(void *user, lp_task *t, int64_t step, double *extra_loss) {
     spike_probe *p = user;
+    (void)extra_loss;
+    assert_int_equal(step, p->calls);        /* the optimizer's steps so far */
+    assert_string_equal(t->ops->name, "lm"); /* the hook sees the LM task */
     double n;
-    LP_TRY(lp_optim_grad_norm(m->params.grad, m->params.numel, &n));
+    LP_TRY(lp_optim_grad_norm(t->params->grad, t->params->numel, &n));
     if (p->calls < 400) p->norms[p->calls] = n;
     if (p->spike && p->calls == LM_SPIKE_CALL)
-        for (size_t i = 0; i < m->params.numel; i++) m->params.grad[i] *= 1e6f;
+        for (size_t i = 0; i < t->params->numel; i++) t->params->grad[i] *= 1e6f;
     p->calls++;
     return LP_OK;
 }
 
-static void spike_run(const char *name, spike_probe *p, lp_lm_run_result *r) {
+static void spike_run(const char *name, spike_probe *p, lp_train_result *r) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/%s", lp_test_scratch_dir(), name);
     lp_kv cfg;
     tiny_cfg(&cfg);
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
-    lp_lm_run_opts o = {.run_dir = dir, .quiet = 1, .grad_hook = probe_grad, .hook_user = p};
-    assert_int_equal(lp_lm_train_run(&cfg, &o, r), LP_OK);
+    lp_train_opts o = {.run_dir = dir, .quiet = 1, .hooks = {.user = p, .after_backward = probe_grad}};
+    assert_int_equal(train_lm(&cfg, &o, NULL, r), LP_OK);
     assert_true(lp_kv_get_double_or(&cfg, "train.clip", 0) == 5);
     lp_kv_free(&cfg);
 }
@@ -508,7 +564,7 @@ static void spike_run(const char *name, spike_probe *p, lp_lm_run_result *r) {
 static void test_spike_watch_reports(void **state) {
     (void)state;
     static spike_probe calm, spiky;
-    lp_lm_run_result r;
+    lp_train_result r;
     spike_run("calm", &calm, &r);
     assert_true(calm.calls > LM_SPIKE_CALL && calm.calls <= 400);
     const int per_epoch = calm.calls / 2;

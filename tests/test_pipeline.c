@@ -15,10 +15,11 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "model/runcfg.h"
-#include "model/trainer.h"
+#include "tasks/video_task.h"
 #include "experiments/pipeline.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
+#include "train/trainer.h"
 #include "tests/common/scratch.h"
 #include "tests/common/yt8m_set.h"
 
@@ -41,7 +42,7 @@ static int setup(void **state) {
     base_cfg(&cfg, 6);
     lp_train_opts to = {.run_dir = lp_test_scratch_path("baseline"), .quiet = 1};
     lp_train_result r;
-    lp_status s = lp_train(&cfg, &to, &r);
+    lp_status s = lp_train(&lp_video_task_kind, &cfg, &to, &r);
     lp_kv_free(&cfg);
     if (s != LP_OK) {
         fprintf(stderr, "baseline: %s\n", lp_last_error());
@@ -132,29 +133,35 @@ static void test_oneshot_eigen_gm(void **state) {
  * comparing weight rows). */
 static void test_pruned_equals_masked_baseline(void **state) {
     (void)state;
-    lp_model base, pruned;
-    assert_int_equal(lp_model_load(&base, baseline_ckpt, NULL), LP_OK);
-    assert_int_equal(lp_model_load(&pruned, lp_test_scratch_path("oneshot/pruned.ckpt"), NULL), LP_OK);
-    for (int g = 0; g < base.n_groups; g++) {
-        const lp_unit_group *bg = &base.groups[g], *pg = &pruned.groups[g];
-        unsigned char *keep = calloc((size_t)bg->units, 1);
-        int found = 0;
+    lp_task *bt, *pt;
+    assert_int_equal(lp_video_task_load(baseline_ckpt, NULL, &bt), LP_OK);
+    assert_int_equal(lp_video_task_load(lp_test_scratch_path("oneshot/pruned.ckpt"), NULL, &pt), LP_OK);
+    assert_int_equal(pt->n_groups, bt->n_groups);
+    int kept[LP_MAX_GROUPS][64], n_kept[LP_MAX_GROUPS], *lists[LP_MAX_GROUPS];
+    for (int g = 0; g < bt->n_groups; g++) {
+        const lp_unit_group *bg = &bt->groups[g], *pg = &pt->groups[g];
+        assert_true(bg->units <= 64);
+        n_kept[g] = 0;
+        lists[g] = kept[g];
         /* Unit j of the pruned model is the baseline unit with the same four gate biases (b is
-         * copied exactly by the surgery; random floats make a collision practically impossible). */
+         * copied exactly by the surgery; random floats make a collision practically impossible);
+         * surviving units keep their order, so the matches come out ascending. */
         for (int j = 0; j < pg->units; j++)
             for (int u = 0; u < bg->units; u++) {
                 int same = 1;
                 for (int q = 0; q < 4; q++) same &= pg->b->data[q * pg->units + j] == bg->b->data[q * bg->units + u];
                 if (same) {
-                    keep[u] = 1;
-                    found++;
+                    kept[g][n_kept[g]++] = u;
                     break;
                 }
             }
-        assert_int_equal(found, pg->units);
-        assert_int_equal(lp_surgery_mask(&base, g, keep), LP_OK);
-        free(keep);
+        assert_int_equal(n_kept[g], pg->units);
     }
+    lp_prune_plan plan;
+    assert_int_equal(lp_prune_plan_from_kept(bt, lists, n_kept, &plan), LP_OK);
+    assert_int_equal(lp_surgery_mask(bt, &plan), LP_OK);
+    lp_prune_plan_free(&plan);
+    lp_model *base = lp_video_task_model(bt), *pruned = lp_video_task_model(pt);
     /* Forward both on a fixed batch with lengths. */
     lp_tape tp;
     assert_int_equal(lp_tape_init(&tp, 1 << 20), LP_OK);
@@ -166,13 +173,13 @@ static void test_pruned_equals_masked_baseline(void **state) {
     for (int i = 0; i < B * T * F; i++) x[i] = (float)(lp_rng_uniform(&rng) - 0.5);
     int len[B] = {7, 3, 5}, dx[3] = {B, T, F};
     lp_model_out ob, op;
-    assert_int_equal(lp_model_forward(&base, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &ob), LP_OK);
-    assert_int_equal(lp_model_forward(&pruned, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &op), LP_OK);
+    assert_int_equal(lp_model_forward(base, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &ob), LP_OK);
+    assert_int_equal(lp_model_forward(pruned, &tp, lp_tape_view(&tp, x, NULL, 3, dx), len, NULL, NULL, &op), LP_OK);
     /* Same sums in a different order (removed terms are exact zeros): float32 rounding only, 1e-5. */
     for (int i = 0; i < B * 6; i++) assert_true(fabsf(ob.scores->data[i] - op.scores->data[i]) <= 1e-5f * (1 + fabsf(ob.scores->data[i])));
     lp_tape_free(&tp);
-    lp_model_free(&base);
-    lp_model_free(&pruned);
+    lp_task_free(bt);
+    lp_task_free(pt);
 }
 
 /* Uniform l2 at mean rate 0.25 from the baseline, no fine-tuning, into scratch directory `dir`. */
@@ -329,21 +336,23 @@ static void test_iss_prox_exact(void **state) {
     lp_kv cfg;
     lp_kv_init(&cfg);
     assert_int_equal(lp_model_default_kv(&cfg, LP_MODEL_LSTM, 64, 12, 1, 6, 2, 0), LP_OK);
-    lp_model m;
-    assert_int_equal(lp_model_init_kv(&m, &cfg, 2), LP_OK);
+    lp_model mm;
+    assert_int_equal(lp_model_init_kv(&mm, &cfg, 2), LP_OK);
+    lp_task *m;
+    assert_int_equal(lp_video_task_new(&mm, NULL, &m), LP_OK);
     double before[12], after[12];
     /* Footprints of one group overlap only in w_hh; with it zeroed they are disjoint and the proximal
      * operator is exact: ||after|| = max(0, ||before|| - t). */
-    memset(m.groups[0].w_hh->data, 0, lp_tensor_numel(m.groups[0].w_hh) * sizeof(float));
-    assert_int_equal(lp_iss_norms(&m, 0, before), LP_OK);
+    memset(m->groups[0].w_hh->data, 0, lp_tensor_numel(m->groups[0].w_hh) * sizeof(float));
+    assert_int_equal(lp_iss_norms(m, 0, before), LP_OK);
     double lo = before[0], hi = before[0];
     for (int j = 1; j < 12; j++) {
         lo = fmin(lo, before[j]);
         hi = fmax(hi, before[j]);
     }
     double t = 0.5 * (lo + hi);
-    assert_int_equal(lp_iss_prox(&m, t), LP_OK);
-    assert_int_equal(lp_iss_norms(&m, 0, after), LP_OK);
+    assert_int_equal(lp_iss_prox(m, t), LP_OK);
+    assert_int_equal(lp_iss_norms(m, 0, after), LP_OK);
     int zeroed = 0, alive = 0;
     for (int j = 0; j < 12; j++) {
         if (before[j] <= t) {
@@ -356,8 +365,8 @@ static void test_iss_prox_exact(void **state) {
         }
     }
     assert_true(zeroed >= 1 && alive >= 1);
-    assert_int_equal(lp_iss_prox(&m, -1), LP_ERR_ARG);
-    lp_model_free(&m);
+    assert_int_equal(lp_iss_prox(m, -1), LP_ERR_ARG);
+    lp_task_free(m);
     lp_kv_free(&cfg);
 }
 

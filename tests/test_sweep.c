@@ -24,6 +24,7 @@
 #include "core/fileio.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
+#include "tasks/video_task.h"
 #include "experiments/compat.h"
 #include "prune/criteria.h"
 #include "prune/plan.h"
@@ -452,11 +453,13 @@ static void test_sensitivity(void **state) {
     }
     /* Independent recomputation of group lstm2 at rate 0.5: gm scores from the weights, keep the 4 best,
      * shrink only that group, evaluate on the validation data the checkpoint names. */
-    lp_model m;
+    lp_model mm;
     lp_kv meta;
     lp_kv_init(&meta);
-    assert_int_equal(lp_model_load(&m, ckpt, &meta), LP_OK);
-    const lp_unit_group *gr = &m.groups[2];
+    assert_int_equal(lp_model_load(&mm, ckpt, &meta), LP_OK);
+    lp_task *t;
+    assert_int_equal(lp_video_task_new(&mm, &meta, &t), LP_OK);
+    const lp_unit_group *gr = &t->groups[2];
     int d = lp_criteria_unit_dim(gr->input_dim, gr->units, 0);
     float *u = malloc((size_t)gr->units * (size_t)d * sizeof(float));
     double score[8];
@@ -466,14 +469,18 @@ static void test_sensitivity(void **state) {
     lp_criteria_opts_default(&co);
     assert_int_equal(lp_criteria_score(&co, u, gr->units, d, score), LP_OK);
     assert_int_equal(lp_criteria_select(score, gr->units, 4, kept), LP_OK);
-    lp_surgery_plan sp;
-    assert_int_equal(lp_surgery_plan_init(&sp, &m), LP_OK);
-    memcpy(sp.kept[2], kept, sizeof kept);
-    sp.n_kept[2] = 4;
-    lp_model small;
-    assert_int_equal(lp_surgery_shrink(&m, &sp, &small), LP_OK);
-    assert_int_equal(small.groups[0].units, 4);
-    assert_int_equal(small.groups[2].units, 4);
+    int all[LP_MAX_GROUPS][8], *lists[LP_MAX_GROUPS], n_kept[LP_MAX_GROUPS];
+    for (int g = 0; g < t->n_groups; g++) {
+        for (int j = 0; j < t->groups[g].units; j++) all[g][j] = j;
+        lists[g] = g == 2 ? kept : all[g];
+        n_kept[g] = g == 2 ? 4 : t->groups[g].units;
+    }
+    lp_prune_plan sp;
+    assert_int_equal(lp_prune_plan_from_kept(t, lists, n_kept, &sp), LP_OK);
+    lp_task *small;
+    assert_int_equal(lp_surgery_shrink(t, &sp, &small), LP_OK);
+    assert_int_equal(small->groups[0].units, 4);
+    assert_int_equal(small->groups[2].units, 4);
     char **pats;
     int np;
     assert_int_equal(lp_runcfg_defaults(&meta), LP_OK);
@@ -481,13 +488,13 @@ static void test_sensitivity(void **state) {
     lp_batcher_config bc;
     assert_int_equal(lp_runcfg_batcher(&meta, pats, np, 0, &bc), LP_OK);
     lp_eval_result er;
-    assert_int_equal(lp_evaluate(&small, &bc, 20, NULL, NULL, &er), LP_OK);
+    assert_int_equal(lp_evaluate(lp_video_task_model(small), &bc, 20, NULL, NULL, &er), LP_OK);
     /* the same model on the same data in the same order: the same float sums, the same metric */
     assert_true(er.m.gap == r->m[2][1].gap);
     lp_runcfg_free_patterns(pats, np);
-    lp_surgery_plan_free(&sp);
-    lp_model_free(&small);
-    lp_model_free(&m);
+    lp_prune_plan_free(&sp);
+    lp_task_free(small);
+    lp_task_free(t);
     lp_kv_free(&meta);
     free(u);
     /* the files */
