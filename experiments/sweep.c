@@ -613,7 +613,12 @@ static lp_status run_cell(sweep *sw, const lp_sweep_cell *c, const char *cdir, c
     o.prune.rates.rule = c->rule;
     o.prune.criterion = c->criterion;
     o.prune.rates.target_rate = c->target_rate;
-    o.baseline_ckpt = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ? sw->baseline_ckpt : NULL;
+    /* oneshot and iterative prune the baseline; soft trains from scratch; ISS from scratch too, or from the
+     * baseline with prune.iss_from = baseline (Wen et al.'s fine-tuning with the group lasso) */
+    const char *iss_from = lp_kv_get(&sw->cfg, "prune.iss_from");
+    const int from_base = c->schedule == LP_SCHED_ONESHOT || c->schedule == LP_SCHED_ITERATIVE ||
+                          (c->schedule == LP_SCHED_ISS && iss_from && !strcmp(iss_from, "baseline"));
+    o.baseline_ckpt = from_base ? sw->baseline_ckpt : NULL;
     if (c->schedule == LP_SCHED_ISS) o.iss_lambda = c->iss_lambda;
     o.prune.compensate = c->compensate; /* never for soft and ISS cells (schedule_compensate) */
     lp_pipeline_result res;
