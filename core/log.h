@@ -15,7 +15,9 @@
 typedef enum {
     LP_LOG_PROGRESS = 0, /* a transient status line (training progress, ETA): the next one replaces it */
     LP_LOG_INFO,         /* what the library is doing: stages, per-epoch results */
-    LP_LOG_WARN          /* something the user should see even when asking for quiet */
+    LP_LOG_WARN,         /* something the user should see even when asking for quiet */
+    LP_LOG_FATAL         /* an internal check failed and the program aborts next: without a sink this one
+                          * message goes to stderr, the only output the library makes by itself */
 } lp_log_level;
 
 /* msg has no trailing newline. */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
+
 static _Thread_local char lp_msg[1024];
 
 const char *lp_status_str(lp_status s) {
@@ -44,6 +46,6 @@ lp_status lp_error_wrap(lp_status code, const char *fmt, ...) {
 const char *lp_last_error(void) { return lp_msg; }
 
 void lp_check_failed(const char *file, int line, const char *expr) {
-    fprintf(stderr, "%s:%d: internal check failed: %s\n", file, line, expr);
+    lp_log(LP_LOG_FATAL, "%s:%d: internal check failed: %s", file, line, expr);
     abort();
 }

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 
+#include "core/log.h"
 #include "core/status.h"
 
 int lp_tensor_same_shape(const lp_tensor *a, const lp_tensor *b) {
@@ -29,7 +30,7 @@ void lp_tensor_fill_uniform(lp_tensor *t, float bound, lp_rng *r) {
 void lp_shape_fail(const char *op, const lp_tensor *a, const lp_tensor *b, const char *file, int line,
                    const char *expr) {
     char sa[64], sb[64];
-    fprintf(stderr, "%s: shapes %s and %s do not agree\n", op, lp_tensor_shape_str(a, sa, sizeof sa),
-            b ? lp_tensor_shape_str(b, sb, sizeof sb) : "-");
+    lp_log(LP_LOG_FATAL, "%s: shapes %s and %s do not agree", op, lp_tensor_shape_str(a, sa, sizeof sa),
+           b ? lp_tensor_shape_str(b, sb, sizeof sb) : "-");
     lp_check_failed(file, line, expr);
 }
