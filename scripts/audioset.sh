@@ -2,7 +2,8 @@
 # The real-data experiment in one command (docs/REPRODUCING.md, results in docs/RESULTS.md):
 # train the paper model on AudioSet's balanced training set, evaluate on the evaluation set, prune at
 # three rates with eigen+gm against uniform+l2, uniform+random (and the crossed uniform+gm, eigen+l2),
-# fine-tune, and tabulate GAP@20, mAP, Hit@1, parameters and measured latency; then the sensitivity
+# fine-tune, and tabulate GAP@20, mAP, Hit@1, parameters and measured latency (the sweep's results.md);
+# then the sensitivity
 # analysis of the baseline and, where PyTorch is installed, the same architecture in PyTorch on the
 # same data.
 #
@@ -46,7 +47,8 @@ else
     echo "(PyTorch not available or TORCH=0: no counterpart run)"
 fi
 
-$PY experiments/summarize.py "$OUT" > "$OUT/summary.md"
-cat "$OUT/summary.md"
 echo
-echo "tables: $OUT/summary.md, $OUT/results.md (plots beside it), $OUT/sensitivity/sensitivity.md"
+cat "$OUT/results.md"
+[ -f "$OUT/torch.json" ] && echo "PyTorch counterpart (the unpruned model, same data): $OUT/torch.json"
+echo
+echo "tables: $OUT/results.md (plots beside it), $OUT/sensitivity/sensitivity.md"
