@@ -1,6 +1,7 @@
-/* lstmprune lm-train / lm-eval / lm-prune: the Penn Treebank language-model experiment (DESIGN.md 6b,
- * docs/CLI.md "## PTB"). Training is lm/lm_train.h, pruning lm/lm_prune.h; this file only maps flags to
- * configuration keys and prints results. */
+/* lstmprune lm-train / lm-eval / lm-prune: the Penn Treebank language-model experiment (docs/CLI.md
+ * "## PTB"). Training is the one trainer (train/trainer.h) on the LM task (tasks/lm_task.h), pruning the
+ * one pipeline (experiments/pipeline.h); this file only maps flags to configuration keys and prints
+ * results. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 #include "core/kv.h"
 #include "lm/lm.h"
 #include "experiments/pipeline.h"
-#include "lm/lm_task.h"
+#include "tasks/lm_task.h"
 #include "train/trainer.h"
 #include "lm/ptb.h"
 #include "model/runcfg.h"

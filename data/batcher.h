@@ -3,7 +3,7 @@
  *     glob(s) → file order (shuffled per epoch) → shuffle buffer of raw records → decode (data/yt8m)
  *     → first max_frames frames → per-frame L2 normalisation → pad to the batch's T → batch
  *
- * as the paper's code does (DESIGN.md section 4). A prefetch thread runs that pipeline ahead of the
+ * as the paper's public code does. A prefetch thread runs that pipeline ahead of the
  * consumer with a bounded queue of `prefetch` batches, so decoding overlaps compute.
  *
  * Determinism. All decisions (file order, shuffle-buffer draws) are made by the one producer in a fixed

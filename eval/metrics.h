@@ -2,7 +2,7 @@
  * accumulator fed batch by batch over a whole evaluation set.
  *
  * Definitions (those of Google's starter code, eval_util.py / average_precision_calculator.py; the
- * reference case is ../shared/reference/metrics.txt). For each video, take its top_k classes by score:
+ * reference case is the metrics.txt file of the reference data tests/common/refdata.h reads). For each video, take its top_k classes by score:
  *
  *   GAP@k  Pool the (score, is_positive) pairs of every video's top k. Sort the pool by score, descending,
  *          and compute   GAP = (1/N) · Σ_{i : item i positive} (positives among items 1..i) / i

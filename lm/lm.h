@@ -1,4 +1,4 @@
-/* lm: the word-level LSTM language model of the paper's second experiment (Penn Treebank, DESIGN.md 6b),
+/* lm: the word-level LSTM language model of the paper's second experiment (Penn Treebank),
  * in the form of Zaremba, Sutskever & Vinyals (2014), the setting of the ISS baseline (Wen et al. 2018).
  *
  *     ids x [B,T] ──► embedding W_emb [V,E] ──► dropout
@@ -36,7 +36,7 @@
  * Training loss. lp_lm_forward's `loss` is the mean negative log-likelihood per target word (what
  * perplexity = exp(loss) is made of). Zaremba's code minimises the *sum over time steps of the batch
  * mean* — T times that — with SGD at lr 1 and the gradient norm clipped at 5; the LM task
- * (lm/lm_task.h) trains the same way, so the recipes' learning rates mean what they meant.
+ * (tasks/lm_task.h) trains the same way, so the recipes' learning rates mean what they meant.
  *
  *     lp_lm m;  lp_lm_config cfg;
  *     lp_lm_config_default(&cfg, vocab.size, 2, 200);               // Zaremba small

@@ -1,6 +1,6 @@
-/* ptb: the Penn Treebank word-level data path for language modelling (DESIGN.md 6b, issue 8).
+/* ptb: the Penn Treebank word-level data path for language modelling.
  *
- * Mikolov's preprocessed PTB (../shared/data/ptb) is plain text: one sentence a line, words separated by
+ * Mikolov's preprocessed PTB is plain text: one sentence a line, words separated by
  * spaces. This module turns it into token ids and into the windows of truncated backpropagation through
  * time used by Zaremba et al. (2014) and the ISS paper.
  *
@@ -37,7 +37,7 @@
  * bptt steps, as TensorFlow's reader (epoch_size = (L-1) // num_steps). Windows are visited in order.
  *
  *     lp_ptb_corpus c;
- *     if (lp_ptb_corpus_load(&c, "../shared/data/ptb", 0) != LP_OK) ... lp_last_error() ...
+ *     if (lp_ptb_corpus_load(&c, "data/ptb", 0) != LP_OK) ... lp_last_error() ...
  *     lp_ptb_batcher bt;
  *     lp_ptb_batcher_init(&bt, c.ids[LP_PTB_TRAIN], c.n[LP_PTB_TRAIN], 20, 35, 0);
  *     for (int w = 0; w < bt.windows; w++) {

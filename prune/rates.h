@@ -26,7 +26,7 @@ typedef enum {
 } lp_rate_rule;
 
 /* How kept eigenvalues are counted at a given τ (E = Σλ, C(k) = Σ_{i≤k} λi).
- * STANDARD: k = smallest k with C(k) ≥ τ·E — the rule of the paper, DESIGN.md and the reference case.
+ * STANDARD: k = smallest k with C(k) ≥ τ·E — the rule of the paper and of the reference case.
  * BELOW: k = #{k : C(k) < τ·E}, i.e. the count of leading eigenvalues whose cumulative energy is still
  *        strictly below τ (one less than STANDARD except at exact ties), as written by the numpy idiom
  *        `np.sum(np.cumsum(l) / np.sum(l) < tau)`. This is the hook for matching the public TensorFlow
