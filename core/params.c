@@ -7,6 +7,12 @@
 
 void lp_params_init(lp_params *ps) { memset(ps, 0, sizeof *ps); }
 
+static lp_param *find_param(lp_params *ps, const char *name) {
+    for (int i = 0; i < ps->count; i++)
+        if (strcmp(ps->items[i].name, name) == 0) return &ps->items[i];
+    return NULL;
+}
+
 int lp_params_declare(lp_params *ps, const char *name, int ndim, const int *dims) {
     LP_CHECK(!ps->finalized);
     LP_CHECK(ndim >= 0 && ndim <= LP_MAX_DIMS);
@@ -14,7 +20,7 @@ int lp_params_declare(lp_params *ps, const char *name, int ndim, const int *dims
         lp_errorf(LP_ERR_ARG, "parameter name '%s' is longer than %d bytes", name, LP_PARAM_NAME_MAX - 1);
         return -1;
     }
-    if (lp_params_find_param(ps, name)) {
+    if (find_param(ps, name)) {
         lp_errorf(LP_ERR_ARG, "parameter '%s' declared twice", name);
         return -1;
     }
@@ -48,14 +54,8 @@ lp_status lp_params_finalize(lp_params *ps) {
     return LP_OK;
 }
 
-lp_param *lp_params_find_param(lp_params *ps, const char *name) {
-    for (int i = 0; i < ps->count; i++)
-        if (strcmp(ps->items[i].name, name) == 0) return &ps->items[i];
-    return NULL;
-}
-
 lp_tensor *lp_params_find(lp_params *ps, const char *name) {
-    lp_param *p = lp_params_find_param(ps, name);
+    lp_param *p = find_param(ps, name);
     return p ? &p->t : NULL;
 }
 

@@ -35,7 +35,6 @@ int lp_params_declare(lp_params *ps, const char *name, int ndim, const int *dims
 lp_status lp_params_finalize(lp_params *ps);
 /* By name; NULL when absent. */
 lp_tensor *lp_params_find(lp_params *ps, const char *name);
-lp_param *lp_params_find_param(lp_params *ps, const char *name);
 void lp_params_zero_grad(lp_params *ps);
 void lp_params_free(lp_params *ps);
 
