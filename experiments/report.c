@@ -1,25 +1,13 @@
 /* report: see report.h. */
 #include "experiments/report.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/alloc.h"
 #include "core/fileio.h"
 #include "core/json.h"
-
-/* The next name of a tab-separated list into buf; 0 at the end. */
-static int next_name(const char **list, char *buf, size_t n) {
-    const char *p = *list;
-    if (!*p) return 0;
-    size_t len = strcspn(p, "\t");
-    snprintf(buf, n, "%.*s", (int)len, p);
-    *list = p + len + (p[len] == '\t');
-    return 1;
-}
+#include "experiments/writer.h"
 
 /* The test split's figures, or the validation split's when there is no test data. */
 static lp_status score_eval(lp_task *t, lp_status (*fn)(lp_task *, lp_split, lp_score *), lp_score *sc) {
@@ -72,18 +60,18 @@ static void json_num(FILE *f, double v) { lp_json_num(f, v, 8); }
 static void json_figures(FILE *f, const lp_task *t, const lp_score *sc, int all) {
     if (!sc->n) return;
     char name[32];
-    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(f, ", \"%s\": %.6f", name, lp_score_get(sc, name));
+    for (const char *p = t->ops->shown; lp_writer_next_name(&p, name, sizeof name);) fprintf(f, ", \"%s\": %.6f", name, lp_score_get(sc, name));
     if (!all) return;
     for (int i = 0; i < sc->n; i++)
         if (!strstr(t->ops->shown, sc->name[i])) fprintf(f, ", \"%s\": %.6f", sc->name[i], sc->value[i]);
     fprintf(f, ", \"%s\": %lld", t->ops->count_name, (long long)sc->examples);
 }
 
-static lp_status write_json(const char *path, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
+static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                             int n, const lp_kv *info) {
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path));
-    FILE *f = af.f;
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, dir, "report.json", LP_WRITER_TEXT));
+    FILE *f = w.f;
     fprintf(f, "{\n  \"info\": {");
     for (int i = 0; info && i < info->count; i++) {
         fprintf(f, "%s\n    ", i ? "," : "");
@@ -132,14 +120,73 @@ static lp_status write_json(const char *path, const lp_task *t, const lp_prune_p
         fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
-    return lp_atomic_commit(&af);
+    return lp_writer_commit(&w);
 }
 
-static lp_status write_md(const char *path, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
+/* report.md's table of unit groups. */
+static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
+    lp_writer_cells(w, "group\tunits before\tunits after\trate\tτ\tenergy kept\tresponses\ttop eigenvalues");
+    lp_writer_row(w);
+    lp_writer_align(w, "lrrrrrrl");
+    for (int g = 0; g < plan->n_groups; g++) {
+        const lp_prune_group_plan *gp = &plan->g[g];
+        char top[128] = "";
+        for (int j = 0, off = 0; gp->eig && j < gp->h && j < 5; j++)
+            off += snprintf(top + off, sizeof top - (size_t)off, "%s%.3g", j ? ", " : "", gp->eig[j]);
+        lp_writer_cell(w, gp->name);
+        lp_writer_cellf(w, "%d", gp->h);
+        lp_writer_cellf(w, "%d", gp->k);
+        lp_writer_cellf(w, "%.3f", gp->rate);
+        lp_writer_cellf(w, "%.4f", gp->tau);
+        lp_writer_cellf(w, "%.4f", gp->energy_kept);
+        lp_writer_cellf(w, "%lld", (long long)gp->n_responses);
+        lp_writer_cell(w, top);
+        lp_writer_row(w);
+    }
+}
+
+/* One cell per shown figure of score sc with format fmt, `none` when it was not scored. */
+static void figure_cells(lp_writer *w, const lp_task *t, const lp_score *sc, const char *fmt, const char *none) {
+    char name[32];
+    for (const char *p = t->ops->shown; lp_writer_next_name(&p, name, sizeof name);)
+        if (sc->n) lp_writer_cellf(w, fmt, lp_score_get(sc, name));
+        else lp_writer_cell(w, none);
+}
+
+/* report.md's table of models: sizes, latency and the shown figures. */
+static void md_models(lp_writer *w, const lp_task *t, const lp_report_model *rows, int n) {
+    char name[32], title[64];
+    lp_writer_cells(w, "model\tparameters");
+    lp_writer_cellf(w, "FLOPs/%s", t->ops->step_name);
+    lp_writer_cells(w, "checkpoint bytes\tlatency B=1 (ms)\tlatency B=N (ms)");
+    for (const char *p = t->ops->shown; lp_writer_next_name(&p, name, sizeof name);) {
+        lp_task_ops_figure_title(t->ops, NULL, name, title, sizeof title);
+        lp_writer_cell(w, title);
+    }
+    lp_writer_row(w);
+    lp_writer_align(w, "lr");
+    for (int i = 0; i < n; i++) {
+        const lp_report_model *r = &rows[i];
+        lp_writer_cell(w, r->label);
+        if (r->reference) {
+            lp_writer_cells(w, "–\t–\t–\t–\t–");
+        } else {
+            lp_writer_cellf(w, "%zu", r->params);
+            lp_writer_cellf(w, "%.4g", r->flops_step);
+            lp_writer_cellf(w, "%zu", r->ckpt_bytes);
+            lp_writer_cellf(w, "%.3f", r->lat_b1_ms);
+            lp_writer_cellf(w, "%.3f (N=%d)", r->lat_bn_ms, r->lat_batch);
+        }
+        figure_cells(w, t, &r->score, "%.4f", "–");
+        lp_writer_row(w);
+    }
+}
+
+static lp_status write_md(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n, const lp_kv *info, int have_plot) {
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path));
-    FILE *f = af.f;
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, dir, "report.md", LP_WRITER_MD));
+    FILE *f = w.f;
     fprintf(f, "# lstmprune report\n\n");
     for (int i = 0; info && i < info->count; i++) fprintf(f, "- %s: %s\n", info->keys[i], info->vals[i]);
     if (plan) {
@@ -149,116 +196,102 @@ static lp_status write_md(const char *path, const lp_task *t, const lp_prune_pla
                 lp_rate_rule_name(plan->opts.rates.rule), lp_criterion_name(plan->opts.criterion),
                 lp_stats_steps_name(plan->opts.steps), plan->rates.tau, plan->rates.mean_rate,
                 plan->rates.target_rate < 0 ? "none" : "set", plan->rates.kept, plan->rates.total);
-        fprintf(f, "| group | units before | units after | rate | τ | energy kept | responses | top eigenvalues |\n");
-        fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---|\n");
-        for (int g = 0; g < plan->n_groups; g++) {
-            const lp_prune_group_plan *gp = &plan->g[g];
-            fprintf(f, "| %s | %d | %d | %.3f | %.4f | %.4f | %lld | ", gp->name, gp->h, gp->k, gp->rate,
-                    gp->tau, gp->energy_kept, (long long)gp->n_responses);
-            for (int j = 0; gp->eig && j < gp->h && j < 5; j++) fprintf(f, "%s%.3g", j ? ", " : "", gp->eig[j]);
-            fprintf(f, " |\n");
-        }
+        md_groups(&w, plan);
         fprintf(f, "\nThe full spectra are in spectra.csv%s.\n", have_plot ? " and spectra.png" : "");
         if (have_plot) fprintf(f, "\n![eigenvalue spectra](spectra.png)\n");
     }
     fprintf(f, "\n## Models\n\n");
-    const char *sn = t->ops->step_name;
-    char name[32], title[64];
-    fprintf(f, "| model | parameters | FLOPs/%s | checkpoint bytes | latency B=1 (ms) | latency B=N (ms) |", sn);
-    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) {
-        lp_task_ops_figure_title(t->ops, NULL, name, title, sizeof title);
-        fprintf(f, " %s |", title);
-    }
-    fprintf(f, "\n|---|---:|---:|---:|---:|---:|");
-    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(f, "---:|");
-    fprintf(f, "\n");
-    for (int i = 0; i < n; i++) {
-        const lp_report_model *r = &rows[i];
-        if (r->reference) fprintf(f, "| %s | – | – | – | – | – |", r->label);
-        else
-            fprintf(f, "| %s | %zu | %.4g | %zu | %.3f | %.3f (N=%d) |", r->label, r->params, r->flops_step, r->ckpt_bytes,
-                    r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
-        for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);)
-            if (r->score.n) fprintf(f, " %.4f |", lp_score_get(&r->score, name));
-            else fprintf(f, " – |");
-        fprintf(f, "\n");
-    }
+    md_models(&w, t, rows, n);
     if (n > 0)
         fprintf(f, "\nLatency: median of repeated no-gradient forward passes over %d %ss per %s, measured on "
                    "this machine in this run.\n",
-                rows[0].lat_steps, sn, t->ops->seq_name);
-    return lp_atomic_commit(&af);
+                rows[0].lat_steps, t->ops->step_name, t->ops->seq_name);
+    return lp_writer_commit(&w);
 }
 
-static lp_status write_csvs(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
-                            int n) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/spectra.csv", dir);
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path));
-    fprintf(af.f, "group,index,eigenvalue,cumulative_energy,kept\n");
+/* spectra.csv: every group's eigenvalues, cumulative energy, and whether the unit rank was kept. */
+static lp_status write_spectra(const char *dir, const lp_prune_plan *plan) {
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, dir, "spectra.csv", LP_WRITER_CSV));
+    lp_writer_cells(&w, "group\tindex\teigenvalue\tcumulative_energy\tkept");
+    lp_writer_row(&w);
     for (int g = 0; plan && g < plan->n_groups; g++) {
         const lp_prune_group_plan *gp = &plan->g[g];
-        for (int j = 0; gp->eig && j < gp->h; j++)
-            fprintf(af.f, "%s,%d,%.10g,%.8f,%d\n", gp->name, j + 1, gp->eig[j], cum_energy(gp->eig, gp->h, j + 1), j < gp->k);
+        for (int j = 0; gp->eig && j < gp->h; j++) {
+            lp_writer_cell(&w, gp->name);
+            lp_writer_cellf(&w, "%d", j + 1);
+            lp_writer_cellf(&w, "%.10g", gp->eig[j]);
+            lp_writer_cellf(&w, "%.8f", cum_energy(gp->eig, gp->h, j + 1));
+            lp_writer_cellf(&w, "%d", j < gp->k);
+            lp_writer_row(&w);
+        }
     }
-    LP_TRY(lp_atomic_commit(&af));
-    snprintf(path, sizeof path, "%s/models.csv", dir);
-    LP_TRY(lp_atomic_open(&af, path));
-    char name[32];
-    fprintf(af.f, "label,parameters,flops_per_%s,checkpoint_bytes,latency_ms_b1,latency_ms_bn,latency_batch", t->ops->step_name);
-    for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%s", name);
-    fprintf(af.f, "\n");
-    for (int i = 0; i < n; i++) {
-        const lp_report_model *r = &rows[i];
-        if (r->reference) fprintf(af.f, "%s,,,,,,", r->label);
-        else
-            fprintf(af.f, "%s,%zu,%.6g,%zu,%.4f,%.4f,%d", r->label, r->params, r->flops_step, r->ckpt_bytes, r->lat_b1_ms,
-                    r->lat_bn_ms, r->lat_batch);
-        for (const char *p = t->ops->shown; next_name(&p, name, sizeof name);)
-            if (r->score.n) fprintf(af.f, ",%.6f", lp_score_get(&r->score, name));
-            else fprintf(af.f, ",");
-        fprintf(af.f, "\n");
-    }
-    return lp_atomic_commit(&af);
+    return lp_writer_commit(&w);
 }
 
-/* Normalised spectra (λ_i / Σλ, log scale) per group; returns 1 when the PNG was written. */
+/* models.csv: the models table for programs. */
+static lp_status write_models(const char *dir, const lp_task *t, const lp_report_model *rows, int n) {
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, dir, "models.csv", LP_WRITER_CSV));
+    lp_writer_cells(&w, "label\tparameters");
+    lp_writer_cellf(&w, "flops_per_%s", t->ops->step_name);
+    lp_writer_cells(&w, "checkpoint_bytes\tlatency_ms_b1\tlatency_ms_bn\tlatency_batch");
+    lp_writer_cells(&w, t->ops->shown);
+    lp_writer_row(&w);
+    for (int i = 0; i < n; i++) {
+        const lp_report_model *r = &rows[i];
+        lp_writer_cell(&w, r->label);
+        if (r->reference) {
+            for (int k = 0; k < 6; k++) lp_writer_cell(&w, "");
+        } else {
+            lp_writer_cellf(&w, "%zu", r->params);
+            lp_writer_cellf(&w, "%.6g", r->flops_step);
+            lp_writer_cellf(&w, "%zu", r->ckpt_bytes);
+            lp_writer_cellf(&w, "%.4f", r->lat_b1_ms);
+            lp_writer_cellf(&w, "%.4f", r->lat_bn_ms);
+            lp_writer_cellf(&w, "%d", r->lat_batch);
+        }
+        figure_cells(&w, t, &r->score, "%.6f", "");
+        lp_writer_row(&w);
+    }
+    return lp_writer_commit(&w);
+}
+
+/* spectra.png: normalised spectra (λ_i / Σλ, log scale) per group, drawn from spectra.csv by a script
+ * that is removed after the run (the report's own files are the tables). Returns 1 if drawn. */
 static int plot_spectra(const char *dir, const lp_prune_plan *plan) {
-    if (!plan || system("command -v gnuplot >/dev/null 2>&1") != 0) return 0;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot 2>/dev/null", dir);
-    FILE *g = popen(cmd, "w");
-    if (!g) return 0;
+    lp_writer w;
+    if (!plan || lp_writer_open(&w, dir, "spectra.gp", LP_WRITER_TEXT) != LP_OK) return 0;
+    FILE *g = w.f;
     fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset output 'spectra.png'\nset datafile separator ','\n"
                "set logscale y\nset xlabel 'eigenvalue index'\nset ylabel 'fraction of energy'\nset key top right\n"
                "set title 'Response covariance spectra per unit group'\nplot ");
-    int first = 1;
+    int curves = 0;
     for (int gi = 0; gi < plan->n_groups; gi++) {
         if (!plan->g[gi].eig) continue;
         double tot = 0;
         for (int j = 0; j < plan->g[gi].h; j++) tot += plan->g[gi].eig[j];
         if (!(tot > 0)) continue;
         fprintf(g, "%s'spectra.csv' using ($2):(strcol(1) eq '%s' && $3 > 0 ? $3/%.10g : 1/0) with linespoints title '%s (keep %d/%d)'",
-                first ? "" : ", ", plan->g[gi].name, tot, plan->g[gi].name, plan->g[gi].k, plan->g[gi].h);
-        first = 0;
+                curves++ ? ", " : "", plan->g[gi].name, tot, plan->g[gi].name, plan->g[gi].k, plan->g[gi].h);
     }
     fprintf(g, "\n");
-    int rc = pclose(g);
-    char png[4200];
-    snprintf(png, sizeof png, "%s/spectra.png", dir);
-    struct stat st;
-    return !first && rc == 0 && stat(png, &st) == 0 && st.st_size > 0;
+    if (lp_writer_commit(&w) != LP_OK) return 0;
+    static const char *const png[] = {"spectra.png"};
+    lp_writer_plot p = {.dir = dir, .script = "spectra.gp", .png = png, .n = 1};
+    int have = curves > 0;
+    lp_writer_gnuplot(&p, &have);
+    char path[4096];
+    remove(lp_writer_path(dir, "spectra.gp", path, sizeof path));
+    return have;
 }
 
 lp_status lp_report_write(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
                           int n_rows, const lp_kv *info) {
     LP_TRY(lp_mkdirs(dir));
-    LP_TRY(write_csvs(dir, t, plan, rows, n_rows));
+    LP_TRY(write_spectra(dir, plan));
+    LP_TRY(write_models(dir, t, rows, n_rows));
     int have_plot = plot_spectra(dir, plan);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/report.json", dir);
-    LP_TRY(write_json(path, t, plan, rows, n_rows, info));
-    snprintf(path, sizeof path, "%s/report.md", dir);
-    return write_md(path, t, plan, rows, n_rows, info, have_plot);
+    LP_TRY(write_json(dir, t, plan, rows, n_rows, info));
+    return write_md(dir, t, plan, rows, n_rows, info, have_plot);
 }

@@ -1,11 +1,8 @@
 /* sensitivity: see sensitivity.h. */
 #include "experiments/sensitivity.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/blas_env.h"
@@ -13,6 +10,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "experiments/kinds.h"
+#include "experiments/writer.h"
 #include "prune/plan.h"
 #include "prune/rates.h"
 #include "prune/surgery.h"
@@ -39,11 +37,6 @@ double lp_sensitivity_suggest(const double *rates, const double *costs, int n, d
         best = rates[i];
     }
     return best;
-}
-
-static const char *path_in(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%.3000s/%.1000s", dir, name);
-    return buf;
 }
 
 lp_status lp_sensitivity_keep_count(int h, double r, int *k) {
@@ -74,16 +67,6 @@ lp_status lp_sensitivity_rates(const double *rates, int n, double *sorted) {
     return LP_OK;
 }
 
-/* The next name of a tab-separated list into buf; 0 at the end. */
-static int next_name(const char **list, char *buf, size_t n) {
-    const char *p = *list;
-    if (!*p) return 0;
-    size_t len = strcspn(p, "\t");
-    snprintf(buf, n, "%.*s", (int)len, p);
-    *list = p + len + (p[len] == '\t');
-    return 1;
-}
-
 /* One curve per group for gnuplot: (0, base) and (rates[i], y[g·n_rates + i]), and a dashed horizontal
  * line at `limit` titled `limit_title`. */
 typedef struct {
@@ -97,11 +80,10 @@ typedef struct {
 
 /* sensitivity.gp and, where gnuplot runs, sensitivity.png (*plot = 1 then). */
 static lp_status plot_curves(const char *dir, const curves *c, int *plot) {
-    char path[4096];
-    lp_atomic_file af;
+    lp_writer w;
     *plot = 0;
-    LP_TRY(lp_atomic_open(&af, path_in(dir, "sensitivity.gp", path, sizeof path)));
-    FILE *g = af.f;
+    LP_TRY(lp_writer_open(&w, dir, "sensitivity.gp", LP_WRITER_TEXT));
+    FILE *g = w.f;
     fprintf(g, "# `gnuplot sensitivity.gp` in this directory\nset terminal pngcairo size 900,560 noenhanced\n"
                "set output 'sensitivity.png'\nset grid\nset key outside right top\n");
     for (int k = 0; k < c->n_groups; k++) {
@@ -115,12 +97,11 @@ static lp_status plot_curves(const char *dir, const curves *c, int *plot) {
     for (int k = 0; k < c->n_groups; k++)
         fprintf(g, "%s$G%d using 1:2 with linespoints lw 2 title '%s (%d units)'", k ? ", " : "", k, c->group[k], c->units[k]);
     fprintf(g, ", %.6f with lines dt 2 lc rgb 'black' title '%s'\n", c->limit, c->limit_title);
-    LP_TRY(lp_atomic_commit(&af));
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) return LP_OK;
-    char cmd[4300];
-    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot sensitivity.gp >/dev/null 2>&1", dir);
-    struct stat st;
-    *plot = system(cmd) == 0 && stat(path_in(dir, "sensitivity.png", path, sizeof path), &st) == 0 && st.st_size > 0;
+    LP_TRY(lp_writer_commit(&w));
+    static const char *const png[] = {"sensitivity.png"};
+    lp_writer_plot p = {.dir = dir, .script = "sensitivity.gp", .png = png, .n = 1};
+    *plot = 1;
+    lp_writer_gnuplot(&p, plot);
     return LP_OK;
 }
 
@@ -223,39 +204,46 @@ static lp_status run_groups(lp_task *t, const lp_sensitivity_opts *o, lp_sensiti
 
 /* sensitivity.csv: group, units, rate, kept, the shown figures, and the cost of the rate. */
 static lp_status write_csv(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r) {
-    char path[4096], name[32];
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.csv", path, sizeof path)));
-    fprintf(af.f, "group,units,rate,kept");
-    for (const char *p = ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%s", name);
-    fprintf(af.f, ",%s_%s\n", ops->primary, ops->higher_better ? "drop" : "rise");
+    char name[32];
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, o->out_dir, "sensitivity.csv", LP_WRITER_CSV));
+    lp_writer_cells(&w, "group\tunits\trate\tkept");
+    lp_writer_cells(&w, ops->shown);
+    lp_writer_cellf(&w, "%s_%s", ops->primary, ops->higher_better ? "drop" : "rise");
+    lp_writer_row(&w);
     for (int g = 0; g < r->n_groups; g++)
         for (int i = -1; i < (r->fixed[g] ? 0 : r->n_rates); i++) { /* i = -1: the unpruned group */
             const lp_score *sc = i < 0 ? &r->base : &r->score[g][i];
-            fprintf(af.f, "%s,%d,%.4f,%d", r->group[g], r->units[g], i < 0 ? 0.0 : r->rates[i], i < 0 ? r->units[g] : r->kept[g][i]);
-            for (const char *p = ops->shown; next_name(&p, name, sizeof name);) fprintf(af.f, ",%.6f", lp_score_get(sc, name));
-            fprintf(af.f, ",%.6f\n", i < 0 ? 0.0 : cost_of(&r->base, sc));
+            lp_writer_cell(&w, r->group[g]);
+            lp_writer_cellf(&w, "%d", r->units[g]);
+            lp_writer_cellf(&w, "%.4f", i < 0 ? 0.0 : r->rates[i]);
+            lp_writer_cellf(&w, "%d", i < 0 ? r->units[g] : r->kept[g][i]);
+            for (const char *p = ops->shown; lp_writer_next_name(&p, name, sizeof name);)
+                lp_writer_cellf(&w, "%.6f", lp_score_get(sc, name));
+            lp_writer_cellf(&w, "%.6f", i < 0 ? 0.0 : cost_of(&r->base, sc));
+            lp_writer_row(&w);
         }
-    return lp_atomic_commit(&af);
+    return lp_writer_commit(&w);
 }
 
 /* suggested.txt: per group, and the sizes a uniform-per-group prune at those rates gives. */
 static lp_status write_suggested(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r,
                                  const char *ptitle) {
-    char path[4096], units[256] = "";
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "suggested.txt", path, sizeof path)));
-    fprintf(af.f, "# largest tested rate per group whose %s %s stays <= %g (%sat it and at every smaller rate)\n", ptitle,
+    char units[256] = "";
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, o->out_dir, "suggested.txt", LP_WRITER_TEXT));
+    FILE *f = w.f;
+    fprintf(f, "# largest tested rate per group whose %s %s stays <= %g (%sat it and at every smaller rate)\n", ptitle,
             ops->higher_better ? "drop" : "rise", o->max_cost, ops->higher_better ? "" : "relative; ");
     size_t off = 0;
     for (int g = 0; g < r->n_groups; g++) {
         int k;
         if (lp_sensitivity_keep_count(r->units[g], r->suggested[g], &k) != LP_OK) k = r->units[g];
-        fprintf(af.f, "%s = %.4f%s\n", r->group[g], r->suggested[g], r->fixed[g] ? "  # kept whole: never pruned" : "");
+        fprintf(f, "%s = %.4f%s\n", r->group[g], r->suggested[g], r->fixed[g] ? "  # kept whole: never pruned" : "");
         if (off < sizeof units) off += (size_t)snprintf(units + off, sizeof units - off, g ? ",%d" : "%d", k);
     }
-    fprintf(af.f, "%s = %s\n", ops->units_key, units);
-    return lp_atomic_commit(&af);
+    fprintf(f, "%s = %s\n", ops->units_key, units);
+    return lp_writer_commit(&w);
 }
 
 /* The curves of the groups tried, with the limit a suggested rate may cost. */
@@ -280,33 +268,41 @@ static lp_status write_plot(const lp_sensitivity_opts *o, const lp_task_ops *ops
     return plot_curves(o->out_dir, &c, &r->plot);
 }
 
+/* The table: the primary figure per group and rate, and the suggested rate. */
+static void md_table(lp_writer *w, const lp_sensitivity_result *r) {
+    lp_writer_cells(w, "group\tunits");
+    for (int i = 0; i < r->n_rates; i++) lp_writer_cellf(w, "r=%.2f", r->rates[i]);
+    lp_writer_cell(w, "suggested rate");
+    lp_writer_row(w);
+    lp_writer_align(w, "lr");
+    for (int g = 0; g < r->n_groups; g++) {
+        lp_writer_cell(w, r->group[g]);
+        lp_writer_cellf(w, "%d", r->units[g]);
+        for (int i = 0; i < r->n_rates; i++)
+            if (r->fixed[g]) lp_writer_cell(w, "—");
+            else lp_writer_cellf(w, "%.4f", lp_score_primary(&r->score[g][i]));
+        if (r->fixed[g]) lp_writer_cell(w, "kept whole");
+        else lp_writer_cellf(w, "%.2f", r->suggested[g]);
+        lp_writer_row(w);
+    }
+}
+
 static lp_status write_md(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_kv *cfg,
                           const lp_sensitivity_result *r, const char *ptitle) {
-    char path[4096], name[32], title[64], pshort[64];
-    lp_atomic_file af;
-    LP_TRY(lp_atomic_open(&af, path_in(o->out_dir, "sensitivity.md", path, sizeof path)));
-    FILE *f = af.f;
+    char name[32], title[64], pshort[64];
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, o->out_dir, "sensitivity.md", LP_WRITER_MD));
+    FILE *f = w.f;
     fprintf(f, "# lstmprune sensitivity\n\n- model: %s\n- criterion: %s%s; no fine-tuning; one group pruned at a time\n"
                "- unpruned:",
             o->ckpt, lp_criterion_name(o->criterion), o->compensate ? ", mean compensation" : "");
     int k = 0;
-    for (const char *p = ops->shown; next_name(&p, name, sizeof name); k++) {
+    for (const char *p = ops->shown; lp_writer_next_name(&p, name, sizeof name); k++) {
         lp_task_ops_figure_title(ops, cfg, name, title, sizeof title);
         fprintf(f, "%s %s %.4f", k ? "," : "", title, lp_score_get(&r->base, name));
     }
-    fprintf(f, "\n\n%s when only this group is pruned at the rate:\n\n| group | units |", ptitle);
-    for (int i = 0; i < r->n_rates; i++) fprintf(f, " r=%.2f |", r->rates[i]);
-    fprintf(f, " suggested rate |\n|---|---:|");
-    for (int i = 0; i <= r->n_rates; i++) fprintf(f, "---:|");
-    fprintf(f, "\n");
-    for (int g = 0; g < r->n_groups; g++) {
-        fprintf(f, "| %s | %d |", r->group[g], r->units[g]);
-        for (int i = 0; i < r->n_rates; i++)
-            if (r->fixed[g]) fprintf(f, " — |");
-            else fprintf(f, " %.4f |", lp_score_primary(&r->score[g][i]));
-        if (r->fixed[g]) fprintf(f, " kept whole |\n");
-        else fprintf(f, " %.2f |\n", r->suggested[g]);
-    }
+    fprintf(f, "\n\n%s when only this group is pruned at the rate:\n\n", ptitle);
+    md_table(&w, r);
     snprintf(pshort, sizeof pshort, "%s", ptitle);
     pshort[strcspn(pshort, "@")] = 0;
     fprintf(f, "\nSuggested rate: the largest tested rate whose %s %s stays within %g%s at it and at every smaller rate "
@@ -315,7 +311,7 @@ static lp_status write_md(const lp_sensitivity_opts *o, const lp_task_ops *ops, 
             pshort, ops->higher_better ? "drop" : "rise", ops->higher_better ? o->max_cost : 100 * o->max_cost,
             ops->higher_better ? "" : "%", ops->units_key, ops->higher_better ? "drop" : "rise");
     if (r->plot) fprintf(f, "\n![sensitivity](sensitivity.png)\n");
-    return lp_atomic_commit(&af);
+    return lp_writer_commit(&w);
 }
 
 static lp_status write_outputs(const lp_sensitivity_opts *o, const lp_task *t, const lp_kv *cfg, lp_sensitivity_result *r) {
