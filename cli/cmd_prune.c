@@ -10,7 +10,7 @@
 #include "experiments/kinds.h"
 #include "experiments/pipeline.h"
 #include "model/runcfg.h"
-#include "model/video_task.h"
+#include "tasks/video_task.h"
 #include "prune/surgery.h"
 
 static const lp_arg prune_args[] = {

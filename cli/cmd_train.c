@@ -7,7 +7,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "model/runcfg.h"
-#include "model/video_task.h"
+#include "tasks/video_task.h"
 #include "train/trainer.h"
 #include "optim/optim.h"
 #include "experiments/compat.h"

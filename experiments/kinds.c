@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "core/ckpt.h"
-#include "lm/lm_task.h"
-#include "model/video_task.h"
+#include "tasks/lm_task.h"
+#include "tasks/video_task.h"
 
 lp_status lp_task_kind_named(const char *name, lp_task_kind *out) {
     if (!strcmp(name, "video")) *out = lp_video_task_kind;

@@ -32,7 +32,7 @@ typedef enum {
 } lp_iss_method;
 
 typedef struct {
-    const lp_task_kind *kind;  /* the task (model/video_task.h, lm/lm_task.h) */
+    const lp_task_kind *kind;  /* the task (tasks/video_task.h, tasks/lm_task.h) */
     const char *out_dir;
     lp_kv *cfg;                /* the run's keys: the baseline's training (model.*, data.*, train.* or the
                                 * kind's own), prune.*, and "finetune.KEY" / "iss.KEY" keys that set KEY in

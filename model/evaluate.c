@@ -63,9 +63,21 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
     return s;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+typedef struct {
+    lp_model *m;
+    lp_tape *tp;
+    float *x;
+    int *len;
+    int dims[3];
+} fwd_ctx;
+
+/* One no-gradient forward pass over the prepared batch. */
+static lp_status forward_once(void *user) {
+    fwd_ctx *c = user;
+    lp_tape_reset(c->tp);
+    lp_tensor *xt = lp_tape_view(c->tp, c->x, NULL, 3, c->dims);
+    lp_model_out out;
+    return xt ? lp_model_forward(c->m, c->tp, xt, c->len, NULL, NULL, &out) : LP_ERR_NOMEM;
 }
 
 lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double *ms) {
@@ -73,13 +85,11 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
     size_t n = (size_t)batch * (size_t)frames * (size_t)m->input_dim;
     float *x = lp_malloc(n, sizeof(float));
     int *len = lp_malloc((size_t)batch, sizeof(int));
-    double *t = lp_malloc((size_t)reps, sizeof(double));
     lp_tape tp;
-    lp_status s = x && len && t ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
+    lp_status s = x && len ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
     if (s != LP_OK) {
         lp_free(x);
         lp_free(len);
-        lp_free(t);
         return s;
     }
     lp_tape_set_grad(&tp, 0);
@@ -87,23 +97,11 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
     lp_rng_init(&rng, 12345, LP_RNG_STREAM_TEST);
     for (size_t i = 0; i < n; i++) x[i] = (float)(lp_rng_uniform(&rng) * 0.2 - 0.1);
     for (int b = 0; b < batch; b++) len[b] = frames;
-    int dx[3] = {batch, frames, m->input_dim};
-    for (int r = -2; r < reps && s == LP_OK; r++) { /* r < 0: warm-ups (evaluate.h) */
-        double t0 = lp_now_s();
-        lp_tape_reset(&tp);
-        lp_tensor *xt = lp_tape_view(&tp, x, NULL, 3, dx);
-        lp_model_out out;
-        s = xt ? lp_model_forward(m, &tp, xt, len, NULL, NULL, &out) : LP_ERR_NOMEM;
-        if (r >= 0) t[r] = (lp_now_s() - t0) * 1e3;
-    }
-    if (s == LP_OK) {
-        qsort(t, (size_t)reps, sizeof *t, cmp_double);
-        *ms = t[reps / 2];
-    }
+    fwd_ctx c = {m, &tp, x, len, {batch, frames, m->input_dim}};
+    s = lp_time_median_ms(forward_once, &c, 2, reps, ms); /* two warm-ups: evaluate.h says why */
     lp_tape_free(&tp);
     lp_free(x);
     lp_free(len);
-    lp_free(t);
     return s;
 }
 

@@ -1,8 +1,8 @@
 /* task: a prunable model with its data — the one interface between the pruning method (prune/), the
  * trainer and the experiment runner on one side, and the two tasks of the paper on the other:
  *
- *   video  the YouTube-8M classifiers (paper model, LSTM + mixture of experts)   model/video_task.h
- *   lm     the Penn Treebank word-level language model                           lm/lm_task.h
+ *   video  the YouTube-8M classifiers (paper model, LSTM + mixture of experts)   tasks/video_task.h
+ *   lm     the Penn Treebank word-level language model                           tasks/lm_task.h
  *
  * A task is its model's parameter block and unit groups (prune/unit_group.h) plus a table of
  * operations: run the model over training data and hand every group's responses to the statistics,

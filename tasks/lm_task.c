@@ -1,5 +1,5 @@
 /* lm_task: the word-level LM as a prune/task.h task (contract in lm_task.h). */
-#include "lm/lm_task.h"
+#include "tasks/lm_task.h"
 
 #include <errno.h>
 #include <math.h>
@@ -164,16 +164,20 @@ static double lm_epoch_progress(const lp_task *t) {
     return l->batcher.windows > 0 ? (double)l->window / l->batcher.windows : 0;
 }
 
-/* The carried state after the last window trained: tensors state.h<l>, state.c<l> [B,H_l]. */
+/* The carried state after the last window trained: tensors state.h<l>, state.c<l> [B,H_l]. Tensor k is
+ * layer k/2's h (k even) or c (k odd); its name goes to name. */
+static float *carry_tensor(const lp_lm_state *st, int k, char *name, size_t n) {
+    snprintf(name, n, "state.%c%d", k % 2 ? 'c' : 'h', k / 2 + 1);
+    return k % 2 ? st->c[k / 2] : st->h[k / 2];
+}
+
 static lp_status lm_carry_save(const lp_task *t, lp_ckpt *c) {
     const lp_lm_state *st = &((const lp_lm_task *)t)->state;
-    for (int g = 0; g < st->layers; g++) {
+    for (int k = 0; k < 2 * st->layers; k++) {
         char name[32];
-        const int dims[2] = {st->batch, st->hidden[g]};
-        snprintf(name, sizeof name, "state.h%d", g + 1);
-        LP_TRY(lp_ckpt_add(c, name, 2, dims, st->h[g]));
-        snprintf(name, sizeof name, "state.c%d", g + 1);
-        LP_TRY(lp_ckpt_add(c, name, 2, dims, st->c[g]));
+        const int dims[2] = {st->batch, st->hidden[k / 2]};
+        float *v = carry_tensor(st, k, name, sizeof name);
+        LP_TRY(lp_ckpt_add(c, name, 2, dims, v));
     }
     return LP_OK;
 }
@@ -181,14 +185,10 @@ static lp_status lm_carry_save(const lp_task *t, lp_ckpt *c) {
 static lp_status lm_carry_load(lp_task *t, const lp_ckpt *c, const char *path) {
     lp_lm_task *l = (lp_lm_task *)t;
     if (!l->x) LP_TRY(train_setup(l));
-    const lp_lm_state *st = &l->state;
-    for (int g = 0; g < st->layers; g++) {
+    for (int k = 0; k < 2 * l->state.layers; k++) {
         char name[32];
-        const size_t n = (size_t)st->batch * (size_t)st->hidden[g];
-        snprintf(name, sizeof name, "state.h%d", g + 1);
-        LP_TRY(lp_ckpt_copy_flat(c, name, st->h[g], n, path));
-        snprintf(name, sizeof name, "state.c%d", g + 1);
-        LP_TRY(lp_ckpt_copy_flat(c, name, st->c[g], n, path));
+        float *v = carry_tensor(&l->state, k, name, sizeof name);
+        LP_TRY(lp_ckpt_copy_flat(c, name, v, (size_t)l->state.batch * (size_t)l->state.hidden[k / 2], path));
     }
     return LP_OK;
 }
@@ -206,65 +206,52 @@ static double lm_flops(const lp_task *t) {
     return f + 2.0 * c->vocab * c->hidden[c->layers - 1];
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+typedef struct {
+    lp_lm *m;
+    lp_tape *tp;
+    const int32_t *x;
+    int batch, steps;
+} fwd_ctx;
+
+/* One no-gradient forward pass over the prepared word ids, from a zero state. */
+static lp_status forward_once(void *user) {
+    fwd_ctx *c = user;
+    lp_tape_reset(c->tp);
+    lp_lm_out out;
+    return lp_lm_forward(c->m, c->tp, c->x, NULL, c->batch, c->steps, NULL, NULL, &out);
 }
 
-/* Forward passes over random word ids from a zero state; two warm-ups first (model/evaluate.h says why). */
+/* Forward passes over random word ids; two warm-ups first (model/evaluate.h says why). */
 static lp_status lm_latency(lp_task *t, int batch, int steps, int reps, double *ms) {
     lp_lm *m = &((lp_lm_task *)t)->lm;
     if (batch < 1 || steps < 1 || reps < 1) return lp_errorf(LP_ERR_ARG, "latency: batch, steps and reps must be >= 1");
     const size_t n = (size_t)batch * (size_t)steps;
     int32_t *x = lp_malloc(n, sizeof *x);
-    double *times = lp_malloc((size_t)reps, sizeof *times);
     lp_tape tp;
     memset(&tp, 0, sizeof tp);
-    lp_status s = x && times ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
+    lp_status s = x ? lp_tape_init(&tp, (size_t)16 << 20) : LP_ERR_NOMEM;
     lp_tape_set_grad(&tp, 0);
     lp_rng rng;
     lp_rng_init(&rng, 12345, LP_RNG_STREAM_TEST);
     for (size_t i = 0; s == LP_OK && i < n; i++) x[i] = (int32_t)(lp_rng_uniform(&rng) * m->cfg.vocab) % m->cfg.vocab;
-    for (int r = -2; r < reps && s == LP_OK; r++) {
-        const double t0 = lp_now_s();
-        lp_tape_reset(&tp);
-        lp_lm_out out;
-        s = lp_lm_forward(m, &tp, x, NULL, batch, steps, NULL, NULL, &out);
-        if (r >= 0) times[r] = (lp_now_s() - t0) * 1e3;
-    }
-    if (s == LP_OK) {
-        qsort(times, (size_t)reps, sizeof *times, cmp_double);
-        *ms = times[reps / 2];
-    }
+    fwd_ctx c = {m, &tp, x, batch, steps};
+    if (s == LP_OK) s = lp_time_median_ms(forward_once, &c, 2, reps, ms);
     lp_tape_free(&tp);
     lp_free(x);
-    lp_free(times);
     return s;
 }
 
 static const lp_task_ops lm_ops = {
     .name = "lm",
-    .responses = lm_responses,
-    .resized = lm_resized,
-    .score = lm_score,
-    .save = lm_save,
-    .free = lm_task_free,
-    .figures = "ppl\tnll",
-    .primary = "ppl",
-    .higher_better = 0,
-    .epoch_begin = lm_epoch_begin,
-    .train_forward = lm_train_forward,
-    .epoch_progress = lm_epoch_progress,
-    .carry_save = lm_carry_save,
+    /* the method */
+    .responses = lm_responses, .resized = lm_resized, .score = lm_score, .save = lm_save, .free = lm_task_free,
+    /* training: valid.tsv's figures, perplexity selects; the recurrent state is carried through checkpoints */
+    .figures = "ppl\tnll", .primary = "ppl", .higher_better = 0, .epoch_begin = lm_epoch_begin,
+    .train_forward = lm_train_forward, .epoch_progress = lm_epoch_progress, .carry_save = lm_carry_save,
     .carry_load = lm_carry_load,
-    .shown = "ppl",
-    .groups_help = "LSTM 1, LSTM 2, ...",
-    .units_key = "lm.units",
-    .step_name = "word",
-    .seq_name = "stream",
-    .count_name = "words",
-    .flops_per_step = lm_flops,
-    .latency = lm_latency,
+    /* measuring: one word per step, no reference row */
+    .shown = "ppl", .groups_help = "LSTM 1, LSTM 2, ...", .units_key = "lm.units", .step_name = "word",
+    .seq_name = "stream", .count_name = "words", .flops_per_step = lm_flops, .latency = lm_latency,
 };
 
 /* ---- the kind: run configurations ---- */

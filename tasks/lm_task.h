@@ -10,8 +10,8 @@
  *
  * The last layer of a model with tied embeddings feeds the embedding table itself, so it is a fixed
  * group (prune/unit_group.h): never pruned. */
-#ifndef LP_LM_TASK_H
-#define LP_LM_TASK_H
+#ifndef LP_TASKS_LM_TASK_H
+#define LP_TASKS_LM_TASK_H
 
 #include "core/kv.h"
 #include "lm/lm.h"

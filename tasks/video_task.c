@@ -1,5 +1,5 @@
 /* video_task: the video classifiers as a prune/task.h task (contract in video_task.h). */
-#include "model/video_task.h"
+#include "tasks/video_task.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -265,27 +265,15 @@ static int video_lr_scale(const lp_task *t, float *scale) {
 
 static const lp_task_ops video_ops = {
     .name = "video",
-    .responses = video_responses,
-    .resized = video_resized,
-    .score = video_score,
-    .save = video_save,
-    .free = video_free,
-    .figures = "loss\tgap\tmap\thit1\tperr",
-    .primary = "gap",
-    .higher_better = 1,
-    .epoch_begin = video_epoch_begin,
-    .train_forward = video_train_forward,
-    .epoch_progress = video_epoch_progress,
-    .lr_scale = video_lr_scale,
-    .shown = "gap\tmap\thit1\tperr",
-    .step_name = "frame",
-    .seq_name = "video",
-    .count_name = "videos",
-    .groups_help = "BiLSTM fw/bw, LSTM 2, ... for the paper model",
-    .units_key = "model.units",
-    .figure_title = video_figure_title,
-    .flops_per_step = video_flops,
-    .latency = video_latency,
+    /* the method */
+    .responses = video_responses, .resized = video_resized, .score = video_score, .save = video_save, .free = video_free,
+    /* training: valid.tsv's figures, GAP@k selects */
+    .figures = "loss\tgap\tmap\thit1\tperr", .primary = "gap", .higher_better = 1, .epoch_begin = video_epoch_begin,
+    .train_forward = video_train_forward, .epoch_progress = video_epoch_progress, .lr_scale = video_lr_scale,
+    /* measuring: the report's and the sweep's tables */
+    .shown = "gap\tmap\thit1\tperr", .step_name = "frame", .seq_name = "video", .count_name = "videos",
+    .groups_help = "BiLSTM fw/bw, LSTM 2, ... for the paper model", .units_key = "model.units",
+    .figure_title = video_figure_title, .flops_per_step = video_flops, .latency = video_latency,
     .reference = video_reference,
 };
 

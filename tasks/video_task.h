@@ -17,8 +17,8 @@
  *     LP_TRY(lp_task_score(t, LP_SPLIT_VALID, &sc));           // lp_score_get(&sc, "gap")
  *     lp_task_free(t);
  */
-#ifndef LP_MODEL_VIDEO_TASK_H
-#define LP_MODEL_VIDEO_TASK_H
+#ifndef LP_TASKS_VIDEO_TASK_H
+#define LP_TASKS_VIDEO_TASK_H
 
 #include "core/kv.h"
 #include "data/batcher.h"

@@ -29,7 +29,7 @@
  *
  *     lp_train_opts o = {.run_dir = "runs/a"};
  *     lp_train_result r;
- *     LP_TRY(lp_train(&lp_video_task_kind, &cfg, &o, &r));   // or an LM kind (lm/lm_task.h)
+ *     LP_TRY(lp_train(&lp_video_task_kind, &cfg, &o, &r));   // or an LM kind (tasks/lm_task.h)
  */
 #ifndef LP_TRAIN_TRAINER_H
 #define LP_TRAIN_TRAINER_H
