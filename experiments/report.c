@@ -133,14 +133,8 @@ static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
         char top[128] = "";
         for (int j = 0, off = 0; gp->eig && j < gp->h && j < 5; j++)
             off += snprintf(top + off, sizeof top - (size_t)off, "%s%.3g", j ? ", " : "", gp->eig[j]);
-        lp_writer_cell(w, gp->name);
-        lp_writer_cellf(w, "%d", gp->h);
-        lp_writer_cellf(w, "%d", gp->k);
-        lp_writer_cellf(w, "%.3f", gp->rate);
-        lp_writer_cellf(w, "%.4f", gp->tau);
-        lp_writer_cellf(w, "%.4f", gp->energy_kept);
-        lp_writer_cellf(w, "%lld", (long long)gp->n_responses);
-        lp_writer_cell(w, top);
+        lp_writer_cellsf(w, "%s\t%d\t%d\t%.3f\t%.4f\t%.4f\t%lld\t%s", gp->name, gp->h, gp->k, gp->rate, gp->tau,
+                         gp->energy_kept, (long long)gp->n_responses, top);
         lp_writer_row(w);
     }
 }
@@ -149,16 +143,15 @@ static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
 static void figure_cells(lp_writer *w, const lp_task *t, const lp_score *sc, const char *fmt, const char *none) {
     char name[32];
     for (const char *p = t->ops->shown; lp_writer_next_name(&p, name, sizeof name);)
-        if (sc->n) lp_writer_cellf(w, fmt, lp_score_get(sc, name));
+        if (sc->n) lp_writer_cellsf(w, fmt, lp_score_get(sc, name));
         else lp_writer_cell(w, none);
 }
 
 /* report.md's table of models: sizes, latency and the shown figures. */
 static void md_models(lp_writer *w, const lp_task *t, const lp_report_model *rows, int n) {
     char name[32], title[64];
-    lp_writer_cells(w, "model\tparameters");
-    lp_writer_cellf(w, "FLOPs/%s", t->ops->step_name);
-    lp_writer_cells(w, "checkpoint bytes\tlatency B=1 (ms)\tlatency B=N (ms)");
+    lp_writer_cellsf(w, "model\tparameters\tFLOPs/%s\tcheckpoint bytes\tlatency B=1 (ms)\tlatency B=N (ms)",
+                     t->ops->step_name);
     for (const char *p = t->ops->shown; lp_writer_next_name(&p, name, sizeof name);) {
         lp_task_ops_figure_title(t->ops, NULL, name, title, sizeof title);
         lp_writer_cell(w, title);
@@ -167,16 +160,10 @@ static void md_models(lp_writer *w, const lp_task *t, const lp_report_model *row
     lp_writer_align(w, "lr");
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
-        lp_writer_cell(w, r->label);
-        if (r->reference) {
-            lp_writer_cells(w, "–\t–\t–\t–\t–");
-        } else {
-            lp_writer_cellf(w, "%zu", r->params);
-            lp_writer_cellf(w, "%.4g", r->flops_step);
-            lp_writer_cellf(w, "%zu", r->ckpt_bytes);
-            lp_writer_cellf(w, "%.3f", r->lat_b1_ms);
-            lp_writer_cellf(w, "%.3f (N=%d)", r->lat_bn_ms, r->lat_batch);
-        }
+        if (r->reference) lp_writer_cellsf(w, "%s\t–\t–\t–\t–\t–", r->label);
+        else
+            lp_writer_cellsf(w, "%s\t%zu\t%.4g\t%zu\t%.3f\t%.3f (N=%d)", r->label, r->params, r->flops_step, r->ckpt_bytes,
+                             r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
         figure_cells(w, t, &r->score, "%.4f", "–");
         lp_writer_row(w);
     }
@@ -218,11 +205,8 @@ static lp_status write_spectra(const char *dir, const lp_prune_plan *plan) {
     for (int g = 0; plan && g < plan->n_groups; g++) {
         const lp_prune_group_plan *gp = &plan->g[g];
         for (int j = 0; gp->eig && j < gp->h; j++) {
-            lp_writer_cell(&w, gp->name);
-            lp_writer_cellf(&w, "%d", j + 1);
-            lp_writer_cellf(&w, "%.10g", gp->eig[j]);
-            lp_writer_cellf(&w, "%.8f", cum_energy(gp->eig, gp->h, j + 1));
-            lp_writer_cellf(&w, "%d", j < gp->k);
+            lp_writer_cellsf(&w, "%s\t%d\t%.10g\t%.8f\t%d", gp->name, j + 1, gp->eig[j], cum_energy(gp->eig, gp->h, j + 1),
+                             j < gp->k);
             lp_writer_row(&w);
         }
     }
@@ -233,24 +217,16 @@ static lp_status write_spectra(const char *dir, const lp_prune_plan *plan) {
 static lp_status write_models(const char *dir, const lp_task *t, const lp_report_model *rows, int n) {
     lp_writer w;
     LP_TRY(lp_writer_open(&w, dir, "models.csv", LP_WRITER_CSV));
-    lp_writer_cells(&w, "label\tparameters");
-    lp_writer_cellf(&w, "flops_per_%s", t->ops->step_name);
-    lp_writer_cells(&w, "checkpoint_bytes\tlatency_ms_b1\tlatency_ms_bn\tlatency_batch");
+    lp_writer_cellsf(&w, "label\tparameters\tflops_per_%s\tcheckpoint_bytes\tlatency_ms_b1\tlatency_ms_bn\tlatency_batch",
+                     t->ops->step_name);
     lp_writer_cells(&w, t->ops->shown);
     lp_writer_row(&w);
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
-        lp_writer_cell(&w, r->label);
-        if (r->reference) {
-            for (int k = 0; k < 6; k++) lp_writer_cell(&w, "");
-        } else {
-            lp_writer_cellf(&w, "%zu", r->params);
-            lp_writer_cellf(&w, "%.6g", r->flops_step);
-            lp_writer_cellf(&w, "%zu", r->ckpt_bytes);
-            lp_writer_cellf(&w, "%.4f", r->lat_b1_ms);
-            lp_writer_cellf(&w, "%.4f", r->lat_bn_ms);
-            lp_writer_cellf(&w, "%d", r->lat_batch);
-        }
+        if (r->reference) lp_writer_cellsf(&w, "%s\t\t\t\t\t\t", r->label); /* no sizes, no latency */
+        else
+            lp_writer_cellsf(&w, "%s\t%zu\t%.6g\t%zu\t%.4f\t%.4f\t%d", r->label, r->params, r->flops_step, r->ckpt_bytes,
+                             r->lat_b1_ms, r->lat_bn_ms, r->lat_batch);
         figure_cells(&w, t, &r->score, "%.6f", "");
         lp_writer_row(&w);
     }

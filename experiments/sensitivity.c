@@ -209,18 +209,16 @@ static lp_status write_csv(const lp_sensitivity_opts *o, const lp_task_ops *ops,
     LP_TRY(lp_writer_open(&w, o->out_dir, "sensitivity.csv", LP_WRITER_CSV));
     lp_writer_cells(&w, "group\tunits\trate\tkept");
     lp_writer_cells(&w, ops->shown);
-    lp_writer_cellf(&w, "%s_%s", ops->primary, ops->higher_better ? "drop" : "rise");
+    lp_writer_cellsf(&w, "%s_%s", ops->primary, ops->higher_better ? "drop" : "rise");
     lp_writer_row(&w);
     for (int g = 0; g < r->n_groups; g++)
         for (int i = -1; i < (r->fixed[g] ? 0 : r->n_rates); i++) { /* i = -1: the unpruned group */
             const lp_score *sc = i < 0 ? &r->base : &r->score[g][i];
-            lp_writer_cell(&w, r->group[g]);
-            lp_writer_cellf(&w, "%d", r->units[g]);
-            lp_writer_cellf(&w, "%.4f", i < 0 ? 0.0 : r->rates[i]);
-            lp_writer_cellf(&w, "%d", i < 0 ? r->units[g] : r->kept[g][i]);
+            lp_writer_cellsf(&w, "%s\t%d\t%.4f\t%d", r->group[g], r->units[g], i < 0 ? 0.0 : r->rates[i],
+                             i < 0 ? r->units[g] : r->kept[g][i]);
             for (const char *p = ops->shown; lp_writer_next_name(&p, name, sizeof name);)
-                lp_writer_cellf(&w, "%.6f", lp_score_get(sc, name));
-            lp_writer_cellf(&w, "%.6f", i < 0 ? 0.0 : cost_of(&r->base, sc));
+                lp_writer_cellsf(&w, "%.6f", lp_score_get(sc, name));
+            lp_writer_cellsf(&w, "%.6f", i < 0 ? 0.0 : cost_of(&r->base, sc));
             lp_writer_row(&w);
         }
     return lp_writer_commit(&w);
@@ -271,18 +269,17 @@ static lp_status write_plot(const lp_sensitivity_opts *o, const lp_task_ops *ops
 /* The table: the primary figure per group and rate, and the suggested rate. */
 static void md_table(lp_writer *w, const lp_sensitivity_result *r) {
     lp_writer_cells(w, "group\tunits");
-    for (int i = 0; i < r->n_rates; i++) lp_writer_cellf(w, "r=%.2f", r->rates[i]);
+    for (int i = 0; i < r->n_rates; i++) lp_writer_cellsf(w, "r=%.2f", r->rates[i]);
     lp_writer_cell(w, "suggested rate");
     lp_writer_row(w);
     lp_writer_align(w, "lr");
     for (int g = 0; g < r->n_groups; g++) {
-        lp_writer_cell(w, r->group[g]);
-        lp_writer_cellf(w, "%d", r->units[g]);
+        lp_writer_cellsf(w, "%s\t%d", r->group[g], r->units[g]);
         for (int i = 0; i < r->n_rates; i++)
             if (r->fixed[g]) lp_writer_cell(w, "—");
-            else lp_writer_cellf(w, "%.4f", lp_score_primary(&r->score[g][i]));
+            else lp_writer_cellsf(w, "%.4f", lp_score_primary(&r->score[g][i]));
         if (r->fixed[g]) lp_writer_cell(w, "kept whole");
-        else lp_writer_cellf(w, "%.2f", r->suggested[g]);
+        else lp_writer_cellsf(w, "%.2f", r->suggested[g]);
         lp_writer_row(w);
     }
 }

@@ -48,18 +48,24 @@ void lp_writer_cell(lp_writer *w, const char *v) {
     w->col++;
 }
 
-void lp_writer_cellf(lp_writer *w, const char *fmt, ...) {
-    char v[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(v, sizeof v, fmt, ap);
-    va_end(ap);
-    lp_writer_cell(w, v);
+void lp_writer_cells(lp_writer *w, const char *tab_list) {
+    char cell[1024];
+    for (const char *p = tab_list;; p++) {
+        size_t len = strcspn(p, "\t");
+        snprintf(cell, sizeof cell, "%.*s", (int)len, p);
+        lp_writer_cell(w, cell);
+        p += len;
+        if (!*p) return;
+    }
 }
 
-void lp_writer_cells(lp_writer *w, const char *tab_list) {
-    char name[256];
-    while (lp_writer_next_name(&tab_list, name, sizeof name)) lp_writer_cell(w, name);
+void lp_writer_cellsf(lp_writer *w, const char *fmt, ...) {
+    char list[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(list, sizeof list, fmt, ap);
+    va_end(ap);
+    lp_writer_cells(w, list);
 }
 
 void lp_writer_row(lp_writer *w) {

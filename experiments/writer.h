@@ -9,8 +9,7 @@
  *     LP_TRY(lp_writer_open(&w, dir, "models.csv", LP_WRITER_CSV));
  *     lp_writer_cells(&w, "label\tparameters");        (a header from a tab-separated list)
  *     lp_writer_row(&w);
- *     lp_writer_cell(&w, "baseline");
- *     lp_writer_cellf(&w, "%zu", params);
+ *     lp_writer_cellsf(&w, "%s\t%zu", label, params);
  *     lp_writer_row(&w);
  *     LP_TRY(lp_writer_commit(&w));
  *
@@ -43,12 +42,14 @@ void lp_writer_abort(lp_writer *w);
 /* One cell of the current row. CSV: separated by commas, quoted ("" for a quote) when the value holds a
  * comma, a quote or a newline. Markdown: "| v |", each further cell " v |". */
 void lp_writer_cell(lp_writer *w, const char *v);
+/* One cell per piece of a tab-separated list: n tabs, n + 1 cells ("a\t\tb": a, an empty cell, b). */
+void lp_writer_cells(lp_writer *w, const char *tab_list);
+/* The same for a formatted list: lp_writer_cellsf(&w, "%s\t%d", name, units) writes two cells (the
+ * values must not hold tabs). */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
-void lp_writer_cellf(lp_writer *w, const char *fmt, ...);
-/* One cell per name of a tab-separated list (a header, or the task's shown figures). */
-void lp_writer_cells(lp_writer *w, const char *tab_list);
+void lp_writer_cellsf(lp_writer *w, const char *fmt, ...);
 /* End the current row. */
 void lp_writer_row(lp_writer *w);
 /* Markdown: the alignment row under a header of w->width cells; align[i] is 'l' or 'r' for column i,
