@@ -1,13 +1,16 @@
-/* test_lm_prune: the pruning method on the word-level LM task (lm/lm_task.h) and the LM job (lm/lm_prune.h)
- * — a shrunk tied LM (its last layer a fixed group) gives the same per-word log-likelihoods as the masked
- * one, mean compensation is exact for constant units with the fixed layer skipped, the shrink's index maps
- * and parameter count, statistics over carried windows and plans (eigen target rate, τ rule, uniform, l2
- * selection checked independently, tied last layer left whole), the ISS penalty gradient against central
- * differences with the fixed layer left out of the penalty, the zeroing and the proximal step, ISS driving
- * unit groups to zero on a tiny model through the update hook (and the removal of exactly those units), and
- * the whole job end to end on a tiny corpus (eigen+gm, uniform+l2, ISS). The generic functions on the
- * video classifiers' layouts (BiLSTM halves, a plain head) are tested in tests/test_surgery.c and
- * tests/test_iss.c. */
+/* test_lm_prune: the pruning method on the word-level LM task (tasks/lm_task.h) and the experiment runner
+ * on the LM kind — a shrunk tied LM (its last layer a fixed group) gives the same per-word log-likelihoods as
+ * the masked one, mean compensation is exact for constant units with the fixed layer skipped, the shrink's
+ * index maps and parameter count, statistics over carried windows and plans (eigen target rate, τ rule,
+ * uniform, l2 selection checked independently, tied last layer left whole), the ISS penalty gradient against
+ * central differences with the fixed layer left out of the penalty, the zeroing and the proximal step, ISS
+ * driving unit groups to zero on a tiny model through the update hook (and the removal of exactly those
+ * units); the pipeline (experiments/pipeline.h) end to end on a tiny corpus (eigen+gm with fine-tuning,
+ * uniform+l2 with and without compensation, ISS), its report rows recomputed and found in report.md and
+ * report.json; the sensitivity analysis (experiments/sensitivity.h) on an LM checkpoint, untied and tied; and
+ * `lstmprune lm-prune` / `lm-sensitivity` ($LP_BIN) giving what the library gives. The generic functions on
+ * the video classifiers' layouts (BiLSTM halves, a plain head) are tested in tests/test_surgery.c and
+ * tests/test_iss.c, the runner on the video task in tests/test_pipeline.c and tests/test_sweep.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "core/alloc.h"
@@ -24,10 +28,10 @@
 #include "core/kv.h"
 #include "core/rng.h"
 #include "core/tape.h"
+#include "experiments/pipeline.h"
+#include "experiments/sensitivity.h"
 #include "lm/lm.h"
-#include "lm/lm_prune.h"
-#include "lm/lm_sensitivity.h"
-#include "lm/lm_task.h"
+#include "tasks/lm_task.h"
 #include "lm/ptb.h"
 #include "prune/iss.h"
 #include "prune/plan.h"
@@ -728,8 +732,99 @@ static void test_iss_drives_groups_to_zero(void **state) {
     lp_ptb_vocab_free(&v);
 }
 
-/* ---- the whole job ---- */
+/* ---- the whole job: the pipeline (experiments/pipeline.h) with the LM kind ---- */
 
+/* Pipeline options over `cfg` (initialised here) for pruning checkpoint `ck` into `out`: the evaluation
+ * lm-eval and lm-prune use (20 streams, windows of 35, so the report's perplexities can be recomputed
+ * below), one thread, a cheap latency measurement. */
+static void lm_opts(lp_pipeline_opts *o, lp_kv *cfg, const lp_task_kind *kind, const char *ck, const char *out) {
+    lp_kv_init(cfg);
+    assert_int_equal(lp_kv_set(cfg, "train.eval_batch", "20"), LP_OK);
+    assert_int_equal(lp_kv_set(cfg, "train.eval_bptt", "35"), LP_OK);
+    assert_int_equal(lp_kv_set(cfg, "train.threads", "1"), LP_OK);
+    lp_pipeline_opts_default(o);
+    o->kind = kind;
+    o->cfg = cfg;
+    o->baseline_ckpt = ck;
+    o->out_dir = out;
+    o->quiet = 1;
+    o->lat_batch = 4;
+    o->lat_frames = 8;
+    o->lat_reps = 1;
+}
+
+/* Perplexity and words of a checkpoint's LM on a split of the corpus (20 streams, windows of 35). */
+static lp_lm_eval_result eval_ckpt(const char *path, const lp_ptb_corpus *c, int split) {
+    lp_lm m;
+    assert_int_equal(lp_lm_load(&m, path, NULL), LP_OK);
+    lp_lm_eval_result ev;
+    assert_int_equal(lp_lm_evaluate(&m, c->ids[split], c->n[split], 20, 35, NULL, &ev), LP_OK);
+    lp_lm_free(&m);
+    return ev;
+}
+
+/* FLOPs per word of an LM with these sizes, counted by hand: 2 per multiply-add of the four gates' input
+ * and recurrent GEMMs of every layer, and of the softmax layer. */
+static double hand_flops(const lp_lm_config *c) {
+    double f = 2.0 * c->vocab * c->hidden[c->layers - 1];
+    for (int l = 0; l < c->layers; l++) f += 2.0 * 4 * c->hidden[l] * ((l ? c->hidden[l - 1] : c->embed) + c->hidden[l]);
+    return f;
+}
+
+/* The file dir/name, NUL-terminated (lp_free). */
+static char *read_out(const char *dir, const char *name) {
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    static char *buf; /* static: gcc's -Wdangling-pointer cannot tell a local's address from the buffer */
+    size_t len;
+    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
+    return buf;
+}
+
+/* report.md has the row's line in its models table — "| label | parameters | FLOPs/word | checkpoint bytes
+ * | latency B=1 | latency B=N (N=b) | ppl |" — with the row's numbers. */
+static void check_md_row(const char *md, const lp_report_model *r) {
+    char head[256], tail[64];
+    snprintf(head, sizeof head, "\n| %s | %zu | %.4g | %zu | ", r->label, r->params, r->flops_step, r->ckpt_bytes);
+    const char *p = strstr(md, head);
+    assert_non_null(p);
+    const char *eol = strchr(p + 1, '\n');
+    snprintf(tail, sizeof tail, " %.4f |", lp_score_get(&r->score, "ppl"));
+    const size_t tl = strlen(tail);
+    assert_true(eol && (size_t)(eol - p) > tl && memcmp(eol - tl, tail, tl) == 0);
+}
+
+/* report.json's "models" entry for the row holds its parameters, ppl, nll and words. */
+static void check_json_row(const char *js, const lp_report_model *r) {
+    char key[64], obj[2048], want[128];
+    snprintf(key, sizeof key, "{\"label\": \"%s\"", r->label);
+    const char *p = strstr(js, key), *end = p ? strchr(p, '}') : NULL;
+    assert_true(p && end && (size_t)(end - p) < sizeof obj);
+    snprintf(obj, sizeof obj, "%.*s", (int)(end - p), p);
+    snprintf(want, sizeof want, "\"parameters\": %zu,", r->params);
+    assert_non_null(strstr(obj, want));
+    snprintf(want, sizeof want, "\"ppl\": %.6f", lp_score_get(&r->score, "ppl"));
+    assert_non_null(strstr(obj, want));
+    snprintf(want, sizeof want, "\"nll\": %.6f", lp_score_get(&r->score, "nll"));
+    assert_non_null(strstr(obj, want));
+    snprintf(want, sizeof want, "\"words\": %lld", (long long)r->score.examples);
+    assert_non_null(strstr(obj, want));
+}
+
+/* Run "$LP_BIN args" at one thread, stdout and stderr into the file `log`; returns the exit code. */
+static int run_bin(const char *args, const char *log) {
+    const char *bin = getenv("LP_BIN");
+    if (!bin) bin = "build/lstmprune";
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s >%s 2>&1", bin, args, log);
+    const int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The pipeline on a trained LM: eigen + gm at mean rate 0.5 with fine-tuning, uniform + l2 at 0.25 (with
+ * and without mean compensation, the corpus given to the kind), the ISS baseline; the sizes promised, the
+ * report's rows recomputed independently and found in report.md / report.json, and lm-prune as a front end
+ * over the same pipeline. */
 static void test_pipeline_end_to_end(void **state) {
     (void)state;
     char run[600], out[600], ck[700], path[800];
@@ -741,127 +836,248 @@ static void test_pipeline_end_to_end(void **state) {
     assert_int_equal(lp_kv_set(&cfg, "train.epochs", "2"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.batch", "4"), LP_OK);
     assert_int_equal(lp_kv_set(&cfg, "train.bptt", "10"), LP_OK);
-    const lp_task_kind kind = lp_lm_task_kind(NULL);
+    const lp_task_kind kind = lp_lm_task_kind(NULL); /* the corpus read from each run's data.dir */
     lp_train_opts ro = {.run_dir = run, .quiet = 1};
     lp_train_result rr;
     assert_int_equal(lp_train(&kind, &cfg, &ro, &rr), LP_OK);
     lp_kv_free(&cfg);
     snprintf(ck, sizeof ck, "%s/best.ckpt", run);
+    lp_ptb_corpus corpus;
+    assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
 
-    /* eigen + gm at a target rate of 0.5, one fine-tuning epoch */
-    lp_lm_prune_job j;
-    lp_lm_prune_job_default(&j);
+    /* eigen + gm at a target rate of 0.5, statistics over 20 windows, one fine-tuning epoch at lr 0.1 */
+    lp_pipeline_opts o;
     snprintf(out, sizeof out, "%s/eigen", lp_test_scratch_dir());
-    j.checkpoint = ck;
-    j.out_dir = out;
-    j.quiet = 1;
-    j.prune.rates.target_rate = 0.5;
-    j.prune.stats_batches = 20;
-    j.ft_epochs = 1;
-    lp_lm_prune_result res;
-    assert_int_equal(lp_lm_prune_run(&j, NULL, &res), LP_OK);
-    assert_int_equal(res.n_rows, 3);
+    lm_opts(&o, &cfg, &kind, ck, out);
+    o.prune.rates.target_rate = 0.5;
+    o.prune.stats_batches = 20;
+    o.finetune_epochs = 1;
+    o.finetune_lr = 0.1;
+    assert_int_equal(lp_kv_set(&cfg, "finetune.train.decay_after", "1"), LP_OK); /* the baseline's is 4 */
+    lp_pipeline_result res;
+    lp_status s = lp_pipeline_run(&o, &res);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    assert_int_equal(res.n_rows, 3); /* the LM task has no reference row */
     assert_string_equal(res.rows[0].label, "baseline");
+    assert_string_equal(res.rows[1].label, "pruned");
     assert_string_equal(res.rows[2].label, "fine-tuned");
-    assert_int_equal(res.hidden_before[0] + res.hidden_before[1], 32);
-    assert_int_equal(res.hidden_after[0] + res.hidden_after[1], 16); /* mean rate 0.5 over two layers of 16 */
+    assert_int_equal(res.n_groups, 2);
+    assert_int_equal(res.groups[0].before + res.groups[1].before, 32);
+    assert_int_equal(res.groups[0].after + res.groups[1].after, 16); /* mean rate 0.5 over two layers of 16 */
+    assert_true(fabs(res.mean_rate - 0.5) < 1e-12);
     assert_true(res.rows[1].params < res.rows[0].params);
     assert_int_equal(res.rows[1].params, res.rows[2].params);
+    assert_true(res.rows[1].flops_step < res.rows[0].flops_step);
     /* the baseline row is best.ckpt: its validation perplexity as the training run measured it (there with
      * windows of 10, here of 35: the carried state makes that the same sum, in another float32 order) */
+    assert_string_equal(res.rows[0].ckpt, ck);
     const double best_ppl = lp_score_get(&rr.best, "ppl");
-    assert_true(fabs(res.rows[0].valid_ppl - best_ppl) <= 1e-5 * best_ppl);
-    for (int r = 0; r < 3; r++) assert_true(isfinite(res.rows[r].test_ppl) && res.rows[r].words_per_sec > 0);
-    /* pruned.ckpt is a smaller LM that lm-eval/lm-train can load; the report's number is reproducible */
+    const lp_lm_eval_result bv = eval_ckpt(ck, &corpus, LP_PTB_VALID);
+    assert_true(fabs(bv.ppl - best_ppl) <= 1e-5 * best_ppl);
+    /* every row is scored on the test split, and is what lm-eval computes for its checkpoint (the same
+     * model, data, batching and order: the same float sums, the same number); FLOPs/word by hand */
+    const char *ckpts[3] = {ck, "pruned.ckpt", "finetune/best.ckpt"};
+    for (int r = 0; r < 3; r++) {
+        const lp_report_model *row = &res.rows[r];
+        if (r) snprintf(path, sizeof path, "%s/%s", out, ckpts[r]);
+        else snprintf(path, sizeof path, "%s", ck);
+        assert_string_equal(row->ckpt, path);
+        const lp_lm_eval_result ev = eval_ckpt(path, &corpus, LP_PTB_TEST);
+        assert_true(row->score.n == 2 && !row->score.higher_better);
+        assert_true(lp_score_get(&row->score, "ppl") == ev.ppl && lp_score_primary(&row->score) == ev.ppl);
+        assert_true(lp_score_get(&row->score, "nll") == ev.nll);
+        assert_int_equal(row->score.examples, (int64_t)ev.targets);
+        assert_true(row->lat_b1_ms > 0 && row->lat_bn_ms > 0 && row->ckpt_bytes > 0);
+        lp_lm m;
+        assert_int_equal(lp_lm_load(&m, path, NULL), LP_OK);
+        assert_true(row->flops_step == hand_flops(&m.cfg));
+        assert_int_equal(row->params, lp_lm_numel(&m));
+        lp_lm_free(&m);
+    }
+    /* fine-tuning improves the pruned model (the 2-epoch baseline is far from trained, so the pruned model is
+     * about as good as it; one more epoch at lr 0.1 gains ~4 perplexity points here) */
+    const double ppl_base = lp_score_get(&res.rows[0].score, "ppl"), ppl_pruned = lp_score_get(&res.rows[1].score, "ppl"),
+                 ppl_ft = lp_score_get(&res.rows[2].score, "ppl");
+    fprintf(stderr, "lm pipeline eigen 0.5: test ppl baseline %.3f, pruned %.3f, fine-tuned %.3f\n", ppl_base, ppl_pruned,
+            ppl_ft);
+    assert_true(ppl_ft < ppl_pruned - 1);
+    /* the fine-tuning run: one epoch at lr 0.1 from pruned.ckpt, its "finetune." key, the baseline's batching */
+    lp_kv rc;
+    lp_kv_init(&rc);
+    snprintf(path, sizeof path, "%s/finetune/config.txt", out);
+    assert_int_equal(lp_kv_read_file(&rc, path), LP_OK);
+    assert_true(lp_kv_get_int_or(&rc, "train.epochs", 0) == 1 && lp_kv_get_double_or(&rc, "train.lr", 0) == 0.1);
+    assert_true(lp_kv_get_int_or(&rc, "train.batch", 0) == 4 && lp_kv_get_int_or(&rc, "train.bptt", 0) == 10);
+    assert_int_equal(lp_kv_get_int_or(&rc, "train.decay_after", 0), 1);
+    lp_kv_free(&rc);
+    /* pruned.ckpt is a smaller LM that lm-eval/lm-train can load, with the plan and the run's data */
     snprintf(path, sizeof path, "%s/pruned.ckpt", out);
     lp_lm pm;
     lp_kv meta;
     lp_kv_init(&meta);
     assert_int_equal(lp_lm_load(&pm, path, &meta), LP_OK);
-    assert_int_equal(pm.cfg.hidden[0], res.hidden_after[0]);
-    assert_string_equal(lp_kv_get(&meta, "plan.method"), "eigen+gm");
+    for (int l = 0; l < 2; l++) assert_int_equal(pm.cfg.hidden[l], res.groups[l].after);
+    assert_string_equal(lp_kv_get(&meta, "plan.rule"), "eigen");
+    assert_string_equal(lp_kv_get(&meta, "plan.criterion"), "gm");
+    assert_string_equal(lp_kv_get(&meta, "plan.compensate"), "none");
     assert_string_equal(lp_kv_get(&meta, "data.dir"), lp_test_scratch_dir());
-    lp_ptb_corpus corpus;
-    assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
-    lp_lm_eval_result ev;
-    assert_int_equal(lp_lm_evaluate(&pm, corpus.ids[LP_PTB_TEST], corpus.n[LP_PTB_TEST], 20, 35, NULL, &ev), LP_OK);
-    assert_true(ev.ppl == res.rows[1].test_ppl);
     lp_lm_free(&pm);
     lp_kv_free(&meta);
-    /* report files */
-    char *buf;
-    size_t len;
-    snprintf(path, sizeof path, "%s/report.json", out);
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
-    assert_non_null(strstr(buf, "\"units_after\""));
-    assert_non_null(strstr(buf, "\"fine-tuned\""));
-    assert_non_null(strstr(buf, "\"spectrum\": ["));
-    lp_free(buf);
-    snprintf(path, sizeof path, "%s/report.md", out);
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
-    assert_non_null(strstr(buf, "| lstm1 | 16 |"));
-    lp_free(buf);
-    snprintf(path, sizeof path, "%s/finetune/best.ckpt", out);
-    assert_int_equal(access(path, F_OK), 0);
+    /* report files: the groups, and every model's numbers */
+    char *md = read_out(out, "report.md"), *js = read_out(out, "report.json"), *csv = read_out(out, "models.csv");
+    char want[128];
+    snprintf(want, sizeof want, "| lstm1 | 16 | %d |", res.groups[0].after);
+    assert_non_null(strstr(md, want));
+    assert_non_null(strstr(md, "| model | parameters | FLOPs/word | checkpoint bytes | latency B=1 (ms) | latency B=N (ms) | ppl |"));
+    assert_non_null(strstr(js, "\"units_after\""));
+    assert_non_null(strstr(js, "\"spectrum\": ["));
+    assert_memory_equal(csv, "label,parameters,flops_per_word,", 32);
+    for (int r = 0; r < 3; r++) {
+        check_md_row(md, &res.rows[r]);
+        check_json_row(js, &res.rows[r]);
+    }
+    lp_free(md), lp_free(js), lp_free(csv);
+    lp_kv_free(&cfg);
 
-    /* uniform + l2 at 0.25, no fine-tuning (corpus given): 12 units per layer */
-    lp_lm_prune_job_default(&j);
-    snprintf(out, sizeof out, "%s/uniform", lp_test_scratch_dir());
-    j.checkpoint = ck;
-    j.out_dir = out;
-    j.quiet = 1;
-    j.prune.rates.rule = LP_RATE_RULE_UNIFORM;
-    j.prune.rates.target_rate = 0.25;
-    j.prune.criterion = LP_CRITERION_L2;
-    j.ft_epochs = 0;
-    assert_int_equal(lp_lm_prune_run(&j, &corpus, &res), LP_OK);
+    /* uniform + l2 at 0.25, no fine-tuning, the corpus given to the kind: 12 units per layer */
+    const lp_task_kind given = lp_lm_task_kind(&corpus);
+    char uni[600];
+    snprintf(uni, sizeof uni, "%s/uniform", lp_test_scratch_dir());
+    lm_opts(&o, &cfg, &given, ck, uni);
+    o.prune.rates.rule = LP_RATE_RULE_UNIFORM;
+    o.prune.rates.target_rate = 0.25;
+    o.prune.criterion = LP_CRITERION_L2;
+    o.finetune_epochs = 0;
+    assert_int_equal(lp_pipeline_run(&o, &res), LP_OK);
     assert_int_equal(res.n_rows, 2);
-    assert_int_equal(res.hidden_after[0], 12);
-    assert_int_equal(res.hidden_after[1], 12);
-    const double plain_ppl = res.rows[1].test_ppl;
+    assert_true(res.groups[0].after == 12 && res.groups[1].after == 12);
+    const double plain_ppl = lp_score_get(&res.rows[1].score, "ppl");
     /* the same with mean compensation: statistics gathered for it (the uniform rule needs none), the same
      * sizes, another perplexity, and the checkpoint and the report say so */
     snprintf(out, sizeof out, "%s/uniform_comp", lp_test_scratch_dir());
-    j.out_dir = out;
-    j.prune.compensate = 1;
-    j.prune.stats_batches = 20;
-    assert_int_equal(lp_lm_prune_run(&j, &corpus, &res), LP_OK);
-    assert_true(res.hidden_after[0] == 12 && res.hidden_after[1] == 12);
-    fprintf(stderr, "uniform l2 0.25: test ppl %.3f, with mean compensation %.3f\n", plain_ppl, res.rows[1].test_ppl);
-    assert_true(isfinite(res.rows[1].test_ppl) && res.rows[1].test_ppl != plain_ppl);
+    o.out_dir = out;
+    o.prune.compensate = 1;
+    o.prune.stats_batches = 20;
+    assert_int_equal(lp_pipeline_run(&o, &res), LP_OK);
+    assert_true(res.groups[0].after == 12 && res.groups[1].after == 12);
+    const double comp_ppl = lp_score_get(&res.rows[1].score, "ppl");
+    fprintf(stderr, "uniform l2 0.25: test ppl %.3f, with mean compensation %.3f\n", plain_ppl, comp_ppl);
+    assert_true(isfinite(comp_ppl) && comp_ppl != plain_ppl);
     snprintf(path, sizeof path, "%s/pruned.ckpt", out);
     lp_kv_init(&meta);
     assert_int_equal(lp_lm_load(&pm, path, &meta), LP_OK);
     assert_string_equal(lp_kv_get(&meta, "plan.compensate"), "mean");
     lp_lm_free(&pm);
     lp_kv_free(&meta);
-    snprintf(path, sizeof path, "%s/report.md", out);
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
-    assert_non_null(strstr(buf, "mean responses of the removed units"));
-    lp_free(buf);
+    md = read_out(out, "report.md");
+    assert_non_null(strstr(md, "mean responses of the removed units"));
+    lp_free(md);
+    lp_kv_free(&cfg);
 
-    /* ISS: a strong penalty for one epoch removes units */
-    lp_lm_prune_job_default(&j);
+    /* lm-prune is a front end over the same pipeline: its uniform l2 prune of the same checkpoint has the
+     * same weights and the same test perplexity */
+    char args[2400], log[700];
+    snprintf(out, sizeof out, "%s/cli_uniform", lp_test_scratch_dir());
+    snprintf(log, sizeof log, "%s/cli_uniform.log", lp_test_scratch_dir());
+    snprintf(args, sizeof args, "lm-prune --checkpoint %s --out %s --rate-rule uniform --target-rate 0.25 --criterion l2 "
+                                "--finetune-epochs 0 --quiet", ck, out);
+    assert_int_equal(run_bin(args, log), 0);
+    {
+        lp_ckpt a, b;
+        snprintf(path, sizeof path, "%s/pruned.ckpt", uni);
+        assert_int_equal(lp_ckpt_load(&a, path), LP_OK);
+        snprintf(path, sizeof path, "%s/pruned.ckpt", out);
+        assert_int_equal(lp_ckpt_load(&b, path), LP_OK);
+        assert_int_equal(a.n, b.n);
+        for (int i = 0; i < a.n; i++) {
+            assert_string_equal(a.t[i].name, b.t[i].name);
+            assert_int_equal(a.t[i].numel, b.t[i].numel);
+            assert_memory_equal(a.t[i].data, b.t[i].data, a.t[i].numel * sizeof(float));
+        }
+        lp_ckpt_free(&a);
+        lp_ckpt_free(&b);
+        js = read_out(out, "report.json");
+        snprintf(want, sizeof want, "\"ppl\": %.6f", plain_ppl);
+        assert_non_null(strstr(js, want));
+        lp_free(js);
+    }
+
+    /* ISS: a strong penalty for one epoch from the checkpoint (its batching; SGD at lr 0.5, no decay; the
+     * subgradient and units zeroed below the threshold after every step, as lm-prune --iss-lambda trains)
+     * removes exactly the units whose group norm ended below the threshold */
     snprintf(out, sizeof out, "%s/iss", lp_test_scratch_dir());
-    j.checkpoint = ck;
-    j.out_dir = out;
-    j.quiet = 1;
-    j.iss_lambda = 0.015;
-    j.iss_threshold = 0.02;
-    j.iss_epochs = 1;
-    j.iss_lr = 0.5;
-    j.ft_epochs = 0;
-    assert_int_equal(lp_lm_prune_run(&j, &corpus, &res), LP_OK);
-    fprintf(stderr, "iss job: %d,%d -> %d,%d units\n", res.hidden_before[0], res.hidden_before[1], res.hidden_after[0],
-            res.hidden_after[1]);
-    assert_true(res.hidden_after[0] + res.hidden_after[1] < 32);
-    /* bad jobs */
-    j.iss_threshold = 0;
-    assert_int_equal(lp_lm_prune_run(&j, &corpus, &res), LP_ERR_ARG);
+    lm_opts(&o, &cfg, &given, ck, out);
+    const char *iss_keys[][2] = {{"iss.train.epochs", "1"}, {"iss.train.lr", "0.5"}, {"iss.train.lr_decay", "1"},
+                                 {"iss.train.decay_after", "0"}, {"iss.train.test_every", "0"}};
+    for (size_t i = 0; i < sizeof iss_keys / sizeof iss_keys[0]; i++)
+        assert_int_equal(lp_kv_set(&cfg, iss_keys[i][0], iss_keys[i][1]), LP_OK);
+    o.schedule = LP_SCHED_ISS;
+    o.iss_method = LP_ISS_SUBGRADIENT;
+    o.iss_lambda = 0.015;
+    o.iss_threshold = 0.02;
+    o.finetune_epochs = 0;
+    s = lp_pipeline_run(&o, &res);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    fprintf(stderr, "iss pipeline: %d,%d -> %d,%d units\n", res.groups[0].before, res.groups[1].before,
+            res.groups[0].after, res.groups[1].after);
+    assert_int_equal(res.groups[0].before + res.groups[1].before, 32);
+    assert_true(res.groups[0].after + res.groups[1].after < 32);
+    assert_true(res.groups[0].after >= 1 && res.groups[1].after >= 1);
+    snprintf(path, sizeof path, "%s/iss/last.ckpt", out);
+    assert_string_equal(res.rows[0].label, "iss-trained");
+    assert_string_equal(res.rows[0].ckpt, path);
+    {
+        /* the units at or above the threshold in the ISS-trained model (the largest one when none is: a
+         * layer keeps a unit) are the pruned model's sizes; every other unit was zeroed after the last step,
+         * so the smaller model gives the ISS model's per-word NLLs */
+        lp_lm im;
+        assert_int_equal(lp_lm_load(&im, path, NULL), LP_OK);
+        lp_task *it = task_of(&im, &corpus);
+        for (int l = 0; l < 2; l++) {
+            double norms[16];
+            int above = 0, zero = 0;
+            assert_int_equal(lp_iss_norms(it, l, norms), LP_OK);
+            for (int j = 0; j < 16; j++) above += norms[j] >= o.iss_threshold, zero += norms[j] == 0.0;
+            const int keep = above ? above : 1;
+            assert_int_equal(res.groups[l].after, keep);
+            assert_int_equal(zero, 16 - keep);
+        }
+        snprintf(path, sizeof path, "%s/pruned.ckpt", out);
+        lp_lm sm;
+        assert_int_equal(lp_lm_load(&sm, path, NULL), LP_OK);
+        assert_true(sm.cfg.hidden[0] == res.groups[0].after && sm.cfg.hidden[1] == res.groups[1].after);
+        lp_task *st = task_of(&sm, &corpus);
+        const size_t n = corpus.n[LP_PTB_VALID];
+        size_t cnt;
+        double *x = word_nll(it, corpus.ids[LP_PTB_VALID], n, &cnt), *y = word_nll(st, corpus.ids[LP_PTB_VALID], n, &cnt);
+        double worst = 0;
+        for (size_t i = 0; i < cnt; i++) worst = fmax(worst, fabs(x[i] - y[i]));
+        assert_true(worst <= NLL_TOL); /* tolerance: see NLL_TOL */
+        lp_free(x), lp_free(y);
+        lp_task_free(st);
+        lp_task_free(it);
+    }
+    /* the "iss." keys set the ISS run's training; the rest is the baseline's */
+    lp_kv_init(&rc);
+    snprintf(path, sizeof path, "%s/iss/config.txt", out);
+    assert_int_equal(lp_kv_read_file(&rc, path), LP_OK);
+    assert_true(lp_kv_get_int_or(&rc, "train.epochs", 0) == 1 && lp_kv_get_double_or(&rc, "train.lr", 0) == 0.5);
+    assert_true(lp_kv_get_double_or(&rc, "train.lr_decay", 0) == 1 && lp_kv_get_int_or(&rc, "train.batch", 0) == 4);
+    lp_kv_free(&rc);
+    md = read_out(out, "report.md");
+    assert_non_null(strstr(md, "iss group lasso"));
+    lp_free(md);
+    /* bad jobs: compensation does not apply to ISS (its removed units are zero already) */
+    o.prune.compensate = 1;
+    assert_int_equal(lp_pipeline_run(&o, &res), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "oneshot and iterative"));
+    lp_kv_free(&cfg);
     lp_ptb_corpus_free(&corpus);
 }
 
-/* ---- sensitivity (one layer at a time) ---- */
+/* ---- sensitivity (one layer at a time): experiments/sensitivity.h on an LM checkpoint ---- */
 
 /* A small LM (2 layers of 16) trained for 8 epochs (SGD, momentum 0.5) on the scratch corpus into
  * scratch/<name>, so that it has learned the chain and pruning costs something; returns best.ckpt's path
@@ -911,19 +1127,12 @@ static double masked_valid_ppl(const char *ck, const lp_ptb_corpus *c, int layer
     return ev.ppl;
 }
 
-static char *read_out(const char *dir, const char *name) {
-    char path[800];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    char *buf;
-    size_t len;
-    assert_int_equal(lp_file_read_all(path, &buf, &len), LP_OK);
-    return buf;
-}
+static double ppl_of(const lp_score *s) { return lp_score_get(s, "ppl"); }
 
 /* Every point is the validation perplexity of the model with that layer's worst-scored units masked
- * (masked == shrunk), the kept sets are nested, the suggestion follows the rule, the files hold the
- * table, a rerun writes the same numbers, compensation changes them, a tied last layer is listed but
- * never tried, and bad options are refused. */
+ * (masked == shrunk), the kept sets are nested, the suggestion follows the rule with the relative rise as
+ * the cost, the files hold the table, a rerun and lm-sensitivity write the same numbers, compensation
+ * changes them, a tied last layer is listed and marked but never tried, and bad options are refused. */
 static void test_sensitivity(void **state) {
     (void)state;
     const char *ck = small_lm("sens_base", 0);
@@ -931,18 +1140,30 @@ static void test_sensitivity(void **state) {
     snprintf(ckpt, sizeof ckpt, "%s", ck);
     lp_ptb_corpus corpus;
     assert_int_equal(lp_ptb_corpus_load(&corpus, lp_test_scratch_dir(), 0), LP_OK);
-    lp_lm_sensitivity_opts o;
-    lp_lm_sensitivity_opts_default(&o);
-    o.checkpoint = ckpt;
+    /* lm-sensitivity's evaluation: 20 streams, windows of 35, one thread */
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    assert_int_equal(lp_kv_set(&cfg, "train.eval_batch", "20"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.eval_bptt", "35"), LP_OK);
+    assert_int_equal(lp_kv_set(&cfg, "train.threads", "1"), LP_OK);
+    lp_sensitivity_opts o;
+    lp_sensitivity_opts_default(&o);
+    o.ckpt = ckpt;
+    o.cfg = &cfg;
     snprintf(out, sizeof out, "%s/sens", lp_test_scratch_dir());
     o.out_dir = out;
     o.quiet = 1;
     o.n_rates = 3;
     o.rates[0] = 0.5, o.rates[1] = 0.25, o.rates[2] = 0.75; /* any order */
-    o.max_rise = 0.02;
-    lp_lm_sensitivity_result *r = lp_calloc(1, sizeof *r);
+    /* the cost for the LM is the relative perplexity rise; the rises here are ~0.3 at rate 0.25 and ~0.8 at
+     * 0.5 for both layers, so 0.5 suggests 0.25 (an absolute rise, ~2.6 perplexity points, would suggest 0; a
+     * drop, negative, 0.75) */
+    o.max_cost = 0.5;
+    lp_sensitivity_result *r = lp_calloc(1, sizeof *r);
     assert_non_null(r);
-    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
+    lp_status s = lp_sensitivity_run(&o, r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
     assert_int_equal(r->n_groups, 2);
     assert_true(r->rates[0] == 0.25 && r->rates[1] == 0.5 && r->rates[2] == 0.75);
 
@@ -958,14 +1179,15 @@ static void test_sensitivity(void **state) {
     assert_int_equal(lp_prune_plan_make(t, NULL, &po, &scored), LP_OK);
     lp_lm_eval_result ev;
     assert_int_equal(lp_lm_evaluate(lm_of(t), corpus.ids[LP_PTB_VALID], corpus.n[LP_PTB_VALID], 20, 35, NULL, &ev), LP_OK);
-    assert_true(r->base_ppl == ev.ppl);
+    assert_true(ppl_of(&r->base) == ev.ppl && !r->base.higher_better);
+    assert_int_equal(r->base.examples, (int64_t)ev.targets);
     /* the task's score is that evaluation (20 streams, windows of 35): the same sums, the same number */
     lp_score sc;
     assert_int_equal(lp_task_score(t, LP_SPLIT_VALID, &sc), LP_OK);
     assert_true(lp_score_get(&sc, "ppl") == ev.ppl && lp_score_primary(&sc) == ev.ppl && !sc.higher_better);
     const int expect_k[3] = {12, 8, 4};
     for (int l = 0; l < 2; l++) {
-        assert_true(r->prunable[l] && r->units[l] == 16);
+        assert_true(!r->fixed[l] && r->units[l] == 16);
         int prev[16], prev_k = 16;
         for (int j = 0; j < 16; j++) prev[j] = j;
         double rise[3];
@@ -982,22 +1204,26 @@ static void test_sensitivity(void **state) {
             memcpy(prev, kept, sizeof kept);
             prev_k = k;
             const double masked = masked_valid_ppl(ckpt, &corpus, l, kept, k);
-            assert_true(fabs(r->ppl[l][i] - masked) <= 1e-5 * masked); /* float sums in another order */
-            rise[i] = r->ppl[l][i] / r->base_ppl - 1;
+            assert_true(fabs(ppl_of(&r->score[l][i]) - masked) <= 1e-5 * masked); /* float sums in another order */
+            rise[i] = ppl_of(&r->score[l][i]) / ppl_of(&r->base) - 1;
         }
-        assert_true(r->suggested[l] == lp_sensitivity_suggest(r->rates, rise, 3, o.max_rise));
+        assert_true(r->suggested[l] == lp_sensitivity_suggest(r->rates, rise, 3, o.max_cost));
+        assert_true(r->suggested[l] == 0.25);
     }
     fprintf(stderr, "lm sensitivity: base %.3f; lstm1 %.3f %.3f %.3f; lstm2 %.3f %.3f %.3f; suggested %.2f %.2f\n",
-            r->base_ppl, r->ppl[0][0], r->ppl[0][1], r->ppl[0][2], r->ppl[1][0], r->ppl[1][1], r->ppl[1][2],
-            r->suggested[0], r->suggested[1]);
+            ppl_of(&r->base), ppl_of(&r->score[0][0]), ppl_of(&r->score[0][1]), ppl_of(&r->score[0][2]),
+            ppl_of(&r->score[1][0]), ppl_of(&r->score[1][1]), ppl_of(&r->score[1][2]), r->suggested[0], r->suggested[1]);
     lp_prune_plan_free(&scored);
     lp_task_free(t);
 
     /* files */
     char *csv = read_out(out, "sensitivity.csv");
-    assert_memory_equal(csv, "layer,units,rate,kept,valid_ppl,ppl_rise\n", 41);
+    assert_memory_equal(csv, "group,units,rate,kept,ppl,ppl_rise\n", 35);
     char row[128];
-    snprintf(row, sizeof row, "lstm2,16,0.5000,8,%.6f,", r->ppl[1][1]);
+    snprintf(row, sizeof row, "\nlstm2,16,0.5000,8,%.6f,%.6f\n", ppl_of(&r->score[1][1]),
+             ppl_of(&r->score[1][1]) / ppl_of(&r->base) - 1);
+    assert_non_null(strstr(csv, row));
+    snprintf(row, sizeof row, "\nlstm1,16,0.0000,16,%.6f,0.000000\n", ppl_of(&r->base));
     assert_non_null(strstr(csv, row));
     char *sug = read_out(out, "suggested.txt");
     char line[64];
@@ -1007,47 +1233,73 @@ static void test_sensitivity(void **state) {
     snprintf(line, sizeof line, "lm.units = %d,%d\n", k0, k1);
     assert_non_null(strstr(sug, line));
     char *md = read_out(out, "sensitivity.md");
-    assert_non_null(strstr(md, "| lstm1 | 16 |"));
+    snprintf(line, sizeof line, "| lstm1 | 16 | %.4f |", ppl_of(&r->score[0][0]));
+    assert_non_null(strstr(md, line));
     lp_free(sug);
     lp_free(md);
     if (system("command -v gnuplot >/dev/null 2>&1") == 0) assert_int_equal(r->plot, 1);
 
-    /* a rerun gives the same table; compensation gives another one, and says so */
+    /* a rerun gives the same table, and so does lm-sensitivity with the same settings (a front end over
+     * the same analysis); compensation gives another one, and says so */
     snprintf(out2, sizeof out2, "%s/sens_again", lp_test_scratch_dir());
     o.out_dir = out2;
-    assert_int_equal(lp_lm_sensitivity_run(&o, NULL, NULL), LP_OK); /* corpus from the checkpoint's data.dir */
+    assert_int_equal(lp_sensitivity_run(&o, NULL), LP_OK);
     char *csv2 = read_out(out2, "sensitivity.csv");
     assert_string_equal(csv, csv2);
     lp_free(csv2);
-    const double plain = r->ppl[0][2];
+    char args[2400], log[700], cli_out[600];
+    snprintf(cli_out, sizeof cli_out, "%s/sens_cli", lp_test_scratch_dir());
+    snprintf(log, sizeof log, "%s/sens_cli.log", lp_test_scratch_dir());
+    snprintf(args, sizeof args, "lm-sensitivity --checkpoint %s --out %s --rates 0.5,0.25,0.75 --max-rise 0.5 --quiet",
+             ckpt, cli_out);
+    assert_int_equal(run_bin(args, log), 0);
+    csv2 = read_out(cli_out, "sensitivity.csv");
+    assert_string_equal(csv, csv2);
+    lp_free(csv2);
+    sug = read_out(cli_out, "suggested.txt");
+    snprintf(line, sizeof line, "lm.units = %d,%d\n", k0, k1);
+    assert_non_null(strstr(sug, line));
+    lp_free(sug);
+    const double plain = ppl_of(&r->score[0][2]);
     o.compensate = 1;
-    o.stats_windows = 20;
-    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
-    assert_true(isfinite(r->ppl[0][2]) && r->ppl[0][2] != plain);
+    o.stats_batches = 20;
+    assert_int_equal(lp_sensitivity_run(&o, r), LP_OK);
+    assert_true(isfinite(ppl_of(&r->score[0][2])) && ppl_of(&r->score[0][2]) != plain);
     md = read_out(out2, "sensitivity.md");
     assert_non_null(strstr(md, "mean compensation"));
     lp_free(md);
     lp_free(csv);
     o.compensate = 0;
 
-    /* tied: the last layer is listed, never tried */
+    /* tied: the last layer is listed and marked kept whole, never tried */
     snprintf(ckpt, sizeof ckpt, "%s", small_lm("sens_tied", 1));
-    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_OK);
-    assert_true(r->prunable[0] && !r->prunable[1]);
-    assert_true(isfinite(r->ppl[0][0]) && isnan(r->ppl[1][0]) && r->suggested[1] == 0);
+    assert_int_equal(lp_sensitivity_run(&o, r), LP_OK);
+    assert_true(!r->fixed[0] && r->fixed[1]);
+    assert_true(isfinite(ppl_of(&r->score[0][0])) && r->score[1][0].n == 0 && isnan(ppl_of(&r->score[1][0])));
+    assert_true(r->suggested[1] == 0);
     csv = read_out(out2, "sensitivity.csv");
     assert_null(strstr(csv, "lstm2,16,0.2500"));
     assert_non_null(strstr(csv, "lstm2,16,0.0000,16,"));
     lp_free(csv);
+    md = read_out(out2, "sensitivity.md");
+    assert_non_null(strstr(md, "| lstm2 | 16 | — | — | — | kept whole |"));
+    lp_free(md);
+    sug = read_out(out2, "suggested.txt");
+    assert_non_null(strstr(sug, "lstm2 = 0.0000  # kept whole: never pruned\n"));
+    assert_int_equal(lp_sensitivity_keep_count(16, r->suggested[0], &k0), LP_OK);
+    snprintf(line, sizeof line, "lm.units = %d,16\n", k0);
+    assert_non_null(strstr(sug, line));
+    lp_free(sug);
 
     /* bad options */
     o.rates[1] = 1.0;
-    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_ERR_ARG);
+    assert_int_equal(lp_sensitivity_run(&o, r), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "rate 1 is not in (0, 1)"));
     o.rates[1] = 0.5;
-    o.max_rise = -1;
-    assert_int_equal(lp_lm_sensitivity_run(&o, &corpus, r), LP_ERR_ARG);
+    o.max_cost = -1;
+    assert_int_equal(lp_sensitivity_run(&o, r), LP_ERR_ARG);
     lp_free(r);
+    lp_kv_free(&cfg);
     lp_ptb_corpus_free(&corpus);
 }
 

@@ -54,6 +54,7 @@ static int setup(void **state) {
 
 static void small_opts(lp_pipeline_opts *o, lp_kv *cfg, const char *out) {
     lp_pipeline_opts_default(o);
+    o->kind = &lp_video_task_kind;
     o->cfg = cfg;
     o->out_dir = out;
     o->quiet = 1;
@@ -97,9 +98,19 @@ static void test_oneshot_eigen_gm(void **state) {
     /* baseline, pruned, fine-tuned + the prior reference */
     assert_int_equal(r.n_rows, 4);
     assert_true(r.rows[1].params < r.rows[0].params);
-    assert_true(r.rows[1].flops_frame < r.rows[0].flops_frame);
+    assert_true(r.rows[1].flops_step < r.rows[0].flops_step);
     assert_true(r.rows[1].ckpt_bytes < r.rows[0].ckpt_bytes);
     assert_true(r.rows[3].reference);
+    /* the models are scored on the test split: the baseline's row is its checkpoint's test score (same model,
+     * data and order: the same number), which is not its validation score */
+    lp_task *bt;
+    assert_int_equal(lp_video_task_load(baseline_ckpt, NULL, &bt), LP_OK);
+    lp_score ts, vs;
+    assert_int_equal(lp_task_score(bt, LP_SPLIT_TEST, &ts), LP_OK);
+    assert_int_equal(lp_task_score(bt, LP_SPLIT_VALID, &vs), LP_OK);
+    lp_task_free(bt);
+    assert_true(ts.n > 0 && lp_score_get(&r.rows[0].score, "gap") == lp_score_get(&ts, "gap"));
+    assert_true(lp_score_get(&ts, "gap") != lp_score_get(&vs, "gap"));
     /* The mean rate is as close to 0.5 as the discrete sizes allow (group sizes 12, 12, 24). */
     assert_true(fabs(r.mean_rate - 0.5) < 0.05);
     int units[8], n;
@@ -397,7 +408,24 @@ static void test_options_from_kv(void **state) {
     lp_kv_set(&kv, "prune.compensate", "median");
     assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
     assert_non_null(strstr(lp_last_error(), "--compensate must be none or mean, got 'median'"));
+    lp_kv_set(&kv, "prune.compensate", "none");
+    assert_int_equal(o.iss_method, LP_ISS_PROX); /* the default */
+    lp_kv_set(&kv, "prune.iss_method", "subgradient");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_OK);
+    assert_int_equal(o.iss_method, LP_ISS_SUBGRADIENT);
+    lp_kv_set(&kv, "prune.iss_method", "prox");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_OK);
+    assert_int_equal(o.iss_method, LP_ISS_PROX);
+    lp_kv_set(&kv, "prune.iss_method", "lasso");
+    assert_int_equal(lp_pipeline_opts_from_kv(&kv, &o), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "prune.iss_method must be prox or subgradient, got 'lasso'"));
     lp_kv_free(&kv);
+    /* a run needs a task kind */
+    lp_pipeline_opts_default(&o);
+    o.out_dir = lp_test_scratch_path("nokind");
+    lp_pipeline_result r;
+    assert_int_equal(lp_pipeline_run(&o, &r), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "no task kind"));
 }
 
 int main(void) {
