@@ -229,7 +229,8 @@ static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
                    lp_score_primary(v), (long long)v->examples);
     }
     const double x = lp_score_primary(v);
-    const int improved = !v->n || isnan(x) || (v->higher_better ? x > t->best : x < t->best);
+    /* no validation data: every epoch is the best so far; a NaN figure never is */
+    const int improved = !v->n || (!isnan(x) && (v->higher_better ? x > t->best : x < t->best));
     if (improved) {
         if (v->n && !isnan(x)) t->best = x, res->best = *v;
         t->best_epoch = t->epoch;
@@ -329,6 +330,11 @@ static lp_status open_logs(trainer *t) {
     return lp_rundir_open_log(o->run_dir, "valid.tsv", header, &t->valid_log);
 }
 
+/* Whether t->best holds a figure (it starts at -1 for higher-is-better figures, +inf for the others). */
+static int best_known(const trainer *t) {
+    return t->best_epoch > 0 && isfinite(t->best) && !(t->task->ops->higher_better && t->best < 0);
+}
+
 lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o, lp_train_result *res) {
     memset(res, 0, sizeof *res);
     trainer t;
@@ -348,6 +354,12 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     res->steps = t.step;
     res->epochs_done = t.epoch;
     res->best_epoch = t.best_epoch > 0 ? t.best_epoch : 0;
+    if (!res->best.n && t.task && best_known(&t)) { /* the best came before a resume: its primary figure */
+        res->best.n = 1;
+        res->best.name[0] = t.task->ops->primary;
+        res->best.value[0] = t.best;
+        res->best.higher_better = t.task->ops->higher_better;
+    }
     res->seconds = lp_now_s() - t.t_start;
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
