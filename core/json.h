@@ -1,4 +1,4 @@
-/* json: the two pieces every JSON writer here needs (prune/report.c, lm/lm_prune.c): a string with
+/* json: the two pieces every JSON writer here needs (experiments/report.c): a string with
  * quotes, backslashes and control characters escaped, and a number that is null when not finite. */
 #ifndef LP_CORE_JSON_H
 #define LP_CORE_JSON_H
