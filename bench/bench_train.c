@@ -8,7 +8,7 @@
  * Each shape runs in a forked child process, so ru_maxrss (peak RSS) is that shape's own, and does:
  *   1. sgemm: the machine's cblas_sgemm rate on a 2048³ product (best of 3), in this run;
  *   2. train, random data in memory (as torch_ref.py): warm-up step(s), then `steps` timed steps, each
- *      the trainer's step (model/trainer.c): forward with loss, zero grads, backward, gradient norm,
+ *      the trainer's step (train/trainer.c): forward with loss, zero grads, backward, gradient norm,
  *      Adam. Reported: best ms/step and B·T/step frames/s, the forward/backward/optimizer split, the
  *      GEMM GFLOP of a step (counted below) over the step time, and that rate as a fraction of sgemm;
  *   3. inference latency (model/evaluate.h lp_model_latency: no-grad forward, median after two warm-ups)
@@ -128,7 +128,7 @@ typedef struct {
     double fwd, bwd, opt; /* seconds */
 } step_times;
 
-/* One training step exactly as model/trainer.c's train_step does it (without the hooks and the lr
+/* One training step exactly as train/trainer.c's train_step does it (without the hooks and the lr
  * schedule: a constant lr). */
 static lp_status train_step(lp_model *m, lp_tape *tp, lp_optim *opt, float *x, const int *lengths, float *y, int B,
                             int T, step_times *st) {

@@ -1,5 +1,4 @@
-/* rundir: the run-directory helpers both trainers share (model/trainer.c for the video classifiers,
- * lm/lm_train.c for the language model).
+/* rundir: the run-directory helpers of the trainer (train/trainer.c).
  *
  * A run directory holds config.txt, the TSV logs train.tsv and valid.tsv (a header line, then one row per
  * logged step or epoch, appended as training goes) and the checkpoints. On an exact resume the trainer

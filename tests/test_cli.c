@@ -206,7 +206,7 @@ static void test_lm_sensitivity_runs(void **state) {
     int rc = run("lm-sensitivity --checkpoint lmrun/best.ckpt --out lms --rates 0.5,0.25 --quiet");
     if (rc != 0) fprintf(stderr, "%s\n", out_buf);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(out_buf, "suggested rate (perplexity rise <= 5%)"));
+    assert_non_null(strstr(out_buf, "suggested rate (ppl rise <= 5%)"));
     assert_non_null(strstr(out_buf, "lstm1           8  "));
     assert_non_null(strstr(out_buf, "lstm2           8  "));
     assert_non_null(strstr(out_buf, "unpruned validation perplexity"));
