@@ -352,10 +352,14 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     lp_status s = kv_copy(&c, o->cfg);
     if (s == LP_OK) s = apply_prefixed(&c, o->cfg, "iss.");
     lp_iss_state iss = {.lambda = o->iss_lambda};
-    if (o->iss_method == LP_ISS_PROX) iss.lr = lp_kv_get_double_or(&c, "train.lr", 2e-4);
+    const double lr = lp_kv_get_double_or(&c, "train.lr", 2e-4);
+    if (o->iss_method == LP_ISS_PROX) iss.lr = lr;
     else iss.zero_threshold = o->iss_threshold;
     lp_kv_free(&c);
     LP_TRY(s);
+    /* a threshold of 0 keeps every unit (every norm is >= 0), and training at lr 0 moves nothing */
+    if (!(o->iss_threshold > 0)) return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-threshold > 0");
+    if (o->iss_lambda > 0 && !(lr > 0)) return lp_errorf(LP_ERR_ARG, "the iss schedule needs a learning rate > 0");
     lp_train_hooks h = {.user = &iss, .after_update = lp_iss_update_hook};
     if (o->iss_method == LP_ISS_SUBGRADIENT) h.after_backward = lp_iss_grad_hook;
     if (o->iss_lambda > 0) {
