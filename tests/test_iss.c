@@ -1,4 +1,4 @@
-/* test_iss: the ISS group-lasso baseline (prune/iss) on video tasks (model/video_task.h): the penalty's
+/* test_iss: the ISS group-lasso baseline (prune/iss) on video tasks (tasks/video_task.h): the penalty's
  * gradient against central differences of its value (double), zero groups (no NaN), argument errors, the
  * kept plan, and the whole baseline: training a tiny paper model with a large λ through the trainer's
  * hook (lp_iss_grad_hook) drives units below the threshold, and lp_iss_kept + lp_surgery_shrink give a
@@ -18,7 +18,7 @@
 #include "core/tape.h"
 #include "model/model.h"
 #include "model/runcfg.h"
-#include "model/video_task.h"
+#include "tasks/video_task.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "train/trainer.h"

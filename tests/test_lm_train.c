@@ -1,4 +1,4 @@
-/* test_lm_train: LM training as a tool — the LM kind of task (lm/lm_task.h) run by the one trainer
+/* test_lm_train: LM training as a tool — the LM kind of task (tasks/lm_task.h) run by the one trainer
  * (train/trainer.h): the recipes and their learning-rate schedule, the lm.* model keys, checkpoint round
  * trip (lm/lm.h), the run directory, exact resume (a run interrupted after epoch k, or inside an epoch with
  * the carried state, and resumed ends with the same weights as an uninterrupted one, at one thread),
@@ -20,7 +20,7 @@
 #include "core/fileio.h"
 #include "core/kv.h"
 #include "lm/lm.h"
-#include "lm/lm_task.h"
+#include "tasks/lm_task.h"
 #include "lm/ptb.h"
 #include "optim/optim.h"
 #include "train/trainer.h"

@@ -1,5 +1,5 @@
 /* test_surgery: unit footprints, masking and physical removal of LSTM units (prune/surgery) on video tasks
- * (model/video_task.h) for the paper model (BiLSTM + 2 layers) and the starter-code LSTM+MoE model
+ * (tasks/video_task.h) for the paper model (BiLSTM + 2 layers) and the starter-code LSTM+MoE model
  * (3 layers): the shrunk task computes what the masked one computes (scores, probabilities, every kept
  * unit's responses and the gradients), has exactly the hand-counted number of parameters, survives a
  * checkpoint round trip through the task's save, and bad plans are refused with a message naming the
@@ -22,7 +22,7 @@
 #include "core/rng.h"
 #include "core/tape.h"
 #include "model/model.h"
-#include "model/video_task.h"
+#include "tasks/video_task.h"
 #include "prune/plan.h"
 #include "prune/surgery.h"
 #include "tests/common/gradcheck.h"
