@@ -67,19 +67,8 @@ static void json_figures(FILE *f, const lp_task *t, const lp_score *sc, int all)
     fprintf(f, ", \"%s\": %lld", t->ops->count_name, (long long)sc->examples);
 }
 
-static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
-                            int n, const lp_kv *info) {
-    lp_writer w;
-    LP_TRY(lp_writer_open(&w, dir, "report.json", LP_WRITER_TEXT));
-    FILE *f = w.f;
-    fprintf(f, "{\n  \"info\": {");
-    for (int i = 0; info && i < info->count; i++) {
-        fprintf(f, "%s\n    ", i ? "," : "");
-        lp_json_str(f, info->keys[i]);
-        fprintf(f, ": ");
-        lp_json_str(f, info->vals[i]);
-    }
-    fprintf(f, "\n  },\n  \"groups\": [");
+/* "groups": per unit group the plan's sizes, rate, τ, energy kept, kept units and spectrum. */
+static void json_groups(FILE *f, const lp_prune_plan *plan) {
     for (int g = 0; plan && g < plan->n_groups; g++) {
         const lp_prune_group_plan *gp = &plan->g[g];
         fprintf(f, "%s\n    {\"name\": ", g ? "," : "");
@@ -99,7 +88,10 @@ static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_pl
         }
         fprintf(f, "]}");
     }
-    fprintf(f, "\n  ],\n  \"models\": [");
+}
+
+/* "models": per model its checkpoint, sizes, latency and figures (a reference row: figures only). */
+static void json_models(FILE *f, const lp_task *t, const lp_report_model *rows, int n) {
     for (int i = 0; i < n; i++) {
         const lp_report_model *r = &rows[i];
         fprintf(f, "%s\n    {\"label\": ", i ? "," : "");
@@ -119,6 +111,24 @@ static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_pl
         json_figures(f, t, &r->score, 1);
         fprintf(f, "}");
     }
+}
+
+static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_plan *plan, const lp_report_model *rows,
+                            int n, const lp_kv *info) {
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, dir, "report.json", LP_WRITER_TEXT));
+    FILE *f = w.f;
+    fprintf(f, "{\n  \"info\": {");
+    for (int i = 0; info && i < info->count; i++) {
+        fprintf(f, "%s\n    ", i ? "," : "");
+        lp_json_str(f, info->keys[i]);
+        fprintf(f, ": ");
+        lp_json_str(f, info->vals[i]);
+    }
+    fprintf(f, "\n  },\n  \"groups\": [");
+    json_groups(f, plan);
+    fprintf(f, "\n  ],\n  \"models\": [");
+    json_models(f, t, rows, n);
     fprintf(f, "\n  ]\n}\n");
     return lp_writer_commit(&w);
 }
