@@ -33,6 +33,15 @@ const lp_arg lp_args_data[] = {
 };
 const int lp_args_data_n = (int)(sizeof lp_args_data / sizeof lp_args_data[0]);
 
+const lp_arg lp_args_method[] = {
+    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform", "eigen"},
+    {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "energy kept per group by the eigen rule (without --target-rate)", "0.9"},
+    {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over groups; eigen: τ is searched", "none"},
+    {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
+    {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep group sizes multiples of N (0 = no rounding)", "0"},
+};
+const int lp_args_method_n = (int)(sizeof lp_args_method / sizeof lp_args_method[0]);
+
 const lp_arg lp_args_model[] = {
     {"model", "model.arch", LP_ARG_STR, 0, "KIND", "paper (BiLSTM -> LSTM -> dense) or lstm (stacked LSTMs -> mixture of experts)", "paper"},
     {"hidden", "model.hidden", LP_ARG_INT, 1, "H", "width H: paper = BiLSTM H/2 per direction + LSTM H; lstm = H per layer", "1024"},

@@ -52,6 +52,10 @@ extern const int lp_args_model_n;
 extern const lp_arg lp_args_train[];
 extern const int lp_args_train_n;
 
+/* The pruning method's flags (prune, pipeline, lm-prune): rate rule, τ, target rate, criterion, rounding. */
+extern const lp_arg lp_args_method[];
+extern const int lp_args_method_n;
+
 /* Concatenate tables into `out` (capacity cap); returns the count. */
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb);
 

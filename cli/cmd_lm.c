@@ -327,15 +327,14 @@ static int prune_handle(void *user, const char *name, const char *value) {
     return 0;
 }
 
-static const lp_arg prune_args[] = {
+static const lp_arg prune_head[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (created): pruned.ckpt, finetune/, iss/, report.md, report.json", NULL},
     {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
-    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform (every layer --target-rate)", "eigen"},
-    {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "eigen rule: keep the units covering a fraction T of the response energy", "0.9"},
-    {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over the prunable layers (eigen: searched over tau)", "none"},
-    {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep layer sizes multiples of N", "0"},
-    {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "which units go: gm, gm-exact, l1, l2 or random", "gm"},
+};
+
+/* after the method's flags (cli/args.h lp_args_method) */
+static const lp_arg prune_tail[] = {
     {"stats-windows", "prune.stats_batches", LP_ARG_INT, 0, "N", "training windows for the response statistics (0 = one epoch)", "0"},
     {"stats-batch", "prune.stats_batch", LP_ARG_INT, 1, "B", "streams for the statistics", "20"},
     {"stats-bptt", "prune.stats_bptt", LP_ARG_INT, 1, "T", "window length for the statistics", "35"},
@@ -361,13 +360,16 @@ int lp_cmd_lm_prune(int argc, char **argv) {
     lp_kv_init(&kv);
     lp_kv_init(&cfg);
     prune_flags f = {0};
-    int rc = lp_args_parse(cmd, argc, argv, prune_args, N_OF(prune_args), &kv, prune_handle, &f, NULL, NULL);
+    lp_arg table[64];
+    int n = lp_args_join(table, 64, prune_head, N_OF(prune_head), lp_args_method, lp_args_method_n);
+    n = lp_args_join(table, 64, table, n, prune_tail, N_OF(prune_tail));
+    int rc = lp_args_parse(cmd, argc, argv, table, n, &kv, prune_handle, &f, NULL, NULL);
     if (rc == 1) {
         printf("usage: lstmprune lm-prune --checkpoint CKPT --out DIR [options]\n\n"
                "Remove LSTM units of a trained PTB language model (eigen rates + geometric median by default, or the\n"
                "ISS group-lasso baseline), fine-tune the smaller model and write report.md / report.json: the\n"
                "pipeline of `lstmprune prune` on the language-model task.\n\n");
-        lp_args_help(stdout, prune_args, N_OF(prune_args), NULL);
+        lp_args_help(stdout, table, n, NULL);
         rc = 0;
         goto out;
     }

@@ -13,12 +13,8 @@
 #include "tasks/video_task.h"
 #include "prune/surgery.h"
 
+/* after the method's flags (cli/args.h lp_args_method) */
 static const lp_arg prune_args[] = {
-    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform", "eigen"},
-    {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "energy kept per group by the eigen rule (without --target-rate)", "0.9"},
-    {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over groups; eigen: τ is searched", "none"},
-    {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
-    {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep group sizes multiples of N (0 = no rounding)", "0"},
     {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard or below (public-code guess)", "standard"},
     {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
     {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
@@ -80,8 +76,9 @@ static const lp_arg pipeline_own[] = {
 /* prune: one oneshot step without fine-tuning, on an existing checkpoint. */
 int lp_cmd_prune(int argc, char **argv) {
     lp_arg table[96];
-    int n = lp_args_join(table, 96, prune_own, (int)(sizeof prune_own / sizeof prune_own[0]), prune_args,
-                         (int)(sizeof prune_args / sizeof prune_args[0]));
+    int n = lp_args_join(table, 96, prune_own, (int)(sizeof prune_own / sizeof prune_own[0]), lp_args_method,
+                         lp_args_method_n);
+    n = lp_args_join(table, 96, table, n, prune_args, (int)(sizeof prune_args / sizeof prune_args[0]));
     n = lp_args_join(table, 96, table, n, lp_args_data + 2, lp_args_data_n - 2); /* --train/--valid are not used */
     n = lp_args_join(table, 96, table, n, pipeline_args + 7, 4);                 /* latency flags and --test */
     n = lp_args_join(table, 96, table, n, prune_iss_arg, 1);
@@ -152,6 +149,7 @@ int lp_cmd_pipeline(int argc, char **argv) {
     lp_arg table[128];
     int n = lp_args_join(table, 128, pipeline_own, (int)(sizeof pipeline_own / sizeof pipeline_own[0]), pipeline_args,
                          (int)(sizeof pipeline_args / sizeof pipeline_args[0]));
+    n = lp_args_join(table, 128, table, n, lp_args_method, lp_args_method_n);
     n = lp_args_join(table, 128, table, n, prune_args, (int)(sizeof prune_args / sizeof prune_args[0]));
     n = lp_args_join(table, 128, table, n, lp_args_data, lp_args_data_n);
     n = lp_args_join(table, 128, table, n, lp_args_model, lp_args_model_n);
