@@ -1,15 +1,20 @@
 /* sweep: the ablation grid of the paper from one configuration file — criteria × rate rules × target
- * rates × schedules, plus the ISS baseline — resumable, with one results table and plots.
+ * rates × schedules, plus the ISS baseline — for either task, resumable, with one results table and plots.
  *
  * The configuration is "key = value" text (core/kv.h):
  *
- *   model.*, data.*, train.*  the baseline's training run (model/runcfg.h). Instead of the full model.*
+ *   task = video | lm         the task (experiments/kinds.h; video when absent)
+ *   model.*, data.*, train.*  the baseline's training run: for video (model/runcfg.h) instead of the full model.*
  *                             keys (model.kind, model.units, ...) a config may give model.arch (paper |
  *                             lstm), model.hidden, model.layers, model.experts, model.dropout like the
- *                             train flags; the input size comes from data.frame_features.
+ *                             train flags; the input size comes from data.frame_features. For lm: the
+ *                             lm.*, data.* and train.* keys of tasks/lm_task.h
  *   prune.*                   every cell's pipeline options (experiments/pipeline.h): stats_batches,
  *                             stats_steps, keep_count, round_to, finetune_epochs, finetune_lr,
- *                             prune_every, iss_lambda, iss_threshold, latency_batch/frames/reps, seed
+ *                             prune_every, iss_lambda, iss_threshold, iss_method, latency_batch/frames/
+ *                             reps, seed; and prune.iss_from = baseline (ISS cells start from the
+ *                             baseline instead of from scratch)
+ *   finetune.KEY, iss.KEY     KEY in the fine-tuning runs / the ISS training runs only
  *   compat = reference        a preset of experiments/compat.h applied first (explicit keys win)
  *   grid.schedule   = oneshot,soft         (default: prune.schedule, else oneshot; iterative works too)
  *   grid.rule       = eigen,uniform        (default: prune.rule, else eigen)
@@ -28,7 +33,8 @@
  *
  * What runs: ONE baseline is trained into DIR/baseline (a normal training run) and measured; oneshot and
  * iterative cells prune that baseline (lp_pipeline_run with baseline_ckpt); soft and ISS cells train
- * from scratch, because that is what those schedules are. Each cell is a pipeline run in
+ * from scratch, because that is what those schedules are (ISS from the baseline with prune.iss_from).
+ * Each cell is a pipeline run in
  * DIR/cells/<name>/ (its report.md, checkpoints, ...), and its row is written last, atomically, to
  * DIR/cells/<name>/result.txt.
  *
@@ -41,17 +47,19 @@
  * Outputs (rewritten after every run, also a partial one):
  *   results.csv   one row per model: the baseline, every cell (and the input-ignoring prior as a
  *                 reference); identity, target and achieved mean rate, kept units per group,
- *                 parameters, FLOPs/frame, checkpoint bytes, GAP@k/mAP/Hit@1/PERR pruned (before
- *                 fine-tuning) and fine-tuned, and — last, since they are the only columns that vary
+ *                 parameters, FLOPs per step (flops_per_frame / flops_per_word), checkpoint bytes, the
+ *                 task's shown figures (gap, map, hit1, perr / ppl) pruned (before fine-tuning) and
+ *                 fine-tuned, and — last, since they are the only columns that vary
  *                 between identical runs — latency at batch 1 and batch N and the cell's wall time;
  *   results.md    the same as one table, with the plots;
  *   spectra.csv   the baseline's response spectra per unit group;
- *   plots.gp      the gnuplot script (data inline), and where gnuplot runs: gap_vs_rate.png,
- *                 gap_vs_params.png, gap_vs_latency.png, spectra.png, curves.png (training curves of
- *                 the baseline from baseline/train.tsv and valid.tsv).
+ *   plots.gp      the gnuplot script (data inline), and where gnuplot runs: <primary>_vs_rate.png,
+ *                 <primary>_vs_params.png, <primary>_vs_latency.png (gap_... or ppl_...), spectra.png,
+ *                 curves.png (training curves of the baseline from baseline/train.tsv and valid.tsv).
  *
  * Determinism: the same configuration and seeds give the same results.csv except the timing columns
- * (training, pruning and evaluation are deterministic at a fixed thread count; tests/test_sweep.c). */
+ * (training, pruning and evaluation are deterministic at a fixed thread count; tests/test_sweep.c,
+ * tests/test_ptb_sweep.c). */
 #ifndef LP_EXPERIMENTS_SWEEP_H
 #define LP_EXPERIMENTS_SWEEP_H
 #include "core/kv.h"
