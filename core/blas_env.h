@@ -6,13 +6,11 @@
  * LSTM's row parts as two single-threaded streams (layers/bilstm.h, layers/lstm.h "Threads") — so a
  * spinning worker takes a core from that work. OpenBLAS reads the spin time only from
  * OPENBLAS_THREAD_TIMEOUT (2^n cycles, n in [4, 30]) when the library is loaded, before main() runs:
- * no call can change it later. Measured on the project's 2-core machine (bench_train, small shape,
- * same minute): 200 ms per training step with the default, 183 ms with n = 4 or 10. A spin of 2^20
- * cycles (~0.3 ms) trains as fast as n = 4 (190 ms each in a later run, 242 ms with the default) and
- * keeps batch-1 inference, whose per-step GEMMs come a few microseconds apart, from waking a sleeping
- * worker at every step (3.7 ms against 5.8 ms with n = 4 and 5.5 ms with the default). PyTorch, which
- * calls the same OpenBLAS from its own OpenMP threads, is slower with n = 4 (304–310 ms against
- * 253–269 ms), so bench/torch_ref.py keeps the default: each side runs with its better setting.
+ * no call can change it later. A spin of 2^20 cycles (~0.3 ms) trains as fast as the shortest spins
+ * and keeps batch-1 inference, whose per-step GEMMs come a few microseconds apart, from waking a
+ * sleeping worker at every step; PyTorch, which calls the same OpenBLAS from its own OpenMP threads, is
+ * faster with the default, so bench/torch_ref.py keeps it: each side runs with its better setting
+ * (the measurements: docs/BENCHMARKS.md, "Constants chosen by measurement").
  *
  * lp_blas_env_apply(argv) sets OPENBLAS_THREAD_TIMEOUT=20 and re-executes the program (execv of
  * /proc/self/exe with the same argv) when the variable is unset; when it is set (by the user or by the

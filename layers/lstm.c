@@ -307,9 +307,8 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
 #define LSTM_MAX_THREADS LP_PAR_MAX
 
 /* Split only small recurrent products (multiply-adds per step for the whole batch). Each part packs
- * W_hh again for its own GEMM, which costs CPU time: measured on one core of this project's machine,
- * two half-batch products take 26% more time than one at B=160, H=1024 (8% at H=512, ~20% at B=32,
- * H=128..256). Big products thread well inside OpenBLAS, so the split pays only where per-step
+ * W_hh again for its own GEMM, which costs CPU time (docs/BENCHMARKS.md, "Constants chosen by
+ * measurement"). Big products thread well inside OpenBLAS, so the split pays only where per-step
  * synchronisation dominates: B=32, H=256 is 8.4M multiply-adds, the paper's B=160, H=512 is 168M. */
 #define LSTM_SPLIT_MAX_MACS 33554432.0 /* 2^25 */
 

@@ -100,8 +100,7 @@ static void *adam_range(void *arg) {
 /* Threads: the element loop is memory-bound (7 floats moved per parameter) and every element's update
  * is independent, so above ADAM_SPLIT_MIN elements it is cut into OpenBLAS's thread count of contiguous
  * ranges (the project's one knob for the cores used; OpenBLAS is idle meanwhile), the same arithmetic
- * per element whatever the split. Measured at the small benchmark shape (2.8M parameters, 2 cores):
- * the optimizer part of a step 10 -> 6 ms. */
+ * per element whatever the split (the gain: docs/BENCHMARKS.md, "Constants chosen by measurement"). */
 #define ADAM_SPLIT_MIN ((size_t)1 << 18)
 #define ADAM_MAX_THREADS LP_PAR_MAX
 
