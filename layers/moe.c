@@ -33,10 +33,9 @@ void lp_moe_mix_forward(float *p, const float *z, size_t N, int C, int E) {
     const size_t K = (size_t)lp_moe_rows(C, E);
     for (size_t n = 0; n < N; n++) {
         const float *zr = z + n * K;
-        const float *xr = zr + (size_t)C * (E + 1); /* the experts follow all gates */
         float *pr = p + n * (size_t)C;
         for (int c = 0; c < C; c++) {
-            const float *g = zr + (size_t)c * (E + 1), *x = xr + (size_t)c * E;
+            const float *g = zr + lp_moe_gate_row(E, c, 0), *x = zr + lp_moe_expert_row(C, E, c, 0);
             float inv;
             float m = gate_norm(g, E, &inv);
             pr[c] = mix_one(g, x, E, m, inv);
@@ -48,12 +47,11 @@ void lp_moe_mix_backward(float *dz, const float *dp, const float *z, size_t N, i
     const size_t K = (size_t)lp_moe_rows(C, E);
     for (size_t n = 0; n < N; n++) {
         const float *zr = z + n * K;
-        const float *xr = zr + (size_t)C * (E + 1);
         float *dzr = dz + n * K;
-        float *dxr = dzr + (size_t)C * (E + 1);
         for (int c = 0; c < C; c++) {
-            const float *g = zr + (size_t)c * (E + 1), *x = xr + (size_t)c * E;
-            float *dg = dzr + (size_t)c * (E + 1), *dx = dxr + (size_t)c * E;
+            const int gr = lp_moe_gate_row(E, c, 0), xr = lp_moe_expert_row(C, E, c, 0); /* experts after all gates */
+            const float *g = zr + gr, *x = zr + xr;
+            float *dg = dzr + gr, *dx = dzr + xr;
             const float d = dp[n * (size_t)C + c];
             float inv;
             float m = gate_norm(g, E, &inv);
