@@ -246,9 +246,23 @@ static lp_status parse(lp_ckpt *c, const unsigned char *p, size_t len, const cha
     return LP_OK;
 }
 
+/* Check the magic bytes before reading the whole file: a checkpoint is read into memory whole, and a
+ * device or FIFO (/dev/zero) has no size to check, so without this it would be read until memory ran out.
+ * A short or unreadable head is left to the full read and parse, which say what is wrong. */
+static lp_status check_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return LP_OK;
+    unsigned char head[8];
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (got == sizeof head && memcmp(head, MAGIC, 8) != 0) return bad(path, "wrong magic bytes");
+    return LP_OK;
+}
+
 lp_status lp_ckpt_load(lp_ckpt *c, const char *path) {
     lp_ckpt_init(c);
     if (!host_is_little_endian()) return lp_errorf(LP_ERR_ARG, "checkpoints are little-endian; big-endian hosts are not supported");
+    LP_TRY(check_magic(path));
     char *raw;
     size_t len;
     LP_TRY(lp_file_read_all(path, &raw, &len));
@@ -268,6 +282,26 @@ lp_status lp_ckpt_load(lp_ckpt *c, const char *path) {
         lp_ckpt_free(c);
         lp_ckpt_init(c);
         return lp_errorf(s, "%s", msg);
+    }
+    return LP_OK;
+}
+
+lp_status lp_ckpt_check_params(const lp_ckpt *c, const lp_params *ps, const char *path) {
+    for (int i = 0; i < ps->count; i++) {
+        const lp_param *p = &ps->items[i];
+        const lp_ckpt_tensor *t = lp_ckpt_find(c, p->name);
+        if (!t) return lp_errorf(LP_ERR_FORMAT, "%s: checkpoint has no tensor '%s'", path, p->name);
+        int same = t->ndim == p->t.ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->dims[d] == p->t.dims[d];
+        if (same) continue;
+        char a[64], b[64];
+        lp_tensor tmp = {0};
+        tmp.ndim = t->ndim;
+        memcpy(tmp.dims, t->dims, sizeof tmp.dims);
+        return lp_errorf(LP_ERR_FORMAT,
+                         "%s: the model config in the checkpoint's meta needs tensor '%s' of shape %s, but its tensor "
+                         "table has %s (corrupt or crafted checkpoint; nothing was allocated)",
+                         path, p->name, lp_tensor_shape_str(&p->t, b, sizeof b), lp_tensor_shape_str(&tmp, a, sizeof a));
     }
     return LP_OK;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -125,6 +126,10 @@ lp_status lp_file_write_all(const char *path, const void *buf, size_t len) {
 }
 
 lp_status lp_file_read_all(const char *path, char **buf, size_t *len) {
+    return lp_file_read_max(path, SIZE_MAX - 1, "a file", buf, len);
+}
+
+lp_status lp_file_read_max(const char *path, size_t max, const char *what, char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -149,6 +154,11 @@ lp_status lp_file_read_all(const char *path, char **buf, size_t *len) {
         size_t got = fread(b + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) break;
+        if (n > max) {  // checked per block, so at most one buffer doubling past the limit is ever held
+            lp_free(b);
+            fclose(f);
+            return lp_errorf(LP_ERR_FORMAT, "%s: more than %zu bytes, the limit for %s", path, max, what);
+        }
     }
     int err = ferror(f);
     fclose(f);

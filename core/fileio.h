@@ -28,6 +28,10 @@ void lp_atomic_abort(lp_atomic_file *af);
 lp_status lp_file_write_all(const char *path, const void *buf, size_t len);
 /* Read a whole file (NUL-terminated for convenience; *len excludes the NUL). Caller frees. */
 lp_status lp_file_read_all(const char *path, char **buf, size_t *len);
+/* The same, refusing a file of more than `max` bytes with LP_ERR_FORMAT "PATH: more than MAX bytes, the
+ * limit for <what>" (the caller appends how to raise it): a device or FIFO such as /dev/zero has no size
+ * to check beforehand, so the limit is what stops the read. */
+lp_status lp_file_read_max(const char *path, size_t max, const char *what, char **buf, size_t *len);
 /* mkdir -p. */
 lp_status lp_mkdirs(const char *path);
 

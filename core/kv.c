@@ -222,7 +222,8 @@ lp_status lp_kv_write_file(const lp_kv *kv, const char *path) {
 lp_status lp_kv_read_file(lp_kv *kv, const char *path) {
     char *buf;
     size_t len;
-    LP_TRY(lp_file_read_all(path, &buf, &len));
+    LP_TRY(lp_file_read_max(path, LP_KV_MAX_FILE_BYTES, "a config file (LP_KV_MAX_FILE_BYTES; is it a config file?)",
+                            &buf, &len));
     lp_status s = lp_kv_parse(kv, buf, len, path);
     lp_free(buf);
     return s;

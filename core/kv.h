@@ -50,7 +50,11 @@ char *lp_kv_format(const lp_kv *kv, size_t *len);
 /* Parse text (len bytes; need not be NUL-terminated). `what` names the source in messages
  * ("run/config.txt line 3: ..."). */
 lp_status lp_kv_parse(lp_kv *kv, const char *text, size_t len, const char *what);
-/* Whole-file helpers. Writing is atomic (temporary file, fsync, rename). */
+/* A config file (config.txt, a sweep or recipe file) larger than this is refused: the largest real one
+ * is a few KB, and reading /dev/zero as a config must end with a clear error, not when memory runs out. */
+#define LP_KV_MAX_FILE_BYTES ((size_t)1 << 20)
+/* Whole-file helpers. Writing is atomic (temporary file, fsync, rename). Reading refuses a file of more
+ * than LP_KV_MAX_FILE_BYTES (LP_ERR_FORMAT naming the limit). */
 lp_status lp_kv_write_file(const lp_kv *kv, const char *path);
 lp_status lp_kv_read_file(lp_kv *kv, const char *path);
 

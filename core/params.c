@@ -43,6 +43,9 @@ int lp_params_declare(lp_params *ps, const char *name, int ndim, const int *dims
 
 lp_status lp_params_finalize(lp_params *ps) {
     LP_CHECK(!ps->finalized);
+    if (ps->numel > LP_PARAMS_MAX_NUMEL)
+        return lp_errorf(LP_ERR_ARG, "model of %zu parameters exceeds the limit of %zu (LP_PARAMS_MAX_NUMEL): "
+                         "check the sizes (hidden units, classes, vocabulary)", ps->numel, LP_PARAMS_MAX_NUMEL);
     ps->data = lp_aligned(ps->numel, sizeof(float));
     ps->grad = lp_aligned(ps->numel, sizeof(float));
     if (!ps->data || !ps->grad) return LP_ERR_NOMEM;

@@ -11,6 +11,10 @@
 #include "core/tensor.h"
 
 #define LP_PARAM_NAME_MAX 48
+/* Parameters of one model at most (2^28 floats: 1 GiB of values, as much again for gradients and twice
+ * that for Adam's moments). The largest real models here (Zaremba's large PTB LM, 66M) are well below;
+ * a config or checkpoint asking for more is refused before anything is allocated. */
+#define LP_PARAMS_MAX_NUMEL ((size_t)1 << 28)
 
 typedef struct {
     char name[LP_PARAM_NAME_MAX];
@@ -31,7 +35,8 @@ void lp_params_init(lp_params *ps);
 /* Declare a tensor; returns its index, or -1 (LP_ERR_ARG/NOMEM recorded) on a duplicate name or
  * allocation failure. Only before finalize. */
 int lp_params_declare(lp_params *ps, const char *name, int ndim, const int *dims);
-/* Allocate both blocks (zeroed) and point every tensor into them. */
+/* Allocate both blocks (zeroed) and point every tensor into them. LP_ERR_ARG naming the limit when the
+ * declared tensors hold more than LP_PARAMS_MAX_NUMEL values. */
 lp_status lp_params_finalize(lp_params *ps);
 /* By name; NULL when absent. */
 lp_tensor *lp_params_find(lp_params *ps, const char *name);

@@ -87,21 +87,31 @@ lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
 
 /* ---- parameters ---- */
 
+lp_status lp_lm_declare(lp_params *ps, const lp_lm_config *cfg) {
+    LP_TRY(lp_lm_config_check(cfg));
+    const int V = cfg->vocab, E = cfg->embed, L = cfg->layers, HL = cfg->hidden[L - 1];
+    int ok = lp_params_declare(ps, "embed.w", 2, (const int[]){V, E}) >= 0;
+    for (int l = 0; ok && l < L; l++) {
+        char name[24];
+        snprintf(name, sizeof name, "lstm%d", l + 1);
+        ok = lp_lstm_declare(ps, name, cfg->hidden[l], l ? cfg->hidden[l - 1] : E) == 0;
+    }
+    if (ok && !cfg->tied) ok = lp_params_declare(ps, "out.w", 2, (const int[]){V, HL}) >= 0;
+    ok = ok && lp_params_declare(ps, "out.b", 1, (const int[]){V}) >= 0;
+    return ok ? LP_OK : LP_ERR_NOMEM;
+}
+
 lp_status lp_lm_init(lp_lm *m, const lp_lm_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_lm_config_check(cfg));
     m->cfg = *cfg;
     lp_params_init(&m->params);
-    const int V = cfg->vocab, E = cfg->embed, L = cfg->layers, HL = cfg->hidden[L - 1];
-    int ok = lp_params_declare(&m->params, "embed.w", 2, (const int[]){V, E}) >= 0;
-    for (int l = 0; ok && l < L; l++) {
-        snprintf(m->groups[l].name, sizeof m->groups[l].name, "lstm%d", l + 1);
-        ok = lp_lstm_declare(&m->params, m->groups[l].name, cfg->hidden[l], l ? cfg->hidden[l - 1] : E) == 0;
-    }
-    if (ok && !cfg->tied) ok = lp_params_declare(&m->params, "out.w", 2, (const int[]){V, HL}) >= 0;
-    ok = ok && lp_params_declare(&m->params, "out.b", 1, (const int[]){V}) >= 0;
-    if (!ok || lp_params_finalize(&m->params) != LP_OK) {
-        lp_status s = lp_error_wrap(LP_ERR_NOMEM, "lm init");
+    const int E = cfg->embed, L = cfg->layers;
+    for (int l = 0; l < L; l++) snprintf(m->groups[l].name, sizeof m->groups[l].name, "lstm%d", l + 1);
+    lp_status s = lp_lm_declare(&m->params, cfg);
+    if (s == LP_OK) s = lp_params_finalize(&m->params);
+    if (s != LP_OK) {
+        s = lp_error_wrap(s, "lm init");
         lp_lm_free(m);
         return s;
     }
@@ -152,6 +162,14 @@ lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path) {
     lp_lm_config cfg;
     lp_status s = lp_lm_config_from_kv(&cfg, &c->meta);
     if (s != LP_OK) return lp_error_wrap(s, "%s", path);
+    /* The tensors the meta describes, checked against the table before allocating: a crafted meta
+     * (model.vocab = 999999 over a small table, valid CRCs) must not cost gigabytes. */
+    lp_params ps;
+    lp_params_init(&ps);
+    s = lp_lm_declare(&ps, &cfg);
+    if (s == LP_OK) s = lp_ckpt_check_params(c, &ps, path);
+    lp_params_free(&ps);
+    if (s != LP_OK) return s;
     LP_TRY(lp_lm_init(m, &cfg, 0)); /* the seed is irrelevant: every tensor is overwritten */
     for (int i = 0; i < m->params.count; i++) {
         s = lp_ckpt_copy_to(c, m->params.items[i].name, &m->params.items[i].t, path);

@@ -110,6 +110,9 @@ lp_status lp_lm_add_to_ckpt(const lp_lm *m, lp_ckpt *c);
  * (shape-checked: LP_ERR_FORMAT for a missing tensor, LP_ERR_SHAPE naming both shapes). `path` is only
  * used in messages. On error nothing is left allocated. */
 lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path);
+/* Declare the model's tensors (names and shapes, nothing allocated) in ps, as lp_lm_init does; the
+ * loader checks a checkpoint's tensor table against them before allocating (lp_ckpt_check_params). */
+lp_status lp_lm_declare(lp_params *ps, const lp_lm_config *cfg);
 
 /* Load a checkpoint file into a new LM; *meta (may be NULL; caller-initialised) receives its meta keys. */
 lp_status lp_lm_load(lp_lm *m, const char *path, lp_kv *meta);

@@ -74,19 +74,30 @@ lp_status lp_lstm_moe_config_from_kv(lp_lstm_moe_config *cfg, const lp_kv *kv) {
 
 static int group_input_dim(const lp_lstm_moe_config *cfg, int g) { return g == 0 ? cfg->input_dim : cfg->units[g - 1]; }
 
+lp_status lp_lstm_moe_declare(lp_params *ps, const lp_lstm_moe_config *cfg) {
+    LP_TRY(lp_lstm_moe_config_check(cfg));
+    const int G = cfg->n_groups, H_last = cfg->units[G - 1], R = lp_moe_rows(cfg->classes, cfg->experts);
+    for (int g = 0; g < G; g++) {
+        char name[24];
+        snprintf(name, sizeof name, "lstm%d", g + 1);
+        if (lp_lstm_declare(ps, name, cfg->units[g], group_input_dim(cfg, g)) != 0) return LP_ERR_NOMEM;
+    }
+    if (lp_params_declare(ps, "moe.w", 2, (const int[]){R, H_last}) < 0 ||
+        lp_params_declare(ps, "moe.b", 1, (const int[]){R}) < 0)
+        return LP_ERR_NOMEM;
+    return LP_OK;
+}
+
 lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_lstm_moe_config_check(cfg));
     m->cfg = *cfg;
     lp_params_init(&m->params);
-    const int G = cfg->n_groups, H_last = cfg->units[G - 1], R = lp_moe_rows(cfg->classes, cfg->experts);
-    for (int g = 0; g < G; g++) {
-        snprintf(m->groups[g].name, sizeof m->groups[g].name, "lstm%d", g + 1);
-        if (lp_lstm_declare(&m->params, m->groups[g].name, cfg->units[g], group_input_dim(cfg, g)) != 0) goto fail;
-    }
-    if (lp_params_declare(&m->params, "moe.w", 2, (const int[]){R, H_last}) < 0 ||
-        lp_params_declare(&m->params, "moe.b", 1, (const int[]){R}) < 0 || lp_params_finalize(&m->params) != LP_OK)
-        goto fail;
+    const int G = cfg->n_groups, H_last = cfg->units[G - 1];
+    for (int g = 0; g < G; g++) snprintf(m->groups[g].name, sizeof m->groups[g].name, "lstm%d", g + 1);
+    lp_status s = lp_lstm_moe_declare(&m->params, cfg);
+    if (s == LP_OK) s = lp_params_finalize(&m->params);
+    if (s != LP_OK) goto fail;
 
     /* Views and group descriptions (stable from now on: the params block never moves). */
     for (int g = 0; g < G; g++) {
@@ -123,7 +134,7 @@ lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64
 fail:
     lp_params_free(&m->params);
     memset(m, 0, sizeof *m);
-    return lp_error_wrap(LP_ERR_NOMEM, "model init");
+    return lp_error_wrap(s, "model init");
 }
 
 void lp_lstm_moe_free(lp_lstm_moe *m) {

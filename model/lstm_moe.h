@@ -76,6 +76,9 @@ typedef struct {
 /* Check cfg, declare and allocate the parameters, initialise them from `seed`. On error nothing is
  * left allocated. */
 lp_status lp_lstm_moe_init(lp_lstm_moe *m, const lp_lstm_moe_config *cfg, uint64_t seed);
+/* Declare the model's tensors (names and shapes, nothing allocated) in ps, as init does: for checking a
+ * checkpoint's tensor table against its config before allocating (lp_ckpt_check_params). */
+lp_status lp_lstm_moe_declare(lp_params *ps, const lp_lstm_moe_config *cfg);
 void lp_lstm_moe_free(lp_lstm_moe *m);
 
 /* Number of parameters (floats). */

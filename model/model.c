@@ -167,8 +167,34 @@ lp_status lp_model_add_to_ckpt(const lp_model *m, lp_ckpt *c) {
     return LP_OK;
 }
 
+/* The tensors the checkpoint's meta describes, checked against its tensor table without allocating
+ * them: a crafted meta (huge sizes over a small table, valid CRCs) must not cost gigabytes. */
+static lp_status check_ckpt_shapes(const lp_ckpt *c, const char *path) {
+    const char *kind_s = lp_kv_get(&c->meta, "model.kind");
+    lp_model_kind kind;
+    if (!kind_s) return lp_errorf(LP_ERR_FORMAT, "config has no model.kind");
+    LP_TRY(lp_model_kind_parse(kind_s, &kind));
+    lp_params ps;
+    lp_params_init(&ps);
+    lp_status s;
+    if (kind == LP_MODEL_PAPER) {
+        lp_paper_config cfg;
+        s = lp_paper_config_from_kv(&cfg, &c->meta);
+        if (s == LP_OK) s = lp_paper_declare(&ps, &cfg);
+    } else {
+        lp_lstm_moe_config cfg;
+        s = lp_lstm_moe_config_from_kv(&cfg, &c->meta);
+        if (s == LP_OK) s = lp_lstm_moe_declare(&ps, &cfg);
+    }
+    if (s == LP_OK) s = lp_ckpt_check_params(c, &ps, path);
+    lp_params_free(&ps);
+    return s;
+}
+
 lp_status lp_model_from_ckpt(lp_model *m, const lp_ckpt *c, const char *path) {
-    lp_status s = lp_model_init_kv(m, &c->meta, 0);
+    memset(m, 0, sizeof *m);
+    lp_status s = check_ckpt_shapes(c, path);
+    if (s == LP_OK) s = lp_model_init_kv(m, &c->meta, 0);
     if (s != LP_OK) return lp_error_wrap(s, "%s", path);
     for (int i = 0; i < m->params->count; i++) {
         s = lp_ckpt_copy_to(c, m->params->items[i].name, &m->params->items[i].t, path);

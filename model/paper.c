@@ -76,21 +76,29 @@ static int group_input_dim(const lp_paper_config *cfg, int g) {
     return cfg->units[g - 1];
 }
 
+lp_status lp_paper_declare(lp_params *ps, const lp_paper_config *cfg) {
+    LP_TRY(lp_paper_config_check(cfg));
+    char prefix[24];
+    const int G = cfg->n_groups, H_last = cfg->units[G - 1];
+    for (int g = 0; g < G; g++) {
+        group_name(g, prefix, sizeof prefix);
+        if (lp_lstm_declare(ps, prefix, cfg->units[g], group_input_dim(cfg, g)) != 0) return LP_ERR_NOMEM;
+    }
+    if (lp_params_declare(ps, "out.w", 2, (const int[]){cfg->classes, H_last}) < 0 ||
+        lp_params_declare(ps, "out.b", 1, (const int[]){cfg->classes}) < 0)
+        return LP_ERR_NOMEM;
+    return LP_OK;
+}
+
 lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) {
     memset(m, 0, sizeof *m);
     LP_TRY(lp_paper_config_check(cfg));
     m->cfg = *cfg;
     lp_params_init(&m->params);
-    char prefix[24];
     const int G = cfg->n_groups, H_last = cfg->units[G - 1];
-    for (int g = 0; g < G; g++) {
-        group_name(g, prefix, sizeof prefix);
-        if (lp_lstm_declare(&m->params, prefix, cfg->units[g], group_input_dim(cfg, g)) != 0) goto fail;
-    }
-    if (lp_params_declare(&m->params, "out.w", 2, (const int[]){cfg->classes, H_last}) < 0 ||
-        lp_params_declare(&m->params, "out.b", 1, (const int[]){cfg->classes}) < 0 ||
-        lp_params_finalize(&m->params) != LP_OK)
-        goto fail;
+    lp_status s = lp_paper_declare(&m->params, cfg);
+    if (s == LP_OK) s = lp_params_finalize(&m->params);
+    if (s != LP_OK) goto fail;
 
     /* Views and group descriptions (stable from now on: the params block never moves). */
     for (int g = 0; g < G; g++) {
@@ -132,7 +140,7 @@ lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed) 
 fail:
     lp_params_free(&m->params);
     memset(m, 0, sizeof *m);
-    return lp_error_wrap(LP_ERR_NOMEM, "model init");
+    return lp_error_wrap(s, "model init");
 }
 
 void lp_paper_free(lp_paper *m) {

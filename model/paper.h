@@ -68,6 +68,9 @@ typedef struct {
 /* Check cfg, declare and allocate the parameters, initialise them from `seed`. On error nothing is
  * left allocated. */
 lp_status lp_paper_init(lp_paper *m, const lp_paper_config *cfg, uint64_t seed);
+/* Declare the model's tensors (names and shapes, nothing allocated) in ps: what init builds, so a loader
+ * can check a checkpoint's tensor table against its config first (lp_ckpt_check_params). */
+lp_status lp_paper_declare(lp_params *ps, const lp_paper_config *cfg);
 void lp_paper_free(lp_paper *m);
 
 /* Number of parameters (floats). */
