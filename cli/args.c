@@ -22,6 +22,7 @@ const lp_arg lp_args_data[] = {
     {"id-key", "data.id_key", LP_ARG_STR, 0, "KEY", "context key of the video id (video_id for 2017 files and AudioSet)", NULL},
     {"classes", "data.classes", LP_ARG_INT, 1, "N", "number of classes (3862 for the 2018 release, 4716 for 2017)", NULL},
     {"max-frames", "data.max_frames", LP_ARG_INT, 1, "N", "use at most the first N frames of a video", NULL},
+    {"max-record-mb", "data.max_record_mb", LP_ARG_INT, 1, "MB", "longer records are refused (limits what one record can allocate)", "16"},
     {"padding", "data.padding", LP_ARG_STR, 0, "MODE", "repeat (paper code) or mask (starter code)", NULL},
     {"no-l2norm", "data.l2norm", LP_ARG_FLAG, 0, "0", "do not L2-normalise each frame", "normalise"},
     {"shuffle-buffer", "data.shuffle_buffer", LP_ARG_INT, 1, "N", "records in the shuffle buffer", NULL},

@@ -20,11 +20,13 @@ static const lp_arg args[] = {
     {"labels-key", "labels-key", LP_ARG_STR, 0, "KEY", "context key of the labels", NULL},
     {"classes", "classes", LP_ARG_INT, 1, "N", "labels must lie in [0, N) (2017: 4716, AudioSet: 527)", NULL},
     {"level", "level", LP_ARG_STR, 0, "L", "frame, video or auto (decided per record)", NULL},
+    {"max-record-mb", "max-record-mb", LP_ARG_INT, 1, "MB", "longer records are refused (limits what one record can allocate)", NULL},
     {"skip-bad", NULL, LP_ARG_FLAG, 0, NULL, "report and count bad records, keep going", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print only the summary line (errors still go to stderr)", NULL},
 };
 
-#define MAX_CLASSES (1 << 24) /* the table checks >= 1; a larger count is a typo, not a data set */
+#define MAX_CLASSES LP_YT8M_MAX_CLASSES /* the table checks >= 1 */
+#define MAX_RECORD_MB ((int)(LP_YT8M_MAX_RECORD_LIMIT >> 20))
 
 static void usage(void) {
     lp_yt8m_config c;
@@ -40,6 +42,7 @@ static void usage(void) {
     lp_kv_set(&d, "labels-key", c.labels_key);
     lp_kv_set_int(&d, "classes", c.classes);
     lp_kv_set(&d, "level", lp_yt8m_level_str(c.level));
+    lp_kv_set_int(&d, "max-record-mb", (long long)(c.max_record_bytes >> 20));
     printf("usage: lstmprune inspect [options] FILE...\n\n"
            "Reads TFRecord files (plain or gzip) of YouTube-8M-style records: checks both CRCs of every\n"
            "record, decodes it, and prints per record its number, byte offset, id, frame count and labels,\n"
@@ -59,6 +62,12 @@ static int take_flags(const lp_kv *kv, lp_yt8m_config *cfg) {
         return 2;
     }
     if (classes) cfg->classes = (int)strtoll(classes, NULL, 10);
+    const char *mb = lp_kv_get(kv, "max-record-mb");
+    if (mb && strtoll(mb, NULL, 10) > MAX_RECORD_MB) {
+        lp_cli_error("inspect", "--max-record-mb: '%s' is not an integer <= %d", mb, MAX_RECORD_MB);
+        return 2;
+    }
+    if (mb) cfg->max_record_bytes = (size_t)strtoll(mb, NULL, 10) << 20;
     if (level && lp_yt8m_level_parse(&cfg->level, level) != LP_OK) {
         lp_cli_error("inspect", "--level: %s", lp_last_error());
         return 2;

@@ -236,7 +236,8 @@ static lp_status refill(lp_batcher *b) {
         if (!b->reading) {
             if (b->next_file >= b->n_files) return LP_OK;
             const char *path = b->files[b->order[b->next_file++]];
-            lp_status s = b->reader ? lp_tfrecord_reopen(b->reader, path) : lp_tfrecord_open(&b->reader, path);
+            lp_status s = b->reader ? lp_tfrecord_reopen(b->reader, path)
+                                    : lp_tfrecord_open_max(&b->reader, path, b->cfg.yt8m.max_record_bytes);
             if (s != LP_OK) return s;
             b->reading = 1;
         }

@@ -19,12 +19,16 @@
 #include "core/crc32c.h"
 
 #define READ_BLOCK ((size_t)1 << 20) /* bytes per read(): large reads keep syscalls off the profile */
+/* A buffer grown past this for one large record goes back to READ_BLOCK once the bytes it still holds
+ * fit in READ_BLOCK: real records are far smaller, and one huge record must not keep its peak. */
+#define KEEP_CAP ((size_t)4 << 20)
 
 struct lp_tfrecord_reader {
     char *path;
     int fd;
     int gzip;
     uint64_t file_size; /* plain regular files: size from fstat, to reject lengths past the end early */
+    uint64_t max_record; /* longest record accepted, <= LP_TFRECORD_MAX_RECORD */
     int eof;            /* the (uncompressed) stream has no more bytes beyond buf[end] */
     uint8_t *buf;       /* uncompressed stream bytes; valid data in [pos, end) */
     size_t cap, pos, end;
@@ -185,6 +189,21 @@ static lp_status want(lp_tfrecord_reader *r, size_t need) {
     return LP_OK;
 }
 
+/* Give back a buffer grown for an earlier large record (see KEEP_CAP). Failure to get the smaller
+ * buffer is harmless: the large one is kept. */
+static void maybe_shrink(lp_tfrecord_reader *r) {
+    size_t have = r->end - r->pos;
+    if (r->cap <= KEEP_CAP || have > READ_BLOCK) return;
+    uint8_t *nb = lp_malloc(READ_BLOCK, 1);
+    if (!nb) return;
+    memcpy(nb, r->buf + r->pos, have);
+    lp_free(r->buf);
+    r->buf = nb;
+    r->cap = READ_BLOCK;
+    r->pos = 0;
+    r->end = have;
+}
+
 /* Start reading r->fd from its beginning: detect gzip from the first block. */
 static lp_status start(lp_tfrecord_reader *r) {
     r->pos = r->end = 0;
@@ -248,9 +267,14 @@ static lp_status open_fd(lp_tfrecord_reader *r, const char *path) {
 }
 
 lp_status lp_tfrecord_open(lp_tfrecord_reader **out, const char *path) {
+    return lp_tfrecord_open_max(out, path, LP_TFRECORD_MAX_RECORD);
+}
+
+lp_status lp_tfrecord_open_max(lp_tfrecord_reader **out, const char *path, uint64_t max_record) {
     *out = NULL;
     lp_tfrecord_reader *r = lp_calloc(1, sizeof *r);
     if (!r) return LP_ERR_NOMEM;
+    r->max_record = max_record < LP_TFRECORD_MAX_RECORD ? max_record : LP_TFRECORD_MAX_RECORD;
     r->fd = -1;
     r->cap = READ_BLOCK;
     r->buf = lp_malloc(r->cap, 1);
@@ -280,6 +304,7 @@ lp_status lp_tfrecord_next(lp_tfrecord_reader *r, const uint8_t **data, size_t *
     // The record that starts here (errors while fetching it name it); undone at the clean end.
     r->rec_no++;
     r->rec_off = r->consumed;
+    maybe_shrink(r);
     LP_TRY(want(r, 12));
     size_t avail = r->end - r->pos;
     if (avail == 0) {  // clean end: the previous record ended exactly here
@@ -299,9 +324,10 @@ lp_status lp_tfrecord_next(lp_tfrecord_reader *r, const uint8_t **data, size_t *
         snprintf(what, sizeof what, "length CRC mismatch (stored 0x%08x, computed 0x%08x)", stored, computed);
         return fail_record(r, LP_ERR_FORMAT, what);
     }
-    if (n > LP_TFRECORD_MAX_RECORD) {
-        snprintf(what, sizeof what, "record length %llu exceeds the limit of %llu bytes",
-                 (unsigned long long)n, (unsigned long long)LP_TFRECORD_MAX_RECORD);
+    if (n > r->max_record) {
+        snprintf(what, sizeof what, "record length %llu exceeds the limit of %llu bytes%s", (unsigned long long)n,
+                 (unsigned long long)r->max_record,
+                 r->max_record < LP_TFRECORD_MAX_RECORD ? " (--max-record-mb or data.max_record_mb raises it)" : "");
         return fail_record(r, LP_ERR_FORMAT, what);
     }
     size_t total = (size_t)n + LP_TFRECORD_OVERHEAD;
@@ -322,8 +348,14 @@ lp_status lp_tfrecord_next(lp_tfrecord_reader *r, const uint8_t **data, size_t *
     stored = load_le32(p + 12 + n);
     computed = lp_crc32c_mask(lp_crc32c(p + 12, (size_t)n));
     if (stored != computed) {
-        snprintf(what, sizeof what, "data CRC mismatch (stored 0x%08x, computed 0x%08x)", stored, computed);
-        return fail_record(r, LP_ERR_FORMAT, what);
+        // The length CRC held, so the record's extent is trustworthy: step over it and let the caller
+        // decide whether to go on (inspect --skip-bad does); the reader is not failed.
+        r->pos += total;
+        r->consumed += total;
+        lp_errorf(LP_ERR_FORMAT, "%s: record %llu at byte offset %llu: data CRC mismatch (stored 0x%08x, computed "
+                  "0x%08x)%s", r->path, (unsigned long long)r->rec_no, (unsigned long long)r->rec_off, stored,
+                  computed, offset_note(r));
+        return LP_ERR_FORMAT;
     }
     *data = p + 12;
     *len = (size_t)n;

@@ -16,8 +16,14 @@
  *
  * Errors name the file, the 1-based record number and the byte offset where the record starts, e.g.
  *   "x.tfrecord: record 2 at byte offset 5930: data CRC mismatch (stored 0x1234abcd, computed 0x...)"
- * Records before a bad one are delivered normally. After a framing error (bad CRC, truncation, absurd
- * length, I/O error) the reader is finished: further calls return the same status again.
+ * Records before a bad one are delivered normally. A data CRC mismatch under a valid length CRC is a
+ * bad record, not a broken file: the record's extent is known, so it is passed over and the next call
+ * returns the record after it (lp_tfrecord_failed() stays 0). After any other framing error (bad length
+ * CRC, truncation, absurd length, I/O error) the reader is finished: further calls return the same
+ * status again.
+ *
+ * The buffer grown for one large record is given back when the records after it are small again, so
+ * one huge record does not keep its peak for the rest of the run.
  *
  *     lp_tfrecord_reader *r;
  *     if (lp_tfrecord_open(&r, path) != LP_OK) ... lp_last_error() ...
@@ -45,6 +51,10 @@ typedef struct lp_tfrecord_reader lp_tfrecord_reader;
 /* Open `path` for reading (plain or gzip, detected from the first bytes). On failure *out is NULL and
  * the status is LP_ERR_IO (cannot open/read) or LP_ERR_NOMEM. The path is copied. */
 lp_status lp_tfrecord_open(lp_tfrecord_reader **out, const char *path);
+/* The same with a lower record limit: a record longer than max_record bytes (<= LP_TFRECORD_MAX_RECORD)
+ * ends the file with LP_ERR_FORMAT naming the limit, before anything is buffered for it. The limit stays
+ * across reopen. */
+lp_status lp_tfrecord_open_max(lp_tfrecord_reader **out, const char *path, uint64_t max_record);
 
 /* Re-point an open reader at another file, keeping its buffers (for iterating over many shards).
  * On failure the reader stays valid but finished (next() returns the error). */

@@ -111,6 +111,7 @@ void lp_yt8m_config_default(lp_yt8m_config *c) {
     strcpy(c->id_key, LP_YT8M_DEFAULT_ID_KEY);
     strcpy(c->labels_key, LP_YT8M_DEFAULT_LABELS_KEY);
     c->classes = LP_YT8M_DEFAULT_CLASSES;
+    c->max_record_bytes = LP_YT8M_DEFAULT_MAX_RECORD;
 }
 
 lp_status lp_yt8m_config_set(lp_yt8m_config *c, const char *frame_spec, const char *video_spec,
@@ -134,6 +135,12 @@ lp_status lp_yt8m_config_check(const lp_yt8m_config *c) {
     if (c->level != LP_YT8M_LEVEL_AUTO && c->level != LP_YT8M_LEVEL_FRAME && c->level != LP_YT8M_LEVEL_VIDEO)
         return lp_errorf(LP_ERR_ARG, "unknown level %d", (int)c->level);
     if (c->classes < 1) return lp_errorf(LP_ERR_ARG, "classes must be >= 1, got %d", c->classes);
+    if (c->classes > LP_YT8M_MAX_CLASSES)
+        return lp_errorf(LP_ERR_ARG, "classes = %d exceeds the limit of %d classes (LP_YT8M_MAX_CLASSES)", c->classes,
+                         LP_YT8M_MAX_CLASSES);
+    if (c->max_record_bytes < 1024 || c->max_record_bytes > LP_YT8M_MAX_RECORD_LIMIT)
+        return lp_errorf(LP_ERR_ARG, "max_record_bytes must be in [1024, %zu], got %zu", LP_YT8M_MAX_RECORD_LIMIT,
+                         c->max_record_bytes);
     if (c->max_frames < 0) return lp_errorf(LP_ERR_ARG, "max_frames must be >= 0 (0 = all), got %d", c->max_frames);
     if (c->frame.count < 1 || c->frame.dim < 1) return lp_errorf(LP_ERR_ARG, "no frame features configured");
     if (c->video.count < 1 || c->video.dim < 1) return lp_errorf(LP_ERR_ARG, "no video features configured");
@@ -158,8 +165,21 @@ void lp_yt8m_video_free(lp_yt8m_video *v) {
     memset(v, 0, sizeof *v);
 }
 
+/* Above this many bytes a buffer four times larger than needed is given back (see shrinkable). */
+#define VIDEO_BUF_KEEP ((size_t)8 << 20)
+
+/* A buffer grown by one unusually large record and now mostly unused: reallocate it to size. */
+static int shrinkable(size_t cap, size_t n, size_t size) {
+    return cap * size > VIDEO_BUF_KEEP && cap / 4 > n;
+}
+
 /* Grow *p to at least n elements of `size` bytes (contents not kept: every record overwrites). */
 static lp_status reserve(void **p, size_t *cap, size_t n, size_t size) {
+    if (shrinkable(*cap, n, size)) {
+        lp_free(*p);
+        *p = NULL;
+        *cap = 0;
+    }
     if (n <= *cap && *p) return LP_OK;
     size_t ncap = *cap ? *cap : 16;
     while (ncap < n) ncap = ncap > SIZE_MAX / 2 ? n : ncap * 2;
@@ -197,15 +217,39 @@ uint8_t lp_yt8m_quantize(float x) {
 
 /* ---- decoder ---- */
 
+#define ARENA_BLOCK ((size_t)1 << 20)
+/* Arena held between records at most: a larger one (after an unusually large record) is freed at the
+ * next reset, so one big record does not keep its peak for the rest of the run. */
+#define ARENA_KEEP ((size_t)8 << 20)
+
 struct lp_yt8m_decoder {
     lp_yt8m_config cfg;
     lp_arena arena;              /* protobuf-c allocations of the current record */
+    size_t budget;               /* bytes protobuf-c may take for one record */
+    int over_budget;             /* the current record's unpack was stopped by the budget */
     ProtobufCAllocator alloc;
     const float *dq;
 };
 
+/* protobuf-c unpacks a whole message before we see any count, so the only way to bound what one record
+ * costs is to refuse allocations past a budget: unpack then fails and returns NULL. */
 static void *arena_alloc(void *data, size_t size) {
-    return lp_arena_alloc(data, size, 1);
+    lp_yt8m_decoder *d = data;
+    if (size > d->budget || d->arena.used > d->budget - size) {
+        d->over_budget = 1;
+        return NULL;
+    }
+    return lp_arena_alloc(&d->arena, size, 1);
+}
+
+static void arena_reset(lp_yt8m_decoder *d) {
+    if (d->arena.high_water > ARENA_KEEP) {
+        lp_arena_free(&d->arena);
+        lp_arena_init(&d->arena, ARENA_BLOCK);
+    } else {
+        lp_arena_reset(&d->arena);
+    }
+    d->over_budget = 0;
 }
 
 static void arena_free(void *data, void *p) {
@@ -219,10 +263,11 @@ lp_status lp_yt8m_decoder_new(lp_yt8m_decoder **out, const lp_yt8m_config *cfg) 
     lp_yt8m_decoder *d = lp_calloc(1, sizeof *d);
     if (!d) return LP_ERR_NOMEM;
     d->cfg = *cfg;
-    lp_arena_init(&d->arena, (size_t)1 << 20);
+    lp_arena_init(&d->arena, ARENA_BLOCK);
+    d->budget = cfg->max_record_bytes * LP_YT8M_DECODE_BUDGET_FACTOR;
     d->alloc.alloc = arena_alloc;
     d->alloc.free = arena_free;
-    d->alloc.allocator_data = &d->arena;
+    d->alloc.allocator_data = d;
     d->dq = lp_yt8m_dequant_table();
     *out = d;
     return LP_OK;
@@ -316,7 +361,19 @@ static lp_status feature_values(const lp_yt8m_decoder *d, const Tensorflow__Feat
     return lp_errorf(LP_ERR_FORMAT, "%s: expected bytes_list or float_list, got %s", where, kind_name(f));
 }
 
-static lp_status decode_frames(lp_yt8m_decoder *d, const Tensorflow__FeatureLists *fls, lp_yt8m_video *v) {
+/* Every frame of every feature list checked, nothing copied: finds the bad frame of a record whose
+ * frames cannot all be valid. */
+static lp_status check_frames(const lp_yt8m_decoder *d, const Tensorflow__FeatureList *const *lists, size_t n) {
+    const lp_yt8m_config *c = &d->cfg;
+    for (int i = 0; i < c->frame.count; i++)
+        for (size_t t = 0; t < n; t++)
+            LP_TRY(feature_values(d, lists[i]->feature[t], c->frame.f[i].size, NULL, "feature list '%s' frame %ld",
+                                  c->frame.f[i].name, (long)t + 1));
+    return LP_OK;
+}
+
+static lp_status decode_frames(lp_yt8m_decoder *d, const Tensorflow__FeatureLists *fls, size_t len,
+                               lp_yt8m_video *v) {
     const lp_yt8m_config *c = &d->cfg;
     const Tensorflow__FeatureList *lists[LP_YT8M_MAX_FEATURES];
     size_t n = 0;
@@ -334,9 +391,18 @@ static lp_status decode_frames(lp_yt8m_decoder *d, const Tensorflow__FeatureList
                              c->frame.f[0].name, n, c->frame.f[i].name, lists[i]->n_feature);
     }
     if (n == 0) return lp_errorf(LP_ERR_FORMAT, "record has 0 frames");
-    if (n > INT_MAX) return lp_errorf(LP_ERR_FORMAT, "record has %zu frames", n);
+    if (n > LP_YT8M_MAX_FRAMES)
+        return lp_errorf(LP_ERR_FORMAT, "record has %zu frames, more than the limit of %d (LP_YT8M_MAX_FRAMES)", n,
+                         LP_YT8M_MAX_FRAMES);
     size_t keep = c->max_frames > 0 && (size_t)c->max_frames < n ? (size_t)c->max_frames : n;
     const size_t dim = (size_t)c->frame.dim;
+    // A valid frame stores its `dim` values in at least `dim` bytes of the record (one byte each, or a
+    // float each), so more values than record bytes means a bad frame: find it before sizing the buffer
+    // by a count the record only claims (5M empty frames would otherwise ask for 23 GB).
+    if (keep > len / dim) {
+        LP_TRY(check_frames(d, lists, n));
+        return lp_errorf(LP_ERR_FORMAT, "%zu frames of %zu values cannot fit in %zu bytes", keep, dim, len);
+    }
     LP_TRY(reserve((void **)&v->features, &v->features_cap, keep * dim, sizeof(float)));
     // out is [keep, dim]; feature i fills columns [off, off+size) of every frame.
     size_t off = 0;
@@ -380,10 +446,21 @@ static lp_status decode_video(lp_yt8m_decoder *d, const Tensorflow__Features *ct
     return LP_OK;
 }
 
+static lp_status record_too_long(size_t len, size_t max) {
+    return lp_errorf(LP_ERR_FORMAT, "record of %zu bytes exceeds the limit of %zu bytes (--max-record-mb or "
+                     "data.max_record_mb raises it)", len, max);
+}
+
 lp_status lp_yt8m_decode(lp_yt8m_decoder *d, const uint8_t *data, size_t len, lp_yt8m_video *v) {
     const lp_yt8m_config *c = &d->cfg;
-    lp_arena_reset(&d->arena);
+    arena_reset(d);
+    if (len > c->max_record_bytes) return record_too_long(len, c->max_record_bytes);
     Tensorflow__SequenceExample *se = tensorflow__sequence_example__unpack(&d->alloc, len, data);
+    if (!se && d->over_budget)
+        return lp_errorf(LP_ERR_FORMAT,
+                         "decoding this %zu-byte record needs more than %zu bytes, the decode budget (%d x the "
+                         "record limit of %zu bytes; --max-record-mb raises both): too many entries for its size",
+                         len, d->budget, LP_YT8M_DECODE_BUDGET_FACTOR, c->max_record_bytes);
     if (!se) return lp_errorf(LP_ERR_FORMAT, "unparsable protobuf (not a tf.train.SequenceExample or Example, %zu bytes)", len);
     const Tensorflow__Features *ctx = se->context;
 
@@ -428,7 +505,8 @@ lp_status lp_yt8m_decode(lp_yt8m_decoder *d, const uint8_t *data, size_t len, lp
         for (int i = 0; i < c->frame.count; i++)
             if (find_list(se->feature_lists, c->frame.f[i].name)) level = LP_YT8M_LEVEL_FRAME;
     }
-    lp_status s = level == LP_YT8M_LEVEL_FRAME ? decode_frames(d, se->feature_lists, v) : decode_video(d, ctx, v);
+    lp_status s =
+        level == LP_YT8M_LEVEL_FRAME ? decode_frames(d, se->feature_lists, len, v) : decode_video(d, ctx, v);
     if (s != LP_OK && s != LP_ERR_NOMEM) return lp_error_wrap(s, "video '%s'", v->id);
     return s;
 }
@@ -447,7 +525,7 @@ lp_status lp_yt8m_reader_open(lp_yt8m_reader **out, const char *path, const lp_y
     lp_yt8m_reader *r = lp_calloc(1, sizeof *r);
     if (!r) return LP_ERR_NOMEM;
     lp_status s = lp_yt8m_decoder_new(&r->dec, cfg);
-    if (s == LP_OK) s = lp_tfrecord_open(&r->tr, path);
+    if (s == LP_OK) s = lp_tfrecord_open_max(&r->tr, path, cfg->max_record_bytes);
     if (s != LP_OK) {
         lp_yt8m_reader_close(r);
         return s;

@@ -46,6 +46,25 @@
 #define LP_YT8M_DEFAULT_LABELS_KEY "labels"
 #define LP_YT8M_DEFAULT_CLASSES 3862 /* 2018 release; 4716 for 2017, 527 for AudioSet */
 
+/* Limits on what a record can make the decoder allocate (input-driven memory stays bounded):
+ *  - classes: at most LP_YT8M_MAX_CLASSES (a batch holds [batch, classes] label floats and the model a
+ *    [classes, H] output layer; real data sets have 527 to 4716);
+ *  - a record's length: at most max_record_bytes (default LP_YT8M_DEFAULT_MAX_RECORD = 16 MiB; a real
+ *    frame-level record is under 0.5 MB), raised with `--max-record-mb` / data.max_record_mb; a longer
+ *    record ends its file (LP_ERR_FORMAT);
+ *  - protobuf-c's allocations while unpacking one record: at most LP_YT8M_DECODE_BUDGET_FACTOR times
+ *    max_record_bytes (64 MiB by default). A legitimate record needs about twice its length; a "bomb"
+ *    of millions of empty Feature entries needs ~36 bytes per input byte and is refused as bad content;
+ *  - frames: at most LP_YT8M_MAX_FRAMES per record; the float buffer for them is only sized after the
+ *    record's length shows that its frames can hold that many values.
+ * Buffers grown by one large record are released again before the next one (they would otherwise keep
+ * that record's peak for the rest of the run). */
+#define LP_YT8M_MAX_CLASSES 100000
+#define LP_YT8M_DEFAULT_MAX_RECORD ((size_t)16 << 20)
+#define LP_YT8M_MAX_RECORD_LIMIT ((size_t)1 << 30) /* the largest max_record_bytes (TFRecord's own limit) */
+#define LP_YT8M_DECODE_BUDGET_FACTOR 4
+#define LP_YT8M_MAX_FRAMES (1 << 20)
+
 /* ---- feature specs: "name:size,name:size,..." ---- */
 
 typedef struct {
@@ -89,6 +108,8 @@ typedef struct {
                                               (0 = all); every frame's size and the counts are still
                                               checked. Default 0. */
     int skip_bad;                          /* reader: skip and count bad-content records. Default 0. */
+    size_t max_record_bytes;               /* longest record accepted, in [1 KiB, LP_YT8M_MAX_RECORD_LIMIT];
+                                              default LP_YT8M_DEFAULT_MAX_RECORD */
 } lp_yt8m_config;
 
 /* Fill with the defaults above. */

@@ -193,8 +193,8 @@ static lp_status check_ckpt_shapes(const lp_ckpt *c, const char *path) {
 
 lp_status lp_model_from_ckpt(lp_model *m, const lp_ckpt *c, const char *path) {
     memset(m, 0, sizeof *m);
-    lp_status s = check_ckpt_shapes(c, path);
-    if (s == LP_OK) s = lp_model_init_kv(m, &c->meta, 0);
+    LP_TRY(check_ckpt_shapes(c, path));
+    lp_status s = lp_model_init_kv(m, &c->meta, 0);
     if (s != LP_OK) return lp_error_wrap(s, "%s", path);
     for (int i = 0; i < m->params->count; i++) {
         s = lp_ckpt_copy_to(c, m->params->items[i].name, &m->params->items[i].t, path);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "data/yt8m.h"
 #include "layers/bilstm.h"
 #include "layers/dense.h"
 #include "layers/lstm.h"
@@ -27,6 +28,9 @@ void lp_paper_config_default(lp_paper_config *cfg, int input_dim, int hidden, in
 lp_status lp_paper_config_check(const lp_paper_config *cfg) {
     if (cfg->input_dim < 1) return lp_errorf(LP_ERR_ARG, "model: input_dim must be >= 1, got %d", cfg->input_dim);
     if (cfg->classes < 1) return lp_errorf(LP_ERR_ARG, "model: classes must be >= 1, got %d", cfg->classes);
+    if (cfg->classes > LP_YT8M_MAX_CLASSES)
+        return lp_errorf(LP_ERR_ARG, "model: classes = %d exceeds the limit of %d classes (LP_YT8M_MAX_CLASSES)",
+                         cfg->classes, LP_YT8M_MAX_CLASSES);
     if (cfg->n_groups < 3 || cfg->n_groups > LP_MAX_GROUPS)
         return lp_errorf(LP_ERR_ARG, "model: n_groups must be in [3, %d] (BiLSTM fw, bw and >= 1 LSTM layer), got %d",
                          LP_MAX_GROUPS, cfg->n_groups);

@@ -110,6 +110,12 @@ lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_b
     LP_TRY(get_int(kv, "data.classes", &bc->yt8m.classes));
     LP_TRY(get_int(kv, "data.skip_bad", &bc->yt8m.skip_bad));
     LP_TRY(get_int(kv, "data.max_frames", &bc->max_frames));
+    // Not among the defaults (config.txt of existing runs stays as it was): absent means the default.
+    long long mb = lp_kv_get_int_or(kv, "data.max_record_mb", (long long)(LP_YT8M_DEFAULT_MAX_RECORD >> 20));
+    if (mb < 1 || mb > (long long)(LP_YT8M_MAX_RECORD_LIMIT >> 20))
+        return lp_errorf(LP_ERR_ARG, "data.max_record_mb = %lld is outside [1, %d]", mb,
+                         (int)(LP_YT8M_MAX_RECORD_LIMIT >> 20));
+    bc->yt8m.max_record_bytes = (size_t)mb << 20;
     LP_TRY(get_int(kv, "data.l2norm", &bc->l2_normalize));
     LP_TRY(lp_pad_mode_parse(&bc->pad, lp_kv_get(kv, "data.padding")));
     LP_TRY(get_int(kv, "data.prefetch", &bc->prefetch));
