@@ -298,7 +298,7 @@ lp_status lp_ckpt_check_params(const lp_ckpt *c, const lp_params *ps, const char
         lp_tensor tmp = {0};
         tmp.ndim = t->ndim;
         memcpy(tmp.dims, t->dims, sizeof tmp.dims);
-        return lp_errorf(LP_ERR_FORMAT,
+        return lp_errorf(LP_ERR_SHAPE,
                          "%s: the model config in the checkpoint's meta needs tensor '%s' of shape %s, but its tensor "
                          "table has %s (corrupt or crafted checkpoint; nothing was allocated)",
                          path, p->name, lp_tensor_shape_str(&p->t, b, sizeof b), lp_tensor_shape_str(&tmp, a, sizeof a));

@@ -52,8 +52,8 @@ const lp_ckpt_tensor *lp_ckpt_find(const lp_ckpt *c, const char *name);
  * LP_ERR_SHAPE naming both shapes otherwise. `path` is only used in messages. */
 lp_status lp_ckpt_copy_to(const lp_ckpt *c, const char *name, lp_tensor *dst, const char *path);
 /* Check every tensor declared in `ps` (declared, not yet finalised: nothing allocated) against the
- * checkpoint's tensor table: LP_ERR_FORMAT naming the tensor and both shapes when one is missing or has
- * another shape. Loaders call it between declaring and allocating the model, so a meta that claims a
+ * checkpoint's tensor table: LP_ERR_FORMAT naming the tensor when one is missing, LP_ERR_SHAPE naming
+ * it and both shapes when it has another shape. Loaders call it between declaring and allocating the model, so a meta that claims a
  * huge model (model.vocab = 999999) over a small table is refused before any memory is spent on it. */
 lp_status lp_ckpt_check_params(const lp_ckpt *c, const lp_params *ps, const char *path);
 /* The same for a flat buffer of n floats (optimizer moments). */

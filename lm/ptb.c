@@ -47,7 +47,7 @@ static size_t utf8_len(const unsigned char *s, size_t left) {
 
 /* Read `path` whole and check that it is non-empty UTF-8 text without NUL bytes. */
 static lp_status read_text(const char *path, char **buf, size_t *len) {
-    lp_status s = lp_file_read_all(path, buf, len);
+    lp_status s = lp_file_read_max(path, LP_PTB_MAX_FILE_BYTES, "a text file (LP_PTB_MAX_FILE_BYTES)", buf, len);
     if (s != LP_OK) return s;
     if (*len == 0) {
         lp_free(*buf);
@@ -153,6 +153,9 @@ static lp_status count_word(void *user, const char *word, size_t len) {
         }
         p = (p + 1) & (t->n_slots - 1);
     }
+    if (t->n == LP_PTB_MAX_VOCAB)
+        return lp_errorf(LP_ERR_FORMAT, "more than %d distinct words, the limit of a vocabulary (LP_PTB_MAX_VOCAB)",
+                         LP_PTB_MAX_VOCAB);
     if (t->n == t->cap) {
         int cap = t->cap ? t->cap * 2 : 1024;
         count_entry *ne = lp_realloc(t->e, (size_t)cap, sizeof *ne);
@@ -210,6 +213,7 @@ lp_status lp_ptb_vocab_build(lp_ptb_vocab *v, const char *train_path, int max_wo
 
     count_table t = {0};
     lp_status s = tokenize(buf, len, count_word, &t);
+    if (s == LP_ERR_FORMAT) s = lp_error_wrap(s, "%s", train_path);
     if (s != LP_OK) goto done;
     qsort(t.e, (size_t)t.n, sizeof *t.e, by_count_then_word);
 

@@ -56,6 +56,12 @@
 #define LP_PTB_UNK "<unk>"
 #define LP_PTB_EOS "<eos>"
 
+/* Limits on what a file can make the reader allocate: a text file of more than LP_PTB_MAX_FILE_BYTES
+ * (PTB's training file is 5 MB) and a vocabulary of more than LP_PTB_MAX_VOCAB distinct words (PTB has
+ * 10,000) are refused with LP_ERR_FORMAT naming the limit; the ids of a file take at most twice its size. */
+#define LP_PTB_MAX_FILE_BYTES ((size_t)32 << 20)
+#define LP_PTB_MAX_VOCAB (1 << 20)
+
 /* ---- vocabulary ---- */
 
 typedef struct {

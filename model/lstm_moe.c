@@ -27,9 +27,6 @@ void lp_lstm_moe_config_default(lp_lstm_moe_config *cfg, int input_dim, int hidd
 lp_status lp_lstm_moe_config_check(const lp_lstm_moe_config *cfg) {
     if (cfg->input_dim < 1) return lp_errorf(LP_ERR_ARG, "model: input_dim must be >= 1, got %d", cfg->input_dim);
     if (cfg->classes < 1) return lp_errorf(LP_ERR_ARG, "model: classes must be >= 1, got %d", cfg->classes);
-    if (cfg->classes > LP_YT8M_MAX_CLASSES)
-        return lp_errorf(LP_ERR_ARG, "model: classes = %d exceeds the limit of %d classes (LP_YT8M_MAX_CLASSES)",
-                         cfg->classes, LP_YT8M_MAX_CLASSES);
     if (cfg->n_groups < 1 || cfg->n_groups > LP_MAX_GROUPS)
         return lp_errorf(LP_ERR_ARG, "model: n_groups (LSTM layers) must be in [1, %d], got %d", LP_MAX_GROUPS,
                          cfg->n_groups);
@@ -44,6 +41,9 @@ lp_status lp_lstm_moe_config_check(const lp_lstm_moe_config *cfg) {
     if ((long long)cfg->classes * (2LL * cfg->experts + 1) > INT_MAX)
         return lp_errorf(LP_ERR_ARG, "model: %d classes x %d experts gives a head of %lld rows (too large)",
                          cfg->classes, cfg->experts, (long long)cfg->classes * (2LL * cfg->experts + 1));
+    if (cfg->classes > LP_YT8M_MAX_CLASSES)
+        return lp_errorf(LP_ERR_ARG, "model: classes = %d exceeds the limit of %d classes (LP_YT8M_MAX_CLASSES)",
+                         cfg->classes, LP_YT8M_MAX_CLASSES);
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))
         return lp_errorf(LP_ERR_ARG, "model: dropout must be in [0, 1), got %g", (double)cfg->dropout);
     return LP_OK;

@@ -135,7 +135,7 @@ static void test_synth_inspect_bad_flags(void **state) {
         {"synth --out s stray", "unexpected argument 'stray'"},
         {"inspect", "no input files"},
         {"inspect --classes 0 data/test0000.tfrecord", "--classes: '0' is not an integer >= 1"},
-        {"inspect --classes 16777217 data/test0000.tfrecord", "--classes: '16777217' is not an integer <= 16777216"},
+        {"inspect --classes 100001 data/test0000.tfrecord", "--classes: '100001' is not an integer <= 100000"},
         {"inspect --level sideways data/test0000.tfrecord", "--level: level must be frame, video or auto"},
         {"inspect --frame-features rgb data/test0000.tfrecord", "--frame-features: "},
         {"inspect --skip-bad=1 data/test0000.tfrecord", "option '--skip-bad' takes no value"},
