@@ -209,3 +209,30 @@ int lp_args_model_kv(const char *cmd, lp_kv *kv) {
     }
     return 0;
 }
+
+/* Where `key` occurs in msg as a whole key (not the start of a longer one), or NULL. */
+static const char *find_key(const char *msg, const char *key, size_t len) {
+    for (const char *p = strstr(msg, key); p; p = strstr(p + 1, key)) {
+        char next = p[len];
+        if (!(next == '_' || next == '.' || (next >= 'a' && next <= 'z') || (next >= '0' && next <= '9'))) return p;
+    }
+    return NULL;
+}
+
+int lp_args_check_failed(const char *cmd, const lp_arg *table, int n) {
+    const char *msg = lp_last_error();
+    const lp_arg *flag = NULL;
+    const char *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!table[i].key) continue;
+        size_t len = strlen(table[i].key);
+        if (len > 5 && !strcmp(table[i].key + len - 5, "_flag")) len -= 5; /* model.dropout_flag sets model.dropout */
+        char key[128];
+        snprintf(key, sizeof key, "%.*s", (int)len, table[i].key);
+        const char *p = find_key(msg, key, len);
+        if (p && (!first || p < first)) first = p, flag = &table[i];
+    }
+    if (flag) lp_cli_error(cmd, "--%s: %s", flag->name, msg);
+    else lp_cli_error(cmd, "%s", msg);
+    return 2;
+}

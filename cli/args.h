@@ -56,6 +56,11 @@ extern const int lp_args_train_n;
 extern const lp_arg lp_args_method[];
 extern const int lp_args_method_n;
 
+/* Report the failure of a configuration check (lp_runcfg_check, lp_lm_run_check: lp_last_error() names
+ * the key) as a usage error under the flag of the table that sets that key ("--batch: train.batch = ...";
+ * a key set by FLAG's "_flag" twin counts too). Returns 2. */
+int lp_args_check_failed(const char *cmd, const lp_arg *table, int n);
+
 /* Concatenate tables into `out` (capacity cap); returns the count. */
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb);
 

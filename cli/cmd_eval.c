@@ -91,6 +91,10 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
         goto out;
     }
     if (rc) goto out;
+    if (lp_runcfg_check(&flags) != LP_OK) { /* flag ranges, before anything is read or written */
+        rc = lp_args_check_failed(cmd, table, n);
+        goto out;
+    }
     if (!f.ckpt || !lp_kv_get(&flags, "data.eval")) {
         lp_cli_error(cmd, "--checkpoint CKPT and --data GLOB are required");
         rc = 2;

@@ -168,6 +168,10 @@ int lp_cmd_lm_train(int argc, char **argv) {
             rc = 1;
             goto out;
         }
+        if (lp_lm_run_check(&cfg) != LP_OK) { /* before the data is read or the run directory made */
+            rc = lp_args_check_failed(cmd, table, n);
+            goto out;
+        }
         if (!f.recipe && !lp_kv_get(&cfg, "lm.recipe")) lp_kv_set(&cfg, "lm.recipe", f.init ? "finetune" : "custom");
         o.run_dir = f.out;
         o.init_ckpt = f.init;

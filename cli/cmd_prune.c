@@ -98,6 +98,8 @@ int lp_cmd_prune(int argc, char **argv) {
         lp_cli_error("prune", "--checkpoint CKPT and --out DIR are required");
         rc = 2;
     }
+    if (rc == 0 && f.ckpt && lp_runcfg_check(&cfg) != LP_OK) /* flag ranges, before anything is read or written */
+        rc = lp_args_check_failed("prune", table, n);
     if (rc || !f.ckpt) {
         lp_kv_free(&cfg);
         return rc;
@@ -170,6 +172,10 @@ int lp_cmd_pipeline(int argc, char **argv) {
         goto out;
     }
     if (rc) goto out;
+    if (lp_runcfg_check(&cfg) != LP_OK) { /* flag ranges, before anything is read or written */
+        rc = lp_args_check_failed("pipeline", table, n);
+        goto out;
+    }
     if (!f.out || (!lp_kv_get(&cfg, "data.train"))) {
         lp_cli_error("pipeline", "--train GLOB and --out DIR are required");
         rc = 2;

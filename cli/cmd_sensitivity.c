@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "model/runcfg.h"
 #include "experiments/sensitivity.h"
 
 /* The flags both analyses have. */
@@ -142,6 +143,10 @@ int lp_cmd_sensitivity(int argc, char **argv) {
         goto out;
     }
     if (rc) goto out;
+    if (lp_runcfg_check(&cfg) != LP_OK) { /* flag ranges, before anything is read or written */
+        rc = lp_args_check_failed("sensitivity", table, n);
+        goto out;
+    }
     if (!c.ckpt || !c.out) {
         lp_cli_error("sensitivity", "--checkpoint CKPT and --out DIR are required");
         rc = 2;

@@ -101,6 +101,10 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         }
         lp_runcfg_defaults(&cfg);
         if (!f.init && (rc = lp_args_model_kv(cmd, &cfg)) != 0) goto out;
+        if (lp_runcfg_check(&cfg) != LP_OK) { /* before the run directory is made */
+            rc = lp_args_check_failed(cmd, table, n);
+            goto out;
+        }
     }
     /* ISS group lasso (also when resuming: the run's own config says whether it was on). */
     lp_kv run_cfg;

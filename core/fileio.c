@@ -32,8 +32,15 @@ static int write_in_place(const char *path) {
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
 }
 
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 lp_status lp_atomic_open(lp_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
+    /* refused before anything is written: otherwise the whole file is written and the final rename fails */
+    if (is_dir(path)) return lp_errorf(LP_ERR_IO, "%s: is a directory, not a file", path);
     af->path = write_target(path);
     if (!af->path) return LP_ERR_NOMEM;
     const char *opened = af->path;
@@ -134,6 +141,12 @@ lp_status lp_file_read_max(const char *path, size_t max, const char *what, char 
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* fopen takes a directory for reading and only fread fails, with a message that names no cause */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return lp_errorf(LP_ERR_IO, "%s: is a directory, not a file", path);
+    }
     size_t cap = 4096, n = 0;
     char *b = lp_malloc(cap, 1);
     if (!b) {

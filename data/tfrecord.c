@@ -263,6 +263,9 @@ static lp_status open_fd(lp_tfrecord_reader *r, const char *path) {
         lp_status s = lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return fail(r, s);
     }
+    struct stat st; /* open() takes a directory; only the first read would fail, with EISDIR */
+    if (fstat(r->fd, &st) == 0 && S_ISDIR(st.st_mode))
+        return fail(r, lp_errorf(LP_ERR_IO, "%s: is a directory, not a file", path));
     return start(r);
 }
 

@@ -179,3 +179,35 @@ void lp_runcfg_apply_threads(const lp_kv *kv) {
     long long t = lp_kv_get_int_or(kv, "train.threads", 0);
     if (t > 0 && t <= INT_MAX) lp_blas_set_threads((int)t);
 }
+
+/* key in [lo, hi] when present; whole numbers only where `integer` */
+static lp_status check_range(const lp_kv *kv, const char *key, double lo, double hi, int lo_open, int integer) {
+    if (!lp_kv_get(kv, key)) return LP_OK;
+    double v;
+    long long i;
+    lp_status s = integer ? lp_kv_get_int(kv, key, &i) : lp_kv_get_double(kv, key, &v);
+    if (s != LP_OK) return lp_errorf(LP_ERR_ARG, "%s = '%s' is not a %s", key, lp_kv_get(kv, key), integer ? "integer" : "number");
+    if (integer) v = (double)i;
+    if (!isfinite(v) || v < lo || v > hi || (lo_open && v == lo))
+        return lp_errorf(LP_ERR_ARG, "%s = %s is outside %s%.15g, %.15g]", key, lp_kv_get(kv, key), lo_open ? "(" : "[", lo, hi);
+    return LP_OK;
+}
+
+lp_status lp_runcfg_check(const lp_kv *kv) {
+    /* the batcher's bounds (data/batcher.c), here under the keys that set them */
+    LP_TRY(check_range(kv, "train.batch", 1, 1 << 20, 0, 1));
+    LP_TRY(check_range(kv, "train.eval_batch", 1, 1 << 20, 0, 1));
+    LP_TRY(check_range(kv, "data.max_frames", 1, 1 << 20, 0, 1));
+    LP_TRY(check_range(kv, "data.shuffle_buffer", 1, 1 << 24, 0, 1));
+    LP_TRY(check_range(kv, "data.prefetch", 0, 64, 0, 1));
+    /* the optimizer's (optim/optim.c) */
+    LP_TRY(check_range(kv, "train.lr", 0, INFINITY, 1, 0));
+    LP_TRY(check_range(kv, "train.lr_decay", 0, 1, 1, 0));
+    LP_TRY(check_range(kv, "train.bias_lr_mult", 0, INFINITY, 1, 0));
+    /* the model's: a paper model of width H has an LSTM of H units, at most 10^6 (tasks/video_task.c) */
+    LP_TRY(check_range(kv, "model.hidden", 1, 1000000, 0, 1));
+    LP_TRY(check_range(kv, "model.dropout", 0, 1, 0, 0));
+    if (lp_kv_get(kv, "model.dropout") && lp_kv_get_double_or(kv, "model.dropout", 0) >= 1)
+        return lp_errorf(LP_ERR_ARG, "model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout"));
+    return LP_OK;
+}

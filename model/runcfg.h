@@ -43,6 +43,13 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
  * nn.LSTM is exactly pair + 2 under Adam or SGD without weight decay. LP_ERR_ARG naming the key. */
 lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
 
+/* Check the ranges of the run's keys before anything is opened or written (liblinear's check_parameter):
+ * batch sizes, frames, shuffle buffer, prefetch (the batcher's bounds), learning rate, decay, bias lr
+ * multiplier, and the model.hidden / model.dropout shorthand. Absent keys are not checked (a fine-tuning
+ * run takes the model from its checkpoint). LP_ERR_ARG whose message starts with the key, so that the
+ * command line can name its flag; reads nothing else. */
+lp_status lp_runcfg_check(const lp_kv *kv);
+
 /* Set OpenBLAS's thread count from train.threads (0 = leave the library's default). */
 void lp_runcfg_apply_threads(const lp_kv *kv);
 

@@ -493,6 +493,34 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *kv, lp_train_
     return LP_OK;
 }
 
+/* The model keys, checked with a stand-in vocabulary (the real one needs the data); the two bounds that
+ * lp_lm_config_check reports without the key are checked first under it. */
+static lp_status check_model_keys(const lp_kv *kv) {
+    double d;
+    LP_TRY(get_num_range(kv, "lm.dropout", 0, 1, &d));
+    if (d >= 1) return lp_errorf(LP_ERR_ARG, "lm.dropout = %g is outside [0, 1)", d);
+    LP_TRY(get_num_range(kv, "lm.init_scale", 0, INFINITY, &d));
+    if (d <= 0) return lp_errorf(LP_ERR_ARG, "lm.init_scale = %g must be > 0", d);
+    lp_lm_config mc;
+    return lp_lm_run_model_config(kv, 2, &mc);
+}
+
+lp_status lp_lm_run_check(const lp_kv *cfg) {
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_status s = lp_kv_merge(&kv, cfg);
+    if (s == LP_OK) s = lp_lm_run_defaults(&kv);
+    if (s == LP_OK) s = check_model_keys(&kv);
+    long long mw = 0;
+    if (s == LP_OK) s = get_int_range(&kv, "data.max_words", 0, 100000000, &mw);
+    if (s == LP_OK && mw == 1) /* lm/ptb.c's rule: one word leaves nothing to predict */
+        s = lp_errorf(LP_ERR_ARG, "data.max_words = 1: the vocabulary cap must be 0 (all words) or >= 2");
+    lp_train_settings ts;
+    if (s == LP_OK) s = kind_settings(NULL, &kv, &ts);
+    lp_kv_free(&kv);
+    return s;
+}
+
 lp_task_kind lp_lm_task_kind(const lp_ptb_corpus *corpus) {
     lp_task_kind k = {.name = "lm", .ops = &lm_ops, .ctx = (void *)corpus, .defaults = kind_defaults, .open = kind_open,
                       .settings = kind_settings};

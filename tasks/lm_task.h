@@ -34,6 +34,11 @@ typedef struct {
     lp_ptb_corpus own_corpus;     /* loaded by the kind when it was given none */
 } lp_lm_task;
 
+/* Check a run's configuration (lp_lm_run_defaults filling the keys it lacks) before any data is read or
+ * anything written: the model keys, data.max_words and the training keys, each against the bound the run
+ * would apply later. LP_ERR_ARG whose message names the key (liblinear's check_parameter). */
+lp_status lp_lm_run_check(const lp_kv *cfg);
+
 /* A task that takes over *m (left empty) on `corpus` (borrowed; its vocabulary must be the model's:
  * LP_ERR_ARG). On error *m is freed and *out is NULL. */
 lp_status lp_lm_task_new(lp_lm *m, const lp_ptb_corpus *corpus, lp_task **out);

@@ -102,6 +102,29 @@ static void test_bad_flags_are_usage_errors(void **state) {
         {"lm-sensitivity --checkpoint x --out y --rates 0.5,1.5", "--rates: '0.5,1.5' is not a comma-separated list"},
         {"lm-sensitivity --checkpoint x --out y --compensate yes", "--compensate must be none or mean, got 'yes'"},
         {"lm-sensitivity --out y", "--checkpoint CKPT and --out DIR are required"},
+        /* issue 23: values beyond the run's own bounds are usage errors naming the flag, found before the
+         * run starts (each was a runtime error, exit 1, once the data or model was opened) */
+        {"lm-train --data ptb --out y --units 0", "--units: lm.units = '0'"},
+        {"lm-train --data ptb --out y --dropout 2", "--dropout: lm.dropout = 2"},
+        {"lm-train --data ptb --out y --dropout 1", "--dropout: lm.dropout = 1 is outside [0, 1)"},
+        {"lm-train --data ptb --out y --max-words 1", "--max-words: data.max_words = 1"},
+        {"lm-train --data ptb --out y --layers 9", "--layers: lm.layers = 9"},
+        {"lm-train --data ptb --out y --init-scale 0", "--init-scale: lm.init_scale"},
+        {"lm-train --data ptb --out y --batch 1000000000", "--batch: train.batch = 1000000000"},
+        {"lm-train --data ptb --out y --lr-decay 0", "--lr-decay: train.lr_decay"},
+        {"lm-train --data ptb --out y --momentum 1", "--momentum: train.momentum = 1"},
+        {"lm-train --data ptb --out y --eval-bptt 1000000000", "--eval-bptt: train.eval_bptt"},
+        {"train --train 'data/train*' --out y --classes 5 --batch 1000000000", "--batch: train.batch = 1000000000 is outside [1, 1048576]"},
+        {"train --train 'data/train*' --out y --classes 5 --hidden 1000000000", "--hidden: model.hidden = 1000000000"},
+        {"train --train 'data/train*' --out y --classes 5 --lr 0", "--lr: train.lr = 0 is outside (0, inf]"},
+        {"train --train 'data/train*' --out y --classes 5 --lr-decay 2", "--lr-decay: train.lr_decay = 2"},
+        {"train --train 'data/train*' --out y --classes 5 --bias-lr-mult 0", "--bias-lr-mult: train.bias_lr_mult"},
+        {"train --train 'data/train*' --out y --classes 5 --prefetch 65", "--prefetch: data.prefetch = 65"},
+        {"train --train 'data/train*' --out y --classes 5 --shuffle-buffer 99999999", "--shuffle-buffer: data.shuffle_buffer"},
+        {"finetune --init run/best.ckpt --train 'data/train*' --out y --max-frames 2000000", "--max-frames: data.max_frames"},
+        {"eval --checkpoint run/best.ckpt --data 'data/test*' --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
+        {"prune --checkpoint run/best.ckpt --out y --max-frames 2000000", "--max-frames: data.max_frames"},
+        {"sensitivity --checkpoint run/best.ckpt --out y --prefetch 100", "--prefetch: data.prefetch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run("%s", cases[i][0]);
@@ -109,6 +132,45 @@ static void test_bad_flags_are_usage_errors(void **state) {
         assert_int_equal(rc, 2);
         assert_non_null(strstr(out_buf, cases[i][1]));
     }
+    /* the checks come before the run directory is made */
+    assert_int_equal(access(lp_test_scratch_path("y"), F_OK), -1);
+}
+
+/* A directory where a file is expected is named as such (it was "read failed" or a failed rename after
+ * writing the whole file). */
+static void test_directory_as_file(void **state) {
+    (void)state;
+    assert_int_equal(run("info data"), 1);
+    assert_non_null(strstr(out_buf, "data: is a directory, not a file"));
+    assert_int_equal(run("inspect data"), 1);
+    assert_non_null(strstr(out_buf, "data: is a directory, not a file"));
+    assert_int_equal(run("lm-train --config data --out y"), 2);
+    assert_non_null(strstr(out_buf, "data: is a directory, not a file"));
+    assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*' --out data --quiet"), 1);
+    assert_non_null(strstr(out_buf, "data: is a directory, not a file"));
+}
+
+/* Training on a file with no records is refused and leaves no checkpoint; a run that diverges before its
+ * first save does not point at a last.ckpt that does not exist. */
+static void test_refused_runs(void **state) {
+    (void)state;
+    FILE *f = fopen(lp_test_scratch_path("empty.tfrecord"), "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(run("train --train empty.tfrecord --classes 5 --hidden 8 --out e1 --quiet"), 1);
+    assert_non_null(strstr(out_buf, "epoch 1 has no training batch: the training data has no records"));
+    assert_int_equal(access(lp_test_scratch_path("e1/last.ckpt"), F_OK), -1);
+    assert_int_equal(access(lp_test_scratch_path("e1/best.ckpt"), F_OK), -1);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/ptb", lp_test_scratch_dir());
+    assert_int_equal(lp_mkdirs(dir), LP_OK);
+    lp_test_markov_write_ptb(dir, 200, 3);
+    /* lr 1e38 without clipping: the loss overflows within the first epoch, before any checkpoint */
+    int rc = run("lm-train --data ptb --units 8 --epochs 1 --batch 4 --bptt 10 --lr 1e38 --clip 0 --init-scale 1 --out nan1 --quiet");
+    if (rc != 1) fprintf(stderr, "%s\n", out_buf);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out_buf, "no checkpoint was written before it"));
+    assert_null(strstr(out_buf, "last.ckpt"));
 }
 
 /* synth and inspect read their flags through the shared lp_args tables: every bad flag is a usage error
@@ -260,6 +322,8 @@ int main(void) {
         cmocka_unit_test(test_cli_md_has_every_help),
         cmocka_unit_test(test_bad_flags_are_usage_errors),
         cmocka_unit_test(test_synth_inspect_bad_flags),
+        cmocka_unit_test(test_directory_as_file),
+        cmocka_unit_test(test_refused_runs),
         cmocka_unit_test(test_synth_inspect_flags_take_effect),
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),

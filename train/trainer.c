@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/blas_env.h"
@@ -89,6 +90,16 @@ typedef struct {
     int64_t examples;
 } step_info;
 
+/* The tail of a stopping message: a checkpoint to go back to is named only when one was written (a run
+ * that fails before its first save has none, and pointing at a missing file misleads). */
+static const char *last_good(const trainer *t, char *buf, size_t n) {
+    char path[4096];
+    lp_rundir_path(t->o->run_dir, "last.ckpt", path, sizeof path);
+    if (access(path, F_OK) == 0) snprintf(buf, n, "the last good checkpoint is %s", path);
+    else snprintf(buf, n, "no checkpoint was written before it");
+    return buf;
+}
+
 /* One optimizer step on the epoch's next batch; LP_ERR_EOF at the epoch's end (nothing done). */
 static lp_status train_step(trainer *t, lp_tape *tp, step_info *si) {
     lp_tape_reset(tp);
@@ -96,9 +107,10 @@ static lp_status train_step(trainer *t, lp_tape *tp, step_info *si) {
     LP_TRY(t->task->ops->train_forward(t->task, tp, &t->drop_rng, &b));
     si->loss = b.loss->data[0];
     si->examples = b.examples;
+    char where[4200];
     if (!isfinite(si->loss))
-        return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (the last good checkpoint is %s/last.ckpt)",
-                         (long long)t->step + 1, si->loss, t->o->run_dir);
+        return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (%s)", (long long)t->step + 1, si->loss,
+                         last_good(t, where, sizeof where));
     lp_params *ps = t->task->params;
     lp_params_zero_grad(ps);
     LP_TRY(lp_tape_backward(tp, b.objective));
@@ -107,8 +119,8 @@ static lp_status train_step(trainer *t, lp_tape *tp, step_info *si) {
     if (h->after_backward) LP_TRY(h->after_backward(h->user, t->task, t->step, &si->extra));
     lp_status s = lp_optim_clip_grad_norm(ps->grad, ps->numel, (float)t->ts.clip, &si->grad_norm);
     if (s != LP_OK)
-        return lp_error_wrap(s, "step %lld: non-finite gradient; stopping (the last good checkpoint is %s/last.ckpt)",
-                             (long long)t->step + 1, t->o->run_dir);
+        return lp_error_wrap(s, "step %lld: non-finite gradient; stopping (%s)", (long long)t->step + 1,
+                             last_good(t, where, sizeof where));
     si->lr = lp_lr_schedule_at(&t->ts.lr, t->step, t->epoch);
     LP_TRY(lp_optim_step(&t->opt, ps->data, ps->grad, si->lr));
     t->step++;
@@ -258,7 +270,8 @@ static lp_status run_epochs(trainer *t, lp_train_result *res) {
             if ((s = after_step(t, &si, &lc)) != LP_OK) break;
         }
         if (s == LP_ERR_EOF && t->batch == 0 && lc.epoch_steps == 0)
-            s = lp_errorf(LP_ERR_ARG, "epoch %lld has no training batch", (long long)t->epoch + 1);
+            s = lp_errorf(LP_ERR_ARG, "epoch %lld has no training batch: the training data has no records; refusing "
+                                      "to train on nothing", (long long)t->epoch + 1);
         if (s != LP_ERR_EOF) break; /* an error */
         if (lc.saves > 0 && t->o->stop_after_saves > 0 && lc.saves >= t->o->stop_after_saves) { /* interrupted */
             s = LP_OK;
