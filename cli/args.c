@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/alloc.h"
+#include "core/rundir.h"
 #include "data/yt8m.h"
 #include "model/model.h"
 #include "model/runcfg.h"
@@ -71,6 +72,13 @@ const lp_arg lp_args_train[] = {
     {"iss-lambda", "train.iss_lambda", LP_ARG_NUM, 0, "L", "ISS group lasso over the LSTM units (proximal: a unit shrinks by lr*L per step); 0 = off", "0"},
 };
 const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
+
+int lp_args_claim_out(const char *cmd, const char *dir, int force) {
+    lp_status s = lp_rundir_claim(dir, force);
+    if (s == LP_OK) return 0;
+    lp_cli_error(cmd, "%s", lp_last_error());
+    return s == LP_ERR_ARG ? 2 : 1;
+}
 
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb) {
     int n = 0;

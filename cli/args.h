@@ -61,6 +61,16 @@ extern const int lp_args_method_n;
  * a key set by FLAG's "_flag" twin counts too). Returns 2. */
 int lp_args_check_failed(const char *cmd, const lp_arg *table, int n);
 
+/* --force, for the commands that write a run or output directory: a table entry whose handler sets a flag
+ * that is then given to lp_args_claim_out. */
+#define LP_ARG_FORCE \
+    {"force", NULL, LP_ARG_FLAG, 0, NULL, "start over in a non-empty DIR: delete everything in it first", NULL}
+
+/* Before writing the output directory `dir`: a non-empty one is refused unless `force` (which clears it;
+ * core/rundir.h lp_rundir_claim). 0; 2 when refused (a usage error: the command line must say --resume
+ * or --force), message printed; 1 when it cannot be read or cleared. */
+int lp_args_claim_out(const char *cmd, const char *dir, int force);
+
 /* Concatenate tables into `out` (capacity cap); returns the count. */
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb);
 

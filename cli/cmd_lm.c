@@ -60,7 +60,7 @@ static int set_threads(const lp_kv *kv) {
 
 typedef struct {
     const char *out, *resume, *init, *recipe, *config;
-    int quiet;
+    int quiet, force;
     long long stop_after;
 } train_flags;
 
@@ -72,6 +72,7 @@ static int train_handle(void *user, const char *name, const char *value) {
     else if (!strcmp(name, "recipe")) f->recipe = value;
     else if (!strcmp(name, "config")) f->config = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "force")) f->force = 1;
     else if (!strcmp(name, "stop-after-epochs")) {
         char *end;
         f->stop_after = strtoll(value, &end, 10);
@@ -90,6 +91,7 @@ static const lp_arg train_own[] = {
                                             "--recipe and explicit flags override it", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "run directory (created): config.txt, train.tsv, valid.tsv, last.ckpt, best.ckpt", NULL},
     {"resume", NULL, LP_ARG_STR, 0, "DIR", "continue the run in DIR after its last finished epoch (--epochs may extend it)", NULL},
+    LP_ARG_FORCE,
     {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights and sizes of CKPT (fine-tuning a pruned model)", NULL},
     {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line and no per-epoch lines", NULL},
@@ -126,8 +128,8 @@ int lp_cmd_lm_train(int argc, char **argv) {
                 rc = 2;
                 goto out;
             }
-        if (f.recipe || f.init || f.out || f.config) {
-            lp_cli_error(cmd, "--resume cannot be combined with --config, --recipe, --init or --out");
+        if (f.recipe || f.init || f.out || f.config || f.force) {
+            lp_cli_error(cmd, "--resume cannot be combined with --config, --recipe, --init, --out or --force");
             rc = 2;
             goto out;
         }
@@ -173,6 +175,7 @@ int lp_cmd_lm_train(int argc, char **argv) {
             goto out;
         }
         if (!f.recipe && !lp_kv_get(&cfg, "lm.recipe")) lp_kv_set(&cfg, "lm.recipe", f.init ? "finetune" : "custom");
+        if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
         o.run_dir = f.out;
         o.init_ckpt = f.init;
     }
@@ -320,7 +323,7 @@ out:
 
 typedef struct {
     const char *ckpt, *out;
-    int quiet;
+    int quiet, force;
 } prune_flags;
 
 static int prune_handle(void *user, const char *name, const char *value) {
@@ -328,12 +331,14 @@ static int prune_handle(void *user, const char *name, const char *value) {
     if (!strcmp(name, "checkpoint")) f->ckpt = value;
     else if (!strcmp(name, "out")) f->out = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "force")) f->force = 1;
     return 0;
 }
 
 static const lp_arg prune_head[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (created): pruned.ckpt, finetune/, iss/, report.md, report.json", NULL},
+    LP_ARG_FORCE,
     {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
 };
 
@@ -426,6 +431,7 @@ int lp_cmd_lm_prune(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
     const lp_task_kind kind = lp_lm_task_kind(NULL);
     o.kind = &kind;
     o.cfg = &cfg;

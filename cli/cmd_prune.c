@@ -45,7 +45,7 @@ static const lp_arg pipeline_args[] = {
 
 typedef struct {
     const char *ckpt, *out, *baseline, *compat;
-    int quiet;
+    int quiet, force;
 } flags;
 
 static int handle(void *user, const char *name, const char *value) {
@@ -54,6 +54,7 @@ static int handle(void *user, const char *name, const char *value) {
     else if (!strcmp(name, "out")) f->out = value;
     else if (!strcmp(name, "baseline")) f->baseline = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "force")) f->force = 1;
     else if (!strcmp(name, "compat")) f->compat = value;
     return 0;
 }
@@ -61,6 +62,7 @@ static int handle(void *user, const char *name, const char *value) {
 static const lp_arg prune_own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained model to prune", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: pruned.ckpt and the report", NULL},
+    LP_ARG_FORCE,
     {"data", "data.train", LP_ARG_APPEND, 0, "GLOB", "data for the response statistics (default: the checkpoint's training data)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
     {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's statistics and eigenvalue counting (docs/REPRODUCING.md)", "ours"},
@@ -68,6 +70,7 @@ static const lp_arg prune_own[] = {
 
 static const lp_arg pipeline_own[] = {
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory (baseline/, pruned.ckpt, finetune/, report.md ...)", NULL},
+    LP_ARG_FORCE,
     {"baseline", NULL, LP_ARG_STR, 0, "CKPT", "prune this trained checkpoint instead of training a baseline", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress output", NULL},
     {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's behaviour (soft schedule, last-step statistics, ...; docs/REPRODUCING.md)", "ours"},
@@ -129,6 +132,10 @@ int lp_cmd_prune(int argc, char **argv) {
     if (lp_kv_get(&cfg, "prune.iss_threshold")) {
         o.schedule = LP_SCHED_ISS;
         o.iss_lambda = 0; /* no training: threshold only */
+    }
+    if ((rc = lp_args_claim_out("prune", f.out, f.force)) != 0) {
+        lp_kv_free(&cfg);
+        return rc;
     }
     lp_pipeline_result r;
     if (s == LP_OK) s = lp_pipeline_run(&o, &r);
@@ -208,6 +215,7 @@ int lp_cmd_pipeline(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if ((rc = lp_args_claim_out("pipeline", f.out, f.force)) != 0) goto out;
     lp_runcfg_apply_threads(&cfg);
     lp_pipeline_result r;
     if (s == LP_OK) s = lp_pipeline_run(&o, &r);

@@ -15,6 +15,7 @@
 typedef struct {
     const char *cmd; /* for messages */
     const char *ckpt, *out;
+    int force;       /* --force: clear a non-empty --out */
     double *rates;   /* room for LP_SENSITIVITY_MAX_RATES */
     int *n_rates;
     lp_criterion *criterion;
@@ -62,6 +63,7 @@ static int handle(void *user, const char *name, const char *value) {
     if (!strcmp(name, "checkpoint")) c->ckpt = value;
     else if (!strcmp(name, "out")) c->out = value;
     else if (!strcmp(name, "quiet")) *c->quiet = 1;
+    else if (!strcmp(name, "force")) c->force = 1;
     else if (!strcmp(name, "rates")) return parse_rates(c, value);
     else if (!strcmp(name, "criterion")) {
         if (lp_criterion_parse(value, c->criterion) != LP_OK) {
@@ -114,6 +116,7 @@ static int run_and_show(const char *cmd, const lp_sensitivity_opts *o, lp_sensit
 static const lp_arg own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained model", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt", NULL},
+    LP_ARG_FORCE,
     {"rates", NULL, LP_ARG_STR, 0, "R,R,...", "pruning rates tried on each group", "0.1,0.3,0.5,0.7,0.9"},
     {"criterion", NULL, LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
     {"max-drop", NULL, LP_ARG_NUM, 0, "D", "largest GAP drop (absolute) a suggested rate may cost", "0.01"},
@@ -152,6 +155,7 @@ int lp_cmd_sensitivity(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if ((rc = lp_args_claim_out("sensitivity", c.out, c.force)) != 0) goto out;
     o.ckpt = c.ckpt;
     o.out_dir = c.out;
     o.cfg = &cfg;
@@ -173,6 +177,7 @@ out:
 static const lp_arg lm_own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
     {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt", NULL},
+    LP_ARG_FORCE,
     {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
     {"rates", NULL, LP_ARG_STR, 0, "R,R,...", "pruning rates tried on each layer", "0.1,0.3,0.5,0.7,0.9"},
     {"criterion", NULL, LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
@@ -213,6 +218,7 @@ int lp_cmd_lm_sensitivity(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if ((rc = lp_args_claim_out(cmd, c.out, c.force)) != 0) goto out;
     o.ckpt = c.ckpt;
     o.out_dir = c.out;
     o.stats_batches = (int)lp_kv_get_int_or(&kv, "prune.stats_batches", 0);

@@ -15,7 +15,7 @@
 
 typedef struct {
     const char *out, *resume, *init, *compat;
-    int quiet;
+    int quiet, force;
     long long stop_after;
 } train_flags;
 
@@ -25,6 +25,7 @@ static int handle(void *user, const char *name, const char *value) {
     else if (!strcmp(name, "resume")) f->resume = value;
     else if (!strcmp(name, "init")) f->init = value;
     else if (!strcmp(name, "quiet")) f->quiet = 1;
+    else if (!strcmp(name, "force")) f->force = 1;
     else if (!strcmp(name, "compat")) f->compat = value;
     else if (!strcmp(name, "stop-after-epochs")) {
         char *end;
@@ -40,6 +41,7 @@ static int handle(void *user, const char *name, const char *value) {
 static const lp_arg own[] = {
     {"out", NULL, LP_ARG_STR, 0, "DIR", "run directory (created): config.txt, train.tsv, valid.tsv, last.ckpt, best.ckpt", NULL},
     {"resume", NULL, LP_ARG_STR, 0, "DIR", "continue the run in DIR exactly where its last.ckpt stopped (--epochs may extend it)", NULL},
+    LP_ARG_FORCE,
     {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model", NULL},
     {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line", NULL},
@@ -70,6 +72,11 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
     lp_train_opts o = {0};
     o.quiet = f.quiet;
     o.stop_after_epochs = f.stop_after;
+    if (f.resume && (f.force || f.out)) {
+        lp_cli_error(cmd, "--resume DIR continues a run: it takes neither --out nor --force");
+        rc = 2;
+        goto out;
+    }
     if (f.resume) {
         o.resume = 1;
         o.run_dir = f.resume;
@@ -92,6 +99,7 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
             rc = 2;
             goto out;
         }
+        if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
         o.run_dir = f.out;
         o.init_ckpt = f.init;
         if (f.compat && lp_compat_apply(&cfg, f.compat, "train.") != LP_OK) { /* before the defaults: flags win */

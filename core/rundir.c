@@ -1,9 +1,12 @@
 /* rundir: see rundir.h. */
 #include "core/rundir.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -43,7 +46,7 @@ lp_status lp_rundir_truncate_tsv(const char *path, long long max1, long long max
     for (size_t i = 0; i < len;) {
         char *nl = memchr(buf + i, '\n', len - i);
         size_t end = nl ? (size_t)(nl - buf) + 1 : len;
-        if (row_kept(buf + i, max1, max2)) {
+        if (nl && row_kept(buf + i, max1, max2)) {
             memmove(buf + w, buf + i, end - i);
             w += end - i;
         }
@@ -57,11 +60,103 @@ lp_status lp_rundir_truncate_tsv(const char *path, long long max1, long long max
 lp_status lp_rundir_open_log(const char *dir, const char *name, const char *header, FILE **f) {
     char path[4096];
     lp_rundir_path(dir, name, path, sizeof path);
-    int exists = access(path, F_OK) == 0;
     *f = fopen(path, "a");
     if (!*f) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!exists) fprintf(*f, "%s\n", header);
+    struct stat st;
+    if (fstat(fileno(*f), &st) == 0 && st.st_size == 0) fprintf(*f, "%s\n", header);
     return LP_OK;
+}
+
+lp_status lp_rundir_sync_log(FILE *f, const char *what) {
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        return lp_errorf(LP_ERR_IO, "%s: cannot write the log: %s", what, strerror(errno));
+    return LP_OK;
+}
+
+/* Delete everything inside `dir` (not dir itself); symbolic links are unlinked, never followed. */
+static lp_status clear_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    lp_status s = LP_OK;
+    struct dirent *e;
+    while (s == LP_OK && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[4096];
+        struct stat st;
+        lp_rundir_path(dir, e->d_name, path, sizeof path);
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            s = clear_dir(path);
+            if (s == LP_OK && rmdir(path) != 0) s = lp_errorf(LP_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        } else if (unlink(path) != 0) {
+            s = lp_errorf(LP_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+        }
+    }
+    closedir(d);
+    return s;
+}
+
+/* 1 if `dir` has an entry besides . and .., 0 if not, -1 if it cannot be read. */
+static int has_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d)) != NULL) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+lp_status lp_rundir_claim(const char *dir, int force) {
+    struct stat st;
+    if (stat(dir, &st) != 0) return LP_OK; /* made by whoever writes it */
+    if (!S_ISDIR(st.st_mode)) return lp_errorf(LP_ERR_ARG, "%s exists and is not a directory", dir);
+    int any = has_entries(dir);
+    if (any < 0) return lp_errorf(LP_ERR_IO, "%s: cannot read: %s", dir, strerror(errno));
+    if (!any) return LP_OK;
+    if (!force)
+        return lp_errorf(LP_ERR_ARG, "%s is not empty: --resume %s continues the run there, --force starts over "
+                                     "(deletes everything in it), or choose another directory", dir, dir);
+    return clear_dir(dir);
+}
+
+/* The pid of a temporary file name "<name>.tmp.<pid>" (core/fileio.c), or 0 if the name is not one. */
+static long tmp_pid(const char *name) {
+    const char *p = strstr(name, ".tmp.");
+    while (p && strstr(p + 1, ".tmp.")) p = strstr(p + 1, ".tmp."); /* the last one */
+    if (!p || p == name || !p[5]) return 0;
+    char *end;
+    long pid = strtol(p + 5, &end, 10);
+    return *end || pid <= 0 ? 0 : pid;
+}
+
+/* Remove the temporary files in `dir` left by processes that are gone (a kill during an atomic write);
+ * a live process's (a pid in use) is left alone. */
+static lp_status remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return lp_errorf(LP_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    lp_status s = LP_OK;
+    struct dirent *e;
+    while (s == LP_OK && (e = readdir(d)) != NULL) {
+        long pid = tmp_pid(e->d_name);
+        int gone = pid && kill((pid_t)pid, 0) != 0 && errno == ESRCH; /* EPERM: alive, someone else's */
+        if (!gone) continue;
+        char path[4096];
+        if (unlink(lp_rundir_path(dir, e->d_name, path, sizeof path)) != 0 && errno != ENOENT)
+            s = lp_errorf(LP_ERR_IO, "%s: cannot remove a stale temporary file: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return s;
+}
+
+lp_status lp_rundir_prepare_resume(const char *dir) {
+    struct stat st;
+    char path[4096];
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lp_errorf(LP_ERR_IO, "%s: no such run directory", dir);
+    if (access(lp_rundir_path(dir, "last.ckpt", path, sizeof path), F_OK) != 0)
+        return lp_errorf(LP_ERR_IO, "%s: no last.ckpt to resume from (the run stopped before its first "
+                                    "checkpoint): start it over with --out %s --force", dir, dir);
+    return remove_stale_tmp(dir);
 }
 
 void lp_rundir_fmt_duration(double s, char *buf, size_t n) {

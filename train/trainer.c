@@ -82,6 +82,14 @@ static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
     return LP_OK;
 }
 
+/* Both logs on the disk before a checkpoint: a kill right after it loses no row the checkpoint has seen
+ * (a resume cuts the rows after it, so the logs match an uninterrupted run's). */
+static lp_status sync_logs(trainer *t) {
+    char path[4096];
+    LP_TRY(lp_rundir_sync_log(t->train_log, lp_rundir_path(t->o->run_dir, "train.tsv", path, sizeof path)));
+    return lp_rundir_sync_log(t->valid_log, lp_rundir_path(t->o->run_dir, "valid.tsv", path, sizeof path));
+}
+
 /* ---- one step ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -194,7 +202,7 @@ static lp_status after_step(trainer *t, const step_info *si, loop_counts *lc) {
     }
     progress(t, si, lc, rate);
     if (t->ts.save_every <= 0 || t->step % t->ts.save_every != 0) return LP_OK;
-    fflush(t->train_log); /* the log holds every row the checkpoint has seen */
+    LP_TRY(sync_logs(t));
     LP_TRY(save_state(t, "last.ckpt", 1));
     lc->saves++;
     return t->o->stop_after_saves > 0 && lc->saves >= t->o->stop_after_saves ? LP_ERR_EOF : LP_OK;
@@ -219,7 +227,6 @@ static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
     const int64_t epoch = t->epoch; /* the epoch just finished */
     t->epoch = epoch + 1;
     t->batch = 0;
-    fflush(t->train_log);
     res->last_loss = lc->epoch_steps ? lc->epoch_loss / (double)lc->epoch_steps : NAN;
     const double t0 = lp_now_s();
     const int te = t->ts.test_every;
@@ -235,7 +242,6 @@ static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
     const lp_score *v = &res->last_valid;
     if (v->n) { /* no validation data: no row */
         fprintf(t->valid_log, "%s\t%.2f\n", row, lp_now_s() - t0);
-        fflush(t->valid_log);
         if (!t->o->quiet)
             lp_log(LP_LOG_INFO, "epoch %lld: valid %s %.4f (%lld examples)", (long long)t->epoch, v->name[v->primary],
                    lp_score_primary(v), (long long)v->examples);
@@ -247,6 +253,7 @@ static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
         if (v->n && !isnan(x)) t->best = x, res->best = *v;
         t->best_epoch = t->epoch;
     }
+    LP_TRY(sync_logs(t));
     if (improved) LP_TRY(save_state(t, "best.ckpt", 0));
     LP_TRY(save_state(t, "last.ckpt", 1));
     res->epochs_done = t->epoch;
@@ -356,7 +363,10 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     t.cfg = cfg;
     t.o = o;
     t.t_start = lp_now_s();
-    lp_status s = o->run_dir ? lp_mkdirs(o->run_dir) : lp_errorf(LP_ERR_ARG, "train: no run directory");
+    /* a resume creates nothing: a mistyped directory fails before any mkdir */
+    lp_status s = !o->run_dir ? lp_errorf(LP_ERR_ARG, "train: no run directory")
+                  : o->resume ? lp_rundir_prepare_resume(o->run_dir)
+                              : lp_mkdirs(o->run_dir);
     if (s == LP_OK) s = open_task(kind, &t);
     if (s == LP_OK) lp_blas_set_threads(t.ts.threads);
     if (s == LP_OK) s = open_logs(&t);

@@ -22,7 +22,11 @@
  * the optimizer moments and step count, the best figure so far and what the task carries inside an
  * epoch (the LM's recurrent state). The task replays its deterministic data order up to the position,
  * so at the same thread count a resumed run ends with exactly the weights of an uninterrupted one.
- * Logs are cut back to the checkpoint on resume, so they have no duplicate rows.
+ * Both logs are flushed and fsynced before every checkpoint and cut back to it on resume (rows after it are
+ * recomputed), so the logs of a killed-and-resumed run are byte-identical to an uninterrupted run's except
+ * for the timing columns: examples_per_s and elapsed_s of train.tsv, seconds of valid.tsv. Temporary
+ * files of a write the kill interrupted are removed on resume (core/rundir.h). Whether a run directory may
+ * be written (refusing a non-empty one without --force) is the caller's decision: lp_rundir_claim.
  *
  * Numeric guard: a NaN or Inf loss or gradient norm stops training with LP_ERR_NUMERIC and a message
  * naming the step; nothing is written after the last good checkpoint.
@@ -49,7 +53,7 @@ typedef struct {
 } lp_train_hooks;
 
 typedef struct {
-    const char *run_dir;       /* created if missing */
+    const char *run_dir;       /* created if missing (not on a resume: lp_rundir_prepare_resume) */
     int resume;                /* continue from run_dir/last.ckpt (configuration from run_dir/config.txt) */
     const char *init_ckpt;     /* start from these weights and sizes (fine-tuning); NULL: fresh initialisation */
     int quiet;                 /* no progress or per-epoch lines (warnings still go to the log sink) */
