@@ -111,10 +111,11 @@ asan:
 # Fuzzing (docs/FUZZING.md): one libFuzzer binary per tests/fuzz_<name>.c, the library built by clang
 # with -fsanitize=fuzzer-no-link,address,undefined into build-fuzz/ (libclang-rt-dev has libFuzzer), each
 # run for FUZZ_SECONDS on its seed corpus tests/fuzz/<name>/; new inputs go to build-fuzz/corpus/<name>/,
-# never into the repository. A crash, leak, sanitizer report or allocation above FUZZ_MEM_MB fails the
-# target and leaves the input in build-fuzz/<name>-{crash,leak,oom}-<sha1> (log: build-fuzz/fuzz_<name>.log).
-# Once fixed, that input is committed to tests/fuzz/<name>/ as a regression seed: every later run replays
-# it first. FUZZ_NAMES="ckpt ptb" runs only those; `make fuzz-seeds` regenerates the seeds (tests/fuzz/seeds.c).
+# never into the repository. A crash, leak, sanitizer report, allocation above FUZZ_MEM_MB or one input
+# running over 60 s fails the target; the input is left in build-fuzz/<name>-{crash,leak,oom,timeout}-<sha1>
+# (log: build-fuzz/fuzz_<name>.log). Once fixed, that input is committed to tests/fuzz/<name>/ as a
+# regression seed: every later run replays it first. FUZZ_NAMES="ckpt ptb" runs only those;
+# `make fuzz-seeds` regenerates the seeds (tests/fuzz/seeds.c).
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 30
 FUZZ_MEM_MB  ?= 2048
@@ -133,7 +134,7 @@ fuzz-run: check-deps $(FUZZ_BIN)
 	@fail=0; for b in $(FUZZ_BIN); do n=$${b##*/fuzz_}; log=$(BUILD)/fuzz_$$n.log; mkdir -p $(BUILD)/corpus/$$n; \
 	  echo "== $$b, $(FUZZ_SECONDS) s, seeds tests/fuzz/$$n"; \
 	  if OPENBLAS_NUM_THREADS=1 $$b -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_MEM_MB) \
-	      -malloc_limit_mb=$(FUZZ_MEM_MB) -artifact_prefix=$(BUILD)/$$n- -print_final_stats=1 \
+	      -malloc_limit_mb=$(FUZZ_MEM_MB) -timeout=60 -artifact_prefix=$(BUILD)/$$n- -print_final_stats=1 \
 	      $(BUILD)/corpus/$$n tests/fuzz/$$n >$$log 2>&1; then grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' $$log; \
 	  else fail=$$((fail+1)); tail -n 60 $$log; echo "FAILED: $$b (log $$log)"; fi; \
 	done; [ $$fail -eq 0 ]
