@@ -46,7 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fclose(f);
     lp_tfrecord_reader *r;
-    if (lp_tfrecord_open(&r, path) != LP_OK) return 0;
+    if (lp_tfrecord_open(&r, path) != LP_OK) {
+        unlink(path);
+        return 0;
+    }
     const uint8_t *rec;
     size_t len;
     while (lp_tfrecord_next(r, &rec, &len) == LP_OK) (void)lp_yt8m_decode(dec, rec, len, &v);
