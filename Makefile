@@ -4,6 +4,8 @@
 #   make test       build and run every CMocka test (tests/test_*.c); non-zero exit on any failure
 #   make asan       the same tests built with -fsanitize=address,undefined (in build-asan/)
 #   make demo       the main job on synthetic data (see README.md)
+#   make fuzz       every libFuzzer harness (tests/fuzz_*.c) under ASan+UBSan for FUZZ_SECONDS each (in
+#                   build-fuzz/); non-zero on any crash, leak, sanitizer report or out-of-memory
 #   make bench      build and run the benchmarks in bench/
 #   make deps       install the Debian packages the build needs (root), or print the command
 #
@@ -16,7 +18,7 @@ CC       ?= cc
 PKGS     := openblas lapacke libprotobuf-c zlib
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
-            pkg-config zlib1g-dev gnuplot-nox python3
+            pkg-config zlib1g-dev gnuplot-nox python3 clang libclang-rt-dev
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -50,7 +52,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test asan demo bench bench-peer deps clean check-deps
+.PHONY: all test asan fuzz fuzz-run fuzz-seeds demo bench bench-peer deps clean check-deps
 .SECONDARY:
 
 all: check-deps $(LIB) $(BIN)
@@ -106,6 +108,45 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
+# Fuzzing (docs/FUZZING.md): one libFuzzer binary per tests/fuzz_<name>.c, the library built by clang
+# with -fsanitize=fuzzer-no-link,address,undefined into build-fuzz/ (libclang-rt-dev has libFuzzer), each
+# run for FUZZ_SECONDS on its seed corpus tests/fuzz/<name>/; new inputs go to build-fuzz/corpus/<name>/,
+# never into the repository. A crash, leak, sanitizer report, allocation above FUZZ_MEM_MB or one input
+# running over 60 s fails the target; the input is left in build-fuzz/<name>-{crash,leak,oom,timeout}-<sha1>
+# (log: build-fuzz/fuzz_<name>.log). Once fixed, that input is committed to tests/fuzz/<name>/ as a
+# regression seed: every later run replays it first. FUZZ_NAMES="ckpt ptb" runs only those;
+# `make fuzz-seeds` regenerates the seeds (tests/fuzz/seeds.c).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_MEM_MB  ?= 2048
+FUZZ_NAMES ?= $(patsubst tests/fuzz_%.c,%,$(wildcard tests/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz_%)
+
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz_%.o $(LIB)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "missing $(FUZZ_CC). Run: make deps" >&2; exit 1; }
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) OPT="-O1 -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" fuzz-run
+
+fuzz-run: check-deps $(FUZZ_BIN)
+	@fail=0; for b in $(FUZZ_BIN); do n=$${b##*/fuzz_}; log=$(BUILD)/fuzz_$$n.log; mkdir -p $(BUILD)/corpus/$$n; \
+	  echo "== $$b, $(FUZZ_SECONDS) s, seeds tests/fuzz/$$n"; \
+	  if OPENBLAS_NUM_THREADS=1 $$b -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_MEM_MB) \
+	      -malloc_limit_mb=$(FUZZ_MEM_MB) -timeout=60 -artifact_prefix=$(BUILD)/$$n- -print_final_stats=1 \
+	      $(BUILD)/corpus/$$n tests/fuzz/$$n >$$log 2>&1; then grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' $$log; \
+	  else fail=$$((fail+1)); tail -n 60 $$log; echo "FAILED: $$b (log $$log)"; fi; \
+	done; [ $$fail -eq 0 ]
+
+$(BUILD)/tests/fuzz/seeds: $(BUILD)/tests/fuzz/seeds.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+fuzz-seeds: all $(BUILD)/tests/fuzz/seeds
+	mkdir -p $(addprefix tests/fuzz/,tfrecord yt8m ckpt config ptb)
+	$(BUILD)/tests/fuzz/seeds tests/fuzz $(LP_SHARED)/reference
+	cp experiments/*.conf tests/fuzz/config/
+
 demo: all
 	./scripts/demo.sh $(BUILD)/lstmprune
 
@@ -132,6 +173,6 @@ deps:
 	@./scripts/deps.sh $(DEB_PKGS)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

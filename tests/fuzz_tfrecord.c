@@ -1,15 +1,11 @@
-/* fuzz_tfrecord: libFuzzer target for the TFRecord reader and the YouTube-8M decoder (not a test_*
- * program, not built by default). Mode bit 0 of the first byte: 0 = the rest is a raw file (framing,
- * CRCs, gzip detection); 1 = the rest is one record payload, framed here with valid CRCs so the
- * protobuf decoder sees arbitrary bytes. Every record read is decoded at auto level. Build and run:
+/* fuzz_tfrecord: libFuzzer target for the TFRecord reader (data/tfrecord.h) and the YouTube-8M decoder
+ * behind it. Mode bit 0 of the first byte: 0 = the rest is a raw file (framing, CRCs, gzip detection);
+ * 1 = the rest is one record payload, framed here with valid CRCs so the protobuf decoder sees arbitrary
+ * bytes (tests/fuzz_yt8m.c fuzzes the decoder alone, with other configurations). Every record read is
+ * decoded at auto level.
  *
- *   make build/gen/third_party/tf_example.pb-c.c
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_DEFAULT_SOURCE -I. -Ibuild/gen tests/fuzz_tfrecord.c \
- *     core/crc32c.c data/tfrecord.c data/yt8m.c core/status.c core/alloc.c core/arena.c \
- *     build/gen/third_party/tf_example.pb-c.c $(pkg-config --cflags --libs libprotobuf-c zlib) -lpthread -lm \
- *     -o build/fuzz_tfrecord
- *   ./build/fuzz_tfrecord -max_total_time=60 [corpus dir, e.g. with copies of ../shared/reference/yt8m_frame.tfrecord]
- */
+ * A bug: a crash, leak or sanitizer report, or an out-of-memory above `make fuzz`'s limit. Framing and
+ * content errors are fine. Run with `make fuzz`; seeds in tests/fuzz/tfrecord/ (docs/FUZZING.md). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,10 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     fclose(f);
     lp_tfrecord_reader *r;
-    if (lp_tfrecord_open(&r, path) != LP_OK) return 0;
+    if (lp_tfrecord_open(&r, path) != LP_OK) {
+        unlink(path);
+        return 0;
+    }
     const uint8_t *rec;
     size_t len;
     while (lp_tfrecord_next(r, &rec, &len) == LP_OK) (void)lp_yt8m_decode(dec, rec, len, &v);
     lp_tfrecord_close(r);
+    unlink(path);
     return 0;
 }
