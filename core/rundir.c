@@ -106,6 +106,19 @@ static int has_entries(const char *dir) {
     return any;
 }
 
+/* Whether `dir` holds something lstmprune writes (a run, a pruning report, a sensitivity analysis, a
+ * sweep): --force empties only such a directory, never one that merely happens to be named by mistake
+ * (a home directory, a data directory). */
+static int holds_outputs(const char *dir) {
+    static const char *const marks[] = {"config.txt", "last.ckpt", "best.ckpt", "pruned.ckpt", "report.md",
+                                        "report.json", "sensitivity.csv", "sweep.conf", "train.tsv"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        char path[4096];
+        if (access(lp_rundir_path(dir, marks[i], path, sizeof path), F_OK) == 0) return 1;
+    }
+    return 0;
+}
+
 lp_status lp_rundir_claim(const char *dir, int force) {
     struct stat st;
     if (stat(dir, &st) != 0) return LP_OK; /* made by whoever writes it */
@@ -116,6 +129,10 @@ lp_status lp_rundir_claim(const char *dir, int force) {
     if (!force)
         return lp_errorf(LP_ERR_ARG, "%s is not empty: --resume %s continues the run there, --force starts over "
                                      "(deletes everything in it), or choose another directory", dir, dir);
+    if (!holds_outputs(dir))
+        return lp_errorf(LP_ERR_ARG, "%s is not empty and holds no lstmprune run or report (no config.txt, last.ckpt, "
+                                     "report.md, ...): --force empties only such directories; choose another one",
+                         dir);
     return clear_dir(dir);
 }
 

@@ -38,7 +38,9 @@ lp_status lp_rundir_sync_log(FILE *f, const char *what);
 
 /* Before a new run or output directory is written: a missing or empty `dir` is fine (LP_OK, nothing
  * made); a non-empty one is refused (LP_ERR_ARG: its contents would be overwritten or mixed with the new
- * run's) unless `force`, which deletes everything in it (symbolic links are removed, not followed). */
+ * run's) unless `force`, which deletes everything in it (symbolic links are removed, not followed) — only in
+ * a directory that holds lstmprune's outputs (config.txt, a checkpoint, a report, ...), so that a mistyped
+ * --out never empties a directory of other files. */
 lp_status lp_rundir_claim(const char *dir, int force);
 
 /* Before resuming the run in `dir`: it must be a directory holding last.ckpt (LP_ERR_IO otherwise,

@@ -249,6 +249,12 @@ static void test_refuse_non_empty_out(void **state) {
     FILE *f = fopen(lp_test_scratch_path("forced/stray.txt"), "w");
     fclose(f);
     assert_int_equal(run("train %s --out forced", video_args), 2);
+    /* a directory of other files is never emptied, --force or not */
+    assert_int_equal(run("train %s --out forced --quiet --force", video_args), 2);
+    assert_non_null(strstr(out_buf, "holds no lstmprune run or report"));
+    assert_true(exists("forced/stray.txt"));
+    f = fopen(lp_test_scratch_path("forced/config.txt"), "w"); /* an earlier run's */
+    fclose(f);
     assert_int_equal(run("train %s --out forced --quiet --force", video_args), 0);
     assert_false(exists("forced/stray.txt"));
     assert_same_run("forced", "tref");
