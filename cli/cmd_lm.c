@@ -286,9 +286,7 @@ int lp_cmd_lm_eval(int argc, char **argv) {
     lp_kv_set(&dk, "data.max_words", lp_kv_get(&meta, "data.max_words") ? lp_kv_get(&meta, "data.max_words") : "0");
     lp_ptb_corpus c;
     s = lp_lm_run_corpus(&dk, &c);
-    if (s == LP_OK && c.vocab.size != m.cfg.vocab)
-        s = lp_errorf(LP_ERR_ARG, "the model has %d words, the vocabulary of %s has %d", m.cfg.vocab,
-                      lp_kv_get(&dk, "data.dir"), c.vocab.size);
+    if (s == LP_OK) s = lp_lm_vocab_check(&m.cfg, &c.vocab, f.ckpt, lp_kv_get(&dk, "data.dir"));
     const int B = (int)lp_kv_get_int_or(&flags, "eval.batch", 20), T = (int)lp_kv_get_int_or(&flags, "eval.bptt", 35);
     if (s == LP_OK) {
         char units[128] = "";

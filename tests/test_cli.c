@@ -281,6 +281,35 @@ static void test_lm_sensitivity_runs(void **state) {
     assert_non_null(strstr(out_buf, "missing.ckpt"));
 }
 
+/* Issue 23: a model trained with --max-words 30 on one corpus, evaluated on another whose vocabulary has
+ * the same size but other words (every wN renamed xN), scored a perplexity over scrambled ids; now every
+ * command that pairs an LM checkpoint with --data refuses it, naming both. */
+static void test_lm_vocabulary_mismatch_refused(void **state) {
+    (void)state;
+    char dir[600], cmd[1400];
+    snprintf(dir, sizeof dir, "%s/ptbv", lp_test_scratch_dir());
+    assert_int_equal(lp_mkdirs(dir), LP_OK);
+    lp_test_markov_write_ptb(dir, 200, 5);
+    snprintf(cmd, sizeof cmd, "cd %s && mkdir -p ptbx && for f in ptbv/*.txt; do sed 's/w/x/g' $f > ptbx/${f#ptbv/}; done",
+             lp_test_scratch_dir());
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run("lm-train --data ptbv --max-words 30 --units 8 --epochs 1 --batch 4 --bptt 10 --out lmv --quiet"), 0);
+    assert_int_equal(run("lm-eval --checkpoint lmv/best.ckpt"), 0); /* its own data: accepted */
+    assert_null(strstr(out_buf, "warning"));
+    static const char *const cases[] = {
+        "lm-eval --checkpoint lmv/best.ckpt --data ptbx",
+        "lm-prune --checkpoint lmv/best.ckpt --data ptbx --out lmvp --quiet",
+        "lm-sensitivity --checkpoint lmv/best.ckpt --data ptbx --out lmvs --quiet",
+        "lm-train --init lmv/best.ckpt --data ptbx --epochs 1 --out lmvf --quiet",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run("%s", cases[i]);
+        if (rc != 1) fprintf(stderr, "`%s`: exit %d, %s\n", cases[i], rc, out_buf);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(out_buf, "lmv/best.ckpt was trained on another vocabulary than that of ptbx (both 30 words"));
+    }
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -328,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
         cmocka_unit_test(test_lm_sensitivity_runs),
+        cmocka_unit_test(test_lm_vocabulary_mismatch_refused),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }
