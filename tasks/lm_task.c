@@ -522,6 +522,10 @@ lp_status lp_lm_run_check(const lp_kv *cfg) {
     if (s == LP_OK) s = get_int_range(&kv, "data.max_words", 0, 100000000, &mw);
     if (s == LP_OK && mw == 1) /* lm/ptb.c's rule: one word leaves nothing to predict */
         s = lp_errorf(LP_ERR_ARG, "data.max_words = 1: the vocabulary cap must be 0 (all words) or >= 2");
+    /* the pruning statistics' windows (lm-prune), bounded as the training windows */
+    const char *stats[] = {"prune.stats_batch", "prune.stats_bptt"};
+    for (size_t i = 0; s == LP_OK && i < sizeof stats / sizeof stats[0]; i++)
+        if (lp_kv_get(&kv, stats[i])) s = get_int_range(&kv, stats[i], 1, 1000000, &mw);
     lp_train_settings ts;
     if (s == LP_OK) s = kind_settings(NULL, &kv, &ts);
     lp_kv_free(&kv);

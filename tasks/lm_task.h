@@ -35,8 +35,9 @@ typedef struct {
 } lp_lm_task;
 
 /* Check a run's configuration (lp_lm_run_defaults filling the keys it lacks) before any data is read or
- * anything written: the model keys, data.max_words and the training keys, each against the bound the run
- * would apply later. LP_ERR_ARG whose message names the key (liblinear's check_parameter). */
+ * anything written: the model keys, data.max_words, the training keys (with the evaluation windows
+ * train.eval_batch / train.eval_bptt that lm-eval, lm-prune and lm-sensitivity use) and, when present,
+ * prune.stats_batch / prune.stats_bptt, each against the bound the run would apply later. LP_ERR_ARG whose message names the key (liblinear's check_parameter). */
 lp_status lp_lm_run_check(const lp_kv *cfg);
 
 /* A task that takes over *m (left empty) on `corpus` (borrowed; its vocabulary must be the model's:

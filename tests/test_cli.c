@@ -125,6 +125,22 @@ static void test_bad_flags_are_usage_errors(void **state) {
         {"eval --checkpoint run/best.ckpt --data 'data/test*' --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
         {"prune --checkpoint run/best.ckpt --out y --max-frames 2000000", "--max-frames: data.max_frames"},
         {"sensitivity --checkpoint run/best.ckpt --out y --prefetch 100", "--prefetch: data.prefetch"},
+        /* the evaluation windows of the LM commands (an allocation of B x T ids that failed), the latency
+         * measurement's sizes, a threshold that removes nothing, and a message that did not name --dropout */
+        {"lm-eval --checkpoint x --batch 1000000000", "--batch: train.eval_batch = 1000000000"},
+        {"lm-eval --checkpoint x --bptt 1000000000", "--bptt: train.eval_bptt = 1000000000"},
+        {"lm-prune --checkpoint x --out y --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
+        {"lm-prune --checkpoint x --out y --eval-bptt 1000000000", "--eval-bptt: train.eval_bptt"},
+        {"lm-prune --checkpoint x --out y --stats-bptt 1000000000", "--stats-bptt: prune.stats_bptt"},
+        {"lm-sensitivity --checkpoint x --out y --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
+        {"lm-sensitivity --checkpoint x --out y --eval-bptt 1000000000", "--eval-bptt: train.eval_bptt"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-batch 1000000000", "--latency-batch: prune.latency_batch"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-frames 1000000000", "--latency-frames: prune.latency_frames"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-reps 1000000000", "--latency-reps: prune.latency_reps"},
+        {"pipeline --train 'data/train*' --out y --classes 5 --latency-batch 1000000000", "--latency-batch: prune.latency_batch"},
+        {"prune --checkpoint run/best.ckpt --out y --iss-threshold 0", "--iss-threshold: prune.iss_threshold = 0 is outside (0, inf]"},
+        {"pipeline --train 'data/train*' --out y --classes 5 --iss-threshold 0", "--iss-threshold: prune.iss_threshold"},
+        {"train --train 'data/train*' --out y --classes 5 --dropout 2", "--dropout: model.dropout = 2 is outside [0, 1)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run("%s", cases[i][0]);
