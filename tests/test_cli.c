@@ -326,6 +326,19 @@ static void test_lm_vocabulary_mismatch_refused(void **state) {
     }
 }
 
+/* Issue 23: eval on records without labels (YouTube-8M's test shards) printed GAP 0.0000 and exited 0; it
+ * is refused, and predict on the same data writes its predictions without scores. */
+static void test_eval_without_labels_refused(void **state) {
+    (void)state;
+    assert_int_equal(run("synth --out nolab --videos 20 --classes 5 --frames-min 4 --frames-max 10 --seed 3 "
+                         "--labels-key nolabels --quiet"), 0);
+    assert_int_equal(run("eval --checkpoint run/best.ckpt --data 'nolab/test*'"), 1);
+    assert_non_null(strstr(out_buf, "no labels; use predict"));
+    assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'nolab/test*' --out nolab.csv"), 0);
+    assert_non_null(strstr(out_buf, "none labelled: no scores"));
+    assert_null(strstr(out_buf, "GAP@"));
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -374,6 +387,7 @@ int main(void) {
         cmocka_unit_test(test_predict_eval_info_formats),
         cmocka_unit_test(test_lm_sensitivity_runs),
         cmocka_unit_test(test_lm_vocabulary_mismatch_refused),
+        cmocka_unit_test(test_eval_without_labels_refused),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }
