@@ -339,6 +339,24 @@ static void test_eval_without_labels_refused(void **state) {
     assert_null(strstr(out_buf, "GAP@"));
 }
 
+/* Issue 23: frame-level and video-level files of the same width in one glob were read as one data set
+ * (data.level = auto decides per record); refused, naming a file of each level. Each level alone trains. */
+static void test_mixed_levels_refused(void **state) {
+    (void)state;
+    assert_int_equal(run("synth --out mix --videos 40 --classes 5 --frames-min 3 --frames-max 6 --frame-features rgb:8 "
+                         "--video-level --quiet"), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "cp %s/mix/video/train0000.tfrecord %s/mix/train_v.tfrecord", lp_test_scratch_dir(),
+             lp_test_scratch_dir());
+    assert_int_equal(system(cmd), 0);
+    const char *f = "--classes 5 --hidden 4 --frame-features rgb:8 --video-features mean_rgb:8 --epochs 1 --quiet";
+    assert_int_equal(run("train --train 'mix/train*' %s --out mix1", f), 1);
+    assert_non_null(strstr(out_buf, "is video-level but mix/train0000.tfrecord is frame-level: frame-level and "
+                                    "video-level files cannot be mixed"));
+    assert_int_equal(run("train --train 'mix/train0*' %s --out mix2", f), 0);
+    assert_int_equal(run("train --train 'mix/video/train*' %s --out mix3", f), 0);
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -388,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_lm_sensitivity_runs),
         cmocka_unit_test(test_lm_vocabulary_mismatch_refused),
         cmocka_unit_test(test_eval_without_labels_refused),
+        cmocka_unit_test(test_mixed_levels_refused),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }
