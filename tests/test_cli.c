@@ -357,6 +357,16 @@ static void test_mixed_levels_refused(void **state) {
     assert_int_equal(run("train --train 'mix/video/train*' %s --out mix3", f), 0);
 }
 
+/* Issue 23: `prune --round-to 1000` on a small model pruned nothing without a word; it still runs (the
+ * groups are kept whole, as documented) but warns. */
+static void test_round_to_larger_than_groups_warns(void **state) {
+    (void)state;
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rt --round-to 1000 --quiet"), 0);
+    assert_non_null(strstr(out_buf, "warning: --round-to 1000 is larger than 3 of the 3 unit groups (the smallest has 4 units)"));
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rt4 --round-to 4 --quiet"), 0);
+    assert_null(strstr(out_buf, "warning"));
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -407,6 +417,7 @@ int main(void) {
         cmocka_unit_test(test_lm_vocabulary_mismatch_refused),
         cmocka_unit_test(test_eval_without_labels_refused),
         cmocka_unit_test(test_mixed_levels_refused),
+        cmocka_unit_test(test_round_to_larger_than_groups_warns),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }
