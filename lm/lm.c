@@ -210,7 +210,7 @@ lp_status lp_lm_vocab_check(const lp_lm_config *cfg, const lp_ptb_vocab *v, cons
         return LP_OK;
     }
     const uint64_t d = lp_ptb_vocab_digest(v);
-    if (d != cfg->vocab_digest)
+    if (d && d != cfg->vocab_digest) /* d = 0: data of ids alone, nothing to compare */
         return lp_errorf(LP_ERR_ARG,
                          "%s was trained on another vocabulary than that of %s (both %d words, but other words or "
                          "another order: digest %016llx, the data's %016llx); give the --data (and --max-words) "

@@ -276,6 +276,7 @@ done:
 int lp_ptb_vocab_id(const lp_ptb_vocab *v, const char *word) { return vocab_find(v, word, strlen(word)); }
 
 uint64_t lp_ptb_vocab_digest(const lp_ptb_vocab *v) {
+    if (!v->words) return 0; /* ids without words (a corpus made of ids alone): nothing to digest */
     uint64_t h = FNV_OFFSET;
     for (int i = 0; i < v->size; i++) {
         if (i) h = fnv1a_more(h, "\n", 1);
