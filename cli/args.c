@@ -210,6 +210,10 @@ int lp_args_model_kv(const char *cmd, lp_kv *kv) {
     int experts = (int)lp_kv_get_int_or(kv, "model.experts_flag", 2);
     int classes = (int)lp_kv_get_int_or(kv, "data.classes", 3862);
     double dropout = lp_kv_get_double_or(kv, "model.dropout_flag", 0);
+    if (!(dropout >= 0 && dropout < 1)) { /* the model's own message would not name the flag */
+        lp_cli_error(cmd, "--dropout: model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout_flag"));
+        return 2;
+    }
     lp_status s = lp_model_default_kv(kv, kind, f.dim, hidden, layers, classes, experts, (float)dropout);
     if (s != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());

@@ -151,9 +151,12 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
         goto out;
     }
     int k = (int)lp_kv_get_int_or(&cfg, "train.top_k", 20);
-    if (!f.quiet) {
+    if (!f.quiet && r.labelled == 0) /* predict on test shards: scores of 0 would only mislead */
+        printf("videos %lld, none labelled: no scores  (%.1f s)\n", (long long)r.videos, r.seconds);
+    else if (!f.quiet)
         printf("videos %lld  loss %.4f  GAP@%d %.4f  mAP %.4f  Hit@1 %.4f  PERR %.4f  (%.1f s)\n", (long long)r.videos,
                r.loss, k, r.m.gap, r.m.map, r.m.hit1, r.m.perr, r.seconds);
+    if (!f.quiet) {
         if (r.skipped) printf("skipped %llu bad records\n", (unsigned long long)r.skipped);
         if (predict) printf("predictions: %s\n", f.out);
     }

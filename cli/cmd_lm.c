@@ -222,8 +222,9 @@ static const lp_arg eval_args[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "LM checkpoint (best.ckpt, last.ckpt, pruned.ckpt, ...)", NULL},
     {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir, else " LP_LM_DEFAULT_DATA_DIR},
     {"split", NULL, LP_ARG_STR, 0, "S", "train, valid, test or all (comma-separated list)", "valid,test"},
-    {"batch", "eval.batch", LP_ARG_INT, 1, "B", "parallel streams", "20"},
-    {"bptt", "eval.bptt", LP_ARG_INT, 1, "T", "window length (the state is carried across windows)", "35"},
+    /* under the keys the LM run checks (lp_lm_run_check), so that their bounds are lm-train's */
+    {"batch", "train.eval_batch", LP_ARG_INT, 1, "B", "parallel streams", "20"},
+    {"bptt", "train.eval_bptt", LP_ARG_INT, 1, "T", "window length (the state is carried across windows)", "35"},
     {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
 };
 
@@ -269,6 +270,10 @@ int lp_cmd_lm_eval(int argc, char **argv) {
         rc = 2;
         goto out;
     }
+    if (lp_lm_run_check(&flags) != LP_OK) { /* a window of 1e9 steps would be a failed allocation later */
+        rc = lp_args_check_failed(cmd, eval_args, N_OF(eval_args));
+        goto out;
+    }
     if (!lp_kv_get(&flags, "train.threads")) lp_kv_set(&flags, "train.threads", "1");
     set_threads(&flags);
     lp_lm m;
@@ -286,10 +291,9 @@ int lp_cmd_lm_eval(int argc, char **argv) {
     lp_kv_set(&dk, "data.max_words", lp_kv_get(&meta, "data.max_words") ? lp_kv_get(&meta, "data.max_words") : "0");
     lp_ptb_corpus c;
     s = lp_lm_run_corpus(&dk, &c);
-    if (s == LP_OK && c.vocab.size != m.cfg.vocab)
-        s = lp_errorf(LP_ERR_ARG, "the model has %d words, the vocabulary of %s has %d", m.cfg.vocab,
-                      lp_kv_get(&dk, "data.dir"), c.vocab.size);
-    const int B = (int)lp_kv_get_int_or(&flags, "eval.batch", 20), T = (int)lp_kv_get_int_or(&flags, "eval.bptt", 35);
+    if (s == LP_OK) s = lp_lm_vocab_check(&m.cfg, &c.vocab, f.ckpt, lp_kv_get(&dk, "data.dir"));
+    const int B = (int)lp_kv_get_int_or(&flags, "train.eval_batch", 20);
+    const int T = (int)lp_kv_get_int_or(&flags, "train.eval_bptt", 35);
     if (s == LP_OK) {
         char units[128] = "";
         size_t off = 0;
@@ -429,6 +433,10 @@ int lp_cmd_lm_prune(int argc, char **argv) {
     if (s != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());
         rc = 2;
+        goto out;
+    }
+    if (lp_lm_run_check(&cfg) != LP_OK) { /* the evaluation and statistics windows, before anything is written */
+        rc = lp_args_check_failed(cmd, table, n);
         goto out;
     }
     if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;

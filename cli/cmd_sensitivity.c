@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "model/runcfg.h"
 #include "experiments/sensitivity.h"
+#include "tasks/lm_task.h"
 
 /* The flags both analyses have. */
 typedef struct {
@@ -216,6 +217,10 @@ int lp_cmd_lm_sensitivity(int argc, char **argv) {
     if (!c.ckpt || !c.out) {
         lp_cli_error(cmd, "--checkpoint CKPT and --out DIR are required");
         rc = 2;
+        goto out;
+    }
+    if (lp_lm_run_check(&kv) != LP_OK) { /* the evaluation windows, before anything is written */
+        rc = lp_args_check_failed(cmd, lm_own, n);
         goto out;
     }
     if ((rc = lp_args_claim_out(cmd, c.out, c.force)) != 0) goto out;

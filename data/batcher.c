@@ -62,6 +62,8 @@ struct lp_batcher {
     lp_rng rng;
     lp_yt8m_decoder *dec;
     lp_yt8m_video v;
+    lp_yt8m_level seen_level;   /* the level of the first record decoded (AUTO until then) */
+    int seen_file;              /* and its file */
     lp_batcher_stats pstats;
 
     /* ---- queue ---- */
@@ -278,6 +280,20 @@ static lp_status slot_error(slot *s, lp_status st) {
     return st;
 }
 
+/* With data.level = auto every record says its own level; frame- and video-level files mixed in one glob
+ * would train one model on two kinds of input (of equal width, they are not even noticed): refused, as a
+ * mistake in the glob rather than a bad record (LP_ERR_ARG, which skip_bad does not skip). */
+static lp_status same_level(lp_batcher *b) {
+    if (b->seen_level == LP_YT8M_LEVEL_AUTO) {
+        b->seen_level = b->v.level;
+        b->seen_file = b->cur.file;
+    }
+    if (b->v.level == b->seen_level) return LP_OK;
+    return lp_errorf(LP_ERR_ARG, "%s: record %llu is %s-level but %s is %s-level: frame-level and video-level files "
+                     "cannot be mixed in one data set", b->files[b->cur.file], (unsigned long long)b->cur.rec_no,
+                     lp_yt8m_level_str(b->v.level), b->files[b->seen_file], lp_yt8m_level_str(b->seen_level));
+}
+
 /* Append row n (the decoded record b->v) to the slot's batch; x rows have stride max_frames here. */
 static lp_status place(lp_batcher *b, slot *s, int n) {
     const lp_yt8m_video *v = &b->v;
@@ -372,6 +388,7 @@ static void make_entry(lp_batcher *b, slot *s) {
             if (st == LP_OK && b->v.dim != b->D)
                 st = lp_errorf(LP_ERR_FORMAT, "%s-level record of %d values per frame, the batcher expects %d",
                                lp_yt8m_level_str(b->v.level), b->v.dim, b->D);
+            if (st == LP_OK) st = same_level(b);
             if (st != LP_OK) {
                 if (st == LP_ERR_FORMAT) {
                     if (c->yt8m.skip_bad) {

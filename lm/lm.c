@@ -4,6 +4,7 @@
  * core/ops.h (dropout, the loss scaling). */
 #include "lm/lm.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "core/ops.h"
 #include "layers/dense.h"
 #include "layers/lstm.h"
@@ -63,7 +65,23 @@ lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv) {
                               cfg->hidden));
     LP_TRY(lp_kv_set_int(kv, "model.tied", cfg->tied));
     LP_TRY(lp_kv_set_double(kv, "model.dropout", cfg->dropout));
-    return lp_kv_set_double(kv, "model.init_scale", cfg->init_scale);
+    LP_TRY(lp_kv_set_double(kv, "model.init_scale", cfg->init_scale));
+    if (!cfg->vocab_digest) return LP_OK;
+    return lp_kv_setf(kv, "model.vocab_digest", "%016llx", (unsigned long long)cfg->vocab_digest);
+}
+
+/* model.vocab_digest when present (16 hex digits, nonzero); *d = 0 when absent. */
+static lp_status digest_from_kv(const lp_kv *kv, uint64_t *d) {
+    *d = 0;
+    const char *v = lp_kv_get(kv, "model.vocab_digest");
+    if (!v) return LP_OK;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 16);
+    if (end - v != 16 || *end || errno || !x)
+        return lp_errorf(LP_ERR_FORMAT, "model.vocab_digest = '%s' is not 16 hex digits", v);
+    *d = (uint64_t)x;
+    return LP_OK;
 }
 
 lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
@@ -81,6 +99,7 @@ lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv) {
     LP_TRY(lp_kv_get_double(kv, "model.init_scale", &d));
     cfg->init_scale = (float)d;
     LP_TRY(lp_kv_get_int_list(kv, "model.units", cfg->layers, 1, 1000000, cfg->hidden));
+    LP_TRY(digest_from_kv(kv, &cfg->vocab_digest));
     if (lp_lm_config_check(cfg) != LP_OK) return lp_error_wrap(LP_ERR_FORMAT, "model config");
     return LP_OK;
 }
@@ -178,6 +197,25 @@ lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path) {
             return s;
         }
     }
+    return LP_OK;
+}
+
+lp_status lp_lm_vocab_check(const lp_lm_config *cfg, const lp_ptb_vocab *v, const char *model, const char *data) {
+    if (cfg->vocab != v->size)
+        return lp_errorf(LP_ERR_ARG, "%s has a vocabulary of %d words, the data %s %d: it was trained on other data",
+                         model, cfg->vocab, data, v->size);
+    if (!cfg->vocab_digest) {
+        lp_log(LP_LOG_WARN, "warning: %s records no vocabulary digest (saved before model.vocab_digest existed): "
+                            "cannot check that the words of %s have the ids it was trained with", model, data);
+        return LP_OK;
+    }
+    const uint64_t d = lp_ptb_vocab_digest(v);
+    if (d && d != cfg->vocab_digest) /* d = 0: data of ids alone, nothing to compare */
+        return lp_errorf(LP_ERR_ARG,
+                         "%s was trained on another vocabulary than that of %s (both %d words, but other words or "
+                         "another order: digest %016llx, the data's %016llx); give the --data (and --max-words) "
+                         "it was trained with", model, data, v->size, (unsigned long long)cfg->vocab_digest,
+                         (unsigned long long)d);
     return LP_OK;
 }
 

@@ -54,6 +54,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/tape.h"
+#include "lm/ptb.h"
 #include "optim/optim.h"
 #include "prune/unit_group.h"
 
@@ -67,6 +68,9 @@ typedef struct {
     int tied;                      /* 1: softmax weight = embedding table (needs E == H_L) */
     float dropout;                 /* non-recurrent dropout rate in [0,1) when training; 0 = off */
     float init_scale;              /* every parameter uniform in ±init_scale at init (> 0) */
+    uint64_t vocab_digest;         /* lp_ptb_vocab_digest of the vocabulary the word ids mean; 0 = not
+                                    * recorded (a checkpoint older than the key, or a model not yet paired
+                                    * with data). Not a size: lp_lm_config_check ignores it. */
 } lp_lm_config;
 
 /* `layers` layers of `hidden` units, E = hidden, untied, dropout 0, init_scale 0.1 (Zaremba's small
@@ -79,7 +83,9 @@ lp_status lp_lm_config_check(const lp_lm_config *cfg);
 
 /* Store / read the config as "model.*" keys of a checkpoint's meta (core/kv.h): model.kind = lm,
  * model.vocab, model.embed, model.layers, model.units (comma-separated), model.tied, model.dropout,
- * model.init_scale. Reading fails with LP_ERR_FORMAT naming the key when one is missing or malformed. */
+ * model.init_scale, and model.vocab_digest (16 hex digits; written only when known, optional when read:
+ * checkpoints made before it lack it). Reading fails with LP_ERR_FORMAT naming the key when one is missing
+ * or malformed. */
 lp_status lp_lm_config_to_kv(const lp_lm_config *cfg, lp_kv *kv);
 lp_status lp_lm_config_from_kv(lp_lm_config *cfg, const lp_kv *kv);
 
@@ -113,6 +119,13 @@ lp_status lp_lm_from_ckpt(lp_lm *m, const lp_ckpt *c, const char *path);
 /* Declare the model's tensors (names and shapes, nothing allocated) in ps, as lp_lm_init does; the
  * loader checks a checkpoint's tensor table against them before allocating (lp_ckpt_check_params). */
 lp_status lp_lm_declare(lp_params *ps, const lp_lm_config *cfg);
+
+/* Whether the model's word ids mean the words of vocabulary v (the data it is about to be scored or
+ * trained on). LP_ERR_ARG naming `model` and `data` (both only used in messages) when the sizes differ,
+ * or when the model records a digest (cfg->vocab_digest) and v's is another: same size, other words or
+ * another order. A model that records none (a checkpoint saved before model.vocab_digest) cannot be
+ * checked: a warning through core/log.h, and LP_OK. */
+lp_status lp_lm_vocab_check(const lp_lm_config *cfg, const lp_ptb_vocab *v, const char *model, const char *data);
 
 /* Load a checkpoint file into a new LM; *meta (may be NULL; caller-initialised) receives its meta keys. */
 lp_status lp_lm_load(lp_lm *m, const char *path, lp_kv *meta);

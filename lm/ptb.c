@@ -103,14 +103,18 @@ static lp_status tokenize(const char *buf, size_t len, token_fn fn, void *user) 
 
 /* ---- hashing ---- */
 
-static uint64_t fnv1a(const char *s, size_t len) {
-    uint64_t h = 1469598103934665603ull;
+#define FNV_OFFSET 1469598103934665603ull
+
+/* FNV-1a 64 continued from h over s[0..len) */
+static uint64_t fnv1a_more(uint64_t h, const char *s, size_t len) {
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ull;
     }
     return h;
 }
+
+static uint64_t fnv1a(const char *s, size_t len) { return fnv1a_more(FNV_OFFSET, s, len); }
 
 /* Counting table used while building: entries point into the file buffer (or at the static "<eos>"). */
 typedef struct {
@@ -270,6 +274,16 @@ done:
 }
 
 int lp_ptb_vocab_id(const lp_ptb_vocab *v, const char *word) { return vocab_find(v, word, strlen(word)); }
+
+uint64_t lp_ptb_vocab_digest(const lp_ptb_vocab *v) {
+    if (!v->words) return 0; /* ids without words (a corpus made of ids alone): nothing to digest */
+    uint64_t h = FNV_OFFSET;
+    for (int i = 0; i < v->size; i++) {
+        if (i) h = fnv1a_more(h, "\n", 1);
+        h = fnv1a_more(h, v->words[i], strlen(v->words[i]));
+    }
+    return h ? h : 1; /* 0 means "not recorded" in lp_lm_config */
+}
 
 const char *lp_ptb_vocab_word(const lp_ptb_vocab *v, int id) {
     LP_CHECK(id >= 0 && id < v->size);

@@ -86,6 +86,12 @@ int lp_ptb_vocab_id(const lp_ptb_vocab *v, const char *word);
 /* Word of `id` (0 <= id < size; checked). */
 const char *lp_ptb_vocab_word(const lp_ptb_vocab *v, int id);
 
+/* Digest of the id -> word map: FNV-1a 64 over the words in id order joined with '\n' (never 0). Two
+ * vocabularies of the same size but other words, or the same words in another order, differ; an LM
+ * checkpoint stores it (model.vocab_digest, lm/lm.h) so that a model is not scored on data whose ids mean
+ * other words. 0 for a vocabulary without a word list (ids alone, as some tests build). */
+uint64_t lp_ptb_vocab_digest(const lp_ptb_vocab *v);
+
 void lp_ptb_vocab_free(lp_ptb_vocab *v);
 
 /* ---- token ids ---- */

@@ -11,7 +11,7 @@
 
 /* One batch: forward without gradients, metrics, callback. */
 static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_metrics *met, float *probs,
-                            lp_eval_video_fn fn, void *user, double *loss_sum) {
+                            lp_eval_video_fn fn, void *user, double *loss_sum, int64_t *labelled) {
     lp_tape_reset(tp);
     int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
     lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
@@ -22,6 +22,12 @@ static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_met
     lp_model_probs(&out, probs);
     *loss_sum += (double)out.loss->data[0] * bt->B;
     LP_TRY(lp_metrics_add(met, probs, bt->labels, bt->B));
+    for (size_t b = 0; b < (size_t)bt->B; b++) {
+        const float *row = bt->labels + b * (size_t)bt->classes;
+        int any = 0;
+        for (int c = 0; c < bt->classes && !any; c++) any = row[c] != 0;
+        *labelled += any;
+    }
     if (fn)
         for (int b = 0; b < bt->B; b++) LP_TRY(fn(user, bt->ids[b], probs + (size_t)b * bt->classes, bt->classes));
     return LP_OK;
@@ -46,7 +52,7 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
     lp_tape_set_grad(&tp, 0);
     double loss_sum = 0;
     const lp_batch *bt;
-    while (s == LP_OK && (s = lp_batcher_next(b, &bt)) == LP_OK) s = eval_batch(m, &tp, bt, &met, probs, fn, user, &loss_sum);
+    while (s == LP_OK && (s = lp_batcher_next(b, &bt)) == LP_OK) s = eval_batch(m, &tp, bt, &met, probs, fn, user, &loss_sum, &out->labelled);
     if (s == LP_ERR_EOF) s = LP_OK;
     if (s == LP_OK) s = lp_metrics_finish(&met, &out->m);
     if (s == LP_OK) {
@@ -54,6 +60,9 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
         out->loss = out->videos ? loss_sum / (double)out->videos : 0;
         out->skipped = lp_batcher_get_stats(b).skipped;
         if (out->videos == 0) s = lp_errorf(LP_ERR_ARG, "the evaluation data holds no videos");
+        else if (!fn && out->labelled == 0)
+            s = lp_errorf(LP_ERR_FORMAT, "the evaluation data has no labels (%lld videos, none labelled: test shards?): "
+                                         "no labels; use predict", (long long)out->videos);
     }
     out->seconds = lp_now_s() - t0;
     lp_free(probs);

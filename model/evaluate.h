@@ -12,6 +12,7 @@ typedef struct {
     lp_metrics_result m;  /* GAP@k, mAP, Hit@1, PERR */
     double loss;          /* mean training loss per video */
     int64_t videos;
+    int64_t labelled;     /* videos with at least one label (test shards have none) */
     double seconds;       /* wall time */
     uint64_t skipped;     /* bad records skipped (data.skip_bad) */
 } lp_eval_result;
@@ -20,7 +21,8 @@ typedef struct {
 typedef lp_status (*lp_eval_video_fn)(void *user, const char *id, const float *probs, int classes);
 
 /* Evaluate `m` on the batches of `bc` (use an evaluation config: no shuffle, one epoch). `fn` may be
- * NULL. */
+ * NULL: then the scores are the point, and data without a single label (YouTube-8M's test shards) is
+ * LP_ERR_FORMAT ("no labels; use predict") rather than metrics of 0 that look like a bad model. */
 lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_eval_video_fn fn, void *user,
                       lp_eval_result *out);
 

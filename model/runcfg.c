@@ -207,6 +207,13 @@ lp_status lp_runcfg_check(const lp_kv *kv) {
     /* the model's: a paper model of width H has an LSTM of H units, at most 10^6 (tasks/video_task.c) */
     LP_TRY(check_range(kv, "model.hidden", 1, 1000000, 0, 1));
     LP_TRY(check_range(kv, "model.dropout", 0, 1, 0, 0));
+    /* the report's latency measurement (prune, pipeline): its input is batch x frames x features floats
+     * and it keeps one time per repetition, so the batcher's bounds apply, and 10^6 repetitions */
+    LP_TRY(check_range(kv, "prune.latency_batch", 1, 1 << 20, 0, 1));
+    LP_TRY(check_range(kv, "prune.latency_frames", 1, 1 << 20, 0, 1));
+    LP_TRY(check_range(kv, "prune.latency_reps", 1, 1000000, 0, 1));
+    /* ISS removes the units whose group norm is below the threshold: 0 would remove none, ever */
+    LP_TRY(check_range(kv, "prune.iss_threshold", 0, INFINITY, 1, 0));
     if (lp_kv_get(kv, "model.dropout") && lp_kv_get_double_or(kv, "model.dropout", 0) >= 1)
         return lp_errorf(LP_ERR_ARG, "model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout"));
     return LP_OK;

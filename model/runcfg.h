@@ -45,7 +45,8 @@ lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
 
 /* Check the ranges of the run's keys before anything is opened or written (liblinear's check_parameter):
  * batch sizes, frames, shuffle buffer, prefetch (the batcher's bounds), learning rate, decay, bias lr
- * multiplier, and the model.hidden / model.dropout shorthand. Absent keys are not checked (a fine-tuning
+ * multiplier, the model.hidden / model.dropout shorthand, the latency measurement (prune.latency_batch,
+ * _frames, _reps) and prune.iss_threshold (> 0). Absent keys are not checked (a fine-tuning
  * run takes the model from its checkpoint). LP_ERR_ARG whose message starts with the key, so that the
  * command line can name its flag; reads nothing else. */
 lp_status lp_runcfg_check(const lp_kv *kv);

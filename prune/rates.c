@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 
 lp_status lp_rate_rule_parse(const char *s, lp_rate_rule *out) {
     if (s && strcmp(s, "eigen") == 0) { *out = LP_RATE_RULE_EIGEN; return LP_OK; }
@@ -188,6 +189,21 @@ static void bracket(lp_rate_group *g, int n, const lp_rates_opts *o, double r, i
     *hi = b;
 }
 
+/* A group smaller than round_to has no multiple of it to shrink to and is kept whole (lp_rates_round):
+ * `prune --round-to 1000` on a small model would prune nothing without a word. Said once per assignment. */
+static void warn_round_to(const lp_rate_group *g, int n, const lp_rates_opts *o) {
+    int whole = 0, smallest = 0;
+    for (int i = 0; i < n; i++)
+        if (o->round_to > 1 && g[i].h < o->round_to) {
+            whole++;
+            if (!smallest || g[i].h < smallest) smallest = g[i].h;
+        }
+    if (whole)
+        lp_log(LP_LOG_WARN, "warning: --round-to %d is larger than %d of the %d unit groups (the smallest has %d "
+                            "units): no multiple of it fits, so %s kept whole", o->round_to, whole, n, smallest,
+               whole > 1 ? "they are" : "it is");
+}
+
 lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_rates_result *res) {
     LP_TRY(lp_rates_opts_check(o));
     if (n < 1) return lp_errorf(LP_ERR_ARG, "rates: no unit groups");
@@ -245,6 +261,7 @@ lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_ra
         total += g[i].h;
         sum += g[i].rate;
     }
+    warn_round_to(g, n, o);
     if (res) {
         res->tau = tau;
         res->mean_rate = sum / n;

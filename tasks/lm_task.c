@@ -30,10 +30,15 @@ static void lm_task_free(lp_task *t) {
 
 lp_status lp_lm_task_new(lp_lm *m, const lp_ptb_corpus *corpus, lp_task **out) {
     *out = NULL;
-    if (corpus->vocab.size != m->cfg.vocab) {
+    /* a model that records no vocabulary yet is new (or was checked by its loader): it takes the corpus's */
+    lp_status s = LP_OK;
+    if (m->cfg.vocab_digest || corpus->vocab.size != m->cfg.vocab)
+        s = lp_lm_vocab_check(&m->cfg, &corpus->vocab, "the model", "the corpus");
+    if (s != LP_OK) {
         lp_lm_free(m);
-        return lp_errorf(LP_ERR_ARG, "the model has a vocabulary of %d words, the data %d", m->cfg.vocab, corpus->vocab.size);
+        return s;
     }
+    m->cfg.vocab_digest = lp_ptb_vocab_digest(&corpus->vocab);
     lp_lm_task *l = lp_calloc(1, sizeof *l);
     if (!l) {
         lp_lm_free(m);
@@ -435,9 +440,11 @@ static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, 
     if (!corpus) LP_TRY(lp_lm_run_corpus(cfg, &own));
     lp_lm m;
     memset(&m, 0, sizeof m);
-    lp_status s = kind_model(cfg, c, path, corpus ? corpus->vocab.size : own.vocab.size, &m);
+    const lp_ptb_corpus *data = corpus ? corpus : &own;
+    lp_status s = kind_model(cfg, c, path, data->vocab.size, &m);
+    if (s == LP_OK && c) s = lp_lm_vocab_check(&m.cfg, &data->vocab, path, lp_kv_get(cfg, "data.dir"));
     if (s == LP_OK) s = lp_lm_run_model_to_kv(&m.cfg, cfg); /* config.txt describes the model actually trained */
-    if (s == LP_OK) s = lp_lm_task_new(&m, corpus ? corpus : &own, out);
+    if (s == LP_OK) s = lp_lm_task_new(&m, data, out);
     else lp_lm_free(&m);
     if (s != LP_OK) {
         lp_ptb_corpus_free(&own);
@@ -515,6 +522,10 @@ lp_status lp_lm_run_check(const lp_kv *cfg) {
     if (s == LP_OK) s = get_int_range(&kv, "data.max_words", 0, 100000000, &mw);
     if (s == LP_OK && mw == 1) /* lm/ptb.c's rule: one word leaves nothing to predict */
         s = lp_errorf(LP_ERR_ARG, "data.max_words = 1: the vocabulary cap must be 0 (all words) or >= 2");
+    /* the pruning statistics' windows (lm-prune), bounded as the training windows */
+    const char *stats[] = {"prune.stats_batch", "prune.stats_bptt"};
+    for (size_t i = 0; s == LP_OK && i < sizeof stats / sizeof stats[0]; i++)
+        if (lp_kv_get(&kv, stats[i])) s = get_int_range(&kv, stats[i], 1, 1000000, &mw);
     lp_train_settings ts;
     if (s == LP_OK) s = kind_settings(NULL, &kv, &ts);
     lp_kv_free(&kv);

@@ -5,7 +5,7 @@
  *   score      perplexity ("ppl", lower is better) and mean NLL ("nll") of the split's token stream
  *              (lp_lm_evaluate with eval_batch streams, windows of eval_bptt)
  *   resized    the same configuration with other layer sizes; the embedding and softmax keep theirs
- *   save       the "model.*" keys and every tensor
+ *   save       the "model.*" keys (with the vocabulary's digest) and every tensor
  *   training   Zaremba's truncated BPTT (below)
  *
  * The last layer of a model with tied embeddings feeds the embedding table itself, so it is a fixed
@@ -35,12 +35,14 @@ typedef struct {
 } lp_lm_task;
 
 /* Check a run's configuration (lp_lm_run_defaults filling the keys it lacks) before any data is read or
- * anything written: the model keys, data.max_words and the training keys, each against the bound the run
- * would apply later. LP_ERR_ARG whose message names the key (liblinear's check_parameter). */
+ * anything written: the model keys, data.max_words, the training keys (with the evaluation windows
+ * train.eval_batch / train.eval_bptt that lm-eval, lm-prune and lm-sensitivity use) and, when present,
+ * prune.stats_batch / prune.stats_bptt, each against the bound the run would apply later. LP_ERR_ARG whose message names the key (liblinear's check_parameter). */
 lp_status lp_lm_run_check(const lp_kv *cfg);
 
 /* A task that takes over *m (left empty) on `corpus` (borrowed; its vocabulary must be the model's:
- * LP_ERR_ARG). On error *m is freed and *out is NULL. */
+ * lp_lm_vocab_check's LP_ERR_ARG when the model records a digest or its size differs). A model that records
+ * no digest takes the corpus's, so that its checkpoints carry it. On error *m is freed and *out is NULL. */
 lp_status lp_lm_task_new(lp_lm *m, const lp_ptb_corpus *corpus, lp_task **out);
 
 /* The LM task inside t (t must be one: LP_CHECK). */

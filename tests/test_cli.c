@@ -125,6 +125,22 @@ static void test_bad_flags_are_usage_errors(void **state) {
         {"eval --checkpoint run/best.ckpt --data 'data/test*' --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
         {"prune --checkpoint run/best.ckpt --out y --max-frames 2000000", "--max-frames: data.max_frames"},
         {"sensitivity --checkpoint run/best.ckpt --out y --prefetch 100", "--prefetch: data.prefetch"},
+        /* the evaluation windows of the LM commands (an allocation of B x T ids that failed), the latency
+         * measurement's sizes, a threshold that removes nothing, and a message that did not name --dropout */
+        {"lm-eval --checkpoint x --batch 1000000000", "--batch: train.eval_batch = 1000000000"},
+        {"lm-eval --checkpoint x --bptt 1000000000", "--bptt: train.eval_bptt = 1000000000"},
+        {"lm-prune --checkpoint x --out y --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
+        {"lm-prune --checkpoint x --out y --eval-bptt 1000000000", "--eval-bptt: train.eval_bptt"},
+        {"lm-prune --checkpoint x --out y --stats-bptt 1000000000", "--stats-bptt: prune.stats_bptt"},
+        {"lm-sensitivity --checkpoint x --out y --eval-batch 1000000000", "--eval-batch: train.eval_batch"},
+        {"lm-sensitivity --checkpoint x --out y --eval-bptt 1000000000", "--eval-bptt: train.eval_bptt"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-batch 1000000000", "--latency-batch: prune.latency_batch"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-frames 1000000000", "--latency-frames: prune.latency_frames"},
+        {"prune --checkpoint run/best.ckpt --out y --latency-reps 1000000000", "--latency-reps: prune.latency_reps"},
+        {"pipeline --train 'data/train*' --out y --classes 5 --latency-batch 1000000000", "--latency-batch: prune.latency_batch"},
+        {"prune --checkpoint run/best.ckpt --out y --iss-threshold 0", "--iss-threshold: prune.iss_threshold = 0 is outside (0, inf]"},
+        {"pipeline --train 'data/train*' --out y --classes 5 --iss-threshold 0", "--iss-threshold: prune.iss_threshold"},
+        {"train --train 'data/train*' --out y --classes 5 --dropout 2", "--dropout: model.dropout = 2 is outside [0, 1)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run("%s", cases[i][0]);
@@ -281,6 +297,76 @@ static void test_lm_sensitivity_runs(void **state) {
     assert_non_null(strstr(out_buf, "missing.ckpt"));
 }
 
+/* Issue 23: a model trained with --max-words 30 on one corpus, evaluated on another whose vocabulary has
+ * the same size but other words (every wN renamed xN), scored a perplexity over scrambled ids; now every
+ * command that pairs an LM checkpoint with --data refuses it, naming both. */
+static void test_lm_vocabulary_mismatch_refused(void **state) {
+    (void)state;
+    char dir[600], cmd[1400];
+    snprintf(dir, sizeof dir, "%s/ptbv", lp_test_scratch_dir());
+    assert_int_equal(lp_mkdirs(dir), LP_OK);
+    lp_test_markov_write_ptb(dir, 200, 5);
+    snprintf(cmd, sizeof cmd, "cd %s && mkdir -p ptbx && for f in ptbv/*.txt; do sed 's/w/x/g' $f > ptbx/${f#ptbv/}; done",
+             lp_test_scratch_dir());
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run("lm-train --data ptbv --max-words 30 --units 8 --epochs 1 --batch 4 --bptt 10 --out lmv --quiet"), 0);
+    assert_int_equal(run("lm-eval --checkpoint lmv/best.ckpt"), 0); /* its own data: accepted */
+    assert_null(strstr(out_buf, "warning"));
+    static const char *const cases[] = {
+        "lm-eval --checkpoint lmv/best.ckpt --data ptbx",
+        "lm-prune --checkpoint lmv/best.ckpt --data ptbx --out lmvp --quiet",
+        "lm-sensitivity --checkpoint lmv/best.ckpt --data ptbx --out lmvs --quiet",
+        "lm-train --init lmv/best.ckpt --data ptbx --epochs 1 --out lmvf --quiet",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = run("%s", cases[i]);
+        if (rc != 1) fprintf(stderr, "`%s`: exit %d, %s\n", cases[i], rc, out_buf);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(out_buf, "lmv/best.ckpt was trained on another vocabulary than that of ptbx (both 30 words"));
+    }
+}
+
+/* Issue 23: eval on records without labels (YouTube-8M's test shards) printed GAP 0.0000 and exited 0; it
+ * is refused, and predict on the same data writes its predictions without scores. */
+static void test_eval_without_labels_refused(void **state) {
+    (void)state;
+    assert_int_equal(run("synth --out nolab --videos 20 --classes 5 --frames-min 4 --frames-max 10 --seed 3 "
+                         "--labels-key nolabels --quiet"), 0);
+    assert_int_equal(run("eval --checkpoint run/best.ckpt --data 'nolab/test*'"), 1);
+    assert_non_null(strstr(out_buf, "no labels; use predict"));
+    assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'nolab/test*' --out nolab.csv"), 0);
+    assert_non_null(strstr(out_buf, "none labelled: no scores"));
+    assert_null(strstr(out_buf, "GAP@"));
+}
+
+/* Issue 23: frame-level and video-level files of the same width in one glob were read as one data set
+ * (data.level = auto decides per record); refused, naming a file of each level. Each level alone trains. */
+static void test_mixed_levels_refused(void **state) {
+    (void)state;
+    assert_int_equal(run("synth --out mix --videos 40 --classes 5 --frames-min 3 --frames-max 6 --frame-features rgb:8 "
+                         "--video-level --quiet"), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "cp %s/mix/video/train0000.tfrecord %s/mix/train_v.tfrecord", lp_test_scratch_dir(),
+             lp_test_scratch_dir());
+    assert_int_equal(system(cmd), 0);
+    const char *f = "--classes 5 --hidden 4 --frame-features rgb:8 --video-features mean_rgb:8 --epochs 1 --quiet";
+    assert_int_equal(run("train --train 'mix/train*' %s --out mix1", f), 1);
+    assert_non_null(strstr(out_buf, "is video-level but mix/train0000.tfrecord is frame-level: frame-level and "
+                                    "video-level files cannot be mixed"));
+    assert_int_equal(run("train --train 'mix/train0*' %s --out mix2", f), 0);
+    assert_int_equal(run("train --train 'mix/video/train*' %s --out mix3", f), 0);
+}
+
+/* Issue 23: `prune --round-to 1000` on a small model pruned nothing without a word; it still runs (the
+ * groups are kept whole, as documented) but warns. */
+static void test_round_to_larger_than_groups_warns(void **state) {
+    (void)state;
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rt --round-to 1000 --quiet"), 0);
+    assert_non_null(strstr(out_buf, "warning: --round-to 1000 is larger than 3 of the 3 unit groups (the smallest has 4 units)"));
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rt4 --round-to 4 --quiet"), 0);
+    assert_null(strstr(out_buf, "warning"));
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -328,6 +414,10 @@ int main(void) {
         cmocka_unit_test(test_runtime_errors_name_the_file),
         cmocka_unit_test(test_predict_eval_info_formats),
         cmocka_unit_test(test_lm_sensitivity_runs),
+        cmocka_unit_test(test_lm_vocabulary_mismatch_refused),
+        cmocka_unit_test(test_eval_without_labels_refused),
+        cmocka_unit_test(test_mixed_levels_refused),
+        cmocka_unit_test(test_round_to_larger_than_groups_warns),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

@@ -20,6 +20,7 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/kv.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "core/tape.h"
 #include "lm/lm.h"
@@ -707,6 +708,58 @@ static void test_train_stops_on_nan_and_checks_options(void **state) {
     lp_kv_free(&cfg);
     lp_ptb_corpus_free(&corpus);
 }
+/* ---- the vocabulary digest (issue 23: an LM scored on data whose ids mean other words) ---- */
+
+static char warned[512];
+static void keep_warning(void *user, lp_log_level level, const char *msg) {
+    (void)user;
+    if (level == LP_LOG_WARN) snprintf(warned, sizeof warned, "%s", msg);
+}
+
+/* Same size, other words: another digest, refused naming both; the same words: accepted; a config
+ * without a digest (an older checkpoint): a warning, accepted. The digest survives the checkpoint keys. */
+static void test_vocab_digest_check(void **state) {
+    (void)state;
+    const char *a = lp_test_scratch_path("va.txt"), *b = lp_test_scratch_path("vb.txt");
+    assert_int_equal(lp_file_write_all(a, "x y y z\n", 8), LP_OK);
+    assert_int_equal(lp_file_write_all(b, "p q q r\n", 8), LP_OK);
+    lp_ptb_vocab va, vb, va2;
+    assert_int_equal(lp_ptb_vocab_build(&va, a, 0), LP_OK);
+    assert_int_equal(lp_ptb_vocab_build(&vb, b, 0), LP_OK);
+    assert_int_equal(lp_ptb_vocab_build(&va2, a, 0), LP_OK);
+    assert_int_equal(va.size, vb.size);
+    assert_true(lp_ptb_vocab_digest(&va) == lp_ptb_vocab_digest(&va2));
+    assert_true(lp_ptb_vocab_digest(&va) != lp_ptb_vocab_digest(&vb));
+
+    lp_lm_config c;
+    lp_lm_config_default(&c, va.size, 1, 4);
+    c.vocab_digest = lp_ptb_vocab_digest(&va);
+    assert_int_equal(lp_lm_vocab_check(&c, &va2, "m.ckpt", "dirA"), LP_OK);
+    assert_int_equal(lp_lm_vocab_check(&c, &vb, "m.ckpt", "dirB"), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "m.ckpt was trained on another vocabulary than that of dirB"));
+
+    lp_kv kv;
+    lp_kv_init(&kv);
+    assert_int_equal(lp_lm_config_to_kv(&c, &kv), LP_OK);
+    lp_lm_config back;
+    assert_int_equal(lp_lm_config_from_kv(&back, &kv), LP_OK);
+    assert_true(back.vocab_digest == c.vocab_digest);
+    lp_kv_set(&kv, "model.vocab_digest", "12g");
+    assert_int_equal(lp_lm_config_from_kv(&back, &kv), LP_ERR_FORMAT);
+    assert_non_null(strstr(lp_last_error(), "model.vocab_digest"));
+    lp_kv_free(&kv);
+
+    c.vocab_digest = 0; /* saved before the key existed */
+    warned[0] = '\0';
+    lp_log_set_sink(keep_warning, NULL);
+    assert_int_equal(lp_lm_vocab_check(&c, &vb, "old.ckpt", "dirB"), LP_OK);
+    lp_log_set_sink(NULL, NULL);
+    assert_non_null(strstr(warned, "old.ckpt records no vocabulary digest"));
+    lp_ptb_vocab_free(&va);
+    lp_ptb_vocab_free(&vb);
+    lp_ptb_vocab_free(&va2);
+}
+
 static int setup(void **state) {
     (void)state;
     return lp_test_scratch_make("lm");
@@ -719,6 +772,7 @@ int main(void) {
         cmocka_unit_test(test_embedding_values),
         cmocka_unit_test(test_ops_gradcheck),
         cmocka_unit_test(test_config_params_and_init),
+        cmocka_unit_test(test_vocab_digest_check),
         cmocka_unit_test(test_model_gradcheck_untied),
         cmocka_unit_test(test_model_gradcheck_tied),
         cmocka_unit_test(test_carried_state_two_halves_equal_one_window),
