@@ -33,9 +33,13 @@ sweep
 echo "== latency of every model again, ${LATENCY_ROUNDS:=5} interleaved rounds"
 sweep --remeasure-latency "$LATENCY_ROUNDS"
 
-echo "== sensitivity of the baseline -> $OUT/sensitivity"
-"$BIN" sensitivity --checkpoint "$OUT/baseline/best.ckpt" --out "$OUT/sensitivity" \
-    --rates 0.1,0.3,0.5,0.7,0.9 --max-drop 0.01 --quiet
+if [ -f "$OUT/sensitivity/sensitivity.md" ]; then
+    echo "== sensitivity: done"
+else # --force: a killed analysis left its directory behind
+    echo "== sensitivity of the baseline -> $OUT/sensitivity"
+    "$BIN" sensitivity --checkpoint "$OUT/baseline/best.ckpt" --out "$OUT/sensitivity" \
+        --rates 0.1,0.3,0.5,0.7,0.9 --max-drop 0.01 --quiet --force
+fi
 
 if [ "${TORCH:-1}" != 0 ] && have_torch; then
     if [ ! -f "$OUT/torch.json" ]; then

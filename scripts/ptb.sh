@@ -29,7 +29,8 @@ if [ -f "$SENS/sensitivity.md" ]; then
     echo "== sensitivity: done"
 else
     echo "== sensitivity of the baseline: one layer at a time, no fine-tuning -> $SENS"
-    "$BIN" lm-sensitivity --checkpoint "$SW/baseline/best.ckpt" --out "$SENS" --threads "$THREADS" --quiet
+    # --force: a killed analysis left its directory behind
+    "$BIN" lm-sensitivity --checkpoint "$SW/baseline/best.ckpt" --out "$SENS" --threads "$THREADS" --quiet --force
 fi
 
 echo
