@@ -87,6 +87,16 @@ int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b,
     return n;
 }
 
+int lp_args_without(lp_arg *table, int n, const char *const *names) {
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = 0;
+        for (const char *const *p = names; *p && !drop; p++) drop = !strcmp(table[i].name, *p);
+        if (!drop) table[kept++] = table[i];
+    }
+    return kept;
+}
+
 void lp_args_help(FILE *out, const lp_arg *table, int n, const lp_kv *defaults) {
     for (int i = 0; i < n; i++) {
         const lp_arg *a = &table[i];
@@ -138,6 +148,18 @@ static void bad_option(const char *cmd, const lp_arg *table, char **argv) {
     else lp_cli_error(cmd, "unknown option '%s' (see lstmprune %s --help)", argv[optind - 1], cmd);
 }
 
+/* Whether the option getopt_long just returned was spelt out in full. getopt_long also takes any unique
+ * prefix, so a flag a command does not have could silently become a longer one it has (eval --top 3 was
+ * --top-k 3: GAP@3); a flag is therefore taken only under its whole name. The option's word is the last
+ * one read, or the one before when its value came as a separate word. */
+static int spelt_out(const lp_arg *a, char **argv) {
+    const char *word = argv[optind - 1];
+    if (optarg && optarg == argv[optind - 1] && optind >= 2) word = argv[optind - 2];
+    if (strncmp(word, "--", 2)) return 1; /* -q, the short --quiet */
+    size_t len = strlen(a->name);
+    return !strncmp(word + 2, a->name, len) && (word[2 + len] == '\0' || word[2 + len] == '=');
+}
+
 static int find(const lp_arg *table, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (!strcmp(table[i].name, name)) return i;
@@ -172,6 +194,11 @@ int lp_args_parse(const char *cmd, int argc, char **argv, const lp_arg *table, i
             rc = 2;
         } else if (c == ':') {
             lp_cli_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+            rc = 2;
+        } else if (!spelt_out(&table[c - 1000], argv)) {
+            const char *w = argv[optind - 1];
+            if (optarg && optarg == w && optind >= 2) w = argv[optind - 2];
+            lp_cli_error(cmd, "unknown option '%.*s' (see lstmprune %s --help)", (int)strcspn(w, "="), w, cmd);
             rc = 2;
         } else {
             const lp_arg *a = &table[c - 1000];

@@ -74,6 +74,10 @@ int lp_args_claim_out(const char *cmd, const char *dir, int force);
 /* Concatenate tables into `out` (capacity cap); returns the count. */
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb);
 
+/* Drop the entries named in `names` (NULL-terminated) from table[n], keeping the order: a command leaves
+ * out the shared flags that would do nothing there, so that it refuses them instead. Returns the count. */
+int lp_args_without(lp_arg *table, int n, const char *const *names);
+
 /* Build model.* keys from the model flags (model.kind/hidden/layers/experts/dropout) and the data
  * flags (input size from data.frame_features, data.classes). */
 int lp_args_model_kv(const char *cmd, lp_kv *kv);

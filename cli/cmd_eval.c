@@ -44,6 +44,11 @@ static const lp_arg own[] = {
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
 };
 
+/* Shared flags that would do nothing here, refused as unknown: --data names the shards, and evaluation
+ * reads them in order (no shuffling). */
+static const char *const not_used[] = {"train", "valid", "shuffle-buffer", NULL};
+static const char *const not_used_eval[] = {"top", NULL}; /* eval writes no predictions */
+
 /* ---- predict: one CSV line per video, top N classes by probability ---- */
 
 typedef struct {
@@ -73,6 +78,8 @@ static lp_status write_prediction(void *user, const char *id, const float *probs
 static int run(const char *cmd, int argc, char **argv, int predict) {
     lp_arg table[64];
     int n = lp_args_join(table, 64, own, (int)(sizeof own / sizeof own[0]), lp_args_data, lp_args_data_n);
+    n = lp_args_without(table, n, not_used);
+    if (!predict) n = lp_args_without(table, n, not_used_eval);
     lp_kv flags, cfg;
     lp_kv_init(&flags);
     lp_kv_init(&cfg);

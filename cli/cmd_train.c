@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "core/ckpt.h"
 #include "model/runcfg.h"
 #include "tasks/video_task.h"
 #include "train/trainer.h"
@@ -42,11 +43,29 @@ static const lp_arg own[] = {
     {"out", NULL, LP_ARG_STR, 0, "DIR", "run directory (created): config.txt, train.tsv, valid.tsv, last.ckpt, best.ckpt", NULL},
     {"resume", NULL, LP_ARG_STR, 0, "DIR", "continue the run in DIR exactly where its last.ckpt stopped (--epochs may extend it)", NULL},
     LP_ARG_FORCE,
-    {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model", NULL},
+    {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model; data options default to CKPT's", NULL},
     {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line", NULL},
     {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's training settings (no lr decay; docs/REPRODUCING.md)", "ours"},
 };
+
+/* The data.* keys of checkpoint `path` that the command line left out, into cfg: the model was trained on
+ * records read with those settings (classes, features, id key, frame cap, normalisation), so fine-tuning
+ * reads them the same way, as eval, predict and prune do. The shard globs (data.train, data.valid,
+ * data.test) are not taken: where the data is comes from this command line only. Before the defaults. */
+static lp_status inherit_data(lp_kv *cfg, const char *path) {
+    lp_ckpt c;
+    lp_ckpt_init(&c);
+    lp_status s = lp_ckpt_load(&c, path);
+    for (int i = 0; s == LP_OK && i < c.meta.count; i++) {
+        const char *k = c.meta.keys[i];
+        if (strncmp(k, "data.", 5) || lp_kv_get(cfg, k)) continue;
+        if (!strcmp(k, "data.train") || !strcmp(k, "data.valid") || !strcmp(k, "data.test")) continue;
+        s = lp_kv_set(cfg, k, c.meta.vals[i]);
+    }
+    lp_ckpt_free(&c);
+    return s;
+}
 
 int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
     lp_arg table[64];
@@ -105,6 +124,11 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         if (f.compat && lp_compat_apply(&cfg, f.compat, "train.") != LP_OK) { /* before the defaults: flags win */
             lp_cli_error(cmd, "--compat: %s", lp_last_error());
             rc = 2;
+            goto out;
+        }
+        if (f.init && inherit_data(&cfg, f.init) != LP_OK) {
+            lp_cli_error(cmd, "%s", lp_last_error());
+            rc = 1;
             goto out;
         }
         lp_runcfg_defaults(&cfg);

@@ -129,6 +129,10 @@ typedef struct {
     /* Per-parameter learning-rate multipliers into scale [numel]; returns 0 when every one is 1 (scale
      * untouched). NULL: always 1. */
     int (*lr_scale)(const lp_task *t, float *scale);
+    /* After the data of 0-based epoch `epoch` (before it is scored): a check of what the epoch read, whose
+     * findings go to core/log.h as warnings (the video task: labels covering far fewer classes than the
+     * model predicts, a forgotten --classes). Never fails training. NULL: nothing. */
+    void (*epoch_end)(lp_task *t, int64_t epoch);
 
     /* ---- measuring (the pruning report, the sweep) ---- */
     const char *shown;        /* the figures a report's tables show, tab-separated ("gap\tmap\thit1\tperr") */

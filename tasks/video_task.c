@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/log.h"
 #include "data/yt8m.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
@@ -213,7 +214,11 @@ static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     lp_video_task *v = (lp_video_task *)t;
     if (v->batcher) {
         lp_batcher_cursor at = lp_batcher_position(v->batcher);
-        if (at.epoch == epoch && at.batch == step) return LP_OK; /* the batcher goes on into this epoch */
+        if (at.epoch == epoch && at.batch == step) { /* the batcher goes on into this epoch */
+            v->label_max = -1;
+            v->label_whole_epoch = step == 0;
+            return LP_OK;
+        }
         lp_batcher_free(v->batcher);
         v->batcher = NULL;
     }
@@ -223,6 +228,8 @@ static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     }
     lp_batcher_config bc;
     LP_TRY(lp_runcfg_batcher(&v->cfg, v->train_pats, v->n_train_pats, 1, &bc));
+    v->label_max = -1;
+    v->label_whole_epoch = step == 0;
     bc.start = (lp_batcher_cursor){epoch, step};
     LP_TRY(lp_batcher_new(&v->batcher, &bc));
     v->epoch_bytes = 0;
@@ -233,10 +240,22 @@ static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     return LP_OK;
 }
 
+/* The highest class with a positive label in a batch (labels [B,classes] multi-hot), or -1. */
+static int batch_label_max(const lp_batch *bt, int above) {
+    for (int b = 0; b < bt->B; b++)
+        for (int c = bt->classes - 1; c > above; c--)
+            if (bt->labels[(size_t)b * (size_t)bt->classes + (size_t)c] != 0.0f) {
+                above = c;
+                break;
+            }
+    return above;
+}
+
 static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out) {
     lp_video_task *v = (lp_video_task *)t;
     const lp_batch *bt;
     LP_TRY(lp_batcher_next(v->batcher, &bt));
+    v->label_max = batch_label_max(bt, v->label_max);
     int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
     lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
     lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
@@ -251,6 +270,21 @@ static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, l
 static double video_epoch_progress(const lp_task *t) {
     const lp_video_task *v = (const lp_video_task *)t;
     return v->batcher && v->epoch_bytes > 0 ? (double)lp_batcher_get_stats(v->batcher).bytes / v->epoch_bytes : 0;
+}
+
+/* A model with far more classes than the data's labels reach is almost always a forgotten --classes (the
+ * default is YouTube-8M's 3862): it trains, slowly and on mostly empty outputs, without any error. Checked
+ * once, on the first epoch read whole; a data set whose labels really stop below half of its classes only
+ * sees the warning. */
+static void video_epoch_end(lp_task *t, int64_t epoch) {
+    const lp_video_task *v = (const lp_video_task *)t;
+    const int classes = v->model.classes, seen = v->label_max + 1;
+    if (epoch != 0 || !v->label_whole_epoch || seen * 2 >= classes) return;
+    if (seen == 0)
+        lp_log(LP_LOG_WARN, "warning: the training data of epoch 1 has no positive label: there is nothing to learn");
+    else
+        lp_log(LP_LOG_WARN, "warning: the training labels of epoch 1 reach only class %d, but the model predicts %d "
+                            "classes (data.classes = %d): is --classes missing?", v->label_max, classes, classes);
 }
 
 /* train.bias_lr_mult != 1: every LSTM bias learns at that multiple of the rate (model/model.h). */
@@ -270,6 +304,7 @@ static const lp_task_ops video_ops = {
     /* training: valid.tsv's figures, GAP@k selects */
     .figures = "loss\tgap\tmap\thit1\tperr", .primary = "gap", .higher_better = 1, .epoch_begin = video_epoch_begin,
     .train_forward = video_train_forward, .epoch_progress = video_epoch_progress, .lr_scale = video_lr_scale,
+    .epoch_end = video_epoch_end,
     /* measuring: the report's and the sweep's tables */
     .shown = "gap\tmap\thit1\tperr", .step_name = "frame", .seq_name = "video", .count_name = "videos",
     .groups_help = "BiLSTM fw/bw, LSTM 2, ... for the paper model", .units_key = "model.units",

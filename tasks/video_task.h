@@ -9,7 +9,9 @@
  *   resized    the same kind and configuration with other group sizes (model.units)
  *   save       the "model.*" keys and every tensor
  *   training   batches of data.train in the run's shuffled order (data/batcher.h), resumable at any
- *              (epoch, batch); the mean BCE per video; train.* keys as model/runcfg.h reads them
+ *              (epoch, batch); the mean BCE per video; train.* keys as model/runcfg.h reads them; after
+ *              the first epoch, a warning (core/log.h) when its labels reach under half of the model's
+ *              classes (a forgotten --classes)
  *
  *     lp_task *t;
  *     LP_TRY(lp_video_task_load("run/best.ckpt", NULL, &t));   // the checkpoint's model and run keys
@@ -34,6 +36,8 @@ typedef struct {
     char **train_pats;      /* the batcher's patterns (borrowed by it) */
     int n_train_pats;
     double epoch_bytes;     /* bytes of the training files: an epoch's progress */
+    int label_max;          /* the highest label index in this epoch's training batches so far (-1: none) */
+    int label_whole_epoch;  /* whether label_max covers the epoch from its first batch (not a resume) */
 } lp_video_task;
 
 /* The video classifiers as a kind of task for the trainer: run configurations with model.*, data.*,

@@ -367,6 +367,73 @@ static void test_round_to_larger_than_groups_warns(void **state) {
     assert_null(strstr(out_buf, "warning"));
 }
 
+/* Issue 25 item 6: finetune reads the data the way the checkpoint's model was trained to (docs/CLI.md's
+ * typical session omits --classes there and failed with "data.classes = 3862 but the model predicts 5
+ * classes"); a flag given still wins. The run is trained with a non-default frame cap to show that more
+ * than data.classes is taken. */
+static void test_finetune_inherits_data(void **state) {
+    (void)state;
+    assert_int_equal(run("train --train 'data/train*.tfrecord' --classes 5 --max-frames 6 --hidden 8 --batch 16 "
+                         "--epochs 1 --out inh --quiet"), 0);
+    assert_int_equal(run("prune --checkpoint inh/best.ckpt --target-rate 0.5 --out inhp --quiet"), 0);
+    assert_int_equal(run("finetune --init inhp/pruned.ckpt --train 'data/train*.tfrecord' --epochs 1 --out inhf --quiet"), 0);
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("inhf/config.txt"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "data.classes = 5\n"));
+    assert_non_null(strstr(buf, "data.max_frames = 6\n"));
+    assert_null(strstr(buf, "data.valid = ")); /* where the data is: only from this command line */
+    free(buf);
+    assert_int_equal(run("finetune --init inhp/pruned.ckpt --train 'data/train*.tfrecord' --max-frames 9 --epochs 1 "
+                         "--out inhf2 --quiet"), 0);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("inhf2/config.txt"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "data.max_frames = 9\n"));
+    free(buf);
+    /* an explicit --classes that contradicts the model is still refused */
+    assert_int_equal(run("finetune --init inhp/pruned.ckpt --train 'data/train*.tfrecord' --classes 7 --out inhf3 --quiet"), 1);
+    assert_non_null(strstr(out_buf, "data.classes = 7 but the model predicts 5 classes"));
+}
+
+/* Issue 25 item 6: a forgotten --classes built a 3862-way model for 5-class data without a word. After the
+ * first epoch the labels seen (classes 0..4) are compared with the model's classes: under half warns. */
+static void test_forgotten_classes_warns(void **state) {
+    (void)state;
+    assert_int_equal(run("train --train 'data/train*.tfrecord' --hidden 8 --batch 16 --epochs 2 --out nocls --quiet"), 0);
+    assert_non_null(strstr(out_buf, "warning: the training labels of epoch 1 reach only class 4, but the model predicts "
+                                    "3862 classes (data.classes = 3862): is --classes missing?"));
+    assert_null(strstr(strstr(out_buf, "warning") + 1, "warning")); /* once, not every epoch */
+    /* 5 labels seen of 10 classes: half is not "far fewer"; of 11 it is */
+    assert_int_equal(run("train --train 'data/train*.tfrecord' --classes 10 --hidden 8 --batch 16 --epochs 1 --out c10 --quiet"), 0);
+    assert_null(strstr(out_buf, "warning"));
+    assert_int_equal(run("train --train 'data/train*.tfrecord' --classes 11 --hidden 8 --batch 16 --epochs 1 --out c11 --quiet"), 0);
+    assert_non_null(strstr(out_buf, "reach only class 4, but the model predicts 11 classes"));
+}
+
+/* Issue 25 item 8: eval and predict listed shared flags that did nothing there; they are refused now, and so
+ * is an abbreviation of a flag (getopt_long took `eval --top 3` as --top-k 3: GAP@3). */
+static void test_flags_that_do_nothing_refused(void **state) {
+    (void)state;
+    static const char *const cases[][2] = {
+        {"eval --train x", "--train"},          {"eval --valid x", "--valid"},
+        {"eval --shuffle-buffer 8", "--shuffle-buffer"}, {"eval --top 3", "--top"},
+        {"predict --train x", "--train"},       {"predict --valid x", "--valid"},
+        {"predict --shuffle-buffer 8", "--shuffle-buffer"}, {"train --epoch 3", "--epoch"},
+        {"eval --top=3", "--top"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(run("%s --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out e.txt", cases[i][0]), 2);
+        char want[128];
+        snprintf(want, sizeof want, "unknown option '%s'", cases[i][1]);
+        if (!strstr(out_buf, want)) fprintf(stderr, "%s: %s", cases[i][0], out_buf);
+        assert_non_null(strstr(out_buf, want));
+    }
+    /* what they are still for */
+    assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out p.csv --top 2 --quiet"), 0);
+    assert_int_equal(run("eval --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --top-k 3"), 0);
+    assert_non_null(strstr(out_buf, "GAP@3"));
+    assert_int_equal(run("train -q --help"), 0); /* -q stays the short --quiet */
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -418,6 +485,9 @@ int main(void) {
         cmocka_unit_test(test_eval_without_labels_refused),
         cmocka_unit_test(test_mixed_levels_refused),
         cmocka_unit_test(test_round_to_larger_than_groups_warns),
+        cmocka_unit_test(test_finetune_inherits_data),
+        cmocka_unit_test(test_forgotten_classes_warns),
+        cmocka_unit_test(test_flags_that_do_nothing_refused),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

@@ -1,8 +1,9 @@
 /* trainer: the one training loop (contract in trainer.h). Per step:
  *   task forward (loss) → NaN guard → zero grads → backward → hooks.after_backward → gradient norm (+clip)
  *   → NaN guard → lr schedule → optimizer step → hooks.after_update → log
- * and per epoch: validation (and test) → valid.tsv → best.ckpt (if better) → last.ckpt (best first: a run
- * stopped between the two resumes from the epoch before and redoes it, so no best epoch is lost). */
+ * and per epoch: the task's epoch_end check → validation (and test) → valid.tsv → best.ckpt (if better)
+ * → last.ckpt (best first: a run stopped between the two resumes from the epoch before and redoes it, so no
+ * best epoch is lost). */
 #include "train/trainer.h"
 
 #include <limits.h>
@@ -225,6 +226,7 @@ static lp_status score_split(trainer *t, lp_split split, int want, lp_score *sc,
 /* The end of an epoch's data: validation (and test) → valid.tsv → best.ckpt (if improved) → last.ckpt. */
 static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
     const int64_t epoch = t->epoch; /* the epoch just finished */
+    if (t->task->ops->epoch_end) t->task->ops->epoch_end(t->task, epoch);
     t->epoch = epoch + 1;
     t->batch = 0;
     res->last_loss = lc->epoch_steps ? lc->epoch_loss / (double)lc->epoch_steps : NAN;

@@ -3,8 +3,8 @@
  *
  * Per step:    task forward (loss) → NaN guard → backward → hooks.after_backward → gradient norm (+clip)
  *              → NaN guard → learning rate of the schedule → optimizer step → hooks.after_update → log
- * Per epoch:   score the validation split (and the test split every test_every epochs) → valid.tsv →
- *              best.ckpt (if the primary figure improved) → last.ckpt
+ * Per epoch:   the task's end-of-epoch check (warnings) → score the validation split (and the test split
+ *              every test_every epochs) → valid.tsv → best.ckpt (if the primary figure improved) → last.ckpt
  *
  * A run directory holds:
  *   config.txt    the resolved configuration (model.*, data.*, train.* keys of the task)
