@@ -257,16 +257,79 @@ static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     return shrink_save_finetune(o, st);
 }
 
-/* Iterative: step i prunes the current model towards mean rate r·i/N of the original sizes; the kept
- * indices are composed so the final plan maps original units to survivors. */
+/* ---- iterative steps: targets in units of the original model ---- */
+
+/* The rate against h0 that per-step target q would give on the current model: the rates alone
+ * (prune/rates.h) on the spectra plan p already holds, so no statistics are gathered again. */
+static lp_status rate_at(const lp_prune_plan *p, const lp_rates_opts *ro, double q, const int *h0, double *out) {
+    lp_rate_group rg[LP_MAX_GROUPS];
+    memset(rg, 0, sizeof rg);
+    lp_rates_opts o = *ro;
+    o.target_rate = q;
+    int np = 0, idx[LP_MAX_GROUPS];
+    lp_status s = LP_OK;
+    for (int g = 0; g < p->n_groups && s == LP_OK; g++)
+        if (!p->g[g].fixed) s = lp_rate_group_from_eig(&rg[np], p->g[g].eig, p->g[g].h), idx[np++] = g;
+    if (s == LP_OK) s = lp_rates_assign(rg, np, &o, NULL);
+    double sum = 0;
+    for (int i = 0; i < np && s == LP_OK; i++) sum += 1.0 - (double)rg[i].k / h0[idx[i]];
+    for (int i = 0; i < np; i++) lp_rate_group_free(&rg[i]);
+    *out = np ? sum / np : 0;
+    return s;
+}
+
+/* The per-step target (a rate of the current sizes) whose plan comes closest to `want`, a mean rate of
+ * the original sizes h0. A target relative to the current sizes alone rounds at every step and the
+ * errors add up (a 3-step run at 0.5 ended at 0.45); the mean rate against h0 is non-decreasing in the
+ * per-step target, so bisection brackets `want` and the closer side wins. p's own target wins ties. */
+static lp_status step_target(const lp_prune_plan *p, const lp_rates_opts *ro, const int *h0, double want, double *q) {
+    double best = ro->target_rate, r_best, lo = 0, hi = 0.999, r_lo, r_hi;
+    LP_TRY(rate_at(p, ro, best, h0, &r_best));
+    LP_TRY(rate_at(p, ro, lo, h0, &r_lo));
+    LP_TRY(rate_at(p, ro, hi, h0, &r_hi));
+    for (int it = 0; it < 40 && r_lo < want && r_hi >= want; it++) {
+        const double mid = 0.5 * (lo + hi);
+        double r;
+        LP_TRY(rate_at(p, ro, mid, h0, &r));
+        if (r >= want) hi = mid, r_hi = r;
+        else lo = mid, r_lo = r;
+    }
+    if (fabs(r_lo - want) < fabs(r_best - want)) best = lo, r_best = r_lo;
+    if (fabs(r_hi - want) < fabs(r_best - want)) best = hi;
+    *q = best;
+    return LP_OK;
+}
+
+/* One iterative step's plan on the current model m: towards mean rate `want` of the original sizes h0,
+ * starting from the per-step target po->rates.target_rate. The statistics are gathered once; the plan
+ * is remade only when another per-step target comes closer. */
+static lp_status step_plan(lp_task *m, lp_prune_opts po, const int *h0, double want, lp_prune_plan *plan) {
+    lp_stats st[LP_MAX_GROUPS];
+    const int need = lp_prune_opts_need_stats(&po);
+    if (need) LP_TRY(lp_prune_stats(m, po.stats_batches, po.steps, st));
+    lp_status s = lp_prune_plan_make(m, need ? st : NULL, &po, plan);
+    double q = po.rates.target_rate;
+    if (s == LP_OK) s = step_target(plan, &po.rates, h0, want, &q);
+    if (s == LP_OK && q != po.rates.target_rate) {
+        lp_prune_plan_free(plan);
+        po.rates.target_rate = q;
+        s = lp_prune_plan_make(m, need ? st : NULL, &po, plan);
+    }
+    if (need)
+        for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
+    return s;
+}
+
+/* Iterative: step i prunes the current model towards mean rate r·i/N of the ORIGINAL sizes (step_plan);
+ * the kept indices are composed so the final plan maps original units to survivors. */
 static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
     double r = o->prune.rates.target_rate;
     if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
     int n_steps = o->iterative_steps;
-    int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS];
+    int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS], h0[LP_MAX_GROUPS];
     for (int g = 0; g < st->before->n_groups; g++) {
-        nmap[g] = st->before->groups[g].units;
+        h0[g] = nmap[g] = st->before->groups[g].units;
         map[g] = lp_malloc((size_t)nmap[g], sizeof(int));
         if (!map[g]) return LP_ERR_NOMEM;
         for (int j = 0; j < nmap[g]; j++) map[g][j] = j;
@@ -280,12 +343,12 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         if (s != LP_OK) break;
         double done = r * (i - 1) / n_steps, want = r * i / n_steps;
         lp_prune_opts po = o->prune;
-        po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done);
+        po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done); /* the first guess, exact without rounding */
         po.seed = o->prune.seed + (uint64_t)i;
         lp_prune_plan plan;
         snprintf(dir, sizeof dir, "%s/step%d", o->out_dir, i);
         s = lp_mkdirs(dir);
-        if (s == LP_OK) s = lp_prune_plan_run(m, &po, &plan);
+        if (s == LP_OK) s = step_plan(m, po, h0, want, &plan);
         if (s == LP_OK) {
             lp_task *pruned;
             s = lp_surgery_shrink(m, &plan, &pruned);
