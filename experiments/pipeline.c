@@ -473,6 +473,75 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
     return s;
 }
 
+/* "target": what the schedule aimed at — a mean rate, an energy τ, or, for ISS, nothing but the
+ * threshold its rate follows from. */
+static lp_status info_target(const lp_pipeline_opts *o, lp_kv *info) {
+    if (o->schedule == LP_SCHED_ISS) return lp_kv_setf(info, "target", "none (ISS: threshold %g)", o->iss_threshold);
+    if (o->prune.rates.target_rate >= 0) return lp_kv_setf(info, "target", "mean rate %g", o->prune.rates.target_rate);
+    return lp_kv_setf(info, "target", "tau %g", o->prune.rates.tau);
+}
+
+/* Why the achieved mean rate is more than 0.01 from the target (nothing when it is not): the rates are
+ * whole units, so a small group moves the mean in large steps. */
+static lp_status info_miss(const lp_pipeline_opts *o, const state *st, lp_kv *info) {
+    const double r = o->prune.rates.target_rate, miss = st->plan.rates.mean_rate - r;
+    if (o->schedule == LP_SCHED_ISS || r < 0 || fabs(miss) <= 0.01) return LP_OK;
+    return lp_kv_setf(info, "target_missed_by", "%+.4f: %s", miss,
+                      o->prune.rates.rule == LP_RATE_RULE_UNIFORM
+                          ? "the uniform rule rounds r x units to whole units in every group"
+                          : "no energy threshold tau gives a mean rate nearer the target (whole units per group)");
+}
+
+/* The report's key/values (report.md lists them with '_' shown as ' '). */
+static lp_status report_info(const lp_pipeline_opts *o, const state *st, lp_kv *info) {
+    lp_status s = lp_kv_set(info, "schedule", lp_schedule_name(o->schedule));
+    if (s == LP_OK && o->schedule != LP_SCHED_ISS) s = lp_kv_set(info, "rate_rule", lp_rate_rule_name(o->prune.rates.rule));
+    if (s == LP_OK)
+        s = lp_kv_set(info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
+    if (s == LP_OK && o->prune.compensate) s = lp_kv_set(info, "compensation", "mean responses of the removed units in the biases");
+    if (s == LP_OK) s = info_target(o, info);
+    if (s == LP_OK) s = lp_kv_setf(info, "achieved_mean_rate", "%.4f", st->plan.rates.mean_rate);
+    if (s == LP_OK) s = info_miss(o, st, info);
+    if (s == LP_OK && o->schedule == LP_SCHED_ISS) s = lp_kv_setf(info, "iss_lambda", "%g", o->iss_lambda);
+    if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(info, "source_checkpoint", o->baseline_ckpt);
+    if (s == LP_OK) s = lp_kv_set(info, "unpruned_model", st->before_ckpt);
+    if (s == LP_OK) s = lp_kv_setf(info, "finetune_epochs", "%d", o->finetune_epochs);
+    const char *ev = lp_kv_get(&st->cfg, "data.test");
+    if (!ev || !*ev) ev = lp_kv_get(&st->cfg, "data.valid");
+    if (!ev) ev = lp_kv_get(&st->cfg, "data.dir");
+    if (s == LP_OK) s = lp_kv_set(info, "evaluation_data", ev ? ev : "(none)");
+    return s;
+}
+
+/* DIR/command.txt and DIR/config.txt: what produced the directory, so that a report can be traced and
+ * the run repeated (written first: a run that fails still says what it was asked to do). */
+static lp_status record_run(const lp_pipeline_opts *o) {
+    char path[4096];
+    char *line = lp_malloc(strlen(o->command) + 2, 1);
+    if (!line) return LP_ERR_NOMEM;
+    snprintf(line, strlen(o->command) + 2, "%s\n", o->command);
+    lp_status s = lp_file_write_all(sub(o->out_dir, "command.txt", path, sizeof path), line, strlen(line));
+    lp_free(line);
+    lp_kv c;
+    lp_kv_init(&c);
+    if (s == LP_OK) s = kv_copy(&c, o->cfg);
+    if (s == LP_OK) s = lp_kv_set(&c, "prune.schedule", lp_schedule_name(o->schedule));
+    if (o->schedule == LP_SCHED_ISS) { /* the threshold decides; rule, criterion and target play no part */
+        if (s == LP_OK) s = lp_kv_setf(&c, "prune.iss_lambda", "%g", o->iss_lambda);
+        if (s == LP_OK) s = lp_kv_setf(&c, "prune.iss_threshold", "%g", o->iss_threshold);
+    } else {
+        if (s == LP_OK) s = lp_kv_set(&c, "prune.rule", lp_rate_rule_name(o->prune.rates.rule));
+        if (s == LP_OK) s = lp_kv_set(&c, "prune.criterion", lp_criterion_name(o->prune.criterion));
+        if (s == LP_OK && o->prune.rates.target_rate >= 0) s = lp_kv_setf(&c, "prune.target_rate", "%g", o->prune.rates.target_rate);
+        if (s == LP_OK && o->prune.rates.target_rate < 0) s = lp_kv_setf(&c, "prune.tau", "%g", o->prune.rates.tau);
+    }
+    if (s == LP_OK) s = lp_kv_set_int(&c, "prune.finetune_epochs", o->finetune_epochs);
+    if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(&c, "prune.checkpoint", o->baseline_ckpt);
+    if (s == LP_OK) s = lp_kv_write_file(&c, sub(o->out_dir, "config.txt", path, sizeof path));
+    lp_kv_free(&c);
+    return s;
+}
+
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     memset(res, 0, sizeof *res);
     if (!o->kind) return lp_errorf(LP_ERR_ARG, "pipeline: no task kind");
@@ -484,6 +553,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
                                      "schedule has driven the removed units to zero before it removes them",
                          lp_schedule_name(o->schedule));
     lp_status s = lp_mkdirs(o->out_dir);
+    if (s == LP_OK && o->command) s = record_run(o);
     if (s == LP_OK) {
         switch (o->schedule) {
         case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
@@ -511,21 +581,8 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         }
         lp_kv info;
         lp_kv_init(&info);
-        lp_kv_set(&info, "schedule", lp_schedule_name(o->schedule));
-        lp_kv_set(&info, "rate rule", lp_rate_rule_name(o->prune.rates.rule));
-        lp_kv_set(&info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
-        if (o->prune.compensate) lp_kv_set(&info, "compensation", "mean responses of the removed units in the biases");
-        if (o->prune.rates.target_rate >= 0) lp_kv_setf(&info, "target rate", "%g", o->prune.rates.target_rate);
-        else lp_kv_setf(&info, "tau", "%g", o->prune.rates.tau);
-        lp_kv_setf(&info, "achieved mean rate", "%.4f", st.plan.rates.mean_rate);
-        if (o->schedule == LP_SCHED_ISS) lp_kv_setf(&info, "iss lambda / threshold", "%g / %g", o->iss_lambda, o->iss_threshold);
-        lp_kv_set(&info, "unpruned model", st.before_ckpt);
-        lp_kv_setf(&info, "fine-tuning epochs", "%d", o->finetune_epochs);
-        const char *ev = lp_kv_get(&st.cfg, "data.test");
-        if (!ev || !*ev) ev = lp_kv_get(&st.cfg, "data.valid");
-        if (!ev) ev = lp_kv_get(&st.cfg, "data.dir");
-        lp_kv_set(&info, "evaluation data", ev ? ev : "(none)");
-        s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
+        s = report_info(o, &st, &info);
+        if (s == LP_OK) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);
