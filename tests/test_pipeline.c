@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -72,6 +73,11 @@ static void ckpt_units(const char *path, int *units, int *n) {
     *n = m.n_groups;
     for (int g = 0; g < m.n_groups; g++) units[g] = m.groups[g].units;
     lp_model_free(&m);
+}
+
+static long file_size(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
 static int file_has(const char *path, const char *needle) {
@@ -217,6 +223,9 @@ static void test_uniform_l2_rates_exact(void **state) {
     assert_int_equal(units[0], 9); /* 12 - round(0.25*12) */
     assert_int_equal(units[1], 9);
     assert_int_equal(units[2], 18); /* 24 - 6 */
+    /* no energy threshold decided: τ is shown as "–", not "nan" */
+    assert_true(file_has(lp_test_scratch_path("uniform/report.md"), "| 12 | 9 | 0.250 | – |"));
+    assert_false(file_has(lp_test_scratch_path("uniform/report.md"), "nan"));
     lp_kv_free(&cfg);
 }
 
@@ -352,6 +361,12 @@ static void test_soft_schedule(void **state) {
     assert_string_equal(r.rows[0].label, "soft-trained");
     assert_true(r.rows[1].params < r.rows[0].params);
     assert_true(fabs(r.mean_rate - 0.4) < 0.06);
+    /* Like with like: the soft-trained row is the bytes of its last.ckpt without Adam's two moments (so
+     * under half the file), within a few meta bytes of the weights-only best.ckpt of the same run. */
+    const long last = file_size(lp_test_scratch_path("soft/soft/last.ckpt"));
+    const long best = file_size(lp_test_scratch_path("soft/soft/best.ckpt"));
+    assert_true(r.rows[0].ckpt_bytes > 0 && 2 * (long)r.rows[0].ckpt_bytes < last);
+    assert_true(labs((long)r.rows[0].ckpt_bytes - best) < 64);
     lp_kv_free(&cfg);
 }
 
