@@ -22,6 +22,11 @@ void lp_cli_error(const char *cmd, const char *fmt, ...)
 void lp_cli_print_groups(const lp_pipeline_result *r);
 void lp_cli_print_models(const lp_task_ops *ops, const lp_report_model *rows, int n_rows);
 
+/* "lstmprune SUBCOMMAND ARGS..." into buf (n bytes, truncated to fit), each argument that a shell would split
+ * or expand in single quotes: the line a pruning run records in its output directory (command.txt).
+ * argv[0] is the subcommand name. Returns buf. */
+const char *lp_cli_command_line(int argc, char **argv, char *buf, size_t n);
+
 /* Subcommands (cli/cmd_<name>.c). */
 int lp_cmd_synth(int argc, char **argv);
 int lp_cmd_inspect(int argc, char **argv);

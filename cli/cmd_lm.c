@@ -446,6 +446,8 @@ int lp_cmd_lm_prune(int argc, char **argv) {
     o.out_dir = f.out;
     o.baseline_ckpt = f.ckpt;
     o.quiet = f.quiet;
+    char cmdline[8192]; /* recorded in the output directory (command.txt) */
+    o.command = lp_cli_command_line(argc, argv, cmdline, sizeof cmdline);
     o.lat_batch = (int)lp_kv_get_int_or(&cfg, "train.eval_batch", 20);
     o.lat_frames = (int)lp_kv_get_int_or(&cfg, "train.eval_bptt", 35);
     o.lat_reps = 3;

@@ -120,6 +120,8 @@ int lp_cmd_prune(int argc, char **argv) {
     o.baseline_ckpt = f.ckpt;
     o.finetune_epochs = 0;
     o.quiet = f.quiet;
+    char cmdline[8192]; /* recorded in the output directory (command.txt) */
+    o.command = lp_cli_command_line(argc, argv, cmdline, sizeof cmdline);
     o.cfg = &cfg;
     lp_status s = f.compat ? lp_compat_apply(&cfg, f.compat, "prune.") : LP_OK; /* explicit flags win */
     if (s == LP_OK) s = lp_pipeline_opts_from_kv(&cfg, &o);
@@ -208,6 +210,8 @@ int lp_cmd_pipeline(int argc, char **argv) {
     o.out_dir = f.out;
     o.baseline_ckpt = f.baseline;
     o.quiet = f.quiet;
+    char cmdline[8192]; /* recorded in the output directory (command.txt) */
+    o.command = lp_cli_command_line(argc, argv, cmdline, sizeof cmdline);
     o.cfg = &cfg;
     lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
     if (s != LP_OK) { /* a bad option value: a usage error */

@@ -41,3 +41,23 @@ void lp_cli_print_models(const lp_task_ops *ops, const lp_report_model *rows, in
         printf("\n");
     }
 }
+
+/* An argument is quoted unless it consists of characters no shell treats specially. */
+static int plain_arg(const char *a) {
+    if (!*a) return 0;
+    for (; *a; a++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=,:+@%", *a)) return 0;
+    return 1;
+}
+
+const char *lp_cli_command_line(int argc, char **argv, char *buf, size_t n) {
+    size_t off = (size_t)snprintf(buf, n, "lstmprune");
+    for (int i = 0; i < argc && off < n; i++) {
+        const int q = !plain_arg(argv[i]);
+        off += (size_t)snprintf(buf + off, n - off, q ? " '" : " ");
+        for (const char *c = argv[i]; *c && off < n; c++) /* a quote inside quotes: close, escape, reopen */
+            off += (size_t)snprintf(buf + off, n - off, *c == '\'' && q ? "'\\''" : "%c", *c);
+        if (q && off < n) off += (size_t)snprintf(buf + off, n - off, "'");
+    }
+    return buf;
+}

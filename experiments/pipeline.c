@@ -257,16 +257,79 @@ static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     return shrink_save_finetune(o, st);
 }
 
-/* Iterative: step i prunes the current model towards mean rate r·i/N of the original sizes; the kept
- * indices are composed so the final plan maps original units to survivors. */
+/* ---- iterative steps: targets in units of the original model ---- */
+
+/* The rate against h0 that per-step target q would give on the current model: the rates alone
+ * (prune/rates.h) on the spectra plan p already holds, so no statistics are gathered again. */
+static lp_status rate_at(const lp_prune_plan *p, const lp_rates_opts *ro, double q, const int *h0, double *out) {
+    lp_rate_group rg[LP_MAX_GROUPS];
+    memset(rg, 0, sizeof rg);
+    lp_rates_opts o = *ro;
+    o.target_rate = q;
+    int np = 0, idx[LP_MAX_GROUPS];
+    lp_status s = LP_OK;
+    for (int g = 0; g < p->n_groups && s == LP_OK; g++)
+        if (!p->g[g].fixed) s = lp_rate_group_from_eig(&rg[np], p->g[g].eig, p->g[g].h), idx[np++] = g;
+    if (s == LP_OK) s = lp_rates_assign(rg, np, &o, NULL);
+    double sum = 0;
+    for (int i = 0; i < np && s == LP_OK; i++) sum += 1.0 - (double)rg[i].k / h0[idx[i]];
+    for (int i = 0; i < np; i++) lp_rate_group_free(&rg[i]);
+    *out = np ? sum / np : 0;
+    return s;
+}
+
+/* The per-step target (a rate of the current sizes) whose plan comes closest to `want`, a mean rate of
+ * the original sizes h0. A target relative to the current sizes alone rounds at every step and the
+ * errors add up (a 3-step run at 0.5 ended at 0.45); the mean rate against h0 is non-decreasing in the
+ * per-step target, so bisection brackets `want` and the closer side wins. p's own target wins ties. */
+static lp_status step_target(const lp_prune_plan *p, const lp_rates_opts *ro, const int *h0, double want, double *q) {
+    double best = ro->target_rate, r_best, lo = 0, hi = 0.999, r_lo, r_hi;
+    LP_TRY(rate_at(p, ro, best, h0, &r_best));
+    LP_TRY(rate_at(p, ro, lo, h0, &r_lo));
+    LP_TRY(rate_at(p, ro, hi, h0, &r_hi));
+    for (int it = 0; it < 40 && r_lo < want && r_hi >= want; it++) {
+        const double mid = 0.5 * (lo + hi);
+        double r;
+        LP_TRY(rate_at(p, ro, mid, h0, &r));
+        if (r >= want) hi = mid, r_hi = r;
+        else lo = mid, r_lo = r;
+    }
+    if (fabs(r_lo - want) < fabs(r_best - want)) best = lo, r_best = r_lo;
+    if (fabs(r_hi - want) < fabs(r_best - want)) best = hi;
+    *q = best;
+    return LP_OK;
+}
+
+/* One iterative step's plan on the current model m: towards mean rate `want` of the original sizes h0,
+ * starting from the per-step target po->rates.target_rate. The statistics are gathered once; the plan
+ * is remade only when another per-step target comes closer. */
+static lp_status step_plan(lp_task *m, lp_prune_opts po, const int *h0, double want, lp_prune_plan *plan) {
+    lp_stats st[LP_MAX_GROUPS];
+    const int need = lp_prune_opts_need_stats(&po);
+    if (need) LP_TRY(lp_prune_stats(m, po.stats_batches, po.steps, st));
+    lp_status s = lp_prune_plan_make(m, need ? st : NULL, &po, plan);
+    double q = po.rates.target_rate;
+    if (s == LP_OK) s = step_target(plan, &po.rates, h0, want, &q);
+    if (s == LP_OK && q != po.rates.target_rate) {
+        lp_prune_plan_free(plan);
+        po.rates.target_rate = q;
+        s = lp_prune_plan_make(m, need ? st : NULL, &po, plan);
+    }
+    if (need)
+        for (int g = 0; g < m->n_groups; g++) lp_stats_free(&st[g]);
+    return s;
+}
+
+/* Iterative: step i prunes the current model towards mean rate r·i/N of the ORIGINAL sizes (step_plan);
+ * the kept indices are composed so the final plan maps original units to survivors. */
 static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
     double r = o->prune.rates.target_rate;
     if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
     int n_steps = o->iterative_steps;
-    int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS];
+    int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS], h0[LP_MAX_GROUPS];
     for (int g = 0; g < st->before->n_groups; g++) {
-        nmap[g] = st->before->groups[g].units;
+        h0[g] = nmap[g] = st->before->groups[g].units;
         map[g] = lp_malloc((size_t)nmap[g], sizeof(int));
         if (!map[g]) return LP_ERR_NOMEM;
         for (int j = 0; j < nmap[g]; j++) map[g][j] = j;
@@ -280,12 +343,12 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         if (s != LP_OK) break;
         double done = r * (i - 1) / n_steps, want = r * i / n_steps;
         lp_prune_opts po = o->prune;
-        po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done);
+        po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done); /* the first guess, exact without rounding */
         po.seed = o->prune.seed + (uint64_t)i;
         lp_prune_plan plan;
         snprintf(dir, sizeof dir, "%s/step%d", o->out_dir, i);
         s = lp_mkdirs(dir);
-        if (s == LP_OK) s = lp_prune_plan_run(m, &po, &plan);
+        if (s == LP_OK) s = step_plan(m, po, h0, want, &plan);
         if (s == LP_OK) {
             lp_task *pruned;
             s = lp_surgery_shrink(m, &plan, &pruned);
@@ -410,6 +473,75 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
     return s;
 }
 
+/* "target": what the schedule aimed at — a mean rate, an energy τ, or, for ISS, nothing but the
+ * threshold its rate follows from. */
+static lp_status info_target(const lp_pipeline_opts *o, lp_kv *info) {
+    if (o->schedule == LP_SCHED_ISS) return lp_kv_setf(info, "target", "none (ISS: threshold %g)", o->iss_threshold);
+    if (o->prune.rates.target_rate >= 0) return lp_kv_setf(info, "target", "mean rate %g", o->prune.rates.target_rate);
+    return lp_kv_setf(info, "target", "tau %g", o->prune.rates.tau);
+}
+
+/* Why the achieved mean rate is more than 0.01 from the target (nothing when it is not): the rates are
+ * whole units, so a small group moves the mean in large steps. */
+static lp_status info_miss(const lp_pipeline_opts *o, const state *st, lp_kv *info) {
+    const double r = o->prune.rates.target_rate, miss = st->plan.rates.mean_rate - r;
+    if (o->schedule == LP_SCHED_ISS || r < 0 || fabs(miss) <= 0.01) return LP_OK;
+    return lp_kv_setf(info, "target_missed_by", "%+.4f: %s", miss,
+                      o->prune.rates.rule == LP_RATE_RULE_UNIFORM
+                          ? "the uniform rule rounds r x units to whole units in every group"
+                          : "no energy threshold tau gives a mean rate nearer the target (whole units per group)");
+}
+
+/* The report's key/values (report.md lists them with '_' shown as ' '). */
+static lp_status report_info(const lp_pipeline_opts *o, const state *st, lp_kv *info) {
+    lp_status s = lp_kv_set(info, "schedule", lp_schedule_name(o->schedule));
+    if (s == LP_OK && o->schedule != LP_SCHED_ISS) s = lp_kv_set(info, "rate_rule", lp_rate_rule_name(o->prune.rates.rule));
+    if (s == LP_OK)
+        s = lp_kv_set(info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
+    if (s == LP_OK && o->prune.compensate) s = lp_kv_set(info, "compensation", "mean responses of the removed units in the biases");
+    if (s == LP_OK) s = info_target(o, info);
+    if (s == LP_OK) s = lp_kv_setf(info, "achieved_mean_rate", "%.4f", st->plan.rates.mean_rate);
+    if (s == LP_OK) s = info_miss(o, st, info);
+    if (s == LP_OK && o->schedule == LP_SCHED_ISS) s = lp_kv_setf(info, "iss_lambda", "%g", o->iss_lambda);
+    if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(info, "source_checkpoint", o->baseline_ckpt);
+    if (s == LP_OK) s = lp_kv_set(info, "unpruned_model", st->before_ckpt);
+    if (s == LP_OK) s = lp_kv_setf(info, "finetune_epochs", "%d", o->finetune_epochs);
+    const char *ev = lp_kv_get(&st->cfg, "data.test");
+    if (!ev || !*ev) ev = lp_kv_get(&st->cfg, "data.valid");
+    if (!ev) ev = lp_kv_get(&st->cfg, "data.dir");
+    if (s == LP_OK) s = lp_kv_set(info, "evaluation_data", ev ? ev : "(none)");
+    return s;
+}
+
+/* DIR/command.txt and DIR/config.txt: what produced the directory, so that a report can be traced and
+ * the run repeated (written first: a run that fails still says what it was asked to do). */
+static lp_status record_run(const lp_pipeline_opts *o) {
+    char path[4096];
+    char *line = lp_malloc(strlen(o->command) + 2, 1);
+    if (!line) return LP_ERR_NOMEM;
+    snprintf(line, strlen(o->command) + 2, "%s\n", o->command);
+    lp_status s = lp_file_write_all(sub(o->out_dir, "command.txt", path, sizeof path), line, strlen(line));
+    lp_free(line);
+    lp_kv c;
+    lp_kv_init(&c);
+    if (s == LP_OK) s = kv_copy(&c, o->cfg);
+    if (s == LP_OK) s = lp_kv_set(&c, "prune.schedule", lp_schedule_name(o->schedule));
+    if (o->schedule == LP_SCHED_ISS) { /* the threshold decides; rule, criterion and target play no part */
+        if (s == LP_OK) s = lp_kv_setf(&c, "prune.iss_lambda", "%g", o->iss_lambda);
+        if (s == LP_OK) s = lp_kv_setf(&c, "prune.iss_threshold", "%g", o->iss_threshold);
+    } else {
+        if (s == LP_OK) s = lp_kv_set(&c, "prune.rule", lp_rate_rule_name(o->prune.rates.rule));
+        if (s == LP_OK) s = lp_kv_set(&c, "prune.criterion", lp_criterion_name(o->prune.criterion));
+        if (s == LP_OK && o->prune.rates.target_rate >= 0) s = lp_kv_setf(&c, "prune.target_rate", "%g", o->prune.rates.target_rate);
+        if (s == LP_OK && o->prune.rates.target_rate < 0) s = lp_kv_setf(&c, "prune.tau", "%g", o->prune.rates.tau);
+    }
+    if (s == LP_OK) s = lp_kv_set_int(&c, "prune.finetune_epochs", o->finetune_epochs);
+    if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(&c, "prune.checkpoint", o->baseline_ckpt);
+    if (s == LP_OK) s = lp_kv_write_file(&c, sub(o->out_dir, "config.txt", path, sizeof path));
+    lp_kv_free(&c);
+    return s;
+}
+
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
     memset(res, 0, sizeof *res);
     if (!o->kind) return lp_errorf(LP_ERR_ARG, "pipeline: no task kind");
@@ -421,6 +553,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
                                      "schedule has driven the removed units to zero before it removes them",
                          lp_schedule_name(o->schedule));
     lp_status s = lp_mkdirs(o->out_dir);
+    if (s == LP_OK && o->command) s = record_run(o);
     if (s == LP_OK) {
         switch (o->schedule) {
         case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
@@ -448,21 +581,8 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         }
         lp_kv info;
         lp_kv_init(&info);
-        lp_kv_set(&info, "schedule", lp_schedule_name(o->schedule));
-        lp_kv_set(&info, "rate rule", lp_rate_rule_name(o->prune.rates.rule));
-        lp_kv_set(&info, "criterion", o->schedule == LP_SCHED_ISS ? "iss group lasso" : lp_criterion_name(o->prune.criterion));
-        if (o->prune.compensate) lp_kv_set(&info, "compensation", "mean responses of the removed units in the biases");
-        if (o->prune.rates.target_rate >= 0) lp_kv_setf(&info, "target rate", "%g", o->prune.rates.target_rate);
-        else lp_kv_setf(&info, "tau", "%g", o->prune.rates.tau);
-        lp_kv_setf(&info, "achieved mean rate", "%.4f", st.plan.rates.mean_rate);
-        if (o->schedule == LP_SCHED_ISS) lp_kv_setf(&info, "iss lambda / threshold", "%g / %g", o->iss_lambda, o->iss_threshold);
-        lp_kv_set(&info, "unpruned model", st.before_ckpt);
-        lp_kv_setf(&info, "fine-tuning epochs", "%d", o->finetune_epochs);
-        const char *ev = lp_kv_get(&st.cfg, "data.test");
-        if (!ev || !*ev) ev = lp_kv_get(&st.cfg, "data.valid");
-        if (!ev) ev = lp_kv_get(&st.cfg, "data.dir");
-        lp_kv_set(&info, "evaluation data", ev ? ev : "(none)");
-        s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
+        s = report_info(o, &st, &info);
+        if (s == LP_OK) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);

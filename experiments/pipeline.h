@@ -9,7 +9,8 @@
  *              groups (from --baseline CKPT when given), remove units whose group norm is below the
  *              threshold, fine-tune
  *
- * Output directory: baseline/ (a training run), pruned.ckpt, finetune/ (a training run), and the report
+ * Output directory: command.txt and config.txt (when the caller gives its command line), baseline/ (a
+ * training run), pruned.ckpt, finetune/ (a training run), and the report
  * (experiments/report.h): report.md, report.json, spectra.csv, models.csv, spectra.png. Evaluation uses the
  * data.test patterns when set, else data.valid. */
 #ifndef LP_EXPERIMENTS_PIPELINE_H
@@ -48,6 +49,10 @@ typedef struct {
     double iss_threshold;      /* iss: remove units with group norm below this (default 1e-6: the exact zeros) */
     lp_iss_method iss_method;  /* iss: prox (default) or subgradient */
     int lat_batch, lat_frames, lat_reps; /* latency measurement (default 160, 300, 5) */
+    const char *command;       /* the command line that started the run, or NULL: with it the output directory
+                                * records command.txt (this line) and config.txt (the run's keys with the
+                                * settings the run resolved: prune.schedule, prune.rule, prune.criterion, the
+                                * target, prune.finetune_epochs, prune.checkpoint) */
     int quiet;
 } lp_pipeline_opts;
 

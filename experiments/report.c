@@ -1,10 +1,14 @@
 /* report: see report.h. */
 #include "experiments/report.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "experiments/writer.h"
@@ -17,6 +21,51 @@ static lp_status score_eval(lp_task *t, lp_status (*fn)(lp_task *, lp_split, lp_
     return LP_OK;
 }
 
+/* Save c to a fresh temporary file and return its size (the file is removed). */
+static lp_status measure_saved(const lp_ckpt *c, size_t *bytes) {
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%.4000s/lstmprune-bytes-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) return lp_errorf(LP_ERR_IO, "%s: cannot create a temporary file", path);
+    close(fd);
+    lp_status s = lp_ckpt_save(c, path);
+    struct stat sb;
+    if (s == LP_OK && stat(path, &sb) != 0) s = lp_errorf(LP_ERR_IO, "%s: cannot stat", path);
+    if (s == LP_OK) *bytes = (size_t)sb.st_size;
+    remove(path);
+    return s;
+}
+
+/* 1 if `name` is one of t's parameters (not an optimizer moment or a carried state). */
+static int is_param(const lp_task *t, const char *name) {
+    for (int i = 0; i < t->params->count; i++)
+        if (!strcmp(t->params->items[i].name, name)) return 1;
+    return 0;
+}
+
+/* The bytes checkpoint `ckpt` would have without its optimizer state: a training run's last.ckpt also
+ * holds Adam's moments (twice the weights), and comparing it with a weights-only pruned.ckpt would
+ * overstate the shrink about threefold. A weights-only file is measured as it is; otherwise its meta and
+ * parameter tensors are written to a temporary file (in TMPDIR or /tmp) and that is measured. A missing
+ * file has 0 bytes. */
+static lp_status weights_only_bytes(const lp_task *t, const char *ckpt, size_t *bytes) {
+    *bytes = 0;
+    struct stat sb;
+    if (stat(ckpt, &sb) != 0) return LP_OK;
+    lp_ckpt c, w;
+    LP_TRY(lp_ckpt_load(&c, ckpt));
+    lp_ckpt_init(&w);
+    lp_status s = lp_kv_merge(&w.meta, &c.meta);
+    for (int i = 0; i < c.n && s == LP_OK; i++)
+        if (is_param(t, c.t[i].name)) s = lp_ckpt_add(&w, c.t[i].name, c.t[i].ndim, c.t[i].dims, c.t[i].data);
+    if (s == LP_OK && w.n == c.n) *bytes = (size_t)sb.st_size;
+    else if (s == LP_OK) s = measure_saved(&w, bytes);
+    lp_ckpt_free(&w);
+    lp_ckpt_free(&c);
+    return s;
+}
+
 lp_status lp_report_measure(lp_task *t, const char *label, const char *ckpt, int eval, int lat_batch, int lat_steps,
                             int reps, lp_report_model *row) {
     memset(row, 0, sizeof *row);
@@ -24,8 +73,7 @@ lp_status lp_report_measure(lp_task *t, const char *label, const char *ckpt, int
     if (ckpt) snprintf(row->ckpt, sizeof row->ckpt, "%s", ckpt);
     row->params = t->params->numel;
     row->flops_step = t->ops->flops_per_step(t);
-    struct stat st;
-    if (ckpt && stat(ckpt, &st) == 0) row->ckpt_bytes = (size_t)st.st_size;
+    if (ckpt) LP_TRY(weights_only_bytes(t, ckpt, &row->ckpt_bytes));
     row->lat_batch = lat_batch;
     row->lat_steps = lat_steps;
     LP_TRY(t->ops->latency(t, 1, lat_steps, reps, &row->lat_b1_ms));
@@ -133,6 +181,21 @@ static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_pl
     return lp_writer_commit(&w);
 }
 
+/* τ with 4 decimals, or "–" where no energy threshold decided the sizes (uniform rule, ISS, kept lists). */
+static void fmt_tau(double tau, char *buf, size_t n) {
+    if (isfinite(tau)) snprintf(buf, n, "%.4f", tau);
+    else snprintf(buf, n, "–");
+}
+
+/* "- key: value" lines; keys are config-style names, shown with '_' as ' '. */
+static void md_info(FILE *f, const lp_kv *info) {
+    for (int i = 0; info && i < info->count; i++) {
+        fprintf(f, "- ");
+        for (const char *k = info->keys[i]; *k; k++) fputc(*k == '_' ? ' ' : *k, f);
+        fprintf(f, ": %s\n", info->vals[i]);
+    }
+}
+
 /* report.md's table of unit groups. */
 static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
     lp_writer_cells(w, "group\tunits before\tunits after\trate\tτ\tenergy kept\tresponses\ttop eigenvalues");
@@ -143,7 +206,9 @@ static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
         char top[128] = "";
         for (int j = 0, off = 0; gp->eig && j < gp->h && j < 5; j++)
             off += snprintf(top + off, sizeof top - (size_t)off, "%s%.3g", j ? ", " : "", gp->eig[j]);
-        lp_writer_cellsf(w, "%s\t%d\t%d\t%.3f\t%.4f\t%.4f\t%lld\t%s", gp->name, gp->h, gp->k, gp->rate, gp->tau,
+        char tau[32];
+        fmt_tau(gp->tau, tau, sizeof tau);
+        lp_writer_cellsf(w, "%s\t%d\t%d\t%.3f\t%s\t%.4f\t%lld\t%s", gp->name, gp->h, gp->k, gp->rate, tau,
                          gp->energy_kept, (long long)gp->n_responses, top);
         lp_writer_row(w);
     }
@@ -185,14 +250,17 @@ static lp_status write_md(const char *dir, const lp_task *t, const lp_prune_plan
     LP_TRY(lp_writer_open(&w, dir, "report.md", LP_WRITER_MD));
     FILE *f = w.f;
     fprintf(f, "# lstmprune report\n\n");
-    for (int i = 0; info && i < info->count; i++) fprintf(f, "- %s: %s\n", info->keys[i], info->vals[i]);
+    md_info(f, info);
     if (plan) {
+        char tau[32], target[32] = "none";
+        fmt_tau(plan->rates.tau, tau, sizeof tau);
+        if (plan->rates.target_rate >= 0) snprintf(target, sizeof target, "%.4f", plan->rates.target_rate);
         fprintf(f, "\n## Unit groups\n\n");
-        fprintf(f, "Rule %s, criterion %s, statistics over %s steps; τ = %.4f; mean rate %.4f (target %s); "
+        fprintf(f, "Rule %s, criterion %s, statistics over %s steps; τ = %s; mean rate %.4f (target %s); "
                    "%d of %d units kept.\n\n",
                 lp_rate_rule_name(plan->opts.rates.rule), lp_criterion_name(plan->opts.criterion),
-                lp_stats_steps_name(plan->opts.steps), plan->rates.tau, plan->rates.mean_rate,
-                plan->rates.target_rate < 0 ? "none" : "set", plan->rates.kept, plan->rates.total);
+                lp_stats_steps_name(plan->opts.steps), tau, plan->rates.mean_rate, target, plan->rates.kept,
+                plan->rates.total);
         md_groups(&w, plan);
         fprintf(f, "\nThe full spectra are in spectra.csv%s.\n", have_plot ? " and spectra.png" : "");
         if (have_plot) fprintf(f, "\n![eigenvalue spectra](spectra.png)\n");

@@ -21,14 +21,15 @@ typedef struct {
                               * (figures only) */
     size_t params;
     double flops_step;       /* FLOPs per recurrent step (frame, word) */
-    size_t ckpt_bytes;
+    size_t ckpt_bytes;       /* weights-only bytes of ckpt (lp_report_measure) */
     double lat_b1_ms, lat_bn_ms;
     int lat_batch, lat_steps;
     lp_score score;          /* on the evaluation split; n = 0: not scored */
 } lp_report_model;
 
 /* Measure a model's row: sizes, latency (batch 1 and `lat_batch`, sequences of `lat_steps`, median of
- * `reps`), file size of `ckpt` (may be NULL) and, with `eval`, the figures on the test split (on the
+ * `reps`), the bytes of `ckpt` (may be NULL) without optimizer state (a last.ckpt is counted as a weights-only
+ * checkpoint of the same model, so every row compares weights with weights) and, with `eval`, the figures on the test split (on the
  * validation split when there is no test data; not scored when neither has data). */
 lp_status lp_report_measure(lp_task *t, const char *label, const char *ckpt, int eval, int lat_batch, int lat_steps,
                             int reps, lp_report_model *row);

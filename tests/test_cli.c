@@ -434,6 +434,42 @@ static void test_flags_that_do_nothing_refused(void **state) {
     assert_int_equal(run("train -q --help"), 0); /* -q stays the short --quiet */
 }
 
+/* Issue 25: a prune directory records the command line (command.txt, quoted as a shell reads it) and the
+ * configuration (config.txt), and report.md names the source checkpoint and the target; the uniform
+ * rule's τ is "–", never "nan". */
+static void test_prune_records_command_and_config(void **state) {
+    (void)state;
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rec --rate-rule uniform --target-rate 0.5 "
+                         "--test 'data/test*.tfrecord' --quiet"), 0);
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rec/command.txt"), &buf, &len), LP_OK);
+    assert_string_equal(buf, "lstmprune prune --checkpoint run/best.ckpt --out rec --rate-rule uniform --target-rate 0.5 "
+                             "--test 'data/test*.tfrecord' --quiet\n");
+    free(buf);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rec/config.txt"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "prune.checkpoint = run/best.ckpt\n"));
+    assert_non_null(strstr(buf, "prune.rule = uniform\n"));
+    assert_non_null(strstr(buf, "prune.target_rate = 0.5\n"));
+    assert_non_null(strstr(buf, "prune.schedule = oneshot\n"));
+    free(buf);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rec/report.md"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "- source checkpoint: run/best.ckpt\n"));
+    assert_non_null(strstr(buf, "- target: mean rate 0.5\n"));
+    assert_non_null(strstr(buf, "τ = –;"));
+    assert_null(strstr(buf, "nan"));
+    free(buf);
+    /* with τ as the target, and the ISS threshold as the only one */
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rec2 --tau 0.8 --quiet"), 0);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rec2/report.md"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "- target: tau 0.8\n"));
+    free(buf);
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out rec3 --iss-threshold 0.5 --quiet"), 0);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("rec3/report.md"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "- target: none (ISS: threshold 0.5)\n"));
+    free(buf);
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -488,6 +524,7 @@ int main(void) {
         cmocka_unit_test(test_finetune_inherits_data),
         cmocka_unit_test(test_forgotten_classes_warns),
         cmocka_unit_test(test_flags_that_do_nothing_refused),
+        cmocka_unit_test(test_prune_records_command_and_config),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

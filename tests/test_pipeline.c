@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -72,6 +73,11 @@ static void ckpt_units(const char *path, int *units, int *n) {
     *n = m.n_groups;
     for (int g = 0; g < m.n_groups; g++) units[g] = m.groups[g].units;
     lp_model_free(&m);
+}
+
+static long file_size(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
 }
 
 static int file_has(const char *path, const char *needle) {
@@ -217,6 +223,9 @@ static void test_uniform_l2_rates_exact(void **state) {
     assert_int_equal(units[0], 9); /* 12 - round(0.25*12) */
     assert_int_equal(units[1], 9);
     assert_int_equal(units[2], 18); /* 24 - 6 */
+    /* no energy threshold decided: τ is shown as "–", not "nan" */
+    assert_true(file_has(lp_test_scratch_path("uniform/report.md"), "| 12 | 9 | 0.250 | – |"));
+    assert_false(file_has(lp_test_scratch_path("uniform/report.md"), "nan"));
     lp_kv_free(&cfg);
 }
 
@@ -300,6 +309,42 @@ static void test_iterative_reaches_target(void **state) {
     lp_kv_free(&cfg);
 }
 
+/* Every schedule ends within 0.01 of its target mean rate (eigen rule, where the τ search decides the
+ * sizes). Iterative steps that aimed at a rate of the CURRENT sizes rounded at every step and ended
+ * further off (0.4479 for 0.5 on the demo); 0.01 is under half of this model's smallest step of the
+ * mean rate (one unit of a 12-unit group: 1/36). */
+static void run_at_target(lp_schedule sched, const char *out, double target, lp_pipeline_result *r) {
+    lp_kv cfg;
+    base_cfg(&cfg, 3);
+    lp_pipeline_opts o;
+    small_opts(&o, &cfg, lp_test_scratch_path(out));
+    if (sched != LP_SCHED_SOFT) o.baseline_ckpt = baseline_ckpt;
+    o.schedule = sched;
+    o.iterative_steps = 3;
+    o.prune_every = 5;
+    o.prune.rates.target_rate = target;
+    lp_status s = lp_pipeline_run(&o, r);
+    if (s != LP_OK) fprintf(stderr, "%s\n", lp_last_error());
+    assert_int_equal(s, LP_OK);
+    lp_kv_free(&cfg);
+}
+
+static void test_schedules_hit_target(void **state) {
+    (void)state;
+    static const lp_schedule sched[] = {LP_SCHED_ONESHOT, LP_SCHED_ITERATIVE, LP_SCHED_SOFT};
+    static const double targets[] = {0.5, 0.6};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) {
+            if (sched[i] == LP_SCHED_SOFT && j) continue; /* one soft run: it trains from scratch */
+            char out[64];
+            snprintf(out, sizeof out, "target-%s-%d", lp_schedule_name(sched[i]), j);
+            lp_pipeline_result r;
+            run_at_target(sched[i], out, targets[j], &r);
+            fprintf(stderr, "%s at %.2f: mean rate %.4f\n", lp_schedule_name(sched[i]), targets[j], r.mean_rate);
+            assert_true(fabs(r.mean_rate - targets[j]) <= 0.01);
+        }
+}
+
 static void test_soft_schedule(void **state) {
     (void)state;
     lp_kv cfg;
@@ -316,6 +361,12 @@ static void test_soft_schedule(void **state) {
     assert_string_equal(r.rows[0].label, "soft-trained");
     assert_true(r.rows[1].params < r.rows[0].params);
     assert_true(fabs(r.mean_rate - 0.4) < 0.06);
+    /* Like with like: the soft-trained row is the bytes of its last.ckpt without Adam's two moments (so
+     * under half the file), within a few meta bytes of the weights-only best.ckpt of the same run. */
+    const long last = file_size(lp_test_scratch_path("soft/soft/last.ckpt"));
+    const long best = file_size(lp_test_scratch_path("soft/soft/best.ckpt"));
+    assert_true(r.rows[0].ckpt_bytes > 0 && 2 * (long)r.rows[0].ckpt_bytes < last);
+    assert_true(labs((long)r.rows[0].ckpt_bytes - best) < 64);
     lp_kv_free(&cfg);
 }
 
@@ -435,6 +486,7 @@ int main(void) {
         cmocka_unit_test(test_uniform_l2_rates_exact),
         cmocka_unit_test(test_oneshot_compensate),
         cmocka_unit_test(test_iterative_reaches_target),
+        cmocka_unit_test(test_schedules_hit_target),
         cmocka_unit_test(test_soft_schedule),
         cmocka_unit_test(test_iss_schedule),
         cmocka_unit_test(test_iss_prox_exact),
