@@ -181,7 +181,8 @@ static lp_status write_json(const char *dir, const lp_task *t, const lp_prune_pl
     return lp_writer_commit(&w);
 }
 
-/* τ with 4 decimals, or "–" where no energy threshold decided the sizes (uniform rule, ISS, kept lists). */
+/* τ (or an energy fraction) with 4 decimals, or "–" where no spectrum decided the sizes (uniform rule, ISS,
+ * kept lists). */
 static void fmt_tau(double tau, char *buf, size_t n) {
     if (isfinite(tau)) snprintf(buf, n, "%.4f", tau);
     else snprintf(buf, n, "–");
@@ -196,6 +197,16 @@ static void md_info(FILE *f, const lp_kv *info) {
     }
 }
 
+/* What chose the kept units: a rate rule and criterion over response statistics, ISS's group norms or given
+ * kept lists (plans made by lp_prune_plan_from_kept carry no rule, spectra or energy). */
+static void md_plan_line(FILE *f, const lp_prune_plan *plan) {
+    if (!strcmp(plan->method, "iss")) fprintf(f, "Units kept by ISS: group norm at or above the threshold; ");
+    else if (!strcmp(plan->method, "kept lists")) fprintf(f, "Units kept as listed; ");
+    else
+        fprintf(f, "Rule %s, criterion %s, statistics over %s steps; ", lp_rate_rule_name(plan->opts.rates.rule),
+                lp_criterion_name(plan->opts.criterion), lp_stats_steps_name(plan->opts.steps));
+}
+
 /* report.md's table of unit groups. */
 static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
     lp_writer_cells(w, "group\tunits before\tunits after\trate\tτ\tenergy kept\tresponses\ttop eigenvalues");
@@ -206,10 +217,11 @@ static void md_groups(lp_writer *w, const lp_prune_plan *plan) {
         char top[128] = "";
         for (int j = 0, off = 0; gp->eig && j < gp->h && j < 5; j++)
             off += snprintf(top + off, sizeof top - (size_t)off, "%s%.3g", j ? ", " : "", gp->eig[j]);
-        char tau[32];
+        char tau[32], energy[32];
         fmt_tau(gp->tau, tau, sizeof tau);
-        lp_writer_cellsf(w, "%s\t%d\t%d\t%.3f\t%s\t%.4f\t%lld\t%s", gp->name, gp->h, gp->k, gp->rate, tau,
-                         gp->energy_kept, (long long)gp->n_responses, top);
+        fmt_tau(gp->energy_kept, energy, sizeof energy);
+        lp_writer_cellsf(w, "%s\t%d\t%d\t%.3f\t%s\t%s\t%lld\t%s", gp->name, gp->h, gp->k, gp->rate, tau, energy,
+                         (long long)gp->n_responses, top);
         lp_writer_row(w);
     }
 }
@@ -256,13 +268,11 @@ static lp_status write_md(const char *dir, const lp_task *t, const lp_prune_plan
         fmt_tau(plan->rates.tau, tau, sizeof tau);
         if (plan->rates.target_rate >= 0) snprintf(target, sizeof target, "%.4f", plan->rates.target_rate);
         fprintf(f, "\n## Unit groups\n\n");
-        fprintf(f, "Rule %s, criterion %s, statistics over %s steps; τ = %s; mean rate %.4f (target %s); "
-                   "%d of %d units kept.\n\n",
-                lp_rate_rule_name(plan->opts.rates.rule), lp_criterion_name(plan->opts.criterion),
-                lp_stats_steps_name(plan->opts.steps), tau, plan->rates.mean_rate, target, plan->rates.kept,
-                plan->rates.total);
+        md_plan_line(f, plan);
+        fprintf(f, "τ = %s; mean rate %.4f (target %s); %d of %d units kept.\n\n", tau, plan->rates.mean_rate,
+                target, plan->rates.kept, plan->rates.total);
         md_groups(&w, plan);
-        fprintf(f, "\nThe full spectra are in spectra.csv%s.\n", have_plot ? " and spectra.png" : "");
+        if (plan->g[0].eig) fprintf(f, "\nThe full spectra are in spectra.csv%s.\n", have_plot ? " and spectra.png" : "");
         if (have_plot) fprintf(f, "\n![eigenvalue spectra](spectra.png)\n");
     }
     fprintf(f, "\n## Models\n\n");
