@@ -18,7 +18,7 @@ CC       ?= cc
 PKGS     := openblas lapacke libprotobuf-c zlib
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
-            pkg-config zlib1g-dev gnuplot-nox python3 clang libclang-rt-dev
+            pkg-config zlib1g-dev gnuplot-nox python3 python3-torch clang libclang-rt-dev
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -95,11 +95,13 @@ export LP_SHARED
 LP_BIN := $(abspath $(BIN))
 export LP_BIN
 # The statistics that decide the comparisons with PyTorch (experiments/*.py) are tested too, by Debian's
-# python3 (standard library only).
+# python3 (standard library only), and the PyTorch loader of every model kind against predict / lm-eval
+# by Debian's python3-torch (TORCH_PY, below).
 PYTHON ?= /usr/bin/python3
 ANALYSIS_TEST := experiments/test_analysis.py
+TORCH_TEST := experiments/test_torch_loader.py
 test: all $(TEST_BIN)
-	@fail=0; pass=0; for t in $(TEST_BIN) "$(PYTHON) $(ANALYSIS_TEST)"; do \
+	@fail=0; pass=0; for t in $(TEST_BIN) "$(PYTHON) $(ANALYSIS_TEST)" "$(TORCH_PY) $(TORCH_TEST)"; do \
 	  echo "== $$t"; \
 	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \
 	done; echo "programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
