@@ -29,7 +29,6 @@ import glob
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
