@@ -167,6 +167,16 @@ void lp_lm_free(lp_lm *m) {
 
 size_t lp_lm_numel(const lp_lm *m) { return m->params.numel; }
 
+double lp_lm_flops_per_word(const lp_lm *m) {
+    const lp_lm_config *c = &m->cfg;
+    double f = 0;
+    for (int l = 0; l < c->layers; l++) {
+        const double h = c->hidden[l], in = l ? c->hidden[l - 1] : c->embed;
+        f += 2.0 * 4.0 * h * (in + h);
+    }
+    return f + 2.0 * c->vocab * c->hidden[c->layers - 1];
+}
+
 /* ---- checkpoints ---- */
 
 lp_status lp_lm_add_to_ckpt(const lp_lm *m, lp_ckpt *c) {

@@ -106,6 +106,9 @@ void lp_lm_free(lp_lm *m);
 /* Number of parameters (floats); a tied table is counted once. */
 size_t lp_lm_numel(const lp_lm *m);
 
+/* FLOPs per predicted word: the LSTM layers' gate GEMMs (input and recurrent) and the softmax layer. */
+double lp_lm_flops_per_word(const lp_lm *m);
+
 /* ---- checkpoints (core/ckpt.h) ---- */
 
 /* Add the config ("model.*" keys) to c->meta and every parameter tensor (borrowed: m must outlive the

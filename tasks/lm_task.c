@@ -200,16 +200,7 @@ static lp_status lm_carry_load(lp_task *t, const lp_ckpt *c, const char *path) {
 
 /* ---- measuring ---- */
 
-/* Per predicted word: the LSTM layers' gate GEMMs (input and recurrent) and the softmax layer. */
-static double lm_flops(const lp_task *t) {
-    const lp_lm_config *c = &((const lp_lm_task *)t)->lm.cfg;
-    double f = 0;
-    for (int l = 0; l < c->layers; l++) {
-        const double h = c->hidden[l], in = l ? c->hidden[l - 1] : c->embed;
-        f += 2.0 * 4.0 * h * (in + h);
-    }
-    return f + 2.0 * c->vocab * c->hidden[c->layers - 1];
-}
+static double lm_flops(const lp_task *t) { return lp_lm_flops_per_word(&((const lp_lm_task *)t)->lm); }
 
 typedef struct {
     lp_lm *m;

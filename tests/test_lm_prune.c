@@ -922,6 +922,19 @@ static void test_pipeline_end_to_end(void **state) {
     assert_string_equal(lp_kv_get(&meta, "plan.criterion"), "gm");
     assert_string_equal(lp_kv_get(&meta, "plan.compensate"), "none");
     assert_string_equal(lp_kv_get(&meta, "data.dir"), lp_test_scratch_dir());
+    /* info reads it: kind, the pruned sizes, FLOPs per word as the LM computes them, the plan */
+    char info_cmd[900], *info = NULL, line[128];
+    size_t info_len = 0;
+    snprintf(info_cmd, sizeof info_cmd, "info %s", path);
+    assert_int_equal(run_bin(info_cmd, lp_test_scratch_path("lm_info.txt")), 0);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("lm_info.txt"), &info, &info_len), LP_OK);
+    assert_non_null(strstr(info, "model        lm, vocabulary"));
+    snprintf(line, sizeof line, "lstm1      %5d units", pm.cfg.hidden[0]);
+    assert_non_null(strstr(info, line));
+    snprintf(line, sizeof line, "FLOPs        %.4g per word", lp_lm_flops_per_word(&pm));
+    assert_non_null(strstr(info, line));
+    assert_non_null(strstr(info, "pruned       lstm1 16->"));
+    free(info);
     lp_lm_free(&pm);
     lp_kv_free(&meta);
     /* report files: the groups, and every model's numbers */
