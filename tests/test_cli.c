@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -21,20 +20,11 @@ static char out_buf[1 << 16];
 
 /* Run "$LP_BIN args" with stdout+stderr captured into out_buf; returns the exit code. */
 static int run(const char *fmt, ...) {
-    char args[2048], cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = lp_test_runv(out_buf, sizeof out_buf, "", fmt, ap);
     va_end(ap);
-    const char *bin = getenv("LP_BIN");
-    if (!bin) bin = "build/lstmprune";
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", lp_test_scratch_dir(), bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 static int setup(void **state) {

@@ -56,7 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "tests/common/markov_corpus.h"
@@ -507,27 +507,17 @@ static void check_run(const char *run, int digest_only) {
 /* ---- running the binary ---- */
 
 static char out_buf[1 << 16];
-static char bin_path[PATH_LEN]; /* $LP_BIN made absolute (the commands run in the scratch directory) */
 
 /* Run "$LP_BIN args" in the scratch directory, with the pinned kernels; stdout+stderr in out_buf.
  * Fails the test (showing the command and its output) unless it exits 0. */
 static void run_ok(const char *fmt, ...) {
-    char args[1024], cmd[8192];
+    char args[1024];
     va_list ap;
     va_start(ap, fmt);
     int n_args = vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     assert_true(n_args >= 0 && (size_t)n_args < sizeof args);
-    format_into(cmd, sizeof cmd, "cd '%s' && OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1 '%s' %s 2>&1",
-                lp_test_scratch_dir(), bin_path, args);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    char rest[4096];
-    while (fread(rest, 1, sizeof rest, p) > 0) continue; /* the end of a long output: read, not kept */
-    int st = pclose(p);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    int rc = lp_test_run(out_buf, sizeof out_buf, "OPENBLAS_CORETYPE=Haswell OPENBLAS_NUM_THREADS=1", "%s", args);
     if (rc != 0) fprintf(stderr, "golden: `lstmprune %s` exited %d:\n%s\n", args, rc, out_buf);
     assert_int_equal(rc, 0);
 }
@@ -670,8 +660,7 @@ static void test_lm_sensitivity(void **state) {
 /* The scratch directory with the LM corpus; the binary and gnuplot must exist. */
 static int setup(void **state) {
     (void)state;
-    const char *bin = getenv("LP_BIN");
-    if (!bin || !realpath(bin, bin_path)) {
+    if (!getenv("LP_BIN") || access(lp_test_bin(), X_OK) != 0) {
         fprintf(stderr, "golden: LP_BIN (the Makefile sets it) must name the lstmprune binary\n");
         return -1;
     }

@@ -37,25 +37,13 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-static const char *bin(void) {
-    const char *b = getenv("LP_BIN");
-    return b ? b : "build/lstmprune";
-}
-
 /* Run "$LP_BIN args" in the scratch directory to its end; output in out_buf; the exit code. */
 static int run(const char *fmt, ...) {
-    char args[2048], cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = lp_test_runv(out_buf, sizeof out_buf, "", fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s 2>&1", lp_test_scratch_dir(), bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 static int exists(const char *rel) { return access(lp_test_scratch_path(rel), F_OK) == 0; }
@@ -72,7 +60,7 @@ static int kill_during_write(const char *args, const char *run_dir, const char *
         char c, cmd[4096];
         close(go[1]);
         if (read(go[0], &c, 1) != 1) _exit(127);
-        snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>&1", lp_test_scratch_dir(), bin(), args);
+        snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >/dev/null 2>&1", lp_test_scratch_dir(), lp_test_bin(), args);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }

@@ -49,28 +49,20 @@ static char out_buf[1 << 16];
 
 /* Run "$LP_BIN args" under the ceiling, stdout+stderr into out_buf. The exit code, or -1 for a signal. */
 static int run_capped(const char *fmt, ...) {
-    char args[2048], cmd[4096];
+    char args[2048], prefix[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("LP_BIN");
-    if (!bin) bin = "build/lstmprune";
     if (UNDER_ASAN)
-        snprintf(cmd, sizeof cmd,
-                 "cd %s && ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=%d "
-                 "OPENBLAS_NUM_THREADS=1 exec %s %s 2>&1",
-                 lp_test_scratch_dir(), CEILING_KB / 1024, bin, args);
+        snprintf(prefix, sizeof prefix,
+                 "ASAN_OPTIONS=allocator_may_return_null=1:max_allocation_size_mb=%d OPENBLAS_NUM_THREADS=1 exec",
+                 CEILING_KB / 1024);
     else
-        snprintf(cmd, sizeof cmd, "cd %s && ulimit -v %d && OPENBLAS_NUM_THREADS=1 exec %s %s 2>&1",
-                 lp_test_scratch_dir(), CEILING_KB, bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
+        snprintf(prefix, sizeof prefix, "ulimit -v %d && OPENBLAS_NUM_THREADS=1 exec", CEILING_KB);
+    int rc = lp_test_run(out_buf, sizeof out_buf, prefix, "%s", args);
     fprintf(stderr, "  $ %s\n  %s", args, out_buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 /* ---- protobuf bytes by hand (wire type 2 = length-delimited) ---- */

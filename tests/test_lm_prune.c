@@ -813,10 +813,8 @@ static void check_json_row(const char *js, const lp_report_model *r) {
 
 /* Run "$LP_BIN args" at one thread, stdout and stderr into the file `log`; returns the exit code. */
 static int run_bin(const char *args, const char *log) {
-    const char *bin = getenv("LP_BIN");
-    if (!bin) bin = "build/lstmprune";
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s >%s 2>&1", bin, args, log);
+    snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s >%s 2>&1", lp_test_bin(), args, log);
     const int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -923,18 +921,14 @@ static void test_pipeline_end_to_end(void **state) {
     assert_string_equal(lp_kv_get(&meta, "plan.compensate"), "none");
     assert_string_equal(lp_kv_get(&meta, "data.dir"), lp_test_scratch_dir());
     /* info reads it: kind, the pruned sizes, FLOPs per word as the LM computes them, the plan */
-    char info_cmd[900], *info = NULL, line[128];
-    size_t info_len = 0;
-    snprintf(info_cmd, sizeof info_cmd, "info %s", path);
-    assert_int_equal(run_bin(info_cmd, lp_test_scratch_path("lm_info.txt")), 0);
-    assert_int_equal(lp_file_read_all(lp_test_scratch_path("lm_info.txt"), &info, &info_len), LP_OK);
+    char info[4096], line[128];
+    assert_int_equal(lp_test_run(info, sizeof info, "", "info %s", path), 0);
     assert_non_null(strstr(info, "model        lm, vocabulary"));
     snprintf(line, sizeof line, "lstm1      %5d units", pm.cfg.hidden[0]);
     assert_non_null(strstr(info, line));
     snprintf(line, sizeof line, "FLOPs        %.4g per word", lp_lm_flops_per_word(&pm));
     assert_non_null(strstr(info, line));
     assert_non_null(strstr(info, "pruned       lstm1 16->"));
-    free(info);
     lp_lm_free(&pm);
     lp_kv_free(&meta);
     /* report files: the groups, and every model's numbers */

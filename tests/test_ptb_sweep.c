@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "core/fileio.h"
@@ -21,20 +20,11 @@ static char out_buf[1 << 16];
 
 /* Run "$LP_BIN args" in the scratch directory, output captured into out_buf; returns the exit code. */
 static int run(const char *fmt, ...) {
-    char args[2048], cmd[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = lp_test_runv(out_buf, sizeof out_buf, "OPENBLAS_NUM_THREADS=1", fmt, ap);
     va_end(ap);
-    const char *bin = getenv("LP_BIN");
-    snprintf(cmd, sizeof cmd, "cd %s && OPENBLAS_NUM_THREADS=1 %s %s 2>&1", lp_test_scratch_dir(),
-             bin ? bin : "build/lstmprune", args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc;
 }
 
 /* A 2×16 LM, two epochs; oneshot eigen+gm and uniform+l2 at rate 0.5; ISS from the baseline. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -15,6 +16,35 @@ int lp_test_scratch_make(const char *tag) {
 
 const char *lp_test_scratch_dir(void) {
     return dir;
+}
+
+const char *lp_test_bin(void) {
+    static char abs[4096];
+    const char *bin = getenv("LP_BIN");
+    if (!bin) bin = "build/lstmprune";
+    return realpath(bin, abs) ? abs : bin;
+}
+
+int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_list ap) {
+    char args[2048], cmd[8192];
+    vsnprintf(args, sizeof args, fmt, ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, prefix, lp_test_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    char rest[4096];
+    while (fread(rest, 1, sizeof rest, p) > 0) continue;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int lp_test_run(char *out, size_t cap, const char *prefix, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = lp_test_runv(out, cap, prefix, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 const char *lp_test_scratch_path(const char *name) {

@@ -9,6 +9,8 @@
  * One directory per test program (its tests run one after another). */
 #ifndef LP_TEST_SCRATCH_H
 #define LP_TEST_SCRATCH_H
+#include <stdarg.h>
+#include <stddef.h>
 
 /* Create /tmp/lp_test_<tag>_XXXXXX (mkdtemp). 0, or -1 (cmocka's convention for a failed setup). */
 int lp_test_scratch_make(const char *tag);
@@ -25,6 +27,17 @@ const char *lp_test_scratch_path(const char *name);
  * 0, or -1. lp_test_unblock_file undoes it (the file stays absent). */
 int lp_test_block_file(const char *path);
 int lp_test_unblock_file(const char *path);
+
+/* The binary under test: $LP_BIN (the Makefile sets it), else build/lstmprune, made absolute when it
+ * exists (the commands below run in the scratch directory). */
+const char *lp_test_bin(void);
+
+/* Run "<prefix> <binary> <args>" with /bin/sh in the scratch directory, args formatted from fmt. prefix is
+ * shell text before the binary ("OPENBLAS_NUM_THREADS=1", "ulimit -v N && ..."; "" for none). stdout and
+ * stderr go into out[cap] (NUL-terminated; the rest of a longer output is read and dropped). Returns the
+ * exit code, or -1 for a signal or a failed popen. */
+int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_list ap);
+int lp_test_run(char *out, size_t cap, const char *prefix, const char *fmt, ...);
 
 /* A cmocka group teardown (`state` is not used): rm -rf the directory. 0, or -1. */
 int lp_test_scratch_teardown(void **state);
