@@ -36,11 +36,18 @@ const lp_arg lp_args_data[] = {
 const int lp_args_data_n = (int)(sizeof lp_args_data / sizeof lp_args_data[0]);
 
 const lp_arg lp_args_method[] = {
-    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE", "eigen (rates from the response spectra) or uniform", "eigen"},
+    {"rate-rule", "prune.rule", LP_ARG_STR, 0, "RULE",
+     "eigen (rates from the response spectra), uniform, or sensitivity (rates from each group's sensitivity curve)", "eigen"},
     {"tau", "prune.tau", LP_ARG_NUM, 0, "T", "energy kept per group by the eigen rule (without --target-rate)", "0.9"},
     {"target-rate", "prune.target_rate", LP_ARG_NUM, 0, "R", "mean pruning rate over groups; eigen: τ is searched", "none"},
     {"criterion", "prune.criterion", LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
     {"round-to", "prune.round_to", LP_ARG_INT, 0, "N", "keep group sizes multiples of N (0 = no rounding)", "0"},
+    {"rates", "prune.rates", LP_ARG_STR, 0, "LIST",
+     "per-group rates instead of a target: fw=0.3,lstm2=0.1 (names as `info` prints them; others kept whole) or one per group", NULL},
+    {"units", "prune.units", LP_ARG_STR, 0, "LIST", "per-group sizes to keep: 14,14,16 (the model.units order) or NAME=N,...", NULL},
+    {"rates-from", "prune.rates_from", LP_ARG_STR, 0, "FILE", "per-group rates from GROUP = rate lines (sensitivity's suggested.txt)", NULL},
+    {"sensitivity", "prune.sensitivity", LP_ARG_STR, 0, "DIR",
+     "sensitivity rule: the curves of an earlier `lstmprune sensitivity --out DIR` (default: measured on the trained model)", NULL},
 };
 const int lp_args_method_n = (int)(sizeof lp_args_method / sizeof lp_args_method[0]);
 

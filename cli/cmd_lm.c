@@ -439,7 +439,6 @@ int lp_cmd_lm_prune(int argc, char **argv) {
         rc = lp_args_check_failed(cmd, table, n);
         goto out;
     }
-    if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
     const lp_task_kind kind = lp_lm_task_kind(NULL);
     o.kind = &kind;
     o.cfg = &cfg;
@@ -448,6 +447,12 @@ int lp_cmd_lm_prune(int argc, char **argv) {
     o.quiet = f.quiet;
     char cmdline[8192]; /* recorded in the output directory (command.txt) */
     o.command = lp_cli_command_line(argc, argv, cmdline, sizeof cmdline);
+    if (lp_pipeline_check(&o) != LP_OK) { /* per-group rates that do not fit the model: a usage error */
+        lp_cli_error(cmd, "%s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
     o.lat_batch = (int)lp_kv_get_int_or(&cfg, "train.eval_batch", 20);
     o.lat_frames = (int)lp_kv_get_int_or(&cfg, "train.eval_bptt", 35);
     o.lat_reps = 3;

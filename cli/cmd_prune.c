@@ -135,6 +135,11 @@ int lp_cmd_prune(int argc, char **argv) {
         o.schedule = LP_SCHED_ISS;
         o.iss_lambda = 0; /* no training: threshold only */
     }
+    if (lp_pipeline_check(&o) != LP_OK) { /* per-group rates that do not fit the model: a usage error */
+        lp_cli_error("prune", "%s", lp_last_error());
+        lp_kv_free(&cfg);
+        return 2;
+    }
     if ((rc = lp_args_claim_out("prune", f.out, f.force)) != 0) {
         lp_kv_free(&cfg);
         return rc;
@@ -215,6 +220,11 @@ int lp_cmd_pipeline(int argc, char **argv) {
     o.cfg = &cfg;
     lp_status s = lp_pipeline_opts_from_kv(&cfg, &o);
     if (s != LP_OK) { /* a bad option value: a usage error */
+        lp_cli_error("pipeline", "%s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
+    if (lp_pipeline_check(&o) != LP_OK) { /* before a baseline is trained for hours */
         lp_cli_error("pipeline", "%s", lp_last_error());
         rc = 2;
         goto out;

@@ -1,5 +1,6 @@
 /* show: the tables `prune`, `pipeline` and `lm-prune` print at their end (even with --quiet, which
  * silences progress only). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,7 +10,10 @@ void lp_cli_print_groups(const lp_pipeline_result *r) {
     printf("%-12s %7s %7s %7s %8s %12s\n", "group", "before", "after", "rate", "tau", "energy kept");
     for (int g = 0; g < r->n_groups; g++) {
         const lp_pipeline_group *pg = &r->groups[g];
-        printf("%-12s %7d %7d %7.3f %8.4f %12.4f\n", pg->name, pg->before, pg->after, pg->rate, pg->tau, pg->energy_kept);
+        char tau[16] = "-", energy[16] = "-"; /* "-": no τ (uniform, sensitivity, given) or no spectrum */
+        if (isfinite(pg->tau)) snprintf(tau, sizeof tau, "%.4f", pg->tau);
+        if (isfinite(pg->energy_kept)) snprintf(energy, sizeof energy, "%.4f", pg->energy_kept);
+        printf("%-12s %7d %7d %7.3f %8s %12s\n", pg->name, pg->before, pg->after, pg->rate, tau, energy);
     }
 }
 

@@ -9,6 +9,7 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "experiments/sensitivity.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "train/trainer.h"
@@ -60,6 +61,30 @@ static lp_status kv_num(const lp_kv *kv, const char *key, double lo, double hi, 
     return LP_OK;
 }
 
+/* prune.rates / prune.units / prune.rates_from (one of them) make the rule `given`; prune.sensitivity
+ * points the sensitivity rule at an earlier analysis. */
+static lp_status given_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
+    static const char *const keys[] = {"prune.rates", "prune.units", "prune.rates_from"};
+    const char *v[3], *which = NULL;
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if ((v[i] = lp_kv_get(kv, keys[i])) && *v[i]) n++, which = keys[i];
+    if (n > 1) return lp_errorf(LP_ERR_ARG, "give one of --rates, --units and --rates-from (prune.rates, prune.units, prune.rates_from)");
+    o->given_rates = v[0] && *v[0] ? v[0] : NULL;
+    o->given_units = v[1] && *v[1] ? v[1] : NULL;
+    o->rates_from = v[2] && *v[2] ? v[2] : NULL;
+    o->sensitivity_dir = lp_kv_get(kv, "prune.sensitivity");
+    const char *rule = lp_kv_get(kv, "prune.rule");
+    if (n == 1) {
+        if (rule && strcmp(rule, "given") != 0)
+            return lp_errorf(LP_ERR_ARG, "%s gives the rates of every group: it does not go with --rate-rule %s", which, rule);
+        o->prune.rates.rule = LP_RATE_RULE_GIVEN;
+    } else if (o->prune.rates.rule == LP_RATE_RULE_GIVEN) {
+        return lp_errorf(LP_ERR_ARG, "--rate-rule given needs --rates, --units or --rates-from");
+    }
+    return LP_OK;
+}
+
 lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     const char *v;
     if ((v = lp_kv_get(kv, "prune.rule"))) LP_TRY(lp_rate_rule_parse(v, &o->prune.rates.rule));
@@ -95,6 +120,7 @@ lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     LP_TRY(kv_int(kv, "prune.latency_batch", 1, &o->lat_batch));
     LP_TRY(kv_int(kv, "prune.latency_frames", 1, &o->lat_frames));
     LP_TRY(kv_int(kv, "prune.latency_reps", 1, &o->lat_reps));
+    LP_TRY(given_from_kv(kv, o));
     return lp_rates_opts_check(&o->prune.rates);
 }
 
@@ -183,26 +209,9 @@ static lp_status load_task(const lp_pipeline_opts *o, const char *path, const lp
     return s;
 }
 
-/* ---- soft schedule: masks re-applied during training ---- */
-
-typedef struct {
-    const lp_prune_opts *po;
-    int every;
-} soft_ctx;
-
-static lp_status soft_hook(void *user, lp_task *t, int64_t step) {
-    soft_ctx *c = user;
-    if (step % c->every != 0) return LP_OK;
-    lp_prune_plan plan;
-    LP_TRY(lp_prune_plan_run(t, c->po, &plan));
-    lp_status s = lp_surgery_mask(t, &plan);
-    lp_prune_plan_free(&plan);
-    return s;
-}
-
-/* ---- the schedules ---- */
-
-typedef struct {
+typedef struct state {
+    lp_prune_opts po;    /* o->prune completed for the model: per-group sizes, the sensitivity curves */
+    lp_cost_curve curves[LP_MAX_GROUPS];
     lp_task *before;     /* the unpruned model (the plan's reference) */
     char before_ckpt[4096];
     lp_prune_plan plan;  /* sizes before → after (composed over iterative steps) */
@@ -211,6 +220,87 @@ typedef struct {
     char final_ckpt[4096]; /* fine-tuned, or the pruned model without fine-tuning */
     lp_kv cfg;           /* the run configuration the pruned models carry */
 } state;
+
+/* ---- the rule's per-group input ---- */
+
+/* The curves of the sensitivity rule: from o->sensitivity_dir, else measured on `ckpt` (the trained
+ * model t) into OUT/sensitivity — or, with no ckpt (a soft run before training), an error. */
+static lp_status sensitivity_curves(const lp_pipeline_opts *o, const lp_task *t, const char *ckpt, state *st) {
+    char dir[4096];
+    const char *from = o->sensitivity_dir;
+    if (!from) {
+        if (!ckpt)
+            return lp_errorf(LP_ERR_ARG, "the %s schedule starts untrained: give --sensitivity DIR (an earlier "
+                                         "`lstmprune sensitivity` of a trained model of this architecture)",
+                             lp_schedule_name(o->schedule));
+        from = sub(o->out_dir, "sensitivity", dir, sizeof dir);
+        say(o, "== sensitivity analysis of the trained model into %s", from);
+        lp_sensitivity_opts so;
+        lp_sensitivity_opts_default(&so);
+        so.ckpt = ckpt;
+        so.out_dir = from;
+        so.cfg = o->cfg;
+        so.criterion = o->prune.criterion;
+        so.seed = o->prune.seed;
+        so.quiet = o->quiet;
+        LP_TRY(lp_sensitivity_run(&so, NULL));
+    }
+    LP_TRY(lp_sensitivity_curves_read(from, t, st->curves));
+    st->po.curves = st->curves;
+    return LP_OK;
+}
+
+/* st->po: the options with what the rule needs of model t (ckpt: its checkpoint, or NULL when t is not
+ * trained yet): per-group sizes for the given rule, the cost curves for the sensitivity rule. */
+static lp_status method_for(const lp_pipeline_opts *o, const lp_task *t, const char *ckpt, state *st) {
+    st->po = o->prune;
+    if (o->given_rates) return lp_prune_given_parse(t, o->given_rates, 0, st->po.given_k);
+    if (o->given_units) return lp_prune_given_parse(t, o->given_units, 1, st->po.given_k);
+    if (o->rates_from) return lp_prune_given_read(t, o->rates_from, st->po.given_k);
+    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY) return sensitivity_curves(o, t, ckpt, st);
+    return LP_OK;
+}
+
+lp_status lp_pipeline_check(const lp_pipeline_opts *o) {
+    const lp_rate_rule rule = o->prune.rates.rule;
+    if (rule != LP_RATE_RULE_GIVEN && !(rule == LP_RATE_RULE_SENSITIVITY && o->sensitivity_dir)) return LP_OK;
+    lp_kv cfg;
+    lp_kv_init(&cfg);
+    lp_task *t = NULL;
+    lp_status s = o->baseline_ckpt ? open_ckpt(o, o->baseline_ckpt, o->cfg, &cfg, &t) : kv_copy(&cfg, o->cfg);
+    if (s == LP_OK && !o->baseline_ckpt) s = o->kind->open(o->kind, &cfg, NULL, NULL, &t); /* a fresh model */
+    state *st = s == LP_OK ? lp_calloc(1, sizeof *st) : NULL;
+    if (s == LP_OK && !st) s = LP_ERR_NOMEM;
+    if (s == LP_OK) s = method_for(o, t, NULL, st); /* reads, never measures: no checkpoint given */
+    if (s != LP_OK && s != LP_ERR_NOMEM) s = LP_ERR_ARG;
+    lp_free(st);
+    lp_task_free(t);
+    lp_kv_free(&cfg);
+    return s;
+}
+
+/* ---- soft schedule: masks re-applied during training ---- */
+
+typedef struct {
+    const lp_pipeline_opts *o;
+    state *st;
+    int every, ready;
+} soft_ctx;
+
+static lp_status soft_hook(void *user, lp_task *t, int64_t step) {
+    soft_ctx *c = user;
+    if (step % c->every != 0) return LP_OK;
+    if (!c->ready) LP_TRY(method_for(c->o, t, NULL, c->st)); /* the model's groups are known from here */
+    c->ready = 1;
+    lp_prune_plan plan;
+    LP_TRY(lp_prune_plan_run(t, &c->st->po, &plan));
+    lp_status s = lp_surgery_mask(t, &plan);
+    lp_prune_plan_free(&plan);
+    return s;
+}
+
+/* ---- the schedules ---- */
+
 
 static lp_status baseline(const lp_pipeline_opts *o, state *st) {
     char path[4096];
@@ -251,8 +341,9 @@ static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
 
 static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
+    LP_TRY(method_for(o, st->before, st->before_ckpt, st));
     say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
-    LP_TRY(lp_prune_plan_run(st->before, &o->prune, &st->plan));
+    LP_TRY(lp_prune_plan_run(st->before, &st->po, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);
 }
@@ -320,12 +411,33 @@ static lp_status step_plan(lp_task *m, lp_prune_opts po, const int *h0, double w
     return s;
 }
 
-/* Iterative: step i prunes the current model towards mean rate r·i/N of the ORIGINAL sizes (step_plan);
+/* The sizes the rule (given or sensitivity) gives the unpruned model: where the iterative steps end. */
+static lp_status final_sizes(state *st, int *final_k) {
+    lp_prune_plan p;
+    LP_TRY(lp_prune_plan_run(st->before, &st->po, &p));
+    for (int g = 0; g < p.n_groups; g++) final_k[g] = p.g[g].k;
+    lp_prune_plan_free(&p);
+    return LP_OK;
+}
+
+/* Step i of n towards final sizes: group g keeps h0 − round((h0 − final)·i/n) of its original units. */
+static void step_sizes(lp_prune_opts *po, const int *h0, const int *final_k, int i, int n, int n_groups) {
+    po->rates.rule = LP_RATE_RULE_GIVEN;
+    po->rates.target_rate = -1;
+    for (int g = 0; g < n_groups; g++) po->given_k[g] = h0[g] - (int)llround((double)(h0[g] - final_k[g]) * i / n);
+}
+
+/* Iterative: step i prunes the current model towards mean rate r·i/N of the ORIGINAL sizes (step_plan),
+ * or, under the given and sensitivity rules, towards the final sizes in equal steps of units (step_sizes);
  * the kept indices are composed so the final plan maps original units to survivors. */
 static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
-    double r = o->prune.rates.target_rate;
-    if (r < 0) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
+    LP_TRY(method_for(o, st->before, st->before_ckpt, st));
+    const double r = o->prune.rates.target_rate;
+    const int by_units = st->po.rates.rule == LP_RATE_RULE_GIVEN || st->po.rates.rule == LP_RATE_RULE_SENSITIVITY;
+    if (r < 0 && !by_units) return lp_errorf(LP_ERR_ARG, "the iterative schedule needs --target-rate");
+    int final_k[LP_MAX_GROUPS];
+    if (by_units) LP_TRY(final_sizes(st, final_k));
     int n_steps = o->iterative_steps;
     int *map[LP_MAX_GROUPS], nmap[LP_MAX_GROUPS], h0[LP_MAX_GROUPS];
     for (int g = 0; g < st->before->n_groups; g++) {
@@ -342,13 +454,14 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         s = load_task(o, cur, &st->cfg, &m);
         if (s != LP_OK) break;
         double done = r * (i - 1) / n_steps, want = r * i / n_steps;
-        lp_prune_opts po = o->prune;
+        lp_prune_opts po = st->po;
         po.rates.target_rate = 1.0 - (1.0 - want) / (1.0 - done); /* the first guess, exact without rounding */
         po.seed = o->prune.seed + (uint64_t)i;
+        if (by_units) step_sizes(&po, h0, final_k, i, n_steps, st->before->n_groups);
         lp_prune_plan plan;
         snprintf(dir, sizeof dir, "%s/step%d", o->out_dir, i);
         s = lp_mkdirs(dir);
-        if (s == LP_OK) s = step_plan(m, po, h0, want, &plan);
+        if (s == LP_OK) s = by_units ? lp_prune_plan_run(m, &po, &plan) : step_plan(m, po, h0, want, &plan);
         if (s == LP_OK) {
             lp_task *pruned;
             s = lp_surgery_shrink(m, &plan, &pruned);
@@ -382,13 +495,16 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
     for (int g = 0; g < st->plan.n_groups; g++) rs += st->plan.g[g].rate;
     if (st->plan.n_groups) st->plan.rates.mean_rate = rs / st->plan.n_groups;
     st->plan.rates.target_rate = r;
+    st->plan.opts.rates.rule = o->prune.rates.rule; /* step 1's plan says `given` when the steps were sizes */
     for (int g = 0; g < st->before->n_groups; g++) lp_free(map[g]);
     return s;
 }
 
 static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    soft_ctx c = {&o->prune, o->prune_every > 0 ? o->prune_every : 50};
+    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY && !o->sensitivity_dir) /* before any training */
+        return sensitivity_curves(o, NULL, NULL, st);
+    soft_ctx c = {o, st, o->prune_every > 0 ? o->prune_every : 50, 0};
     lp_train_hooks h = {0};
     h.user = &c;
     h.after_update = soft_hook;
@@ -397,7 +513,8 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
     LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
-    LP_TRY(lp_prune_plan_run(st->before, &o->prune, &st->plan));
+    LP_TRY(method_for(o, st->before, NULL, st));
+    LP_TRY(lp_prune_plan_run(st->before, &st->po, &st->plan));
     st->have_plan = 1;
     LP_TRY(lp_surgery_mask(st->before, &st->plan)); /* the "masked" model the public code ends with */
     return shrink_save_finetune(o, st);
@@ -477,6 +594,12 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
  * threshold its rate follows from. */
 static lp_status info_target(const lp_pipeline_opts *o, lp_kv *info) {
     if (o->schedule == LP_SCHED_ISS) return lp_kv_setf(info, "target", "none (ISS: threshold %g)", o->iss_threshold);
+    if (o->given_rates) return lp_kv_setf(info, "target", "per-group rates %s", o->given_rates);
+    if (o->given_units) return lp_kv_setf(info, "target", "per-group sizes %s", o->given_units);
+    if (o->rates_from) return lp_kv_setf(info, "target", "per-group rates of %s", o->rates_from);
+    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY)
+        return lp_kv_setf(info, "target", "mean rate %g, split by the sensitivity curves of %s%s", o->prune.rates.target_rate,
+                          o->sensitivity_dir ? o->sensitivity_dir : o->out_dir, o->sensitivity_dir ? "" : "/sensitivity");
     if (o->prune.rates.target_rate >= 0) return lp_kv_setf(info, "target", "mean rate %g", o->prune.rates.target_rate);
     return lp_kv_setf(info, "target", "tau %g", o->prune.rates.tau);
 }
@@ -486,9 +609,12 @@ static lp_status info_target(const lp_pipeline_opts *o, lp_kv *info) {
 static lp_status info_miss(const lp_pipeline_opts *o, const state *st, lp_kv *info) {
     const double r = o->prune.rates.target_rate, miss = st->plan.rates.mean_rate - r;
     if (o->schedule == LP_SCHED_ISS || r < 0 || fabs(miss) <= 0.01) return LP_OK;
+    const lp_rate_rule rule = o->prune.rates.rule;
     return lp_kv_setf(info, "target_missed_by", "%+.4f: %s", miss,
-                      o->prune.rates.rule == LP_RATE_RULE_UNIFORM
-                          ? "the uniform rule rounds r x units to whole units in every group"
+                      rule == LP_RATE_RULE_UNIFORM ? "the uniform rule rounds r x units to whole units in every group"
+                      : rule == LP_RATE_RULE_SENSITIVITY
+                          ? "no cost budget gives a mean rate nearer the target (whole units per group; no group goes "
+                            "past its largest analysed rate)"
                           : "no energy threshold tau gives a mean rate nearer the target (whole units per group)");
 }
 
@@ -533,7 +659,8 @@ static lp_status record_run(const lp_pipeline_opts *o) {
         if (s == LP_OK) s = lp_kv_set(&c, "prune.rule", lp_rate_rule_name(o->prune.rates.rule));
         if (s == LP_OK) s = lp_kv_set(&c, "prune.criterion", lp_criterion_name(o->prune.criterion));
         if (s == LP_OK && o->prune.rates.target_rate >= 0) s = lp_kv_setf(&c, "prune.target_rate", "%g", o->prune.rates.target_rate);
-        if (s == LP_OK && o->prune.rates.target_rate < 0) s = lp_kv_setf(&c, "prune.tau", "%g", o->prune.rates.tau);
+        if (s == LP_OK && o->prune.rates.target_rate < 0 && o->prune.rates.rule == LP_RATE_RULE_EIGEN)
+            s = lp_kv_setf(&c, "prune.tau", "%g", o->prune.rates.tau);
     }
     if (s == LP_OK) s = lp_kv_set_int(&c, "prune.finetune_epochs", o->finetune_epochs);
     if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(&c, "prune.checkpoint", o->baseline_ckpt);
@@ -552,6 +679,9 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         return lp_errorf(LP_ERR_ARG, "--compensate mean works with the oneshot and iterative schedules: the %s "
                                      "schedule has driven the removed units to zero before it removes them",
                          lp_schedule_name(o->schedule));
+    if (o->schedule == LP_SCHED_ISS && (o->prune.rates.rule == LP_RATE_RULE_GIVEN || o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY))
+        return lp_errorf(LP_ERR_ARG, "the iss schedule keeps the units whose group norm passes its threshold: per-group "
+                                     "rates and the %s rule do not apply to it", lp_rate_rule_name(o->prune.rates.rule));
     lp_status s = lp_mkdirs(o->out_dir);
     if (s == LP_OK && o->command) s = record_run(o);
     if (s == LP_OK) {

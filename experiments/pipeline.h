@@ -9,6 +9,13 @@
  *              groups (from --baseline CKPT when given), remove units whose group norm is below the
  *              threshold, fine-tune
  *
+ * Rate rules (prune/rates.h): eigen and uniform from the options; given — per-group rates or sizes
+ * (prune.rates, prune.units, or prune.rates_from = a sensitivity suggested.txt); sensitivity — per-group
+ * rates for the target mean rate from the groups' sensitivity curves, read from prune.sensitivity = DIR
+ * (an earlier `lstmprune sensitivity` of the model) or measured on the trained model into
+ * OUT/sensitivity (oneshot and iterative; the soft schedule needs DIR, it starts untrained). The iterative
+ * schedule reaches given or sensitivity sizes in N equal steps of units per group.
+ *
  * Output directory: command.txt and config.txt (when the caller gives its command line), baseline/ (a
  * training run), pruned.ckpt, finetune/ (a training run), and the report
  * (experiments/report.h): report.md, report.json, spectra.csv, models.csv, spectra.png. Evaluation uses the
@@ -40,6 +47,10 @@ typedef struct {
                                 * the fine-tuning / ISS training runs */
     const char *baseline_ckpt; /* a trained model to prune instead of training one */
     lp_prune_opts prune;
+    const char *given_rates;   /* prune.rates: "fw=0.3,bw=0.2" or "0.3,0.2,0.1" (rule given), or NULL */
+    const char *given_units;   /* prune.units: sizes kept per group, same forms (rule given), or NULL */
+    const char *rates_from;    /* prune.rates_from: a "GROUP = rate" file (rule given), or NULL */
+    const char *sensitivity_dir; /* prune.sensitivity: curves.txt of an earlier analysis (rule sensitivity) */
     lp_schedule schedule;
     int iterative_steps;       /* default 3 */
     int finetune_epochs;       /* default 5; 0 = no fine-tuning */
@@ -59,10 +70,11 @@ typedef struct {
 void lp_pipeline_opts_default(lp_pipeline_opts *o);
 
 /* Read the "prune.*" keys present in kv (others keep their value): rule, tau, target_rate, round_to,
- * keep_count, criterion, stats_batches, stats_steps, seed, schedule, steps, finetune_epochs, finetune_lr,
+ * rates, units, rates_from (any one of them: rule given), sensitivity, keep_count, criterion, stats_batches, stats_steps, seed, schedule, steps, finetune_epochs, finetune_lr,
  * prune_every, iss_lambda, iss_threshold, iss_method, latency_batch, latency_frames, latency_reps. Bad values are
  * LP_ERR_ARG naming the key. */
 lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o);
+/* The strings kept in o (given_rates ... sensitivity_dir) point into kv: keep it alive with o. */
 
 typedef struct {
     char name[24];
@@ -78,6 +90,11 @@ typedef struct {
     int n_groups;
     lp_pipeline_group groups[LP_MAX_GROUPS];
 } lp_pipeline_result;
+
+/* Check, before anything is trained or written, what the rule needs of the model the run will prune (the
+ * baseline checkpoint, else a fresh model of o->cfg): the per-group rates or sizes name its groups and fit
+ * them, a --sensitivity DIR has a curve for each group. LP_ERR_ARG naming the bad entry: a usage error. */
+lp_status lp_pipeline_check(const lp_pipeline_opts *o);
 
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res);
 

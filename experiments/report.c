@@ -269,6 +269,8 @@ static lp_status write_md(const char *dir, const lp_task *t, const lp_prune_plan
         if (plan->rates.target_rate >= 0) snprintf(target, sizeof target, "%.4f", plan->rates.target_rate);
         fprintf(f, "\n## Unit groups\n\n");
         md_plan_line(f, plan);
+        if (plan->opts.rates.rule == LP_RATE_RULE_SENSITIVITY && isfinite(plan->rates.budget))
+            fprintf(f, "cost budget θ = %.4g (each group's largest rate costing at most θ alone); ", plan->rates.budget);
         fprintf(f, "τ = %s; mean rate %.4f (target %s); %d of %d units kept.\n\n", tau, plan->rates.mean_rate,
                 target, plan->rates.kept, plan->rates.total);
         md_groups(&w, plan);

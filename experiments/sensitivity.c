@@ -2,6 +2,7 @@
 #include "experiments/sensitivity.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -224,6 +225,71 @@ static lp_status write_csv(const lp_sensitivity_opts *o, const lp_task_ops *ops,
     return lp_writer_commit(&w);
 }
 
+/* curves.txt: each tried group's cost at every rate, the input of the sensitivity rate rule
+ * (lp_sensitivity_curves_read). */
+static lp_status write_curves(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r,
+                              const char *ptitle) {
+    lp_writer w;
+    LP_TRY(lp_writer_open(&w, o->out_dir, "curves.txt", LP_WRITER_TEXT));
+    FILE *f = w.f;
+    fprintf(f, "# %s %s when one group alone is pruned at each rate (no fine-tuning); read by --rate-rule sensitivity\n",
+            ptitle, ops->higher_better ? "drop" : "relative rise");
+    fprintf(f, "rates = ");
+    for (int i = 0; i < r->n_rates; i++) fprintf(f, "%s%.6g", i ? "," : "", r->rates[i]);
+    fprintf(f, "\n");
+    for (int g = 0; g < r->n_groups; g++) {
+        if (r->fixed[g]) continue;
+        fprintf(f, "%s = ", r->group[g]);
+        for (int i = 0; i < r->n_rates; i++) fprintf(f, "%s%.8g", i ? "," : "", cost_of(&r->base, &r->score[g][i]));
+        fprintf(f, "\n");
+    }
+    return lp_writer_commit(&w);
+}
+
+/* A comma-separated list of numbers into x (at most max); *n receives the count. */
+static lp_status number_list(const char *what, const char *v, double *x, int max, int *n) {
+    *n = 0;
+    for (const char *p = v; *p;) {
+        char *end;
+        if (*n == max) return lp_errorf(LP_ERR_FORMAT, "%s: more than %d values", what, max);
+        x[*n] = strtod(p, &end);
+        if (end == p) return lp_errorf(LP_ERR_FORMAT, "%s: '%s' is not a list of numbers", what, v);
+        (*n)++;
+        while (*end == ' ' || *end == '\t') end++;
+        if (*end && *end != ',') return lp_errorf(LP_ERR_FORMAT, "%s: '%s' is not a list of numbers", what, v);
+        p = *end ? end + 1 : end;
+    }
+    return LP_OK;
+}
+
+lp_status lp_sensitivity_curves_read(const char *dir, const lp_task *t, lp_cost_curve *out) {
+    char path[4096];
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_status s = lp_kv_read_file(&kv, lp_writer_path(dir, "curves.txt", path, sizeof path));
+    double rates[LP_RATES_MAX_POINTS];
+    int nr = 0;
+    const char *v = s == LP_OK ? lp_kv_get(&kv, "rates") : NULL;
+    if (s == LP_OK && !v) s = lp_errorf(LP_ERR_FORMAT, "%s: no 'rates' line", path);
+    if (s == LP_OK) s = number_list("rates", v, rates, LP_RATES_MAX_POINTS, &nr);
+    for (int g = 0; s == LP_OK && g < t->n_groups; g++) {
+        lp_cost_curve *c = &out[g];
+        memset(c, 0, sizeof *c);
+        if (t->groups[g].fixed) continue;
+        if (!(v = lp_kv_get(&kv, t->groups[g].name))) {
+            s = lp_errorf(LP_ERR_ARG, "%s has no curve for group %s: an analysis of another model?", path, t->groups[g].name);
+            break;
+        }
+        s = number_list(t->groups[g].name, v, c->cost, LP_RATES_MAX_POINTS, &c->n);
+        if (s == LP_OK && c->n != nr) s = lp_errorf(LP_ERR_FORMAT, "group %s: %d costs for %d rates", t->groups[g].name, c->n, nr);
+        memcpy(c->rate, rates, sizeof rates);
+        if (s == LP_OK) s = lp_cost_curve_check(c);
+    }
+    if (s != LP_OK && s != LP_ERR_NOMEM && !strstr(lp_last_error(), path)) s = lp_error_wrap(s, "%s", path);
+    lp_kv_free(&kv);
+    return s;
+}
+
 /* suggested.txt: per group, and the sizes a uniform-per-group prune at those rates gives. */
 static lp_status write_suggested(const lp_sensitivity_opts *o, const lp_task_ops *ops, const lp_sensitivity_result *r,
                                  const char *ptitle) {
@@ -317,6 +383,7 @@ static lp_status write_outputs(const lp_sensitivity_opts *o, const lp_task *t, c
     LP_TRY(lp_mkdirs(o->out_dir));
     LP_TRY(write_csv(o, t->ops, r));
     LP_TRY(write_suggested(o, t->ops, r, ptitle));
+    LP_TRY(write_curves(o, t->ops, r, ptitle));
     LP_TRY(write_plot(o, t->ops, r, ptitle));
     return write_md(o, t->ops, cfg, r, ptitle);
 }

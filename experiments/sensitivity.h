@@ -19,16 +19,19 @@
  *
  * Output directory: sensitivity.csv (group, units, rate, kept, the task's figures, the cost),
  * sensitivity.md (the table and the suggestions), suggested.txt ("group = rate" lines and a model.units /
- * lm.units line of the resulting sizes), sensitivity.gp and sensitivity.png where gnuplot runs. */
+ * lm.units line of the resulting sizes: `prune --rates-from suggested.txt` prunes at them), curves.txt
+ * (every group's cost per rate: the input of `--rate-rule sensitivity`, prune/rates.h), sensitivity.gp
+ * and sensitivity.png where gnuplot runs. */
 #ifndef LP_EXPERIMENTS_SENSITIVITY_H
 #define LP_EXPERIMENTS_SENSITIVITY_H
 #include <stdint.h>
 
 #include "core/kv.h"
 #include "prune/criteria.h"
+#include "prune/rates.h"
 #include "prune/task.h"
 
-#define LP_SENSITIVITY_MAX_RATES 64
+#define LP_SENSITIVITY_MAX_RATES LP_RATES_MAX_POINTS
 
 typedef struct {
     const char *ckpt;       /* the trained model */
@@ -62,6 +65,11 @@ typedef struct {
 /* Run the analysis and write the outputs. res may be NULL (it is large: allocate it, do not put it on a
  * small stack). */
 lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result *res);
+
+/* The cost curves of DIR/curves.txt (an analysis of this model's architecture) into curves[t->n_groups]
+ * (a fixed group's is left empty). LP_ERR_IO / LP_ERR_FORMAT naming the file; LP_ERR_ARG when a group of
+ * t has no curve there. */
+lp_status lp_sensitivity_curves_read(const char *dir, const lp_task *t, lp_cost_curve *curves);
 
 /* The suggestion rule alone (pure): rates [n] ascending, costs [n]; returns the suggested rate. */
 double lp_sensitivity_suggest(const double *rates, const double *costs, int n, double max_cost);

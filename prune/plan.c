@@ -3,9 +3,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/kv.h"
 
 void lp_prune_opts_default(lp_prune_opts *o) {
     memset(o, 0, sizeof *o);
@@ -18,6 +20,103 @@ void lp_prune_opts_default(lp_prune_opts *o) {
 
 int lp_prune_opts_need_stats(const lp_prune_opts *o) {
     return o->rates.rule == LP_RATE_RULE_EIGEN || o->stats_batches > 0 || o->compensate;
+}
+
+/* ---- per-group rates or sizes (rule given) ---- */
+
+static int group_index(const lp_task *t, const char *name) {
+    for (int g = 0; g < t->n_groups; g++)
+        if (!strcmp(t->groups[g].name, name)) return g;
+    return -1;
+}
+
+/* "fw, bw, lstm2": the names a spec may use. */
+static const char *group_names(const lp_task *t, char *buf, size_t n) {
+    size_t off = 0;
+    buf[0] = 0;
+    for (int g = 0; g < t->n_groups && off < n; g++)
+        off += (size_t)snprintf(buf + off, n - off, "%s%s", g ? ", " : "", t->groups[g].name);
+    return buf;
+}
+
+/* keep[g] from the value text v (a rate or a size) of group g. */
+static lp_status given_value(const lp_task *t, int g, const char *v, int units, int *keep) {
+    const lp_unit_group *gr = &t->groups[g];
+    char *end;
+    const double x = strtod(v, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == v || *end) return lp_errorf(LP_ERR_ARG, "group %s: '%s' is not a number", gr->name, v);
+    if (units) {
+        if (!(x >= 1 && x <= gr->units) || x != floor(x))
+            return lp_errorf(LP_ERR_ARG, "group %s: %s units to keep (a whole number in [1, %d])", gr->name, v, gr->units);
+        keep[g] = (int)x;
+    } else {
+        if (!(x >= 0 && x < 1)) return lp_errorf(LP_ERR_ARG, "group %s: rate %s is not in [0, 1)", gr->name, v);
+        keep[g] = lp_rates_keep_of_rate(gr->units, x);
+    }
+    if (gr->fixed && keep[g] != gr->units)
+        return lp_errorf(LP_ERR_ARG, "group %s is kept whole (its units are also the dimensions of an input table): "
+                                     "give it rate 0 or all %d units", gr->name, gr->units);
+    return LP_OK;
+}
+
+lp_status lp_prune_given_parse(const lp_task *t, const char *spec, int units, int *keep) {
+    char buf[1024], names[512];
+    if (strlen(spec) >= sizeof buf) return lp_errorf(LP_ERR_ARG, "per-group values: the list is too long");
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (int g = 0; g < t->n_groups; g++) keep[g] = t->groups[g].units;
+    int n = 0, named = -1, seen[LP_MAX_GROUPS] = {0};
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save), n++) {
+        while (*item == ' ' || *item == '\t') item++;
+        char *eq = strchr(item, '=');
+        if (named >= 0 && named != (eq != NULL))
+            return lp_errorf(LP_ERR_ARG, "per-group values: mix of NAME=V and plain values in '%s'", spec);
+        named = eq != NULL;
+        int g = n;
+        if (eq) {
+            char *e = eq;
+            while (e > item && (e[-1] == ' ' || e[-1] == '\t')) e--;
+            *e = 0;
+            if ((g = group_index(t, item)) < 0)
+                return lp_errorf(LP_ERR_ARG, "per-group values: no unit group '%s' (the groups: %s)", item,
+                                 group_names(t, names, sizeof names));
+            if (seen[g]++) return lp_errorf(LP_ERR_ARG, "per-group values: group %s given twice", item);
+        } else if (g >= t->n_groups) {
+            return lp_errorf(LP_ERR_ARG, "per-group values: more values than the %d unit groups (%s)", t->n_groups,
+                             group_names(t, names, sizeof names));
+        }
+        LP_TRY(given_value(t, g, eq ? eq + 1 : item, units, keep));
+    }
+    if (n == 0) return lp_errorf(LP_ERR_ARG, "per-group values: the list is empty");
+    if (!named && n != t->n_groups)
+        return lp_errorf(LP_ERR_ARG, "per-group values: %d values for %d unit groups (%s; or name them: NAME=V)", n,
+                         t->n_groups, group_names(t, names, sizeof names));
+    return LP_OK;
+}
+
+lp_status lp_prune_given_read(const lp_task *t, const char *path, int *keep) {
+    lp_kv kv;
+    lp_kv_init(&kv);
+    lp_status s = lp_kv_read_file(&kv, path);
+    char spec[1024];
+    size_t off = 0;
+    spec[0] = 0;
+    for (int i = 0; s == LP_OK && i < kv.count; i++) {
+        if (t->ops->units_key && !strcmp(kv.keys[i], t->ops->units_key)) continue; /* the sizes the rates give */
+        if (group_index(t, kv.keys[i]) < 0) {
+            char names[512];
+            s = lp_errorf(LP_ERR_ARG, "%s: '%s' names no unit group of the model (the groups: %s)", path, kv.keys[i],
+                          group_names(t, names, sizeof names));
+        } else if (off < sizeof spec) {
+            off += (size_t)snprintf(spec + off, sizeof spec - off, "%s%s=%s", off ? "," : "", kv.keys[i], kv.vals[i]);
+        }
+    }
+    if (s == LP_OK && !spec[0]) s = lp_errorf(LP_ERR_ARG, "%s: no 'GROUP = rate' line", path);
+    if (s == LP_OK && off >= sizeof spec) s = lp_errorf(LP_ERR_ARG, "%s: too many rates", path);
+    if (s == LP_OK) s = lp_prune_given_parse(t, spec, 0, keep);
+    if (s != LP_OK && s != LP_ERR_NOMEM && !strstr(lp_last_error(), path)) s = lp_error_wrap(s, "%s", path);
+    lp_kv_free(&kv);
+    return s;
 }
 
 /* ---- step 1: response statistics ---- */
@@ -98,8 +197,11 @@ static lp_status plan_rates(const lp_prune_opts *o, const int *idx, int np, int 
     lp_rate_group rg[LP_MAX_GROUPS];
     memset(rg, 0, sizeof rg);
     lp_status s = LP_OK;
-    for (int i = 0; i < np && s == LP_OK; i++)
+    for (int i = 0; i < np && s == LP_OK; i++) {
         s = lp_rate_group_from_eig(&rg[i], have_eig ? p->g[idx[i]].eig : NULL, p->g[idx[i]].h);
+        rg[i].curve = o->curves ? &o->curves[idx[i]] : NULL;
+        rg[i].want_k = o->given_k[idx[i]] ? o->given_k[idx[i]] : rg[i].h;
+    }
     if (s == LP_OK) s = lp_rates_assign(rg, np, &o->rates, &p->rates);
     for (int i = 0; i < np && s == LP_OK; i++) {
         lp_prune_group_plan *gp = &p->g[idx[i]];
@@ -145,6 +247,8 @@ lp_status lp_prune_plan_make(const lp_task *t, lp_stats *st, const lp_prune_opts
     if (np == 0) return lp_errorf(LP_ERR_ARG, "nothing to prune: every unit group is kept whole");
     if (!st && o->rates.rule == LP_RATE_RULE_EIGEN)
         return lp_errorf(LP_ERR_ARG, "the eigen rate rule needs response statistics");
+    if (!o->curves && o->rates.rule == LP_RATE_RULE_SENSITIVITY)
+        return lp_errorf(LP_ERR_ARG, "the sensitivity rate rule needs the groups' sensitivity curves");
     p->opts = *o;
     snprintf(p->method, sizeof p->method, "%s+%s", lp_rate_rule_name(o->rates.rule), lp_criterion_name(o->criterion));
     lp_status s = plan_start(t, p);
@@ -192,7 +296,7 @@ lp_status lp_prune_plan_from_kept(const lp_task *t, int *const *kept, const int 
         lp_prune_plan_free(p);
         return s;
     }
-    p->rates.tau = NAN;
+    p->rates.tau = p->rates.budget = NAN;
     p->rates.target_rate = -1;
     p->rates.mean_rate = np ? rate_sum / np : 0;
     return LP_OK;
@@ -247,6 +351,7 @@ lp_status lp_prune_plan_to_kv(const lp_prune_plan *p, lp_kv *kv) {
     LP_TRY(lp_kv_set(kv, "plan.stats_steps", lp_stats_steps_name(p->opts.steps)));
     LP_TRY(lp_kv_set(kv, "plan.compensate", p->opts.compensate ? "mean" : "none"));
     LP_TRY(lp_kv_set_double(kv, "plan.tau", p->rates.tau));
+    if (p->opts.rates.rule == LP_RATE_RULE_SENSITIVITY) LP_TRY(lp_kv_set_double(kv, "plan.budget", p->rates.budget));
     LP_TRY(lp_kv_set_double(kv, "plan.target_rate", p->rates.target_rate));
     LP_TRY(lp_kv_set_double(kv, "plan.mean_rate", p->rates.mean_rate));
     return LP_OK;

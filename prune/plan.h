@@ -28,6 +28,10 @@ typedef struct {
     uint64_t seed;           /* random criterion (stream LP_RNG_STREAM_PRUNE) */
     int compensate;          /* 1: surgery adds each removed unit's mean response, through the weights that
                               * read it, to the biases of its readers (prune/surgery.h; needs statistics) */
+    int given_k[LP_MAX_GROUPS];  /* rule given: units each group keeps, in the task's group order (0 = all;
+                                  * lp_prune_given_parse / lp_prune_given_read fill it) */
+    const lp_cost_curve *curves; /* rule sensitivity: [n_groups] cost curves of the model being pruned, in
+                                  * its group order (borrowed; experiments/sensitivity.h measures them) */
 } lp_prune_opts;
 
 /* eigen rule, τ 0.9, gm, all steps, 20 batches, seed 1, no compensation. */
@@ -53,6 +57,18 @@ typedef struct {
     char method[64];         /* "eigen+gm", "uniform+l2", "iss", "kept lists" */
     char note[160];          /* "" or why a group was left whole */
 } lp_prune_plan;
+
+/* Per-group rates or sizes, against t's unit groups, into keep[t->n_groups] (units kept; rule given).
+ * spec is either NAME=V,NAME=V,... (group names as `lstmprune info` prints them; a group not named keeps
+ * all its units) or V,V,... (one value per group, in the task's group order: model.units / lm.units).
+ * units 0: each V is a rate in [0,1) (k = h − round(V·h), at least 1); units 1: a size in [1,h]. A group
+ * kept whole (fixed) only takes rate 0 or its full size. LP_ERR_ARG naming the bad entry and the names. */
+lp_status lp_prune_given_parse(const lp_task *t, const char *spec, int units, int *keep);
+
+/* The rates of a `NAME = rate` file (lstmprune sensitivity's suggested.txt: its model.units / lm.units
+ * line is skipped) into keep[] as lp_prune_given_parse does. LP_ERR_IO / LP_ERR_FORMAT naming the file,
+ * LP_ERR_ARG naming a line that names no group. */
+lp_status lp_prune_given_read(const lp_task *t, const char *path, int *keep);
 
 /* Whether a plan with these options needs response statistics (eigen rule, compensation, or
  * statistics asked for). */

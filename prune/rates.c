@@ -9,15 +9,19 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
+static const char *const rule_names[] = {"eigen", "uniform", "sensitivity", "given"};
+#define N_RULES ((int)(sizeof rule_names / sizeof rule_names[0]))
+
 lp_status lp_rate_rule_parse(const char *s, lp_rate_rule *out) {
-    if (s && strcmp(s, "eigen") == 0) { *out = LP_RATE_RULE_EIGEN; return LP_OK; }
-    if (s && strcmp(s, "uniform") == 0) { *out = LP_RATE_RULE_UNIFORM; return LP_OK; }
-    return lp_errorf(LP_ERR_ARG, "--rate-rule must be eigen or uniform, got '%s'", s ? s : "(null)");
+    for (int i = 0; s && i < N_RULES; i++)
+        if (strcmp(s, rule_names[i]) == 0) {
+            *out = (lp_rate_rule)i;
+            return LP_OK;
+        }
+    return lp_errorf(LP_ERR_ARG, "--rate-rule must be eigen, uniform, sensitivity or given, got '%s'", s ? s : "(null)");
 }
 
-const char *lp_rate_rule_name(lp_rate_rule r) {
-    return r == LP_RATE_RULE_EIGEN ? "eigen" : r == LP_RATE_RULE_UNIFORM ? "uniform" : "?";
-}
+const char *lp_rate_rule_name(lp_rate_rule r) { return (int)r >= 0 && (int)r < N_RULES ? rule_names[r] : "?"; }
 
 lp_status lp_keep_count_parse(const char *s, lp_keep_count *out) {
     if (s && strcmp(s, "standard") == 0) { *out = LP_KEEP_COUNT_STANDARD; return LP_OK; }
@@ -80,6 +84,11 @@ int lp_rates_keep_at_tau(const double *eig, int h, double tau, lp_keep_count cou
     return k < 1 ? 1 : k > h ? h : k;
 }
 
+int lp_rates_keep_of_rate(int h, double r) {
+    const int k = h - (int)llround(r * h);
+    return k < 1 ? 1 : k;
+}
+
 int lp_rates_round(int k, int h, int n) {
     if (n <= 1 || k >= h) return k;
     const int top = (h / n) * n; /* largest multiple of n that fits */
@@ -87,6 +96,40 @@ int lp_rates_round(int k, int h, int n) {
     int m = ((k + n / 2) / n) * n; /* nearest multiple, ties (k = n/2 mod n with n even) upwards */
     if (m < n) m = n;
     if (m > top) m = top;
+    return m;
+}
+
+lp_status lp_cost_curve_check(const lp_cost_curve *c) {
+    if (c->n < 1 || c->n > LP_RATES_MAX_POINTS)
+        return lp_errorf(LP_ERR_ARG, "cost curve: %d points (1 to %d)", c->n, LP_RATES_MAX_POINTS);
+    for (int i = 0; i < c->n; i++) {
+        if (!(c->rate[i] > 0 && c->rate[i] < 1) || (i > 0 && !(c->rate[i] > c->rate[i - 1])))
+            return lp_errorf(LP_ERR_ARG, "cost curve: rate %g (point %d) is not in (0,1) or not ascending", c->rate[i], i);
+        if (!isfinite(c->cost[i])) return lp_errorf(LP_ERR_ARG, "cost curve: cost at rate %g is not finite", c->rate[i]);
+    }
+    return LP_OK;
+}
+
+/* The running maximum of the costs, from (0, 0), walked segment by segment: the first segment whose end
+ * exceeds θ holds the answer (linear between its ends, whose start is <= θ). */
+double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta) {
+    double r0 = 0, e0 = 0;
+    for (int i = 0; i < c->n; i++) {
+        const double e1 = c->cost[i] > e0 ? c->cost[i] : e0, r1 = c->rate[i];
+        if (e1 > theta) return r0 + (r1 - r0) * (theta - e0) / (e1 - e0); /* e0 <= θ < e1 */
+        r0 = r1;
+        e0 = e1;
+    }
+    return r0;
+}
+
+/* The largest cost any group's envelope reaches: a budget this large lets every group reach its largest
+ * tested rate. */
+static double max_cost(const lp_rate_group *g, int n) {
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < g[i].curve->n; j++)
+            if (g[i].curve->cost[j] > m) m = g[i].curve->cost[j];
     return m;
 }
 
@@ -148,14 +191,15 @@ void lp_rates_opts_default(lp_rates_opts *o) {
 }
 
 lp_status lp_rates_opts_check(const lp_rates_opts *o) {
-    if (o->rule != LP_RATE_RULE_EIGEN && o->rule != LP_RATE_RULE_UNIFORM)
-        return lp_errorf(LP_ERR_ARG, "unknown rate rule %d", (int)o->rule);
+    if ((int)o->rule < 0 || (int)o->rule >= N_RULES) return lp_errorf(LP_ERR_ARG, "unknown rate rule %d", (int)o->rule);
     if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW)
         return lp_errorf(LP_ERR_ARG, "unknown keep count %d", (int)o->count);
     if (o->target_rate >= 0 && !(o->target_rate < 1))
         return lp_errorf(LP_ERR_ARG, "--target-rate must be in [0,1), got %g", o->target_rate);
-    if (o->target_rate < 0 && o->rule == LP_RATE_RULE_UNIFORM)
-        return lp_errorf(LP_ERR_ARG, "--rate-rule uniform needs --target-rate");
+    if (o->target_rate < 0 && (o->rule == LP_RATE_RULE_UNIFORM || o->rule == LP_RATE_RULE_SENSITIVITY))
+        return lp_errorf(LP_ERR_ARG, "--rate-rule %s needs --target-rate", lp_rate_rule_name(o->rule));
+    if (o->target_rate >= 0 && o->rule == LP_RATE_RULE_GIVEN)
+        return lp_errorf(LP_ERR_ARG, "per-group rates or sizes replace --target-rate: give one or the other");
     if (o->target_rate < 0 && !(o->tau > 0 && o->tau <= 1))
         return lp_errorf(LP_ERR_ARG, "--tau must be in (0,1], got %g", o->tau);
     if (o->round_to < 0) return lp_errorf(LP_ERR_ARG, "--round-to must be >= 0, got %d", o->round_to);
@@ -163,30 +207,78 @@ lp_status lp_rates_opts_check(const lp_rates_opts *o) {
     return LP_OK;
 }
 
-/* k of every group at energy τ (rounded); returns the mean rate over groups. */
-static double eigen_at(lp_rate_group *g, int n, double tau, const lp_rates_opts *o) {
+/* The budget of the sensitivity rule at search parameter p ∈ [0,1]: p = 0 the largest, p = 1 none. */
+static double budget_at(const lp_rate_group *g, int n, double p) { return (1.0 - p) * max_cost(g, n); }
+
+/* k of every group at search parameter p (rounded); returns the mean rate over groups. The eigen rule
+ * reads p as the energy τ, the sensitivity rule as the budget budget_at(p): either way the mean rate is
+ * non-increasing in p, which is all the search below needs. */
+static double rates_at(lp_rate_group *g, int n, double p, const lp_rates_opts *o) {
+    const double theta = o->rule == LP_RATE_RULE_SENSITIVITY ? budget_at(g, n, p) : 0;
     double sum = 0;
     for (int i = 0; i < n; i++) {
-        g[i].k = lp_rates_round(lp_rates_keep_at_tau(g[i].eig, g[i].h, tau, o->count), g[i].h, o->round_to);
+        int k;
+        if (o->rule == LP_RATE_RULE_SENSITIVITY) {
+            k = lp_rates_keep_of_rate(g[i].h, lp_cost_curve_rate_at(g[i].curve, theta));
+        } else {
+            k = lp_rates_keep_at_tau(g[i].eig, g[i].h, p, o->count);
+        }
+        g[i].k = lp_rates_round(k, g[i].h, o->round_to);
         sum += 1.0 - (double)g[i].k / g[i].h;
     }
     return sum / n;
 }
 
-/* Bisection on τ ∈ [0,1] for the edge of a step of f: on return above(lo) and !above(hi), with
- * above(τ) = f(τ) > r (strict) or f(τ) >= r, and lo, hi adjacent doubles or max_iter steps apart.
+/* Bisection on p ∈ [0,1] for the edge of a step of f = rates_at: on return above(lo) and !above(hi),
+ * with above(p) = f(p) > r (strict) or f(p) >= r, and lo, hi adjacent doubles or max_iter steps apart.
  * Requires above(0) and !above(1). */
 static void bracket(lp_rate_group *g, int n, const lp_rates_opts *o, double r, int strict, double *lo, double *hi) {
     double a = 0, b = 1;
     for (int it = 0; it < o->max_iter; it++) {
         const double mid = 0.5 * (a + b);
         if (mid <= a || mid >= b) break; /* adjacent doubles: the step edge is found */
-        const double f = eigen_at(g, n, mid, o);
+        const double f = rates_at(g, n, mid, o);
         if (strict ? f > r : f >= r) a = mid;
         else b = mid;
     }
     *lo = a;
     *hi = b;
+}
+
+/* The search parameter whose mean rate is closest to target r (f non-increasing in p). */
+static double search(lp_rate_group *g, int n, const lp_rates_opts *o, double r) {
+    const double f0 = rates_at(g, n, 0.0, o); /* = f(0+): every group at its largest rate */
+    double lo, hi;
+    if (rates_at(g, n, 1.0, o) > r) return 1.0; /* even p = 1 prunes more than asked: the closest reachable */
+    if (f0 <= r) {
+        // The target is at or above the largest reachable rate: report the largest p that still gives it
+        // (a τ near 0 would be correct but meaningless in a report).
+        if (rates_at(g, n, 1.0, o) >= f0) return 1.0;
+        bracket(g, n, o, f0, 0, &lo, &hi);
+        return lo > 0 ? lo : hi;
+    }
+    // Bracket the first step with f ≤ r, then take the closer of the two neighbouring steps.
+    bracket(g, n, o, r, 1, &lo, &hi);
+    const double f_hi = rates_at(g, n, hi, o);
+    const double f_lo = lo > 0 ? rates_at(g, n, lo, o) : INFINITY;
+    return (fabs(f_lo - r) < fabs(f_hi - r)) ? lo : hi; /* ties: hi, which prunes less */
+}
+
+/* What a rule needs of every group: a spectrum (eigen), a valid curve (sensitivity), a keep count in
+ * [1,h] (given). */
+static lp_status check_groups(const lp_rate_group *g, int n, const lp_rates_opts *o) {
+    for (int i = 0; i < n; i++) {
+        if (o->rule == LP_RATE_RULE_EIGEN && !g[i].eig)
+            return lp_errorf(LP_ERR_ARG, "rates: group %d has no spectrum (eigen rule)", i);
+        if (o->rule == LP_RATE_RULE_SENSITIVITY) {
+            if (!g[i].curve) return lp_errorf(LP_ERR_ARG, "rates: group %d has no sensitivity curve", i);
+            const lp_status cs = lp_cost_curve_check(g[i].curve);
+            if (cs != LP_OK) return lp_error_wrap(cs, "rates: group %d", i);
+        }
+        if (o->rule == LP_RATE_RULE_GIVEN && (g[i].want_k < 1 || g[i].want_k > g[i].h))
+            return lp_errorf(LP_ERR_ARG, "rates: group %d: %d units to keep (must be in [1, %d])", i, g[i].want_k, g[i].h);
+    }
+    return LP_OK;
 }
 
 /* A group smaller than round_to has no multiple of it to shrink to and is kept whole (lp_rates_round):
@@ -207,43 +299,20 @@ static void warn_round_to(const lp_rate_group *g, int n, const lp_rates_opts *o)
 lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_rates_result *res) {
     LP_TRY(lp_rates_opts_check(o));
     if (n < 1) return lp_errorf(LP_ERR_ARG, "rates: no unit groups");
-    double tau = NAN;
+    LP_TRY(check_groups(g, n, o));
+    double tau = NAN, budget = NAN;
     if (o->rule == LP_RATE_RULE_UNIFORM) {
         for (int i = 0; i < n; i++) {
-            int k = g[i].h - (int)llround(o->target_rate * g[i].h);
-            if (k < 1) k = 1;
-            g[i].k = lp_rates_round(k, g[i].h, o->round_to);
+            g[i].k = lp_rates_round(lp_rates_keep_of_rate(g[i].h, o->target_rate), g[i].h, o->round_to);
         }
+    } else if (o->rule == LP_RATE_RULE_GIVEN) {
+        for (int i = 0; i < n; i++) g[i].k = g[i].want_k; /* the user's sizes, exactly */
     } else {
-        for (int i = 0; i < n; i++)
-            if (!g[i].eig) return lp_errorf(LP_ERR_ARG, "rates: group %d has no spectrum (eigen rule)", i);
-        if (o->target_rate < 0) {
-            tau = o->tau;
-        } else {
-            // f(τ) = mean rate is non-increasing in τ (k_g(τ) and the rounding are non-decreasing).
-            const double r = o->target_rate;
-            const double f0 = eigen_at(g, n, 0.0, o); /* = f(0+): every group at its first step */
-            double lo, hi;
-            if (eigen_at(g, n, 1.0, o) > r) {
-                tau = 1.0; /* even keeping all energy prunes more than asked: the closest reachable */
-            } else if (f0 <= r) {
-                // The target is at or above the largest reachable rate: report the largest τ that
-                // still gives it (a τ near 0 would be correct but meaningless in a report).
-                if (eigen_at(g, n, 1.0, o) >= f0) {
-                    tau = 1.0;
-                } else {
-                    bracket(g, n, o, f0, 0, &lo, &hi);
-                    tau = lo > 0 ? lo : hi;
-                }
-            } else {
-                // Bracket the first step with f ≤ r, then take the closer of the two neighbouring steps.
-                bracket(g, n, o, r, 1, &lo, &hi);
-                const double f_hi = eigen_at(g, n, hi, o);
-                const double f_lo = lo > 0 ? eigen_at(g, n, lo, o) : INFINITY;
-                tau = (fabs(f_lo - r) < fabs(f_hi - r)) ? lo : hi; /* ties: hi, which prunes less */
-            }
-        }
-        eigen_at(g, n, tau, o);
+        // f(p) = mean rate is non-increasing in p (k_g(p) and the rounding are non-decreasing).
+        const double p = o->rule == LP_RATE_RULE_EIGEN && o->target_rate < 0 ? o->tau : search(g, n, o, o->target_rate);
+        rates_at(g, n, p, o);
+        if (o->rule == LP_RATE_RULE_EIGEN) tau = p;
+        else budget = budget_at(g, n, p);
     }
     int kept = 0, total = 0;
     double sum = 0;
@@ -264,6 +333,7 @@ lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_ra
     warn_round_to(g, n, o);
     if (res) {
         res->tau = tau;
+        res->budget = budget;
         res->mean_rate = sum / n;
         res->target_rate = o->target_rate;
         res->kept = kept;
