@@ -254,11 +254,12 @@ static lp_status sensitivity_curves(const lp_pipeline_opts *o, const lp_task *t,
  * trained yet): per-group sizes for the given rule, the cost curves for the sensitivity rule. */
 static lp_status method_for(const lp_pipeline_opts *o, const lp_task *t, const char *ckpt, state *st) {
     st->po = o->prune;
+    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY) return sensitivity_curves(o, t, ckpt, st);
+    if (o->prune.rates.rule != LP_RATE_RULE_GIVEN) return LP_OK;
     if (o->given_rates) return lp_prune_given_parse(t, o->given_rates, 0, st->po.given_k);
     if (o->given_units) return lp_prune_given_parse(t, o->given_units, 1, st->po.given_k);
     if (o->rates_from) return lp_prune_given_read(t, o->rates_from, st->po.given_k);
-    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY) return sensitivity_curves(o, t, ckpt, st);
-    return LP_OK;
+    return lp_errorf(LP_ERR_ARG, "the given rate rule needs --rates, --units or --rates-from");
 }
 
 lp_status lp_pipeline_check(const lp_pipeline_opts *o) {
@@ -594,9 +595,10 @@ static lp_status measure(const lp_pipeline_opts *o, state *st, lp_pipeline_resul
  * threshold its rate follows from. */
 static lp_status info_target(const lp_pipeline_opts *o, lp_kv *info) {
     if (o->schedule == LP_SCHED_ISS) return lp_kv_setf(info, "target", "none (ISS: threshold %g)", o->iss_threshold);
-    if (o->given_rates) return lp_kv_setf(info, "target", "per-group rates %s", o->given_rates);
-    if (o->given_units) return lp_kv_setf(info, "target", "per-group sizes %s", o->given_units);
-    if (o->rates_from) return lp_kv_setf(info, "target", "per-group rates of %s", o->rates_from);
+    if (o->prune.rates.rule == LP_RATE_RULE_GIVEN)
+        return o->given_rates  ? lp_kv_setf(info, "target", "per-group rates %s", o->given_rates)
+               : o->given_units ? lp_kv_setf(info, "target", "per-group sizes %s", o->given_units)
+                                : lp_kv_setf(info, "target", "per-group rates of %s", o->rates_from);
     if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY)
         return lp_kv_setf(info, "target", "mean rate %g, split by the sensitivity curves of %s%s", o->prune.rates.target_rate,
                           o->sensitivity_dir ? o->sensitivity_dir : o->out_dir, o->sensitivity_dir ? "" : "/sensitivity");

@@ -19,6 +19,7 @@
 #include "core/fileio.h"
 #include "core/log.h"
 #include "experiments/report.h"
+#include "experiments/sensitivity.h"
 #include "experiments/sweep_int.h"
 #include "experiments/writer.h"
 #include "train/trainer.h"
@@ -253,7 +254,8 @@ static void cell_identity(lp_kv *row, const lp_sweep_cell *c) {
     }
     lp_kv_set(row, "rule", lp_rate_rule_name(c->rule));
     lp_kv_set(row, "criterion", lp_criterion_name(c->criterion));
-    lp_kv_setf(row, "target_rate", "%.2f", c->target_rate);
+    if (c->rule == LP_RATE_RULE_GIVEN) lp_kv_set(row, "target_rate", "-"); /* per-group rates, no mean target */
+    else lp_kv_setf(row, "target_rate", "%.2f", c->target_rate);
     lp_kv_set(row, "compensate", c->compensate ? "mean" : "none");
 }
 
@@ -359,6 +361,45 @@ static lp_status read_baseline(sweep *sw) {
     return read_row(sw, 1, &found);
 }
 
+static int any_rule(const sweep *sw, lp_rate_rule rule) {
+    for (int i = 0; i < sw->n_cells; i++)
+        if (sw->cells[i].schedule != LP_SCHED_ISS && sw->cells[i].rule == rule) return 1;
+    return 0;
+}
+
+/* Cells of the given rule: their per-group rates fit the model (checked before the baseline trains). */
+static lp_status check_given(const sweep *sw) {
+    if (!any_rule(sw, LP_RATE_RULE_GIVEN)) return LP_OK;
+    lp_pipeline_opts o = sw->popt;
+    o.kind = &sw->kind;
+    o.cfg = (lp_kv *)&sw->cfg;
+    o.baseline_ckpt = NULL;
+    o.prune.rates.rule = LP_RATE_RULE_GIVEN;
+    o.prune.rates.target_rate = -1;
+    return lp_pipeline_check(&o);
+}
+
+/* Cells of the sensitivity rule: the baseline's curves, from prune.sensitivity = DIR or measured once into
+ * DIR/sensitivity (kept there: a resumed sweep reuses them). */
+static lp_status baseline_sensitivity(sweep *sw) {
+    if (!any_rule(sw, LP_RATE_RULE_SENSITIVITY) || sw->popt.sensitivity_dir) return LP_OK;
+    char path[4096];
+    lp_writer_path(sw->dir, "sensitivity", sw->sensitivity_dir, sizeof sw->sensitivity_dir);
+    sw->popt.sensitivity_dir = sw->sensitivity_dir;
+    if (file_exists(lp_writer_path(sw->sensitivity_dir, "curves.txt", path, sizeof path))) return LP_OK;
+    lp_sweep_say(sw, "sensitivity analysis of the baseline into %s", sw->sensitivity_dir);
+    lp_sensitivity_opts so;
+    lp_sensitivity_opts_default(&so);
+    so.ckpt = sw->baseline_ckpt;
+    so.out_dir = sw->sensitivity_dir;
+    so.cfg = &sw->cfg;
+    so.criterion = sw->popt.prune.criterion;
+    so.seed = sw->popt.prune.seed;
+    so.quiet = sw->o->quiet;
+    lp_status s = lp_sensitivity_run(&so, NULL);
+    return s == LP_OK ? LP_OK : lp_error_wrap(s, "sensitivity of the baseline");
+}
+
 /* Every unfinished cell (at most max_cells in this invocation), then every finished cell's row. */
 static lp_status run_cells(sweep *sw, lp_sweep_summary *sum) {
     char path[4096], cdir[4096];
@@ -397,9 +438,11 @@ lp_status lp_sweep_run(const lp_kv *config, const char *out_dir, const lp_sweep_
     lp_status s = sweep_open(&sw, config, out_dir, o, &sum);
     if (s == LP_OK && sw.n_cells == 0) s = lp_errorf(LP_ERR_ARG, "the grid has no cells");
     if (s == LP_OK) s = lp_mkdirs(sw.dir);
+    if (s == LP_OK) s = check_given(&sw);
     if (s == LP_OK) s = lp_sweep_check_conf(&sw);
     if (s == LP_OK) s = run_baseline(&sw, &sum);
     if (s == LP_OK) s = read_baseline(&sw);
+    if (s == LP_OK) s = baseline_sensitivity(&sw);
     if (s == LP_OK) s = run_cells(&sw, &sum);
     if (sw.rows && sw.rows[0].count) s = write_outputs_after(&sw, &sum, s);
     if (s == LP_OK)

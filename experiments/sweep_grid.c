@@ -122,6 +122,8 @@ static lp_status schedule_methods(const lp_kv *kv, const char *sched, char meth[
     LP_TRY(grid_list(kv, sched, "methods", NULL, meth, nm));
     if (*nm > 0) return LP_OK;
     const char *dr = lp_kv_get(kv, "prune.rule"), *dc = lp_kv_get(kv, "prune.criterion");
+    if (!dr && (lp_kv_get(kv, "prune.rates") || lp_kv_get(kv, "prune.units") || lp_kv_get(kv, "prune.rates_from")))
+        dr = "given"; /* per-group rates in the configuration: what its cells prune at */
     LP_TRY(grid_list(kv, sched, "rule", dr ? dr : "eigen", rules, &nr));
     LP_TRY(grid_list(kv, sched, "criterion", dc ? dc : "gm", crits, &nc));
     for (int a = 0; a < nr; a++)
@@ -163,13 +165,21 @@ static lp_status schedule_compensate(const lp_kv *kv, const char *sched, lp_sche
     return LP_OK;
 }
 
-/* One cell per method x rate x compensation of a oneshot/iterative/soft schedule. */
+/* Whether every method of the list is the given rule's (whose cells have no target rate). */
+static int all_given(char meth[][ITEM_LEN], int nm) {
+    for (int m = 0; m < nm; m++)
+        if (strncmp(meth[m], "given:", 6) != 0) return 0;
+    return 1;
+}
+
+/* One cell per method x rate x compensation of a oneshot/iterative/soft schedule; a method of the given
+ * rule (the per-group rates of prune.rates / prune.units / prune.rates_from) has one cell, no rate. */
 static lp_status schedule_cells(const lp_kv *kv, const char *sched, lp_schedule schedule, lp_sweep_cell **cells,
                                 int *n, int *cap) {
     char rates[MAX_ITEMS][ITEM_LEN], meth[MAX_ITEMS][ITEM_LEN];
-    int nrate, nm, comp[MAX_ITEMS], ncomp;
+    int nrate = 0, nm, comp[MAX_ITEMS], ncomp;
     LP_TRY(schedule_methods(kv, sched, meth, &nm));
-    LP_TRY(schedule_rates(kv, sched, rates, &nrate));
+    if (!all_given(meth, nm)) LP_TRY(schedule_rates(kv, sched, rates, &nrate));
     LP_TRY(schedule_compensate(kv, sched, schedule, comp, &ncomp));
     lp_sweep_cell c;
     memset(&c, 0, sizeof c);
@@ -180,13 +190,16 @@ static lp_status schedule_cells(const lp_kv *kv, const char *sched, lp_schedule 
         *colon = 0;
         LP_TRY(lp_rate_rule_parse(meth[m], &c.rule));
         LP_TRY(lp_criterion_parse(colon + 1, &c.criterion));
-        for (int r = 0; r < nrate; r++) {
-            LP_TRY(parse_rate("grid.rate", rates[r], &c.target_rate));
+        const int given = c.rule == LP_RATE_RULE_GIVEN; /* the per-group rates of prune.rates/units/rates_from */
+        for (int r = 0; r < (given ? 1 : nrate); r++) {
+            if (given) c.target_rate = -1;
+            else LP_TRY(parse_rate("grid.rate", rates[r], &c.target_rate));
             for (int k = 0; k < ncomp; k++) {
                 c.compensate = comp[k];
-                snprintf(c.name, sizeof c.name, "%s-%s-%s-r%.2f%s", lp_schedule_name(c.schedule),
-                         lp_rate_rule_name(c.rule), lp_criterion_name(c.criterion), c.target_rate,
-                         c.compensate ? "-comp" : "");
+                char rate[16] = "";
+                if (!given) snprintf(rate, sizeof rate, "-r%.2f", c.target_rate);
+                snprintf(c.name, sizeof c.name, "%s-%s-%s%s%s", lp_schedule_name(c.schedule), lp_rate_rule_name(c.rule),
+                         lp_criterion_name(c.criterion), rate, c.compensate ? "-comp" : "");
                 LP_TRY(add_cell(cells, n, cap, &c));
             }
         }

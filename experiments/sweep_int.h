@@ -31,6 +31,7 @@ typedef struct {
     lp_kv *rows;           /* rows[0] baseline, rows[1] prior, rows[2+i] cell i (count = 0 when missing) */
     int n_rows;
     char baseline_ckpt[4096];
+    char sensitivity_dir[4096]; /* the baseline's sensitivity curves (cells of the sensitivity rule) */
     const char *columns[LP_SWEEP_MAX_COLUMNS]; /* results.csv, in order */
     char column_names[LP_SWEEP_MAX_COLUMNS][48];
     int n_columns;

@@ -110,27 +110,34 @@ lp_status lp_cost_curve_check(const lp_cost_curve *c) {
     return LP_OK;
 }
 
-/* The running maximum of the costs, from (0, 0), walked segment by segment: the first segment whose end
- * exceeds θ holds the answer (linear between its ends, whose start is <= θ). */
-double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta) {
-    double r0 = 0, e0 = 0;
+/* The envelope, from (0, 0), walked segment by segment: the first segment whose end exceeds θ holds the
+ * answer (linear between its ends, whose start is <= θ). */
+double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta, double slope) {
+    double r0 = 0, m = 0, e0 = 0; /* m: running maximum of the costs (at least 0) */
     for (int i = 0; i < c->n; i++) {
-        const double e1 = c->cost[i] > e0 ? c->cost[i] : e0, r1 = c->rate[i];
-        if (e1 > theta) return r0 + (r1 - r0) * (theta - e0) / (e1 - e0); /* e0 <= θ < e1 */
+        const double r1 = c->rate[i];
+        if (c->cost[i] > m) m = c->cost[i];
+        const double e1 = m + slope * r1;
+        if (e1 > theta) return e1 > e0 ? r0 + (r1 - r0) * (theta - e0) / (e1 - e0) : r0; /* e0 <= θ < e1 */
         r0 = r1;
         e0 = e1;
     }
     return r0;
 }
 
-/* The largest cost any group's envelope reaches: a budget this large lets every group reach its largest
- * tested rate. */
+/* The largest cost any group's envelope reaches; the slope that makes flat stretches rise (a millionth of
+ * it per unit rate: far below any measured difference, yet every budget then has one answer). */
 static double max_cost(const lp_rate_group *g, int n) {
     double m = 0;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < g[i].curve->n; j++)
             if (g[i].curve->cost[j] > m) m = g[i].curve->cost[j];
     return m;
+}
+
+static double flat_slope(const lp_rate_group *g, int n) {
+    const double m = max_cost(g, n);
+    return 1e-6 * (m > 1e-12 ? m : 1e-12);
 }
 
 static lp_status group_set_eig(lp_rate_group *g, int h) {
@@ -207,19 +214,23 @@ lp_status lp_rates_opts_check(const lp_rates_opts *o) {
     return LP_OK;
 }
 
-/* The budget of the sensitivity rule at search parameter p ∈ [0,1]: p = 0 the largest, p = 1 none. */
-static double budget_at(const lp_rate_group *g, int n, double p) { return (1.0 - p) * max_cost(g, n); }
+/* The budget of the sensitivity rule at search parameter p ∈ [0,1]: p = 0 the largest (every group at its
+ * largest analysed rate), p = 1 none (nothing pruned). */
+static double budget_at(const lp_rate_group *g, int n, double p) {
+    return (1.0 - p) * (max_cost(g, n) + flat_slope(g, n));
+}
 
 /* k of every group at search parameter p (rounded); returns the mean rate over groups. The eigen rule
  * reads p as the energy τ, the sensitivity rule as the budget budget_at(p): either way the mean rate is
  * non-increasing in p, which is all the search below needs. */
 static double rates_at(lp_rate_group *g, int n, double p, const lp_rates_opts *o) {
-    const double theta = o->rule == LP_RATE_RULE_SENSITIVITY ? budget_at(g, n, p) : 0;
+    const int sens = o->rule == LP_RATE_RULE_SENSITIVITY;
+    const double theta = sens ? budget_at(g, n, p) : 0, slope = sens ? flat_slope(g, n) : 0;
     double sum = 0;
     for (int i = 0; i < n; i++) {
         int k;
         if (o->rule == LP_RATE_RULE_SENSITIVITY) {
-            k = lp_rates_keep_of_rate(g[i].h, lp_cost_curve_rate_at(g[i].curve, theta));
+            k = lp_rates_keep_of_rate(g[i].h, lp_cost_curve_rate_at(g[i].curve, theta, slope));
         } else {
             k = lp_rates_keep_at_tau(g[i].eig, g[i].h, p, o->count);
         }

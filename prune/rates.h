@@ -47,9 +47,12 @@ typedef struct {
 lp_status lp_cost_curve_check(const lp_cost_curve *c);
 
 /* The rate the sensitivity rule gives a group at cost budget θ >= 0: the largest r in [0, rate[n-1]]
- * with env(r) <= θ, where env is the running maximum of the curve (from (0, 0), linear between the
- * points): a cost that falls again after a cliff does not count. Non-decreasing in θ. */
-double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta);
+ * with env(r) <= θ, where env(r) = M(r) + slope·r and M is the running maximum of the curve (from
+ * (0, 0), linear between the points; negative costs count as 0): a cost that falls again after a cliff
+ * does not count. The tiny slope > 0 makes flat stretches rise, so a budget splits free (or equally
+ * costly) pruning evenly over the groups instead of jumping to the end of the stretch. Non-decreasing
+ * in θ, continuous for slope > 0. */
+double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta, double slope);
 
 /* How kept eigenvalues are counted at a given τ (E = Σλ, C(k) = Σ_{i≤k} λi).
  * STANDARD: k = smallest k with C(k) ≥ τ·E — the rule of the paper and of the reference case.
