@@ -116,7 +116,7 @@ static int run_and_show(const char *cmd, const lp_sensitivity_opts *o, lp_sensit
 
 static const lp_arg own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained model", NULL},
-    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt", NULL},
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt (for --rates-from), curves.txt (for --sensitivity)", NULL},
     LP_ARG_FORCE,
     {"rates", NULL, LP_ARG_STR, 0, "R,R,...", "pruning rates tried on each group", "0.1,0.3,0.5,0.7,0.9"},
     {"criterion", NULL, LP_ARG_STR, 0, "C", "unit selection: gm, gm-exact, l1, l2, random", "gm"},
@@ -177,7 +177,7 @@ out:
 
 static const lp_arg lm_own[] = {
     {"checkpoint", NULL, LP_ARG_STR, 0, "CKPT", "the trained LM (e.g. RUN/best.ckpt of lm-train)", NULL},
-    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt", NULL},
+    {"out", NULL, LP_ARG_STR, 0, "DIR", "output directory: sensitivity.csv/.md/.png, suggested.txt (for --rates-from), curves.txt (for --sensitivity)", NULL},
     LP_ARG_FORCE,
     {"data", "data.dir", LP_ARG_STR, 0, "DIR", "PTB directory", "the checkpoint's data.dir"},
     {"rates", NULL, LP_ARG_STR, 0, "R,R,...", "pruning rates tried on each layer", "0.1,0.3,0.5,0.7,0.9"},

@@ -1,6 +1,7 @@
 /* test_cli: the lstmprune binary as a user meets it — exit codes (0 ok, 1 runtime error, 2 usage
  * error), messages that name the bad flag / file / record, and the user-facing file formats
  * (Kaggle predictions, eval output, info). The binary is $LP_BIN (set by the Makefile). */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -460,6 +461,87 @@ static void test_prune_records_command_and_config(void **state) {
     free(buf);
 }
 
+/* The line of group `name` in the table prune prints: "name  before  after ..." → after. */
+static int units_after(const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(out_buf, key);
+    if (!p) return -1;
+    int before = -1, after = -1;
+    if (sscanf(p + strlen(key), "%d %d", &before, &after) != 2) return -1;
+    return after;
+}
+
+/* Issue 25 item 1: per-group rates and sizes (named or in group order), the rates of sensitivity's
+ * suggested.txt, the sensitivity rule; specs that do not fit the model are usage errors that leave
+ * nothing behind. The model: bilstm.fw 4, bilstm.bw 4, lstm2 8. */
+static void test_per_group_rates(void **state) {
+    (void)state;
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg1 --rates bilstm.fw=0.5,lstm2=0.25 --quiet"), 0);
+    assert_true(units_after("bilstm.fw") == 2 && units_after("bilstm.bw") == 4 && units_after("lstm2") == 6);
+    char *buf;
+    size_t len;
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("pg1/report.md"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "- target: per-group rates bilstm.fw=0.5,lstm2=0.25\n"));
+    assert_non_null(strstr(buf, "Rule given,"));
+    free(buf);
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg2 --units 3,1,5 --quiet"), 0);
+    assert_true(units_after("bilstm.fw") == 3 && units_after("bilstm.bw") == 1 && units_after("lstm2") == 5);
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg3 --rates 0,0.75,0.5 --quiet"), 0);
+    assert_true(units_after("bilstm.fw") == 4 && units_after("bilstm.bw") == 1 && units_after("lstm2") == 4);
+    assert_int_equal(run("info pg3/pruned.ckpt"), 0);
+    assert_non_null(strstr(out_buf, "lstm2          4 units"));
+
+    /* Usage errors, before anything is written. */
+    static const char *const bad[][2] = {
+        {"--rates fw=0.3", "no unit group 'fw' (the groups: bilstm.fw, bilstm.bw, lstm2)"},
+        {"--units 3,1", "2 values for 3 unit groups"},
+        {"--units 3,1,9", "group lstm2: 9 units to keep"},
+        {"--rates lstm2=1", "group lstm2: rate 1 is not in [0, 1)"},
+        {"--rates lstm2=0.5,0.5", "mix of NAME=V and plain values"},
+        {"--rates lstm2=0.5,lstm2=0.25", "group lstm2 given twice"},
+        {"--rates lstm2=0.5 --target-rate 0.3", "replace --target-rate"},
+        {"--rates lstm2=0.5 --rate-rule eigen", "does not go with --rate-rule eigen"},
+        {"--rates lstm2=0.5 --units 3,1,5", "give one of --rates, --units and --rates-from"},
+        {"--rate-rule given", "--rate-rule given needs --rates, --units or --rates-from"},
+        {"--rates-from missing.txt", "missing.txt"},
+        {"--rate-rule sensitivity", "--rate-rule sensitivity needs --target-rate"},
+        {"--rate-rule sensitivity --target-rate 0.5 --sensitivity nowhere", "nowhere/curves.txt"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = run("prune --checkpoint run/best.ckpt --out pgbad %s --quiet", bad[i][0]);
+        if (rc != 2 || !strstr(out_buf, bad[i][1])) fprintf(stderr, "%s: rc %d: %s\n", bad[i][0], rc, out_buf);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out_buf, bad[i][1]));
+        assert_int_equal(access(lp_test_scratch_path("pgbad"), F_OK), -1);
+    }
+
+    /* sensitivity → suggested.txt → --rates-from: the sizes suggested.txt's model.units line names. */
+    assert_int_equal(run("sensitivity --checkpoint run/best.ckpt --out sens --rates 0.25,0.5,0.75 --max-drop 0.05 --quiet"), 0);
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("sens/suggested.txt"), &buf, &len), LP_OK);
+    int u[3];
+    const char *line = strstr(buf, "model.units = ");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "model.units = %d,%d,%d", &u[0], &u[1], &u[2]), 3);
+    free(buf);
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg4 --rates-from sens/suggested.txt --quiet"), 0);
+    assert_true(units_after("bilstm.fw") == u[0] && units_after("bilstm.bw") == u[1] && units_after("lstm2") == u[2]);
+
+    /* The sensitivity rule, from those curves and measured afresh: the same plan, near the target. */
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg5 --rate-rule sensitivity --target-rate 0.5 "
+                         "--sensitivity sens --quiet"), 0);
+    int k5[3] = {units_after("bilstm.fw"), units_after("bilstm.bw"), units_after("lstm2")};
+    const double mean = ((1 - k5[0] / 4.0) + (1 - k5[1] / 4.0) + (1 - k5[2] / 8.0)) / 3;
+    assert_true(fabs(mean - 0.5) <= 0.5 * 0.25 / 3 + 1e-9); /* within half the largest one-unit step */
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("pg5/report.md"), &buf, &len), LP_OK);
+    assert_non_null(strstr(buf, "Rule sensitivity,"));
+    assert_non_null(strstr(buf, "cost budget θ = "));
+    free(buf);
+    assert_int_equal(run("prune --checkpoint run/best.ckpt --out pg6 --rate-rule sensitivity --target-rate 0.5 "
+                         "--quiet"), 0);
+    assert_true(units_after("bilstm.fw") >= 1 && access(lp_test_scratch_path("pg6/sensitivity/curves.txt"), F_OK) == 0);
+}
+
 static void test_predict_eval_info_formats(void **state) {
     (void)state;
     assert_int_equal(run("predict --checkpoint run/best.ckpt --data 'data/test*.tfrecord' --out preds.csv --top 3 --quiet"), 0);
@@ -515,6 +597,7 @@ int main(void) {
         cmocka_unit_test(test_forgotten_classes_warns),
         cmocka_unit_test(test_flags_that_do_nothing_refused),
         cmocka_unit_test(test_prune_records_command_and_config),
+        cmocka_unit_test(test_per_group_rates),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
 }

@@ -448,6 +448,81 @@ static void test_uniform_rule_round_to_and_min_one_unit(void **state) {
     assert_int_equal(lp_rate_rule_parse("eigenvalue", &rr), LP_ERR_ARG);
 }
 
+/* The sensitivity rule (issue 25): a group's rate at a cost budget walks the running maximum of its curve;
+ * the budget shared by the groups is searched for the target mean rate; cheap groups lose more. */
+static void test_sensitivity_rule(void **state) {
+    (void)state;
+    lp_cost_curve c = {.n = 3, .rate = {0.25, 0.5, 0.75}, .cost = {0.01, 0.04, 0.02}};
+    assert_int_equal(lp_cost_curve_check(&c), LP_OK);
+    const double theta[] = {0, 0.005, 0.01, 0.025, 0.04, 1};
+    const double want[] = {0, 0.125, 0.25, 0.375, 0.75, 0.75}; /* the cost falling after 0.5 does not count */
+    for (int i = 0; i < 6; i++) assert_true(fabs(lp_cost_curve_rate_at(&c, theta[i], 0) - want[i]) < 1e-12);
+    double last = 0;
+    for (double t = 0; t <= 0.05; t += 1e-4) { /* non-decreasing in the budget */
+        const double r = lp_cost_curve_rate_at(&c, t, 1e-8);
+        assert_true(r >= last && r <= 0.75);
+        last = r;
+    }
+    /* Free pruning (costs <= 0): with a slope, a small budget buys a small rate, not the whole stretch. */
+    lp_cost_curve fr = {.n = 2, .rate = {0.5, 0.9}, .cost = {-0.01, 0.0}};
+    assert_true(lp_cost_curve_rate_at(&fr, 0, 0) == 0.9);
+    assert_true(fabs(lp_cost_curve_rate_at(&fr, 0.3e-6, 1e-6) - 0.3) < 1e-9);
+    lp_cost_curve bad = {.n = 2, .rate = {0.5, 0.4}, .cost = {0, 0}};
+    assert_int_equal(lp_cost_curve_check(&bad), LP_ERR_ARG);
+
+    /* Three groups of 20: cheap, expensive and in between. */
+    lp_cost_curve curves[3] = {{.n = 4, .rate = {0.2, 0.4, 0.6, 0.8}, .cost = {0.001, 0.002, 0.004, 0.008}},
+                               {.n = 4, .rate = {0.2, 0.4, 0.6, 0.8}, .cost = {0.01, 0.05, 0.1, 0.2}},
+                               {.n = 4, .rate = {0.2, 0.4, 0.6, 0.8}, .cost = {0.004, 0.01, 0.03, 0.06}}};
+    lp_rate_group g[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(lp_rate_group_from_eig(&g[i], NULL, 20), LP_OK);
+        g[i].curve = &curves[i];
+    }
+    lp_rates_opts o;
+    lp_rates_opts_default(&o);
+    o.rule = LP_RATE_RULE_SENSITIVITY;
+    lp_rate_rule rr;
+    assert_int_equal(lp_rate_rule_parse("sensitivity", &rr), LP_OK);
+    assert_int_equal(rr, LP_RATE_RULE_SENSITIVITY);
+    assert_int_equal(lp_rates_assign(g, 3, &o, NULL), LP_ERR_ARG); /* needs a target */
+    lp_rates_result res;
+    for (double r = 0.1; r < 0.8; r += 0.1) {
+        o.target_rate = r;
+        assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_OK);
+        assert_true(fabs(res.mean_rate - r) <= 0.5 / 60 + 1e-12); /* a step moves one group by one unit */
+        assert_true(isnan(res.tau) && res.budget >= 0);
+        assert_true(g[0].k <= g[2].k && g[2].k <= g[1].k); /* the cheap group loses most */
+        for (int i = 0; i < 3; i++) /* no group's rate costs more than the budget (up to one unit) */
+            assert_true(g[i].rate <= lp_cost_curve_rate_at(&curves[i], res.budget, 0) + 0.05 + 1e-12);
+    }
+    o.target_rate = 0.9; /* beyond every analysed rate: all at their largest */
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_OK);
+    assert_true(fabs(res.mean_rate - 0.8) < 1e-12);
+    /* Equal curves that cost nothing: the target is split evenly. */
+    lp_cost_curve zero = {.n = 2, .rate = {0.5, 0.9}, .cost = {0, -0.001}};
+    g[0].curve = g[1].curve = g[2].curve = &zero;
+    o.target_rate = 0.3;
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_OK);
+    assert_true(g[0].k == 14 && g[1].k == 14 && g[2].k == 14);
+    g[1].curve = NULL;
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_ERR_ARG);
+
+    /* The given rule: the sizes as given; no target beside them. */
+    o.rule = LP_RATE_RULE_GIVEN;
+    o.target_rate = -1;
+    g[0].want_k = 5, g[1].want_k = 20, g[2].want_k = 1;
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_OK);
+    assert_true(g[0].k == 5 && g[1].k == 20 && g[2].k == 1);
+    assert_true(fabs(res.mean_rate - (0.75 + 0 + 0.95) / 3) < 1e-12);
+    g[2].want_k = 0;
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_ERR_ARG);
+    g[2].want_k = 1;
+    o.target_rate = 0.3;
+    assert_int_equal(lp_rates_assign(g, 3, &o, &res), LP_ERR_ARG);
+    for (int i = 0; i < 3; i++) lp_rate_group_free(&g[i]);
+}
+
 /* ---------------------------------------------------------------- criteria */
 
 static void test_unit_vectors_layout(void **state) {
@@ -632,6 +707,7 @@ int main(void) {
         cmocka_unit_test(test_stats_robust_to_large_mean),
         cmocka_unit_test(test_target_rate_search_is_optimal_over_groups),
         cmocka_unit_test(test_uniform_rule_round_to_and_min_one_unit),
+        cmocka_unit_test(test_sensitivity_rule),
         cmocka_unit_test(test_unit_vectors_layout),
         cmocka_unit_test(test_gm_exact_known_medians),
         cmocka_unit_test(test_norm_criteria_orders),
