@@ -115,7 +115,13 @@ static lp_status lm_score(lp_task *t, lp_split split, lp_score *out) {
     return LP_OK;
 }
 
-static lp_status lm_save(const lp_task *t, lp_ckpt *c) { return lp_lm_add_to_ckpt(&((const lp_lm_task *)t)->lm, c); }
+/* The model (model.* keys and tensors) and the run keys of its sizes (lm.units ...), so that a pruned
+ * model's checkpoint does not carry the unpruned sizes in its run configuration. */
+static lp_status lm_save(const lp_task *t, lp_ckpt *c) {
+    const lp_lm *m = &((const lp_lm_task *)t)->lm;
+    LP_TRY(lp_lm_add_to_ckpt(m, c));
+    return lp_lm_run_model_to_kv(&m->cfg, &c->meta);
+}
 
 /* ---- training ---- */
 

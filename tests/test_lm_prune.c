@@ -812,6 +812,24 @@ static void check_json_row(const char *js, const lp_report_model *r) {
 }
 
 /* Run "$LP_BIN args" at one thread, stdout and stderr into the file `log`; returns the exit code. */
+/* DIR_A/pruned.ckpt and DIR_B/pruned.ckpt hold the same tensors, bit for bit. */
+static void same_pruned_weights(const char *dir_a, const char *dir_b) {
+    char path[700];
+    lp_ckpt a, b;
+    snprintf(path, sizeof path, "%s/pruned.ckpt", dir_a);
+    assert_int_equal(lp_ckpt_load(&a, path), LP_OK);
+    snprintf(path, sizeof path, "%s/pruned.ckpt", dir_b);
+    assert_int_equal(lp_ckpt_load(&b, path), LP_OK);
+    assert_int_equal(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        assert_string_equal(a.t[i].name, b.t[i].name);
+        assert_int_equal(a.t[i].numel, b.t[i].numel);
+        assert_memory_equal(a.t[i].data, b.t[i].data, a.t[i].numel * sizeof(float));
+    }
+    lp_ckpt_free(&a);
+    lp_ckpt_free(&b);
+}
+
 static int run_bin(const char *args, const char *log) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "OPENBLAS_NUM_THREADS=1 %s %s >%s 2>&1", lp_test_bin(), args, log);
@@ -991,23 +1009,35 @@ static void test_pipeline_end_to_end(void **state) {
                                 "--finetune-epochs 0 --quiet", ck, out);
     assert_int_equal(run_bin(args, log), 0);
     {
-        lp_ckpt a, b;
-        snprintf(path, sizeof path, "%s/pruned.ckpt", uni);
-        assert_int_equal(lp_ckpt_load(&a, path), LP_OK);
-        snprintf(path, sizeof path, "%s/pruned.ckpt", out);
-        assert_int_equal(lp_ckpt_load(&b, path), LP_OK);
-        assert_int_equal(a.n, b.n);
-        for (int i = 0; i < a.n; i++) {
-            assert_string_equal(a.t[i].name, b.t[i].name);
-            assert_int_equal(a.t[i].numel, b.t[i].numel);
-            assert_memory_equal(a.t[i].data, b.t[i].data, a.t[i].numel * sizeof(float));
-        }
-        lp_ckpt_free(&a);
-        lp_ckpt_free(&b);
+        same_pruned_weights(uni, out);
         js = read_out(out, "report.json");
         snprintf(want, sizeof want, "\"ppl\": %.6f", plain_ppl);
         assert_non_null(strstr(js, want));
         lp_free(js);
+    }
+    /* Per-group sizes (issue 25): the uniform prune's sizes given as --units, and as --rates by name, keep
+     * the same units (same criterion), so the weights are the same. */
+    {
+        lp_ckpt u;
+        snprintf(path, sizeof path, "%s/pruned.ckpt", uni);
+        assert_int_equal(lp_ckpt_load(&u, path), LP_OK);
+        char units[64];
+        snprintf(units, sizeof units, "%s", lp_kv_get(&u.meta, "model.units"));
+        assert_string_equal(lp_kv_get(&u.meta, "lm.units"), units); /* the run keys follow the pruned sizes */
+        lp_ckpt_free(&u);
+        snprintf(out, sizeof out, "%s/cli_units", lp_test_scratch_dir());
+        snprintf(args, sizeof args, "lm-prune --checkpoint %s --out %s --units %s --criterion l2 --finetune-epochs 0 --quiet",
+                 ck, out, units);
+        assert_int_equal(run_bin(args, log), 0);
+        same_pruned_weights(uni, out);
+        snprintf(out, sizeof out, "%s/cli_rates", lp_test_scratch_dir());
+        snprintf(args, sizeof args, "lm-prune --checkpoint %s --out %s --rates lstm1=0.25,lstm2=0.25 --criterion l2 "
+                                    "--finetune-epochs 0 --quiet", ck, out);
+        assert_int_equal(run_bin(args, log), 0);
+        same_pruned_weights(uni, out);
+        snprintf(args, sizeof args, "lm-prune --checkpoint %s --out %s/cli_bad --rates lstm3=0.25 --quiet", ck,
+                 lp_test_scratch_dir());
+        assert_int_equal(run_bin(args, log), 2);
     }
 
     /* ISS: a strong penalty for one epoch from the checkpoint (its batching; SGD at lr 0.5, no decay; the

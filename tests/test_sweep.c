@@ -405,6 +405,69 @@ static void test_sweep_compensate(void **state) {
     lp_kv_free(&kv);
 }
 
+/* The sensitivity and given rules in a sweep (issue 25): the baseline's curves are measured once into
+ * OUT/sensitivity and reused on resume; the given cell has no target rate and prunes to the configured
+ * sizes; per-group sizes that do not fit the model are refused before the baseline trains. */
+static void test_sweep_sensitivity_and_given(void **state) {
+    (void)state;
+    lp_kv kv;
+    tiny_config(&kv);
+    lp_kv_set(&kv, "grid.schedule", "oneshot");
+    lp_kv_set(&kv, "grid.methods", "sensitivity:gm,given:l2");
+    lp_kv_set(&kv, "grid.rate", "0.5");
+    lp_kv_set(&kv, "grid.iss", "0");
+    lp_kv_set(&kv, "prune.units", "3,2,6");
+    lp_sweep_cell *cells;
+    int n;
+    assert_int_equal(lp_sweep_cells(&kv, &cells, &n), LP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(cells[0].name, "oneshot-sensitivity-gm-r0.50");
+    assert_string_equal(cells[1].name, "oneshot-given-l2");
+    assert_true(cells[1].rule == LP_RATE_RULE_GIVEN && cells[1].target_rate < 0);
+    lp_free(cells);
+    lp_sweep_summary sum;
+    run_sweep(&kv, lp_test_scratch_path("sg"), 0, &sum);
+    assert_int_equal(sum.cells_done, 2);
+    char path[700];
+    snprintf(path, sizeof path, "%s/sensitivity/curves.txt", lp_test_scratch_path("sg"));
+    struct stat st0, st1;
+    assert_int_equal(stat(path, &st0), 0);
+    snprintf(path, sizeof path, "%s/results.csv", lp_test_scratch_path("sg"));
+    char *csv = slurp(path);
+    assert_non_null(strstr(csv, "\noneshot-given-l2,oneshot,given,l2,-,"));
+    /* the sensitivity cell: within half the largest one-unit step (1/4 of a 4-unit group, over 3 groups) */
+    const char *row = strstr(csv, "\noneshot-sensitivity-gm-r0.50,");
+    assert_non_null(row);
+    free(csv);
+    lp_ckpt c;
+    snprintf(path, sizeof path, "%s/cells/oneshot-given-l2/pruned.ckpt", lp_test_scratch_path("sg"));
+    assert_int_equal(lp_ckpt_load(&c, path), LP_OK);
+    assert_string_equal(lp_kv_get(&c.meta, "model.units"), "3,2,6");
+    lp_ckpt_free(&c);
+    snprintf(path, sizeof path, "%s/cells/oneshot-sensitivity-gm-r0.50/pruned.ckpt", lp_test_scratch_path("sg"));
+    assert_int_equal(lp_ckpt_load(&c, path), LP_OK);
+    double mean;
+    assert_int_equal(lp_kv_get_double(&c.meta, "plan.mean_rate", &mean), LP_OK);
+    assert_true(fabs(mean - 0.5) <= 0.5 * 0.25 / 3 + 1e-9);
+    assert_string_equal(lp_kv_get(&c.meta, "plan.rule"), "sensitivity");
+    lp_ckpt_free(&c);
+    /* a resumed sweep with one more sensitivity cell reuses the curves */
+    lp_kv_set(&kv, "grid.rate", "0.5,0.25");
+    run_sweep(&kv, lp_test_scratch_path("sg"), 0, &sum);
+    assert_true(sum.cells_done == 3 && sum.cells_run == 1);
+    snprintf(path, sizeof path, "%s/sensitivity/curves.txt", lp_test_scratch_path("sg"));
+    assert_int_equal(stat(path, &st1), 0);
+    assert_true(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec && st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+    /* sizes that do not fit: refused before anything is trained */
+    lp_kv_set(&kv, "prune.units", "3,2,9");
+    lp_sweep_opts o = {.quiet = 1};
+    assert_int_equal(lp_sweep_run(&kv, lp_test_scratch_path("sg_bad"), &o, NULL), LP_ERR_ARG);
+    assert_non_null(strstr(lp_last_error(), "group lstm2: 9 units to keep"));
+    snprintf(path, sizeof path, "%s/baseline", lp_test_scratch_path("sg_bad"));
+    assert_int_equal(access(path, F_OK), -1);
+    lp_kv_free(&kv);
+}
+
 static void test_suggest_rule(void **state) {
     (void)state;
     const double rates[] = {0.1, 0.3, 0.5, 0.7};
@@ -541,6 +604,7 @@ int main(void) {
         cmocka_unit_test(test_suggest_rule),
         cmocka_unit_test(test_sweep_deterministic_and_resumable),
         cmocka_unit_test(test_sweep_compensate),
+        cmocka_unit_test(test_sweep_sensitivity_and_given),
         cmocka_unit_test(test_sensitivity),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
