@@ -269,7 +269,7 @@ static void block_row(FILE *g, const sweep *sw, const lp_kv *r) {
             row_str(r, "target_rate"));
 }
 
-/* Line style of a series: colour = criterion, dash = rate rule, point = schedule, width = compensation, so
+/* Line style of a series: colour = criterion, dash = rate rule (ISS rows' "lambda=..." count as eigen), point = schedule, width = compensation, so
  * a grid of 10+ series stays readable. */
 static void series_style(const sweep *sw, const series *se, char *buf, size_t n) {
     static const char *const crit[] = {"gm", "gm-exact", "l2", "l1", "random"};
@@ -280,8 +280,11 @@ static void series_style(const sweep *sw, const series *se, char *buf, size_t n)
         if (!strcmp(row_str(r, "criterion"), crit[i])) c = i;
     const char *sched = row_str(r, "schedule");
     int pt = !strcmp(sched, "oneshot") ? 7 : !strcmp(sched, "soft") ? 4 : 8;
+    lp_rate_rule rule = LP_RATE_RULE_EIGEN; /* dash: eigen solid, uniform dashed, sensitivity dotted, given dash-dot */
+    lp_rate_rule_parse(row_str(r, "rule"), &rule);
+    static const int dash[] = {1, 2, 3, 4};
     snprintf(buf, n, "lw %d lc rgb '%s' dt %d pt %d", !strcmp(row_str(r, "compensate"), "mean") ? 4 : 2, col[c],
-             !strcmp(row_str(r, "rule"), "uniform") ? 2 : 1, pt);
+             dash[rule], pt);
 }
 
 /* "plot " and one curve per series ($Sk) plus the ISS points ($ISS), columns xcol:ycol of the data
