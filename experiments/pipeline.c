@@ -229,10 +229,7 @@ static lp_status sensitivity_curves(const lp_pipeline_opts *o, const lp_task *t,
     char dir[4096];
     const char *from = o->sensitivity_dir;
     if (!from) {
-        if (!ckpt)
-            return lp_errorf(LP_ERR_ARG, "the %s schedule starts untrained: give --sensitivity DIR (an earlier "
-                                         "`lstmprune sensitivity` of a trained model of this architecture)",
-                             lp_schedule_name(o->schedule));
+        if (!ckpt) return lp_errorf(LP_ERR_ARG, "the sensitivity rule needs --sensitivity DIR: no trained model to measure on");
         from = sub(o->out_dir, "sensitivity", dir, sizeof dir);
         say(o, "== sensitivity analysis of the trained model into %s", from);
         lp_sensitivity_opts so;
@@ -262,8 +259,22 @@ static lp_status method_for(const lp_pipeline_opts *o, const lp_task *t, const c
     return lp_errorf(LP_ERR_ARG, "the given rate rule needs --rates, --units or --rates-from");
 }
 
+/* The rule against the schedule: ISS keeps what passes its threshold; a soft run starts untrained, so
+ * the sensitivity rule needs curves measured before. */
+static lp_status rule_fits_schedule(const lp_pipeline_opts *o) {
+    const lp_rate_rule rule = o->prune.rates.rule;
+    if (o->schedule == LP_SCHED_ISS && (rule == LP_RATE_RULE_GIVEN || rule == LP_RATE_RULE_SENSITIVITY))
+        return lp_errorf(LP_ERR_ARG, "the iss schedule keeps the units whose group norm passes its threshold: per-group "
+                                     "rates and the %s rule do not apply to it", lp_rate_rule_name(rule));
+    if (o->schedule == LP_SCHED_SOFT && rule == LP_RATE_RULE_SENSITIVITY && !o->sensitivity_dir)
+        return lp_errorf(LP_ERR_ARG, "the soft schedule starts untrained: give --sensitivity DIR (an earlier "
+                                     "`lstmprune sensitivity` of a trained model of this architecture)");
+    return LP_OK;
+}
+
 lp_status lp_pipeline_check(const lp_pipeline_opts *o) {
     const lp_rate_rule rule = o->prune.rates.rule;
+    LP_TRY(rule_fits_schedule(o));
     if (rule != LP_RATE_RULE_GIVEN && !(rule == LP_RATE_RULE_SENSITIVITY && o->sensitivity_dir)) return LP_OK;
     lp_kv cfg;
     lp_kv_init(&cfg);
@@ -503,8 +514,6 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
 
 static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     char path[4096];
-    if (o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY && !o->sensitivity_dir) /* before any training */
-        return sensitivity_curves(o, NULL, NULL, st);
     soft_ctx c = {o, st, o->prune_every > 0 ? o->prune_every : 50, 0};
     lp_train_hooks h = {0};
     h.user = &c;
@@ -681,9 +690,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         return lp_errorf(LP_ERR_ARG, "--compensate mean works with the oneshot and iterative schedules: the %s "
                                      "schedule has driven the removed units to zero before it removes them",
                          lp_schedule_name(o->schedule));
-    if (o->schedule == LP_SCHED_ISS && (o->prune.rates.rule == LP_RATE_RULE_GIVEN || o->prune.rates.rule == LP_RATE_RULE_SENSITIVITY))
-        return lp_errorf(LP_ERR_ARG, "the iss schedule keeps the units whose group norm passes its threshold: per-group "
-                                     "rates and the %s rule do not apply to it", lp_rate_rule_name(o->prune.rates.rule));
+    LP_TRY(rule_fits_schedule(o));
     lp_status s = lp_mkdirs(o->out_dir);
     if (s == LP_OK && o->command) s = record_run(o);
     if (s == LP_OK) {

@@ -516,6 +516,18 @@ static void test_per_group_rates(void **state) {
         assert_int_equal(access(lp_test_scratch_path("pgbad"), F_OK), -1);
     }
 
+    /* ... and the rules the schedule cannot take */
+    static const char *const bad_pipeline[][2] = {
+        {"--schedule iss --units 3,1,5", "per-group rates and the given rule do not apply to it"},
+        {"--schedule soft --rate-rule sensitivity --target-rate 0.3", "the soft schedule starts untrained"},
+    };
+    for (size_t i = 0; i < sizeof bad_pipeline / sizeof bad_pipeline[0]; i++) {
+        int rc = run("pipeline --train 'data/train*.tfrecord' --classes 5 --hidden 8 --out pgbad %s --quiet", bad_pipeline[i][0]);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out_buf, bad_pipeline[i][1]));
+        assert_int_equal(access(lp_test_scratch_path("pgbad"), F_OK), -1);
+    }
+
     /* sensitivity → suggested.txt → --rates-from: the sizes suggested.txt's model.units line names. */
     assert_int_equal(run("sensitivity --checkpoint run/best.ckpt --out sens --rates 0.25,0.5,0.75 --max-drop 0.05 --quiet"), 0);
     assert_int_equal(lp_file_read_all(lp_test_scratch_path("sens/suggested.txt"), &buf, &len), LP_OK);
