@@ -24,7 +24,7 @@ const lp_arg lp_args_data[] = {
     {"classes", "data.classes", LP_ARG_INT, 1, "N", "number of classes (3862 for the 2018 release, 4716 for 2017)", NULL},
     {"max-frames", "data.max_frames", LP_ARG_INT, 1, "N", "use at most the first N frames of a video", NULL},
     {"max-record-mb", "data.max_record_mb", LP_ARG_INT, 1, "MB", "longer records are refused (limits what one record can allocate)", "16"},
-    {"padding", "data.padding", LP_ARG_STR, 0, "MODE", "repeat (paper code) or mask (starter code)", NULL},
+    {"padding", "data.padding", LP_ARG_STR, 0, "MODE", "mask: zeros, each video stops at its length (starter code); repeat: the last frame up to --max-frames, all read (public paper code)", NULL},
     {"no-l2norm", "data.l2norm", LP_ARG_FLAG, 0, "0", "do not L2-normalise each frame", "normalise"},
     {"shuffle-buffer", "data.shuffle_buffer", LP_ARG_INT, 1, "N", "records in the shuffle buffer", NULL},
     {"skip-bad", "data.skip_bad", LP_ARG_FLAG, 0, NULL, "skip and count records with bad content instead of stopping", NULL},

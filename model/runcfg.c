@@ -21,7 +21,7 @@ static const char *const defaults[][2] = {
         {"data.id_key", "id"},
         {"data.classes", "3862"},
         {"data.max_frames", "300"},
-        {"data.padding", "repeat"},
+        {"data.padding", "mask"},
         {"data.l2norm", "1"},
         {"data.shuffle_buffer", "512"},
         {"data.skip_bad", "0"},
@@ -118,6 +118,7 @@ lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_b
     bc->yt8m.max_record_bytes = (size_t)mb << 20;
     LP_TRY(get_int(kv, "data.l2norm", &bc->l2_normalize));
     LP_TRY(lp_pad_mode_parse(&bc->pad, lp_kv_get(kv, "data.padding")));
+    bc->fixed_frames = bc->pad == LP_PAD_REPEAT; /* the public code's fixed T: no batch depends on another video */
     LP_TRY(get_int(kv, "data.prefetch", &bc->prefetch));
     long long seed;
     LP_TRY(lp_kv_get_int(kv, "train.seed", &seed));
@@ -214,6 +215,10 @@ lp_status lp_runcfg_check(const lp_kv *kv) {
     LP_TRY(check_range(kv, "prune.latency_reps", 1, 1000000, 0, 1));
     /* ISS removes the units whose group norm is below the threshold: 0 would remove none, ever */
     LP_TRY(check_range(kv, "prune.iss_threshold", 0, INFINITY, 1, 0));
+    const char *pad = lp_kv_get(kv, "data.padding");
+    lp_pad_mode pm;
+    if (pad && lp_pad_mode_parse(&pm, pad) != LP_OK)
+        return lp_errorf(LP_ERR_ARG, "data.padding = '%s' is neither mask nor repeat", pad);
     if (lp_kv_get(kv, "model.dropout") && lp_kv_get_double_or(kv, "model.dropout", 0) >= 1)
         return lp_errorf(LP_ERR_ARG, "model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout"));
     return LP_OK;

@@ -7,8 +7,8 @@
  *
  *   model.*   the architecture (model/model.h)
  *   data.*    train, valid (glob patterns separated by ';'), frame_features, video_features, level,
- *             id_key, classes, max_frames, padding (repeat|mask), l2norm, shuffle_buffer, skip_bad,
- *             prefetch
+ *             id_key, classes, max_frames, padding (mask|repeat: data/batcher.h), l2norm, shuffle_buffer,
+ *             skip_bad, prefetch
  *   train.*   epochs, batch, optimizer (adam|sgd), lr, beta1, beta2, eps, momentum, weight_decay, clip,
  *             bias_init (uniform|pair), bias_lr_mult, lr_decay, lr_decay_steps, lr_staircase, seed, threads,
  *             save_every, eval_batch, log_every, top_k
@@ -32,7 +32,8 @@ void lp_runcfg_free_patterns(char **pats, int n);
 
 /* A batcher config for the given patterns from the data.* keys. `train` = 1: shuffled, seeded from
  * train.seed, batch train.batch; 0: evaluation order (no shuffle, batch train.eval_batch). The
- * patterns are borrowed. */
+ * patterns are borrowed. data.padding = repeat also fixes T at data.max_frames (fixed_frames), so that
+ * a video's output does not depend on the others in its batch. */
 lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_batcher_config *bc);
 
 lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr);

@@ -83,8 +83,9 @@ static lp_status responses_batch(resp_ctx *c, lp_tape *tp, const lp_batch *bt) {
     lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
     if (!x) return LP_ERR_NOMEM;
     lp_model_out out;
-    LP_TRY(lp_model_forward(c->m, tp, x, bt->lengths, NULL, NULL, &out));
-    lp_task_responses r = {.B = bt->B, .T = bt->T, .lengths = bt->lengths};
+    const int *lengths = lp_batch_model_lengths(bt); /* NULL (repeat padding): every step is a response */
+    LP_TRY(lp_model_forward(c->m, tp, x, lengths, NULL, NULL, &out));
+    lp_task_responses r = {.B = bt->B, .T = bt->T, .lengths = lengths};
     for (int g = 0; g < c->m->n_groups; g++) r.h[g] = out.group_h[g];
     return c->fn(c->user, &r);
 }
@@ -261,7 +262,7 @@ static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, l
     lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
     if (!x || !y) return LP_ERR_NOMEM;
     lp_model_out mo;
-    LP_TRY(lp_model_forward(&v->model, tp, x, bt->lengths, y, dropout, &mo));
+    LP_TRY(lp_model_forward(&v->model, tp, x, lp_batch_model_lengths(bt), y, dropout, &mo));
     out->loss = out->objective = mo.loss;
     out->examples = bt->B;
     return LP_OK;
