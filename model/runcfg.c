@@ -36,8 +36,10 @@ static const char *const defaults[][2] = {
         {"train.momentum", "0"},
         {"train.weight_decay", "0"},
         {"train.clip", "0"},
+        {"train.weight_init", "pytorch"},
         {"train.bias_init", "uniform"},
         {"train.bias_lr_mult", "1"},
+        {"train.dense_l2", "0"},
         {"train.lr_decay", "1"},
         {"train.lr_decay_steps", "1000"},
         {"train.lr_staircase", "1"},
@@ -151,6 +153,16 @@ lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult) {
     return LP_OK;
 }
 
+lp_status lp_runcfg_weight_init(const lp_kv *kv, lp_weight_init *out) {
+    const char *v = lp_kv_get(kv, "train.weight_init");
+    LP_TRY(lp_weight_init_parse(v ? v : "pytorch", out));
+    const char *bias = lp_kv_get(kv, "train.bias_init");
+    if (*out == LP_WEIGHT_INIT_KERAS && bias && !strcmp(bias, "pair"))
+        return lp_errorf(LP_ERR_ARG, "train.bias_init = pair is PyTorch's two-bias draw; train.weight_init = keras "
+                                     "starts every bias at 0 (forget gate 1): use train.bias_init = uniform");
+    return LP_OK;
+}
+
 lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr) {
     const char *kind = lp_kv_get(kv, "train.optimizer");
     if (!kind) kind = "adam";
@@ -215,6 +227,10 @@ lp_status lp_runcfg_check(const lp_kv *kv) {
     LP_TRY(check_range(kv, "prune.latency_reps", 1, 1000000, 0, 1));
     /* ISS removes the units whose group norm is below the threshold: 0 would remove none, ever */
     LP_TRY(check_range(kv, "prune.iss_threshold", 0, INFINITY, 1, 0));
+    LP_TRY(check_range(kv, "train.eps", 0, INFINITY, 1, 0));
+    LP_TRY(check_range(kv, "train.dense_l2", 0, INFINITY, 0, 0));
+    lp_weight_init wi;
+    LP_TRY(lp_runcfg_weight_init(kv, &wi));
     const char *pad = lp_kv_get(kv, "data.padding");
     lp_pad_mode pm;
     if (pad && lp_pad_mode_parse(&pm, pad) != LP_OK)

@@ -10,13 +10,14 @@
  *             id_key, classes, max_frames, padding (mask|repeat: data/batcher.h), l2norm, shuffle_buffer,
  *             skip_bad, prefetch
  *   train.*   epochs, batch, optimizer (adam|sgd), lr, beta1, beta2, eps, momentum, weight_decay, clip,
- *             bias_init (uniform|pair), bias_lr_mult, lr_decay, lr_decay_steps, lr_staircase, seed, threads,
- *             save_every, eval_batch, log_every, top_k
+ *             weight_init (pytorch|keras), bias_init (uniform|pair), bias_lr_mult, dense_l2, lr_decay,
+ *             lr_decay_steps, lr_staircase, seed, threads, save_every, eval_batch, log_every, top_k
  */
 #ifndef LP_RUNCFG_H
 #define LP_RUNCFG_H
 #include "core/kv.h"
 #include "data/batcher.h"
+#include "model/init.h"
 #include "optim/optim.h"
 
 /* Defaults for every data.* and train.* key not already present (the paper's settings). */
@@ -43,6 +44,11 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
  * train.bias_lr_mult (> 0, default 1) multiplying the learning rate of every LSTM bias. PyTorch's
  * nn.LSTM is exactly pair + 2 under Adam or SGD without weight decay. LP_ERR_ARG naming the key. */
 lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
+
+/* The initialisers of a fresh video model (model/init.h): train.weight_init = pytorch (default; also
+ * when absent) or keras. Keras's zero biases leave nothing for train.bias_init = pair to add: that pair is
+ * refused. LP_ERR_ARG naming the key. */
+lp_status lp_runcfg_weight_init(const lp_kv *kv, lp_weight_init *out);
 
 /* Check the ranges of the run's keys before anything is opened or written (liblinear's check_parameter):
  * batch sizes, frames, shuffle buffer, prefetch (the batcher's bounds), learning rate, decay, bias lr

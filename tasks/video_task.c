@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "data/yt8m.h"
 #include "model/evaluate.h"
+#include "model/init.h"
 #include "model/runcfg.h"
 
 static const lp_task_ops video_ops;
@@ -263,7 +264,10 @@ static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, l
     if (!x || !y) return LP_ERR_NOMEM;
     lp_model_out mo;
     LP_TRY(lp_model_forward(&v->model, tp, x, lp_batch_model_lengths(bt), y, dropout, &mo));
-    out->loss = out->objective = mo.loss;
+    const double l2 = lp_kv_get_double_or(&v->cfg, "train.dense_l2", 0); /* logged: the loss without it */
+    out->loss = mo.loss;
+    out->objective = l2 > 0 ? lp_model_add_head_l2(&v->model, tp, mo.loss, (float)l2) : mo.loss;
+    if (!out->objective) return lp_error_wrap(LP_ERR_NOMEM, "train: dense L2");
     out->examples = bt->B;
     return LP_OK;
 }
@@ -337,18 +341,23 @@ static lp_status kind_defaults(const lp_task_kind *k, lp_kv *cfg) {
     return lp_model_default_kv(cfg, kind, f.dim, (int)hidden, (int)layers, (int)classes, (int)experts, (float)dropout);
 }
 
-/* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the bias
- * parametrisation of train.bias_init). */
+/* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the initialisers of
+ * train.weight_init and the bias parametrisation of train.bias_init). */
 static lp_status kind_model(lp_kv *cfg, const lp_ckpt *c, const char *path, lp_model *m) {
     long long seed;
     int pair;
     double mult;
+    lp_weight_init wi;
     LP_TRY(lp_kv_get_int(cfg, "train.seed", &seed));
     LP_TRY(lp_runcfg_bias(cfg, &pair, &mult));
+    LP_TRY(lp_runcfg_weight_init(cfg, &wi));
     if (c) return lp_model_from_ckpt(m, c, path);
     LP_TRY(lp_model_init_kv(m, cfg, (uint64_t)seed));
-    if (pair) lp_model_bias_pair_init(m, (uint64_t)seed);
-    return LP_OK;
+    lp_status s = LP_OK;
+    if (wi == LP_WEIGHT_INIT_KERAS) s = lp_model_init_keras(m, (uint64_t)seed);
+    else if (pair) lp_model_bias_pair_init(m, (uint64_t)seed);
+    if (s != LP_OK) lp_model_free(m);
+    return s;
 }
 
 static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, const char *path, lp_task **out) {
