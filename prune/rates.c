@@ -22,11 +22,13 @@ const char *lp_rate_rule_name(lp_rate_rule r) {
 lp_status lp_keep_count_parse(const char *s, lp_keep_count *out) {
     if (s && strcmp(s, "standard") == 0) { *out = LP_KEEP_COUNT_STANDARD; return LP_OK; }
     if (s && strcmp(s, "below") == 0) { *out = LP_KEEP_COUNT_BELOW; return LP_OK; }
-    return lp_errorf(LP_ERR_ARG, "keep count must be standard or below, got '%s'", s ? s : "(null)");
+    if (s && strcmp(s, "public") == 0) { *out = LP_KEEP_COUNT_PUBLIC; return LP_OK; }
+    return lp_errorf(LP_ERR_ARG, "keep count must be standard, below or public, got '%s'", s ? s : "(null)");
 }
 
 const char *lp_keep_count_name(lp_keep_count c) {
-    return c == LP_KEEP_COUNT_STANDARD ? "standard" : c == LP_KEEP_COUNT_BELOW ? "below" : "?";
+    return c == LP_KEEP_COUNT_STANDARD ? "standard" : c == LP_KEEP_COUNT_BELOW ? "below"
+                                                    : c == LP_KEEP_COUNT_PUBLIC ? "public" : "?";
 }
 
 lp_status lp_rates_eigenvalues(const double *cov, int h, double *eig, int *n_clamped) {
@@ -69,6 +71,11 @@ int lp_rates_keep_at_tau(const double *eig, int h, double tau, lp_keep_count cou
     const double thr = tau * e;
     double c = 0;
     int k = h;
+    if (count == LP_KEEP_COUNT_PUBLIC) { /* #{k : C(k) > τE}: the steps after the energy is reached */
+        k = 0;
+        for (int i = 0; i < h; i++) k += (c += eig[i]) > thr;
+        return k < 1 ? 1 : k;
+    }
     for (int i = 0; i < h; i++) {
         c += eig[i];
         if (c >= thr) {
@@ -150,7 +157,7 @@ void lp_rates_opts_default(lp_rates_opts *o) {
 lp_status lp_rates_opts_check(const lp_rates_opts *o) {
     if (o->rule != LP_RATE_RULE_EIGEN && o->rule != LP_RATE_RULE_UNIFORM)
         return lp_errorf(LP_ERR_ARG, "unknown rate rule %d", (int)o->rule);
-    if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW)
+    if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW && o->count != LP_KEEP_COUNT_PUBLIC)
         return lp_errorf(LP_ERR_ARG, "unknown keep count %d", (int)o->count);
     if (o->target_rate >= 0 && !(o->target_rate < 1))
         return lp_errorf(LP_ERR_ARG, "--target-rate must be in [0,1), got %g", o->target_rate);
@@ -163,9 +170,14 @@ lp_status lp_rates_opts_check(const lp_rates_opts *o) {
     return LP_OK;
 }
 
-/* k of every group at energy τ (rounded); returns the mean rate over groups. */
-static double eigen_at(lp_rate_group *g, int n, double tau, const lp_rates_opts *o) {
+/* The search runs over x ∈ [0,1] on which the mean rate never increases: x = τ, except for the public
+ * count, whose rate grows with τ, where x = 1 − τ. The map is its own inverse. */
+static double tau_of(double x, const lp_rates_opts *o) { return o->count == LP_KEEP_COUNT_PUBLIC ? 1.0 - x : x; }
+
+/* k of every group at search point x (energy τ = tau_of(x), rounded); returns the mean rate over groups. */
+static double eigen_at(lp_rate_group *g, int n, double x, const lp_rates_opts *o) {
     double sum = 0;
+    const double tau = tau_of(x, o);
     for (int i = 0; i < n; i++) {
         g[i].k = lp_rates_round(lp_rates_keep_at_tau(g[i].eig, g[i].h, tau, o->count), g[i].h, o->round_to);
         sum += 1.0 - (double)g[i].k / g[i].h;
@@ -218,9 +230,10 @@ lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_ra
         for (int i = 0; i < n; i++)
             if (!g[i].eig) return lp_errorf(LP_ERR_ARG, "rates: group %d has no spectrum (eigen rule)", i);
         if (o->target_rate < 0) {
-            tau = o->tau;
+            tau = tau_of(o->tau, o); /* a search point, as below */
         } else {
-            // f(τ) = mean rate is non-increasing in τ (k_g(τ) and the rounding are non-decreasing).
+            // f(x) = mean rate is non-increasing in x (k_g and the rounding are non-decreasing; tau_of);
+            // below, "τ" is that search point x until it is mapped back after the search.
             const double r = o->target_rate;
             const double f0 = eigen_at(g, n, 0.0, o); /* = f(0+): every group at its first step */
             double lo, hi;
@@ -244,6 +257,7 @@ lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_ra
             }
         }
         eigen_at(g, n, tau, o);
+        tau = tau_of(tau, o);
     }
     int kept = 0, total = 0;
     double sum = 0;
