@@ -43,12 +43,20 @@ static int in_scope(const char *key, const char *prefixes) {
     return 0;
 }
 
+/* The public code trains a video classifier: its train.* and data.* choices mean nothing to the LM
+ * (which refuses Keras's initialisers and decays its rate per epoch); its pruning choices apply to both. */
+static int applies(const lp_kv *kv, const char *key) {
+    const char *task = lp_kv_get(kv, "task");
+    return !(task && !strcmp(task, "lm")) || !strncmp(key, "prune.", 6);
+}
+
 lp_status lp_compat_apply(lp_kv *kv, const char *preset, const char *prefix) {
     int n;
     const lp_compat_setting *s = lp_compat_settings(preset, &n);
     if (!s) return lp_errorf(LP_ERR_ARG, "unknown compatibility preset '%s' (reference or ours)", preset ? preset : "(null)");
     for (int i = 0; i < n; i++)
-        if (in_scope(s[i].key, prefix) && !lp_kv_get(kv, s[i].key)) LP_TRY(lp_kv_set(kv, s[i].key, s[i].value));
+        if (in_scope(s[i].key, prefix) && applies(kv, s[i].key) && !lp_kv_get(kv, s[i].key))
+            LP_TRY(lp_kv_set(kv, s[i].key, s[i].value));
     if (!lp_kv_get(kv, "compat")) LP_TRY(lp_kv_set(kv, "compat", preset));
     return LP_OK;
 }

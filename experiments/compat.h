@@ -41,8 +41,9 @@ const lp_compat_setting *lp_compat_settings(const char *preset, int *n);
 
 /* Set every key of `preset` that kv does not hold yet. With `prefix`, a comma-separated list of key
  * prefixes (e.g. "train.,data."), only keys that start with one of them are considered (the `train`
- * command has no pruning keys). Records the preset itself as "compat = NAME" (also only if absent).
- * LP_ERR_ARG naming the preset when it is unknown. */
+ * command has no pruning keys). A configuration with `task = lm` (a language-model sweep) takes only the
+ * prune.* keys: the others are the video classifier's training. Records the preset itself as
+ * "compat = NAME" (also only if absent). LP_ERR_ARG naming the preset when it is unknown. */
 lp_status lp_compat_apply(lp_kv *kv, const char *preset, const char *prefix);
 
 #endif
