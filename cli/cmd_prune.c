@@ -15,7 +15,7 @@
 
 /* after the method's flags (cli/args.h lp_args_method) */
 static const lp_arg prune_args[] = {
-    {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard or below (public-code guess)", "standard"},
+    {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard (the paper), public (#{k : C(k) > tau}, the public code) or below", "standard"},
     {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
     {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
     {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},

@@ -46,7 +46,7 @@ static const lp_arg own[] = {
     {"init", NULL, LP_ARG_STR, 0, "CKPT", "start from the weights (and sizes) of CKPT instead of a fresh model; data options default to CKPT's", NULL},
     {"stop-after-epochs", NULL, LP_ARG_INT, 1, "N", "stop after N epochs of this invocation (resume later)", NULL},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "no progress line", NULL},
-    {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's training settings (no lr decay; docs/REPRODUCING.md)", "ours"},
+    {"compat", NULL, LP_ARG_STR, 0, "PRESET", "reference: the public TensorFlow code's training settings (Keras initialisers, Adam eps 1e-7, lr x0.95 per 4M steps, repeat padding to 300 frames, L2-normalised frames; docs/REPRODUCING.md)", "ours"},
 };
 
 /* The data.* keys of checkpoint `path` that the command line left out, into cfg: the model was trained on
@@ -121,7 +121,7 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         if ((rc = lp_args_claim_out(cmd, f.out, f.force)) != 0) goto out;
         o.run_dir = f.out;
         o.init_ckpt = f.init;
-        if (f.compat && lp_compat_apply(&cfg, f.compat, "train.") != LP_OK) { /* before the defaults: flags win */
+        if (f.compat && lp_compat_apply(&cfg, f.compat, "train.,data.") != LP_OK) { /* before the defaults: flags win */
             lp_cli_error(cmd, "--compat: %s", lp_last_error());
             rc = 2;
             goto out;

@@ -99,7 +99,7 @@ void lp_batcher_config_default(lp_batcher_config *c) {
     c->max_frames = 300;
     c->fixed_frames = 0;
     c->l2_normalize = 1;
-    c->pad = LP_PAD_REPEAT;
+    c->pad = LP_PAD_MASK;
     c->shuffle = 1;
     c->shuffle_buffer = 512;
     c->seed = 1;
@@ -362,7 +362,10 @@ static void finish_batch(lp_batcher *b, slot *s, int n) {
     }
     s->batch.B = n;
     s->batch.T = T;
+    s->batch.pad = b->cfg.pad;
 }
+
+const int *lp_batch_model_lengths(const lp_batch *b) { return b->pad == LP_PAD_MASK ? b->lengths : NULL; }
 
 /* Produce the next entry into slot s. Never fails silently: errors become ENTRY_ERROR entries. */
 static void make_entry(lp_batcher *b, slot *s) {

@@ -24,8 +24,12 @@
  * (video.dim when its level is LP_YT8M_LEVEL_VIDEO; a video-level record is a sequence of one frame).
  * T is the longest sequence in the batch (after truncation to max_frames), or max_frames with
  * fixed_frames. lengths[b] (1..T) is always reported. Padding frames t >= lengths[b] are
- * LP_PAD_REPEAT: copies of the last real frame (the paper's code) or LP_PAD_MASK: zeros (the starter
- * code; the model uses lengths). L2 normalisation (on by default): each real frame is divided by
+ * LP_PAD_REPEAT: copies of the last real frame (the paper's public code), or LP_PAD_MASK: zeros (the
+ * starter code). The mode also says how a model reads the batch (lp_batch_model_lengths): under MASK
+ * each sequence stops at its length; under REPEAT the model reads all T steps, the repeated frames
+ * included, as the public code's unmasked Keras LSTMs do — with fixed_frames (as lp_runcfg_batcher sets
+ * it for REPEAT) every sequence then has exactly max_frames steps whatever else is in its batch.
+ * L2 normalisation (on by default): each real frame is divided by
  * sqrt(max(Σx², 1e-12)) as tf.nn.l2_normalize does (an all-zero frame stays zero). labels is [B,classes]
  * multi-hot (1.0f/0.0f). ids[b] is the record's id. The last batch of an epoch may have B < batch_size
  * unless drop_last.
@@ -70,8 +74,8 @@
 #include "data/yt8m.h"
 
 typedef enum {
-    LP_PAD_REPEAT = 0, /* repeat the last real frame (paper code) */
-    LP_PAD_MASK        /* zeros; the model uses lengths (starter code) */
+    LP_PAD_REPEAT = 0, /* repeat the last real frame; the model reads every step (paper code) */
+    LP_PAD_MASK        /* zeros; the model stops at each length (starter code) */
 } lp_pad_mode;
 
 /* "repeat" / "mask", and parsing them (LP_ERR_ARG otherwise). */
@@ -91,7 +95,7 @@ typedef struct {
     int max_frames;              /* keep at most this many leading frames, default 300 */
     int fixed_frames;            /* 1: T = max_frames always; 0 (default): T = longest in the batch */
     int l2_normalize;            /* per-frame L2 normalisation, default 1 */
-    lp_pad_mode pad;             /* default LP_PAD_REPEAT */
+    lp_pad_mode pad;             /* default LP_PAD_MASK */
     int shuffle;                 /* default 1; 0 = sorted files, records in order */
     int shuffle_buffer;          /* records in the shuffle buffer, default 512 (ignored without shuffle) */
     uint64_t seed;               /* default 1 */
@@ -111,8 +115,14 @@ typedef struct {
     int *lengths;   /* [B], real frames per sequence, 1..T */
     float *labels;  /* [B,classes] multi-hot */
     char **ids;     /* [B] NUL-terminated */
+    lp_pad_mode pad; /* the batcher's padding mode */
     lp_batcher_cursor pos; /* this batch's epoch and index within the epoch */
 } lp_batch;
+
+/* The lengths a model reads this batch with (lp_model_forward's `lengths`): the sequences' own lengths
+ * under LP_PAD_MASK; NULL under LP_PAD_REPEAT, where all T steps are input and the final state is the
+ * one at T (docs/REPRODUCING.md, "Our defaults vs the public code"). */
+const int *lp_batch_model_lengths(const lp_batch *b);
 
 typedef struct {
     uint64_t records;    /* records delivered in batches (skipped and dropped ones not counted) */

@@ -219,7 +219,9 @@ def feature_frames(flist):
 
 def read_videos(patterns, kv):
     """(ids, x [N, T, F], lengths [N], labels [N, classes]) of the frame-level shards matching patterns,
-    read as lstmprune reads them with the checkpoint's data.* keys (docs/FORMATS.md)."""
+    read as lstmprune reads them with the checkpoint's data.* keys (docs/FORMATS.md). Under
+    data.padding = repeat every video is its last frame repeated up to max_frames and read whole, so its
+    length is max_frames."""
     spec = [(f.split(":")[0], int(f.split(":")[1])) for f in kv.get("data.frame_features", "rgb:1024,audio:128").split(",")]
     id_key, classes = kv.get("data.id_key", "id"), int(kv["model.classes"])
     max_frames, l2 = int(kv.get("data.max_frames", "300")), kv.get("data.l2norm", "1") != "0"
@@ -249,11 +251,15 @@ def read_videos(patterns, kv):
                 if 0 <= c < classes:
                     y[c] = 1
             ys.append(y)
-    T = max(len(f) for f in xs)
+    repeat = kv.get("data.padding", "mask") == "repeat"
+    T = max_frames if repeat else max(len(f) for f in xs)
     x = np.zeros((len(xs), T, xs[0].shape[1]), dtype=np.float32)
     for i, f in enumerate(xs):
         x[i, :len(f)] = f
-    return ids, torch.from_numpy(x), torch.tensor([len(f) for f in xs]), torch.from_numpy(np.stack(ys))
+        if repeat:
+            x[i, len(f):] = f[-1]
+    lengths = [T if repeat else len(f) for f in xs]
+    return ids, torch.from_numpy(x), torch.tensor(lengths), torch.from_numpy(np.stack(ys))
 
 
 def video_probs(model, x, lengths, batch=256):

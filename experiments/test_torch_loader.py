@@ -108,6 +108,8 @@ def main():
         lp("train", *train, "--out", "paper1")
         lp("train", *train, "--layers", "2", "--out", "paper2")
         lp("train", *train, "--model", "lstm", "--experts", "3", "--out", "moe")
+        # the public code's input: every video its last frame repeated to 50 steps, all read
+        lp("train", *train, "--padding", "repeat", "--max-frames", "50", "--out", "paper-repeat")
         for run, rate in (("paper2", "0.3"), ("moe", "0.4")):  # 0.3: this paper model's directions keep 3 and 4
             lp("prune", "--checkpoint", run + "/last.ckpt", "--target-rate", rate, "--quiet", "--out", run + "-pruned")
         check_video("paper1/last.ckpt", test, "paper model, 1 LSTM")
@@ -116,6 +118,7 @@ def main():
         fw, bw = read_lstmprune_ckpt("paper2-pruned/pruned.ckpt", meta=True)[1]["model.units"].split(",")[:2]
         check(fw != bw, "the pruned BiLSTM's directions have different sizes (%s, %s)" % (fw, bw))
         check_video("moe/last.ckpt", test, "LSTM+MoE model")
+        check_video("paper-repeat/last.ckpt", test, "paper model, repeat padding")
         check_video("moe-pruned/pruned.ckpt", test, "pruned LSTM+MoE model")
 
         write_ptb("ptb")

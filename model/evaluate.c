@@ -18,7 +18,7 @@ static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_met
     lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
     if (!x || !y) return LP_ERR_NOMEM;
     lp_model_out out;
-    LP_TRY(lp_model_forward(m, tp, x, bt->lengths, y, NULL, &out));
+    LP_TRY(lp_model_forward(m, tp, x, lp_batch_model_lengths(bt), y, NULL, &out));
     lp_model_probs(&out, probs);
     *loss_sum += (double)out.loss->data[0] * bt->B;
     LP_TRY(lp_metrics_add(met, probs, bt->labels, bt->B));

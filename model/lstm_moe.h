@@ -26,7 +26,8 @@
  * uniform in ±1/sqrt(H_g) (one bias, drawn once), the head as nn.Linear, uniform in ±1/sqrt(H_L) for
  * weight and bias. On top of that, 1.0 is added to every forget-gate bias (rows H..2H-1 of b): the
  * starter code's BasicLSTMCell(forget_bias = 1.0) adds this constant at every step, which for a
- * trainable bias is the same model started from a shifted bias. */
+ * trainable bias is the same model started from a shifted bias.
+ * train.weight_init = keras re-initialises a fresh model as the public Keras code does (model/init.h). */
 #ifndef LP_LSTM_MOE_H
 #define LP_LSTM_MOE_H
 #include <stdint.h>

@@ -114,6 +114,16 @@ lp_status lp_model_forward(lp_model *m, lp_tape *tp, lp_tensor *x, const int *le
     return LP_OK;
 }
 
+lp_tensor *lp_model_add_head_l2(lp_model *m, lp_tape *tp, lp_tensor *loss, float l2) {
+    lp_tensor *w = m->kind == LP_MODEL_PAPER ? m->paper.out_w : m->lstm.moe_w; /* [C,H] or [C(2E+1),H] */
+    float *c = lp_tape_alloc(tp, 1, sizeof *c);
+    lp_tensor *coef = c ? lp_tape_view(tp, c, NULL, 0, NULL) : NULL; /* a constant: no gradient */
+    if (!coef) return NULL;
+    *c = l2;
+    lp_tensor *sq = lp_op_sum(tp, lp_op_mul(tp, w, w)); /* Σw², scalar */
+    return sq ? lp_op_add(tp, loss, lp_op_mul(tp, coef, sq)) : NULL;
+}
+
 void lp_model_probs(const lp_model_out *o, float *probs) {
     size_t n = lp_tensor_numel(o->scores);
     if (o->scores_are_logits)

@@ -68,6 +68,11 @@ void lp_model_free(lp_model *m);
 
 lp_status lp_model_forward(lp_model *m, lp_tape *tp, lp_tensor *x, const int *lengths, lp_tensor *labels,
                            lp_rng *dropout_rng, lp_model_out *out);
+/* loss + l2·Σw² over the head's kernel (the paper model's out.w, the LSTM+MoE's moe.w; not its bias), on
+ * the tape: Keras's kernel_regularizer=l2(l2) as an objective (train.dense_l2). d/dw = 2·l2·w. NULL
+ * when out of memory. */
+lp_tensor *lp_model_add_head_l2(lp_model *m, lp_tape *tp, lp_tensor *loss, float l2);
+
 /* Probabilities [B,C] from a forward pass's scores (sigmoid of logits for the paper model). */
 void lp_model_probs(const lp_model_out *o, float *probs);
 

@@ -21,7 +21,8 @@
  *     out.w [C,H_L]            out.b [C]
  * Initialisation (seeded, stream LP_RNG_STREAM_INIT, in the order above) follows PyTorch: LSTM tensors
  * uniform in ±1/sqrt(H_g) (PyTorch's two biases b_ih + b_hh are one bias here, drawn once), the dense
- * layer as nn.Linear, uniform in ±1/sqrt(H_L) for weight and bias. */
+ * layer as nn.Linear, uniform in ±1/sqrt(H_L) for weight and bias.
+ * train.weight_init = keras re-initialises a fresh model as the public Keras code does (model/init.h). */
 #ifndef LP_PAPER_H
 #define LP_PAPER_H
 #include <stdint.h>

@@ -21,7 +21,7 @@ static const char *const defaults[][2] = {
         {"data.id_key", "id"},
         {"data.classes", "3862"},
         {"data.max_frames", "300"},
-        {"data.padding", "repeat"},
+        {"data.padding", "mask"},
         {"data.l2norm", "1"},
         {"data.shuffle_buffer", "512"},
         {"data.skip_bad", "0"},
@@ -36,8 +36,10 @@ static const char *const defaults[][2] = {
         {"train.momentum", "0"},
         {"train.weight_decay", "0"},
         {"train.clip", "0"},
+        {"train.weight_init", "pytorch"},
         {"train.bias_init", "uniform"},
         {"train.bias_lr_mult", "1"},
+        {"train.dense_l2", "0"},
         {"train.lr_decay", "1"},
         {"train.lr_decay_steps", "1000"},
         {"train.lr_staircase", "1"},
@@ -118,6 +120,7 @@ lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_b
     bc->yt8m.max_record_bytes = (size_t)mb << 20;
     LP_TRY(get_int(kv, "data.l2norm", &bc->l2_normalize));
     LP_TRY(lp_pad_mode_parse(&bc->pad, lp_kv_get(kv, "data.padding")));
+    bc->fixed_frames = bc->pad == LP_PAD_REPEAT; /* the public code's fixed T: no batch depends on another video */
     LP_TRY(get_int(kv, "data.prefetch", &bc->prefetch));
     long long seed;
     LP_TRY(lp_kv_get_int(kv, "train.seed", &seed));
@@ -147,6 +150,16 @@ lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult) {
     if (lp_kv_get(kv, "train.bias_lr_mult")) LP_TRY(lp_kv_get_double(kv, "train.bias_lr_mult", lr_mult));
     if (!isfinite(*lr_mult) || *lr_mult <= 0.0)
         return lp_errorf(LP_ERR_ARG, "train.bias_lr_mult must be finite and > 0, got %g", *lr_mult);
+    return LP_OK;
+}
+
+lp_status lp_runcfg_weight_init(const lp_kv *kv, lp_weight_init *out) {
+    const char *v = lp_kv_get(kv, "train.weight_init");
+    LP_TRY(lp_weight_init_parse(v ? v : "pytorch", out));
+    const char *bias = lp_kv_get(kv, "train.bias_init");
+    if (*out == LP_WEIGHT_INIT_KERAS && bias && !strcmp(bias, "pair"))
+        return lp_errorf(LP_ERR_ARG, "train.bias_init = pair is PyTorch's two-bias draw; train.weight_init = keras "
+                                     "starts every bias at 0 (forget gate 1): use train.bias_init = uniform");
     return LP_OK;
 }
 
@@ -214,6 +227,14 @@ lp_status lp_runcfg_check(const lp_kv *kv) {
     LP_TRY(check_range(kv, "prune.latency_reps", 1, 1000000, 0, 1));
     /* ISS removes the units whose group norm is below the threshold: 0 would remove none, ever */
     LP_TRY(check_range(kv, "prune.iss_threshold", 0, INFINITY, 1, 0));
+    LP_TRY(check_range(kv, "train.eps", 0, INFINITY, 1, 0));
+    LP_TRY(check_range(kv, "train.dense_l2", 0, INFINITY, 0, 0));
+    lp_weight_init wi;
+    LP_TRY(lp_runcfg_weight_init(kv, &wi));
+    const char *pad = lp_kv_get(kv, "data.padding");
+    lp_pad_mode pm;
+    if (pad && lp_pad_mode_parse(&pm, pad) != LP_OK)
+        return lp_errorf(LP_ERR_ARG, "data.padding = '%s' is neither mask nor repeat", pad);
     if (lp_kv_get(kv, "model.dropout") && lp_kv_get_double_or(kv, "model.dropout", 0) >= 1)
         return lp_errorf(LP_ERR_ARG, "model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout"));
     return LP_OK;

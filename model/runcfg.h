@@ -7,16 +7,17 @@
  *
  *   model.*   the architecture (model/model.h)
  *   data.*    train, valid (glob patterns separated by ';'), frame_features, video_features, level,
- *             id_key, classes, max_frames, padding (repeat|mask), l2norm, shuffle_buffer, skip_bad,
- *             prefetch
+ *             id_key, classes, max_frames, padding (mask|repeat: data/batcher.h), l2norm, shuffle_buffer,
+ *             skip_bad, prefetch
  *   train.*   epochs, batch, optimizer (adam|sgd), lr, beta1, beta2, eps, momentum, weight_decay, clip,
- *             bias_init (uniform|pair), bias_lr_mult, lr_decay, lr_decay_steps, lr_staircase, seed, threads,
- *             save_every, eval_batch, log_every, top_k
+ *             weight_init (pytorch|keras), bias_init (uniform|pair), bias_lr_mult, dense_l2, lr_decay,
+ *             lr_decay_steps, lr_staircase, seed, threads, save_every, eval_batch, log_every, top_k
  */
 #ifndef LP_RUNCFG_H
 #define LP_RUNCFG_H
 #include "core/kv.h"
 #include "data/batcher.h"
+#include "model/init.h"
 #include "optim/optim.h"
 
 /* Defaults for every data.* and train.* key not already present (the paper's settings). */
@@ -32,7 +33,8 @@ void lp_runcfg_free_patterns(char **pats, int n);
 
 /* A batcher config for the given patterns from the data.* keys. `train` = 1: shuffled, seeded from
  * train.seed, batch train.batch; 0: evaluation order (no shuffle, batch train.eval_batch). The
- * patterns are borrowed. */
+ * patterns are borrowed. data.padding = repeat also fixes T at data.max_frames (fixed_frames), so that
+ * a video's output does not depend on the others in its batch. */
 lp_status lp_runcfg_batcher(const lp_kv *kv, char **pats, int n, int train, lp_batcher_config *bc);
 
 lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *lr);
@@ -42,6 +44,11 @@ lp_status lp_runcfg_optim(const lp_kv *kv, lp_optim_config *oc, lp_lr_schedule *
  * train.bias_lr_mult (> 0, default 1) multiplying the learning rate of every LSTM bias. PyTorch's
  * nn.LSTM is exactly pair + 2 under Adam or SGD without weight decay. LP_ERR_ARG naming the key. */
 lp_status lp_runcfg_bias(const lp_kv *kv, int *pair, double *lr_mult);
+
+/* The initialisers of a fresh video model (model/init.h): train.weight_init = pytorch (default; also
+ * when absent) or keras. Keras's zero biases leave nothing for train.bias_init = pair to add: that pair is
+ * refused. LP_ERR_ARG naming the key. */
+lp_status lp_runcfg_weight_init(const lp_kv *kv, lp_weight_init *out);
 
 /* Check the ranges of the run's keys before anything is opened or written (liblinear's check_parameter):
  * batch sizes, frames, shuffle buffer, prefetch (the batcher's bounds), learning rate, decay, bias lr

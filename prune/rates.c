@@ -26,11 +26,13 @@ const char *lp_rate_rule_name(lp_rate_rule r) { return (int)r >= 0 && (int)r < N
 lp_status lp_keep_count_parse(const char *s, lp_keep_count *out) {
     if (s && strcmp(s, "standard") == 0) { *out = LP_KEEP_COUNT_STANDARD; return LP_OK; }
     if (s && strcmp(s, "below") == 0) { *out = LP_KEEP_COUNT_BELOW; return LP_OK; }
-    return lp_errorf(LP_ERR_ARG, "keep count must be standard or below, got '%s'", s ? s : "(null)");
+    if (s && strcmp(s, "public") == 0) { *out = LP_KEEP_COUNT_PUBLIC; return LP_OK; }
+    return lp_errorf(LP_ERR_ARG, "keep count must be standard, below or public, got '%s'", s ? s : "(null)");
 }
 
 const char *lp_keep_count_name(lp_keep_count c) {
-    return c == LP_KEEP_COUNT_STANDARD ? "standard" : c == LP_KEEP_COUNT_BELOW ? "below" : "?";
+    return c == LP_KEEP_COUNT_STANDARD ? "standard" : c == LP_KEEP_COUNT_BELOW ? "below"
+                                                    : c == LP_KEEP_COUNT_PUBLIC ? "public" : "?";
 }
 
 lp_status lp_rates_eigenvalues(const double *cov, int h, double *eig, int *n_clamped) {
@@ -73,6 +75,11 @@ int lp_rates_keep_at_tau(const double *eig, int h, double tau, lp_keep_count cou
     const double thr = tau * e;
     double c = 0;
     int k = h;
+    if (count == LP_KEEP_COUNT_PUBLIC) { /* #{k : C(k) > τE}: the steps after the energy is reached */
+        k = 0;
+        for (int i = 0; i < h; i++) k += (c += eig[i]) > thr;
+        return k < 1 ? 1 : k;
+    }
     for (int i = 0; i < h; i++) {
         c += eig[i];
         if (c >= thr) {
@@ -199,7 +206,7 @@ void lp_rates_opts_default(lp_rates_opts *o) {
 
 lp_status lp_rates_opts_check(const lp_rates_opts *o) {
     if ((int)o->rule < 0 || (int)o->rule >= N_RULES) return lp_errorf(LP_ERR_ARG, "unknown rate rule %d", (int)o->rule);
-    if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW)
+    if (o->count != LP_KEEP_COUNT_STANDARD && o->count != LP_KEEP_COUNT_BELOW && o->count != LP_KEEP_COUNT_PUBLIC)
         return lp_errorf(LP_ERR_ARG, "unknown keep count %d", (int)o->count);
     if (o->target_rate >= 0 && !(o->target_rate < 1))
         return lp_errorf(LP_ERR_ARG, "--target-rate must be in [0,1), got %g", o->target_rate);
@@ -220,9 +227,13 @@ static double budget_at(const lp_rate_group *g, int n, double p) {
     return (1.0 - p) * (max_cost(g, n) + flat_slope(g, n));
 }
 
+/* The eigen rule's search runs over p ∈ [0,1] on which the mean rate never increases: p = τ, except for
+ * the public count, whose rate grows with τ, where p = 1 − τ. The map is its own inverse. */
+static double tau_of(double p, const lp_rates_opts *o) { return o->count == LP_KEEP_COUNT_PUBLIC ? 1.0 - p : p; }
+
 /* k of every group at search parameter p (rounded); returns the mean rate over groups. The eigen rule
- * reads p as the energy τ, the sensitivity rule as the budget budget_at(p): either way the mean rate is
- * non-increasing in p, which is all the search below needs. */
+ * reads p as the energy τ = tau_of(p), the sensitivity rule as the budget budget_at(p): either way the
+ * mean rate is non-increasing in p, which is all the search below needs. */
 static double rates_at(lp_rate_group *g, int n, double p, const lp_rates_opts *o) {
     const int sens = o->rule == LP_RATE_RULE_SENSITIVITY;
     const double theta = sens ? budget_at(g, n, p) : 0, slope = sens ? flat_slope(g, n) : 0;
@@ -232,7 +243,7 @@ static double rates_at(lp_rate_group *g, int n, double p, const lp_rates_opts *o
         if (o->rule == LP_RATE_RULE_SENSITIVITY) {
             k = lp_rates_keep_of_rate(g[i].h, lp_cost_curve_rate_at(g[i].curve, theta, slope));
         } else {
-            k = lp_rates_keep_at_tau(g[i].eig, g[i].h, p, o->count);
+            k = lp_rates_keep_at_tau(g[i].eig, g[i].h, tau_of(p, o), o->count);
         }
         g[i].k = lp_rates_round(k, g[i].h, o->round_to);
         sum += 1.0 - (double)g[i].k / g[i].h;
@@ -320,9 +331,10 @@ lp_status lp_rates_assign(lp_rate_group *g, int n, const lp_rates_opts *o, lp_ra
         for (int i = 0; i < n; i++) g[i].k = g[i].want_k; /* the user's sizes, exactly */
     } else {
         // f(p) = mean rate is non-increasing in p (k_g(p) and the rounding are non-decreasing).
-        const double p = o->rule == LP_RATE_RULE_EIGEN && o->target_rate < 0 ? o->tau : search(g, n, o, o->target_rate);
+        const int fixed_tau = o->rule == LP_RATE_RULE_EIGEN && o->target_rate < 0;
+        const double p = fixed_tau ? tau_of(o->tau, o) : search(g, n, o, o->target_rate);
         rates_at(g, n, p, o);
-        if (o->rule == LP_RATE_RULE_EIGEN) tau = p;
+        if (o->rule == LP_RATE_RULE_EIGEN) tau = tau_of(p, o);
         else budget = budget_at(g, n, p);
     }
     int kept = 0, total = 0;

@@ -56,19 +56,24 @@ double lp_cost_curve_rate_at(const lp_cost_curve *c, double theta, double slope)
 
 /* How kept eigenvalues are counted at a given τ (E = Σλ, C(k) = Σ_{i≤k} λi).
  * STANDARD: k = smallest k with C(k) ≥ τ·E — the rule of the paper and of the reference case.
- * BELOW: k = #{k : C(k) < τ·E}, i.e. the count of leading eigenvalues whose cumulative energy is still
- *        strictly below τ (one less than STANDARD except at exact ties), as written by the numpy idiom
- *        `np.sum(np.cumsum(l) / np.sum(l) < tau)`. This is the hook for matching the public TensorFlow
- *        code: its exact counting could not be checked here (no access to the code), so BELOW is an
- *        unverified candidate, never the default. Both are then clamped to at least one unit. */
+ * BELOW: k = #{k : C(k) < τ·E}, the count of leading eigenvalues whose cumulative energy is still
+ *        strictly below τ (one less than STANDARD except at exact ties): an earlier guess at the public
+ *        code's counting, kept for comparison.
+ * PUBLIC: k = #{k : C(k) > τ·E}, what the public TensorFlow code computes (notebook.py, cmpt_prune_rate:
+ *        `keep_cells = np.sum(evlcs > FLAGS.keep_energy_rate)` over the descending normalised spectrum):
+ *        the eigenvalues AFTER the energy τ is reached, so a higher τ keeps fewer units and a
+ *        concentrated spectrum keeps almost all of them — the paper's direction inverted. The τ search
+ *        (lp_rates_assign) follows the inverted direction.
+ * All are then clamped to [1, H]. */
 typedef enum {
     LP_KEEP_COUNT_STANDARD = 0,
-    LP_KEEP_COUNT_BELOW
+    LP_KEEP_COUNT_BELOW,
+    LP_KEEP_COUNT_PUBLIC
 } lp_keep_count;
 
 lp_status lp_rate_rule_parse(const char *s, lp_rate_rule *out); /* "eigen" | "uniform" | "sensitivity" | "given" */
 const char *lp_rate_rule_name(lp_rate_rule r);
-lp_status lp_keep_count_parse(const char *s, lp_keep_count *out); /* "standard" | "below" */
+lp_status lp_keep_count_parse(const char *s, lp_keep_count *out); /* "standard" | "below" | "public" */
 const char *lp_keep_count_name(lp_keep_count c);
 
 /* Eigenvalues of a symmetric matrix, descending. cov is [H,H] row-major (only read; copied for LAPACK).

@@ -467,6 +467,13 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *kv, lp_train_
     memset(s, 0, sizeof *s);
     long long v;
     double d;
+    /* the video models' options that the LM does not have: refused rather than ignored */
+    const char *wi = lp_kv_get(kv, "train.weight_init");
+    if (lp_kv_get_double_or(kv, "train.dense_l2", 0) != 0)
+        return lp_errorf(LP_ERR_ARG, "train.dense_l2 is an L2 term on a video classifier's kernel; the LM has no "
+                                     "such layer (its softmax is regularised by dropout only)");
+    if (wi && strcmp(wi, "pytorch") != 0)
+        return lp_errorf(LP_ERR_ARG, "train.weight_init = %s: the LM is initialised by lm.init_scale only", wi);
     LP_TRY(get_int_range(kv, "train.epochs", 1, 1000000, &v));
     s->epochs = v;
     LP_TRY(get_int_range(kv, "train.batch", 1, 1000000, &v));

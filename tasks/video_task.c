@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "data/yt8m.h"
 #include "model/evaluate.h"
+#include "model/init.h"
 #include "model/runcfg.h"
 
 static const lp_task_ops video_ops;
@@ -83,8 +84,9 @@ static lp_status responses_batch(resp_ctx *c, lp_tape *tp, const lp_batch *bt) {
     lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
     if (!x) return LP_ERR_NOMEM;
     lp_model_out out;
-    LP_TRY(lp_model_forward(c->m, tp, x, bt->lengths, NULL, NULL, &out));
-    lp_task_responses r = {.B = bt->B, .T = bt->T, .lengths = bt->lengths};
+    const int *lengths = lp_batch_model_lengths(bt); /* NULL (repeat padding): every step is a response */
+    LP_TRY(lp_model_forward(c->m, tp, x, lengths, NULL, NULL, &out));
+    lp_task_responses r = {.B = bt->B, .T = bt->T, .lengths = lengths};
     for (int g = 0; g < c->m->n_groups; g++) r.h[g] = out.group_h[g];
     return c->fn(c->user, &r);
 }
@@ -261,8 +263,11 @@ static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, l
     lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
     if (!x || !y) return LP_ERR_NOMEM;
     lp_model_out mo;
-    LP_TRY(lp_model_forward(&v->model, tp, x, bt->lengths, y, dropout, &mo));
-    out->loss = out->objective = mo.loss;
+    LP_TRY(lp_model_forward(&v->model, tp, x, lp_batch_model_lengths(bt), y, dropout, &mo));
+    const double l2 = lp_kv_get_double_or(&v->cfg, "train.dense_l2", 0); /* logged: the loss without it */
+    out->loss = mo.loss;
+    out->objective = l2 > 0 ? lp_model_add_head_l2(&v->model, tp, mo.loss, (float)l2) : mo.loss;
+    if (!out->objective) return lp_error_wrap(LP_ERR_NOMEM, "train: dense L2");
     out->examples = bt->B;
     return LP_OK;
 }
@@ -336,18 +341,23 @@ static lp_status kind_defaults(const lp_task_kind *k, lp_kv *cfg) {
     return lp_model_default_kv(cfg, kind, f.dim, (int)hidden, (int)layers, (int)classes, (int)experts, (float)dropout);
 }
 
-/* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the bias
- * parametrisation of train.bias_init). */
+/* The model: from checkpoint c, or fresh from the model.* keys and train.seed (with the initialisers of
+ * train.weight_init and the bias parametrisation of train.bias_init). */
 static lp_status kind_model(lp_kv *cfg, const lp_ckpt *c, const char *path, lp_model *m) {
     long long seed;
     int pair;
     double mult;
+    lp_weight_init wi;
     LP_TRY(lp_kv_get_int(cfg, "train.seed", &seed));
     LP_TRY(lp_runcfg_bias(cfg, &pair, &mult));
+    LP_TRY(lp_runcfg_weight_init(cfg, &wi));
     if (c) return lp_model_from_ckpt(m, c, path);
     LP_TRY(lp_model_init_kv(m, cfg, (uint64_t)seed));
-    if (pair) lp_model_bias_pair_init(m, (uint64_t)seed);
-    return LP_OK;
+    lp_status s = LP_OK;
+    if (wi == LP_WEIGHT_INIT_KERAS) s = lp_model_init_keras(m, (uint64_t)seed);
+    else if (pair) lp_model_bias_pair_init(m, (uint64_t)seed);
+    if (s != LP_OK) lp_model_free(m);
+    return s;
 }
 
 static lp_status kind_open(const lp_task_kind *k, lp_kv *cfg, const lp_ckpt *c, const char *path, lp_task **out) {

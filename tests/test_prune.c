@@ -185,6 +185,10 @@ static void test_eigenvalues_and_keep_counts_match_reference(void **state) {
         /* The "below" hook counts one fewer (never fewer than one unit). */
         int below = (int)tk->v[t] - 1;
         assert_int_equal(lp_rates_keep_at_tau(eig, h, tt->v[t], LP_KEEP_COUNT_BELOW), below < 1 ? 1 : below);
+        /* The public code's count, #{k : C(k) > τE}: every k from the first reaching τ on, except that one
+         * when it reaches τ exactly (no tie in this spectrum: C(k) = τE never holds to the last bit). */
+        const int pub = h - (int)tk->v[t] + 1;
+        assert_int_equal(lp_rates_keep_at_tau(eig, h, tt->v[t], LP_KEEP_COUNT_PUBLIC), pub < 1 ? 1 : pub > h ? h : pub);
     }
     /* Through a group: same spectrum, same k, energy_kept >= tau. */
     lp_rate_group g;
@@ -422,6 +426,47 @@ static void test_uniform_rule_round_to_and_min_one_unit(void **state) {
     assert_int_equal(lp_rates_keep_at_tau(flat, 4, 1.0, LP_KEEP_COUNT_STANDARD), 4);
     assert_int_equal(lp_rates_keep_at_tau(flat, 4, 0.5, LP_KEEP_COUNT_STANDARD), 2);
     assert_int_equal(lp_rates_keep_at_tau(flat, 4, 0.51, LP_KEEP_COUNT_STANDARD), 3);
+    /* The public count inverts the direction: C = 1,2,3,4 of E = 4 above τE = 2, 2.04, 3.6; a rank-one
+     * spectrum (C(k) = E for every k) keeps all six units at τ = 0.9, where the paper's rule keeps one. */
+    assert_int_equal(lp_rates_keep_at_tau(flat, 4, 0.5, LP_KEEP_COUNT_PUBLIC), 2);
+    assert_int_equal(lp_rates_keep_at_tau(flat, 4, 0.51, LP_KEEP_COUNT_PUBLIC), 2);
+    assert_int_equal(lp_rates_keep_at_tau(flat, 4, 0.9, LP_KEEP_COUNT_PUBLIC), 1);
+    assert_int_equal(lp_rates_keep_at_tau(one, 6, 0.9, LP_KEEP_COUNT_PUBLIC), 6);
+    assert_int_equal(lp_rates_keep_at_tau(zero, 6, 0.9, LP_KEEP_COUNT_PUBLIC), 1);
+    lp_keep_count kc;
+    assert_int_equal(lp_keep_count_parse("public", &kc), LP_OK);
+    assert_int_equal(kc, LP_KEEP_COUNT_PUBLIC);
+    assert_string_equal(lp_keep_count_name(kc), "public");
+    assert_int_equal(lp_keep_count_parse("above", &kc), LP_ERR_ARG);
+    {
+        /* The τ search under the public count (rate increasing in τ): two groups of 10 with a geometric
+         * and a flat spectrum reach the target mean rate 0.5 as closely as the steps allow, and the τ it
+         * reports gives those counts again. */
+        double geo[10], fl[10];
+        for (int i = 0; i < 10; i++) geo[i] = pow(0.5, i), fl[i] = 1;
+        lp_rate_group gg[2];
+        assert_int_equal(lp_rate_group_from_eig(&gg[0], geo, 10), LP_OK);
+        assert_int_equal(lp_rate_group_from_eig(&gg[1], fl, 10), LP_OK);
+        lp_rates_opts po;
+        lp_rates_opts_default(&po);
+        po.count = LP_KEEP_COUNT_PUBLIC;
+        po.target_rate = 0.5;
+        lp_rates_result pr;
+        assert_int_equal(lp_rates_assign(gg, 2, &po, &pr), LP_OK);
+        assert_true(fabs(pr.mean_rate - 0.5) <= 0.05 + 1e-12); /* steps of 1/20 in the mean */
+        assert_true(pr.tau > 0 && pr.tau <= 1);
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(lp_rates_keep_at_tau(gg[i].eig, 10, pr.tau, LP_KEEP_COUNT_PUBLIC), gg[i].k);
+        /* and a larger τ prunes more: the public direction */
+        po.target_rate = -1;
+        po.tau = 0.5;
+        assert_int_equal(lp_rates_assign(gg, 2, &po, &pr), LP_OK);
+        const double r05 = pr.mean_rate;
+        po.tau = 0.95;
+        assert_int_equal(lp_rates_assign(gg, 2, &po, &pr), LP_OK);
+        assert_true(pr.mean_rate > r05);
+        for (int i = 0; i < 2; i++) lp_rate_group_free(&gg[i]);
+    }
 
     /* Clamping: a covariance with a round-off negative eigenvalue (rank-deficient, perturbed). */
     double c[4] = {1, 1, 1, 1 - 1e-13}, e[2];

@@ -215,15 +215,24 @@ static void test_compat(void **state) {
     assert_int_equal(lp_compat_apply(&kv, "reference", NULL), LP_OK);
     assert_string_equal(lp_kv_get(&kv, "prune.stats_steps"), "all");
     assert_string_equal(lp_kv_get(&kv, "prune.schedule"), "soft");
-    assert_string_equal(lp_kv_get(&kv, "prune.keep_count"), "below");
-    assert_string_equal(lp_kv_get(&kv, "train.lr_decay"), "1");
+    assert_string_equal(lp_kv_get(&kv, "prune.keep_count"), "public");
+    assert_string_equal(lp_kv_get(&kv, "train.lr_decay"), "0.95");
+    assert_string_equal(lp_kv_get(&kv, "data.padding"), "repeat");
     assert_string_equal(lp_kv_get(&kv, "compat"), "reference");
     lp_kv_free(&kv);
     lp_kv_init(&kv);
-    assert_int_equal(lp_compat_apply(&kv, "reference", "train."), LP_OK);
+    assert_int_equal(lp_compat_apply(&kv, "reference", "train.,data."), LP_OK); /* what `train` applies */
     assert_null(lp_kv_get(&kv, "prune.schedule"));
-    assert_string_equal(lp_kv_get(&kv, "train.lr_decay"), "1");
+    assert_string_equal(lp_kv_get(&kv, "train.weight_init"), "keras");
+    assert_string_equal(lp_kv_get(&kv, "data.padding"), "repeat");
     assert_int_equal(lp_compat_apply(&kv, "nonsense", NULL), LP_ERR_ARG);
+    lp_kv_free(&kv);
+    lp_kv_init(&kv);
+    lp_kv_set(&kv, "task", "lm"); /* a language-model sweep takes the pruning keys only */
+    assert_int_equal(lp_compat_apply(&kv, "reference", NULL), LP_OK);
+    assert_string_equal(lp_kv_get(&kv, "prune.keep_count"), "public");
+    assert_null(lp_kv_get(&kv, "train.weight_init"));
+    assert_null(lp_kv_get(&kv, "train.lr_decay"));
     lp_kv_free(&kv);
     lp_kv_init(&kv);
     assert_int_equal(lp_compat_apply(&kv, "ours", NULL), LP_OK);
