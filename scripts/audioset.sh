@@ -1,7 +1,8 @@
 #!/bin/sh
 # The real-data experiment in one command (docs/REPRODUCING.md, results in docs/RESULTS.md):
 # train the paper model on AudioSet's balanced training set, evaluate on the evaluation set, prune at
-# three rates with eigen+gm against uniform+l2, uniform+random (and the crossed uniform+gm, eigen+l2),
+# three rates with eigen+gm against uniform+l2, uniform+random (and the crossed uniform+gm, eigen+l2, and
+# the sensitivity-guided rule with gm),
 # fine-tune, and tabulate GAP@20, mAP, Hit@1, parameters and measured latency (the sweep's results.md);
 # then the sensitivity
 # analysis of the baseline and, where PyTorch is installed, the same architecture in PyTorch on the
@@ -25,7 +26,7 @@ sweep() {
         --set "train.batch=$AS_BATCH" --set "train.epochs=$EPOCHS" --set "train.seed=$SEED" "$@"
 }
 
-echo "== sweep: baseline + 15 pruned models -> $OUT"
+echo "== sweep: baseline + 18 pruned models -> $OUT"
 sweep
 
 # Each cell timed its models while the next cell's training ran: time them again, all in the same
