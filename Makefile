@@ -15,10 +15,11 @@
 
 BUILD    ?= build
 CC       ?= cc
-PKGS     := openblas lapacke libprotobuf-c zlib
+PKGS     := openblas lapacke libprotobuf-c zlib ompi-c
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
-            pkg-config zlib1g-dev gnuplot-nox python3 python3-torch clang libclang-rt-dev
+            pkg-config zlib1g-dev gnuplot-nox python3 python3-torch clang libclang-rt-dev \
+            libopenmpi-dev openmpi-bin
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -30,7 +30,8 @@
  *     lp_optim opt;  lp_optim_config oc = lp_optim_defaults(LP_OPTIM_ADAM);
  *     LP_TRY(lp_optim_init(&opt, t->params->numel, &oc));
  *     LP_TRY(t->ops->epoch_begin(t, 0, 0));
- *     lp_task_batch b;  LP_TRY(t->ops->train_forward(t, &tape, &drop, &b));    // b.loss: mean BCE
+ *     LP_TRY(t->ops->next_batch(t));                                           // one step's batch
+ *     lp_task_batch b;  LP_TRY(t->ops->train_forward(t, &tape, &drop, 0, 1, &b)); // all of it; b.loss: mean BCE
  *     lp_params_zero_grad(t->params);
  *     LP_TRY(lp_tape_backward(&tape, b.objective));
  *     LP_TRY(lp_optim_step(&opt, t->params->data, t->params->grad, 1e-3f));

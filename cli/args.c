@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "core/alloc.h"
+#include "core/dist.h"
 #include "core/rundir.h"
 #include "data/yt8m.h"
 #include "model/model.h"
@@ -80,14 +81,23 @@ const lp_arg lp_args_train[] = {
     {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N steps (0 = per epoch only)", NULL},
     {"log-every", "train.log_every", LP_ARG_INT, 1, "N", "write a train.tsv row every N steps", NULL},
     {"iss-lambda", "train.iss_lambda", LP_ARG_NUM, 0, "L", "ISS group lasso over the LSTM units (proximal: a unit shrinks by lr*L per step); 0 = off", "0"},
+    LP_ARG_MICRO_BATCHES,
+    LP_ARG_REDUCE,
 };
 const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
 
 int lp_args_claim_out(const char *cmd, const char *dir, int force) {
-    lp_status s = lp_rundir_claim(dir, force);
-    if (s == LP_OK) return 0;
-    lp_cli_error(cmd, "%s", lp_last_error());
-    return s == LP_ERR_ARG ? 2 : 1;
+    int32_t rc = 0; /* one rank decides: several would each find the others' files */
+    if (lp_dist_rank() == 0) {
+        lp_status s = lp_rundir_claim(dir, force);
+        if (s != LP_OK) lp_cli_error(cmd, "%s", lp_last_error());
+        rc = s == LP_OK ? 0 : s == LP_ERR_ARG ? 2 : 1;
+    }
+    if (lp_dist_bcast(&rc, sizeof rc, 0) != LP_OK) {
+        lp_cli_error(cmd, "%s", lp_last_error());
+        return 1;
+    }
+    return rc;
 }
 
 int lp_args_join(lp_arg *out, int cap, const lp_arg *a, int na, const lp_arg *b, int nb) {

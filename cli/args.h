@@ -66,7 +66,16 @@ int lp_args_check_failed(const char *cmd, const lp_arg *table, int n);
 #define LP_ARG_FORCE \
     {"force", NULL, LP_ARG_FLAG, 0, NULL, "start over in a non-empty DIR: delete everything in it first", NULL}
 
-/* Before writing the output directory `dir`: a non-empty one is refused unless `force` (which clears it;
+/* Micro-batches and how their gradients are summed (train/trainer.h, docs/SCALING.md), for every command
+ * that trains: train, finetune, pipeline, lm-train. */
+#define LP_ARG_MICRO_BATCHES \
+    {"micro-batches", "train.micro_batches", LP_ARG_INT, 0, "K", \
+     "split each batch into K micro-batches (gradients summed; under mpirun spread over the ranks; 0 = one per rank)", "0"}
+#define LP_ARG_REDUCE \
+    {"reduce", "train.reduce", LP_ARG_STR, 0, "MODE", \
+     "fast (MPI_Allreduce) or exact (the micro-batch gradients summed in order: the same weights for any number of ranks)", "fast"}
+
+/* Before writing the output directory `dir`: under mpirun rank 0 claims it and the others take its answer. a non-empty one is refused unless `force` (which clears it;
  * core/rundir.h lp_rundir_claim). 0; 2 when refused (a usage error: the command line must say --resume
  * or --force), message printed; 1 when it cannot be read or cleared. */
 int lp_args_claim_out(const char *cmd, const char *dir, int force);

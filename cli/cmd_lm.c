@@ -46,6 +46,8 @@ static const lp_arg lm_train_args[] = {
     {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 0, "T", "window when evaluating (0 = --bptt)", NULL},
     {"log-every", "train.log_every", LP_ARG_INT, 0, "N", "a train.tsv row every N windows", NULL},
     {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N windows (exact resume inside an epoch; 0 = epoch ends only)", NULL},
+    LP_ARG_MICRO_BATCHES,
+    LP_ARG_REDUCE,
     {"test-every", "train.test_every", LP_ARG_INT, 0, "N", "test perplexity every N epochs (0 = only after the last)", NULL},
 };
 
@@ -170,7 +172,7 @@ int lp_cmd_lm_train(int argc, char **argv) {
             rc = 1;
             goto out;
         }
-        if (lp_lm_run_check(&cfg) != LP_OK) { /* before the data is read or the run directory made */
+        if (lp_lm_run_check(&cfg) != LP_OK || lp_train_check(&cfg) != LP_OK) { /* before the data or the run directory */
             rc = lp_args_check_failed(cmd, table, n);
             goto out;
         }

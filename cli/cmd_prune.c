@@ -12,6 +12,7 @@
 #include "model/runcfg.h"
 #include "tasks/video_task.h"
 #include "prune/surgery.h"
+#include "train/trainer.h"
 
 /* after the method's flags (cli/args.h lp_args_method) */
 static const lp_arg prune_args[] = {
@@ -186,7 +187,7 @@ int lp_cmd_pipeline(int argc, char **argv) {
         goto out;
     }
     if (rc) goto out;
-    if (lp_runcfg_check(&cfg) != LP_OK) { /* flag ranges, before anything is read or written */
+    if (lp_runcfg_check(&cfg) != LP_OK || lp_train_check(&cfg) != LP_OK) { /* before anything is read or written */
         rc = lp_args_check_failed("pipeline", table, n);
         goto out;
     }

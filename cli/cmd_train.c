@@ -133,7 +133,7 @@ int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune) {
         }
         lp_runcfg_defaults(&cfg);
         if (!f.init && (rc = lp_args_model_kv(cmd, &cfg)) != 0) goto out;
-        if (lp_runcfg_check(&cfg) != LP_OK) { /* before the run directory is made */
+        if (lp_runcfg_check(&cfg) != LP_OK || lp_train_check(&cfg) != LP_OK) { /* before the run directory is made */
             rc = lp_args_check_failed(cmd, table, n);
             goto out;
         }

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "core/blas_env.h"
+#include "core/dist.h"
 #include "core/log.h"
 
 /* Subcommands are added here as they are implemented: { "name", "summary", lp_cmd_name }. */
@@ -31,7 +32,8 @@ static const lp_cli_command commands[] = {
 
 void lp_cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    fprintf(stderr, "lstmprune %s: ", cmd);
+    if (lp_dist_size() > 1) fprintf(stderr, "lstmprune %s (rank %d of %d): ", cmd, lp_dist_rank(), lp_dist_size());
+    else fprintf(stderr, "lstmprune %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -44,6 +46,11 @@ static int progress_open;
 
 static void to_stderr(void *user, lp_log_level level, const char *msg) {
     (void)user;
+    if (lp_dist_rank() > 0) { /* under mpirun rank 0 reports; the others only what goes wrong on them */
+        if (level == LP_LOG_PROGRESS || level == LP_LOG_INFO) return;
+        fprintf(stderr, "rank %d: %s\n", lp_dist_rank(), msg);
+        return;
+    }
     if (level == LP_LOG_PROGRESS) {
         if (!isatty(2)) return;
         fprintf(stderr, "\r\033[K%s", msg);
@@ -64,8 +71,24 @@ static void usage(FILE *out) {
     for (const lp_cli_command *c = commands; c->name; c++) fprintf(out, "  %-14s %s\n", c->name, c->summary);
 }
 
+/* The commands that run under mpirun (docs/SCALING.md): training splits every step over the ranks. */
+static int distributed(const char *cmd) {
+    return !strcmp(cmd, "train") || !strcmp(cmd, "finetune") || !strcmp(cmd, "lm-train");
+}
+
+/* Under mpirun: a command that fails on one rank ends every rank (no rank waits for it in a collective). */
+static int finish(int rc) {
+    if (rc != 0 && lp_dist_size() > 1) lp_dist_abort(rc);
+    lp_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
     lp_blas_env_apply(argv); /* OpenBLAS worker spin time: core/blas_env.h */
+    if (lp_dist_init(&argc, &argv) != LP_OK) { /* a launcher started us, but MPI cannot start */
+        fprintf(stderr, "lstmprune: %s\n", lp_last_error());
+        return 1;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -77,9 +100,16 @@ int main(int argc, char **argv) {
     lp_log_set_sink(to_stderr, NULL);
     for (const lp_cli_command *c = commands; c->name; c++) {
         if (strcmp(argv[1], c->name) != 0) continue;
+        if (lp_dist_size() > 1 && !distributed(c->name)) {
+            if (lp_dist_rank() == 0)
+                lp_cli_error(c->name, "runs as one process: start it without mpirun (under mpirun: train, finetune, "
+                                      "lm-train; docs/SCALING.md)");
+            lp_dist_finalize(); /* every rank comes here: the job ends in order */
+            return 2;
+        }
         int rc = c->run(argc - 1, argv + 1);
         if (progress_open) fputc('\n', stderr); /* leave the last progress line on screen */
-        return rc;
+        return finish(rc);
     }
     fprintf(stderr, "lstmprune: unknown command '%s'\n\n", argv[1]);
     usage(stderr);

@@ -20,7 +20,8 @@ enum {
     LP_RNG_STREAM_SYNTH = 4,   /* synthetic data generation */
     LP_RNG_STREAM_PRUNE = 5,   /* random pruning criterion */
     LP_RNG_STREAM_TEST = 6,    /* tests */
-    LP_RNG_STREAM_INIT_BIAS2 = 7 /* the second LSTM bias draw of --bias-init pair */
+    LP_RNG_STREAM_INIT_BIAS2 = 7, /* the second LSTM bias draw of --bias-init pair */
+    LP_RNG_STREAM_MICRO = 8       /* dropout of micro-batch k: stream 8 + k, the seed mixed with the step */
 };
 
 void lp_rng_init(lp_rng *r, uint64_t seed, uint64_t stream);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/ops.h"
+
 double lp_score_get(const lp_score *s, const char *name) {
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->name[i], name)) return s->value[i];
@@ -46,4 +48,19 @@ int lp_task_units(const lp_task *t, int *units) {
     int total = 0;
     for (int g = 0; g < t->n_groups; g++) total += units[g] = t->groups[g].units;
     return total;
+}
+
+void lp_task_share(int B, int part, int parts, int *first, int *n) {
+    const int a = (int)((int64_t)B * part / parts), b = (int)((int64_t)B * (part + 1) / parts);
+    *first = a;
+    *n = b - a;
+}
+
+lp_tensor *lp_task_scaled(lp_tape *tp, lp_tensor *x, float f) {
+    if (f == 1.0f) return x;
+    float *v = lp_tape_alloc(tp, 1, sizeof *v);
+    lp_tensor *c = v ? lp_tape_view(tp, v, NULL, 0, NULL) : NULL;
+    if (!c) return NULL;
+    *v = f;
+    return lp_op_mul(tp, x, c);
 }

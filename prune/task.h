@@ -87,6 +87,14 @@ typedef struct {
     int threads;          /* OpenBLAS threads (0 = the library's default) */
 } lp_train_settings;
 
+/* The sequences [*first, *first + *n) of a batch of B that micro-batch `part` of `parts` takes: contiguous
+ * blocks, B·part/parts to B·(part+1)/parts (a part may be empty when B < parts). */
+void lp_task_share(int B, int part, int parts, int *first, int *n);
+
+/* x·f on tp (x itself when f = 1, so that one whole batch is computed as before micro-batches existed);
+ * NULL on NOMEM. */
+lp_tensor *lp_task_scaled(lp_tape *tp, lp_tensor *x, float f);
+
 /* One training batch through the model (on the trainer's tape). */
 typedef struct {
     lp_tensor *loss;      /* scalar to log: mean BCE per video, mean NLL per word */
@@ -117,15 +125,23 @@ typedef struct {
     int higher_better;    /* of the primary figure */
     /* Start 0-based epoch `epoch` at its step `step` (the steps before it are skipped: a resume). */
     lp_status (*epoch_begin)(lp_task *t, int64_t epoch, int64_t step);
-    /* The epoch's next training batch forward on tp, with dropout from `dropout`. LP_ERR_EOF when the epoch
-     * has no batch left. */
-    lp_status (*train_forward)(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out);
+    /* Read the epoch's next training batch (one optimizer step's). LP_ERR_EOF when the epoch has none left. */
+    lp_status (*next_batch)(lp_task *t);
+    /* Micro-batch `part` of `parts` of the current batch forward on tp, with dropout from `dropout`: the
+     * part's share of the batch's sequences (lp_task_share), its objective scaled so that the parts'
+     * gradients add up to the whole batch's and its loss so that their losses add up to the batch's
+     * (train/trainer.h). parts = 1: the whole batch, unscaled. An empty share: out->examples = 0 and no
+     * tensors. */
+    lp_status (*train_forward)(lp_task *t, lp_tape *tp, lp_rng *dropout, int part, int parts, lp_task_batch *out);
     /* Fraction of the current epoch done, in [0, 1] (progress lines). */
     double (*epoch_progress)(const lp_task *t);
     /* What the task carries from step to step inside an epoch (the LM's recurrent state), into and out of
      * a mid-epoch checkpoint. NULL: nothing. */
     lp_status (*carry_save)(const lp_task *t, lp_ckpt *c);
     lp_status (*carry_load)(lp_task *t, const lp_ckpt *c, const char *path);
+    /* Under several ranks each has carried only its micro-batches' share forward: make it whole on every
+     * rank (core/dist.h lp_dist_share_rows), before a checkpoint. NULL: nothing carried. */
+    lp_status (*carry_share)(lp_task *t, int parts);
     /* Per-parameter learning-rate multipliers into scale [numel]; returns 0 when every one is 1 (scale
      * untouched). NULL: always 1. */
     int (*lr_scale)(const lp_task *t, float *scale);

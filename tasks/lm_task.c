@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/ops.h"
 
 static const lp_task_ops lm_ops;
@@ -152,22 +153,43 @@ static lp_status lm_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     return LP_OK;
 }
 
-/* One truncated-BPTT window from the carried state. The objective is Zaremba's: the sum over the window's
- * steps of the batch-mean NLL, T times the logged mean, so the recipes' learning rates mean what they
- * meant. */
-static lp_status lm_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out) {
+static lp_status lm_next_batch(lp_task *t) {
     lp_lm_task *l = (lp_lm_task *)t;
     if (l->window >= l->batcher.windows) return LP_ERR_EOF;
-    const int n = lp_ptb_batcher_window(&l->batcher, l->window++, l->x, l->y);
+    l->steps = lp_ptb_batcher_window(&l->batcher, l->window++, l->x, l->y);
+    return LP_OK;
+}
+
+/* The state of streams [first, first + n): views into the carried state's rows. */
+static lp_lm_state state_rows(const lp_lm_state *s, int first, int n) {
+    lp_lm_state v = *s;
+    v.batch = n;
+    v.block = NULL;
+    for (int l = 0; l < s->layers; l++) {
+        v.h[l] = s->h[l] + (size_t)first * s->hidden[l];
+        v.c[l] = s->c[l] + (size_t)first * s->hidden[l];
+    }
+    return v;
+}
+
+/* One truncated-BPTT window of the part's streams from their carried state. The objective is Zaremba's:
+ * the sum over the window's steps of the batch-mean NLL, T times the logged mean, so the recipes'
+ * learning rates mean what they meant; a part's stream mean counts n/B of the batch's. */
+static lp_status lm_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, int part, int parts, lp_task_batch *out) {
+    lp_lm_task *l = (lp_lm_task *)t;
+    const int T = l->steps;
+    int first, n;
+    lp_task_share(l->batch, part, parts, &first, &n);
+    memset(out, 0, sizeof *out);
+    if (n == 0) return LP_OK;
+    lp_lm_state st = state_rows(&l->state, first, n);
     lp_lm_out o;
-    LP_TRY(lp_lm_forward(&l->lm, tp, l->x, l->y, l->batch, n, &l->state, dropout, &o));
-    float *scale = lp_tape_alloc(tp, 1, sizeof *scale);
-    lp_tensor *sc = scale ? lp_tape_view(tp, scale, NULL, 0, NULL) : NULL;
-    if (sc) *scale = (float)n;
-    out->loss = o.loss;
-    out->objective = sc ? lp_op_mul(tp, o.loss, sc) : NULL;
-    out->examples = (int64_t)l->batch * n;
-    return out->objective ? LP_OK : lp_error_wrap(LP_ERR_NOMEM, "lm train");
+    LP_TRY(lp_lm_forward(&l->lm, tp, l->x + (size_t)first * T, l->y + (size_t)first * T, n, T, &st, dropout, &o));
+    const float share = (float)n / (float)l->batch;
+    out->loss = lp_task_scaled(tp, o.loss, share);
+    out->objective = lp_task_scaled(tp, o.loss, (float)T * share);
+    out->examples = (int64_t)n * T;
+    return out->loss && out->objective ? LP_OK : lp_error_wrap(LP_ERR_NOMEM, "lm train");
 }
 
 static double lm_epoch_progress(const lp_task *t) {
@@ -189,6 +211,15 @@ static lp_status lm_carry_save(const lp_task *t, lp_ckpt *c) {
         const int dims[2] = {st->batch, st->hidden[k / 2]};
         float *v = carry_tensor(st, k, name, sizeof name);
         LP_TRY(lp_ckpt_add(c, name, 2, dims, v));
+    }
+    return LP_OK;
+}
+
+static lp_status lm_carry_share(lp_task *t, int parts) {
+    lp_lm_state *st = &((lp_lm_task *)t)->state;
+    for (int l = 0; l < st->layers; l++) {
+        LP_TRY(lp_dist_share_rows(st->h[l], st->batch, (size_t)st->hidden[l], parts));
+        LP_TRY(lp_dist_share_rows(st->c[l], st->batch, (size_t)st->hidden[l], parts));
     }
     return LP_OK;
 }
@@ -249,7 +280,7 @@ static const lp_task_ops lm_ops = {
     .responses = lm_responses, .resized = lm_resized, .score = lm_score, .save = lm_save, .free = lm_task_free,
     /* training: valid.tsv's figures, perplexity selects; the recurrent state is carried through checkpoints */
     .figures = "ppl\tnll", .primary = "ppl", .higher_better = 0, .epoch_begin = lm_epoch_begin,
-    .train_forward = lm_train_forward, .epoch_progress = lm_epoch_progress, .carry_save = lm_carry_save,
+    .next_batch = lm_next_batch, .train_forward = lm_train_forward, .epoch_progress = lm_epoch_progress, .carry_save = lm_carry_save, .carry_share = lm_carry_share,
     .carry_load = lm_carry_load,
     /* measuring: one word per step, no reference row */
     .shown = "ppl", .groups_help = "LSTM 1, LSTM 2, ...", .units_key = "lm.units", .step_name = "word",

@@ -30,7 +30,8 @@ typedef struct {
     lp_ptb_batcher batcher;
     int window;                   /* the next window of the epoch */
     lp_lm_state state;
-    int32_t *x, *y;               /* [batch, bptt] */
+    int32_t *x, *y;               /* [batch, bptt]: the current window (next_batch) */
+    int steps;                    /* its length (bptt, or less for an epoch's last window) */
     lp_ptb_corpus own_corpus;     /* loaded by the kind when it was given none */
 } lp_lm_task;
 

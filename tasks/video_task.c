@@ -253,22 +253,37 @@ static int batch_label_max(const lp_batch *bt, int above) {
     return above;
 }
 
-static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, lp_task_batch *out) {
+static lp_status video_next_batch(lp_task *t) {
     lp_video_task *v = (lp_video_task *)t;
-    const lp_batch *bt;
-    LP_TRY(lp_batcher_next(v->batcher, &bt));
-    v->label_max = batch_label_max(bt, v->label_max);
-    int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
-    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
-    lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
+    LP_TRY(lp_batcher_next(v->batcher, &v->cur));
+    v->label_max = batch_label_max(v->cur, v->label_max);
+    return LP_OK;
+}
+
+/* The part's videos [first, first + n) of the batch: rows of x [n,T,D], labels [n,C] and lengths; the
+ * model's mean loss over them counts n/B of the batch's. */
+static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, int part, int parts, lp_task_batch *out) {
+    lp_video_task *v = (lp_video_task *)t;
+    const lp_batch *bt = v->cur;
+    int first, n;
+    lp_task_share(bt->B, part, parts, &first, &n);
+    memset(out, 0, sizeof *out);
+    if (n == 0) return LP_OK;
+    int dx[3] = {n, bt->T, bt->D}, dl[2] = {n, bt->classes};
+    lp_tensor *x = lp_tape_view(tp, bt->x + (size_t)first * bt->T * bt->D, NULL, 3, dx);
+    lp_tensor *y = lp_tape_view(tp, bt->labels + (size_t)first * bt->classes, NULL, 2, dl);
     if (!x || !y) return LP_ERR_NOMEM;
+    const int *lengths = lp_batch_model_lengths(bt);
     lp_model_out mo;
-    LP_TRY(lp_model_forward(&v->model, tp, x, lp_batch_model_lengths(bt), y, dropout, &mo));
+    LP_TRY(lp_model_forward(&v->model, tp, x, lengths ? lengths + first : NULL, y, dropout, &mo));
     const double l2 = lp_kv_get_double_or(&v->cfg, "train.dense_l2", 0); /* logged: the loss without it */
-    out->loss = mo.loss;
-    out->objective = l2 > 0 ? lp_model_add_head_l2(&v->model, tp, mo.loss, (float)l2) : mo.loss;
-    if (!out->objective) return lp_error_wrap(LP_ERR_NOMEM, "train: dense L2");
-    out->examples = bt->B;
+    const float share = (float)n / (float)bt->B;
+    /* each part adds share·L·Σw², so the parts add up to the batch's L·Σw² once */
+    lp_tensor *objective = l2 > 0 ? lp_model_add_head_l2(&v->model, tp, mo.loss, (float)l2) : mo.loss;
+    out->loss = lp_task_scaled(tp, mo.loss, share);
+    out->objective = objective ? lp_task_scaled(tp, objective, share) : NULL;
+    if (!out->loss || !out->objective) return lp_error_wrap(LP_ERR_NOMEM, "train: micro-batch %d", part);
+    out->examples = n;
     return LP_OK;
 }
 
@@ -308,7 +323,7 @@ static const lp_task_ops video_ops = {
     .responses = video_responses, .resized = video_resized, .score = video_score, .save = video_save, .free = video_free,
     /* training: valid.tsv's figures, GAP@k selects */
     .figures = "loss\tgap\tmap\thit1\tperr", .primary = "gap", .higher_better = 1, .epoch_begin = video_epoch_begin,
-    .train_forward = video_train_forward, .epoch_progress = video_epoch_progress, .lr_scale = video_lr_scale,
+    .next_batch = video_next_batch, .train_forward = video_train_forward, .epoch_progress = video_epoch_progress, .lr_scale = video_lr_scale,
     .epoch_end = video_epoch_end,
     /* measuring: the report's and the sweep's tables */
     .shown = "gap\tmap\thit1\tperr", .step_name = "frame", .seq_name = "video", .count_name = "videos",

@@ -38,6 +38,7 @@ typedef struct {
     double epoch_bytes;     /* bytes of the training files: an epoch's progress */
     int label_max;          /* the highest label index in this epoch's training batches so far (-1: none) */
     int label_whole_epoch;  /* whether label_max covers the epoch from its first batch (not a resume) */
+    const lp_batch *cur;    /* the step's batch (next_batch), valid until the next one is read */
 } lp_video_task;
 
 /* The video classifiers as a kind of task for the trainer: run configurations with model.*, data.*,

@@ -302,7 +302,8 @@ static void batch_grads(float l2, double *loss, double *objective, float *grad, 
     lp_task_batch b;
     lp_rng drop;
     lp_rng_init(&drop, 1, LP_RNG_STREAM_DROPOUT);
-    assert_int_equal(t->ops->train_forward(t, &tp, &drop, &b), LP_OK);
+    assert_int_equal(t->ops->next_batch(t), LP_OK);
+    assert_int_equal(t->ops->train_forward(t, &tp, &drop, 0, 1, &b), LP_OK);
     *loss = b.loss->data[0];
     *objective = b.objective->data[0];
     lp_params_zero_grad(tm->params);

@@ -51,8 +51,9 @@ static lp_status example(double *gap, size_t *numel_before, size_t *numel_after)
     lp_optim_config oc = lp_optim_defaults(LP_OPTIM_ADAM);
     LP_TRY(lp_optim_init(&opt, t->params->numel, &oc));
     LP_TRY(t->ops->epoch_begin(t, 0, 0));
+    LP_TRY(t->ops->next_batch(t));
     lp_task_batch b;
-    LP_TRY(t->ops->train_forward(t, &tape, &drop, &b));
+    LP_TRY(t->ops->train_forward(t, &tape, &drop, 0, 1, &b));
     lp_params_zero_grad(t->params);
     LP_TRY(lp_tape_backward(&tape, b.objective));
     LP_TRY(lp_optim_step(&opt, t->params->data, t->params->grad, 1e-3f));

@@ -16,6 +16,8 @@
 #include "core/blas_env.h"
 #include "core/ckpt.h"
 #include "core/clock.h"
+#include "core/crc32c.h"
+#include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "core/rundir.h"
@@ -38,11 +40,18 @@ typedef struct {
     FILE *train_log, *valid_log;
     double t_start;
     lp_grad_watch watch; /* giant gradient spikes (observed, reported; training unchanged) */
+    /* micro-batches (train.micro_batches, train.reduce; docs/SCALING.md) */
+    int parts;           /* K per step; this rank computes [part0, part1) */
+    int part0, part1;
+    int exact;           /* reduce = exact: the parts' gradients summed in part order on every rank */
+    float *acc;          /* [numel] the parts' gradient sum (K > 1) */
+    float *mine;         /* [part1 − part0][numel] this rank's part gradients (exact, several ranks) */
+    double *part_loss;   /* [K] */
 } trainer;
 
 /* ---- checkpoints ------------------------------------------------------------------------------- */
 
-static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
+static lp_status write_state(trainer *t, const char *name, int with_optimizer) {
     char path[4096];
     lp_ckpt c;
     lp_ckpt_init(&c);
@@ -60,6 +69,19 @@ static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
     if (s == LP_OK) s = lp_ckpt_save(&c, lp_rundir_path(t->o->run_dir, name, path, sizeof path));
     lp_ckpt_free(&c);
     return s;
+}
+
+/* Rank 0 writes the run directory; under mpirun the others wait for it here (a rank 0 that fails never
+ * arrives: the job is then ended by its error, core/dist.h). */
+static int writer(void) { return lp_dist_rank() == 0; }
+
+static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
+    /* what the ranks carried forward, each for its micro-batches, made whole before rank 0 saves it */
+    if (with_optimizer && t->batch > 0 && lp_dist_size() > 1 && t->task->ops->carry_share)
+        LP_TRY(t->task->ops->carry_share(t->task, t->parts));
+    if (!writer()) return lp_dist_barrier();
+    LP_TRY(write_state(t, name, with_optimizer));
+    return lp_dist_barrier();
 }
 
 static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
@@ -87,6 +109,7 @@ static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
  * (a resume cuts the rows after it, so the logs match an uninterrupted run's). */
 static lp_status sync_logs(trainer *t) {
     char path[4096];
+    if (!writer()) return LP_OK;
     LP_TRY(lp_rundir_sync_log(t->train_log, lp_rundir_path(t->o->run_dir, "train.tsv", path, sizeof path)));
     return lp_rundir_sync_log(t->valid_log, lp_rundir_path(t->o->run_dir, "valid.tsv", path, sizeof path));
 }
@@ -109,20 +132,75 @@ static const char *last_good(const trainer *t, char *buf, size_t n) {
     return buf;
 }
 
+/* The gradient of micro-batch k into the parameters' gradient block (zero for an empty share), its loss
+ * into *loss. Dropout: the trainer's generator for a whole batch; with micro-batches each part draws from
+ * its own stream, fixed by the step and k, so that a part's masks do not depend on which rank runs it. */
+static lp_status part_gradient(trainer *t, lp_tape *tp, int k, double *loss, int64_t *examples) {
+    lp_tape_reset(tp);
+    lp_rng part_rng, *rng = &t->drop_rng;
+    if (t->parts > 1) {
+        lp_rng_init(&part_rng, t->ts.seed ^ ((uint64_t)t->step * 0x9E3779B97F4A7C15ull), LP_RNG_STREAM_MICRO + (uint64_t)k);
+        rng = &part_rng;
+    }
+    lp_task_batch b;
+    LP_TRY(t->task->ops->train_forward(t->task, tp, rng, k, t->parts, &b));
+    lp_params *ps = t->task->params;
+    lp_params_zero_grad(ps);
+    *loss = 0;
+    *examples = b.examples;
+    if (b.examples == 0) return LP_OK;
+    *loss = b.loss->data[0];
+    return lp_tape_backward(tp, b.objective);
+}
+
+/* The batch's gradient in the parameters' gradient block, on every rank: one part is the whole batch;
+ * K parts are summed — here in part order (acc = g0, acc += g1, ...), across the ranks by MPI_Allreduce
+ * (fast) or gathered and summed in part order (exact: the same additions as one process). The loss: the
+ * parts' losses summed in part order (each known to one rank: the sum across ranks adds zeros, exactly). */
+static lp_status batch_gradient(trainer *t, lp_tape *tp, step_info *si) {
+    if (t->parts == 1) {
+        double loss;
+        LP_TRY(part_gradient(t, tp, 0, &loss, &si->examples));
+        si->loss = loss;
+        return LP_OK;
+    }
+    lp_params *ps = t->task->params;
+    const size_t n = ps->numel;
+    const int several = lp_dist_size() > 1;
+    double ex = 0;
+    memset(t->part_loss, 0, (size_t)t->parts * sizeof *t->part_loss);
+    for (int k = t->part0; k < t->part1; k++) {
+        int64_t e;
+        LP_TRY(part_gradient(t, tp, k, &t->part_loss[k], &e));
+        ex += (double)e;
+        if (t->exact && several) memcpy(t->mine + (size_t)(k - t->part0) * n, ps->grad, n * sizeof(float));
+        else if (k == t->part0) memcpy(t->acc, ps->grad, n * sizeof(float));
+        else
+            for (size_t i = 0; i < n; i++) t->acc[i] += ps->grad[i];
+    }
+    if (t->exact && several) {
+        LP_TRY(lp_dist_ordered_sum(t->mine, t->parts, ps->grad, n, (size_t)1 << 22));
+    } else {
+        memcpy(ps->grad, t->acc, n * sizeof(float));
+        LP_TRY(lp_dist_sum_float(ps->grad, n));
+    }
+    LP_TRY(lp_dist_sum_double(t->part_loss, (size_t)t->parts));
+    LP_TRY(lp_dist_sum_double(&ex, 1));
+    si->loss = 0;
+    for (int k = 0; k < t->parts; k++) si->loss += t->part_loss[k];
+    si->examples = (int64_t)ex;
+    return LP_OK;
+}
+
 /* One optimizer step on the epoch's next batch; LP_ERR_EOF at the epoch's end (nothing done). */
 static lp_status train_step(trainer *t, lp_tape *tp, step_info *si) {
-    lp_tape_reset(tp);
-    lp_task_batch b;
-    LP_TRY(t->task->ops->train_forward(t->task, tp, &t->drop_rng, &b));
-    si->loss = b.loss->data[0];
-    si->examples = b.examples;
+    LP_TRY(t->task->ops->next_batch(t->task));
+    LP_TRY(batch_gradient(t, tp, si));
     char where[4200];
     if (!isfinite(si->loss))
         return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (%s)", (long long)t->step + 1, si->loss,
                          last_good(t, where, sizeof where));
     lp_params *ps = t->task->params;
-    lp_params_zero_grad(ps);
-    LP_TRY(lp_tape_backward(tp, b.objective));
     si->extra = 0;
     const lp_train_hooks *h = &t->o->hooks;
     if (h->after_backward) LP_TRY(h->after_backward(h->user, t->task, t->step, &si->extra));
@@ -193,7 +271,7 @@ static lp_status after_step(trainer *t, const step_info *si, loop_counts *lc) {
     lc->epoch_steps++;
     lc->examples_since += si->examples;
     double now = lp_now_s(), rate = (double)lc->examples_since / fmax(now - lc->last_t, 1e-9);
-    if (t->ts.log_every > 0 && t->step % t->ts.log_every == 0) {
+    if (t->train_log && t->ts.log_every > 0 && t->step % t->ts.log_every == 0) {
         /* step epoch batch loss grad_norm lr examples_per_s elapsed_s (docs/FORMATS.md) */
         fprintf(t->train_log, "%lld\t%lld\t%lld\t%.6f\t%.6f\t%.8g\t%.1f\t%.2f\n", (long long)t->step,
                 (long long)t->epoch + 1, (long long)t->batch, si->loss + si->extra, si->grad_norm, (double)si->lr, rate,
@@ -243,7 +321,7 @@ static lp_status end_epoch(trainer *t, loop_counts *lc, lp_train_result *res) {
     }
     const lp_score *v = &res->last_valid;
     if (v->n) { /* no validation data: no row */
-        fprintf(t->valid_log, "%s\t%.2f\n", row, lp_now_s() - t0);
+        if (t->valid_log) fprintf(t->valid_log, "%s\t%.2f\n", row, lp_now_s() - t0);
         if (!t->o->quiet)
             lp_log(LP_LOG_INFO, "epoch %lld: valid %s %.4f (%lld examples)", (long long)t->epoch, v->name[v->primary],
                    lp_score_primary(v), (long long)v->examples);
@@ -328,6 +406,59 @@ static lp_status open_task(const lp_task_kind *kind, trainer *t) {
     return s;
 }
 
+/* train.micro_batches K (0 or absent: one per rank) and train.reduce (fast, exact) of cfg. */
+static lp_status parallel_parse(const lp_kv *cfg, int *parts, int *exact) {
+    const int ranks = lp_dist_size();
+    long long K = ranks;
+    if (lp_kv_get(cfg, "train.micro_batches")) LP_TRY(lp_kv_get_int(cfg, "train.micro_batches", &K));
+    if (K == 0) K = ranks;
+    if (K < ranks || K > 65536)
+        return lp_errorf(LP_ERR_ARG, "train.micro_batches = %lld: must be in [number of ranks (%d), 65536] (0 = one per "
+                                     "rank)", K, ranks);
+    const char *r = lp_kv_get(cfg, "train.reduce");
+    if (r && strcmp(r, "fast") != 0 && strcmp(r, "exact") != 0)
+        return lp_errorf(LP_ERR_ARG, "train.reduce must be fast or exact, got '%s'", r);
+    *parts = (int)K;
+    *exact = r && !strcmp(r, "exact");
+    return LP_OK;
+}
+
+lp_status lp_train_check(const lp_kv *cfg) {
+    int parts, exact;
+    return parallel_parse(cfg, &parts, &exact);
+}
+
+/* Micro-batches: checked, and recorded in the configuration when they change anything (K > 1), so
+ * config.txt and the checkpoints say how the run summed its gradients; this rank's parts and the buffers
+ * of the sum. */
+static lp_status parallel_setup(trainer *t) {
+    const int ranks = lp_dist_size();
+    LP_TRY(parallel_parse(t->cfg, &t->parts, &t->exact));
+    const long long K = t->parts;
+    t->part0 = lp_dist_part_begin(t->parts, lp_dist_rank());
+    t->part1 = lp_dist_part_begin(t->parts, lp_dist_rank() + 1);
+    if (t->parts == 1) return LP_OK;
+    LP_TRY(lp_kv_set_int(t->cfg, "train.micro_batches", K));
+    LP_TRY(lp_kv_set(t->cfg, "train.reduce", t->exact ? "exact" : "fast"));
+    const size_t n = t->task->params->numel, mine = (size_t)(t->part1 - t->part0);
+    t->part_loss = lp_malloc((size_t)t->parts, sizeof *t->part_loss);
+    t->acc = lp_aligned(n, sizeof(float));
+    if (t->exact && ranks > 1) t->mine = lp_aligned(n * mine, sizeof(float));
+    return t->part_loss && t->acc && (t->mine || !(t->exact && ranks > 1)) ? LP_OK : LP_ERR_NOMEM;
+}
+
+/* Every rank starts from the same parameters and position (the same seed or checkpoint; checked by their
+ * CRC-32C, which costs one pass over the weights once per run). */
+static lp_status same_start(const trainer *t) {
+    if (lp_dist_size() == 1) return LP_OK;
+    const lp_params *ps = t->task->params;
+    const uint64_t crc = lp_crc32c_update(0, ps->data, ps->numel * sizeof(float));
+    if (!lp_dist_same_u64(crc) || !lp_dist_same_u64((uint64_t)t->step))
+        return lp_errorf(LP_ERR_ARG, "rank %d: the ranks start from different parameters or steps (a checkpoint that "
+                                     "differs between the machines?)", lp_dist_rank());
+    return LP_OK;
+}
+
 /* config.txt, the logs (cut back to the checkpoint on a resume) with their headers. */
 static lp_status open_logs(trainer *t) {
     const lp_train_opts *o = t->o;
@@ -367,11 +498,15 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     t.t_start = lp_now_s();
     /* a resume creates nothing: a mistyped directory fails before any mkdir */
     lp_status s = !o->run_dir ? lp_errorf(LP_ERR_ARG, "train: no run directory")
+                  : !writer() ? LP_OK
                   : o->resume ? lp_rundir_prepare_resume(o->run_dir)
                               : lp_mkdirs(o->run_dir);
+    if (s == LP_OK) s = lp_dist_barrier(); /* the directory is ready before any rank reads it */
     if (s == LP_OK) s = open_task(kind, &t);
+    if (s == LP_OK) s = parallel_setup(&t);
+    if (s == LP_OK) s = same_start(&t);
     if (s == LP_OK) lp_blas_set_threads(t.ts.threads);
-    if (s == LP_OK) s = open_logs(&t);
+    if (s == LP_OK && writer()) s = open_logs(&t);
     if (s == LP_OK && t.epoch >= t.ts.epochs)
         s = lp_errorf(LP_ERR_ARG, "%s: already trained for %lld epochs (train.epochs = %lld; give --epochs to extend)",
                       o->run_dir, (long long)t.epoch, (long long)t.ts.epochs);
@@ -391,5 +526,8 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     lp_task_free(t.task);
     lp_optim_free(&t.opt);
     lp_free(t.lr_scale);
+    lp_free(t.acc);
+    lp_free(t.mine);
+    lp_free(t.part_loss);
     return s;
 }
