@@ -47,6 +47,7 @@ typedef struct {
     float *acc;          /* [numel] the parts' gradient sum (K > 1) */
     float *mine;         /* [part1 − part0][numel] this rank's part gradients (exact, several ranks) */
     double *part_loss;   /* [K] */
+    double reduce_s;     /* wall time in the cross-rank sums of this call */
 } trainer;
 
 /* ---- checkpoints ------------------------------------------------------------------------------- */
@@ -178,6 +179,7 @@ static lp_status batch_gradient(trainer *t, lp_tape *tp, step_info *si) {
         else
             for (size_t i = 0; i < n; i++) t->acc[i] += ps->grad[i];
     }
+    const double t0 = lp_now_s();
     if (t->exact && several) {
         LP_TRY(lp_dist_ordered_sum(t->mine, t->parts, ps->grad, n, (size_t)1 << 22));
     } else {
@@ -186,6 +188,7 @@ static lp_status batch_gradient(trainer *t, lp_tape *tp, step_info *si) {
     }
     LP_TRY(lp_dist_sum_double(t->part_loss, (size_t)t->parts));
     LP_TRY(lp_dist_sum_double(&ex, 1));
+    t->reduce_s += lp_now_s() - t0;
     si->loss = 0;
     for (int k = 0; k < t->parts; k++) si->loss += t->part_loss[k];
     si->examples = (int64_t)ex;
@@ -521,6 +524,11 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
         res->best.higher_better = t.task->ops->higher_better;
     }
     res->seconds = lp_now_s() - t.t_start;
+    res->reduce_seconds = t.reduce_s;
+    if (s == LP_OK && lp_dist_size() > 1 && !o->quiet)
+        lp_log(LP_LOG_INFO, "data-parallel: %d ranks, %d micro-batches per step, %s reduction of %.2f MB per step: "
+                            "%.2f s of %.2f s in it", lp_dist_size(), t.parts, t.exact ? "exact" : "fast",
+               (double)t.task->params->numel * sizeof(float) / 1e6, t.reduce_s, res->seconds);
     if (t.train_log) fclose(t.train_log);
     if (t.valid_log) fclose(t.valid_log);
     lp_task_free(t.task);

@@ -72,6 +72,7 @@ typedef struct {
     lp_score best;          /* the best validation score so far (n = 0 if none) */
     int64_t best_epoch;     /* 1-based; 0 = none */
     double seconds;
+    double reduce_seconds;  /* of which in the cross-rank gradient sums (0 as one process) */
     /* Giant gradient spikes of this call (optim.h, lp_grad_watch: a norm over LP_GRAD_SPIKE_FACTOR times
      * the median of the previous 256 steps), and the largest norm seen and its step. */
     int64_t spikes;
