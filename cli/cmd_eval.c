@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "core/alloc.h"
+#include "core/dist.h"
 #include "core/fileio.h"
 #include "model/evaluate.h"
 #include "model/runcfg.h"
@@ -136,7 +137,8 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
     lp_atomic_file af = {0};
     s = lp_runcfg_patterns(&cfg, "eval", &pats, &np);
     if (s == LP_OK) s = lp_runcfg_batcher(&cfg, pats, np, 0, &bc);
-    if (s == LP_OK && predict) {
+    const int lead = lp_dist_rank() == 0; /* under mpirun rank 0 writes and prints (the ranks share the work) */
+    if (s == LP_OK && predict && lead) {
         s = lp_atomic_open(&af, f.out);
         pc.f = af.f;
         pc.top = f.top;
@@ -146,7 +148,7 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
     }
     if (s == LP_OK)
         s = lp_evaluate(&m, &bc, (int)lp_kv_get_int_or(&cfg, "train.top_k", 20), predict ? write_prediction : NULL, &pc, &r);
-    if (predict) {
+    if (predict && lead) {
         if (s == LP_OK) s = lp_atomic_commit(&af);
         else if (af.f) lp_atomic_abort(&af);
         lp_free(pc.idx);
@@ -158,6 +160,7 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
         goto out;
     }
     int k = (int)lp_kv_get_int_or(&cfg, "train.top_k", 20);
+    if (!lead) goto out;
     if (!f.quiet && r.labelled == 0) /* predict on test shards: scores of 0 would only mislead */
         printf("videos %lld, none labelled: no scores  (%.1f s)\n", (long long)r.videos, r.seconds);
     else if (!f.quiet)

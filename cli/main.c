@@ -73,7 +73,8 @@ static void usage(FILE *out) {
 
 /* The commands that run under mpirun (docs/SCALING.md): training splits every step over the ranks. */
 static int distributed(const char *cmd) {
-    return !strcmp(cmd, "train") || !strcmp(cmd, "finetune") || !strcmp(cmd, "lm-train");
+    return !strcmp(cmd, "train") || !strcmp(cmd, "finetune") || !strcmp(cmd, "lm-train") || !strcmp(cmd, "eval") ||
+           !strcmp(cmd, "predict");
 }
 
 /* Under mpirun: a command that fails on one rank ends every rank (no rank waits for it in a collective). */
@@ -103,7 +104,7 @@ int main(int argc, char **argv) {
         if (lp_dist_size() > 1 && !distributed(c->name)) {
             if (lp_dist_rank() == 0)
                 lp_cli_error(c->name, "runs as one process: start it without mpirun (under mpirun: train, finetune, "
-                                      "lm-train; docs/SCALING.md)");
+                                      "lm-train, eval, predict; docs/SCALING.md)");
             lp_dist_finalize(); /* every rank comes here: the job ends in order */
             return 2;
         }

@@ -8,19 +8,39 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/dist.h"
 
-/* One batch: forward without gradients, metrics, callback. */
+/* The probabilities probs [n, classes] of the batch's videos [first, first + n) (no gradients); the
+ * model's loss over them, times n, into *loss. */
+static lp_status forward_rows(lp_model *m, lp_tape *tp, const lp_batch *bt, int first, int n, float *probs,
+                              double *loss) {
+    *loss = 0;
+    if (n == 0) return LP_OK;
+    lp_tape_reset(tp);
+    int dx[3] = {n, bt->T, bt->D}, dl[2] = {n, bt->classes};
+    lp_tensor *x = lp_tape_view(tp, bt->x + (size_t)first * bt->T * bt->D, NULL, 3, dx);
+    lp_tensor *y = lp_tape_view(tp, bt->labels + (size_t)first * bt->classes, NULL, 2, dl);
+    if (!x || !y) return LP_ERR_NOMEM;
+    const int *lengths = lp_batch_model_lengths(bt);
+    lp_model_out out;
+    LP_TRY(lp_model_forward(m, tp, x, lengths ? lengths + first : NULL, y, NULL, &out));
+    lp_model_probs(&out, probs);
+    *loss = (double)out.loss->data[0] * n;
+    return LP_OK;
+}
+
+/* One batch: forward without gradients, metrics, callback. Under mpirun every rank reads the batch and
+ * computes its block of videos, [B·r/N, B·(r+1)/N); the probabilities are then shared (core/dist.h), so
+ * every rank scores the whole batch exactly as one process, and rank 0 alone calls fn. */
 static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_metrics *met, float *probs,
                             lp_eval_video_fn fn, void *user, double *loss_sum, int64_t *labelled) {
-    lp_tape_reset(tp);
-    int dx[3] = {bt->B, bt->T, bt->D}, dl[2] = {bt->B, bt->classes};
-    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
-    lp_tensor *y = lp_tape_view(tp, bt->labels, NULL, 2, dl);
-    if (!x || !y) return LP_ERR_NOMEM;
-    lp_model_out out;
-    LP_TRY(lp_model_forward(m, tp, x, lp_batch_model_lengths(bt), y, NULL, &out));
-    lp_model_probs(&out, probs);
-    *loss_sum += (double)out.loss->data[0] * bt->B;
+    const int ranks = lp_dist_size(), r = lp_dist_rank();
+    const int first = (int)((int64_t)bt->B * r / ranks), n = (int)((int64_t)bt->B * (r + 1) / ranks) - first;
+    double loss;
+    LP_TRY(forward_rows(m, tp, bt, first, n, probs + (size_t)first * bt->classes, &loss));
+    LP_TRY(lp_dist_share_rows(probs, bt->B, (size_t)bt->classes, ranks));
+    LP_TRY(lp_dist_sum_double(&loss, 1));
+    *loss_sum += loss;
     LP_TRY(lp_metrics_add(met, probs, bt->labels, bt->B));
     for (size_t b = 0; b < (size_t)bt->B; b++) {
         const float *row = bt->labels + b * (size_t)bt->classes;
@@ -28,7 +48,7 @@ static lp_status eval_batch(lp_model *m, lp_tape *tp, const lp_batch *bt, lp_met
         for (int c = 0; c < bt->classes && !any; c++) any = row[c] != 0;
         *labelled += any;
     }
-    if (fn)
+    if (fn && r == 0)
         for (int b = 0; b < bt->B; b++) LP_TRY(fn(user, bt->ids[b], probs + (size_t)b * bt->classes, bt->classes));
     return LP_OK;
 }

@@ -17,7 +17,8 @@ typedef struct {
     uint64_t skipped;     /* bad records skipped (data.skip_bad) */
 } lp_eval_result;
 
-/* Called once per video, in data order. Return non-OK to stop (the status is passed on). */
+/* Called once per video, in data order (under mpirun on rank 0 only: the ranks share each batch's
+ * probabilities, core/dist.h). Return non-OK to stop (the status is passed on). */
 typedef lp_status (*lp_eval_video_fn)(void *user, const char *id, const float *probs, int classes);
 
 /* Evaluate `m` on the batches of `bc` (use an evaluation config: no shuffle, one epoch). `fn` may be

@@ -7,6 +7,7 @@
  *     weights within a stated tolerance after 27 steps; micro-batches against the whole batch likewise;
  *   - a 2-rank LM run killed with kill -9 on one rank after a mid-epoch checkpoint, resumed under mpirun,
  *     ends with the uninterrupted run's checkpoint, byte for byte;
+ *   - eval and predict under 2 and 3 ranks: the same metrics and CSV bytes as one process;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -204,11 +205,42 @@ static void test_lm_exact_and_killed_rank(void **state) {
     same_bytes("le1/last.ckpt", "lk/last.ckpt");
 }
 
+/* The metrics line without its timing "(0.1 s)". */
+static void untimed_line(char *buf) {
+    char *p = strstr(buf, "  (");
+    if (p) *p = 0;
+}
+
+/* eval and predict under mpirun: each rank computes its block of every batch's videos, the probabilities
+ * are shared, rank 0 scores and writes: the same metrics line and the same CSV bytes as one process (also
+ * with 3 ranks over batches of 7, whose blocks are uneven). */
+static void test_eval_predict_match_one_process(void **state) {
+    (void)state;
+    static char one[sizeof out_buf], many[sizeof out_buf];
+    assert_int_equal(run("", "eval --checkpoint ve1/best.ckpt --data 'data/validate*.tfrecord' --threads 1"), 0);
+    snprintf(one, sizeof one, "%s", out_buf);
+    untimed_line(one);
+    assert_non_null(strstr(one, "GAP@20"));
+    assert_int_equal(run("mpirun -np 2", "eval --checkpoint ve1/best.ckpt --data 'data/validate*.tfrecord' --threads 1"), 0);
+    snprintf(many, sizeof many, "%s", out_buf);
+    untimed_line(many);
+    assert_string_equal(one, many);
+    assert_int_equal(run("mpirun -np 3", "eval --checkpoint ve1/best.ckpt --data 'data/validate*.tfrecord' --threads 1 "
+                                         "--eval-batch 7"), 0);
+    snprintf(many, sizeof many, "%s", out_buf);
+    untimed_line(many);
+    assert_string_equal(one, many);
+    assert_int_equal(run("", "predict --checkpoint ve1/best.ckpt --data 'data/test*.tfrecord' --top 5 --out p1.csv --quiet"), 0);
+    assert_int_equal(run("mpirun -np 2", "predict --checkpoint ve1/best.ckpt --data 'data/test*.tfrecord' --top 5 "
+                                         "--out p2.csv --quiet"), 0);
+    same_bytes("p1.csv", "p2.csv");
+}
+
 static void test_refusals(void **state) {
     (void)state;
     assert_int_not_equal(run("mpirun -np 2", "train %s --micro-batches 1 --out r1", video_flags), 0);
     assert_non_null(strstr(out_buf, "train.micro_batches = 1: must be in [number of ranks (2), 65536]"));
-    assert_int_not_equal(run("mpirun -np 2", "eval --checkpoint ve1/best.ckpt --data 'data/test*.tfrecord'"), 0);
+    assert_int_not_equal(run("mpirun -np 2", "prune --checkpoint ve1/best.ckpt --target-rate 0.5 --out r0"), 0);
     assert_non_null(strstr(out_buf, "runs as one process: start it without mpirun"));
     assert_int_equal(run("", "train %s --reduce sum --out r2", video_flags), 2);
     assert_non_null(strstr(out_buf, "--reduce"));
@@ -219,6 +251,7 @@ int main(void) {
         cmocka_unit_test(test_video_exact_is_rank_independent),
         cmocka_unit_test(test_fast_is_close),
         cmocka_unit_test(test_lm_exact_and_killed_rank),
+        cmocka_unit_test(test_eval_predict_match_one_process),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
