@@ -83,6 +83,8 @@ const lp_arg lp_args_train[] = {
     {"iss-lambda", "train.iss_lambda", LP_ARG_NUM, 0, "L", "ISS group lasso over the LSTM units (proximal: a unit shrinks by lr*L per step); 0 = off", "0"},
     LP_ARG_MICRO_BATCHES,
     LP_ARG_REDUCE,
+    {"shard-files", "data.shard_files", LP_ARG_FLAG, 0, "1",
+     "under mpirun: rank r reads only the training files r, r+N, ... (default: every rank reads them all)", NULL},
 };
 const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
 

@@ -122,6 +122,8 @@ lp_status lp_batcher_config_check(const lp_batcher_config *c) {
     if (c->epochs < 0) return lp_errorf(LP_ERR_ARG, "batcher: epochs must be >= 0 (0 = endless), got %lld", (long long)c->epochs);
     if (c->prefetch < 0 || c->prefetch > 64)
         return lp_errorf(LP_ERR_ARG, "batcher: prefetch must be in [0, 64] batches, got %d", c->prefetch);
+    if (c->n_shards > 1 && (c->shard < 0 || c->shard >= c->n_shards))
+        return lp_errorf(LP_ERR_ARG, "batcher: shard %d of %d", c->shard, c->n_shards);
     if (c->start.epoch < 0 || c->start.batch < 0)
         return lp_errorf(LP_ERR_ARG, "batcher: resume position must be >= 0 (epoch %lld, batch %lld)",
                          (long long)c->start.epoch, (long long)c->start.batch);
@@ -194,6 +196,21 @@ lp_status lp_batcher_expand(const char *const *patterns, int n_patterns, char **
     }
     *files = list;
     *n_files = (int)u;
+    return LP_OK;
+}
+
+/* Keep the files i with i % n == shard (the list is sorted: every rank computes the same split). */
+static lp_status keep_shard(lp_batcher *b, int shard, int n) {
+    int kept = 0;
+    for (int i = 0; i < b->n_files; i++) {
+        if (i % n == shard) b->files[kept++] = b->files[i];
+        else lp_free(b->files[i]);
+    }
+    const int total = b->n_files;
+    b->n_files = kept;
+    if (kept == 0)
+        return lp_errorf(LP_ERR_ARG, "shard %d of %d: the %d file(s) of the data leave none for it (give at least %d "
+                                     "files, or read without --shard-files)", shard, n, total, n);
     return LP_OK;
 }
 
@@ -536,6 +553,7 @@ lp_status lp_batcher_new(lp_batcher **out, const lp_batcher_config *cfg) {
     b->held = -1;
 
     st = lp_batcher_expand(cfg->patterns, cfg->n_patterns, &b->files, &b->n_files);
+    if (st == LP_OK && cfg->n_shards > 1) st = keep_shard(b, cfg->shard, cfg->n_shards);
     lp_yt8m_config dcfg = cfg->yt8m;
     dcfg.max_frames = cfg->max_frames; /* the decoder stops copying after max_frames (still checks all) */
     dcfg.skip_bad = 0;                 /* skipping is decided here, per record */

@@ -103,6 +103,8 @@ typedef struct {
     int drop_last;               /* drop an epoch's last partial batch, default 0 */
     int prefetch;                /* batches made ahead by the thread, default 2; 0 = no thread */
     lp_batcher_cursor start;     /* resume position, default {0, 0} */
+    int shard, n_shards;         /* n_shards > 1: read only the files i (in sorted order) with i % n_shards ==
+                                  * shard (a rank's share of a data-parallel run); default 0, 0: all */
 } lp_batcher_config;
 
 void lp_batcher_config_default(lp_batcher_config *c);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "core/alloc.h"
+#include "core/dist.h"
 #include "core/log.h"
 #include "data/yt8m.h"
 #include "model/evaluate.h"
@@ -212,6 +213,24 @@ static lp_status video_save(const lp_task *t, lp_ckpt *c) {
 
 /* ---- training ---- */
 
+/* data.shard_files under mpirun (docs/SCALING.md): rank r reads the training files r, r + N, ... and
+ * batches of its share of train.batch, [B·r/N, B·(r+1)/N) videos; one micro-batch per rank. */
+static lp_status shard_files(lp_video_task *v, lp_batcher_config *bc) {
+    const int ranks = lp_dist_size(), r = lp_dist_rank();
+    v->sharded = ranks > 1 && lp_kv_get_int_or(&v->cfg, "data.shard_files", 0) != 0;
+    if (!v->sharded) return LP_OK;
+    const long long K = lp_kv_get_int_or(&v->cfg, "train.micro_batches", 0);
+    if (K != 0 && K != ranks)
+        return lp_errorf(LP_ERR_ARG, "data.shard_files reads one micro-batch per rank: train.micro_batches must be %d "
+                                     "(or 0), got %lld", ranks, K);
+    const int B = bc->batch_size, first = (int)((int64_t)B * r / ranks), last = (int)((int64_t)B * (r + 1) / ranks);
+    if (last == first) return lp_errorf(LP_ERR_ARG, "data.shard_files: train.batch = %d leaves rank %d no video", B, r);
+    bc->batch_size = last - first;
+    bc->shard = r;
+    bc->n_shards = ranks;
+    return LP_OK;
+}
+
 static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     lp_video_task *v = (lp_video_task *)t;
     if (v->batcher) {
@@ -230,6 +249,7 @@ static lp_status video_epoch_begin(lp_task *t, int64_t epoch, int64_t step) {
     }
     lp_batcher_config bc;
     LP_TRY(lp_runcfg_batcher(&v->cfg, v->train_pats, v->n_train_pats, 1, &bc));
+    LP_TRY(shard_files(v, &bc));
     v->label_max = -1;
     v->label_whole_epoch = step == 0;
     bc.start = (lp_batcher_cursor){epoch, step};
@@ -253,9 +273,17 @@ static int batch_label_max(const lp_batch *bt, int above) {
     return above;
 }
 
+/* The step's batch. Sharded, every rank reads its own files, and the epoch ends for all when it ends for
+ * one (the others' remaining batches are left: no rank waits for a batch that will not come); the step's
+ * global batch is the sum of the ranks' batches. */
 static lp_status video_next_batch(lp_task *t) {
     lp_video_task *v = (lp_video_task *)t;
-    LP_TRY(lp_batcher_next(v->batcher, &v->cur));
+    lp_status s = lp_batcher_next(v->batcher, &v->cur);
+    if (s != LP_OK && s != LP_ERR_EOF) return s;
+    double have[2] = {s == LP_OK ? 0 : 1, s == LP_OK ? v->cur->B : 0}; /* ranks at the end, videos */
+    if (v->sharded) LP_TRY(lp_dist_sum_double(have, 2));
+    if (have[0] > 0) return LP_ERR_EOF;
+    v->global_B = (int)have[1];
     v->label_max = batch_label_max(v->cur, v->label_max);
     return LP_OK;
 }
@@ -265,8 +293,8 @@ static lp_status video_next_batch(lp_task *t) {
 static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, int part, int parts, lp_task_batch *out) {
     lp_video_task *v = (lp_video_task *)t;
     const lp_batch *bt = v->cur;
-    int first, n;
-    lp_task_share(bt->B, part, parts, &first, &n);
+    int first = 0, n = bt->B; /* sharded: this rank's batch is its micro-batch */
+    if (!v->sharded) lp_task_share(bt->B, part, parts, &first, &n);
     memset(out, 0, sizeof *out);
     if (n == 0) return LP_OK;
     int dx[3] = {n, bt->T, bt->D}, dl[2] = {n, bt->classes};
@@ -277,7 +305,7 @@ static lp_status video_train_forward(lp_task *t, lp_tape *tp, lp_rng *dropout, i
     lp_model_out mo;
     LP_TRY(lp_model_forward(&v->model, tp, x, lengths ? lengths + first : NULL, y, dropout, &mo));
     const double l2 = lp_kv_get_double_or(&v->cfg, "train.dense_l2", 0); /* logged: the loss without it */
-    const float share = (float)n / (float)bt->B;
+    const float share = (float)n / (float)v->global_B;
     /* each part adds share·L·Σw², so the parts add up to the batch's L·Σw² once */
     lp_tensor *objective = l2 > 0 ? lp_model_add_head_l2(&v->model, tp, mo.loss, (float)l2) : mo.loss;
     out->loss = lp_task_scaled(tp, mo.loss, share);

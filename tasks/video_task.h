@@ -39,6 +39,8 @@ typedef struct {
     int label_max;          /* the highest label index in this epoch's training batches so far (-1: none) */
     int label_whole_epoch;  /* whether label_max covers the epoch from its first batch (not a resume) */
     const lp_batch *cur;    /* the step's batch (next_batch), valid until the next one is read */
+    int sharded;            /* data.shard_files under several ranks: cur is this rank's own share */
+    int global_B;           /* the step's batch over all ranks (sharded), else cur->B */
 } lp_video_task;
 
 /* The video classifiers as a kind of task for the trainer: run configurations with model.*, data.*,

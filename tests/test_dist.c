@@ -8,6 +8,7 @@
  *   - a 2-rank LM run killed with kill -9 on one rank after a mid-epoch checkpoint, resumed under mpirun,
  *     ends with the uninterrupted run's checkpoint, byte for byte;
  *   - eval and predict under 2 and 3 ranks: the same metrics and CSV bytes as one process;
+ *   - --shard-files: each rank reads its own files, and the epoch ends for all with the shortest share;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -205,6 +206,33 @@ static void test_lm_exact_and_killed_rank(void **state) {
     same_bytes("le1/last.ckpt", "lk/last.ckpt");
 }
 
+/* --shard-files: rank r reads the training files r, r+N, ...; the epoch ends for every rank when the rank
+ * with the fewest batches runs out (no rank waits for a batch that will not come). 3 files over 2 ranks:
+ * rank 1 has only file 1, batches of 5 videos (its half of 10). */
+static void test_sharded_files(void **state) {
+    (void)state;
+    assert_int_equal(run("", "synth --out d3 --videos 200 --classes 5 --frames-min 4 --frames-max 10 --shards 3 "
+                             "--seed 5 --quiet"), 0);
+    assert_int_equal(run("", "inspect d3/train0001.tfrecord"), 0);
+    int records = 0;
+    const char *p = strstr(out_buf, "train0001.tfrecord: ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "train0001.tfrecord: %d records", &records), 1);
+    assert_int_equal(run("mpirun -np 2", "train --train 'd3/train*.tfrecord' --classes 5 --hidden 8 --batch 10 --epochs 2 "
+                                         "--threads 1 --shard-files --out sh --quiet"), 0);
+    char *log = untimed("sh/train.tsv"), want[64];
+    const int steps = (records + 4) / 5; /* the epoch of rank 1 */
+    snprintf(want, sizeof want, "\n%d\t2\t%d\t", 2 * steps, steps); /* the last step: epoch 2, batch `steps` */
+    assert_non_null(strstr(log, want));
+    snprintf(want, sizeof want, "\n%d\t", 2 * steps + 1);
+    assert_null(strstr(log, want));
+    free(log);
+    /* one file for two ranks: rank 1 would have nothing */
+    assert_int_not_equal(run("mpirun -np 2", "train --train 'd3/train0000.tfrecord' --classes 5 --hidden 8 --batch 10 "
+                                             "--epochs 1 --shard-files --out sh1 --quiet"), 0);
+    assert_non_null(strstr(out_buf, "shard 1 of 2: the 1 file(s) of the data leave none for it"));
+}
+
 /* The metrics line without its timing "(0.1 s)". */
 static void untimed_line(char *buf) {
     char *p = strstr(buf, "  (");
@@ -252,6 +280,7 @@ int main(void) {
         cmocka_unit_test(test_fast_is_close),
         cmocka_unit_test(test_lm_exact_and_killed_rank),
         cmocka_unit_test(test_eval_predict_match_one_process),
+        cmocka_unit_test(test_sharded_files),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
