@@ -3,6 +3,7 @@
  *
  *   - exact reduction: one process with 4 micro-batches, 2 ranks and 4 ranks write byte-identical
  *     checkpoints (video task; and the LM, whose carried state each rank advances for its own streams);
+ *     a run stopped on 2 ranks resumes on 4 and then on 1 to the uninterrupted run's bytes;
  *   - fast reduction (MPI_Allreduce): 2 ranks against one process with the same 2 micro-batches, the
  *     weights within a stated tolerance after 27 steps; micro-batches against the whole batch likewise;
  *   - a 2-rank LM run killed with kill -9 on one rank after a mid-epoch checkpoint, resumed under mpirun,
@@ -151,6 +152,18 @@ static void test_video_exact_is_rank_independent(void **state) {
     free(cfg);
 }
 
+/* Exact mode makes a run independent of its rank count, so it can resume on another: 2 ranks stop after
+ * an epoch, 4 ranks and then one process continue it; the end equals the uninterrupted run's bytes. */
+static void test_resume_on_other_rank_counts(void **state) {
+    (void)state;
+    assert_int_equal(run("mpirun -np 2", "train %s --micro-batches 4 --reduce exact --stop-after-epochs 1 --out vr",
+                         video_flags), 0);
+    assert_int_equal(run("mpirun -np 4", "train --resume vr --stop-after-epochs 1 --quiet"), 0);
+    assert_int_equal(run("", "train --resume vr --quiet"), 0);
+    same_bytes("ve1/last.ckpt", "vr/last.ckpt");
+    same_bytes("ve1/best.ckpt", "vr/best.ckpt");
+}
+
 /* Fast reduction (MPI_Allreduce, its own summation order): close to one process, not equal. And micro-
  * batches against the whole batch at once: the same gradient up to rounding. */
 static void test_fast_is_close(void **state) {
@@ -277,6 +290,7 @@ static void test_refusals(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_video_exact_is_rank_independent),
+        cmocka_unit_test(test_resume_on_other_rank_counts),
         cmocka_unit_test(test_fast_is_close),
         cmocka_unit_test(test_lm_exact_and_killed_rank),
         cmocka_unit_test(test_eval_predict_match_one_process),
