@@ -366,6 +366,8 @@ static const lp_arg prune_tail[] = {
     {"eval-batch", "train.eval_batch", LP_ARG_INT, 1, "B", "streams for the report's perplexities", "20"},
     {"eval-bptt", "train.eval_bptt", LP_ARG_INT, 1, "T", "window for the report's perplexities", "35"},
     {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+    LP_ARG_MICRO_BATCHES,
+    LP_ARG_REDUCE,
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "only errors and the final table", NULL},
 };
 
@@ -437,7 +439,7 @@ int lp_cmd_lm_prune(int argc, char **argv) {
         rc = 2;
         goto out;
     }
-    if (lp_lm_run_check(&cfg) != LP_OK) { /* the evaluation and statistics windows, before anything is written */
+    if (lp_lm_run_check(&cfg) != LP_OK || lp_train_check(&cfg) != LP_OK) { /* before anything is written */
         rc = lp_args_check_failed(cmd, table, n);
         goto out;
     }

@@ -71,10 +71,15 @@ static void usage(FILE *out) {
     for (const lp_cli_command *c = commands; c->name; c++) fprintf(out, "  %-14s %s\n", c->name, c->summary);
 }
 
-/* The commands that run under mpirun (docs/SCALING.md): training splits every step over the ranks. */
+/* The commands that run under mpirun (docs/SCALING.md): training splits every step over the ranks, and
+ * evaluation every batch; the pruning commands train and evaluate that way, the rest of their work is
+ * done by every rank alike and written by rank 0. */
 static int distributed(const char *cmd) {
-    return !strcmp(cmd, "train") || !strcmp(cmd, "finetune") || !strcmp(cmd, "lm-train") || !strcmp(cmd, "eval") ||
-           !strcmp(cmd, "predict");
+    static const char *const names[] = {"train",       "finetune", "eval",    "predict",  "prune",          "pipeline",
+                                        "sensitivity", "lm-train", "lm-eval", "lm-prune", "lm-sensitivity"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(cmd, names[i])) return 1;
+    return 0;
 }
 
 /* Under mpirun: a command that fails on one rank ends every rank (no rank waits for it in a collective). */
@@ -103,11 +108,13 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], c->name) != 0) continue;
         if (lp_dist_size() > 1 && !distributed(c->name)) {
             if (lp_dist_rank() == 0)
-                lp_cli_error(c->name, "runs as one process: start it without mpirun (under mpirun: train, finetune, "
-                                      "lm-train, eval, predict; docs/SCALING.md)");
+                lp_cli_error(c->name, "runs as one process: start it without mpirun (docs/SCALING.md lists the "
+                                      "commands that run under it)");
             lp_dist_finalize(); /* every rank comes here: the job ends in order */
             return 2;
         }
+        /* rank 0 prints the results; the others' standard output would repeat them (errors still show) */
+        if (lp_dist_rank() > 0 && !freopen("/dev/null", "w", stdout)) return finish(1);
         int rc = c->run(argc - 1, argv + 1);
         if (progress_open) fputc('\n', stderr); /* leave the last progress line on screen */
         return finish(rc);

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/ckpt.h"
+#include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "experiments/sensitivity.h"
@@ -167,8 +168,7 @@ static lp_status train_run(const lp_pipeline_opts *o, const lp_kv *cfg, const ch
     return s;
 }
 
-/* Save the task's model with the run configuration and the plan's plan.* keys. */
-static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_plan *plan, const char *path) {
+static lp_status write_model(const lp_task *t, const lp_kv *cfg, const lp_prune_plan *plan, const char *path) {
     lp_ckpt c;
     lp_ckpt_init(&c);
     lp_status s = kv_copy(&c.meta, cfg);
@@ -177,6 +177,15 @@ static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_p
     if (s == LP_OK) s = lp_ckpt_save(&c, path);
     lp_ckpt_free(&c);
     return s;
+}
+
+/* Save the task's model with the run configuration and the plan's plan.* keys. Under mpirun rank 0 writes
+ * and every rank waits for the file (the next step reads it); a rank 0 that fails never arrives, and its
+ * error ends the job (core/dist.h). */
+static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_plan *plan, const char *path) {
+    if (lp_dist_rank() != 0) return lp_dist_barrier();
+    LP_TRY(write_model(t, cfg, plan, path));
+    return lp_dist_barrier();
 }
 
 /* The model of checkpoint `path` as a task, with configuration *cfg: the checkpoint's keys under `over`
@@ -692,7 +701,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
                          lp_schedule_name(o->schedule));
     LP_TRY(rule_fits_schedule(o));
     lp_status s = lp_mkdirs(o->out_dir);
-    if (s == LP_OK && o->command) s = record_run(o);
+    if (s == LP_OK && o->command && lp_dist_rank() == 0) s = record_run(o);
     if (s == LP_OK) {
         switch (o->schedule) {
         case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
@@ -721,7 +730,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         lp_kv info;
         lp_kv_init(&info);
         s = report_info(o, &st, &info);
-        if (s == LP_OK) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
+        if (s == LP_OK && lp_dist_rank() == 0) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/blas_env.h"
 #include "core/ckpt.h"
+#include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "experiments/kinds.h"
@@ -416,7 +417,9 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     lp_status s = open_model(o, &kind, &cfg, &t);
     if (s == LP_OK) lp_blas_set_threads((int)lp_kv_get_int_or(&cfg, "train.threads", 0));
     if (s == LP_OK) s = run_groups(t, o, r);
-    if (s == LP_OK) s = write_outputs(o, t, &cfg, r);
+    /* under mpirun rank 0 writes, and the others wait for the files (a pipeline reads curves.txt next) */
+    if (s == LP_OK && lp_dist_rank() == 0) s = write_outputs(o, t, &cfg, r);
+    if (s == LP_OK) s = lp_dist_barrier();
     lp_task_free(t);
     lp_kv_free(&cfg);
     if (!res_out) lp_free(r);

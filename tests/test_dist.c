@@ -10,6 +10,7 @@
  *     ends with the uninterrupted run's checkpoint, byte for byte;
  *   - eval and predict under 2 and 3 ranks: the same metrics and CSV bytes as one process;
  *   - --shard-files: each rank reads its own files, and the epoch ends for all with the shortest share;
+ *   - pipeline and lm-prune under 2 ranks (exact): the same pruned and fine-tuned checkpoints;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -246,6 +247,27 @@ static void test_sharded_files(void **state) {
     assert_non_null(strstr(out_buf, "shard 1 of 2: the 1 file(s) of the data leave none for it"));
 }
 
+/* The pruning pipelines under mpirun (exact): the baseline and the fine-tuning are distributed, the
+ * statistics, plan and surgery made by every rank alike, the files written by rank 0: the same pruned and
+ * fine-tuned checkpoints as one process, for the video model and the LM. */
+static void test_pipelines_match_one_process(void **state) {
+    (void)state;
+    const char *pf = "pipeline --train 'data/train*.tfrecord' --valid 'data/validate*.tfrecord' --classes 5 --hidden 8 "
+                     "--batch 8 --epochs 2 --threads 1 --micro-batches 2 --reduce exact --target-rate 0.4 "
+                     "--finetune-epochs 1 --latency-reps 1 --quiet";
+    assert_int_equal(run("", "%s --out pp1", pf), 0);
+    assert_int_equal(run("mpirun -np 2", "%s --out pp2", pf), 0);
+    same_bytes("pp1/pruned.ckpt", "pp2/pruned.ckpt");
+    same_bytes("pp1/finetune/best.ckpt", "pp2/finetune/best.ckpt");
+    assert_int_equal(access(lp_test_scratch_path("pp2/report.md"), F_OK), 0);
+    const char *lf = "lm-prune --checkpoint le1/best.ckpt --target-rate 0.3 --finetune-epochs 1 --micro-batches 2 "
+                     "--reduce exact --quiet";
+    assert_int_equal(run("", "%s --out lp1", lf), 0);
+    assert_int_equal(run("mpirun -np 2", "%s --out lp2", lf), 0);
+    same_bytes("lp1/pruned.ckpt", "lp2/pruned.ckpt");
+    same_bytes("lp1/finetune/best.ckpt", "lp2/finetune/best.ckpt");
+}
+
 /* The metrics line without its timing "(0.1 s)". */
 static void untimed_line(char *buf) {
     char *p = strstr(buf, "  (");
@@ -281,7 +303,7 @@ static void test_refusals(void **state) {
     (void)state;
     assert_int_not_equal(run("mpirun -np 2", "train %s --micro-batches 1 --out r1", video_flags), 0);
     assert_non_null(strstr(out_buf, "train.micro_batches = 1: must be in [number of ranks (2), 65536]"));
-    assert_int_not_equal(run("mpirun -np 2", "prune --checkpoint ve1/best.ckpt --target-rate 0.5 --out r0"), 0);
+    assert_int_not_equal(run("mpirun -np 2", "synth --out r0 --videos 10 --quiet"), 0);
     assert_non_null(strstr(out_buf, "runs as one process: start it without mpirun"));
     assert_int_equal(run("", "train %s --reduce sum --out r2", video_flags), 2);
     assert_non_null(strstr(out_buf, "--reduce"));
@@ -295,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_lm_exact_and_killed_rank),
         cmocka_unit_test(test_eval_predict_match_one_process),
         cmocka_unit_test(test_sharded_files),
+        cmocka_unit_test(test_pipelines_match_one_process),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);
