@@ -75,8 +75,9 @@ static void usage(FILE *out) {
  * evaluation every batch; the pruning commands train and evaluate that way, the rest of their work is
  * done by every rank alike and written by rank 0. */
 static int distributed(const char *cmd) {
-    static const char *const names[] = {"train",       "finetune", "eval",    "predict",  "prune",          "pipeline",
-                                        "sensitivity", "lm-train", "lm-eval", "lm-prune", "lm-sensitivity"};
+    static const char *const names[] = {"train",    "finetune", "eval",           "predict",  "prune",
+                                        "pipeline", "sweep",    "sensitivity",    "lm-train", "lm-eval",
+                                        "lm-prune", "lm-sensitivity"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(cmd, names[i])) return 1;
     return 0;

@@ -149,6 +149,10 @@ lp_status lp_dist_bcast(void *buf, size_t bytes, int root) {
     return LP_OK;
 }
 
+int lp_dist_lead(void) { return g_rank == 0; }
+
+lp_status lp_dist_written(lp_status s) { return s != LP_OK ? s : lp_dist_barrier(); }
+
 lp_status lp_dist_barrier(void) {
     if (g_size == 1) return LP_OK;
     return mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");

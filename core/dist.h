@@ -52,6 +52,13 @@ lp_status lp_dist_share_rows(float *x, int rows, size_t row_len, int K);
  * (r = size: K). */
 int lp_dist_part_begin(int K, int r);
 
+/* 1 on rank 0, the rank that writes the files and prints the results of a command. */
+int lp_dist_lead(void);
+/* After a write only rank 0 makes (it passes its status, the others LP_OK): every rank waits for it, so
+ * that any of them may read the file next. A rank 0 whose write failed returns its status at once; its
+ * error then ends the job (lp_dist_abort) while the others wait here. */
+lp_status lp_dist_written(lp_status s);
+
 /* Every rank gets root's bytes. */
 lp_status lp_dist_bcast(void *buf, size_t bytes, int root);
 /* Wait for every rank. */

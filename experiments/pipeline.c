@@ -183,9 +183,7 @@ static lp_status write_model(const lp_task *t, const lp_kv *cfg, const lp_prune_
  * and every rank waits for the file (the next step reads it); a rank 0 that fails never arrives, and its
  * error ends the job (core/dist.h). */
 static lp_status save_model(const lp_task *t, const lp_kv *cfg, const lp_prune_plan *plan, const char *path) {
-    if (lp_dist_rank() != 0) return lp_dist_barrier();
-    LP_TRY(write_model(t, cfg, plan, path));
-    return lp_dist_barrier();
+    return lp_dist_written(lp_dist_lead() ? write_model(t, cfg, plan, path) : LP_OK);
 }
 
 /* The model of checkpoint `path` as a task, with configuration *cfg: the checkpoint's keys under `over`
@@ -701,7 +699,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
                          lp_schedule_name(o->schedule));
     LP_TRY(rule_fits_schedule(o));
     lp_status s = lp_mkdirs(o->out_dir);
-    if (s == LP_OK && o->command && lp_dist_rank() == 0) s = record_run(o);
+    if (s == LP_OK && o->command && lp_dist_lead()) s = record_run(o);
     if (s == LP_OK) {
         switch (o->schedule) {
         case LP_SCHED_ONESHOT: s = run_oneshot(o, &st); break;
@@ -730,7 +728,7 @@ lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res) {
         lp_kv info;
         lp_kv_init(&info);
         s = report_info(o, &st, &info);
-        if (s == LP_OK && lp_dist_rank() == 0) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
+        if (s == LP_OK && lp_dist_lead()) s = lp_report_write(o->out_dir, st.before, &st.plan, res->rows, res->n_rows, &info);
         lp_kv_free(&info);
     }
     if (st.have_plan) lp_prune_plan_free(&st.plan);

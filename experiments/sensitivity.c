@@ -418,8 +418,7 @@ lp_status lp_sensitivity_run(const lp_sensitivity_opts *o, lp_sensitivity_result
     if (s == LP_OK) lp_blas_set_threads((int)lp_kv_get_int_or(&cfg, "train.threads", 0));
     if (s == LP_OK) s = run_groups(t, o, r);
     /* under mpirun rank 0 writes, and the others wait for the files (a pipeline reads curves.txt next) */
-    if (s == LP_OK && lp_dist_rank() == 0) s = write_outputs(o, t, &cfg, r);
-    if (s == LP_OK) s = lp_dist_barrier();
+    if (s == LP_OK) s = lp_dist_written(lp_dist_lead() ? write_outputs(o, t, &cfg, r) : LP_OK);
     lp_task_free(t);
     lp_kv_free(&cfg);
     if (!res_out) lp_free(r);

@@ -16,6 +16,7 @@
 #include "core/blas_env.h"
 #include "core/ckpt.h"
 #include "core/clock.h"
+#include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
 #include "experiments/report.h"
@@ -145,13 +146,13 @@ static lp_status train_baseline(const sweep *sw, const char *bdir) {
         }
     } else {
         lp_sweep_say(sw, "training the baseline into %s", bdir);
-        s = remove_tree(bdir);
+        s = lp_dist_written(lp_dist_lead() ? remove_tree(bdir) : LP_OK);
         if (s == LP_OK) s = lp_kv_merge(&c, &sw->cfg);
         if (s == LP_OK) s = lp_train(&sw->kind, &c, &to, &tr);
     }
     lp_kv_free(&c);
     if (s != LP_OK) return lp_error_wrap(s, "baseline");
-    return lp_file_write_all(marker, "done\n", 5);
+    return lp_dist_written(lp_dist_lead() ? lp_file_write_all(marker, "done\n", 5) : LP_OK);
 }
 
 /* The columns of a measured model t: sizes and latency of fin, the figures of pr as "pruned" and of fin
@@ -170,7 +171,7 @@ static lp_status baseline_row(const sweep *sw, lp_task *t, lp_kv *row) {
     double t0 = lp_now_s();
     LP_TRY(lp_report_measure(t, "baseline", sw->baseline_ckpt, 1, sw->popt.lat_batch, sw->popt.lat_frames,
                              sw->popt.lat_reps, &r));
-    LP_TRY(lp_sweep_write_spectra(sw, t));
+    LP_TRY(lp_dist_written(lp_dist_lead() ? lp_sweep_write_spectra(sw, t) : LP_OK));
     lp_kv_set(row, "cell", "baseline");
     lp_kv_set(row, "schedule", "baseline");
     lp_kv_set(row, "target_rate", "0.00");
@@ -189,21 +190,27 @@ static lp_status prior_row(const sweep *sw, lp_task *t, lp_kv *prior, int *have)
     return set_metrics(prior, sw->ops, "finetuned", &ref.score);
 }
 
+/* The baseline's row (and the prior's, when there is one) into cdir. */
+static lp_status write_baseline_rows(const char *cdir, const lp_kv *prior, const lp_kv *row, const char *result_path) {
+    char path[4096];
+    LP_TRY(lp_mkdirs(cdir));
+    if (prior) LP_TRY(lp_kv_write_file(prior, lp_writer_path(cdir, "prior.txt", path, sizeof path)));
+    return lp_kv_write_file(row, result_path);
+}
+
 /* Measure the trained baseline (its row, the spectra, the task's reference row) into cdir. */
 static lp_status measure_baseline(const sweep *sw, const char *cdir, const char *result_path) {
     lp_sweep_say(sw, "measuring the baseline");
     lp_task *t;
     LP_TRY(open_task(sw, sw->baseline_ckpt, &t));
-    char path[4096];
     int have_ref = 0;
     lp_kv row, prior;
     lp_kv_init(&row);
     lp_kv_init(&prior);
     lp_status s = baseline_row(sw, t, &row);
     if (s == LP_OK) s = prior_row(sw, t, &prior, &have_ref);
-    if (s == LP_OK) s = lp_mkdirs(cdir);
-    if (s == LP_OK && have_ref) s = lp_kv_write_file(&prior, lp_writer_path(cdir, "prior.txt", path, sizeof path));
-    if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
+    if (s == LP_OK) s = lp_dist_written(lp_dist_lead() ? write_baseline_rows(cdir, have_ref ? &prior : NULL, &row, result_path)
+                                                      : LP_OK);
     lp_kv_free(&row);
     lp_kv_free(&prior);
     lp_task_free(t);
@@ -277,7 +284,7 @@ static lp_status cell_row(const sweep *sw, const lp_sweep_cell *c, const lp_pipe
 
 /* Run cell c afresh in cdir (whatever a killed run left there is removed) and write its row. */
 static lp_status run_cell(const sweep *sw, const lp_sweep_cell *c, const char *cdir, const char *result_path) {
-    LP_TRY(remove_tree(cdir));
+    LP_TRY(lp_dist_written(lp_dist_lead() ? remove_tree(cdir) : LP_OK));
     LP_TRY(lp_mkdirs(cdir));
     lp_pipeline_opts o;
     lp_pipeline_result res;
@@ -290,7 +297,7 @@ static lp_status run_cell(const sweep *sw, const lp_sweep_cell *c, const char *c
     if (s == LP_OK) s = lp_rates_opts_check(&o.prune.rates);
     if (s == LP_OK) s = lp_pipeline_run(&o, &res);
     if (s == LP_OK) s = cell_row(sw, c, &o, &res, t0, &row);
-    if (s == LP_OK) s = lp_kv_write_file(&row, result_path);
+    if (s == LP_OK) s = lp_dist_written(lp_dist_lead() ? lp_kv_write_file(&row, result_path) : LP_OK);
     lp_kv_free(&row);
     lp_kv_free(&cfg);
     return s == LP_OK ? LP_OK : lp_error_wrap(s, "cell %s", c->name);
@@ -426,7 +433,7 @@ static lp_status run_cells(sweep *sw, lp_sweep_summary *sum) {
 static lp_status write_outputs_after(sweep *sw, lp_sweep_summary *sum, lp_status s) {
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", lp_last_error());
-    lp_status s2 = lp_sweep_write_outputs(sw, sum->cells_done, sw->n_cells, &sum->plots);
+    lp_status s2 = lp_dist_lead() ? lp_sweep_write_outputs(sw, sum->cells_done, sw->n_cells, &sum->plots) : LP_OK;
     if (s == LP_OK) return s2;
     lp_errorf(s, "%s", saved);
     return s;
@@ -493,7 +500,7 @@ static lp_status remeasure(sweep *sw, int rounds) {
         lp_sweep_say(sw, "latency round %d of %d", r + 1, rounds);
         s = measure_round(sw, best);
     }
-    if (s == LP_OK) s = write_latency(sw, best);
+    if (s == LP_OK) s = lp_dist_written(lp_dist_lead() ? write_latency(sw, best) : LP_OK);
     lp_free(best);
     return s;
 }
@@ -513,6 +520,6 @@ lp_status lp_sweep_remeasure(const lp_kv *config, const char *out_dir, int round
     }
     sum.cells_skipped = sum.cells_done;
     if (s == LP_OK) s = remeasure(&sw, rounds);
-    if (s == LP_OK) s = lp_sweep_write_outputs(&sw, sum.cells_done, sw.n_cells, &sum.plots);
+    if (s == LP_OK && lp_dist_lead()) s = lp_sweep_write_outputs(&sw, sum.cells_done, sw.n_cells, &sum.plots);
     return sweep_close(&sw, s, &sum, summary);
 }

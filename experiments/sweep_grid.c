@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/dist.h"
 #include "experiments/compat.h"
 #include "experiments/sweep_int.h"
 #include "experiments/writer.h"
@@ -310,5 +311,5 @@ lp_status lp_sweep_check_conf(const sweep *sw) {
         lp_kv_free(&old);
         LP_TRY(s);
     }
-    return lp_kv_write_file(&sw->cfg, path);
+    return lp_dist_written(lp_dist_lead() ? lp_kv_write_file(&sw->cfg, path) : LP_OK);
 }

@@ -10,7 +10,8 @@
  *     ends with the uninterrupted run's checkpoint, byte for byte;
  *   - eval and predict under 2 and 3 ranks: the same metrics and CSV bytes as one process;
  *   - --shard-files: each rank reads its own files, and the epoch ends for all with the shortest share;
- *   - pipeline and lm-prune under 2 ranks (exact): the same pruned and fine-tuned checkpoints;
+ *   - pipeline and lm-prune under 2 ranks (exact): the same pruned and fine-tuned checkpoints; a sweep
+ *     stopped after one cell and continued: one process's checkpoints and table;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -268,6 +269,50 @@ static void test_pipelines_match_one_process(void **state) {
     same_bytes("lp1/finetune/best.ckpt", "lp2/finetune/best.ckpt");
 }
 
+/* results.csv without the columns that are measured times (latency_ms_b1, latency_ms_bn, seconds: the
+ * last three). */
+static char *untimed_csv(const char *name) {
+    size_t len;
+    char *t = slurp(name, &len);
+    for (char *line = t, *end; *line; line = end) {
+        end = strchr(line, '\n');
+        end = end ? end + 1 : line + strlen(line);
+        char *cut = end;
+        for (int k = 0; k < 3 && cut > line; k++) /* back over the last three fields */
+            for (cut--; cut > line && *cut != ','; cut--) {}
+        memset(cut, ' ', (size_t)(end - cut - 1));
+    }
+    return t;
+}
+
+/* A sweep under 2 ranks: every cell's pipeline runs on both, rank 0 writes; stopped after one cell
+ * (--max-cells) and continued, it ends with one process's checkpoints and table (but the timings). */
+static void test_sweep_matches_one_process(void **state) {
+    (void)state;
+    FILE *f = fopen(lp_test_scratch_path("sw.conf"), "w");
+    assert_non_null(f);
+    fprintf(f, "data.train = data/train*.tfrecord\ndata.valid = data/validate*.tfrecord\ndata.test = data/test*.tfrecord\n"
+               "data.classes = 5\nmodel.arch = paper\nmodel.hidden = 8\ntrain.epochs = 2\ntrain.batch = 8\n"
+               "train.threads = 1\ntrain.micro_batches = 2\ntrain.reduce = exact\nprune.finetune_epochs = 1\n"
+               "prune.latency_reps = 1\nprune.latency_batch = 4\nprune.latency_frames = 8\ngrid.schedule = oneshot\n"
+               "grid.methods = eigen:gm,sensitivity:gm\ngrid.rate = 0.5\n");
+    fclose(f);
+    assert_int_equal(run("", "sweep sw.conf --out s1 --quiet"), 0);
+    assert_int_equal(run("mpirun -np 2", "sweep sw.conf --out s2 --max-cells 1 --quiet"), 0);
+    assert_int_equal(run("mpirun -np 2", "sweep sw.conf --out s2 --quiet"), 0);
+    static const char *const cells[] = {"oneshot-eigen-gm-r0.50", "oneshot-sensitivity-gm-r0.50"};
+    for (int i = 0; i < 2; i++) {
+        char a[128], b[128];
+        snprintf(a, sizeof a, "s1/cells/%s/finetune/best.ckpt", cells[i]);
+        snprintf(b, sizeof b, "s2/cells/%s/finetune/best.ckpt", cells[i]);
+        same_bytes(a, b);
+    }
+    char *x = untimed_csv("s1/results.csv"), *y = untimed_csv("s2/results.csv");
+    assert_string_equal(x, y);
+    free(x);
+    free(y);
+}
+
 /* The metrics line without its timing "(0.1 s)". */
 static void untimed_line(char *buf) {
     char *p = strstr(buf, "  (");
@@ -318,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_eval_predict_match_one_process),
         cmocka_unit_test(test_sharded_files),
         cmocka_unit_test(test_pipelines_match_one_process),
+        cmocka_unit_test(test_sweep_matches_one_process),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, setup, lp_test_scratch_teardown);

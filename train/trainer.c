@@ -72,17 +72,14 @@ static lp_status write_state(trainer *t, const char *name, int with_optimizer) {
     return s;
 }
 
-/* Rank 0 writes the run directory; under mpirun the others wait for it here (a rank 0 that fails never
- * arrives: the job is then ended by its error, core/dist.h). */
-static int writer(void) { return lp_dist_rank() == 0; }
+/* Rank 0 writes the run directory; under mpirun the others wait for each checkpoint (core/dist.h). */
+static int writer(void) { return lp_dist_lead(); }
 
 static lp_status save_state(trainer *t, const char *name, int with_optimizer) {
     /* what the ranks carried forward, each for its micro-batches, made whole before rank 0 saves it */
     if (with_optimizer && t->batch > 0 && lp_dist_size() > 1 && t->task->ops->carry_share)
         LP_TRY(t->task->ops->carry_share(t->task, t->parts));
-    if (!writer()) return lp_dist_barrier();
-    LP_TRY(write_state(t, name, with_optimizer));
-    return lp_dist_barrier();
+    return lp_dist_written(lp_dist_lead() ? write_state(t, name, with_optimizer) : LP_OK);
 }
 
 static lp_status restore_state(trainer *t, const lp_ckpt *c, const char *path) {
