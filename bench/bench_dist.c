@@ -4,10 +4,11 @@
  *      (the exact one) of a gradient block the size of the paper model's at the small shape (H = 256:
  *      2.83 M floats) and at the paper's (H = 1024: 19.2 M), C = 3862; best of 10, ms and GB/s of
  *      gradient summed (4·n bytes / time);
- *   2. training steps at the small shape (H = 256, B = 32, T = 100, C = 3862; synthetic YouTube-8M shards
- *      read by the real pipeline; the trainer of `lstmprune train`): 1 process × 2 threads against
- *      2 ranks × 1 thread (fast and exact), ms per step and frames/s over the steps after the first, and
- *      the time per step rank 0 spends in the reduction (waiting for the other rank included).
+ *   2. training steps at the shapes of bench_train, small (H = 256, B = 32, T = 100; 12 steps) and big
+ *      (H = 1024, B = 160, T = 300; 3 steps), C = 3862, on synthetic YouTube-8M shards read by the real
+ *      pipeline and the trainer of `lstmprune train`: 1 process × 2 threads against 2 ranks × 1 thread
+ *      (fast and exact), ms per step and frames/s over the steps after the first, and the time per step
+ *      rank 0 spends in the reduction (waiting for the other rank included).
  *
  * Started as one process (as `make bench` runs every benchmark), it runs part 2's single process itself,
  * then itself under `mpirun -np 2` (Open MPI's root-permission variables set, as the tests do) for the
@@ -26,9 +27,17 @@
 #include "tasks/video_task.h"
 #include "train/trainer.h"
 
-enum { H = 256, B = 32, T = 100, C = 3862, STEPS = 12 };
+enum { C = 3862 };
 
-/* Per-step ms over steps 2..STEPS from the elapsed_s column (the last) of RUN/train.tsv. */
+/* The shapes of bench_train: small (12 steps) and the paper's (3 steps: ~20 s each on 2 cores). */
+typedef struct {
+    const char *name;
+    int H, B, T, steps;
+} shape;
+static const shape shapes[] = {{"small", 256, 32, 100, 12}, {"big", 1024, 160, 300, 3}};
+#define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
+
+/* Per-step ms over steps 2..last from the elapsed_s column (the last) of RUN/train.tsv. */
 static double step_ms(const char *run) {
     char path[4200], line[512];
     FILE *f = fopen(lp_rundir_path(run, "train.tsv", path, sizeof path), "r");
@@ -46,17 +55,20 @@ static double step_ms(const char *run) {
     return first < 0 || step < 2 ? -1 : 1e3 * (last - first) / (step - 1);
 }
 
-/* STEPS training steps of the paper model at the small shape on the shards in DIR, into a run directory
- * DIR/run-TAG; *ms per step, *reduce_ms per step in the reduction. */
-static int train_steps(const char *dir, const char *tag, int threads, const char *reduce, double *ms, double *reduce_ms) {
-    char pat[4200], run[4200];
-    snprintf(pat, sizeof pat, "%s/train*.tfrecord", dir);
-    snprintf(run, sizeof run, "%s/run-%s", dir, tag);
+/* The shape's training steps of the paper model on its shards in DIR/<shape>, into a run directory
+ * DIR/<shape>/run-TAG; *ms per step, *reduce_ms per step in the reduction. */
+static int train_steps(const char *dir, const shape *sh, const char *tag, int threads, const char *reduce, double *ms,
+                       double *reduce_ms) {
+    char pat[4200], run[4200], hidden[16], batch[16];
+    snprintf(pat, sizeof pat, "%s/%s/train*.tfrecord", dir, sh->name);
+    snprintf(run, sizeof run, "%s/%s/run-%s", dir, sh->name, tag);
+    snprintf(hidden, sizeof hidden, "%d", sh->H);
+    snprintf(batch, sizeof batch, "%d", sh->B);
     lp_kv cfg;
     lp_kv_init(&cfg);
     const lp_task_kind kind = lp_video_task_kind;
     const char *keys[][2] = {{"data.train", pat},     {"data.classes", "3862"}, {"model.arch", "paper"},
-                             {"model.hidden", "256"}, {"train.batch", "32"},     {"train.epochs", "1"},
+                             {"model.hidden", hidden}, {"train.batch", batch},   {"train.epochs", "1"},
                              {"train.reduce", reduce}, {"train.lr", "0.0002"}};
     lp_status s = LP_OK;
     for (size_t i = 0; s == LP_OK && i < sizeof keys / sizeof keys[0]; i++) s = lp_kv_set(&cfg, keys[i][0], keys[i][1]);
@@ -75,11 +87,13 @@ static int train_steps(const char *dir, const char *tag, int threads, const char
     return *ms > 0 ? 0 : 1;
 }
 
-static void report(const char *what, double ms, double reduce_ms) {
+static void report(const shape *sh, const char *what, double ms, double reduce_ms) {
     if (lp_dist_rank() != 0) return;
-    printf("small shape (H=%d B=%d T=%d), %-26s %8.1f ms/step  %7.0f frames/s", H, B, T, what, ms, B * T / (ms / 1e3));
-    if (reduce_ms >= 0) printf("  reduction %.1f ms/step (%.2f MB)", reduce_ms, 4.0 * 2829590 / 1e6);
+    printf("%-5s shape (H=%d B=%d T=%d), %-26s %8.1f ms/step  %7.0f frames/s", sh->name, sh->H, sh->B, sh->T, what, ms,
+           sh->B * sh->T / (ms / 1e3));
+    if (reduce_ms >= 0) printf("  reduction %.1f ms/step", reduce_ms);
     printf("\n");
+    fflush(stdout);
 }
 
 static int reduction_alone(void);
@@ -92,10 +106,12 @@ static int child(int *argc, char ***argv) {
     }
     if (reduction_alone() != 0) return 1;
     double ms, red;
-    if (train_steps(dir, "fast", 1, "fast", &ms, &red) != 0) return 1;
-    report("2 ranks x 1 thread, fast", ms, red);
-    if (train_steps(dir, "exact", 1, "exact", &ms, &red) != 0) return 1;
-    report("2 ranks x 1 thread, exact", ms, red);
+    for (int i = 0; i < N_SHAPES; i++) {
+        if (train_steps(dir, &shapes[i], "fast", 1, "fast", &ms, &red) != 0) return 1;
+        report(&shapes[i], "2 ranks x 1 thread, fast", ms, red);
+        if (train_steps(dir, &shapes[i], "exact", 1, "exact", &ms, &red) != 0) return 1;
+        report(&shapes[i], "2 ranks x 1 thread, exact", ms, red);
+    }
     lp_dist_finalize();
     return 0;
 }
@@ -142,19 +158,25 @@ int main(int argc, char **argv) {
     if (len <= 0 || !mkdtemp(dir)) return 1;
     self[len] = 0;
     printf("bench_dist: data-parallel training on this machine (2 ranks share its cores and memory)\n");
-    lp_synth_config sc; /* full-length videos of the small shape */
-    lp_synth_config_default(&sc, C, 1);
-    sc.frames_min = sc.frames_max = T;
-    lp_synth_write_opts o;
-    lp_synth_write_opts_default(&o);
-    o.out_dir = dir;
-    o.videos = (uint64_t)B * STEPS;
-    o.split[0] = 1, o.split[1] = o.split[2] = 0;
-    o.shards = 4;
     double ms, red;
-    int rc = lp_synth_write(&sc, &o) == LP_OK ? 0 : 1;
-    if (rc == 0) rc = train_steps(dir, "one", 2, "fast", &ms, &red);
-    if (rc == 0) report("1 process x 2 threads", ms, -1);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < N_SHAPES; i++) { /* full-length synthetic videos of the shape */
+        const shape *sh = &shapes[i];
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, sh->name);
+        lp_synth_config sc;
+        lp_synth_config_default(&sc, C, 1);
+        sc.frames_min = sc.frames_max = sh->T;
+        lp_synth_write_opts o;
+        lp_synth_write_opts_default(&o);
+        o.out_dir = sub;
+        o.videos = (uint64_t)sh->B * (uint64_t)sh->steps;
+        o.split[0] = 1, o.split[1] = o.split[2] = 0;
+        o.shards = 4;
+        rc = lp_synth_write(&sc, &o) == LP_OK ? 0 : 1;
+        if (rc == 0) rc = train_steps(dir, sh, "one", 2, "fast", &ms, &red);
+        if (rc == 0) report(sh, "1 process x 2 threads", ms, -1);
+    }
     fflush(stdout);
     snprintf(cmd, sizeof cmd, "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 %s --child %s", self,
              dir);
