@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 
@@ -156,6 +157,19 @@ lp_status lp_dist_written(lp_status s) { return s != LP_OK ? s : lp_dist_barrier
 lp_status lp_dist_barrier(void) {
     if (g_size == 1) return LP_OK;
     return mpi_check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
+lp_status lp_dist_barrier_idle(void) {
+    if (g_size == 1) return LP_OK;
+    MPI_Request req;
+    LP_TRY(mpi_check(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier"));
+    for (;;) {
+        int done = 0;
+        LP_TRY(mpi_check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test"));
+        if (done) return LP_OK;
+        struct timespec ms = {0, 1000000L};
+        nanosleep(&ms, NULL);
+    }
 }
 
 int lp_dist_same_u64(uint64_t v) {

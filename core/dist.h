@@ -63,6 +63,9 @@ lp_status lp_dist_written(lp_status s);
 lp_status lp_dist_bcast(void *buf, size_t bytes, int root);
 /* Wait for every rank. */
 lp_status lp_dist_barrier(void);
+/* The same, but without spinning: the wait polls every millisecond and sleeps in between, so that a rank
+ * timing something alone (a latency measurement) does not share the cores with ranks busy-waiting. */
+lp_status lp_dist_barrier_idle(void);
 /* 1 if v is the same on every rank (a consistency check of decisions), else 0. */
 int lp_dist_same_u64(uint64_t v);
 

@@ -76,8 +76,8 @@ lp_status lp_report_measure(lp_task *t, const char *label, const char *ckpt, int
     if (ckpt) LP_TRY(weights_only_bytes(t, ckpt, &row->ckpt_bytes));
     row->lat_batch = lat_batch;
     row->lat_steps = lat_steps;
-    LP_TRY(t->ops->latency(t, 1, lat_steps, reps, &row->lat_b1_ms));
-    LP_TRY(t->ops->latency(t, lat_batch, lat_steps, reps, &row->lat_bn_ms));
+    LP_TRY(lp_task_latency(t, 1, lat_steps, reps, &row->lat_b1_ms));
+    LP_TRY(lp_task_latency(t, lat_batch, lat_steps, reps, &row->lat_bn_ms));
     return eval ? score_eval(t, lp_task_score, &row->score) : LP_OK;
 }
 

@@ -468,8 +468,8 @@ static lp_status measure_round(const sweep *sw, double *best) {
         lp_task *m;
         double b1 = INFINITY, bn = INFINITY;
         LP_TRY(open_task(sw, path, &m));
-        lp_status s = m->ops->latency(m, 1, sw->popt.lat_frames, sw->popt.lat_reps, &b1);
-        if (s == LP_OK) s = m->ops->latency(m, sw->popt.lat_batch, sw->popt.lat_frames, sw->popt.lat_reps, &bn);
+        lp_status s = lp_task_latency(m, 1, sw->popt.lat_frames, sw->popt.lat_reps, &b1);
+        if (s == LP_OK) s = lp_task_latency(m, sw->popt.lat_batch, sw->popt.lat_frames, sw->popt.lat_reps, &bn);
         lp_task_free(m);
         LP_TRY(s);
         best[2 * i] = fmin(best[2 * i], b1);

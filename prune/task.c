@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/dist.h"
 #include "core/ops.h"
 
 double lp_score_get(const lp_score *s, const char *name) {
@@ -63,4 +64,11 @@ lp_tensor *lp_task_scaled(lp_tape *tp, lp_tensor *x, float f) {
     if (!c) return NULL;
     *v = f;
     return lp_op_mul(tp, x, c);
+}
+
+lp_status lp_task_latency(lp_task *t, int batch, int steps, int reps, double *ms) {
+    if (lp_dist_size() == 1) return t->ops->latency(t, batch, steps, reps, ms);
+    if (lp_dist_lead()) LP_TRY(t->ops->latency(t, batch, steps, reps, ms)); /* a failure ends the job */
+    LP_TRY(lp_dist_barrier_idle());
+    return lp_dist_bcast(ms, sizeof *ms, 0);
 }

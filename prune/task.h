@@ -87,6 +87,11 @@ typedef struct {
     int threads;          /* OpenBLAS threads (0 = the library's default) */
 } lp_train_settings;
 
+/* The task's latency (ops->latency): under mpirun rank 0 measures while the other ranks wait without
+ * spinning (core/dist.h lp_dist_barrier_idle), and every rank gets rank 0's figure; one process measures
+ * as before. */
+lp_status lp_task_latency(lp_task *t, int batch, int steps, int reps, double *ms);
+
 /* The sequences [*first, *first + *n) of a batch of B that micro-batch `part` of `parts` takes: contiguous
  * blocks, B·part/parts to B·(part+1)/parts (a part may be empty when B < parts). */
 void lp_task_share(int B, int part, int parts, int *first, int *n);
