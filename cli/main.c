@@ -32,7 +32,7 @@ static const lp_cli_command commands[] = {
 
 void lp_cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
-    if (lp_dist_size() > 1) fprintf(stderr, "lstmprune %s (rank %d of %d): ", cmd, lp_dist_rank(), lp_dist_size());
+    if (lp_dist_job_size() > 1) fprintf(stderr, "lstmprune %s (rank %d of %d): ", cmd, lp_dist_job_rank(), lp_dist_job_size());
     else fprintf(stderr, "lstmprune %s: ", cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -46,9 +46,9 @@ static int progress_open;
 
 static void to_stderr(void *user, lp_log_level level, const char *msg) {
     (void)user;
-    if (lp_dist_rank() > 0) { /* under mpirun rank 0 reports; the others only what goes wrong on them */
+    if (lp_dist_job_rank() > 0) { /* under mpirun rank 0 reports; the others only what goes wrong on them */
         if (level == LP_LOG_PROGRESS || level == LP_LOG_INFO) return;
-        fprintf(stderr, "rank %d: %s\n", lp_dist_rank(), msg);
+        fprintf(stderr, "rank %d: %s\n", lp_dist_job_rank(), msg);
         return;
     }
     if (level == LP_LOG_PROGRESS) {
@@ -85,7 +85,7 @@ static int distributed(const char *cmd) {
 
 /* Under mpirun: a command that fails on one rank ends every rank (no rank waits for it in a collective). */
 static int finish(int rc) {
-    if (rc != 0 && lp_dist_size() > 1) lp_dist_abort(rc);
+    if (rc != 0 && lp_dist_job_size() > 1) lp_dist_abort(rc);
     lp_dist_finalize();
     return rc;
 }

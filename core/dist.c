@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 
 static int g_active, g_rank, g_size = 1;
+static int g_world_rank, g_world_size = 1; /* the job's, kept while a rank works solo */
 
 /* A launcher's environment: Open MPI's mpirun, or PMI / PMIx (srun, other MPIs' launchers). */
 static int launched(void) {
@@ -36,6 +37,8 @@ lp_status lp_dist_init(int *argc, char ***argv) {
     g_active = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_world_rank = g_rank;
+    g_world_size = g_size;
     /* errors come back as codes (turned into messages naming the rank), not as an abort inside MPI */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     return LP_OK;
@@ -51,12 +54,20 @@ void lp_dist_finalize(void) {
 void lp_dist_abort(int code) {
     fflush(stdout);
     fflush(stderr);
-    if (g_active && g_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+    if (g_active && g_world_size > 1) MPI_Abort(MPI_COMM_WORLD, code);
     exit(code);
 }
 
 int lp_dist_rank(void) { return g_rank; }
 int lp_dist_size(void) { return g_size; }
+
+int lp_dist_job_rank(void) { return g_world_rank; }
+int lp_dist_job_size(void) { return g_world_size; }
+
+void lp_dist_solo(int solo) {
+    g_rank = solo ? 0 : g_world_rank;
+    g_size = solo ? 1 : g_world_size;
+}
 
 int lp_dist_part_begin(int K, int r) { return (int)((int64_t)K * r / g_size); }
 

@@ -32,6 +32,14 @@ void lp_dist_abort(int code);
 int lp_dist_rank(void); /* 0 without a job */
 int lp_dist_size(void); /* 1 without a job */
 
+/* Work alone for a while (solo = 1) and rejoin (solo = 0): in between this rank is rank 0 of 1 for every
+ * function here, so that a whole task — a sweep's cell — runs on one rank as one process would, while
+ * the other ranks run others. Rejoining needs every rank to rejoin (the next collective waits for all). */
+void lp_dist_solo(int solo);
+/* This process's rank and the job's size even while it works solo: for messages. */
+int lp_dist_job_rank(void);
+int lp_dist_job_size(void);
+
 /* x[n] ← the element-wise sum over the ranks of x (in place; every rank gets the result). */
 lp_status lp_dist_sum_float(float *x, size_t n);
 lp_status lp_dist_sum_double(double *x, size_t n);

@@ -407,21 +407,41 @@ static lp_status baseline_sensitivity(sweep *sw) {
     return s == LP_OK ? LP_OK : lp_error_wrap(s, "sensitivity of the baseline");
 }
 
-/* Every unfinished cell (at most max_cells in this invocation), then every finished cell's row. */
+/* Every unfinished cell (at most max_cells in this invocation), then every finished cell's row. Under
+ * mpirun the cells to run are dealt out, the j-th to rank j mod N, and each rank runs its cells alone as
+ * one process would (core/dist.h lp_dist_solo; its own cell directories); then the ranks meet and every
+ * rank reads every row. */
 static lp_status run_cells(sweep *sw, lp_sweep_summary *sum) {
     char path[4096], cdir[4096];
-    for (int i = 0; i < sw->n_cells; i++) {
-        const lp_sweep_cell *c = &sw->cells[i];
-        int found;
-        if (file_exists(row_path(sw, 2 + i, path, sizeof path))) {
+    const int ranks = lp_dist_size(), rank = lp_dist_rank();
+    /* which cells are finished, decided before any rank starts one (a row another rank writes meanwhile
+     * must not change this rank's deal) */
+    char *finished = lp_calloc((size_t)sw->n_cells + 1, 1);
+    if (!finished) return LP_ERR_NOMEM;
+    for (int i = 0; i < sw->n_cells; i++) finished[i] = (char)file_exists(row_path(sw, 2 + i, path, sizeof path));
+    lp_status s = lp_dist_barrier();
+    int todo = 0; /* unfinished cells dealt so far: the same count on every rank */
+    for (int i = 0; s == LP_OK && i < sw->n_cells; i++) {
+        if (finished[i]) {
             sum->cells_skipped++;
-        } else {
-            if (sw->o->max_cells > 0 && sum->cells_run >= sw->o->max_cells) continue;
-            lp_sweep_say(sw, "cell %d/%d: %s", i + 1, sw->n_cells, c->name);
-            snprintf(cdir, sizeof cdir, "%.3000s/cells/%s", sw->dir, c->name);
-            LP_TRY(run_cell(sw, c, cdir, path));
-            sum->cells_run++;
+            continue;
         }
+        if (sw->o->max_cells > 0 && todo >= sw->o->max_cells) continue;
+        if (todo++ % ranks != rank) continue;
+        const lp_sweep_cell *c = &sw->cells[i];
+        lp_sweep_say(sw, "cell %d/%d: %s%s", i + 1, sw->n_cells, c->name, ranks > 1 ? " (this rank alone)" : "");
+        snprintf(cdir, sizeof cdir, "%.3000s/cells/%s", sw->dir, c->name);
+        row_path(sw, 2 + i, path, sizeof path);
+        lp_dist_solo(ranks > 1);
+        s = run_cell(sw, c, cdir, path); /* a failed cell ends the job (its error, on this rank) */
+        lp_dist_solo(0);
+    }
+    lp_free(finished);
+    LP_TRY(s);
+    sum->cells_run = todo;
+    LP_TRY(lp_dist_barrier_idle()); /* every rank's rows are on the disk (a rank done early waits idle) */
+    for (int i = 0; i < sw->n_cells; i++) {
+        int found;
         LP_TRY(read_row(sw, 2 + i, &found));
         sum->cells_done += found;
     }

@@ -11,7 +11,8 @@
  *   - eval and predict under 2 and 3 ranks: the same metrics and CSV bytes as one process;
  *   - --shard-files: each rank reads its own files, and the epoch ends for all with the shortest share;
  *   - pipeline and lm-prune under 2 ranks (exact): the same pruned and fine-tuned checkpoints; a sweep
- *     stopped after one cell and continued: one process's checkpoints and table;
+ *     (its cells dealt out to the ranks) stopped after one cell and continued: one process's checkpoints
+ *     and table;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -285,8 +286,9 @@ static char *untimed_csv(const char *name) {
     return t;
 }
 
-/* A sweep under 2 ranks: every cell's pipeline runs on both, rank 0 writes; stopped after one cell
- * (--max-cells) and continued, it ends with one process's checkpoints and table (but the timings). */
+/* A sweep under 2 ranks: the baseline trains on both, the cells are dealt out (each rank runs its own as
+ * one process); stopped after one cell (--max-cells) and continued, it ends with one process's checkpoints
+ * and table (but the timings). */
 static void test_sweep_matches_one_process(void **state) {
     (void)state;
     FILE *f = fopen(lp_test_scratch_path("sw.conf"), "w");
