@@ -1,6 +1,7 @@
 /* trainer: the one training loop (contract in trainer.h). Per step:
- *   task forward (loss) → NaN guard → zero grads → backward → hooks.after_backward → gradient norm (+clip)
- *   → NaN guard → lr schedule → optimizer step → hooks.after_update → log
+ *   the task's next batch → per micro-batch: forward (loss) → zero grads → backward, summed in order (and
+ *   across the ranks) → NaN guard → hooks.after_backward → gradient norm (+clip) → NaN guard → lr schedule
+ *   → optimizer step → hooks.after_update → log
  * and per epoch: the task's epoch_end check → validation (and test) → valid.tsv → best.ckpt (if better)
  * → last.ckpt (best first: a run stopped between the two resumes from the epoch before and redoes it, so no
  * best epoch is lost). */
