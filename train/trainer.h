@@ -3,14 +3,14 @@
  *
  * Per step:    task forward (loss) → backward → NaN guard → hooks.after_backward → gradient norm (+clip)
  *              → NaN guard → learning rate of the schedule → optimizer step → hooks.after_update → log
+ * Per epoch:   the task's end-of-epoch check (warnings) → score the validation split (and the test split
+ *              every test_every epochs) → valid.tsv → best.ckpt (if the primary figure improved) → last.ckpt
  *
  * Micro-batches and ranks (train.micro_batches K, train.reduce fast|exact; docs/METHOD.md "Micro-batches",
  * docs/SCALING.md): the step's batch is split into K blocks whose gradients are computed one by one and
  * summed in block order; under mpirun each rank computes its blocks and the sums go across the ranks
  * (MPI_Allreduce, or gathered and summed in block order: exact, the same weights for any number of
  * ranks). Rank 0 writes the run directory; every rank trains. K = 1 on one process is the loop above.
- * Per epoch:   the task's end-of-epoch check (warnings) → score the validation split (and the test split
- *              every test_every epochs) → valid.tsv → best.ckpt (if the primary figure improved) → last.ckpt
  *
  * A run directory holds:
  *   config.txt    the resolved configuration (model.*, data.*, train.* keys of the task)
