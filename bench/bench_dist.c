@@ -33,8 +33,9 @@ enum { C = 3862 };
 typedef struct {
     const char *name;
     int H, B, T, steps;
+    double params; /* the paper model's at C = 3862 (lstmprune info): the floats reduced per step */
 } shape;
-static const shape shapes[] = {{"small", 256, 32, 100, 12}, {"big", 1024, 160, 300, 3}};
+static const shape shapes[] = {{"small", 256, 32, 100, 12, 2829590}, {"big", 1024, 160, 300, 3, 19171094}};
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 
 /* Per-step ms over steps 2..last from the elapsed_s column (the last) of RUN/train.tsv. */
@@ -91,7 +92,7 @@ static void report(const shape *sh, const char *what, double ms, double reduce_m
     if (lp_dist_rank() != 0) return;
     printf("%-5s shape (H=%d B=%d T=%d), %-26s %8.1f ms/step  %7.0f frames/s", sh->name, sh->H, sh->B, sh->T, what, ms,
            sh->B * sh->T / (ms / 1e3));
-    if (reduce_ms >= 0) printf("  reduction %.1f ms/step", reduce_ms);
+    if (reduce_ms >= 0) printf("  reduction %.1f ms/step of %.1f MB", reduce_ms, 4.0 * sh->params / 1e6);
     printf("\n");
     fflush(stdout);
 }
@@ -120,7 +121,7 @@ static int reduction_alone(void) {
     static const struct {
         const char *name;
         size_t n;
-    } sizes[] = {{"small (H=256)", 2829590}, {"paper (H=1024)", 19171094}}; /* C = 3862: lstmprune info */
+    } sizes[] = {{"small (H=256)", 2829590}, {"paper (H=1024)", 19171094}}; /* as shapes[] */
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         const size_t n = sizes[s].n;
         const int K = lp_dist_size();

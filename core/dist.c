@@ -92,6 +92,15 @@ lp_status lp_dist_sum_double(double *x, size_t n) {
     return LP_OK;
 }
 
+lp_status lp_dist_allgather_double(const double *mine, size_t n, double *all) {
+    if (g_size == 1) {
+        memcpy(all, mine, n * sizeof *all);
+        return LP_OK;
+    }
+    if (n > INT_MAX) return lp_errorf(LP_ERR_ARG, "allgather: %zu values are too many", n);
+    return mpi_check(MPI_Allgather(mine, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");
+}
+
 /* out[0..c) ← g_0 + g_1 + ... + g_{K-1} in that order, the g_k being c floats `stride` apart in g. */
 static void sum_in_order(const float *g, int K, size_t stride, float *out, size_t c) {
     memcpy(out, g, c * sizeof *out);

@@ -44,6 +44,9 @@ int lp_dist_job_size(void);
 lp_status lp_dist_sum_float(float *x, size_t n);
 lp_status lp_dist_sum_double(double *x, size_t n);
 
+/* all[size·n] ← every rank's mine[n], in rank order (MPI_Allgather). */
+lp_status lp_dist_allgather_double(const double *mine, size_t n, double *all);
+
 /* The K micro-batch gradients g_0..g_{K-1} (each [n]) are spread over the ranks in blocks: rank r holds
  * g_k for k in [lp_dist_part_begin(K, r), lp_dist_part_begin(K, r + 1)) in mine (one after the other).
  * out[n] ← ((g_0 + g_1) + g_2) + ... + g_{K-1}, the same additions in the same order on every rank and for

@@ -122,6 +122,10 @@ lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     LP_TRY(kv_int(kv, "prune.latency_frames", 1, &o->lat_frames));
     LP_TRY(kv_int(kv, "prune.latency_reps", 1, &o->lat_reps));
     LP_TRY(given_from_kv(kv, o));
+    /* fast runs split the statistics over the ranks; exact ones compute them whole on every rank, as one
+     * process does */
+    const char *reduce = lp_kv_get(kv, "train.reduce");
+    o->prune.stats_split = !(reduce && !strcmp(reduce, "exact"));
     return lp_rates_opts_check(&o->prune.rates);
 }
 
@@ -416,7 +420,7 @@ static lp_status step_target(const lp_prune_plan *p, const lp_rates_opts *ro, co
 static lp_status step_plan(lp_task *m, lp_prune_opts po, const int *h0, double want, lp_prune_plan *plan) {
     lp_stats st[LP_MAX_GROUPS];
     const int need = lp_prune_opts_need_stats(&po);
-    if (need) LP_TRY(lp_prune_stats(m, po.stats_batches, po.steps, st));
+    if (need) LP_TRY(lp_prune_stats_split(m, po.stats_batches, po.steps, po.stats_split, st));
     lp_status s = lp_prune_plan_make(m, need ? st : NULL, &po, plan);
     double q = po.rates.target_rate;
     if (s == LP_OK) s = step_target(plan, &po.rates, h0, want, &q);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/dist.h"
 #include "core/kv.h"
 
 void lp_prune_opts_default(lp_prune_opts *o) {
@@ -141,16 +142,41 @@ static lp_status add_responses(void *user, const lp_task_responses *r) {
     return LP_OK;
 }
 
-lp_status lp_prune_stats(lp_task *t, int batches, lp_stats_steps steps, lp_stats *st) {
+/* Every rank's accumulator of group g, merged in rank order into st (on every rank). */
+static lp_status merge_ranks(lp_stats *st) {
+    const size_t n = lp_stats_packed_size(st->h);
+    const int h = st->h, ranks = lp_dist_size();
+    double *mine = lp_malloc(n, sizeof *mine), *all = lp_malloc(n * (size_t)ranks, sizeof *all);
+    lp_status s = mine && all ? LP_OK : LP_ERR_NOMEM;
+    if (s == LP_OK) lp_stats_pack(st, mine);
+    if (s == LP_OK) s = lp_dist_allgather_double(mine, n, all);
+    if (s == LP_OK) {
+        lp_stats_free(st);
+        s = lp_stats_init(st, h, 0);
+    }
+    for (int r = 0; r < ranks && s == LP_OK; r++) s = lp_stats_merge_packed(st, all + (size_t)r * n);
+    lp_free(mine);
+    lp_free(all);
+    return s;
+}
+
+lp_status lp_prune_stats_split(lp_task *t, int batches, lp_stats_steps steps, int split, lp_stats *st) {
     memset(st, 0, (size_t)t->n_groups * sizeof *st);
     lp_status s = LP_OK;
     for (int g = 0; g < t->n_groups && s == LP_OK; g++) s = lp_stats_init(&st[g], t->groups[g].units, 0);
     stats_ctx c = {t, steps, st, 0};
-    if (s == LP_OK) s = lp_task_responses_run(t, batches, add_responses, &c);
-    if (s == LP_OK && c.batches == 0) s = lp_errorf(LP_ERR_ARG, "pruning statistics: the training data holds no batch");
+    const int ranks = split ? lp_dist_size() : 1;
+    if (s == LP_OK) s = lp_task_responses_part(t, batches, ranks > 1 ? lp_dist_rank() : 0, ranks, add_responses, &c);
+    for (int g = 0; g < t->n_groups && s == LP_OK && ranks > 1; g++) s = merge_ranks(&st[g]);
+    if (s == LP_OK && (ranks > 1 ? lp_stats_count(&st[0]) == 0 : c.batches == 0))
+        s = lp_errorf(LP_ERR_ARG, "pruning statistics: the training data holds no batch");
     if (s != LP_OK)
         for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);
     return s;
+}
+
+lp_status lp_prune_stats(lp_task *t, int batches, lp_stats_steps steps, lp_stats *st) {
+    return lp_prune_stats_split(t, batches, steps, 0, st);
 }
 
 /* ---- plans ---- */
@@ -262,7 +288,7 @@ lp_status lp_prune_plan_make(const lp_task *t, lp_stats *st, const lp_prune_opts
 lp_status lp_prune_plan_run(lp_task *t, const lp_prune_opts *o, lp_prune_plan *p) {
     lp_stats st[LP_MAX_GROUPS];
     const int need = lp_prune_opts_need_stats(o);
-    if (need) LP_TRY(lp_prune_stats(t, o->stats_batches, o->steps, st));
+    if (need) LP_TRY(lp_prune_stats_split(t, o->stats_batches, o->steps, o->stats_split, st));
     lp_status s = lp_prune_plan_make(t, need ? st : NULL, o, p);
     if (need)
         for (int g = 0; g < t->n_groups; g++) lp_stats_free(&st[g]);

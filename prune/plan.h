@@ -28,6 +28,8 @@ typedef struct {
     uint64_t seed;           /* random criterion (stream LP_RNG_STREAM_PRUNE) */
     int compensate;          /* 1: surgery adds each removed unit's mean response, through the weights that
                               * read it, to the biases of its readers (prune/surgery.h; needs statistics) */
+    int stats_split;         /* under mpirun: each rank gathers the statistics of its share of every batch
+                              * and the ranks merge them (lp_prune_stats_split); 0: every rank all of them */
     int given_k[LP_MAX_GROUPS];  /* rule given: units each group keeps, in the task's group order (0 = all;
                                   * lp_prune_given_parse / lp_prune_given_read fill it) */
     const lp_cost_curve *curves; /* rule sensitivity: [n_groups] cost curves of the model being pruned, in
@@ -77,6 +79,10 @@ int lp_prune_opts_need_stats(const lp_prune_opts *o);
 /* Step 1: statistics of every group of t over `batches` training batches (0 = one epoch). st must have
  * room for t->n_groups accumulators (initialised here; freed here on error). */
 lp_status lp_prune_stats(lp_task *t, int batches, lp_stats_steps steps, lp_stats *st);
+/* The same; with split under several ranks, rank r takes the sequences [B·r/N, B·(r+1)/N) of every batch
+ * and the ranks' accumulators are merged in rank order (lp_stats_merge), so every rank ends with the same
+ * statistics — those of one process up to rounding (the sums run in another order). */
+lp_status lp_prune_stats_split(lp_task *t, int batches, lp_stats_steps steps, int split, lp_stats *st);
 
 /* Steps 2 and 3 from gathered statistics (st may be NULL with the uniform rule: no spectra). LP_ERR_ARG:
  * bad options, the eigen rule without statistics, nothing prunable. */

@@ -163,6 +163,26 @@ lp_status lp_stats_merge(lp_stats *dst, lp_stats *src) {
     return LP_OK;
 }
 
+size_t lp_stats_packed_size(int h) { return 1 + (size_t)h + (size_t)h * (size_t)h; }
+
+void lp_stats_pack(lp_stats *s, double *out) {
+    stats_fold(s);
+    const size_t h = (size_t)s->h;
+    out[0] = (double)s->n; /* exact up to 2^53 responses */
+    memcpy(out + 1, s->mean, h * sizeof(double));
+    memcpy(out + 1 + h, s->m2, h * h * sizeof(double));
+}
+
+lp_status lp_stats_merge_packed(lp_stats *dst, const double *in) {
+    const size_t h = (size_t)dst->h;
+    lp_stats src = *dst; /* a view of the packed numbers, with dst's scratch (merge folds nothing of it) */
+    src.n = (int64_t)in[0];
+    src.pending = 0;
+    src.mean = (double *)(in + 1);
+    src.m2 = (double *)(in + 1 + h);
+    return lp_stats_merge(dst, &src);
+}
+
 lp_status lp_stats_finish(lp_stats *s, double *mean, double *cov) {
     stats_fold(s);
     const int h = s->h;

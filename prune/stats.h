@@ -21,6 +21,7 @@
  */
 #ifndef LP_PRUNE_STATS_H
 #define LP_PRUNE_STATS_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -72,6 +73,13 @@ lp_status lp_stats_add_seq(lp_stats *s, const float *h_seq, int b, int t, int64_
 /* dst ← statistics of the union of dst's and src's responses (Chan's merge). Both must have the same H.
  * src's pending rows are folded first (hence non-const); src is otherwise unchanged. */
 lp_status lp_stats_merge(lp_stats *dst, lp_stats *src);
+
+/* An accumulator as 1 + H + H² doubles (count, mean, m2), to send to another process: the size, and the
+ * packing (pending rows folded first, hence non-const). lp_stats_merge_packed merges such a packed
+ * accumulator into dst exactly as lp_stats_merge would merge the original. */
+size_t lp_stats_packed_size(int h);
+void lp_stats_pack(lp_stats *s, double *out);
+lp_status lp_stats_merge_packed(lp_stats *dst, const double *in);
 
 /* Fold pending rows and write mean [H] and the population covariance
  *     cov = (1/N) Σ_n (x_n − mean)(x_n − mean)ᵀ      [H,H], full symmetric matrix, row-major.

@@ -24,7 +24,11 @@ int lp_score_better(const lp_score *a, const lp_score *b) {
 }
 
 lp_status lp_task_responses_run(lp_task *t, int batches, lp_task_responses_fn fn, void *user) {
-    return t->ops->responses(t, batches, fn, user);
+    return t->ops->responses(t, batches, 0, 1, fn, user);
+}
+
+lp_status lp_task_responses_part(lp_task *t, int batches, int part, int parts, lp_task_responses_fn fn, void *user) {
+    return t->ops->responses(t, batches, part, parts, fn, user);
 }
 
 lp_status lp_task_resized(const lp_task *t, const int *units, lp_task **out) { return t->ops->resized(t, units, out); }

@@ -112,8 +112,9 @@ typedef struct {
 typedef struct {
     const char *name; /* "video", "lm" */
     /* Forward `batches` batches of training data (0 = one epoch) without gradients or dropout and call
-     * fn with each batch's responses, in data order. */
-    lp_status (*responses)(lp_task *t, int batches, lp_task_responses_fn fn, void *user);
+     * fn with each batch's responses, in data order: of the sequences of micro-batch `part` of `parts`
+     * of every batch (lp_task_share; parts = 1: all of them; an empty share is not passed to fn). */
+    lp_status (*responses)(lp_task *t, int batches, int part, int parts, lp_task_responses_fn fn, void *user);
     /* A new task of t's kind, configuration and data whose model has units[g] units in group g (every
      * other size as in t; parameter values unspecified: surgery overwrites them). */
     lp_status (*resized)(const lp_task *t, const int *units, lp_task **out);
@@ -202,6 +203,8 @@ struct lp_task {
 
 /* Thin wrappers over t->ops (NULL-safe free). */
 lp_status lp_task_responses_run(lp_task *t, int batches, lp_task_responses_fn fn, void *user);
+/* The same over micro-batch `part` of `parts` of every batch (a rank's share of the statistics). */
+lp_status lp_task_responses_part(lp_task *t, int batches, int part, int parts, lp_task_responses_fn fn, void *user);
 lp_status lp_task_resized(const lp_task *t, const int *units, lp_task **out);
 lp_status lp_task_score(lp_task *t, lp_split split, lp_score *out);
 lp_status lp_task_save(const lp_task *t, lp_ckpt *c);

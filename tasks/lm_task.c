@@ -57,7 +57,10 @@ lp_status lp_lm_task_new(lp_lm *m, const lp_ptb_corpus *corpus, lp_task **out) {
 
 /* ---- operations ---- */
 
-static lp_status lm_responses(lp_task *t, int batches, lp_task_responses_fn fn, void *user) {
+static lp_lm_state state_rows(const lp_lm_state *s, int first, int n);
+
+/* The responses of the part's streams [first, first + n), their state carried from window to window. */
+static lp_status lm_responses(lp_task *t, int batches, int part, int parts, lp_task_responses_fn fn, void *user) {
     lp_lm_task *l = (lp_lm_task *)t;
     const int B = l->stats_batch, T = l->stats_bptt;
     lp_ptb_batcher bt;
@@ -71,12 +74,15 @@ static lp_status lm_responses(lp_task *t, int batches, lp_task_responses_fn fn, 
     if (s == LP_OK) s = lp_tape_init(&tp, (size_t)32 << 20);
     lp_tape_set_grad(&tp, 0);
     const int W = batches > 0 && batches < bt.windows ? batches : bt.windows;
-    for (int w = 0; w < W && s == LP_OK; w++) {
+    int first, rows;
+    lp_task_share(B, part, parts, &first, &rows);
+    lp_lm_state mine = s == LP_OK ? state_rows(&state, first, rows) : state;
+    for (int w = 0; w < W && s == LP_OK && rows > 0; w++) {
         lp_tape_reset(&tp);
         const int n = lp_ptb_batcher_window(&bt, w, x, y);
         lp_lm_out out;
-        s = lp_lm_forward(&l->lm, &tp, x, NULL, B, n, &state, NULL, &out);
-        lp_task_responses r = {.B = B, .T = n, .lengths = NULL}; /* every step of every stream is a response */
+        s = lp_lm_forward(&l->lm, &tp, x + (size_t)first * n, NULL, rows, n, &mine, NULL, &out);
+        lp_task_responses r = {.B = rows, .T = n, .lengths = NULL}; /* every step of every stream is a response */
         for (int g = 0; g < t->n_groups && s == LP_OK; g++) r.h[g] = out.group_h[g];
         if (s == LP_OK) s = fn(user, &r);
         if (s != LP_OK) s = lp_error_wrap(s, "lm statistics: window %d", w + 1);

@@ -77,22 +77,28 @@ typedef struct {
     lp_model *m;
     lp_task_responses_fn fn;
     void *user;
+    int part, parts;
 } resp_ctx;
 
+/* The responses of the part's videos [first, first + n) of the batch. */
 static lp_status responses_batch(resp_ctx *c, lp_tape *tp, const lp_batch *bt) {
+    int first, n;
+    lp_task_share(bt->B, c->part, c->parts, &first, &n);
+    if (n == 0) return LP_OK;
     lp_tape_reset(tp);
-    int dx[3] = {bt->B, bt->T, bt->D};
-    lp_tensor *x = lp_tape_view(tp, bt->x, NULL, 3, dx);
+    int dx[3] = {n, bt->T, bt->D};
+    lp_tensor *x = lp_tape_view(tp, bt->x + (size_t)first * bt->T * bt->D, NULL, 3, dx);
     if (!x) return LP_ERR_NOMEM;
     lp_model_out out;
     const int *lengths = lp_batch_model_lengths(bt); /* NULL (repeat padding): every step is a response */
+    if (lengths) lengths += first;
     LP_TRY(lp_model_forward(c->m, tp, x, lengths, NULL, NULL, &out));
-    lp_task_responses r = {.B = bt->B, .T = bt->T, .lengths = lengths};
+    lp_task_responses r = {.B = n, .T = bt->T, .lengths = lengths};
     for (int g = 0; g < c->m->n_groups; g++) r.h[g] = out.group_h[g];
     return c->fn(c->user, &r);
 }
 
-static lp_status video_responses(lp_task *t, int batches, lp_task_responses_fn fn, void *user) {
+static lp_status video_responses(lp_task *t, int batches, int part, int parts, lp_task_responses_fn fn, void *user) {
     lp_video_task *v = (lp_video_task *)t;
     char **pats;
     int n;
@@ -106,7 +112,7 @@ static lp_status video_responses(lp_task *t, int batches, lp_task_responses_fn f
     if (s == LP_OK) s = lp_batcher_new(&b, &bc);
     if (s == LP_OK) s = lp_tape_init(&tp, (size_t)64 << 20);
     lp_tape_set_grad(&tp, 0);
-    resp_ctx c = {&v->model, fn, user};
+    resp_ctx c = {&v->model, fn, user, part, parts};
     const lp_batch *bt;
     for (int done = 0; s == LP_OK && (batches <= 0 || done < batches) && (s = lp_batcher_next(b, &bt)) == LP_OK; done++)
         s = responses_batch(&c, &tp, bt);

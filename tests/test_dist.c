@@ -12,7 +12,8 @@
  *   - --shard-files: each rank reads its own files, and the epoch ends for all with the shortest share;
  *   - pipeline and lm-prune under 2 ranks (exact): the same pruned and fine-tuned checkpoints; a sweep
  *     (its cells dealt out to the ranks) stopped after one cell and continued: one process's checkpoints
- *     and table;
+ *     and table; in fast mode the statistics split over the ranks give one process's spectra (to 1e-5
+ *     relative) and plan sizes;
  *   - refusals: fewer micro-batches than ranks, commands that run as one process.
  *
  * mpirun runs as root here (CI): OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM) are set for it; -np 4 oversubscribes
@@ -74,6 +75,10 @@ static int setup(void **state) {
     return 0;
 }
 
+/* Not inlined: GCC 12 otherwise takes the returned buffer for a local's address (-Wdangling-pointer). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static char *slurp(const char *name, size_t *len) {
     char *buf;
     assert_int_equal(lp_file_read_all(lp_test_scratch_path(name), &buf, len), LP_OK);
@@ -270,6 +275,37 @@ static void test_pipelines_match_one_process(void **state) {
     same_bytes("lp1/finetune/best.ckpt", "lp2/finetune/best.ckpt");
 }
 
+/* A pipeline in fast mode splits the pruning statistics over the ranks and merges them: the spectra equal
+ * one process's up to rounding (the forward passes run over other blocks of rows: float32 differences of
+ * ~1e-7), and the plan's sizes are the same. */
+static void test_split_statistics(void **state) {
+    (void)state;
+    const char *pf = "pipeline --train 'data/train*.tfrecord' --valid 'data/validate*.tfrecord' --classes 5 --hidden 8 "
+                     "--batch 8 --epochs 2 --threads 1 --micro-batches 2 --target-rate 0.4 --finetune-epochs 0 "
+                     "--latency-reps 1 --quiet";
+    assert_int_equal(run("", "%s --out ps1", pf), 0);
+    assert_int_equal(run("mpirun -np 2", "%s --out ps2", pf), 0);
+    size_t na, nb;
+    char *a = slurp("ps1/spectra.csv", &na), *b = slurp("ps2/spectra.csv", &nb);
+    int rows = 0;
+    const char *p = strchr(a, '\n'), *q = strchr(b, '\n'); /* past the headers */
+    for (; p && q && p[1] && q[1]; p = strchr(p + 1, '\n'), q = strchr(q + 1, '\n'), rows++) {
+        double x, y; /* group,index,eigenvalue,... */
+        assert_int_equal(sscanf(p + 1, "%*[^,],%*d,%lf", &x), 1);
+        assert_int_equal(sscanf(q + 1, "%*[^,],%*d,%lf", &y), 1);
+        assert_true(fabs(x - y) <= 1e-5 * fmax(fabs(x), 1e-3)); /* float32 forwards over other row blocks */
+    }
+    assert_true(rows > 8);
+    free(a);
+    free(b);
+    lp_ckpt c1, c2;
+    assert_int_equal(lp_ckpt_load(&c1, lp_test_scratch_path("ps1/pruned.ckpt")), LP_OK);
+    assert_int_equal(lp_ckpt_load(&c2, lp_test_scratch_path("ps2/pruned.ckpt")), LP_OK);
+    assert_string_equal(lp_kv_get(&c1.meta, "model.units"), lp_kv_get(&c2.meta, "model.units"));
+    lp_ckpt_free(&c1);
+    lp_ckpt_free(&c2);
+}
+
 /* results.csv without the columns that are measured times (latency_ms_b1, latency_ms_bn, seconds: the
  * last three). */
 static char *untimed_csv(const char *name) {
@@ -365,6 +401,7 @@ int main(void) {
         cmocka_unit_test(test_eval_predict_match_one_process),
         cmocka_unit_test(test_sharded_files),
         cmocka_unit_test(test_pipelines_match_one_process),
+        cmocka_unit_test(test_split_statistics),
         cmocka_unit_test(test_sweep_matches_one_process),
         cmocka_unit_test(test_refusals),
     };

@@ -151,6 +151,29 @@ static void test_covariance_matches_reference_in_any_chunking(void **state) {
     ASSERT_CLOSE_D("merged covariance", cov4, tc->v, (size_t)h * h, 1e-13, 1e-12);
     ASSERT_CLOSE_D("merged mean", mean4, mean_ref, (size_t)h, 1e-14, 1e-12);
 
+    /* Packed (what a rank sends the others): merging the packed halves in order is merging the halves. */
+    lp_stats p1, p2, m;
+    assert_int_equal(lp_stats_init(&p1, h, 23), LP_OK);
+    assert_int_equal(lp_stats_init(&p2, h, 11), LP_OK);
+    assert_int_equal(lp_stats_init(&m, h, 0), LP_OK);
+    assert_int_equal(lp_stats_add(&p1, x, 71, h), LP_OK);
+    assert_int_equal(lp_stats_add(&p2, x + 71 * h, n - 71, h), LP_OK);
+    double *pk = malloc(2 * lp_stats_packed_size(h) * sizeof(double));
+    assert_non_null(pk);
+    lp_stats_pack(&p1, pk);
+    lp_stats_pack(&p2, pk + lp_stats_packed_size(h));
+    assert_true(pk[0] == 71);
+    assert_int_equal(lp_stats_merge_packed(&m, pk), LP_OK);
+    assert_int_equal(lp_stats_merge_packed(&m, pk + lp_stats_packed_size(h)), LP_OK);
+    double mean5[64], cov5[64 * 64];
+    assert_int_equal(lp_stats_finish(&m, mean5, cov5), LP_OK);
+    ASSERT_CLOSE_D("packed-merged covariance", cov5, tc->v, (size_t)h * h, 1e-13, 1e-12);
+    ASSERT_CLOSE_D("packed-merged mean", mean5, mean_ref, (size_t)h, 1e-14, 1e-12);
+    free(pk);
+    lp_stats_free(&p1);
+    lp_stats_free(&p2);
+    lp_stats_free(&m);
+
     /* Reset forgets; finish on nothing is an error, not a division by zero. */
     lp_stats_reset(&a);
     assert_int_equal(lp_stats_finish(&a, mean4, cov4), LP_ERR_ARG);
