@@ -74,23 +74,18 @@ int lp_dist_part_begin(int K, int r) { return (int)((int64_t)K * r / g_size); }
 /* MPI counts are ints: large buffers go in slices of at most 2^30 elements. */
 #define SLICE ((size_t)1 << 30)
 
-lp_status lp_dist_sum_float(float *x, size_t n) {
+/* x[n] (elements of `size` bytes, MPI type t) ← their sum over the ranks, in place. */
+static lp_status sum_in_place(void *x, size_t n, size_t size, MPI_Datatype t) {
     if (g_size == 1) return LP_OK;
     for (size_t o = 0; o < n; o += SLICE) {
         const int c = (int)(n - o < SLICE ? n - o : SLICE);
-        LP_TRY(mpi_check(MPI_Allreduce(MPI_IN_PLACE, x + o, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce"));
+        LP_TRY(mpi_check(MPI_Allreduce(MPI_IN_PLACE, (char *)x + o * size, c, t, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce"));
     }
     return LP_OK;
 }
 
-lp_status lp_dist_sum_double(double *x, size_t n) {
-    if (g_size == 1) return LP_OK;
-    for (size_t o = 0; o < n; o += SLICE) {
-        const int c = (int)(n - o < SLICE ? n - o : SLICE);
-        LP_TRY(mpi_check(MPI_Allreduce(MPI_IN_PLACE, x + o, c, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce"));
-    }
-    return LP_OK;
-}
+lp_status lp_dist_sum_float(float *x, size_t n) { return sum_in_place(x, n, sizeof *x, MPI_FLOAT); }
+lp_status lp_dist_sum_double(double *x, size_t n) { return sum_in_place(x, n, sizeof *x, MPI_DOUBLE); }
 
 lp_status lp_dist_allgather_double(const double *mine, size_t n, double *all) {
     if (g_size == 1) {
