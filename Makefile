@@ -33,7 +33,7 @@ CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -g $(WAR
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 LDFLAGS  += $(SAN)
 
-LIB_DIRS := core layers model optim eval data prune lm tasks train experiments
+LIB_DIRS := core check layers model optim eval data prune lm tasks train experiments
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROTO    := $(wildcard third_party/*.proto)
 PROTO_C  := $(patsubst third_party/%.proto,$(BUILD)/gen/third_party/%.pb-c.c,$(PROTO))

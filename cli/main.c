@@ -27,6 +27,7 @@ static const lp_cli_command commands[] = {
     {"lm-eval", "perplexity and words/s of a language-model checkpoint on PTB", lp_cmd_lm_eval},
     {"lm-prune", "prune a PTB language model (eigen+gm, uniform, ISS) -> smaller checkpoint, fine-tune, report", lp_cmd_lm_prune},
     {"lm-sensitivity", "prune one LM layer at a time at several rates (no fine-tuning): perplexity curves, suggested rates", lp_cmd_lm_sensitivity},
+    {"gradcheck", "check a layer's or op's backward pass against central differences, per tensor (teaching, tests)", lp_cmd_gradcheck},
     {NULL, NULL, NULL},
 };
 

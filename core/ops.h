@@ -11,7 +11,7 @@
  * mismatch is a programmer error: the op prints both shapes and aborts (LP_CHECK), it does not return.
  *
  * Gradient flow per op is documented below; every op (each has its lp_op_desc in ops.c) is checked
- * against central differences in tests/common/gradcheck.c by its case in tests/common/ops_case.c, which
+ * against central differences in check/gradcheck.c by its case in check/ops_case.c, which
  * tests/test_ops.c runs. Each op's forward and backward equations are stated with it below. */
 #ifndef LP_OPS_H
 #define LP_OPS_H

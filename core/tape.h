@@ -31,7 +31,7 @@ typedef void (*lp_backward_fn)(lp_node *node);
 /* What the tape knows about an op. Each op defines its descriptor as a static constant in its own .c
  * file, next to its forward and backward functions, and every node it records points at it: an op on
  * any floor joins the tape by existing, and the tape names none. Tests list every op with its
- * gradient-check case in tests/common/op_registry.c. */
+ * gradient-check case in check/registry.c. */
 typedef struct {
     const char *name;        /* "matmul", "tanh": for messages, and tests count nodes by it */
     lp_backward_fn backward; /* never NULL */

@@ -22,7 +22,7 @@
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "train/trainer.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 #include "tests/common/scratch.h"
 #include "tests/common/yt8m_set.h"
 

@@ -22,7 +22,7 @@
 #include "layers/bilstm.h"
 #include "layers/lstm.h"
 #include "layers/lstm_cell.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 #include "tests/common/refdata.h"
 
 #define ATOL 2e-5
@@ -138,11 +138,11 @@ static void test_lstm_masked_reference(void **state) {
     lp_ref_free(r);
 }
 
-/* Central differences for forward, reverse, lengths, h0/c0 and all together (tests/common/lstm_case.c). */
+/* Central differences for forward, reverse, lengths, h0/c0 and all together (check/lstm_case.c). */
 static void test_lstm_gradcheck(void **state) {
     (void)state;
     lp_gc_result res;
-    assert_int_equal(lp_test_lstm_gradcheck_case(&res), LP_OK);
+    assert_int_equal(lp_gc_case_lstm(NULL, &res), LP_OK);
     lp_gc_result_print(stderr, "lstm", &res);
     assert_true(res.ok);
     assert_true(res.accumulate_ok);
@@ -478,27 +478,17 @@ static void test_lstm_cell_equals_fused(void **state) {
     }
 }
 
-/* Gradient check of the composed cell itself (the fused op has its own in test_lstm_gradcheck). */
+/* Gradient check of the composed cell itself (the fused op has its own in test_lstm_gradcheck): the
+ * library's `lstm-cell` check, plain and with reverse + lengths + h0/c0. */
 static void test_lstm_cell_gradcheck(void **state) {
     (void)state;
-    enum { B = 2, T = 3, F = 2, H = 2 };
-    static const int lengths[B] = {3, 1};
-    float x[B * T * F], wi[4 * H * F], wh[4 * H * H], bb[4 * H], h0[B * H], c0[B * H];
-    lp_gc_fill_uniform(x, B * T * F, -1, 1, 61);
-    lp_gc_fill_uniform(wi, 4 * H * F, -0.6, 0.6, 62);
-    lp_gc_fill_uniform(wh, 4 * H * H, -0.6, 0.6, 63);
-    lp_gc_fill_uniform(bb, 4 * H, -0.6, 0.6, 64);
-    lp_gc_fill_uniform(h0, B * H, -0.6, 0.6, 65);
-    lp_gc_fill_uniform(c0, B * H, -0.6, 0.6, 66);
-    lp_gc_input in[6] = {{"x", x, 3, {B, T, F}, 0},     {"w_ih", wi, 2, {4 * H, F}, 0},
-                         {"w_hh", wh, 2, {4 * H, H}, 0}, {"b", bb, 1, {4 * H}, 0},
-                         {"h0", h0, 2, {B, H}, 0},       {"c0", c0, 2, {B, H}, 0}};
-    seq_cfg cfg = {1, lengths, 1};
     lp_gc_result res;
-    assert_int_equal(lp_gradcheck(seq_forward, &cfg, in, 6, NULL, &res), LP_OK);
+    assert_int_equal(lp_gc_check_lstm_cell(NULL, NULL, &res), LP_OK);
     lp_gc_result_print(stderr, "lstm_cell", &res);
     assert_true(res.ok);
     assert_true(res.max_abs_grad > 0.1);
+    assert_int_equal(lp_gc_ops_count(&res.ops, "lstm"), 0); /* primitive ops only */
+    assert_true(lp_gc_ops_count(&res.ops, "sigmoid") > 0);
 }
 
 /* ---- bilstm ------------------------------------------------------------------------------------------ */
@@ -579,7 +569,7 @@ static int set_threads(int n) {
 }
 
 /* Central differences through the fused op (every output, lengths, x with a gradient, Hf != Hb; see
- * tests/common/bilstm_case.c) at 1, 2, 3 and 4 OpenBLAS threads: sequential, one stream per direction,
+ * check/bilstm_case.c) at 1, 2, 3 and 4 OpenBLAS threads: sequential, one stream per direction,
  * and row splits inside the directions (shares 2+1 and 2+2). */
 static void test_bilstm_gradcheck_threads(void **state) {
     (void)state;
@@ -590,7 +580,7 @@ static void test_bilstm_gradcheck_threads(void **state) {
             continue;
         }
         lp_gc_result res;
-        lp_status st = lp_test_bilstm_gradcheck_case(&res);
+        lp_status st = lp_gc_case_bilstm(NULL, &res);
         char what[48];
         snprintf(what, sizeof what, "bilstm op, %d thread(s)", n);
         lp_gc_result_print(stderr, what, &res);

@@ -14,7 +14,7 @@
 #include "core/ops.h"
 #include "core/tape.h"
 #include "model/paper.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 #include "tests/common/refdata.h"
 
 static void backward_from(lp_tape *tp, lp_tensor *loss) { assert_int_equal(lp_tape_backward(tp, loss), LP_OK); }

@@ -3,8 +3,8 @@
  * accumulation, no-grad mode and NULL propagation, plus proof that the gradient checker rejects wrong
  * backward functions and ops missing from the registry.
  *
- * The registry (tests/common/op_registry.c) lists every op by name with its case, each case in
- * tests/common/<module>_case.c. test_every_op_has_gradcheck runs them all; an op left out of the
+ * The registry (check/registry.c) lists every op by name with its case, each case in
+ * check/<module>_case.c. test_every_op_has_gradcheck runs them all; an op left out of the
  * registry fails every gradient check of a graph that uses it (test_gradcheck_rejects_unlisted_op). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +19,7 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "core/tape.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
@@ -31,7 +31,7 @@ static lp_tape new_tape(void) {
 
 /* ---- every op of the registry ------------------------------------------------------------------- */
 
-/* Every op in the registry (tests/common/op_registry.c) has a case, the case passes, and it really
+/* Every op in the registry (check/registry.c) has a case, the case passes, and it really
  * recorded a node of that op; no op is listed twice. */
 static void test_every_op_has_gradcheck(void **state) {
     (void)state;
@@ -43,7 +43,7 @@ static void test_every_op_has_gradcheck(void **state) {
         assert_non_null(c->run);
         lp_gc_result res;
         lp_gc_result_init(&res);
-        lp_status st = c->run(&res);
+        lp_status st = c->run(NULL, &res);
         lp_gc_result_print(stderr, c->op, &res);
         if (st != LP_OK) fprintf(stderr, "%-12s could not run: %s\n", c->op, lp_last_error());
         int recorded = lp_gc_ops_count(&res.ops, c->op);

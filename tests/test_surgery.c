@@ -25,7 +25,7 @@
 #include "tasks/video_task.h"
 #include "prune/plan.h"
 #include "prune/surgery.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 
 enum { F = 5, C = 4, E = 2, B = 3, T = 5 };
 static const int lengths[B] = {5, 2, 4};

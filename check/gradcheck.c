@@ -1,5 +1,5 @@
 /* gradcheck: central differences against the tape's backward pass, see gradcheck.h. */
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -26,6 +26,30 @@ void lp_gc_opts_default(lp_gc_opts *o) {
     o->max_per_input = 0;
     o->seed = 1234;
     o->verbose = 0;
+    o->loss_float = 0;
+}
+
+lp_gc_opts lp_gc_opts_or_default(const lp_gc_opts *o) {
+    lp_gc_opts d;
+    if (o) return *o;
+    lp_gc_opts_default(&d);
+    return d;
+}
+
+lp_gc_size lp_gc_size_or(const lp_gc_size *size, lp_gc_size d) {
+    if (!size) return d;
+    if (size->batch > 0) d.batch = size->batch;
+    if (size->time > 0) d.time = size->time;
+    if (size->features > 0) d.features = size->features;
+    if (size->hidden > 0) d.hidden = size->hidden;
+    if (size->classes > 0) d.classes = size->classes;
+    if (size->experts > 0) d.experts = size->experts;
+    if (size->seed) d.seed = size->seed;
+    return d;
+}
+
+uint64_t lp_gc_data_seed(const lp_gc_size *size, uint64_t dflt, int k) {
+    return (size && size->seed ? size->seed * 1000 : dflt) + (uint64_t)k;
 }
 
 /* Add `count` nodes of `op`: a new entry the first time the descriptor is seen. */
@@ -58,7 +82,27 @@ void lp_gc_result_init(lp_gc_result *r) {
     r->worst_input = -1;
 }
 
+/* The entry of tensor `name` in r's table, added when new; NULL when the table is full. */
+static lp_gc_tensor_result *tensor_entry(lp_gc_result *r, const char *name) {
+    for (int k = 0; k < r->n_tensors; k++)
+        if (strcmp(r->tensor[k].name, name) == 0) return &r->tensor[k];
+    if (r->n_tensors == LP_GC_MAX_TENSORS) return NULL;
+    lp_gc_tensor_result *t = &r->tensor[r->n_tensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return t;
+}
+
+static void tensor_merge(lp_gc_tensor_result *acc, const lp_gc_tensor_result *t) {
+    if (!acc) return;
+    acc->n_checked += t->n_checked;
+    acc->worst_ratio = fmax(acc->worst_ratio, t->worst_ratio);
+    acc->worst_rel = fmax(acc->worst_rel, t->worst_rel);
+    acc->max_abs_grad = fmax(acc->max_abs_grad, t->max_abs_grad);
+}
+
 void lp_gc_result_merge(lp_gc_result *acc, const lp_gc_result *r) {
+    for (int k = 0; k < r->n_tensors; k++) tensor_merge(tensor_entry(acc, r->tensor[k].name), &r->tensor[k]);
     if (r->worst_ratio > acc->worst_ratio) {
         acc->worst_ratio = r->worst_ratio;
         acc->worst_input = r->worst_input;
@@ -86,6 +130,33 @@ void lp_gc_result_print(FILE *f, const char *what, const lp_gc_result *r) {
     for (int k = 0; k < r->ops.n; k++) fprintf(f, " %s*%d", r->ops.op[k]->name, r->ops.count[k]);
     if (r->msg[0]) fprintf(f, " [%s]", r->msg);
     fputc('\n', f);
+}
+
+static const char *pass_fail(int ok) { return ok ? "PASS" : "FAIL"; }
+
+void lp_gc_result_report(FILE *f, const char *name, const lp_gc_result *r) {
+    const lp_gc_size *z = &r->size;
+    if (z->batch || z->features || z->classes) {
+        fprintf(f, "  sizes");
+        const int v[6] = {z->batch, z->time, z->features, z->hidden, z->classes, z->experts};
+        static const char *const key[6] = {"batch", "time", "features", "hidden", "classes", "experts"};
+        for (int k = 0; k < 6; k++)
+            if (v[k]) fprintf(f, " %s %d", key[k], v[k]);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-10s %8s %11s %14s %12s\n", "tensor", "checked", "max|grad|", "worst rel err", "worst ratio");
+    for (int k = 0; k < r->n_tensors; k++) {
+        const lp_gc_tensor_result *t = &r->tensor[k];
+        fprintf(f, "  %-10s %8zu %11.4g %14.3g %12.3g  %s\n", t->name, t->n_checked, t->max_abs_grad, t->worst_rel,
+                t->worst_ratio, pass_fail(t->worst_ratio <= 1.0));
+    }
+    fprintf(f, "  accumulation (a second backward adds the same gradient again): %s\n", pass_fail(r->accumulate_ok));
+    fprintf(f, "  no-grad mode (nothing recorded): %s\n", pass_fail(r->nograd_ok));
+    fprintf(f, "  ops recorded:");
+    for (int k = 0; k < r->ops.n; k++) fprintf(f, " %s*%d", r->ops.op[k]->name, r->ops.count[k]);
+    fputc('\n', f);
+    if (r->msg[0]) fprintf(f, "  first problem: %s\n", r->msg);
+    fprintf(f, "%s: %s\n", name, pass_fail(r->ok));
 }
 
 void lp_gc_fill_uniform(float *x, size_t n, double lo, double hi, uint64_t seed) {
@@ -119,6 +190,7 @@ typedef struct {
     size_t numel[LP_GC_MAX_INPUTS];
     lp_tape tp;
     int n_out;
+    int loss_float; /* opts->loss_float */
     float *r[LP_GC_MAX_OUTPUTS];
     size_t rn[LP_GC_MAX_OUTPUTS];
 } gc_ctx;
@@ -166,7 +238,13 @@ static double gc_loss(gc_ctx *c) {
     for (int k = 0; k < n; k++) {
         if (lp_tensor_numel(out[k]) != c->rn[k]) return NAN;
         const float *y = out[k]->data, *r = c->r[k];
-        for (size_t j = 0; j < c->rn[k]; j++) L += (double)y[j] * (double)r[j];
+        if (c->loss_float) {
+            float Lf = (float)L;
+            for (size_t j = 0; j < c->rn[k]; j++) Lf += y[j] * r[j];
+            L = Lf;
+        } else {
+            for (size_t j = 0; j < c->rn[k]; j++) L += (double)y[j] * (double)r[j];
+        }
     }
     return L;
 }
@@ -204,6 +282,7 @@ lp_status lp_gradcheck(lp_gc_forward_fn fwd, void *user, lp_gc_input *in, int n_
     c.user = user;
     c.in = in;
     c.n_in = n_in;
+    c.loss_float = opts->loss_float;
     float *ana[LP_GC_MAX_INPUTS] = {0};
     size_t *idx = NULL;
     lp_status st = lp_tape_init(&c.tp, (size_t)1 << 20);
@@ -242,7 +321,7 @@ lp_status lp_gradcheck(lp_gc_forward_fn fwd, void *user, lp_gc_input *in, int n_
         lp_gc_ops_add_tape(&res->ops, &c.tp);
         for (int k = 0; k < res->ops.n; k++)
             if (!lp_gc_case_find(res->ops.op[k]->name))
-                gc_fail(res, LP_OK, "op %s has no gradient-check case in tests/common/op_registry.c",
+                gc_fail(res, LP_OK, "op %s has no gradient-check case in check/registry.c",
                         res->ops.op[k]->name);
     }
 
@@ -321,6 +400,10 @@ lp_status lp_gradcheck(lp_gc_forward_fn fwd, void *user, lp_gc_input *in, int n_
             }
         }
         float *x = in[i].data;
+        char tname[32];
+        snprintf(tname, sizeof tname, "%s", in[i].name ? in[i].name : "?");
+        lp_gc_tensor_result *tr = tensor_entry(res, tname);
+        for (size_t j = 0; tr && j < n; j++) tr->max_abs_grad = fmax(tr->max_abs_grad, fabs((double)ana[i][j]));
         for (size_t s = 0; s < m; s++) {
             size_t j = idx[s];
             float orig = x[j];
@@ -355,6 +438,11 @@ lp_status lp_gradcheck(lp_gc_forward_fn fwd, void *user, lp_gc_input *in, int n_
             }
             if (rel > res->worst_rel || isnan(rel)) res->worst_rel = isnan(rel) ? INFINITY : rel;
             res->n_checked++;
+            if (tr) {
+                tr->worst_ratio = isnan(ratio) ? INFINITY : fmax(tr->worst_ratio, ratio);
+                tr->worst_rel = isnan(rel) ? INFINITY : fmax(tr->worst_rel, rel);
+                tr->n_checked++;
+            }
         }
     }
     res->ok = res->ok && res->accumulate_ok && res->nograd_ok && res->n_checked > 0;

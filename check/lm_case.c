@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "lm/lm_ops.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 
 /* ---- embedding ---- */
 
@@ -27,7 +27,7 @@ static int emb_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in, 
     return out[0] ? 1 : 0;
 }
 
-lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res) {
+lp_status lp_gc_case_embedding(const lp_gc_opts *opts, lp_gc_result *res) {
     enum { V = 7, E = 4, B = 3, T = 5 };
     static const int32_t ids[B * T] = {0, 3, 3, 6, 1, /* row 3 twice */
                                        6, 6, 6, 0, 3, /* row 6 three more times */
@@ -38,11 +38,11 @@ lp_status lp_test_embedding_gradcheck_case(lp_gc_result *res) {
     lp_gc_input in[1] = {{"table", table, 2, {V, E}, 0}};
     emb_cfg c = {ids, B, T};
     /* The op is linear in the table and copies values exactly, so the difference quotient is exact up to
-     * double rounding: a tolerance 100x tighter than the default (atol 1e-5, rtol 1e-4) still has margin. */
-    lp_gc_opts o;
-    lp_gc_opts_default(&o);
-    o.atol = 1e-5;
-    o.rtol = 1e-4;
+     * double rounding: tolerances 100x tighter than the given ones (atol 1e-5, rtol 1e-4 at the defaults)
+     * still have margin. */
+    lp_gc_opts o = lp_gc_opts_or_default(opts);
+    o.atol *= 1e-2;
+    o.rtol *= 1e-2;
     lp_gc_result_init(res);
     lp_gc_result r;
     lp_status st = lp_gradcheck(emb_forward, &c, in, 1, &o, &r);
@@ -63,15 +63,14 @@ static int xent_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in,
     return out[0] ? 1 : 0;
 }
 
-lp_status lp_test_softmax_xent_gradcheck_case(lp_gc_result *res) {
+lp_status lp_gc_case_softmax_xent(const lp_gc_opts *opts, lp_gc_result *res) {
     /* Tolerances: the loss is O(1) and its gradients are (softmax - onehot)/N, of order 0.01..0.2. The
      * difference quotient carries float32 rounding of the loss (~6e-8 * few / 2eps ~ 1e-5 at eps 1e-2) and
      * a truncation error eps^2/6 * |f'''| with |f'''| <= 1/N for the softmax (~2e-6), so atol 5e-5 (20x
      * tighter than the default 1e-3, which would let a wrong 1/N factor on small gradients pass) and
-     * rtol 1e-2. */
-    lp_gc_opts o;
-    lp_gc_opts_default(&o);
-    o.atol = 5e-5;
+     * rtol 1e-2; the given atol is scaled by 1/20. */
+    lp_gc_opts o = lp_gc_opts_or_default(opts);
+    o.atol *= 0.05;
     lp_gc_result_init(res);
     lp_gc_result r;
     lp_status st;

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "layers/moe.h"
-#include "tests/common/gradcheck.h"
+#include "check/gradcheck.h"
 
 typedef struct {
     int C, E;
@@ -22,7 +22,7 @@ static int mix_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in, 
     return out[0] ? 1 : 0;
 }
 
-lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res) {
+lp_status lp_gc_case_moe_mix(const lp_gc_opts *opts, lp_gc_result *res) {
     /* z of order 1 (or up to 6 in the last configuration): the outputs are sums of products of softmax
      * weights and sigmoids, smooth with derivatives of order <= 1, so the default tolerances of
      * lp_gc_opts_default (eps 1e-2, rtol 1e-2, atol 1e-3; see gradcheck.c) apply. */
@@ -49,7 +49,7 @@ lp_status lp_test_moe_mix_gradcheck_case(lp_gc_result *res) {
         LP_CHECK(n <= sizeof z / sizeof z[0]);
         lp_gc_fill_uniform(z, n, cfgs[k].lo, cfgs[k].hi, cfgs[k].seed);
         lp_gc_result r;
-        lp_status st = lp_gradcheck(mix_forward, &cfgs[k].c, &in, 1, NULL, &r);
+        lp_status st = lp_gradcheck(mix_forward, &cfgs[k].c, &in, 1, opts, &r);
         lp_gc_result_merge(res, &r);
         if (st != LP_OK) return st;
     }
@@ -70,7 +70,7 @@ static int chain_forward(void *user, lp_tape *tp, lp_tensor *const *in, int n_in
     return out[0] ? 1 : 0;
 }
 
-lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res) {
+lp_status lp_gc_case_bce_probs(const lp_gc_opts *opts, lp_gc_result *res) {
     enum { B = 4, C = 5 };
     /* p in [0.2, 0.8]: the central difference of log(p + ε) is off by eps²/(3p²) relative, 8e-4 at
      * p = 0.2 with eps = 1e-2, well under rtol = 1e-2 (near p = 0 the loss is too curved for a 1e-2
@@ -82,12 +82,12 @@ lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res) {
     lp_gc_input in[2] = {{"p", p, 2, {B, C}, 0}, {"y", yc, 2, {B, C}, 1}};
     lp_gc_result_init(res);
     lp_gc_result r;
-    lp_status st = lp_gradcheck(bce_forward, NULL, in, 2, NULL, &r);
+    lp_status st = lp_gradcheck(bce_forward, NULL, in, 2, opts, &r);
     lp_gc_result_merge(res, &r);
     if (st != LP_OK) return st;
 
     in[1].data = y; /* soft targets in [0,1]: both terms of every element count */
-    st = lp_gradcheck(bce_forward, NULL, in, 2, NULL, &r);
+    st = lp_gradcheck(bce_forward, NULL, in, 2, opts, &r);
     lp_gc_result_merge(res, &r);
     if (st != LP_OK) return st;
 
@@ -95,7 +95,7 @@ lp_status lp_test_bce_probs_gradcheck_case(lp_gc_result *res) {
     mix_cfg c = {C, 2};
     lp_gc_fill_uniform(z, B * C * 5, -1, 1, 313);
     lp_gc_input in2[2] = {{"z", z, 2, {B, C * 5}, 0}, {"y", yc, 2, {B, C}, 1}};
-    st = lp_gradcheck(chain_forward, &c, in2, 2, NULL, &r);
+    st = lp_gradcheck(chain_forward, &c, in2, 2, opts, &r);
     lp_gc_result_merge(res, &r);
     return st;
 }
