@@ -1,4 +1,4 @@
-/* op_registry: every tape op of the library with its gradient-check case, see gradcheck.h.
+/* registry: every tape op of the library with its gradient-check case, see gradcheck.h.
  *
  * The tape names no op (each op's descriptor lives in its own .c file), so this table is where the ops
  * are listed: tests/test_ops.c runs each case, and lp_gradcheck fails any graph that records an op

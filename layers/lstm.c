@@ -1,7 +1,13 @@
 /* lstm: the fused LSTM sequence op and its kernels (see lstm.h and docs/METHOD.md, "LSTM forward" and
- * "LSTM backward (BPTT)").
+ * "LSTM backward (BPTT)"; docs/TUTORIAL.md walks through them with numbers).
  *
- * Floating-point note: the gate loops call the branch-free sigmoid/tanh below. GCC only vectorises
+ * The equations are two functions, one batch row at a time: cell_forward_row (gates -> c_t, h_t) and
+ * cell_backward_row (dh_t, dc_t -> the gate gradients and dc_{t-1}). Around them: the step functions
+ * (one GEMM with W_hh per step, the padding rule), the weight gradients as three large GEMMs, and the
+ * tape op. The speed work lives elsewhere: the vectorisable exp/sigmoid/tanh in core/fastmath.h, the
+ * threads that split the batch rows in layers/lstm_par.c.
+ *
+ * Floating-point note: the gate loops call the branch-free sigmoid/tanh of core/fastmath.h. GCC only vectorises
  * their clamps (a select) when it may assume floating-point operations do not trap, hence the
  * `no-trapping-math` optimisation pragma for this file; we never enable FP exceptions, so it changes
  * no result, it only lets the select become a vector min/max. */
@@ -17,7 +23,6 @@
 #include <string.h>
 
 #include "core/fastmath.h"
-#include "core/par.h"
 #include "core/status.h"
 
 /* ---- the layer's parameters -------------------------------------------------------------------- */
@@ -44,52 +49,6 @@ lp_lstm_weights lp_lstm_find(lp_params *ps, const char *prefix) {
     return w;
 }
 
-/* ---- activations -------------------------------------------------------------------------------- */
-
-/* e^x for any float: the argument is clamped to [-87, 88] (lp_exp_clamped in core/fastmath.h), written
- * so that NaN clamps to -87 (the comparisons are false) and the float->int conversion inside only sees
- * in-range values; NaN is passed through at the end, so a diverged run stays visibly NaN. */
-static inline float fast_exp(float x0) {
-    float x = x0 > -87.0f ? x0 : -87.0f;
-    x = x < 88.0f ? x : 88.0f;
-    float e = lp_exp_clamped(x);
-    return x0 == x0 ? e : x0;
-}
-
-static inline float fast_sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
-
-/* tanh in two forms, both computed and one selected (so the loop vectorises):
- *   |x| < 0.875: x + x³·P(x²), P of degree 6 with P(0) = -1/3 exactly (a weighted minimax fit of
- *                (tanh x - x)/x³, coefficients rounded to float); x is exact and the x³ term at most a
- *                quarter of it, so the result keeps full relative accuracy down to 0;
- *   beyond:      sign(x)·(1 - 2/(e^{2|x|}+1)), where tanh rounds to ±1 in float at |x| ≈ 9.01.
- * Measured against tanh in double (2^16 points per 1/8 of x): within 1.04 ulp everywhere, correctly
- * rounded for 77-99% of x below 4 and all beyond, and unbiased: the mean signed error per 1/8 interval
- * is below 0.03 ulp. The backward pass takes tanh' = (1 - t)(1 + t) from these values and its gradients
- * are only as good as them. Two earlier versions were not: Eigen's [13/6] rational function clamped to
- * ±1 beyond 7.905 made tanh' 1% low for |x| in [6,7), 6% in [7,7.9) and 0 in [7.9,9); and the same
- * rational function below 0.625 was up to 3.9 ulp off and biased (-1.07 ulp on average in [0,0.25),
- * -0.45 in [0.25,0.5)), which at a trained checkpoint tripled the rounding error of the gradient of the
- * BiLSTM's backward direction against float64 (docs/RESULTS.md). */
-static inline float fast_tanh(float x) {
-    float ax = x < 0.0f ? -x : x;
-    float big = 1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f); /* NaN stays NaN; e^{2|x|} clamps at e^88 */
-    big = x < 0.0f ? -big : big;
-    float x2 = x * x; /* for |x| >= 0.875 the polynomial may overflow; it is not selected then */
-    float p = -5.11516875e-4f;
-    p = p * x2 + 2.73176027e-3f;
-    p = p * x2 + -8.4205186e-3f;
-    p = p * x2 + 2.17445754e-2f;
-    p = p * x2 + -5.39509207e-2f;
-    p = p * x2 + 1.33332506e-1f;
-    p = p * x2 + -3.33333343e-1f;
-    float small = x + (x * x2) * p;
-    return ax < 0.875f ? small : big;
-}
-
-float lp_lstm_sigmoid(float x) { return fast_sigmoid(x); }
-float lp_lstm_tanh(float x) { return fast_tanh(x); }
-
 static inline int step_valid(const int *lengths, int b, int t) { return !lengths || t < lengths[b]; }
 
 /* ---- kernels ------------------------------------------------------------------------------------- */
@@ -100,8 +59,15 @@ void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT,
                 4 * H);
 }
 
-/* The fused gate loop for one batch row: bias, nonlinearities, cell update. g is the row's [4H] gates
- * (pre-activations in, activations out). Separate restrict pointers per gate let GCC vectorise. */
+/* The forward equations for one batch row at one step (docs/METHOD.md, "LSTM forward"), a the row's
+ * pre-activations x_t·W_ih^T + h_{t-1}·W_hh^T, in four blocks of n units:
+ *
+ *     i = σ(a_i + b_i)   f = σ(a_f + b_f)   g = tanh(a_g + b_g)   o = σ(a_o + b_o)
+ *     c_t = f ⊙ c_{t-1} + i ⊙ g             h_t = o ⊙ tanh(c_t)
+ *
+ * gi..go hold a on entry and the activations i, f, g, o on return (saved for backward); c and h hold
+ * c_{t-1}, h_{t-1} on entry and c_t, h_t on return; hout receives h_t too (the layer's output row).
+ * Separate restrict pointers per gate let GCC vectorise the loop. */
 static void cell_forward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
                              const float *restrict bias, int bstride, float *restrict h, float *restrict c,
                              float *restrict hout, int n) {
@@ -114,10 +80,10 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
         }
     }
     for (int j = 0; j < n; j++) {
-        float i = fast_sigmoid(gi[j]), f = fast_sigmoid(gf[j]);
-        float g = fast_tanh(gg[j]), o = fast_sigmoid(go[j]);
+        float i = lp_fast_sigmoid(gi[j]), f = lp_fast_sigmoid(gf[j]);
+        float g = lp_fast_tanh(gg[j]), o = lp_fast_sigmoid(go[j]);
         float cn = f * c[j] + i * g;
-        float hn = o * fast_tanh(cn);
+        float hn = o * lp_fast_tanh(cn);
         gi[j] = i;
         gf[j] = f;
         gg[j] = g;
@@ -128,9 +94,9 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
     }
 }
 
-/* Forward of step t for batch rows [b0, b1) (a thread's share; see "threads" below). */
-static void step_forward_rows(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
-                              const float *b, const int *lengths, int t, int b0, int b1, int T, int H) {
+/* Forward of step t for batch rows [b0, b1) (a thread's share: layers/lstm_par.c). */
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+                          const float *b, const int *lengths, int t, int b0, int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;
     float *grow = gates + ((size_t)b0 * T + t) * G;
     // gates rows (b,t) += h [M,H] · w_hh^T [H,4H]; the row stride T*4H steps over the other time steps.
@@ -156,14 +122,17 @@ static void step_forward_rows(float *gates, float *h, float *c, float *h_seq, fl
     }
 }
 
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
-                          const float *b, const int *lengths, int t, int B, int T, int H) {
-    step_forward_rows(gates, h, c, h_seq, cs, w_hh, b, lengths, t, 0, B, T, H);
-}
-
-/* Gradient of one valid batch row at one step; see docs/METHOD.md for the equations. gates holds the
- * activations i,f,g,o on entry and the pre-activation gradients on return. cnow is c_t (tanh(c_t) is
- * recomputed exactly as forward computed it); cprev is c_{t-1}, or NULL for a zero initial state.
+/* The backward equations (BPTT) for one valid batch row at one step (docs/METHOD.md, "LSTM backward"):
+ *
+ *     dh  = dh_t (from step t+1) + dhout (the output's own gradient)
+ *     dc  = dc_t (from step t+1) + dh ⊙ o ⊙ tanh'(c_t)
+ *     da_i = dc ⊙ g ⊙ i(1-i)        da_f = dc ⊙ c_{t-1} ⊙ f(1-f)
+ *     da_g = dc ⊙ i ⊙ tanh'(a_g)    da_o = dh ⊙ tanh(c_t) ⊙ o(1-o)
+ *     dc_{t-1} = dc ⊙ f             (dh_{t-1} = da·W_hh: the caller's GEMM, so dh is left 0)
+ *
+ * gi..go hold the activations i, f, g, o on entry and da (the pre-activation gradients) on return. cnow
+ * is c_t (tanh(c_t) is recomputed exactly as forward computed it); cprev is c_{t-1}, or NULL for a zero
+ * initial state.
  * tanh' = (1 - t)(1 + t), not 1 - t·t: near t = ±1 the square's rounding is a large part of the small
  * result (up to 9e-5 relative over all floats t, against 1e-7 for the product). */
 static inline void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
@@ -172,28 +141,13 @@ static inline void cell_backward_row(float *restrict gi, float *restrict gf, flo
                                      const float *restrict cnow, int H) {
     if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
         for (int j = 0; j < H; j++) dh[j] += dhout[j];
-    if (!cprev) { /* c_{t-1} = 0: no gradient through the forget gate */
-        for (int j = 0; j < H; j++) {
-            float tc = fast_tanh(cnow[j]);
-            float i = gi[j], f = gf[j], g = gg[j], o = go[j];
-            float dht = dh[j];
-            float dct = dc[j] + dht * o * ((1.0f - tc) * (1.0f + tc));
-            gi[j] = dct * g * i * (1.0f - i);
-            gf[j] = dct * 0.0f * f * (1.0f - f); /* not 0: a NaN/Inf dct stays visible */
-            gg[j] = dct * i * ((1.0f - g) * (1.0f + g));
-            go[j] = dht * tc * o * (1.0f - o);
-            dc[j] = dct * f;
-            dh[j] = 0.0f;
-        }
-        return;
-    }
     for (int j = 0; j < H; j++) {
-        float tc = fast_tanh(cnow[j]);
+        float tc = lp_fast_tanh(cnow[j]);
         float i = gi[j], f = gf[j], g = gg[j], o = go[j];
         float dht = dh[j];
         float dct = dc[j] + dht * o * ((1.0f - tc) * (1.0f + tc));
         gi[j] = dct * g * i * (1.0f - i);
-        gf[j] = dct * cprev[j] * f * (1.0f - f);
+        gf[j] = dct * (cprev ? cprev[j] : 0.0f) * f * (1.0f - f); /* c_{t-1} = 0: 0, but NaN stays NaN */
         gg[j] = dct * i * ((1.0f - g) * (1.0f + g));
         go[j] = dht * tc * o * (1.0f - o);
         dc[j] = dct * f;
@@ -209,9 +163,9 @@ static inline long prev_row(int reverse, int b, int t, int len, int T) {
 }
 
 /* Backward of step t for batch rows [b0, b1). */
-static void step_backward_rows(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                               const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
-                               int b1, int T, int H) {
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
+                           int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;
     for (int bi = b0; bi < b1; bi++) {
         size_t row = (size_t)bi * T + t;
@@ -232,12 +186,6 @@ static void step_backward_rows(float *gates, float *dh, float *dc, const float *
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, G, 1.0f, grow, T * G, w_hh, H, 1.0f,
                     dh + (size_t)b0 * H, H);
-}
-
-void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
-                           int T, int H) {
-    step_backward_rows(gates, dh, dc, dh_seq, cs, c0, w_hh, lengths, reverse, t, 0, B, T, H);
 }
 
 void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
@@ -289,128 +237,6 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
             const float *row = dgates + (size_t)r * G;
             for (int j = 0; j < G; j++) db[j] += row[j];
         }
-}
-
-/* ---- threads for the recurrence ---------------------------------------------------------------- *
- *
- * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads and a
- * small per-step product (LSTM_SPLIT_MAX_MACS) the rows are split into n contiguous parts and each part runs all T steps (forward) or all BPTT steps
- * (backward) in its own thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a
- * small multi-threaded GEMM (threads woken and joined T times per layer: at B=32, H=128 the product is
- * [32,128]·[128,512]) and a single-threaded gate loop by n independent single-threaded streams that meet
- * once per layer. The big GEMMs (input projection, weight gradients) stay multi-threaded in OpenBLAS.
- * Each row's arithmetic is the same whatever the split. The thread count is OpenBLAS's setting
- * (openblas_set_num_threads / OPENBLAS_NUM_THREADS: the one knob for the cores used), so the total
- * number of busy threads never exceeds it. It is changed and restored around the parallel part, which
- * assumes no other thread calls BLAS at that moment (nothing in this project does). */
-
-#define LSTM_MAX_THREADS LP_PAR_MAX
-
-/* Split only small recurrent products (multiply-adds per step for the whole batch). Each part packs
- * W_hh again for its own GEMM, which costs CPU time (docs/BENCHMARKS.md, "Constants chosen by
- * measurement"). Big products thread well inside OpenBLAS, so the split pays only where per-step
- * synchronisation dominates: B=32, H=256 is 8.4M multiply-adds, the paper's B=160, H=512 is 168M. */
-#define LSTM_SPLIT_MAX_MACS 33554432.0 /* 2^25 */
-
-typedef struct {
-    float *gates, *h, *c, *h_seq, *cs, *dh, *dc;
-    const float *w_hh, *b, *dh_seq, *c0, *cs_saved; /* cs: forward writes it; cs_saved: backward reads */
-    const int *lengths;
-    int reverse, T, H, b0, b1;
-} seq_part;
-
-static void *forward_part(void *arg) {
-    seq_part *p = arg;
-    for (int s = 0; s < p->T; s++) {
-        int t = p->reverse ? p->T - 1 - s : s;
-        step_forward_rows(p->gates, p->h, p->c, p->h_seq, p->cs, p->w_hh, p->b, p->lengths, t, p->b0, p->b1, p->T,
-                          p->H);
-    }
-    return NULL;
-}
-
-static void *backward_part(void *arg) {
-    seq_part *p = arg;
-    for (int s = p->T - 1; s >= 0; s--) { /* reverse of the forward processing order */
-        int t = p->reverse ? p->T - 1 - s : s;
-        step_backward_rows(p->gates, p->dh, p->dc, p->dh_seq, p->cs_saved, p->c0, p->w_hh, p->lengths, p->reverse, t,
-                           p->b0, p->b1, p->T, p->H);
-    }
-    return NULL;
-}
-
-/* Run fn over `B` rows split into n contiguous parts, part 0 in this thread. Leaves OpenBLAS's thread
- * count alone: with n > 1 the caller has set it to one. `proto` holds everything but the row range. */
-static void run_parts(void *(*fn)(void *), const seq_part *proto, int B, int n) {
-    n = n < B ? n : B;
-    n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
-    if (n <= 1) {
-        seq_part p = *proto;
-        p.b0 = 0, p.b1 = B;
-        fn(&p);
-        return;
-    }
-    seq_part parts[LSTM_MAX_THREADS];
-    for (int i = 0; i < n; i++) {
-        parts[i] = *proto;
-        parts[i].b0 = (int)((long)B * i / n);
-        parts[i].b1 = (int)((long)B * (i + 1) / n);
-    }
-    lp_par_run(fn, parts, sizeof parts[0], n);
-}
-
-int lp_lstm_recur_parts(int B, int H, int threads) {
-    int n = (double)B * 4.0 * H * H < LSTM_SPLIT_MAX_MACS ? threads : 1;
-    n = n < B ? n : B;
-    n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
-    return n > 1 ? n : 1;
-}
-
-/* Run fn over `B` rows split into parts (see above), OpenBLAS set to one thread meanwhile. */
-static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
-    const int n = lp_lstm_recur_parts(B, proto->H, openblas_get_num_threads());
-    if (n <= 1) {
-        run_parts(fn, proto, B, 1);
-        return;
-    }
-    const int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    run_parts(fn, proto, B, n);
-    openblas_set_num_threads(saved);
-}
-
-void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float *cs, const float *w_hh,
-                           const float *b, const int *lengths, int reverse, int B, int T, int H, int parts) {
-    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
-                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
-    run_parts(forward_part, &p, B, parts);
-}
-
-void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                            const float *c0, const float *w_hh, const int *lengths, int reverse, int B, int T,
-                            int H, int parts) {
-    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
-                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
-    run_parts(backward_part, &p, B, parts);
-}
-
-void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,
-                         const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
-                         int B, int T, int F, int H) {
-    lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
-    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
-                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
-    run_rows(forward_part, &p, B);
-}
-
-void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc, float *gates,
-                          float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
-                          const float *h0, const float *c0, const float *w_ih, const float *w_hh,
-                          const int *lengths, int reverse, int B, int T, int F, int H) {
-    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
-                  .lengths = lengths, .reverse = reverse, .T = T, .H = H};
-    run_rows(backward_part, &p, B);
-    lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, work, gates, x, h_seq, h0, w_ih, lengths, reverse, B, T, F, H);
 }
 
 /* ---- the tape op ---------------------------------------------------------------------------------- */

@@ -81,16 +81,16 @@ lp_lstm_out lp_lstm(lp_tape *tp, lp_tensor *x, lp_tensor *w_ih, lp_tensor *w_hh,
  * gates is [BT,4H], x is [BT,F], w_ih is [4H,F]. */
 void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT, int F, int H);
 
-/* Forward of time step t for the whole batch.
+/* Forward of time step t for batch rows [b0, b1) (all rows: 0, B; a thread's share: layers/lstm_par.c).
  * gates  [B,T,4H]  in: row (b,t) holds x_t·W_ih^T; out: the activated gates i,f,g,o (valid rows only)
  * h, c   [B,H]     the state before the step; updated in place where t < lengths[b]
  * h_seq  [B,T,H]   out: row (b,t) = new h, or 0 at a padding step
  * cs     [B,T,H] or NULL (inference): out: row (b,t) = new c, or 0 at a padding step
  * w_hh [4H,H], b [4H] or NULL, lengths [B] or NULL. */
 void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
-                          const float *b, const int *lengths, int t, int B, int T, int H);
+                          const float *b, const int *lengths, int t, int b0, int b1, int T, int H);
 
-/* Backward of time step t (call in the reverse of the forward processing order).
+/* Backward of time step t for batch rows [b0, b1) (call in the reverse of the forward processing order).
  * gates  [B,T,4H]  in row t: the activated gates saved by forward; out: dG, the gradient w.r.t. the
  *                  pre-activation gates (0 at padding steps)
  * dh, dc [B,H]     in: gradient w.r.t. the state after the step; out: w.r.t. the state before it
@@ -98,8 +98,8 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
  * cs     [B,T,H]   saved by forward; c0 [B,H] or NULL (zeros): the initial cell state
  * w_hh [4H,H]; `reverse` as in forward (it decides which row of cs holds c_{t-1}). */
 void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int B,
-                           int T, int H);
+                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
+                           int b1, int T, int H);
 
 /* Weight and input gradients over all BT = B*T rows at once, accumulated (+=). Any output may be NULL.
  * dgates [B,T,4H], x [B,T,F], h_seq [B,T,H] (the forward output), h0 [B,H] or NULL (zeros); dx [B,T,F],
@@ -142,9 +142,7 @@ void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_
  * min(threads, B, 16)). */
 int lp_lstm_recur_parts(int B, int H, int threads);
 
-/* The activations used by the kernels: vectorisable, |error| < 4e-7 against float64 (tested on a dense
- * grid over [-40,40]); NaN gives NaN. Exposed so tests can state their accuracy. */
-float lp_lstm_sigmoid(float x);
-float lp_lstm_tanh(float x);
+/* The activations used by the kernels are lp_fast_sigmoid and lp_fast_tanh (core/fastmath.h):
+ * vectorisable, |error| < 4e-7 against float64 (tested on a dense grid over [-40,40]); NaN gives NaN. */
 
 #endif
