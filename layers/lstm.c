@@ -135,24 +135,32 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
  * initial state.
  * tanh' = (1 - t)(1 + t), not 1 - t·t: near t = ±1 the square's rounding is a large part of the small
  * result (up to 9e-5 relative over all floats t, against 1e-7 for the product). */
-static inline void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
-                                     float *restrict go, float *restrict dh, float *restrict dc,
-                                     const float *restrict dhout, const float *restrict cprev,
-                                     const float *restrict cnow, int H) {
-    if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
-        for (int j = 0; j < H; j++) dh[j] += dhout[j];
+static inline __attribute__((always_inline)) void cell_backward_row_impl(
+    float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go, float *restrict dh,
+    float *restrict dc, const float *restrict cprev, const float *restrict cnow, int H, const int have_cprev) {
     for (int j = 0; j < H; j++) {
         float tc = lp_fast_tanh(cnow[j]);
         float i = gi[j], f = gf[j], g = gg[j], o = go[j];
         float dht = dh[j];
         float dct = dc[j] + dht * o * ((1.0f - tc) * (1.0f + tc));
         gi[j] = dct * g * i * (1.0f - i);
-        gf[j] = dct * (cprev ? cprev[j] : 0.0f) * f * (1.0f - f); /* c_{t-1} = 0: 0, but NaN stays NaN */
+        gf[j] = dct * (have_cprev ? cprev[j] : 0.0f) * f * (1.0f - f); /* 0 when c_{t-1} = 0; NaN stays NaN */
         gg[j] = dct * i * ((1.0f - g) * (1.0f + g));
         go[j] = dht * tc * o * (1.0f - o);
         dc[j] = dct * f;
         dh[j] = 0.0f; /* refilled by the GEMM dh += dG·W_hh below */
     }
+}
+
+static inline void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
+                                     float *restrict go, float *restrict dh, float *restrict dc,
+                                     const float *restrict dhout, const float *restrict cprev,
+                                     const float *restrict cnow, int H) {
+    if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
+        for (int j = 0; j < H; j++) dh[j] += dhout[j];
+    /* the loop once per case, each with a constant have_cprev (a test inside the loop costs 13%) */
+    if (cprev) cell_backward_row_impl(gi, gf, gg, go, dh, dc, cprev, cnow, H, 1);
+    else cell_backward_row_impl(gi, gf, gg, go, dh, dc, NULL, cnow, H, 0);
 }
 
 /* Row of cs / h_seq that holds the state entering step t of sequence b (processing order: t-1 forward,
