@@ -19,7 +19,7 @@ PKGS     := openblas lapacke libprotobuf-c zlib ompi-c
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
             pkg-config zlib1g-dev gnuplot-nox python3 python3-torch clang libclang-rt-dev \
-            libopenmpi-dev openmpi-bin
+            libopenmpi-dev openmpi-bin libonnx-dev python3-onnx nodejs
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -33,10 +33,12 @@ CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -g $(WAR
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 LDFLAGS  += $(SAN)
 
-LIB_DIRS := core check layers model optim eval data prune lm tasks train experiments
+LIB_DIRS := core check layers model optim eval data prune lm tasks train experiments deploy
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 PROTO    := $(wildcard third_party/*.proto)
-PROTO_C  := $(patsubst third_party/%.proto,$(BUILD)/gen/third_party/%.pb-c.c,$(PROTO))
+# ONNX's own schema, as Debian's libonnx-dev installs it (never copied into the repository).
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+PROTO_C  := $(patsubst third_party/%.proto,$(BUILD)/gen/third_party/%.pb-c.c,$(PROTO)) $(BUILD)/gen/onnx/onnx.pb-c.c
 PROTO_H  := $(PROTO_C:.c=.h)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(PROTO_C:.c=.o)
 LIB      := $(BUILD)/liblstmprune.a
@@ -62,13 +64,18 @@ check-deps:
 	@for p in $(PKGS) $(TEST_PKGS); do pkg-config --exists $$p || { \
 	  echo "missing dependency '$$p' (pkg-config). Run: make deps" >&2; exit 1; }; done
 	@command -v protoc-c >/dev/null || { echo "missing protoc-c. Run: make deps" >&2; exit 1; }
+	@test -f $(ONNX_PROTO) || { echo "missing $(ONNX_PROTO) (libonnx-dev). Run: make deps" >&2; exit 1; }
 
 # Generated protobuf-c code (never edited by hand).
 $(BUILD)/gen/third_party/%.pb-c.c $(BUILD)/gen/third_party/%.pb-c.h: third_party/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen $<
 
-$(BUILD)/gen/third_party/%.pb-c.o: $(BUILD)/gen/third_party/%.pb-c.c
+$(BUILD)/gen/onnx/onnx.pb-c.c $(BUILD)/gen/onnx/onnx.pb-c.h: $(ONNX_PROTO)
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=$(abspath $(dir $(ONNX_PROTO))..) --c_out=$(BUILD)/gen $(ONNX_PROTO)
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 	$(CC) $(filter-out -Wpedantic -Wshadow,$(CFLAGS)) -c $< -o $@
 
 # Every object waits for the generated headers, so the first build has them.
@@ -172,8 +179,13 @@ bench: all $(BENCH_BIN)
 bench-peer:
 	@$(TORCH_PY) -c 'import torch' 2>/dev/null || ./scripts/deps.sh python3-torch
 
+# ONNX Runtime for the export tests and benchmarks: the npm package's CPU runtime (its install script,
+# skipped, would fetch a GPU build), pinned by scripts/ort/package-lock.json.
+ORT_DIR := scripts/ort
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
+	@command -v npm >/dev/null || ./scripts/deps.sh npm
+	@cd $(ORT_DIR) && npm ci --ignore-scripts --no-audit --no-fund >/dev/null && echo "deps: onnxruntime-node in $(ORT_DIR)/node_modules"
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

@@ -43,6 +43,7 @@ int lp_cmd_lm_train(int argc, char **argv);
 int lp_cmd_lm_eval(int argc, char **argv);
 int lp_cmd_lm_prune(int argc, char **argv);
 int lp_cmd_lm_sensitivity(int argc, char **argv);
+int lp_cmd_export(int argc, char **argv);
 int lp_cmd_gradcheck(int argc, char **argv);
 /* train and finetune share their implementation (cli/cmd_train.c). */
 int lp_cmd_train_like(const char *cmd, int argc, char **argv, int finetune);

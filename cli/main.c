@@ -28,6 +28,7 @@ static const lp_cli_command commands[] = {
     {"lm-prune", "prune a PTB language model (eigen+gm, uniform, ISS) -> smaller checkpoint, fine-tune, report", lp_cmd_lm_prune},
     {"lm-sensitivity", "prune one LM layer at a time at several rates (no fine-tuning): perplexity curves, suggested rates", lp_cmd_lm_sensitivity},
     {"gradcheck", "check a layer's or op's backward pass against central differences, per tensor (teaching, tests)", lp_cmd_gradcheck},
+    {"export", "write a checkpoint (video model or LM, pruned or not) as an ONNX model for ONNX Runtime & co.", lp_cmd_export},
     {NULL, NULL, NULL},
 };
 
