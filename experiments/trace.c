@@ -423,6 +423,12 @@ static lp_status write_script(const char *dir, const lp_task *t, const lp_trace_
         }
         fprintf(f, ")\n");
     }
+    if (!(lm && T <= 80)) { /* steps from 0 (the markers' column left of it has no step number) */
+        static const int steps[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000};
+        size_t k = 0;
+        while (k + 1 < sizeof steps / sizeof steps[0] && T / steps[k] > 10) k++;
+        fprintf(f, "set xtics 0,%d\n", steps[k]);
+    }
     const double left = T / 25.0 > 2 ? T / 25.0 : 2; /* room for the markers of pruned units */
     long long row = 0, urow = 0; /* data lines before the group's in gates.csv and units.csv */
     for (int g = 0; g < tr->n_groups; g++) {
