@@ -399,13 +399,24 @@ static void gp_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+/* A round distance between axis tics (1, 2, 5, 10, 20, ...) that gives at most about 10 of them over n. */
+static int tic_step(int n) {
+    static const int steps[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000};
+    size_t k = 0;
+    while (k + 1 < sizeof steps / sizeof steps[0] && n / steps[k] > 10) k++;
+    return steps[k];
+}
+
 /* trace.gp: one PNG per group, six heatmaps (units × steps) read from gates.csv, the group's rows found by
  * their line numbers (the file lists the groups one after the other, step by step, unit by unit); a red
  * cross left of the steps marks each unit the plan removes (from units.csv). */
 static lp_status write_script(const char *dir, const lp_task *t, const lp_trace_input *in, const lp_trace *tr,
                               const lp_prune_plan *plan) {
-    static const char *const panels[6][2] = {{"i (input gate)", "4"}, {"f (forget gate)", "5"}, {"g (cell input)", "6"},
-                                             {"o (output gate)", "7"}, {"c (cell state)", "8"}, {"h (output)", "9"}};
+    static const char *const image[6] = {"2:3:4", "2:3:5", "2:3:6", "2:3:7", "2:3:8", "2:3:9"};
+    static const char *const boxes[6] = {"2:3:(0.5):(0.5):4", "2:3:(0.5):(0.5):5", "2:3:(0.5):(0.5):6",
+                                         "2:3:(0.5):(0.5):7", "2:3:(0.5):(0.5):8", "2:3:(0.5):(0.5):9"};
+    static const char *const panels[6] = {"i (input gate)", "f (forget gate)", "g (cell input)",
+                                          "o (output gate)", "c (cell state)", "h (output)"};
     lp_writer w;
     LP_TRY(lp_writer_open(&w, dir, "trace.gp", LP_WRITER_TEXT));
     FILE *f = w.f;
@@ -423,12 +434,7 @@ static lp_status write_script(const char *dir, const lp_task *t, const lp_trace_
         }
         fprintf(f, ")\n");
     }
-    if (!(lm && T <= 80)) { /* steps from 0 (the markers' column left of it has no step number) */
-        static const int steps[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000};
-        size_t k = 0;
-        while (k + 1 < sizeof steps / sizeof steps[0] && T / steps[k] > 10) k++;
-        fprintf(f, "set xtics 0,%d\n", steps[k]);
-    }
+    if (!(lm && T <= 80)) fprintf(f, "set xtics 0,%d\n", tic_step(T)); /* from 0: the markers' column has no step */
     const double left = T / 25.0 > 2 ? T / 25.0 : 2; /* room for the markers of pruned units */
     long long row = 0, urow = 0; /* data lines before the group's in gates.csv and units.csv */
     for (int g = 0; g < tr->n_groups; g++) {
@@ -443,13 +449,17 @@ static lp_status write_script(const char *dir, const lp_task *t, const lp_trace_
                  tg->name, tg->reverse ? " (reverse: reads t = T-1 down to 0)" : "", in->what,
                  plan ? plan->g[g].k : H, H);
         gp_str(f, title);
-        fprintf(f, "\nset xrange [%g:%g]\nset yrange [-0.5:%g]\n", -0.5 - left, T - 0.5, H - 0.5);
+        fprintf(f, "\nset xrange [%g:%g]\nset yrange [-0.5:%g]\nset ytics 0,%d\n", -0.5 - left, T - 0.5, H - 0.5,
+                tic_step(H));
         for (int p = 0; p < 6; p++) {
             if (p == 4) fprintf(f, "set cbrange [%.6g:%.6g]\nset palette defined (0 'blue', 1 'white', 2 'red')\n", -cmax, cmax);
             else if (p == 2 || p == 5) fprintf(f, "set cbrange [-1:1]\nset palette defined (0 'blue', 1 'white', 2 'red')\n");
             else fprintf(f, "set cbrange [0:1]\nset palette defined (0 'white', 1 'blue')\n");
-            fprintf(f, "set title '%s'\nplot 'gates.csv' skip %lld every ::0::%lld using 2:3:%s with image notitle", panels[p][0],
-                    1 + row, (long long)T * H - 1, panels[p][1]);
+            /* gnuplot's image needs a grid of at least 2 x 2; one step or one unit is drawn as boxes */
+            fprintf(f, "set title '%s'\nplot 'gates.csv' skip %lld every ::0::%lld using %s notitle", panels[p], 1 + row,
+                    (long long)T * H - 1, T >= 2 && H >= 2 ? image[p] : boxes[p]);
+            if (T >= 2 && H >= 2) fprintf(f, " with image");
+            else fprintf(f, " with boxxyerror fillstyle solid noborder linecolor palette");
             if (plan)
                 fprintf(f, ", 'units.csv' skip %lld every ::0::%d using (%g):($7 == 1 ? $2 : 1/0) with points pt 2 lc rgb 'red' notitle",
                         1 + urow, H - 1, -0.5 - left / 2);

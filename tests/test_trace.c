@@ -228,8 +228,8 @@ static int check_plan(const char *pdir, const char *const *groups, int n_groups)
 
 /* ---- heatmaps ---- */
 
-static void check_pngs(const char *const *groups, int n_groups) {
-    const int have = system("command -v gnuplot >/dev/null 2>&1") == 0;
+/* have: whether gnuplot was on the PATH of the run that wrote tr/. */
+static void check_pngs_as(const char *const *groups, int n_groups, int have) {
     assert_int_equal(access(lp_test_scratch_path("tr/trace.gp"), F_OK), 0); /* the script, always */
     for (int g = 0; g < n_groups; g++) {
         char name[128];
@@ -246,6 +246,10 @@ static void check_pngs(const char *const *groups, int n_groups) {
         assert_memory_equal(sig, "\x89PNG\r\n\x1a\n", 8);
     }
     if (!have) assert_non_null(strstr(out_buf, "gnuplot is not installed"));
+}
+
+static void check_pngs(const char *const *groups, int n_groups) {
+    check_pngs_as(groups, n_groups, system("command -v gnuplot >/dev/null 2>&1") == 0);
 }
 
 /* ---- videos ---- */
@@ -356,6 +360,11 @@ static void test_paper_video(void **state) {
     assert_true(check_plan("p", groups, 3) > 0);
     assert_int_equal(run("trace --checkpoint run/best.ckpt --data 'data/validate*.tfrecord' --video %s --target-rate 0.5 --out tr --force", id), 0);
     check_pngs(groups, 3);
+    /* without gnuplot: the CSV files and the script, no PNG, and not an error */
+    assert_int_equal(lp_test_run(out_buf, sizeof out_buf, "PATH=/nonexistent OPENBLAS_NUM_THREADS=1",
+                                 "trace --checkpoint run/best.ckpt --data 'data/validate*.tfrecord' --video %s --out tr --force", id), 0);
+    check_pngs_as(groups, 3, 0);
+    assert_int_equal(access(lp_test_scratch_path("tr/gates.csv"), F_OK), 0);
 }
 
 /* Repeat padding: the model reads all max_frames steps (the last frame repeated), so the trace has them,
