@@ -13,6 +13,7 @@
 #include "experiments/writer.h"
 #include "layers/lstm.h"
 #include "lm/lm.h"
+#include "lm/lm_ops.h"
 #include "model/runcfg.h"
 #include "prune/criteria.h"
 #include "tasks/lm_task.h"
@@ -227,14 +228,15 @@ static lp_status model_forward(lp_task *t, const lp_trace_input *in, lp_trace *t
             tr->out = lp_malloc((size_t)in->T, sizeof(float));
             if (!tr->out) s = LP_ERR_NOMEM;
         }
-        const int V = m->cfg.vocab;
-        for (int st = 0; s == LP_OK && st < in->T; st++) { /* softmax of the step's logits at the next word */
-            const float *z = out.logits->data + (size_t)st * V;
-            double zmax = z[0], sum = 0;
-            for (int v = 1; v < V; v++) zmax = z[v] > zmax ? z[v] : zmax;
-            for (int v = 0; v < V; v++) sum += exp((double)z[v] - zmax);
-            tr->out[st] = in->next[st] < 0 ? NAN : (float)(exp((double)z[in->next[st]] - zmax) / sum);
+        /* p(next word) = exp(−nll) of the loss's own per-row kernel; only the text's last word has no next */
+        const size_t rows = in->next[in->T - 1] < 0 ? (size_t)in->T - 1 : (size_t)in->T;
+        double *nll = s == LP_OK ? lp_malloc((size_t)in->T, sizeof *nll) : NULL;
+        if (s == LP_OK && !nll) s = LP_ERR_NOMEM;
+        if (s == LP_OK) {
+            lp_op_softmax_xent_rows(out.logits->data, in->next, rows, m->cfg.vocab, nll);
+            for (int st = 0; st < in->T; st++) tr->out[st] = (size_t)st < rows ? (float)exp(-nll[st]) : NAN;
         }
+        lp_free(nll);
     }
     for (int g = 0; s == LP_OK && g < t->n_groups; g++) {
         double d = max_abs_diff(tr->g[g].h, gh[g]->data, (size_t)in->T * (size_t)tr->g[g].units);
