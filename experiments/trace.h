@@ -54,8 +54,8 @@ typedef struct {
     char what[320]; /* "video ID" or "sentence N of the valid text" */
 } lp_trace_input;
 
-/* Video `id` of the files of patterns pats[n] (glob(3), in evaluation order: sorted files, records in
- * order), as video task t's configuration reads data (features, max_frames, padding, L2 normalisation).
+/* Video `id` (the first record with that id) of the files of patterns pats[n] (glob(3), in evaluation
+ * order: sorted files, records in order), as video task t's configuration reads data (features, max_frames, padding, L2 normalisation).
  * LP_ERR_ARG naming the id when no record has it (and a pattern matching no file); the reader's errors
  * (LP_ERR_IO, LP_ERR_FORMAT naming file and record) otherwise. */
 lp_status lp_trace_video_input(lp_task *t, char **pats, int n, const char *id, lp_trace_input *in);
