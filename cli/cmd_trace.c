@@ -151,8 +151,7 @@ static void print_result(const trace_flags *f, const lp_trace_input *in, const l
             top[k] = best;
             printf(" %d%s %.4f", best, best < in->classes && in->labels[best] > 0.5f ? "*" : "", (double)tr->out[best]);
         }
-        printf("\n  all classes:");
-        printf(" %s/output.csv (classes by probability, with the video's labels)\n", f->out);
+        printf("\n  all classes: %s/output.csv (by probability, with the video's labels)\n", f->out);
     }
     printf("files: %s/gates.csv, units.csv, groups.csv, trace.gp", f->out);
     if (files->n_png) printf("; heatmaps: %d PNG%s (<group>.png)\n", files->n_png, files->n_png > 1 ? "s" : "");
