@@ -66,7 +66,7 @@
  *   model/ lm/    the video classifiers; the word-level language model and Penn Treebank reading
  *   tasks/        the two tasks: the video classifiers and the language model with their data
  *   train/        the one trainer
- *   experiments/  the runner: pipeline (schedules), report, sensitivity, sweep
+ *   experiments/  the runner: pipeline (schedules), report, sensitivity, sweep; trace (a look inside)
  *   cli/          the `lstmprune` command (the only code that writes to the terminal) */
 #ifndef LSTMPRUNE_H
 #define LSTMPRUNE_H
