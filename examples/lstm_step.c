@@ -23,6 +23,7 @@
  *     cc -std=c11 -O2 examples/lstm_step.c $(pkg-config --cflags --libs build/lstmprune.pc) -o lstm_step */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/ops.h"
 #include "core/tape.h"
@@ -32,25 +33,91 @@ enum { F = 2, H = 3, T = 3, G = 4 * H };
 
 static const char *const gate_name[4] = {"i", "f", "g", "o"};
 
-// Unit j of gate q is row q·H + j. Small weights so that no gate saturates; the forget bias is 1 (a
-// common initialisation: the cell starts by remembering).
-static const double W_ih[G][F] = {
-    {0.5, -0.3}, {0.2, 0.4}, {-0.6, 0.1},  // i
-    {0.3, 0.2}, {-0.1, 0.5}, {0.4, -0.2},  // f
-    {0.7, -0.4}, {-0.5, 0.6}, {0.2, 0.3},  // g
-    {-0.2, 0.5}, {0.6, -0.1}, {0.1, 0.4},  // o
+/* The cell's parameters. Unit j of gate q is row q·H + j. */
+typedef struct {
+    double W_ih[G][F], W_hh[G][H], b[G];
+} cell;
+
+// Small weights so that no gate saturates; the forget bias is 1 (a common initialisation: the cell
+// starts by remembering).
+static const cell weights = {
+    .W_ih = {{0.5, -0.3}, {0.2, 0.4}, {-0.6, 0.1},   // i
+             {0.3, 0.2}, {-0.1, 0.5}, {0.4, -0.2},   // f
+             {0.7, -0.4}, {-0.5, 0.6}, {0.2, 0.3},   // g
+             {-0.2, 0.5}, {0.6, -0.1}, {0.1, 0.4}},  // o
+    .W_hh = {{0.1, -0.2, 0.3}, {0.0, 0.2, -0.1}, {0.3, 0.1, 0.2},    // i
+             {-0.2, 0.1, 0.0}, {0.2, -0.3, 0.1}, {0.1, 0.2, -0.2},   // f
+             {0.4, 0.1, -0.3}, {-0.2, 0.3, 0.2}, {0.1, -0.4, 0.3},   // g
+             {0.2, 0.0, -0.1}, {-0.3, 0.1, 0.2}, {0.0, 0.3, 0.1}},   // o
+    .b = {0.1, -0.1, 0.0, 1.0, 1.0, 1.0, 0.0, 0.1, -0.1, 0.0, 0.2, -0.2},
 };
-static const double W_hh[G][H] = {
-    {0.1, -0.2, 0.3}, {0.0, 0.2, -0.1}, {0.3, 0.1, 0.2},   // i
-    {-0.2, 0.1, 0.0}, {0.2, -0.3, 0.1}, {0.1, 0.2, -0.2},  // f
-    {0.4, 0.1, -0.3}, {-0.2, 0.3, 0.2}, {0.1, -0.4, 0.3},  // g
-    {0.2, 0.0, -0.1}, {-0.3, 0.1, 0.2}, {0.0, 0.3, 0.1},   // o
-};
-static const double b[G] = {0.1, -0.1, 0.0, 1.0, 1.0, 1.0, 0.0, 0.1, -0.1, 0.0, 0.2, -0.2};
 static const double x[T + 1][F] = {{0, 0}, {1.0, -0.5}, {0.3, 0.8}, {-0.7, 0.2}};             // x[1..3]
 static const double r[T + 1][H] = {{0, 0, 0}, {0.5, -1.0, 0.25}, {-0.5, 0.75, 1.0}, {1.0, 0.5, -0.75}};
 
+/* The same parameters as one flat array (the layout the library keeps them in, core/params.h), for the
+ * gradient check's loop over every weight: W_ih, then W_hh, then b. */
+enum { NP = G * F + G * H + G };
+typedef union {
+    cell c;
+    double flat[NP];
+} cell_flat;
+_Static_assert(sizeof(cell) == NP * sizeof(double), "cell is three arrays of doubles without padding");
+
+/* The flat index of W_ih[row][col] (tensor 0), W_hh[row][col] (1) or b[row] (2). */
+static int flat_index(int tensor, int row, int col) {
+    return tensor == 0 ? row * F + col : tensor == 1 ? G * F + row * H + col : G * F + G * H + row;
+}
+
+/* What the forward pass computes at every step t = 1..T; index 0 holds the state h_0 = c_0 = 0. */
+typedef struct {
+    double a[T + 1][G], act[T + 1][G]; // pre-activations, and the activations i, f, g, o
+    double c[T + 1][H], tc[T + 1][H], h[T + 1][H];
+} trace;
+
 static double sigmoid(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+/* The forward pass over the T steps; returns L = Σ_t r_t·h_t. */
+static double forward(const cell *w, trace *tr) {
+    double L = 0;
+    memset(tr, 0, sizeof *tr);
+    for (int t = 1; t <= T; t++) {
+        for (int row = 0; row < G; row++) { // a_t = W_ih x_t + W_hh h_{t-1} + b
+            double s = w->b[row];
+            for (int k = 0; k < F; k++) s += w->W_ih[row][k] * x[t][k];
+            for (int k = 0; k < H; k++) s += w->W_hh[row][k] * tr->h[t - 1][k];
+            tr->a[t][row] = s;
+            tr->act[t][row] = row / H == 2 ? tanh(s) : sigmoid(s); // g = tanh, the others σ
+        }
+        const double *i = tr->act[t], *f = tr->act[t] + H, *g = tr->act[t] + 2 * H, *o = tr->act[t] + 3 * H;
+        for (int j = 0; j < H; j++) {
+            tr->c[t][j] = f[j] * tr->c[t - 1][j] + i[j] * g[j];
+            tr->tc[t][j] = tanh(tr->c[t][j]);
+            tr->h[t][j] = o[j] * tr->tc[t][j];
+            L += r[t][j] * tr->h[t][j];
+        }
+    }
+    return L;
+}
+
+/* "W_hh.f[0][0]": the name of flat index k (gate block, unit, input). */
+static void weight_name(int k, char *buf, size_t n) {
+    if (k < G * F) snprintf(buf, n, "W_ih.%s[%d][%d]", gate_name[k / F / H], k / F % H, k % F);
+    else if ((k -= G * F) < G * H) snprintf(buf, n, "W_hh.%s[%d][%d]", gate_name[k / H / H], k / H % H, k % H);
+    else k -= G * H, snprintf(buf, n, "b.%s[%d]", gate_name[k / H], k % H);
+}
+
+/* The central difference (L(w + eps·e_k) − L(w − eps·e_k)) / (2·eps) for weight k. Its error is
+ * eps²/6 · ∂³L/∂w_k³ (Taylor) plus the rounding of the two L values divided by 2·eps: ~1e-10 + ~1e-11
+ * in double at eps = 1e-5. */
+static double central_difference(const cell_flat *w, int k, double eps) {
+    static trace scratch;
+    cell_flat p = *w;
+    p.flat[k] = w->flat[k] + eps;
+    const double Lp = forward(&p.c, &scratch);
+    p.flat[k] = w->flat[k] - eps;
+    const double Lm = forward(&p.c, &scratch);
+    return (Lp - Lm) / (2 * eps);
+}
 
 /* One number as %.6f, without the "-0.000000" of a tiny negative value. */
 static void num(const char *sep, double v) { printf("%s%.6f", sep, fabs(v) < 5e-7 ? 0.0 : v); }
@@ -94,10 +161,11 @@ static double max_diff(const double *hand, const float *lib, int n) {
 }
 
 int main(void) {
+    const cell *w = &weights;
     printf("== weights (gate blocks i, f, g, o; unit j of gate q is row q*%d + j), inputs x_t, loss weights r_t\n", H);
-    show_gates("W_ih", &W_ih[0][0], F);
-    show_gates("W_hh", &W_hh[0][0], H);
-    show_gates("b", b, 1);
+    show_gates("W_ih", &w->W_ih[0][0], F);
+    show_gates("W_hh", &w->W_hh[0][0], H);
+    show_gates("b", w->b, 1);
     char name[16];
     for (int t = 1; t <= T; t++) {
         snprintf(name, sizeof name, "x_%d", t);
@@ -108,67 +176,53 @@ int main(void) {
         show(0, name, r[t], H);
     }
 
-    // ---- forward: index 0 holds the initial state h_0 = c_0 = 0 ----
-    double a[T + 1][G], act[T + 1][G]; // pre-activations and activations i, f, g, o of each step
-    double c[T + 1][H] = {{0}}, tc[T + 1][H] = {{0}}, h[T + 1][H] = {{0}};
-    double L = 0;
+    // ---- forward ----
+    static trace tr;
+    const double L = forward(w, &tr);
     for (int t = 1; t <= T; t++) {
         printf("== forward, step t = %d\n", t);
-        for (int row = 0; row < G; row++) { // a_t = W_ih x_t + W_hh h_{t-1} + b
-            double s = b[row];
-            for (int k = 0; k < F; k++) s += W_ih[row][k] * x[t][k];
-            for (int k = 0; k < H; k++) s += W_hh[row][k] * h[t - 1][k];
-            a[t][row] = s;
-            act[t][row] = row / H == 2 ? tanh(s) : sigmoid(s); // g = tanh, the others σ
-        }
-        const double *i = act[t], *f = act[t] + H, *g = act[t] + 2 * H, *o = act[t] + 3 * H;
-        for (int j = 0; j < H; j++) {
-            c[t][j] = f[j] * c[t - 1][j] + i[j] * g[j];
-            tc[t][j] = tanh(c[t][j]);
-            h[t][j] = o[j] * tc[t][j];
-            L += r[t][j] * h[t][j];
-        }
         for (int q = 0; q < 4; q++) {
             snprintf(name, sizeof name, "a_%s", gate_name[q]);
-            show(t, name, a[t] + q * H, H);
+            show(t, name, tr.a[t] + q * H, H);
         }
-        for (int q = 0; q < 4; q++) show(t, gate_name[q], act[t] + q * H, H);
-        show(t, "c", c[t], H);
-        show(t, "tanh_c", tc[t], H);
-        show(t, "h", h[t], H);
+        for (int q = 0; q < 4; q++) show(t, gate_name[q], tr.act[t] + q * H, H);
+        show(t, "c", tr.c[t], H);
+        show(t, "tanh_c", tr.tc[t], H);
+        show(t, "h", tr.h[t], H);
     }
     printf("L = %.6f\n", L);
 
     // ---- BPTT: dh, dc carry the gradient w.r.t. the state after step t (0 after the last step) ----
-    double dh[H] = {0}, dc[H] = {0};
-    double dW_ih[G][F] = {{0}}, dW_hh[G][H] = {{0}}, db[G] = {0}, dx[T + 1][F] = {{0}};
+    double dh[H] = {0}, dc[H] = {0}, dx[T + 1][F] = {{0}};
+    static cell grad; // dL/dW_ih, dL/dW_hh, dL/db, summed over the steps (static: zero)
     for (int t = T; t >= 1; t--) {
         printf("== BPTT, step t = %d\n", t);
-        const double *i = act[t], *f = act[t] + H, *g = act[t] + 2 * H, *o = act[t] + 3 * H;
+        const double *i = tr.act[t], *f = tr.act[t] + H, *g = tr.act[t] + 2 * H, *o = tr.act[t] + 3 * H;
+        const double *tc = tr.tc[t];
         double dht[H], dct[H], d_i[H], d_f[H], d_g[H], d_o[H], da[G];
         for (int j = 0; j < H; j++) {
-            dht[j] = dh[j] + r[t][j];                                  // ∂L/∂h_t: this step's loss + later steps
-            dct[j] = dc[j] + dht[j] * o[j] * (1 - tc[t][j] * tc[t][j]); // ∂L/∂c_t: through h_t and through c_{t+1}
-            d_o[j] = dht[j] * tc[t][j];                                 // h = o ⊙ tanh c
-            d_i[j] = dct[j] * g[j];                                     // c = f ⊙ c_prev + i ⊙ g
-            d_f[j] = dct[j] * c[t - 1][j];
+            dht[j] = dh[j] + r[t][j];                           // ∂L/∂h_t: this step's loss + later steps
+            dct[j] = dc[j] + dht[j] * o[j] * (1 - tc[j] * tc[j]); // ∂L/∂c_t: through h_t and through c_{t+1}
+            d_o[j] = dht[j] * tc[j];                            // h = o ⊙ tanh c
+            d_i[j] = dct[j] * g[j];                             // c = f ⊙ c_prev + i ⊙ g
+            d_f[j] = dct[j] * tr.c[t - 1][j];
             d_g[j] = dct[j] * i[j];
-            da[j] = d_i[j] * i[j] * (1 - i[j]);             // σ' = σ(1 − σ)
+            da[j] = d_i[j] * i[j] * (1 - i[j]);         // σ' = σ(1 − σ)
             da[H + j] = d_f[j] * f[j] * (1 - f[j]);
-            da[2 * H + j] = d_g[j] * (1 - g[j] * g[j]);     // tanh' = 1 − tanh²
+            da[2 * H + j] = d_g[j] * (1 - g[j] * g[j]); // tanh' = 1 − tanh²
             da[3 * H + j] = d_o[j] * o[j] * (1 - o[j]);
         }
         // a_t = W_ih x_t + W_hh h_{t-1} + b: every weight's gradient is da times what it multiplied
         for (int row = 0; row < G; row++) {
-            for (int k = 0; k < F; k++) dW_ih[row][k] += da[row] * x[t][k];
-            for (int k = 0; k < H; k++) dW_hh[row][k] += da[row] * h[t - 1][k];
-            db[row] += da[row];
+            for (int k = 0; k < F; k++) grad.W_ih[row][k] += da[row] * x[t][k];
+            for (int k = 0; k < H; k++) grad.W_hh[row][k] += da[row] * tr.h[t - 1][k];
+            grad.b[row] += da[row];
         }
         double dh_prev[H] = {0}, dc_prev[H];
         for (int k = 0; k < F; k++) // dx_t = W_ihᵀ da
-            for (int row = 0; row < G; row++) dx[t][k] += W_ih[row][k] * da[row];
+            for (int row = 0; row < G; row++) dx[t][k] += w->W_ih[row][k] * da[row];
         for (int k = 0; k < H; k++) // δh_{t-1} = W_hhᵀ da
-            for (int row = 0; row < G; row++) dh_prev[k] += W_hh[row][k] * da[row];
+            for (int row = 0; row < G; row++) dh_prev[k] += w->W_hh[row][k] * da[row];
         for (int j = 0; j < H; j++) dc_prev[j] = dct[j] * f[j];
 
         show(t, "dh", dht, H);
@@ -187,16 +241,33 @@ int main(void) {
         for (int j = 0; j < H; j++) dh[j] = dh_prev[j], dc[j] = dc_prev[j];
     }
     printf("== gradients summed over the %d steps\n", T);
-    show_gates("dW_ih", &dW_ih[0][0], F);
-    show_gates("dW_hh", &dW_hh[0][0], H);
-    show_gates("db", db, 1);
+    show_gates("dW_ih", &grad.W_ih[0][0], F);
+    show_gates("dW_hh", &grad.W_hh[0][0], H);
+    show_gates("db", grad.b, 1);
+
+    // ---- the gradient check: central differences of L, in double, for every weight ----
+    const double eps = 1e-5;
+    printf("== gradient check: (L(w + eps) - L(w - eps)) / (2 eps) against BPTT, in double, eps = %g\n", eps);
+    const cell_flat wf = {.c = *w}, gf = {.c = grad};
+    const int shown[3] = {flat_index(1, H, 0), flat_index(0, 2 * H + 1, 1), flat_index(2, 3 * H + 2, 0)};
+    double worst = 0;
+    for (int k = 0; k < NP; k++) {
+        const double num = central_difference(&wf, k, eps);
+        worst = fmax(worst, fabs(num - gf.flat[k]));
+        for (int s = 0; s < 3; s++)
+            if (k == shown[s]) {
+                weight_name(k, name, sizeof name);
+                printf("dL/d%s: BPTT %.9f, central difference %.9f\n", name, gf.flat[k], num);
+            }
+    }
+    printf("all %d weights: max |central difference - BPTT| < 1e-8: %s\n", NP, worst < 1e-8 ? "yes" : "NO");
 
     // ---- the same through the library: the fused op lp_lstm on a tape, L = sum(h_seq ⊙ R) ----
     float wih[G * F], whh[G * H], bf[G], xf[T * F], rf[T * H];
     float gwih[G * F] = {0}, gwhh[G * H] = {0}, gb[G] = {0}, gx[T * F] = {0};
-    for (int k = 0; k < G * F; k++) wih[k] = (float)W_ih[k / F][k % F];
-    for (int k = 0; k < G * H; k++) whh[k] = (float)W_hh[k / H][k % H];
-    for (int k = 0; k < G; k++) bf[k] = (float)b[k];
+    for (int k = 0; k < G * F; k++) wih[k] = (float)w->W_ih[k / F][k % F];
+    for (int k = 0; k < G * H; k++) whh[k] = (float)w->W_hh[k / H][k % H];
+    for (int k = 0; k < G; k++) bf[k] = (float)w->b[k];
     for (int k = 0; k < T * F; k++) xf[k] = (float)x[1 + k / F][k % F];
     for (int k = 0; k < T * H; k++) rf[k] = (float)r[1 + k / H][k % H];
     lp_tape tape;
@@ -205,21 +276,21 @@ int main(void) {
     lp_tensor *tw_ih = lp_tape_view(&tape, wih, gwih, 2, (const int[]){G, F});
     lp_tensor *tw_hh = lp_tape_view(&tape, whh, gwhh, 2, (const int[]){G, H});
     lp_tensor *tb = lp_tape_view(&tape, bf, gb, 1, (const int[]){G});
-    lp_tensor *tr = lp_tape_view(&tape, rf, NULL, 3, (const int[]){1, T, H}); // a constant: no grad
+    lp_tensor *rt = lp_tape_view(&tape, rf, NULL, 3, (const int[]){1, T, H}); // a constant: no grad
     lp_lstm_out y = lp_lstm(&tape, tx, tw_ih, tw_hh, tb, NULL, NULL, NULL, 0);
-    lp_tensor *loss = lp_op_sum(&tape, lp_op_mul(&tape, y.h_seq, tr));
+    lp_tensor *loss = lp_op_sum(&tape, lp_op_mul(&tape, y.h_seq, rt));
     if (lp_tape_backward(&tape, loss) != LP_OK) return fail();
 
     double hs[T * H], gxd[T * F];
-    for (int k = 0; k < T * H; k++) hs[k] = h[1 + k / H][k % H];
+    for (int k = 0; k < T * H; k++) hs[k] = tr.h[1 + k / H][k % H];
     for (int k = 0; k < T * F; k++) gxd[k] = dx[1 + k / F][k % F];
     const double diff[6] = {
         max_diff(hs, y.h_seq->data, T * H), fabs(L - (double)loss->data[0]),
-        max_diff(&dW_ih[0][0], gwih, G * F), max_diff(&dW_hh[0][0], gwhh, G * H),
-        max_diff(db, gb, G),                 max_diff(gxd, gx, T * F),
+        max_diff(&grad.W_ih[0][0], gwih, G * F), max_diff(&grad.W_hh[0][0], gwhh, G * H),
+        max_diff(grad.b, gb, G),             max_diff(gxd, gx, T * F),
     };
     const char *what[6] = {"h", "L", "dW_ih", "dW_hh", "db", "dx"};
-    double worst = 0;
+    worst = 0;
     printf("== the library: lp_lstm (layers/lstm.h) on a tape, lp_tape_backward, float32\n");
     for (int k = 0; k < 6; k++) {
         printf("max |hand - library| %-5s = %.1e\n", what[k], diff[k]);

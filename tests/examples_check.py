@@ -131,6 +131,18 @@ def check_lstm_step(path):
         want[f"dW_hh.{GATES[q]}"] = dW_hh[q * H:(q + 1) * H]
         want[f"db.{GATES[q]}"] = db[q * H:(q + 1) * H]
 
+    # the central differences the program prints for a few weights, and their BPTT values (%.9f)
+    grads = {"W_ih": dW_ih, "W_hh": dW_hh, "b": db[:, None]}
+    n_fd = 0
+    for line in open(path, encoding="utf-8"):
+        m = re.match(r"^dL/d(W_ih|W_hh|b)\.([ifgo])\[(\d)\](?:\[(\d)\])?: BPTT (\S+), central difference (\S+)$", line)
+        if m:
+            row = GATES.index(m.group(2)) * H + int(m.group(3))
+            g = grads[m.group(1)][row, int(m.group(4) or 0)]
+            ck.close(line.split(":")[0], [float(m.group(5)), float(m.group(6))], [g, g], 1e-8)
+            n_fd += 1
+    ck.true("3 central differences shown", n_fd == 3)
+
     inputs = {k for k in v if re.fullmatch(r"(W_ih|W_hh|b)\.[ifgo]|x_\d+|r_\d+", k)}
     for k in sorted(set(v) - inputs - set(want)):
         ck.true(f"printed line '{k}' is not one the check knows", False)
