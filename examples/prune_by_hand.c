@@ -195,8 +195,8 @@ int main(void) {
     static float z0[N_SEQ * C], h0[N_SEQ * T * H];
     if (!run(&tape, &m, x, NULL, N_SEQ, z0, h0)) return fail();
     printf("held-out %d sequences: loss %.4f, accuracy %.4f\n", N_SEQ, bce(z0, y, N_SEQ), accuracy(z0, y, N_SEQ));
-    printf("== the trained layer (row q*%d + j is gate q of unit j; b in rows 0..%d; W_out[c] = class c's head row)\n",
-           H, 4 * H - 1);
+    printf("== the trained layer (row q*%d + j of W_ih and W_hh, entry q*%d + j of b: gate q of unit j; W_out[c]: "
+           "class c)\n", H, H);
     show_layer("", &m);
 
     // ---- 1. responses: every h_t of every held-out sequence, their mean and covariance ----
