@@ -148,9 +148,9 @@ static void show(const char *name, const double *v, int n, int digits) {
 }
 
 static void show_f(const char *name, const float *v, int n) {
-    double d[64];
-    for (int k = 0; k < n; k++) d[k] = v[k];
-    show(name, d, n, 6);
+    printf("%s = [", name);
+    for (int k = 0; k < n; k++) num(k ? " " : "", v[k], 6);
+    printf("]\n");
 }
 
 /* A layer's weights, one line per row: "W_ih[q*h+j] (gate q, unit j)" as "<prefix>W_ih[ 7] f1 = [...]". */
