@@ -1,6 +1,7 @@
 /* lstm_step: one LSTM by hand — every number of the forward pass and of backpropagation through time
- * (BPTT) for a cell with 2 inputs and 3 units over 3 steps, then the same weights through the library's
- * fused op, to show that the library computes exactly this.
+ * (BPTT) for a cell with 2 inputs and 3 units over 3 steps; then a central-difference check of every
+ * weight's gradient; then the same weights through the library's fused op, to show that the library
+ * computes exactly this.
  *
  * The cell (docs/METHOD.md, "LSTM forward"; gate order i, f, g, o as everywhere in the project):
  *
@@ -101,9 +102,13 @@ static double forward(const cell *w, trace *tr) {
 
 /* "W_hh.f[0][0]": the name of flat index k (gate block, unit, input). */
 static void weight_name(int k, char *buf, size_t n) {
-    if (k < G * F) snprintf(buf, n, "W_ih.%s[%d][%d]", gate_name[k / F / H], k / F % H, k % F);
-    else if ((k -= G * F) < G * H) snprintf(buf, n, "W_hh.%s[%d][%d]", gate_name[k / H / H], k / H % H, k % H);
-    else k -= G * H, snprintf(buf, n, "b.%s[%d]", gate_name[k / H], k % H);
+    if (k < G * F) {
+        snprintf(buf, n, "W_ih.%s[%d][%d]", gate_name[k / F / H], k / F % H, k % F);
+        return;
+    }
+    k -= G * F;
+    if (k < G * H) snprintf(buf, n, "W_hh.%s[%d][%d]", gate_name[k / H / H], k / H % H, k % H);
+    else snprintf(buf, n, "b.%s[%d]", gate_name[(k - G * H) / H], (k - G * H) % H);
 }
 
 /* The central difference (L(w + eps·e_k) − L(w − eps·e_k)) / (2·eps) for weight k. Its error is
