@@ -7,11 +7,12 @@
 #   make fuzz       every libFuzzer harness (tests/fuzz_*.c) under ASan+UBSan for FUZZ_SECONDS each (in
 #                   build-fuzz/); non-zero on any crash, leak, sanitizer report or out-of-memory
 #   make bench      build and run the benchmarks in bench/
+#   make examples   build the teaching programs examples/*.c into build/examples/ (docs/TUTORIAL.md)
 #   make deps       install the Debian packages the build needs (root), or print the command
 #
 # Sources are discovered by wildcard: a new module is a new .h/.c pair in one of LIB_DIRS, a new test is
-# tests/test_<module>.c, a new benchmark is bench/bench_<name>.c. BUILD=dir puts every output elsewhere
-# (used by `make asan` and by developers building side by side).
+# tests/test_<module>.c, a new benchmark is bench/bench_<name>.c, a new example is examples/<name>.c.
+# BUILD=dir puts every output elsewhere (used by `make asan` and by developers building side by side).
 
 BUILD    ?= build
 CC       ?= cc
@@ -55,10 +56,14 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(wildcard bench/bench_*.c)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test asan fuzz fuzz-run fuzz-seeds demo bench bench-peer deps clean check-deps
+EX_SRC   := $(wildcard examples/*.c)
+EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+PC       := $(BUILD)/lstmprune.pc
+
+.PHONY: all test asan fuzz fuzz-run fuzz-seeds demo bench bench-peer deps clean check-deps examples
 .SECONDARY:
 
-all: check-deps $(LIB) $(BIN)
+all: check-deps $(LIB) $(BIN) $(PC)
 
 check-deps:
 	@for p in $(PKGS) $(TEST_PKGS); do pkg-config --exists $$p || { \
@@ -96,19 +101,36 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(LIB)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# The examples link like a student's own program: the library and its packages, nothing from tests/.
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+examples: all $(EX_BIN)
+
+# A pkg-config file for programs built outside the Makefile (absolute paths into this tree):
+#   cc -std=c11 prog.c $(pkg-config --cflags --libs build/lstmprune.pc)
+$(PC): Makefile
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(abspath .)' 'libdir=$(abspath $(BUILD))' '' \
+	  'Name: lstmprune' 'Description: structured pruning of LSTMs (the static library of this tree)' \
+	  'Version: 0' 'Requires: $(PKGS)' 'Cflags: -I$${prefix}' \
+	  'Libs: $${libdir}/liblstmprune.a -lpthread -lm' >$@
+
 # Tests run from the repository root with a fixed thread count so numbers are reproducible.
 # LP_SHARED points at ../shared (references and real data); CI lays it beside the clone.
 LP_SHARED ?= $(abspath ../shared)
 export LP_SHARED
 LP_BIN := $(abspath $(BIN))
 export LP_BIN
+LP_EXAMPLES := $(abspath $(BUILD)/examples)
+export LP_EXAMPLES
 # The statistics that decide the comparisons with PyTorch (experiments/*.py) are tested too, by Debian's
 # python3 (standard library only), and the PyTorch loader of every model kind against predict / lm-eval
 # by Debian's python3-torch (TORCH_PY, below).
 PYTHON ?= /usr/bin/python3
 ANALYSIS_TEST := experiments/test_analysis.py
 TORCH_TEST := experiments/test_torch_loader.py
-test: all $(TEST_BIN)
+test: all $(TEST_BIN) $(EX_BIN)
 	@fail=0; pass=0; for t in $(TEST_BIN) "$(PYTHON) $(ANALYSIS_TEST)" "$(TORCH_PY) $(TORCH_TEST)"; do \
 	  echo "== $$t"; \
 	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \

@@ -50,10 +50,11 @@
  * The same calls prune the Penn Treebank language model: its task is lp_lm_task_kind (tasks/lm_task.h).
  * Every function returns an lp_status (core/status.h); lp_last_error() says what went wrong, naming the
  * file, record and byte offset for bad input. Messages for a person go to a sink the program sets
- * (core/log.h); the library prints nothing by itself. Build a program against the library:
+ * (core/log.h); the library prints nothing by itself. Build a program against the library (`make`
+ * writes build/lstmprune.pc, the include path and every library it needs; the programs of examples/ are
+ * built this way and docs/TUTORIAL.md walks through them):
  *
- *     make && cc -std=c11 -O2 -I. prog.c build/liblstmprune.a \
- *         $(pkg-config --libs openblas lapacke libprotobuf-c zlib) -lpthread -lm
+ *     make && cc -std=c11 -O2 prog.c $(pkg-config --cflags --libs build/lstmprune.pc)
  *
  * The floors, each using only those below it (README.md, "Layout"):
  *   core/         status, allocation, RNG streams, arenas, tensors, the autograd tape, parameters, config
@@ -66,7 +67,7 @@
  *   model/ lm/    the video classifiers; the word-level language model and Penn Treebank reading
  *   tasks/        the two tasks: the video classifiers and the language model with their data
  *   train/        the one trainer
- *   experiments/  the runner: pipeline (schedules), report, sensitivity, sweep
+ *   experiments/  the runner: pipeline (schedules), report, sensitivity, sweep; trace (a look inside)
  *   cli/          the `lstmprune` command (the only code that writes to the terminal) */
 #ifndef LSTMPRUNE_H
 #define LSTMPRUNE_H

@@ -52,6 +52,16 @@ const lp_arg lp_args_method[] = {
 };
 const int lp_args_method_n = (int)(sizeof lp_args_method / sizeof lp_args_method[0]);
 
+const lp_arg lp_args_prune[] = {
+    {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard (the paper), public (#{k : C(k) > tau}, the public code) or below", "standard"},
+    {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
+    {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
+    {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
+    {"compensate", "prune.compensate", LP_ARG_STR, 0, "MODE",
+     "none, or mean: each removed unit's mean response goes into the biases that read it (oneshot, iterative)", "none"},
+};
+const int lp_args_prune_n = (int)(sizeof lp_args_prune / sizeof lp_args_prune[0]);
+
 const lp_arg lp_args_model[] = {
     {"model", "model.arch", LP_ARG_STR, 0, "KIND", "paper (BiLSTM -> LSTM -> dense) or lstm (stacked LSTMs -> mixture of experts)", "paper"},
     {"hidden", "model.hidden", LP_ARG_INT, 1, "H", "width H: paper = BiLSTM H/2 per direction + LSTM H; lstm = H per layer", "1024"},

@@ -55,6 +55,10 @@ extern const int lp_args_train_n;
 /* The pruning method's flags (prune, pipeline, lm-prune): rate rule, τ, target rate, criterion, rounding. */
 extern const lp_arg lp_args_method[];
 extern const int lp_args_method_n;
+/* After them, the pruning step's own (prune, pipeline, trace): kept-eigenvalue counting, the statistics'
+ * batches and steps, the random criterion's seed, mean compensation. */
+extern const lp_arg lp_args_prune[];
+extern const int lp_args_prune_n;
 
 /* Report the failure of a configuration check (lp_runcfg_check, lp_lm_run_check: lp_last_error() names
  * the key) as a usage error under the flag of the table that sets that key ("--batch: train.batch = ...";

@@ -35,6 +35,7 @@ int lp_cmd_finetune(int argc, char **argv);
 int lp_cmd_eval(int argc, char **argv);
 int lp_cmd_predict(int argc, char **argv);
 int lp_cmd_info(int argc, char **argv);
+int lp_cmd_trace(int argc, char **argv);
 int lp_cmd_prune(int argc, char **argv);
 int lp_cmd_pipeline(int argc, char **argv);
 int lp_cmd_sweep(int argc, char **argv);

@@ -14,16 +14,6 @@
 #include "prune/surgery.h"
 #include "train/trainer.h"
 
-/* after the method's flags (cli/args.h lp_args_method) */
-static const lp_arg prune_args[] = {
-    {"keep-count", "prune.keep_count", LP_ARG_STR, 0, "RULE", "kept-eigenvalue counting: standard (the paper), public (#{k : C(k) > tau}, the public code) or below", "standard"},
-    {"stats-batches", "prune.stats_batches", LP_ARG_INT, 0, "N", "training batches for the response statistics (0 = an epoch)", "20"},
-    {"stats-steps", "prune.stats_steps", LP_ARG_STR, 0, "S", "responses at all valid steps or only the last", "all"},
-    {"prune-seed", "prune.seed", LP_ARG_INT, 0, "S", "seed of the random criterion", "1"},
-    {"compensate", "prune.compensate", LP_ARG_STR, 0, "MODE",
-     "none, or mean: each removed unit's mean response goes into the biases that read it (oneshot, iterative)", "none"},
-};
-
 /* prune only: remove the units an ISS-trained checkpoint (train --iss-lambda) has zeroed. */
 static const lp_arg prune_iss_arg[] = {
     {"iss-threshold", "prune.iss_threshold", LP_ARG_NUM, 0, "T",
@@ -82,7 +72,7 @@ int lp_cmd_prune(int argc, char **argv) {
     lp_arg table[96];
     int n = lp_args_join(table, 96, prune_own, (int)(sizeof prune_own / sizeof prune_own[0]), lp_args_method,
                          lp_args_method_n);
-    n = lp_args_join(table, 96, table, n, prune_args, (int)(sizeof prune_args / sizeof prune_args[0]));
+    n = lp_args_join(table, 96, table, n, lp_args_prune, lp_args_prune_n);
     n = lp_args_join(table, 96, table, n, lp_args_data + 2, lp_args_data_n - 2); /* --train/--valid are not used */
     n = lp_args_join(table, 96, table, n, pipeline_args + 7, 4);                 /* latency flags and --test */
     n = lp_args_join(table, 96, table, n, prune_iss_arg, 1);
@@ -167,7 +157,7 @@ int lp_cmd_pipeline(int argc, char **argv) {
     int n = lp_args_join(table, 128, pipeline_own, (int)(sizeof pipeline_own / sizeof pipeline_own[0]), pipeline_args,
                          (int)(sizeof pipeline_args / sizeof pipeline_args[0]));
     n = lp_args_join(table, 128, table, n, lp_args_method, lp_args_method_n);
-    n = lp_args_join(table, 128, table, n, prune_args, (int)(sizeof prune_args / sizeof prune_args[0]));
+    n = lp_args_join(table, 128, table, n, lp_args_prune, lp_args_prune_n);
     n = lp_args_join(table, 128, table, n, lp_args_data, lp_args_data_n);
     n = lp_args_join(table, 128, table, n, lp_args_model, lp_args_model_n);
     n = lp_args_join(table, 128, table, n, lp_args_train, lp_args_train_n);

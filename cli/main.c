@@ -23,6 +23,7 @@ static const lp_cli_command commands[] = {
     {"sweep", "the ablation grid from a config file: criteria x rate rules x rates x schedules (+ ISS), resumable", lp_cmd_sweep},
     {"sensitivity", "prune one unit group at a time at several rates (no fine-tuning): GAP curves, suggested rates", lp_cmd_sensitivity},
     {"info", "sizes per unit group, parameters, FLOPs per frame, file bytes of a checkpoint", lp_cmd_info},
+    {"trace", "gates, cell state and output of every unit over one video or sentence, the units a plan removes, heatmaps", lp_cmd_trace},
     {"lm-train", "train a word-level LSTM language model on Penn Treebank (Zaremba recipes); --resume continues", lp_cmd_lm_train},
     {"lm-eval", "perplexity and words/s of a language-model checkpoint on PTB", lp_cmd_lm_eval},
     {"lm-prune", "prune a PTB language model (eigen+gm, uniform, ISS) -> smaller checkpoint, fine-tune, report", lp_cmd_lm_prune},

@@ -220,6 +220,10 @@ static lp_status load_task(const lp_pipeline_opts *o, const char *path, const lp
     return s;
 }
 
+lp_status lp_pipeline_open(const lp_pipeline_opts *o, const char *path, lp_kv *cfg, lp_task **t) {
+    return open_ckpt(o, path, o->cfg, cfg, t);
+}
+
 typedef struct state {
     lp_prune_opts po;    /* o->prune completed for the model: per-group sizes, the sensitivity curves */
     lp_cost_curve curves[LP_MAX_GROUPS];
@@ -268,6 +272,17 @@ static lp_status method_for(const lp_pipeline_opts *o, const lp_task *t, const c
     if (o->given_units) return lp_prune_given_parse(t, o->given_units, 1, st->po.given_k);
     if (o->rates_from) return lp_prune_given_read(t, o->rates_from, st->po.given_k);
     return lp_errorf(LP_ERR_ARG, "the given rate rule needs --rates, --units or --rates-from");
+}
+
+lp_status lp_pipeline_plan(const lp_pipeline_opts *o, lp_task *t, const char *ckpt, lp_prune_plan *p) {
+    memset(p, 0, sizeof *p);
+    state *st = lp_calloc(1, sizeof *st); /* the rule's input: per-group sizes, the curves */
+    if (!st) return LP_ERR_NOMEM;
+    lp_status s = method_for(o, t, ckpt, st);
+    if (s == LP_OK) s = lp_prune_plan_run(t, &st->po, p);
+    if (s == LP_OK) p->opts.curves = NULL; /* they die with st */
+    lp_free(st);
+    return s;
 }
 
 /* The rule against the schedule: ISS keeps what passes its threshold; a soft run starts untrained, so
@@ -364,9 +379,8 @@ static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
 
 static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
     LP_TRY(baseline(o, st));
-    LP_TRY(method_for(o, st->before, st->before_ckpt, st));
     say(o, "== pruning (%s)", lp_criterion_name(o->prune.criterion));
-    LP_TRY(lp_prune_plan_run(st->before, &st->po, &st->plan));
+    LP_TRY(lp_pipeline_plan(o, st->before, st->before_ckpt, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);
 }

@@ -98,4 +98,14 @@ lp_status lp_pipeline_check(const lp_pipeline_opts *o);
 
 lp_status lp_pipeline_run(const lp_pipeline_opts *o, lp_pipeline_result *res);
 
+/* The model of checkpoint `path` as the pipeline opens it: the checkpoint's keys with o->cfg's set over
+ * them go into cfg (caller-initialised; the task's completed configuration), and o->kind opens it. */
+lp_status lp_pipeline_open(const lp_pipeline_opts *o, const char *path, lp_kv *cfg, lp_task **t);
+
+/* The oneshot schedule's plan for the trained model t of checkpoint `ckpt`: o->prune completed with what
+ * the rule needs of t (per-group rates or sizes; the sensitivity curves of o->sensitivity_dir, or
+ * measured on ckpt into OUT/sensitivity), then statistics, rates and selection (lp_prune_plan_run). The
+ * units `lstmprune prune` removes with the same options; `lstmprune trace` shows that plan. */
+lp_status lp_pipeline_plan(const lp_pipeline_opts *o, lp_task *t, const char *ckpt, lp_prune_plan *p);
+
 #endif

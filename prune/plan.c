@@ -209,8 +209,10 @@ static lp_status plan_spectra(lp_stats *st, lp_prune_plan *p) {
         double *cov = lp_malloc((size_t)h * (size_t)h, sizeof *cov);
         gp->eig = lp_malloc((size_t)h, sizeof(double));
         gp->mean = lp_malloc((size_t)h, sizeof(double)); /* kept for compensation (freed with the plan) */
+        gp->var = lp_malloc((size_t)h, sizeof(double)); /* for lstmprune trace's table of units */
         gp->n_responses = lp_stats_count(&st[g]);
-        s = cov && gp->eig && gp->mean ? lp_stats_finish(&st[g], gp->mean, cov) : LP_ERR_NOMEM;
+        s = cov && gp->eig && gp->mean && gp->var ? lp_stats_finish(&st[g], gp->mean, cov) : LP_ERR_NOMEM;
+        for (int j = 0; s == LP_OK && j < h; j++) gp->var[j] = cov[(size_t)j * (size_t)h + (size_t)j];
         if (s == LP_OK) s = lp_rates_eigenvalues(cov, h, gp->eig, NULL);
         if (s != LP_OK) s = lp_error_wrap(s, "group %s", gp->name);
         lp_free(cov);
@@ -359,6 +361,7 @@ void lp_prune_plan_free(lp_prune_plan *p) {
     for (int g = 0; g < p->n_groups; g++) {
         lp_free(p->g[g].eig);
         lp_free(p->g[g].mean);
+        lp_free(p->g[g].var);
         lp_free(p->g[g].score);
         lp_free(p->g[g].kept);
     }

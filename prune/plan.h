@@ -47,6 +47,7 @@ typedef struct {
     int64_t n_responses;
     double *eig;    /* [h] covariance spectrum, descending (NULL when no statistics were gathered) */
     double *mean;   /* [h] mean response of each unit (NULL when no statistics were gathered) */
+    double *var;    /* [h] variance of each unit's response: the covariance's diagonal (NULL likewise) */
     double *score;  /* [h] criterion score per unit (smallest pruned first; NULL for kept-list plans) */
     int *kept;      /* [k] kept unit indices, ascending */
 } lp_prune_group_plan;

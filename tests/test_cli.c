@@ -65,7 +65,8 @@ static void test_cli_md_has_every_help(void **state) {
     size_t len;
     assert_int_equal(lp_file_read_all("docs/CLI.md", &doc, &len), LP_OK);
     const char *cmds[] = {"synth", "inspect", "train", "finetune", "eval", "predict", "info", "prune", "pipeline",
-                          "sweep", "sensitivity", "lm-train", "lm-eval", "lm-prune", "lm-sensitivity", "gradcheck"};
+                          "sweep", "sensitivity", "trace", "lm-train", "lm-eval", "lm-prune", "lm-sensitivity",
+                          "gradcheck", "export"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         assert_int_equal(run("%s --help", cmds[i]), 0);
         size_t n = strlen(out_buf);
