@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "tests/common/scratch.h"
@@ -37,39 +36,7 @@ static char ex_out[N_EX][OUT_CAP];
 static int ex_rc[N_EX];
 static int pinned; /* the examples ran on OpenBLAS's Haswell kernels (the tutorial's) */
 
-/* Run a shell command in the current directory; stdout+stderr into out[cap]. The exit code, or -1. */
-static int run_cmd(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strcat(cmd, " 2>&1");
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    char rest[4096];
-    while (fread(rest, 1, sizeof rest, p) > 0) continue;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-/* 1 if /proc/cpuinfo lists the flag. */
-static int cpu_has(const char *flag) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return 0;
-    char line[8192], word[64];
-    int found = 0;
-    snprintf(word, sizeof word, " %s ", flag);
-    while (!found && fgets(line, sizeof line - 1, f)) {
-        if (strncmp(line, "flags", 5) != 0) continue;
-        line[strcspn(line, "\n")] = ' ';
-        found = strstr(line, word) != NULL;
-    }
-    fclose(f);
-    return found;
-}
 
 static const char *python(void) {
     const char *p = getenv("PYTHON");
@@ -88,9 +55,9 @@ static int setup(void **state) {
     fclose(f);
     const char *dir = getenv("LP_EXAMPLES");
     if (!dir || !*dir) dir = "build/examples";
-    pinned = cpu_has("avx2") && cpu_has("fma");
+    pinned = lp_test_cpu_has("avx2") && lp_test_cpu_has("fma");
     for (int e = 0; e < N_EX; e++) {
-        ex_rc[e] = run_cmd(ex_out[e], OUT_CAP, "%s OPENBLAS_NUM_THREADS=1 '%s/%s'",
+        ex_rc[e] = lp_test_sh(ex_out[e], OUT_CAP, NULL, "%s OPENBLAS_NUM_THREADS=1 '%s/%s'",
                            pinned ? "OPENBLAS_CORETYPE=Haswell" : "", dir, ex_name[e]);
         FILE *o = fopen(lp_test_scratch_path(ex_name[e]), "w");
         if (!o) return -1;
@@ -109,8 +76,8 @@ static double number_after(const char *s, const char *key) {
 /* tests/examples_check.py on an example's output: exit 0 and at least `min_numbers` compared. */
 static void numpy_check(int e, int min_numbers) {
     static char out[1 << 16];
-    int rc = run_cmd(out, sizeof out, "'%s' tests/examples_check.py %s '%s'", python(), ex_name[e],
-                     lp_test_scratch_path(ex_name[e]));
+    int rc = lp_test_sh(out, sizeof out, NULL, "'%s' tests/examples_check.py %s '%s'", python(), ex_name[e],
+                        lp_test_scratch_path(ex_name[e]));
     if (rc != 0) fprintf(stderr, "%s\n", out);
     assert_int_equal(rc, 0);
     const double n = number_after(out, "compared ");

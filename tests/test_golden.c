@@ -522,25 +522,10 @@ static void run_ok(const char *fmt, ...) {
     assert_int_equal(rc, 0);
 }
 
-/* 1 if /proc/cpuinfo lists the flag (the Haswell kernels need avx2 and fma). */
-static int cpu_has(const char *flag) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return 0;
-    char line[8192], word[64];
-    int found = 0;
-    snprintf(word, sizeof word, " %s ", flag);
-    while (!found && fgets(line, sizeof line - 1, f)) {
-        if (strncmp(line, "flags", 5) != 0) continue;
-        line[strcspn(line, "\n")] = ' ';
-        found = strstr(line, word) != NULL;
-    }
-    fclose(f);
-    return found;
-}
 
 /* Every test starts here: without AVX2 and FMA, the fixtures' kernels cannot run. */
 static void require_kernels(void) {
-    if (cpu_has("avx2") && cpu_has("fma")) return;
+    if (lp_test_cpu_has("avx2") && lp_test_cpu_has("fma")) return;
     fprintf(stderr, "golden: skipped: the fixtures are of OpenBLAS's Haswell kernels, which need avx2 and fma\n");
     skip();
 }

@@ -1,8 +1,10 @@
 /* scratch: see scratch.h. */
 #include "tests/common/scratch.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,10 +27,8 @@ const char *lp_test_bin(void) {
     return realpath(bin, abs) ? abs : bin;
 }
 
-int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_list ap) {
-    char args[2048], cmd[8192];
-    vsnprintf(args, sizeof args, fmt, ap);
-    snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, prefix, lp_test_bin(), args);
+/* popen(cmd) with stdout+stderr into out[cap]; the rest of a longer output is read and dropped. */
+static int run_shell(char *out, size_t cap, const char *cmd) {
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t n = fread(out, 1, cap - 1, p);
@@ -37,6 +37,39 @@ int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_
     while (fread(rest, 1, sizeof rest, p) > 0) continue;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_list ap) {
+    char args[2048], cmd[8192];
+    vsnprintf(args, sizeof args, fmt, ap);
+    snprintf(cmd, sizeof cmd, "cd '%s' && %s '%s' %s 2>&1", dir, prefix, lp_test_bin(), args);
+    return run_shell(out, cap, cmd);
+}
+
+int lp_test_sh(char *out, size_t cap, const char *where, const char *fmt, ...) {
+    char body[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    if (where) snprintf(cmd, sizeof cmd, "cd '%s' && %s 2>&1", where, body);
+    else snprintf(cmd, sizeof cmd, "%s 2>&1", body);
+    return run_shell(out, cap, cmd);
+}
+
+int lp_test_cpu_has(const char *flag) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[8192], word[64];
+    int found = 0;
+    snprintf(word, sizeof word, " %s ", flag);
+    while (!found && fgets(line, sizeof line - 1, f)) {
+        if (strncmp(line, "flags", 5) != 0) continue;
+        line[strcspn(line, "\n")] = ' ';
+        found = strstr(line, word) != NULL;
+    }
+    fclose(f);
+    return found;
 }
 
 int lp_test_run(char *out, size_t cap, const char *prefix, const char *fmt, ...) {

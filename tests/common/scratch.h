@@ -39,6 +39,14 @@ const char *lp_test_bin(void);
 int lp_test_runv(char *out, size_t cap, const char *prefix, const char *fmt, va_list ap);
 int lp_test_run(char *out, size_t cap, const char *prefix, const char *fmt, ...);
 
+/* Run the shell command formatted from fmt in directory `dir` (NULL: the current one), stdout and stderr
+ * into out[cap] as lp_test_runv does. The exit code, or -1. */
+int lp_test_sh(char *out, size_t cap, const char *dir, const char *fmt, ...);
+
+/* 1 if /proc/cpuinfo lists the CPU flag ("avx2", "fma"): OpenBLAS's Haswell kernels, which the golden
+ * numbers were made with, need avx2 and fma. */
+int lp_test_cpu_has(const char *flag);
+
 /* A cmocka group teardown (`state` is not used): rm -rf the directory. 0, or -1. */
 int lp_test_scratch_teardown(void **state);
 
