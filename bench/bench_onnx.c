@@ -36,7 +36,7 @@ typedef struct {
     int H, T, reps1, reps16;
 } shape;
 
-static const shape shapes[] = {{"small", 256, 100, 20, 5}, {"big", 1024, 300, 5, 3}};
+static const shape shapes[] = {{"small", 256, 100, 60, 20}, {"big", 1024, 300, 10, 5}};
 
 typedef struct {
     char model[32];

@@ -11,7 +11,7 @@
  *     carried state fed back, as lm-eval runs them; probabilities within 1e-5 of the model's own forward
  *     pass, the same top-20 words, and the validation NLL lm-eval prints.
  *
- * ONNX Runtime comes from `make deps` (scripts/ort/node_modules); python3-onnx is Debian's (LP_PYTHON,
+ * ONNX Runtime comes from `make deps` (scripts/ort/node_modules); python3-onnx is Debian's ($PYTHON,
  * default /usr/bin/python3). */
 #include <math.h>
 #include <setjmp.h>
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -49,23 +48,13 @@ static int run(const char *fmt, ...) {
     return rc;
 }
 
-/* A shell command in the scratch directory, output into out_buf; its exit code. */
-static int sh(const char *fmt, ...) {
-    char cmd[4096], full[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof full, "cd '%s' && %s 2>&1", lp_test_scratch_dir(), cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out_buf, 1, sizeof out_buf - 1, p);
-    out_buf[n] = '\0';
-    int st = pclose(p);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rc != 0) fprintf(stderr, "%s\n-> %d: %s\n", cmd, rc, out_buf);
+/* The exit code of a shell command run in the scratch directory (lp_test_sh), its output printed when it
+ * failed. */
+static int shown(int rc) {
+    if (rc != 0) fprintf(stderr, "-> %d: %s\n", rc, out_buf);
     return rc;
 }
+#define SH(...) shown(lp_test_sh(out_buf, sizeof out_buf, lp_test_scratch_dir(), __VA_ARGS__))
 
 static int setup(void **state) {
     (void)state;
@@ -86,20 +75,25 @@ static int setup(void **state) {
 }
 
 /* Export CKPT to NAME.onnx and have python3-onnx's full checker accept it. */
+/* Debian's python3, which has python3-onnx ($PYTHON, as the Makefile sets it). */
+static const char *python(void) {
+    const char *p = getenv("PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
+
 static void export_and_check(const char *ckpt, const char *name) {
     assert_int_equal(run("export --checkpoint %s --out %s.onnx", ckpt, name), 0);
-    const char *py = getenv("LP_PYTHON") ? getenv("LP_PYTHON") : "/usr/bin/python3";
-    assert_int_equal(sh("%s -c 'import onnx, sys; m = onnx.load(sys.argv[1]); "
+    assert_int_equal(SH("%s -c 'import onnx, sys; m = onnx.load(sys.argv[1]); "
                         "onnx.checker.check_model(m, full_check=True); print(\"checked\", m.opset_import[0].version)' "
                         "%s.onnx",
-                        py, name),
+                        python(), name),
                      0);
     assert_non_null(strstr(out_buf, "checked 17"));
 }
 
 /* Run NAME.onnx in ONNX Runtime on DIR/inputs.txt (extra: run.js options). */
 static void ort_run(const char *name, const char *dir, const char *extra) {
-    assert_int_equal(sh("node '%s/scripts/ort/run.js' %s.onnx %s %s", repo, name, dir, extra), 0);
+    assert_int_equal(SH("node '%s/scripts/ort/run.js' %s.onnx %s %s", repo, name, dir, extra), 0);
 }
 
 static float *read_floats(const char *path, size_t n) {
@@ -278,8 +272,8 @@ static void test_video_models(void **state) {
         compare_video(cases[k][0], cases[k][1], cases[k][2], &v);
     }
     /* the two BiLSTM layouts really were taken: one LSTM node for 2+2, two for 3+1 */
-    assert_int_equal(sh("/usr/bin/python3 -c 'import onnx, sys; print(*[sum(n.op_type == \"LSTM\" for n in "
-                        "onnx.load(f).graph.node) for f in sys.argv[1:]])' uni.onnx given.onnx deep.onnx"),
+    assert_int_equal(SH("%s -c 'import onnx, sys; print(*[sum(n.op_type == \"LSTM\" for n in "
+                        "onnx.load(f).graph.node) for f in sys.argv[1:]])' uni.onnx given.onnx deep.onnx", python()),
                      0);
     assert_non_null(strstr(out_buf, "2 3 3"));
     lp_free(v.raw);
@@ -433,7 +427,7 @@ static void test_errors(void **state) {
     assert_non_null(strstr(out_buf, "--checkpoint"));
     assert_int_equal(run("export --checkpoint paper/best.ckpt"), 2);
     assert_non_null(strstr(out_buf, "--out"));
-    assert_int_equal(sh("printf 'not a checkpoint' > bad.ckpt"), 0);
+    assert_int_equal(SH("printf 'not a checkpoint' > bad.ckpt"), 0);
     /* a bad checkpoint: exit 1 naming it, and no model written */
     int rc = lp_test_run(out_buf, sizeof out_buf, "", "export --checkpoint bad.ckpt --out bad.onnx");
     assert_int_equal(rc, 1);
