@@ -20,7 +20,15 @@ PKGS     := openblas lapacke libprotobuf-c zlib ompi-c
 TEST_PKGS:= cmocka
 DEB_PKGS := libopenblas-dev liblapacke-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev \
             pkg-config zlib1g-dev gnuplot-nox python3 python3-torch clang libclang-rt-dev \
-            libopenmpi-dev openmpi-bin libonnx-dev python3-onnx nodejs
+            libopenmpi-dev openmpi-bin libonnx-dev python3-onnx nodejs libdnnl-dev
+
+# bf16 products through oneDNN (core/gemm.h); `make DNNL=0` builds without it (fp32 only).
+DNNL ?= 1
+ifeq ($(DNNL),1)
+DNNL_LIBS := -ldnnl -l:libgomp.so.1
+else
+DNNL_CFLAGS := -DLP_NO_DNNL
+endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -30,8 +38,8 @@ TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 OPT      ?= -O3 -march=x86-64-v2 -mtune=native
 WARN     := -Wall -Wextra -Wpedantic -Wshadow
 CFLAGS   += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(OPT) -g $(WARN) \
-            -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN)
-LDLIBS   += $(PKG_LIBS) -lpthread -lm
+            -I. -I$(BUILD)/gen $(PKG_CFLAGS) $(DNNL_CFLAGS) $(SAN)
+LDLIBS   += $(PKG_LIBS) $(DNNL_LIBS) -lpthread -lm
 LDFLAGS  += $(SAN)
 
 LIB_DIRS := core check layers model optim eval data prune lm tasks train experiments deploy
@@ -70,6 +78,7 @@ check-deps:
 	  echo "missing dependency '$$p' (pkg-config). Run: make deps" >&2; exit 1; }; done
 	@command -v protoc-c >/dev/null || { echo "missing protoc-c. Run: make deps" >&2; exit 1; }
 	@test -f $(ONNX_PROTO) || { echo "missing $(ONNX_PROTO) (libonnx-dev). Run: make deps" >&2; exit 1; }
+	@test "$(DNNL)" != 1 || test -f /usr/include/dnnl.h || { echo "missing dnnl.h (libdnnl-dev). Run: make deps, or build with make DNNL=0 (fp32 only)" >&2; exit 1; }
 
 # Generated protobuf-c code (never edited by hand).
 $(BUILD)/gen/third_party/%.pb-c.c $(BUILD)/gen/third_party/%.pb-c.h: third_party/%.proto

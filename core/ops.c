@@ -1,11 +1,12 @@
 /* ops: forward kernels and backward functions of the primitive tape ops, see ops.h.
  *
- * Every kernel is a plain loop over contiguous float arrays (or one cblas_sgemm); backward functions
+ * Every kernel is a plain loop over contiguous float arrays (or one product, core/gemm.h); backward functions
  * read the saved inputs/outputs from the node and accumulate into the grads that exist (an input
  * without grad, e.g. a batch of features, is skipped). */
 #include "core/ops.h"
 
-#include <cblas.h>
+#include "core/gemm.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,19 +54,15 @@ static void matmul_backward(lp_node *n) {
     const float *dC = c->grad; /* [M,N] */
     if (a->grad) {
         if (!ta) /* dA [M,K] += dC · op(B)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasNoTrans : CblasTrans, M, K, N, 1.0f, dC, ld(N),
-                        b->data, tb ? ld(K) : ld(N), 1.0f, a->grad, ld(K));
+            lp_gemm(0, !tb, M, K, N, 1.0f, dC, ld(N), b->data, tb ? ld(K) : ld(N), 1.0f, a->grad, ld(K));
         else /* A is [K,M]: dA += (dC · op(B)^T)^T = op(B) · dC^T */
-            cblas_sgemm(CblasRowMajor, tb ? CblasTrans : CblasNoTrans, CblasTrans, K, M, N, 1.0f, b->data,
-                        tb ? ld(K) : ld(N), dC, ld(N), 1.0f, a->grad, ld(M));
+            lp_gemm(tb, 1, K, M, N, 1.0f, b->data, tb ? ld(K) : ld(N), dC, ld(N), 1.0f, a->grad, ld(M));
     }
     if (b->grad) {
         if (!tb) /* dB [K,N] += op(A)^T · dC */
-            cblas_sgemm(CblasRowMajor, ta ? CblasNoTrans : CblasTrans, CblasNoTrans, K, N, M, 1.0f, a->data,
-                        ta ? ld(M) : ld(K), dC, ld(N), 1.0f, b->grad, ld(N));
+            lp_gemm(!ta, 0, K, N, M, 1.0f, a->data, ta ? ld(M) : ld(K), dC, ld(N), 1.0f, b->grad, ld(N));
         else /* B is [N,K]: dB += (op(A)^T · dC)^T = dC^T · op(A) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, ta ? CblasTrans : CblasNoTrans, N, K, M, 1.0f, dC, ld(N),
-                        a->data, ta ? ld(M) : ld(K), 1.0f, b->grad, ld(K));
+            lp_gemm(1, ta, N, K, M, 1.0f, dC, ld(N), a->data, ta ? ld(M) : ld(K), 1.0f, b->grad, ld(K));
     }
 }
 
@@ -93,9 +90,8 @@ lp_tensor *lp_op_matmul(lp_tape *tp, lp_tensor *a, lp_tensor *b, int trans_a, in
         if (d.K == 0)
             memset(c->data, 0, (size_t)d.M * (size_t)d.N * sizeof(float));
         else
-            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, d.M, d.N,
-                        d.K, 1.0f, a->data, ta ? ld(d.M) : ld(d.K), b->data, tb ? ld(d.K) : ld(d.N), 0.0f,
-                        c->data, ld(d.N));
+            lp_gemm(ta, tb, d.M, d.N, d.K, 1.0f, a->data, ta ? ld(d.M) : ld(d.K), b->data, tb ? ld(d.K) : ld(d.N),
+                    0.0f, c->data, ld(d.N));
     }
     if (need) {
         lp_node *n = lp_tape_record(tp, &matmul_op, in, 2, &c, 1);

@@ -17,12 +17,12 @@
 
 #include "layers/lstm.h"
 
-#include <cblas.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/fastmath.h"
+#include "core/gemm.h"
 #include "core/status.h"
 
 /* ---- the layer's parameters -------------------------------------------------------------------- */
@@ -55,8 +55,7 @@ static inline int step_valid(const int *lengths, int b, int t) { return !lengths
 
 void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT, int F, int H) {
     // gates [BT,4H] = x [BT,F] · w_ih^T [F,4H]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, 4 * H, F, 1.0f, x, F, w_ih, F, 0.0f, gates,
-                4 * H);
+    lp_gemm(0, 1, BT, 4 * H, F, 1.0f, x, F, w_ih, F, 0.0f, gates, 4 * H);
 }
 
 /* The forward equations for one batch row at one step (docs/METHOD.md, "LSTM forward"), a the row's
@@ -95,7 +94,7 @@ static void cell_forward_row(float *restrict gi, float *restrict gf, float *rest
 }
 
 /* Forward of step t for batch rows [b0, b1) (a thread's share: layers/lstm_par.c). */
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const lp_gemm_w *w_hh,
                           const float *b, const int *lengths, int t, int b0, int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;
     float *grow = gates + ((size_t)b0 * T + t) * G;
@@ -103,10 +102,9 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
     // One row (e.g. latency-bound inference of one sequence) is a matrix-vector product: sgemv reads W_hh
     // once, where sgemm would first copy it into its packed layout at every step.
     if (M == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, w_hh, H, h + (size_t)b0 * H, 1, 1.0f, grow, 1);
+        lp_gemv_pw(0, 1.0f, w_hh, h + (size_t)b0 * H, 1.0f, grow);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, G, H, 1.0f, h + (size_t)b0 * H, H, w_hh, H, 1.0f,
-                    grow, T * G);
+        lp_gemm_pw(0, 1, M, G, H, 1.0f, h + (size_t)b0 * H, H, w_hh, 1.0f, grow, T * G);
     for (int bi = b0; bi < b1; bi++) {
         size_t row = (size_t)bi * T + t;
         float *hb = h + (size_t)bi * H, *cb = c + (size_t)bi * H;
@@ -172,7 +170,7 @@ static inline long prev_row(int reverse, int b, int t, int len, int T) {
 
 /* Backward of step t for batch rows [b0, b1). */
 void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
+                           const float *c0, const lp_gemm_w *w_hh, const int *lengths, int reverse, int t, int b0,
                            int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;
     for (int bi = b0; bi < b1; bi++) {
@@ -190,10 +188,9 @@ void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_s
     // dh [M,H] += dG_t [M,4H] · w_hh [4H,H]; padding rows of dG_t are 0, so their dh passes unchanged
     const float *grow = gates + ((size_t)b0 * T + t) * G;
     if (M == 1) /* as in forward: a matrix-vector product, dh += w_hh^T · dG_t */
-        cblas_sgemv(CblasRowMajor, CblasTrans, G, H, 1.0f, w_hh, H, grow, 1, 1.0f, dh + (size_t)b0 * H, 1);
+        lp_gemv_pw(1, 1.0f, w_hh, grow, 1.0f, dh + (size_t)b0 * H);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, H, G, 1.0f, grow, T * G, w_hh, H, 1.0f,
-                    dh + (size_t)b0 * H, H);
+        lp_gemm_pw(0, 0, M, H, G, 1.0f, grow, T * G, w_hh, 1.0f, dh + (size_t)b0 * H, H);
 }
 
 void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, float *work, const float *dgates,
@@ -203,7 +200,7 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
     const int BT = B * T;
     // dw_ih [4H,F] += dG^T [4H,BT] · x [BT,F]
     if (dw_ih)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, F, BT, 1.0f, dgates, G, x, F, 1.0f, dw_ih, F);
+        lp_gemm(1, 0, G, F, BT, 1.0f, dgates, G, x, F, 1.0f, dw_ih, F);
     if (dw_hh) {
         /* dw_hh [4H,H] += Σ_rows dG_row^T · h_{prev}. In processing order the state entering step t is
          * the output row next to it: row r-1 forward, r+1 in reverse. One GEMM pairs every row with that
@@ -212,11 +209,9 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
          * GEMM adds dG_first^T · (h0 - what the first GEMM paired them with). Padding rows have dG = 0. */
         if (BT > 1) {
             if (!reverse) // rows 1..BT-1 of dG with rows 0..BT-2 of h_seq
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT - 1, 1.0f, dgates + G, G, h_seq, H,
-                            1.0f, dw_hh, H);
+                lp_gemm(1, 0, G, H, BT - 1, 1.0f, dgates + G, G, h_seq, H, 1.0f, dw_hh, H);
             else // rows 0..BT-2 of dG with rows 1..BT-1 of h_seq
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, BT - 1, 1.0f, dgates, G,
-                            h_seq + H, H, 1.0f, dw_hh, H);
+                lp_gemm(1, 0, G, H, BT - 1, 1.0f, dgates, G, h_seq + H, H, 1.0f, dw_hh, H);
         }
         float *g0 = work, *d = work + (size_t)B * G; /* [B,4H] first-step dG, [B,H] correction */
         for (int bi = 0; bi < B; bi++) {
@@ -234,11 +229,11 @@ void lp_lstm_weight_backward(float *dx, float *dw_ih, float *dw_hh, float *db, f
             for (int j = 0; j < H; j++) dr[j] = (hz ? hz[j] : 0.0f) - (hp ? hp[j] : 0.0f);
         }
         // dw_hh [4H,H] += g0^T [4H,B] · d [B,H]
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, B, 1.0f, g0, G, d, H, 1.0f, dw_hh, H);
+        lp_gemm(1, 0, G, H, B, 1.0f, g0, G, d, H, 1.0f, dw_hh, H);
     }
     // dx [BT,F] += dG [BT,4H] · w_ih [4H,F]
     if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, F, G, 1.0f, dgates, G, w_ih, F, 1.0f, dx, F);
+        lp_gemm(0, 0, BT, F, G, 1.0f, dgates, G, w_ih, F, 1.0f, dx, F);
     // db [4H] += column sums of dG
     if (db)
         for (int r = 0; r < BT; r++) {

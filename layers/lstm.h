@@ -36,6 +36,7 @@
 #ifndef LP_LSTM_H
 #define LP_LSTM_H
 
+#include "core/gemm.h"
 #include "core/params.h"
 #include "core/tape.h"
 
@@ -87,7 +88,7 @@ void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT,
  * h_seq  [B,T,H]   out: row (b,t) = new h, or 0 at a padding step
  * cs     [B,T,H] or NULL (inference): out: row (b,t) = new c, or 0 at a padding step
  * w_hh [4H,H], b [4H] or NULL, lengths [B] or NULL. */
-void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const float *w_hh,
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const lp_gemm_w *w_hh,
                           const float *b, const int *lengths, int t, int b0, int b1, int T, int H);
 
 /* Backward of time step t for batch rows [b0, b1) (call in the reverse of the forward processing order).
@@ -98,7 +99,7 @@ void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float 
  * cs     [B,T,H]   saved by forward; c0 [B,H] or NULL (zeros): the initial cell state
  * w_hh [4H,H]; `reverse` as in forward (it decides which row of cs holds c_{t-1}). */
 void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
-                           const float *c0, const float *w_hh, const int *lengths, int reverse, int t, int b0,
+                           const float *c0, const lp_gemm_w *w_hh, const int *lengths, int reverse, int t, int b0,
                            int b1, int T, int H);
 
 /* Weight and input gradients over all BT = B*T rows at once, accumulated (+=). Any output may be NULL.

@@ -28,7 +28,8 @@
 
 typedef struct {
     float *gates, *h, *c, *h_seq, *cs, *dh, *dc;
-    const float *w_hh, *b, *dh_seq, *c0, *cs_saved; /* cs: forward writes it; cs_saved: backward reads */
+    const lp_gemm_w *w_hh;                          /* converted once for all steps (core/gemm.h) */
+    const float *b, *dh_seq, *c0, *cs_saved;        /* cs: forward writes it; cs_saved: backward reads */
     const int *lengths;
     int reverse, T, H, b0, b1;
 } seq_part;
@@ -93,36 +94,52 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
     openblas_set_num_threads(saved);
 }
 
+/* W_hh [4H,H] for every step of a sequence, converted once in bf16 (core/gemm.h). When that copy cannot
+ * be allocated each product converts its own: the same numbers, only slower. */
+static lp_gemm_w prepare(const float *w_hh, int H) {
+    lp_gemm_w w;
+    if (lp_gemm_w_init(&w, w_hh, 4 * H, H) != LP_OK) w.bf16 = NULL;
+    return w;
+}
+
 void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float *cs, const float *w_hh,
                            const float *b, const int *lengths, int reverse, int B, int T, int H, int parts) {
-    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
+    lp_gemm_w w = prepare(w_hh, H);
+    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = &w, .b = b,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_parts(forward_part, &p, B, parts);
+    lp_gemm_w_free(&w);
 }
 
 void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
                             const float *c0, const float *w_hh, const int *lengths, int reverse, int B, int T,
                             int H, int parts) {
-    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
+    lp_gemm_w w = prepare(w_hh, H);
+    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = &w, .dh_seq = dh_seq, .c0 = c0,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_parts(backward_part, &p, B, parts);
+    lp_gemm_w_free(&w);
 }
 
 void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *cs, const float *x,
                          const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
                          int B, int T, int F, int H) {
     lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
-    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = w_hh, .b = b,
+    lp_gemm_w w = prepare(w_hh, H);
+    seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = &w, .b = b,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_rows(forward_part, &p, B);
+    lp_gemm_w_free(&w);
 }
 
 void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, float *dh, float *dc, float *gates,
                           float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
                           const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H) {
-    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = w_hh, .dh_seq = dh_seq, .c0 = c0,
+    lp_gemm_w w = prepare(w_hh, H);
+    seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = &w, .dh_seq = dh_seq, .c0 = c0,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_rows(backward_part, &p, B);
+    lp_gemm_w_free(&w);
     lp_lstm_weight_backward(dx, dw_ih, dw_hh, db, work, gates, x, h_seq, h0, w_ih, lengths, reverse, B, T, F, H);
 }

@@ -1,0 +1,66 @@
+/* gemm: every matrix product of the library — fp32 through OpenBLAS (the default, unchanged bit for bit),
+ * or bf16 through oneDNN's matmul primitive (`--precision bf16`; docs/METHOD.md, "Precision").
+ *
+ * In bf16 both operands are rounded to bfloat16 (round to nearest even: 8 exponent bits like fp32, 8
+ * significant bits instead of 24) and the products are accumulated in fp32 into an fp32 result, as on
+ * the CPU's native bf16 dot-product instructions (AVX512-BF16, AMX). Everything else stays fp32: the
+ * master weights, Adam, the loss, the gate nonlinearities, the cell state, the gradient reduction; the
+ * pruning statistics stay in double. A weight used by many products (the recurrent W_hh, once per time
+ * step) is converted once (lp_gemm_w).
+ *
+ * The precision is process-wide, set once by a command before it computes (lp_precision_set), like the
+ * thread count. bf16 is refused — never emulated silently — where the CPU has no native bf16 or the
+ * build has no oneDNN (make DNNL=0). oneDNN runs its own OpenMP threads: each product uses as many as
+ * OpenBLAS's thread setting, the one knob for the cores used. */
+#ifndef LP_CORE_GEMM_H
+#define LP_CORE_GEMM_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/status.h"
+
+typedef enum { LP_PRECISION_FP32 = 0, LP_PRECISION_BF16 = 1 } lp_precision;
+
+/* "fp32" / "bf16", and parsing them (LP_ERR_ARG otherwise). */
+const char *lp_precision_name(lp_precision p);
+lp_status lp_precision_parse(const char *s, lp_precision *out);
+
+/* Whether bf16 can run here: LP_OK, or LP_ERR_ARG saying why not (no oneDNN in this build; the CPU lacks
+ * AVX512-BF16 and AMX-BF16). */
+lp_status lp_precision_bf16_available(void);
+
+/* Set the process's precision (bf16: checked as above; nothing changes on error). */
+lp_status lp_precision_set(lp_precision p);
+lp_precision lp_precision_get(void);
+
+/* C [M,N] = alpha·op(A)·op(B) + beta·C, row-major, op(X) = X or Xᵀ as ta/tb say: the cblas_sgemm
+ * contract (A is [M,K] or [K,M] with leading dimension lda, ...), in the current precision. */
+void lp_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+
+/* y [M or N] = alpha·op(A)·x + beta·y with A [M,N] (lda): cblas_sgemv's contract. */
+void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const float *x, float beta, float *y);
+
+/* ---- a weight converted once for many products ------------------------------------------------- */
+
+typedef struct {
+    const float *f32; /* the weight */
+    uint16_t *bf16;   /* its bf16 copy (bf16 precision only; NULL in fp32) */
+    int rows, cols;   /* as stored, row-major */
+} lp_gemm_w;
+
+/* Prepare w [rows, cols] (converted in bf16; nothing copied in fp32). LP_ERR_NOMEM on failure. */
+lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols);
+void lp_gemm_w_free(lp_gemm_w *p);
+
+/* lp_gemm with B given as a prepared weight (ldb = its cols). */
+void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const lp_gemm_w *B,
+                float beta, float *C, int ldc);
+/* lp_gemv with A given as a prepared weight. */
+void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float beta, float *y);
+
+/* Round to bfloat16 (nearest even; NaN stays NaN) and back: what bf16 products see of a value. */
+uint16_t lp_bf16_from_float(float x);
+float lp_bf16_to_float(uint16_t b);
+
+#endif
