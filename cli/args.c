@@ -95,6 +95,7 @@ const lp_arg lp_args_train[] = {
     LP_ARG_REDUCE,
     {"shard-files", "data.shard_files", LP_ARG_FLAG, 0, "1",
      "under mpirun: rank r reads only the training files r, r+N, ... (default: every rank reads them all)", NULL},
+    LP_ARG_PRECISION,
 };
 const int lp_args_train_n = (int)(sizeof lp_args_train / sizeof lp_args_train[0]);
 

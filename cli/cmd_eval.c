@@ -43,6 +43,7 @@ static const lp_arg own[] = {
     {"out", NULL, LP_ARG_STR, 0, "FILE", "eval: metrics as key = value lines; predict: the CSV", NULL},
     {"top", NULL, LP_ARG_INT, 1, "N", "predict: label/score pairs per video", "20"},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
+    LP_ARG_PRECISION,
 };
 
 /* Shared flags that would do nothing here, refused as unknown: --data names the shards, and evaluation
@@ -129,6 +130,11 @@ static int run(const char *cmd, int argc, char **argv, int predict) {
     lp_runcfg_defaults(&cfg);
     if (!lp_kv_get(&flags, "data.classes")) lp_kv_set_int(&cfg, "data.classes", m.classes);
     lp_runcfg_apply_threads(&cfg);
+    if (lp_runcfg_apply_precision(&cfg) != LP_OK) { /* the checkpoint's run, unless --precision says */
+        lp_cli_error(cmd, "--precision: %s", lp_last_error());
+        rc = 2;
+        goto out;
+    }
     char **pats;
     int np;
     lp_batcher_config bc;

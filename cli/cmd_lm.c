@@ -48,6 +48,7 @@ static const lp_arg lm_train_args[] = {
     {"save-every", "train.save_every", LP_ARG_INT, 0, "N", "also write last.ckpt every N windows (exact resume inside an epoch; 0 = epoch ends only)", NULL},
     LP_ARG_MICRO_BATCHES,
     LP_ARG_REDUCE,
+    LP_ARG_PRECISION,
     {"test-every", "train.test_every", LP_ARG_INT, 0, "N", "test perplexity every N epochs (0 = only after the last)", NULL},
 };
 

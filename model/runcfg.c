@@ -1,6 +1,8 @@
 /* runcfg: see runcfg.h. */
 #include "model/runcfg.h"
 
+#include "core/gemm.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -45,6 +47,7 @@ static const char *const defaults[][2] = {
         {"train.lr_staircase", "1"},
         {"train.seed", "1"},
         {"train.threads", "0"},
+        {"train.precision", "fp32"},
         {"train.save_every", "0"},
         {"train.eval_batch", "256"},
         {"train.log_every", "1"},
@@ -193,6 +196,20 @@ void lp_runcfg_apply_threads(const lp_kv *kv) {
     if (t > 0 && t <= INT_MAX) lp_blas_set_threads((int)t);
 }
 
+lp_status lp_runcfg_precision(const lp_kv *kv, lp_precision *out) {
+    const char *p = lp_kv_get(kv, "train.precision");
+    if (lp_precision_parse(p ? p : "fp32", out) != LP_OK)
+        return lp_errorf(LP_ERR_ARG, "train.precision = '%s' is not fp32 or bf16", p);
+    return LP_OK;
+}
+
+lp_status lp_runcfg_apply_precision(const lp_kv *kv) {
+    lp_precision p;
+    LP_TRY(lp_runcfg_precision(kv, &p));
+    if (lp_precision_set(p) != LP_OK) return lp_errorf(LP_ERR_ARG, "train.precision = bf16: %s", lp_last_error());
+    return LP_OK;
+}
+
 /* key in [lo, hi] when present; whole numbers only where `integer` */
 static lp_status check_range(const lp_kv *kv, const char *key, double lo, double hi, int lo_open, int integer) {
     if (!lp_kv_get(kv, key)) return LP_OK;
@@ -237,5 +254,7 @@ lp_status lp_runcfg_check(const lp_kv *kv) {
         return lp_errorf(LP_ERR_ARG, "data.padding = '%s' is neither mask nor repeat", pad);
     if (lp_kv_get(kv, "model.dropout") && lp_kv_get_double_or(kv, "model.dropout", 0) >= 1)
         return lp_errorf(LP_ERR_ARG, "model.dropout = %s is outside [0, 1)", lp_kv_get(kv, "model.dropout"));
+    lp_precision prec; /* a name; whether bf16 can run here is checked where it is set */
+    LP_TRY(lp_runcfg_precision(kv, &prec));
     return LP_OK;
 }

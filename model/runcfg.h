@@ -15,6 +15,7 @@
  */
 #ifndef LP_RUNCFG_H
 #define LP_RUNCFG_H
+#include "core/gemm.h"
 #include "core/kv.h"
 #include "data/batcher.h"
 #include "model/init.h"
@@ -60,5 +61,10 @@ lp_status lp_runcfg_check(const lp_kv *kv);
 
 /* Set OpenBLAS's thread count from train.threads (0 = leave the library's default). */
 void lp_runcfg_apply_threads(const lp_kv *kv);
+
+/* train.precision (fp32, the default, or bf16: core/gemm.h) as a value; LP_ERR_ARG naming the key. */
+lp_status lp_runcfg_precision(const lp_kv *kv, lp_precision *out);
+/* ... and set the process's precision to it: LP_ERR_ARG naming the key when it cannot run here. */
+lp_status lp_runcfg_apply_precision(const lp_kv *kv);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "core/ckpt.h"
 #include "core/params.h"
+#include "core/gemm.h"
 #include "core/kv.h"
 #include "core/rng.h"
 #include "core/status.h"
@@ -85,6 +86,7 @@ typedef struct {
     lp_lr_schedule lr;
     uint64_t seed;        /* the dropout generator's seed */
     int threads;          /* OpenBLAS threads (0 = the library's default) */
+    lp_precision precision; /* the products: fp32 or bf16 (core/gemm.h); the trainer sets it */
 } lp_train_settings;
 
 /* The task's latency (ops->latency): under mpirun rank 0 measures while the other ranks wait without

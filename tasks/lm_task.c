@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/dist.h"
 #include "core/ops.h"
+#include "model/runcfg.h"
 
 static const lp_task_ops lm_ops;
 
@@ -347,6 +348,7 @@ lp_status lp_lm_run_defaults(lp_kv *kv) {
     LP_TRY(set_default(kv, "train.momentum", "0"));
     LP_TRY(set_default(kv, "train.seed", "1"));
     LP_TRY(set_default(kv, "train.threads", "1"));
+    LP_TRY(set_default(kv, "train.precision", "fp32"));
     LP_TRY(set_default(kv, "train.eval_batch", "20"));
     LP_TRY(set_default(kv, "train.eval_bptt", "0"));
     LP_TRY(set_default(kv, "train.log_every", "100"));
@@ -527,6 +529,7 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *kv, lp_train_
     s->seed = (uint64_t)v;
     LP_TRY(get_int_range(kv, "train.threads", 0, 4096, &v));
     s->threads = (int)v;
+    LP_TRY(lp_runcfg_precision(kv, &s->precision));
     LP_TRY(get_num_range(kv, "train.clip", 0, INFINITY, &s->clip));
     lp_lr_schedule *lr = &s->lr;
     lr->per_epoch = 1;

@@ -442,6 +442,7 @@ static lp_status kind_settings(const lp_task_kind *k, const lp_kv *cfg, lp_train
     LP_TRY(lp_kv_get_double(cfg, "train.clip", &s->clip));
     s->test_every = -1; /* the test split is scored by the pruning report, not while training */
     s->threads = (int)lp_kv_get_int_or(cfg, "train.threads", 0);
+    LP_TRY(lp_runcfg_precision(cfg, &s->precision));
     return lp_runcfg_optim(cfg, &s->optim, &s->lr);
 }
 

@@ -20,6 +20,7 @@
 #include "core/crc32c.h"
 #include "core/dist.h"
 #include "core/fileio.h"
+#include "core/gemm.h"
 #include "core/log.h"
 #include "core/rundir.h"
 
@@ -507,6 +508,8 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     if (s == LP_OK) s = parallel_setup(&t);
     if (s == LP_OK) s = same_start(&t);
     if (s == LP_OK) lp_blas_set_threads(t.ts.threads);
+    if (s == LP_OK && lp_precision_set(t.ts.precision) != LP_OK) /* the run's products, as its threads */
+        s = lp_errorf(LP_ERR_ARG, "train.precision = bf16: %s", lp_last_error());
     if (s == LP_OK && writer()) s = open_logs(&t);
     if (s == LP_OK && t.epoch >= t.ts.epochs)
         s = lp_errorf(LP_ERR_ARG, "%s: already trained for %lld epochs (train.epochs = %lld; give --epochs to extend)",
