@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/gemm.h"
 #include "core/blas_env.h"
 #include "core/kv.h"
 #include "core/rng.h"
@@ -103,6 +104,30 @@ static double sgemm_rate(int n, int reps) {
             if (dt < best) best = dt;
         }
     }
+    lp_free(a), lp_free(b), lp_free(c);
+    return best < 1e30 ? 2.0 * n * (double)n * n / best / 1e9 : 0;
+}
+
+/* The bf16 product rate on an n³ product (lp_gemm in bf16: oneDNN, B converted once, A at each call as
+ * every activation is), best of reps. */
+static double bf16_rate(int n, int reps) {
+    float *a = lp_aligned((size_t)n * n, sizeof(float)), *b = lp_aligned((size_t)n * n, sizeof(float));
+    float *c = lp_aligned((size_t)n * n, sizeof(float));
+    double best = 1e30;
+    lp_gemm_w w = {0};
+    lp_rng r;
+    lp_rng_init(&r, 1, LP_RNG_STREAM_TEST);
+    if (a && b) fill(a, (size_t)n * n, -1, 1, &r), fill(b, (size_t)n * n, -1, 1, &r);
+    if (a && b && c && lp_gemm_w_init(&w, b, n, n) == LP_OK) {
+        lp_gemm_pw(0, 0, n, n, n, 1, a, n, &w, 0, c, n); /* warm-up (creates the primitive) */
+        for (int k = 0; k < reps; k++) {
+            double t0 = now();
+            lp_gemm_pw(0, 0, n, n, n, 1, a, n, &w, 0, c, n);
+            double dt = now() - t0;
+            if (dt < best) best = dt;
+        }
+    }
+    lp_gemm_w_free(&w);
     lp_free(a), lp_free(b), lp_free(c);
     return best < 1e30 ? 2.0 * n * (double)n * n / best / 1e9 : 0;
 }
@@ -224,7 +249,8 @@ static void run_data(const shape *s, lp_model *m, lp_optim *opt, int data_steps,
     if (system(cmd) != 0) fprintf(stderr, "bench_train: could not remove %s\n", dir);
 }
 
-static int run_shape(const shape *s0, int threads, int steps, int data_steps, int train_only, int oH, int oB, int oT) {
+static int run_shape(const shape *s0, lp_precision prec, int threads, int steps, int data_steps, int train_only, int oH,
+                     int oB, int oT) {
     shape sh = *s0, *s = &sh; /* --H/--B/--T override the named shape's sizes (profiling) */
     if (oH > 0) sh.H = oH;
     if (oB > 0) sh.B = oB;
@@ -232,6 +258,8 @@ static int run_shape(const shape *s0, int threads, int steps, int data_steps, in
     openblas_set_num_threads(threads);
     const int B = s->B, T = s->T;
     double sg = sgemm_rate(2048, 3);
+    if (lp_precision_set(prec) != LP_OK) die("precision");
+    double peak = prec == LP_PRECISION_BF16 ? bf16_rate(2048, 3) : sg; /* the rate of the step's own products */
 
     lp_kv kv;
     lp_kv_init(&kv);
@@ -275,13 +303,14 @@ static int run_shape(const shape *s0, int threads, int steps, int data_steps, in
     const double rss = peak_rss_mb();
 
     const double gflop = step_gemm_flops(&m.paper.cfg, B, T) / 1e9, gflops = gflop / best_step;
-    printf("%s: H=%d B=%d T=%d F=%d C=%d, %zu parameters, OpenBLAS threads %d\n", s->name, s->H, B, T, F_IN, CLASSES,
-           m.params->numel, threads);
+    printf("%s %s: H=%d B=%d T=%d F=%d C=%d, %zu parameters, OpenBLAS threads %d\n", s->name, lp_precision_name(prec),
+           s->H, B, T, F_IN, CLASSES, m.params->numel, threads);
     printf("  sgemm 2048^3            %8.1f GFLOP/s\n", sg);
+    if (prec == LP_PRECISION_BF16) printf("  bf16 matmul 2048^3      %8.1f GFLOP/s (oneDNN)\n", peak);
     printf("  train step (best of %d) %8.1f ms = forward %.1f + backward %.1f + norm/Adam %.1f; %.0f frames/s\n", steps,
            1e3 * best_step, 1e3 * best.fwd, 1e3 * best.bwd, 1e3 * best.opt, B * T / best_step);
-    printf("  GEMM work               %8.1f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm\n", gflop, gflops,
-           100 * gflops / sg);
+    printf("  GEMM work               %8.1f GFLOP/step, %.1f GFLOP/s = %.0f%% of sgemm, %.0f%% of its precision's peak\n",
+           gflop, gflops, 100 * gflops / sg, 100 * gflops / peak);
     printf("  inference latency       %8.2f ms at batch 1, %.1f ms at batch 160 (T=%d)\n", lat1, lat160, T);
     printf("  peak RSS                %8.0f MB (step arena high water %.0f MB, parameters+grads+Adam %.0f MB)\n", rss,
            arena_mb, 4.0 * 4 * (double)m.params->numel / 1e6);
@@ -294,11 +323,12 @@ static int run_shape(const shape *s0, int threads, int steps, int data_steps, in
                "(first batch %.0f ms; shards written in %.1f s)\n",
                dr.step_ms, dr.steps, 100 * dr.wait_frac, dr.first_ms, dr.synth_s);
     }
-    printf("result: side=ours shape=%s H=%d B=%d T=%d F=%d C=%d threads=%d steps=%d step_ms=%.1f frames_per_s=%.0f "
-           "rss_mb=%.0f infer_b1_ms=%.2f infer_b160_ms=%.1f fwd_ms=%.1f bwd_ms=%.1f opt_ms=%.1f gemm_gflop=%.2f "
-           "gflops=%.1f sgemm_gflops=%.1f sgemm_frac=%.3f arena_mb=%.0f",
-           s->name, s->H, B, T, F_IN, CLASSES, threads, steps, 1e3 * best_step, B * T / best_step, rss, lat1, lat160,
-           1e3 * best.fwd, 1e3 * best.bwd, 1e3 * best.opt, gflop, gflops, sg, gflops / sg, arena_mb);
+    printf("result: side=ours shape=%s precision=%s H=%d B=%d T=%d F=%d C=%d threads=%d steps=%d step_ms=%.1f "
+           "frames_per_s=%.0f rss_mb=%.0f infer_b1_ms=%.2f infer_b160_ms=%.1f fwd_ms=%.1f bwd_ms=%.1f opt_ms=%.1f "
+           "gemm_gflop=%.2f gflops=%.1f sgemm_gflops=%.1f sgemm_frac=%.3f peak_gflops=%.1f arena_mb=%.0f",
+           s->name, lp_precision_name(prec), s->H, B, T, F_IN, CLASSES, threads, steps, 1e3 * best_step,
+           B * T / best_step, rss, lat1, lat160, 1e3 * best.fwd, 1e3 * best.bwd, 1e3 * best.opt, gflop, gflops, sg,
+           gflops / sg, peak, arena_mb);
     if (data_steps > 0)
         printf(" data_steps=%d data_step_ms=%.1f data_wait_frac=%.4f data_first_ms=%.0f", dr.steps, dr.step_ms,
                dr.wait_frac, dr.first_ms);
@@ -310,14 +340,14 @@ static int run_shape(const shape *s0, int threads, int steps, int data_steps, in
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench_train [--shapes small,big] [--threads N] [--steps N] [--data-steps N] [--no-data] [--train-only]\n"
-                    "                   [--H n] [--B n] [--T n]\n");
+    fprintf(stderr, "usage: bench_train [--shapes small,big] [--precision fp32,bf16] [--threads N] [--steps N]\n"
+                    "                   [--data-steps N] [--no-data] [--train-only] [--H n] [--B n] [--T n]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     lp_blas_env_apply(argv); /* as lstmprune does (core/blas_env.h) */
-    char shapes[64] = "small,big";
+    char shapes[64] = "small,big", precs[64] = "";
     int threads = openblas_get_num_threads(), steps = 0, data_steps = -1, train_only = 0, oH = 0, oB = 0, oT = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -329,6 +359,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage();
         const char *v = argv[++i];
         if (!strcmp(a, "--shapes")) snprintf(shapes, sizeof shapes, "%s", v);
+        else if (!strcmp(a, "--precision")) snprintf(precs, sizeof precs, "%s", v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--data-steps")) data_steps = atoi(v);
@@ -340,6 +371,15 @@ int main(int argc, char **argv) {
     if (threads < 1 || steps < 0) usage();
     printf("bench_train: paper model training step, %d OpenBLAS threads (%s)\n", threads, openblas_get_config());
     fflush(stdout);
+    if (!precs[0]) { /* both where bf16 runs */
+        const int bf16 = lp_precision_bf16_available() == LP_OK;
+        if (!bf16) printf("bench_train: fp32 only (%s)\n", lp_last_error());
+        snprintf(precs, sizeof precs, "%s", bf16 ? "fp32,bf16" : "fp32");
+    }
+    lp_precision plist[2];
+    int np = 0;
+    for (char *tok = strtok(precs, ","); tok && np < 2; tok = strtok(NULL, ","))
+        if (lp_precision_parse(tok, &plist[np++]) != LP_OK) usage();
     int ran = 0;
     for (char *tok = strtok(shapes, ","); tok; tok = strtok(NULL, ",")) {
         const shape *s = NULL;
@@ -349,21 +389,22 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_train: unknown shape '%s' (small, big)\n", tok);
             return 2;
         }
-        /* a child per shape: its ru_maxrss is the shape's own peak */
-        pid_t pid = fork();
-        if (pid < 0) {
-            perror("bench_train: fork");
-            return 1;
+        for (int k = 0; k < np; k++) { /* a child per shape and precision: its ru_maxrss is its own peak */
+            pid_t pid = fork();
+            if (pid < 0) {
+                perror("bench_train: fork");
+                return 1;
+            }
+            if (pid == 0)
+                _exit(run_shape(s, plist[k], threads, steps ? steps : s->steps,
+                                data_steps >= 0 ? data_steps : s->data_steps, train_only, oH, oB, oT));
+            int status;
+            if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "bench_train: shape %s %s failed\n", s->name, lp_precision_name(plist[k]));
+                return 1;
+            }
+            ran++;
         }
-        if (pid == 0)
-            _exit(run_shape(s, threads, steps ? steps : s->steps, data_steps >= 0 ? data_steps : s->data_steps, train_only,
-                            oH, oB, oT));
-        int status;
-        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "bench_train: shape %s failed\n", s->name);
-            return 1;
-        }
-        ran++;
     }
     return ran ? 0 : 2;
 }

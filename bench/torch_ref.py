@@ -21,7 +21,9 @@ the system OpenBLAS (Debian's python3-torch links libblas.so.3), whose thread co
 with OPENBLAS_NUM_THREADS to the same number. OMP_WAIT_POLICY defaults to PASSIVE (see main()). Run with
 the system interpreter: /usr/bin/python3.
 
-    /usr/bin/python3 bench/torch_ref.py [--shapes small,big] [--threads N] [--steps N]
+    /usr/bin/python3 bench/torch_ref.py [--shapes small,big] [--precision fp32,bf16] [--threads N] [--steps N]
+
+bf16: the same model cast to bfloat16 (torch's bf16 matmuls; weights and Adam state in bf16 too).
 """
 import argparse
 import os
@@ -38,7 +40,7 @@ SHAPES = {
 F, C = 1152, 3862
 
 
-def run_shape(name, threads, steps_override):
+def run_shape(name, threads, steps_override, precision):
     import torch
     import torch.nn as nn
 
@@ -60,11 +62,12 @@ def run_shape(name, threads, steps_override):
             _, (h, _) = self.lstm2(y)       # h [1,B,H]: state after the last step
             return self.out(h[-1])          # [B,C] logits
 
-    model = Paper()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = Paper().to(dtype)  # bf16: the same model cast to bfloat16 (weights, activations, Adam state)
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     bce = nn.BCEWithLogitsLoss(reduction="none")
-    x = torch.rand(B, T, F) * 0.2 - 0.1
-    y = (torch.rand(B, C) < 0.001).float()
+    x = (torch.rand(B, T, F) * 0.2 - 0.1).to(dtype)
+    y = (torch.rand(B, C) < 0.001).to(dtype)
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -83,7 +86,7 @@ def run_shape(name, threads, steps_override):
     best = min(times)
 
     def latency(batch, reps):
-        xi = torch.rand(batch, T, F) * 0.2 - 0.1
+        xi = (torch.rand(batch, T, F) * 0.2 - 0.1).to(dtype)
         ts = []
         with torch.no_grad():
             model(xi)  # warm-up
@@ -98,7 +101,7 @@ def run_shape(name, threads, steps_override):
     lat160 = latency(160, s["reps160"])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     fields = [
-        ("side", "torch"), ("shape", name), ("H", H), ("B", B), ("T", T), ("F", F), ("C", C),
+        ("side", "torch"), ("shape", name), ("precision", precision), ("H", H), ("B", B), ("T", T), ("F", F), ("C", C),
         ("threads", threads), ("steps", steps), ("step_ms", "%.1f" % (1e3 * best)),
         ("frames_per_s", "%.0f" % (B * T / best)), ("rss_mb", "%.0f" % rss_mb),
         ("infer_b1_ms", "%.2f" % lat1), ("infer_b160_ms", "%.1f" % lat160),
@@ -113,14 +116,19 @@ def main():
     default_threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     ap.add_argument("--threads", type=int, default=default_threads)
     ap.add_argument("--steps", type=int, default=0, help="timed steps (default: per shape, 5 small / 2 big)")
+    ap.add_argument("--precision", default="fp32,bf16", help="comma-separated: fp32, bf16 (the model cast to bfloat16)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     names = [n for n in a.shapes.split(",") if n]
     for n in names:
         if n not in SHAPES:
             ap.error("unknown shape %r (known: %s)" % (n, ", ".join(SHAPES)))
+    precs = [p for p in a.precision.split(",") if p]
+    for p in precs:
+        if p not in ("fp32", "bf16"):
+            ap.error("unknown precision %r (fp32, bf16)" % p)
     if a.child:
-        run_shape(names[0], a.threads, a.steps)
+        run_shape(names[0], a.threads, a.steps, precs[0])
         return 0
     # PyTorch's idle OpenMP workers spin by default (libgomp's active wait policy) while OpenBLAS's own
     # threads need the same cores for the GEMMs: measured here, that makes PyTorch 4x slower. We give the
@@ -130,14 +138,15 @@ def main():
     print("torch_ref: PyTorch %s, %d threads, OPENBLAS_NUM_THREADS=%s, OMP_NUM_THREADS=%s, OMP_WAIT_POLICY=%s" % (
         torch.__version__, a.threads, os.environ.get("OPENBLAS_NUM_THREADS", "(unset)"),
         os.environ.get("OMP_NUM_THREADS", "(unset)"), os.environ["OMP_WAIT_POLICY"]), flush=True)
-    for n in names:  # one process per shape: ru_maxrss is a per-process high-water mark
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--shapes", n,
-                            "--threads", str(a.threads), "--steps", str(a.steps)])
-        if r.returncode != 0:
-            print("torch_ref: shape %s failed (exit %d)" % (n, r.returncode), file=sys.stderr)
-            return 1
-        print("torch_ref: shape %s took %.0f s" % (n, time.perf_counter() - t0), flush=True)
+    for n in names:  # one process per shape and precision: ru_maxrss is a per-process high-water mark
+        for p in precs:
+            t0 = time.perf_counter()
+            r = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "--shapes", n, "--precision", p,
+                                "--threads", str(a.threads), "--steps", str(a.steps)])
+            if r.returncode != 0:
+                print("torch_ref: shape %s %s failed (exit %d)" % (n, p, r.returncode), file=sys.stderr)
+                return 1
+            print("torch_ref: shape %s %s took %.0f s" % (n, p, time.perf_counter() - t0), flush=True)
     return 0
 
 
