@@ -161,24 +161,49 @@ static uint16_t *scratch(int which, size_t n) {
     return buf[which];
 }
 
+/* The memory objects of a primitive's three arguments, per thread (a memory object is not shared
+ * between threads), made at the thread's first use of the primitive; each call only points them at its
+ * buffers. Creating them at every call cost about as much as a small product. */
+typedef struct {
+    dnnl_primitive_t prim;
+    dnnl_memory_t mem[3]; /* src, weights, dst */
+} bound;
+
+#define BOUND_MAX 64
+
+static void make_mems(const cached *k, dnnl_memory_t *m) {
+    dnnl_memory_desc_t d[3] = {
+        k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1),
+        k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1),
+        desc(k->M, k->N, dnnl_f32, k->ldc, 1),
+    };
+    for (int i = 0; i < 3; i++) LP_CHECK(dnnl_memory_create(&m[i], &d[i], engine, DNNL_MEMORY_NONE) == dnnl_success);
+}
+
 static void run(dnnl_primitive_t p, const cached *k, uint16_t *a, const uint16_t *b, float *c) {
-    dnnl_memory_desc_t ad = k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1);
-    dnnl_memory_desc_t bd = k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1);
-    dnnl_memory_desc_t cd = desc(k->M, k->N, dnnl_f32, k->ldc, 1);
-    dnnl_memory_t am, bm, cm;
-    LP_CHECK(dnnl_memory_create(&am, &ad, engine, a) == dnnl_success);
-    LP_CHECK(dnnl_memory_create(&bm, &bd, engine, (void *)b) == dnnl_success);
-    LP_CHECK(dnnl_memory_create(&cm, &cd, engine, c) == dnnl_success);
-    dnnl_stream_t s;
-    LP_CHECK(dnnl_stream_create(&s, engine, dnnl_stream_default_flags) == dnnl_success);
-    const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+    static _Thread_local bound tl[BOUND_MAX];
+    static _Thread_local int n_tl;
+    static _Thread_local dnnl_stream_t s; /* a stream is not shared between threads either */
+    if (!s) LP_CHECK(dnnl_stream_create(&s, engine, dnnl_stream_default_flags) == dnnl_success);
+    dnnl_memory_t own[3], *m = NULL;
+    for (int i = 0; i < n_tl && !m; i++)
+        if (tl[i].prim == p) m = tl[i].mem;
+    if (!m && n_tl < BOUND_MAX) {
+        tl[n_tl].prim = p;
+        make_mems(k, tl[n_tl].mem);
+        m = tl[n_tl++].mem;
+    }
+    const int temporary = !m; /* more primitives than BOUND_MAX in this thread: objects for this call */
+    if (temporary) make_mems(k, m = own);
+    LP_CHECK(dnnl_memory_set_data_handle(m[0], a) == dnnl_success);
+    LP_CHECK(dnnl_memory_set_data_handle(m[1], (void *)b) == dnnl_success);
+    LP_CHECK(dnnl_memory_set_data_handle(m[2], c) == dnnl_success);
+    const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}};
     omp_set_num_threads(openblas_get_num_threads()); /* this thread's team: the one thread knob */
     LP_CHECK(dnnl_primitive_execute(p, s, 3, args) == dnnl_success);
     LP_CHECK(dnnl_stream_wait(s) == dnnl_success);
-    dnnl_stream_destroy(s);
-    dnnl_memory_destroy(am);
-    dnnl_memory_destroy(bm);
-    dnnl_memory_destroy(cm);
+    if (temporary)
+        for (int i = 0; i < 3; i++) dnnl_memory_destroy(own[i]);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C in bf16: A converted here, B converted here unless Bh (its packed bf16
