@@ -137,7 +137,7 @@ static const char *gb_init(gb *b, const char *name, int32_t type, int ndim, cons
         return name;
     }
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, (size_t)ndim * sizeof *d);
+    if (ndim > 0) memcpy(d, dims, (size_t)ndim * sizeof *d); /* a scalar has no dims (dims may be NULL) */
     memcpy(raw, data, n * elem_size); /* the project is little-endian only (core/ckpt.h), as raw_data */
     t->name = (char *)name;
     t->n_dims = (size_t)ndim, t->dims = d;
