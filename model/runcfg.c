@@ -206,7 +206,7 @@ lp_status lp_runcfg_precision(const lp_kv *kv, lp_precision *out) {
 lp_status lp_runcfg_apply_precision(const lp_kv *kv) {
     lp_precision p;
     LP_TRY(lp_runcfg_precision(kv, &p));
-    if (lp_precision_set(p) != LP_OK) return lp_errorf(LP_ERR_ARG, "train.precision = bf16: %s", lp_last_error());
+    if (lp_precision_set(p) != LP_OK) return lp_error_wrap(LP_ERR_ARG, "train.precision = bf16");
     return LP_OK;
 }
 

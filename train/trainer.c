@@ -23,6 +23,7 @@
 #include "core/gemm.h"
 #include "core/log.h"
 #include "core/rundir.h"
+#include "model/runcfg.h"
 
 /* Everything the loop carries between steps and across a resume. */
 typedef struct {
@@ -427,7 +428,12 @@ static lp_status parallel_parse(const lp_kv *cfg, int *parts, int *exact) {
 
 lp_status lp_train_check(const lp_kv *cfg) {
     int parts, exact;
-    return parallel_parse(cfg, &parts, &exact);
+    LP_TRY(parallel_parse(cfg, &parts, &exact));
+    lp_precision p; /* the run's products, where they can run (bf16: core/gemm.h) */
+    LP_TRY(lp_runcfg_precision(cfg, &p));
+    if (p == LP_PRECISION_BF16 && lp_precision_bf16_available() != LP_OK)
+        return lp_error_wrap(LP_ERR_ARG, "train.precision = bf16");
+    return LP_OK;
 }
 
 /* Micro-batches: checked, and recorded in the configuration when they change anything (K > 1), so
@@ -509,7 +515,7 @@ lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o,
     if (s == LP_OK) s = same_start(&t);
     if (s == LP_OK) lp_blas_set_threads(t.ts.threads);
     if (s == LP_OK && lp_precision_set(t.ts.precision) != LP_OK) /* the run's products, as its threads */
-        s = lp_errorf(LP_ERR_ARG, "train.precision = bf16: %s", lp_last_error());
+        s = lp_error_wrap(LP_ERR_ARG, "train.precision = bf16");
     if (s == LP_OK && writer()) s = open_logs(&t);
     if (s == LP_OK && t.epoch >= t.ts.epochs)
         s = lp_errorf(LP_ERR_ARG, "%s: already trained for %lld epochs (train.epochs = %lld; give --epochs to extend)",

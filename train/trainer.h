@@ -93,7 +93,8 @@ typedef struct {
 lp_status lp_train(const lp_task_kind *kind, lp_kv *cfg, const lp_train_opts *o, lp_train_result *res);
 
 /* The micro-batch keys of cfg (train.micro_batches: at least the number of ranks; train.reduce: fast or
- * exact): LP_OK or LP_ERR_ARG naming the key, for the commands' checks before anything is written. */
+ * exact) and train.precision (fp32, or bf16 where it can run here): LP_OK or LP_ERR_ARG naming the key,
+ * for the commands' checks before anything is written. */
 lp_status lp_train_check(const lp_kv *cfg);
 
 #endif
