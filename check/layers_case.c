@@ -75,7 +75,7 @@ lp_status lp_gc_check_lstm_cell(const lp_gc_size *size, const lp_gc_opts *opts, 
     bufs b;
     int *lengths = lp_malloc((size_t)B, sizeof(int));
     lp_status st = bufs_alloc(&b, 6, n, range, size, 61);
-    if (st == LP_OK && !lengths) st = LP_ERR_NOMEM;
+    if (st == LP_OK && !lengths) st = lp_errorf(LP_ERR_NOMEM, "gradcheck lstm-cell: out of memory");
     if (st == LP_OK) {
         for (int r = 0; r < B; r++) lengths[r] = r % 2 == 0 ? T : 1; /* full and length-1 rows */
         lp_gc_input in[6] = {{"x", b.v[0], 3, {B, T, F}, 0},     {"w_ih", b.v[1], 2, {4 * H, F}, 0},
@@ -181,7 +181,7 @@ lp_status lp_gc_check_embedding(const lp_gc_size *size, const lp_gc_opts *opts, 
     bufs b;
     int32_t *ids = lp_malloc((size_t)B * T * 2, sizeof *ids);
     lp_status st = bufs_alloc(&b, 1, n, range, size, 31);
-    if (st == LP_OK && !ids) st = LP_ERR_NOMEM;
+    if (st == LP_OK && !ids) st = lp_errorf(LP_ERR_NOMEM, "gradcheck embedding: out of memory");
     if (st == LP_OK) {
         lp_rng rng; /* ids and targets with repeats (the scatter-add must sum them) */
         lp_rng_init(&rng, lp_gc_data_seed(size, 31, 1), LP_RNG_STREAM_TEST);

@@ -19,14 +19,14 @@ static const lp_arg gradcheck_args[] = {
     {"hidden", "hidden", LP_ARG_INT, 1, "H", "units (outputs for dense)", NULL},
     {"classes", "classes", LP_ARG_INT, 1, "C", "classes (moe); the vocabulary (embedding)", NULL},
     {"experts", "experts", LP_ARG_INT, 1, "E", "experts (moe)", NULL},
-    {"seed", "seed", LP_ARG_INT, 1, "S", "draw the inputs, the weights and the projection r from S (default: the "
-                                          "checks' own data seeds, r from 1234)", NULL},
+    {"seed", "seed", LP_ARG_INT, 1, "S", "layer checks: draw the inputs, the weights and the projection r from S; "
+                                          "tape ops: r (default: the checks' own data seeds, r from 1234)", NULL},
     {"eps", "eps", LP_ARG_NUM, 1e-12, "X", "finite-difference step", "0.01"},
     {"rtol", "rtol", LP_ARG_NUM, 0, "X", "relative tolerance: an element passes when |num-ana| <= atol + "
                                          "rtol*max(|num|,|ana|)", "0.01"},
     {"atol", "atol", LP_ARG_NUM, 0, "X", "absolute tolerance (matters where the gradient is near 0)", "0.001"},
-    {"max-per-tensor", "max-per-tensor", LP_ARG_INT, 0, "N", "check a random N elements of each tensor (0 = all)",
-     "0"},
+    {"max-per-tensor", "max-per-tensor", LP_ARG_INT, 0, "N",
+     "check a random N elements of each tensor in each configuration (0 = all)", "0"},
     {"loss", "loss", LP_ARG_STR, 0, "double|float",
      "accumulate L = sum(out*r) in double, or in float to see why the checker does not", "double"},
     {"verbose", "verbose", LP_ARG_FLAG, 0, NULL, "print every failing element", NULL},
@@ -124,6 +124,12 @@ int lp_cmd_gradcheck(int argc, char **argv) {
         lp_cli_error("gradcheck", "--op: no layer check or tape op called '%s' (see --help)", op);
         rc = 2;
     }
+    static const char *const sizes[] = {"batch", "time", "features", "hidden", "classes", "experts"};
+    for (int k = 0; rc == 0 && strcmp(op, "all") && !lp_gc_check_find(op) && k < 6; k++)
+        if (lp_kv_get(&kv, sizes[k])) { /* an op's case has its own fixed sizes */
+            lp_cli_error("gradcheck", "--%s: sizes apply to the layer checks, not to the tape op '%s'", sizes[k], op);
+            rc = 2;
+        }
     if (rc != 0) {
         lp_kv_free(&kv);
         return rc == 1 ? 0 : rc;

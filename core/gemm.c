@@ -78,19 +78,28 @@ lp_status lp_precision_bf16_available(void) {
 
 static dnnl_engine_t engine;
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
-static void engine_init(void) { LP_CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success); }
+static pthread_key_t thread_key; /* the calling thread's state (below), freed when the thread ends */
+static void thread_free(void *p);
+static void engine_init(void) {
+    LP_CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success);
+    LP_CHECK(pthread_key_create(&thread_key, thread_free) == 0);
+}
 
 /* One matmul primitive per shape, strides, alpha and beta, made once (creating one costs far more than a
- * small product) and kept for the process. */
+ * small product) and kept for the process, up to CACHE_MAX of them; beyond that a product makes its own
+ * and destroys it (videos of every length from 1 to 300 frames give many shapes, and memory stays
+ * bounded). A primitive keeps no scratch memory of its own (user scratchpad mode): each thread passes its
+ * own, so the row parts of the LSTM (layers/lstm_par.c) can run one primitive at the same time. */
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc;
     float alpha, beta;
     dnnl_primitive_t prim;
+    dnnl_memory_desc_t scratch; /* its scratchpad's layout */
 } cached;
 
-#define CACHE_MAX 512
-static cached cache[CACHE_MAX];
-static int n_cached;
+#define CACHE_MAX 4096
+static cached *cache;
+static int n_cached, cache_cap;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A plain 2-D descriptor of `type` with row stride rs and column stride cs. */
@@ -101,15 +110,23 @@ static dnnl_memory_desc_t desc(int rows, int cols, dnnl_data_type_t type, int rs
     return d;
 }
 
-static dnnl_primitive_t make(const cached *k) {
-    /* src op(A) [M,K] and weights op(B) [K,N], bf16 and packed as to_bf16 left them; dst C [M,N] fp32 */
-    dnnl_memory_desc_t a = k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1);
-    dnnl_memory_desc_t b = k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1);
-    dnnl_memory_desc_t c = desc(k->M, k->N, dnnl_f32, k->ldc, 1);
+/* The three argument descriptors: src op(A) [M,K] and weights op(B) [K,N] in bf16, packed as to_bf16
+ * leaves them; dst C [M,N] fp32 with its leading dimension. */
+static void arg_descs(const cached *k, dnnl_memory_desc_t *d) {
+    d[0] = k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1);
+    d[1] = k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1);
+    d[2] = desc(k->M, k->N, dnnl_f32, k->ldc, 1);
+}
+
+/* Make k's primitive (k->prim, k->scratch). */
+static void make(cached *k) {
+    dnnl_memory_desc_t d[3];
+    arg_descs(k, d);
     dnnl_matmul_desc_t md;
-    LP_CHECK(dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) == dnnl_success);
+    LP_CHECK(dnnl_matmul_desc_init(&md, &d[0], &d[1], NULL, &d[2]) == dnnl_success);
     dnnl_primitive_attr_t attr;
     LP_CHECK(dnnl_primitive_attr_create(&attr) == dnnl_success);
+    LP_CHECK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success);
     if (k->alpha != 1.0f) LP_CHECK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha) == dnnl_success);
     if (k->beta != 0.0f) {
         dnnl_post_ops_t po;
@@ -120,90 +137,118 @@ static dnnl_primitive_t make(const cached *k) {
     }
     dnnl_primitive_desc_t pd;
     LP_CHECK(dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success);
-    dnnl_primitive_t p;
-    LP_CHECK(dnnl_primitive_create(&p, pd) == dnnl_success);
+    k->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    LP_CHECK(dnnl_primitive_create(&k->prim, pd) == dnnl_success);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
-    return p;
 }
 
-static dnnl_primitive_t primitive(const cached *k) {
-    pthread_once(&engine_once, engine_init);
+/* k's cached primitive, made now if new; 0 when it could not be cached (k->prim is then the caller's to
+ * destroy). */
+static int lookup(cached *k) {
     pthread_mutex_lock(&cache_lock);
-    dnnl_primitive_t p = NULL;
-    for (int i = 0; i < n_cached && !p; i++) {
+    for (int i = 0; i < n_cached; i++) {
         const cached *c = &cache[i];
         if (c->ta == k->ta && c->tb == k->tb && c->M == k->M && c->N == k->N && c->K == k->K && c->lda == k->lda &&
-            c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta)
-            p = c->prim;
-    }
-    if (!p) {
-        p = make(k);
-        if (n_cached < CACHE_MAX) {
-            cache[n_cached] = *k;
-            cache[n_cached++].prim = p;
+            c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta) {
+            *k = *c;
+            pthread_mutex_unlock(&cache_lock);
+            return 1;
         }
     }
-    pthread_mutex_unlock(&cache_lock);
-    return p;
-}
-
-/* A growing per-thread bf16 buffer (products run concurrently in the LSTM's row parts). */
-static uint16_t *scratch(int which, size_t n) {
-    static _Thread_local uint16_t *buf[2];
-    static _Thread_local size_t cap[2];
-    if (n > cap[which]) {
-        lp_free(buf[which]);
-        buf[which] = lp_malloc(n, sizeof(uint16_t));
-        LP_CHECK(buf[which] != NULL);
-        cap[which] = n;
+    make(k);
+    if (n_cached == cache_cap && cache_cap < CACHE_MAX) {
+        int cap = cache_cap ? 2 * cache_cap : 64;
+        cached *grown = lp_realloc(cache, (size_t)cap, sizeof *grown);
+        if (grown) cache = grown, cache_cap = cap;
     }
-    return buf[which];
+    const int kept = n_cached < cache_cap;
+    if (kept) cache[n_cached++] = *k;
+    pthread_mutex_unlock(&cache_lock);
+    return kept;
 }
 
-/* The memory objects of a primitive's three arguments, per thread (a memory object is not shared
- * between threads), made at the thread's first use of the primitive; each call only points them at its
- * buffers. Creating them at every call cost about as much as a small product. */
+/* ---- per-thread state ------------------------------------------------------------------------------ */
+
+/* What one thread keeps between products: its stream, its scratch buffers (the bf16 operands and the
+ * primitives' scratchpad), and the memory objects of the primitives it ran, pointed at each call's
+ * buffers (made once: creating them at every call cost about as much as a small product). Freed when the
+ * thread ends (the LSTM's row parts are threads started per layer). */
+#define BOUND_MAX 64
 typedef struct {
     dnnl_primitive_t prim;
-    dnnl_memory_t mem[3]; /* src, weights, dst */
+    dnnl_memory_t mem[4]; /* src, weights, dst, scratchpad */
 } bound;
 
-#define BOUND_MAX 64
+typedef struct {
+    dnnl_stream_t stream;
+    void *buf[3]; /* A, B in bf16; the scratchpad */
+    size_t cap[3];
+    bound b[BOUND_MAX];
+    int n_b;
+} thread_state;
 
-static void make_mems(const cached *k, dnnl_memory_t *m) {
-    dnnl_memory_desc_t d[3] = {
-        k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1),
-        k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1),
-        desc(k->M, k->N, dnnl_f32, k->ldc, 1),
-    };
-    for (int i = 0; i < 3; i++) LP_CHECK(dnnl_memory_create(&m[i], &d[i], engine, DNNL_MEMORY_NONE) == dnnl_success);
+static void thread_free(void *p) {
+    thread_state *t = p;
+    for (int i = 0; i < t->n_b; i++)
+        for (int j = 0; j < 4; j++) dnnl_memory_destroy(t->b[i].mem[j]);
+    for (int j = 0; j < 3; j++) lp_free(t->buf[j]);
+    if (t->stream) dnnl_stream_destroy(t->stream);
+    lp_free(t);
 }
 
-static void run(dnnl_primitive_t p, const cached *k, uint16_t *a, const uint16_t *b, float *c) {
-    static _Thread_local bound tl[BOUND_MAX];
-    static _Thread_local int n_tl;
-    static _Thread_local dnnl_stream_t s; /* a stream is not shared between threads either */
-    if (!s) LP_CHECK(dnnl_stream_create(&s, engine, dnnl_stream_default_flags) == dnnl_success);
-    dnnl_memory_t own[3], *m = NULL;
-    for (int i = 0; i < n_tl && !m; i++)
-        if (tl[i].prim == p) m = tl[i].mem;
-    if (!m && n_tl < BOUND_MAX) {
-        tl[n_tl].prim = p;
-        make_mems(k, tl[n_tl].mem);
-        m = tl[n_tl++].mem;
+static thread_state *state(void) {
+    pthread_once(&engine_once, engine_init);
+    thread_state *t = pthread_getspecific(thread_key);
+    if (!t) {
+        LP_CHECK((t = lp_calloc(1, sizeof *t)) != NULL);
+        LP_CHECK(dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags) == dnnl_success);
+        LP_CHECK(pthread_setspecific(thread_key, t) == 0);
     }
-    const int temporary = !m; /* more primitives than BOUND_MAX in this thread: objects for this call */
+    return t;
+}
+
+/* The thread's buffer `which` with room for n bytes. */
+static void *scratch(thread_state *t, int which, size_t n) {
+    if (n > t->cap[which]) {
+        lp_free(t->buf[which]);
+        LP_CHECK((t->buf[which] = lp_malloc(n, 1)) != NULL);
+        t->cap[which] = n;
+    }
+    return t->buf[which];
+}
+
+static void make_mems(const cached *k, dnnl_memory_t *m) {
+    dnnl_memory_desc_t d[3];
+    arg_descs(k, d);
+    for (int i = 0; i < 3; i++) LP_CHECK(dnnl_memory_create(&m[i], &d[i], engine, DNNL_MEMORY_NONE) == dnnl_success);
+    LP_CHECK(dnnl_memory_create(&m[3], &k->scratch, engine, DNNL_MEMORY_NONE) == dnnl_success);
+}
+
+/* Run k (cached: its memory objects are kept in the thread's table; else made for this call). */
+static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, const uint16_t *b, float *c) {
+    dnnl_memory_t own[4], *m = NULL;
+    for (int i = 0; is_cached && i < t->n_b && !m; i++)
+        if (t->b[i].prim == k->prim) m = t->b[i].mem;
+    if (!m && is_cached && t->n_b < BOUND_MAX) {
+        t->b[t->n_b].prim = k->prim;
+        make_mems(k, t->b[t->n_b].mem);
+        m = t->b[t->n_b++].mem;
+    }
+    const int temporary = !m;
     if (temporary) make_mems(k, m = own);
+    void *pad = scratch(t, 2, dnnl_memory_desc_get_size(&k->scratch) + 1);
     LP_CHECK(dnnl_memory_set_data_handle(m[0], a) == dnnl_success);
     LP_CHECK(dnnl_memory_set_data_handle(m[1], (void *)b) == dnnl_success);
     LP_CHECK(dnnl_memory_set_data_handle(m[2], c) == dnnl_success);
-    const dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}};
+    LP_CHECK(dnnl_memory_set_data_handle(m[3], pad) == dnnl_success);
+    const dnnl_exec_arg_t args[4] = {
+        {DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}, {DNNL_ARG_SCRATCHPAD, m[3]}};
     omp_set_num_threads(openblas_get_num_threads()); /* this thread's team: the one thread knob */
-    LP_CHECK(dnnl_primitive_execute(p, s, 3, args) == dnnl_success);
-    LP_CHECK(dnnl_stream_wait(s) == dnnl_success);
+    LP_CHECK(dnnl_primitive_execute(k->prim, t->stream, 4, args) == dnnl_success);
+    LP_CHECK(dnnl_stream_wait(t->stream) == dnnl_success);
     if (temporary)
-        for (int i = 0; i < 3; i++) dnnl_memory_destroy(own[i]);
+        for (int i = 0; i < 4; i++) dnnl_memory_destroy(own[i]);
 }
 
 /* C = alpha·op(A)·op(B) + beta·C in bf16: A converted here, B converted here unless Bh (its packed bf16
@@ -217,15 +262,18 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
         return;
     }
     const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* as stored */
-    uint16_t *a = scratch(0, (size_t)ar * ac);
+    thread_state *t = state();
+    uint16_t *a = scratch(t, 0, (size_t)ar * ac * sizeof(uint16_t));
     to_bf16(a, A, ar, ac, lda);
     if (!Bh) {
-        uint16_t *b = scratch(1, (size_t)br * bc);
+        uint16_t *b = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
         to_bf16(b, B, br, bc, ldb);
         Bh = b;
     }
-    const cached k = {ta, tb, M, N, K, ac, bc, ldc, alpha, beta, NULL};
-    run(primitive(&k), &k, a, Bh, C);
+    cached k = {ta, tb, M, N, K, ac, bc, ldc, alpha, beta, NULL, {0}};
+    const int is_cached = lookup(&k);
+    run(t, &k, is_cached, a, Bh, C);
+    if (!is_cached) dnnl_primitive_destroy(k.prim);
 }
 
 #endif /* oneDNN */

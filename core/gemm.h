@@ -3,7 +3,7 @@
  *
  * In bf16 both operands are rounded to bfloat16 (round to nearest even: 8 exponent bits like fp32, 8
  * significant bits instead of 24) and the products are accumulated in fp32 into an fp32 result, as on
- * the CPU's native bf16 dot-product instructions (AVX512-BF16, AMX). Everything else stays fp32: the
+ * the CPU's native bf16 dot-product instructions (AVX512-BF16). Everything else stays fp32: the
  * master weights, Adam, the loss, the gate nonlinearities, the cell state, the gradient reduction; the
  * pruning statistics stay in double. A weight used by many products (the recurrent W_hh, once per time
  * step) is converted once (lp_gemm_w).
@@ -26,7 +26,7 @@ const char *lp_precision_name(lp_precision p);
 lp_status lp_precision_parse(const char *s, lp_precision *out);
 
 /* Whether bf16 can run here: LP_OK, or LP_ERR_ARG saying why not (no oneDNN in this build; the CPU lacks
- * AVX512-BF16 and AMX-BF16). */
+ * AVX512-BF16). */
 lp_status lp_precision_bf16_available(void);
 
 /* Set the process's precision (bf16: checked as above; nothing changes on error). */

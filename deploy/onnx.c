@@ -209,6 +209,7 @@ static void reorder_gates(float *dst, const float *w, int H, int cols) {
 static void add_lstm(gb *b, const char *direction, const lp_unit_group *const *g, int n_dir, const char *x,
                      const char *seq_lens, const char *h0, const char *c0, const char **y, const char **y_h,
                      const char **y_c) {
+    *y = *y_h = *y_c = ""; /* until the node exists (a failure is reported once, at the end) */
     const int H = g[0]->units, F = g[0]->input_dim;
     const size_t nw = (size_t)4 * H * F, nr = (size_t)4 * H * H;
     float *W = gb_alloc(b, n_dir * nw, sizeof(float)), *R = gb_alloc(b, n_dir * nr, sizeof(float));
@@ -462,7 +463,7 @@ static lp_status write_model(gb *b, const char *out_path, const char *source, co
     for (int k = 0; k < np; k++) pp[k] = &props[k];
     Onnx__ModelProto model;
     onnx__model_proto__init(&model);
-    model.has_ir_version = 1, model.ir_version = ONNX__VERSION__IR_VERSION;
+    model.has_ir_version = 1, model.ir_version = 8; /* what onnx.h promises, whatever onnx.proto's newest is */
     model.n_opset_import = 1, model.opset_import = opsets;
     model.producer_name = (char *)"lstmprune";
     model.producer_version = (char *)"1";
@@ -491,7 +492,8 @@ lp_status lp_onnx_export(const char *ckpt_path, const char *out_path, lp_onnx_in
     int n_meta = 0;
     lp_status st = build(&b, &c, ckpt_path, info, meta, &n_meta);
     if (st == LP_OK && b.failed)
-        st = lp_errorf(LP_ERR_NOMEM, "export: out of memory (or more than %d nodes) building the graph", MAX_NODES);
+        st = lp_errorf(LP_ERR_NOMEM, "export: out of memory building the graph (or over its limits: %d nodes, %d weight "
+                                     "tensors, %d inputs or outputs)", MAX_NODES, MAX_INITS, MAX_IO);
     if (st == LP_OK) st = write_model(&b, out_path, ckpt_path, meta, n_meta, info);
     info->nodes = b.n_node, info->initializers = b.n_init, info->params = b.params;
     lp_arena_free(&b.a);

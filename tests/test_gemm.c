@@ -203,9 +203,17 @@ static double rel_err(const float *a, const float *b, size_t n) {
 static void test_lstm_bf16_vs_fp32(void **state) {
     (void)state;
     if (!bf16_ok()) skip();
-    static lstm_run f, h;
+    static lstm_run f, h, h2;
     run_lstm(LP_PRECISION_FP32, &f);
     run_lstm(LP_PRECISION_BF16, &h);
+    /* with 2 threads the recurrence runs in 2 row parts at the same time, sharing the cached primitives
+     * (each thread its own scratchpad): the same numbers, bit for bit */
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(2);
+    assert_true(lp_lstm_recur_parts(LB, LH, 2) == 2);
+    run_lstm(LP_PRECISION_BF16, &h2);
+    openblas_set_num_threads(saved);
+    assert_memory_equal(&h, &h2, sizeof h);
     static const char *names[9] = {"h_seq", "h_last", "c_last", "dx", "dw_ih", "dw_hh", "db", "dh0", "dc0"};
     const size_t n[9] = {LB * LT * LH, LB * LH, LB * LH, LB * LT * LF, 4 * LH * LF, 4 * LH * LH, 4 * LH, LB * LH, LB * LH};
     for (int k = 0; k < 9; k++) {

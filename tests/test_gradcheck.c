@@ -102,6 +102,7 @@ static void test_bad_flags(void **state) {
         {"gradcheck --hidden 100000", "--hidden"}, {"gradcheck --loss half", "--loss"},
         {"gradcheck --eps 5", "--eps"},        {"gradcheck --eps 0", "--eps"},
         {"gradcheck --rtol -1", "--rtol"},     {"gradcheck --frobnicate", "--frobnicate"},
+        {"gradcheck --op matmul --batch 3", "--batch"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = run("%s", cases[i][0]);

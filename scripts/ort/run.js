@@ -1,5 +1,5 @@
 // run.js: run an ONNX model in ONNX Runtime (CPU) on inputs stored as raw little-endian arrays, for the
-// export tests (tests/test_export.c) and the deployment benchmark (bench/bench_onnx.sh).
+// export tests (tests/test_export.c) and the deployment benchmark (bench/bench_onnx.c).
 //
 //   node scripts/ort/run.js MODEL DIR [--threads N] [--repeat R] [--feed OUT=IN ...]
 //
@@ -34,7 +34,6 @@ function readInputs(dir) {
   return feeds;
 }
 
-// Slice window w of length t along axis 1 of a [B, W*t] tensor.
 // Steps [t0, t0+t) along axis 1 of a [B, total] tensor.
 function window(tensor, t0, t) {
   const [B, total] = tensor.dims;
