@@ -47,7 +47,6 @@ static const char *const defaults[][2] = {
         {"train.lr_staircase", "1"},
         {"train.seed", "1"},
         {"train.threads", "0"},
-        {"train.precision", "fp32"},
         {"train.save_every", "0"},
         {"train.eval_batch", "256"},
         {"train.log_every", "1"},

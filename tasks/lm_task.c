@@ -348,7 +348,6 @@ lp_status lp_lm_run_defaults(lp_kv *kv) {
     LP_TRY(set_default(kv, "train.momentum", "0"));
     LP_TRY(set_default(kv, "train.seed", "1"));
     LP_TRY(set_default(kv, "train.threads", "1"));
-    LP_TRY(set_default(kv, "train.precision", "fp32"));
     LP_TRY(set_default(kv, "train.eval_batch", "20"));
     LP_TRY(set_default(kv, "train.eval_bptt", "0"));
     LP_TRY(set_default(kv, "train.log_every", "100"));
