@@ -95,6 +95,34 @@ static void test_tight_tolerance_fails(void **state) {
     assert_non_null(strstr(line, "FAIL"));
 }
 
+/* The worst ratio |num - ana| / (atol + rtol·max) of tensor `name` in the last report. */
+static double worst_ratio(const char *name) {
+    char line[256], tname[32];
+    size_t n;
+    double maxg, rel, ratio;
+    assert_true(tensor_line(name, line, sizeof line));
+    assert_int_equal(sscanf(line, "%31s %zu %lf %lf %lf", tname, &n, &maxg, &rel, &ratio), 5);
+    return ratio;
+}
+
+/* --eps, --loss and --atol change what is computed: a larger step has a larger truncation error (too large
+ * a step fails the check), a sum
+ * in float loses digits to the cancellation in L(x+eps) - L(x-eps), and the threshold stated moves. */
+static void test_step_and_loss_flags(void **state) {
+    (void)state;
+    assert_int_equal(run("gradcheck --op lstm"), 0);
+    const double base = worst_ratio("w_hh");
+    assert_non_null(strstr(out_buf, "eps 0.01, rtol 0.01, atol 0.001; L summed in double"));
+    /* truncation error grows as eps^2: at eps 0.1 some gradients (the biases) fall outside rtol 1e-2 */
+    assert_int_equal(run("gradcheck --op lstm --eps 0.1"), 1);
+    assert_true(worst_ratio("w_hh") > 2 * base);
+    assert_int_equal(run("gradcheck --op lstm --loss float"), 0);
+    assert_non_null(strstr(out_buf, "L summed in float"));
+    assert_true(worst_ratio("w_hh") > base); /* float sums lose digits */
+    assert_int_equal(run("gradcheck --op lstm --atol 0.5 --rtol 0.5"), 0);
+    assert_non_null(strstr(out_buf, "rtol 0.5, atol 0.5"));
+}
+
 static void test_bad_flags(void **state) {
     (void)state;
     static const char *const cases[][2] = {
@@ -191,6 +219,7 @@ int main(void) {
         cmocka_unit_test(test_all_checks_pass),
         cmocka_unit_test(test_sizes_are_honoured),
         cmocka_unit_test(test_tight_tolerance_fails),
+        cmocka_unit_test(test_step_and_loss_flags),
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_report_blames_the_wrong_tensor),
         cmocka_unit_test(test_merge_by_name),
