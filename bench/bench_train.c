@@ -118,7 +118,7 @@ static double bf16_rate(int n, int reps) {
     lp_rng r;
     lp_rng_init(&r, 1, LP_RNG_STREAM_TEST);
     if (a && b) fill(a, (size_t)n * n, -1, 1, &r), fill(b, (size_t)n * n, -1, 1, &r);
-    if (a && b && c && lp_gemm_w_init(&w, b, n, n) == LP_OK) {
+    if (a && b && c && lp_gemm_w_init(&w, b, n, n, 0) == LP_OK) {
         lp_gemm_pw(0, 0, n, n, n, 1, a, n, &w, 0, c, n); /* warm-up (creates the primitive) */
         for (int k = 0; k < reps; k++) {
             double t0 = now();

@@ -7,6 +7,17 @@
 #include <stdint.h>
 #include <string.h>
 
+/* LP_VECTOR_CLONES before a function with such loops builds it three times — AVX-512, AVX2 and the
+ * build's baseline (x86-64-v2: 4 floats per instruction) — and the loader picks the widest the CPU has.
+ * The results are the same bit for bit: the loops are element by element, and without -ffast-math, in
+ * C11 mode, GCC never fuses a·b + c into one rounding (an FMA), whatever the instruction set. Only for
+ * GCC on x86-64 without sanitizers (clang builds the fuzzers; ASan builds need no speed). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define LP_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LP_VECTOR_CLONES
+#endif
+
 /* e^x for x already clamped to [-87.3, 88] (so that 2^n below is a normal float): x = n·ln2 + r with
  * |r| <= ln2/2, e^r by a degree-7 polynomial with Cephes' coefficients, 2^n assembled in the exponent
  * bits. Relative error < 1e-7. The rounding of x/ln2 is an integer conversion of a positive number. */

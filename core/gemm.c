@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/par.h"
 
 static lp_precision precision = LP_PRECISION_FP32;
 
@@ -22,12 +23,19 @@ lp_precision lp_precision_get(void) { return precision; }
 
 /* ---- bfloat16 ------------------------------------------------------------------------------------ */
 
+/* The bits u of a float rounded to bf16: to nearest even (add just under half of the dropped part, plus
+ * the kept part's lowest bit), a NaN stays a quiet NaN. Branch-free, so that the conversion loop below
+ * vectorises. */
+static inline uint16_t bf16_round(uint32_t u) {
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (u >> 16) | 0x40u;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+}
+
 uint16_t lp_bf16_from_float(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: stays a (quiet) NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                          /* round to nearest even */
-    return (uint16_t)(u >> 16);
+    return bf16_round(u);
 }
 
 float lp_bf16_to_float(uint16_t b) {
@@ -37,13 +45,52 @@ float lp_bf16_to_float(uint16_t b) {
     return x;
 }
 
-/* rows × cols of src (leading dimension ld) into dst, packed (leading dimension cols). */
-static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
-    for (int r = 0; r < rows; r++) {
+/* Rows [r0, r1) of a rows × cols conversion: src (leading dimension ld) into dst, packed (leading
+ * dimension cols). bf16 only runs on CPUs with AVX512-BF16 (lp_precision_bf16_available), so this loop
+ * may use AVX-512 whatever the build's baseline: 16 values per instruction instead of 4. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+#endif
+static void to_bf16_rows(uint16_t *restrict dst, const float *restrict src, int r0, int r1, int cols, int ld) {
+    for (int r = r0; r < r1; r++) {
         const float *s = src + (size_t)r * ld;
         uint16_t *d = dst + (size_t)r * cols;
-        for (int c = 0; c < cols; c++) d[c] = lp_bf16_from_float(s[c]);
+        for (int c = 0; c < cols; c++) {
+            uint32_t u;
+            memcpy(&u, &s[c], sizeof u);
+            d[c] = bf16_round(u);
+        }
     }
+}
+
+typedef struct {
+    uint16_t *dst;
+    const float *src;
+    int r0, r1, cols, ld;
+} convert_part;
+
+static void *convert_run(void *arg) {
+    const convert_part *p = arg;
+    to_bf16_rows(p->dst, p->src, p->r0, p->r1, p->cols, p->ld);
+    return NULL;
+}
+
+/* rows × cols of src (leading dimension ld) into dst, packed (leading dimension cols). A large one (an
+ * activation of a whole batch: 10⁸ values at the paper's shape) is split over OpenBLAS's threads, the
+ * one knob for the cores used; inside the LSTM's row parts that is 1. */
+#define CONVERT_SPLIT_MIN (1 << 20)
+static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
+    int n = (size_t)rows * cols >= CONVERT_SPLIT_MIN ? openblas_get_num_threads() : 1;
+    n = n < rows ? n : rows;
+    n = n < LP_PAR_MAX ? n : LP_PAR_MAX;
+    if (n <= 1) {
+        to_bf16_rows(dst, src, 0, rows, cols, ld);
+        return;
+    }
+    convert_part parts[LP_PAR_MAX];
+    for (int i = 0; i < n; i++)
+        parts[i] = (convert_part){dst, src, (int)((long)rows * i / n), (int)((long)rows * (i + 1) / n), cols, ld};
+    lp_par_run(convert_run, parts, sizeof parts[0], n);
 }
 
 #ifdef LP_NO_DNNL
@@ -53,11 +100,18 @@ lp_status lp_precision_bf16_available(void) {
 }
 
 static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                      const uint16_t *Bh, int ldb, float beta, float *C, int ldc) {
-    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)Bh, (void)ldb;
+                      int ldb, const lp_gemm_w *pw, float beta, float *C, int ldc) {
+    (void)ta, (void)tb, (void)M, (void)N, (void)K, (void)alpha, (void)A, (void)lda, (void)B, (void)ldb, (void)pw;
     (void)beta, (void)C, (void)ldc;
     LP_CHECK(!"bf16 product in a build without oneDNN"); /* lp_precision_set refuses bf16 there */
 }
+
+static void *pack(const lp_gemm_w *p) {
+    (void)p;
+    return NULL;
+}
+
+static void pack_free(void *packed) { (void)packed; }
 
 #else /* oneDNN */
 
@@ -93,6 +147,8 @@ static void engine_init(void) {
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc;
     float alpha, beta;
+    int packed;                 /* B is a prepared weight in oneDNN's blocked layout, wmd */
+    dnnl_memory_desc_t wmd;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t scratch; /* its scratchpad's layout */
 } cached;
@@ -111,10 +167,10 @@ static dnnl_memory_desc_t desc(int rows, int cols, dnnl_data_type_t type, int rs
 }
 
 /* The three argument descriptors: src op(A) [M,K] and weights op(B) [K,N] in bf16, packed as to_bf16
- * leaves them; dst C [M,N] fp32 with its leading dimension. */
+ * leaves them (or B blocked, a prepared weight); dst C [M,N] fp32 with its leading dimension. */
 static void arg_descs(const cached *k, dnnl_memory_desc_t *d) {
     d[0] = k->ta ? desc(k->M, k->K, dnnl_bf16, 1, k->M) : desc(k->M, k->K, dnnl_bf16, k->K, 1);
-    d[1] = k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1);
+    d[1] = k->packed ? k->wmd : k->tb ? desc(k->K, k->N, dnnl_bf16, 1, k->K) : desc(k->K, k->N, dnnl_bf16, k->N, 1);
     d[2] = desc(k->M, k->N, dnnl_f32, k->ldc, 1);
 }
 
@@ -150,7 +206,8 @@ static int lookup(cached *k) {
     for (int i = 0; i < n_cached; i++) {
         const cached *c = &cache[i];
         if (c->ta == k->ta && c->tb == k->tb && c->M == k->M && c->N == k->N && c->K == k->K && c->lda == k->lda &&
-            c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta) {
+            c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta &&
+            c->packed == k->packed) { /* the blocked layout is a function of K and N alone */
             *k = *c;
             pthread_mutex_unlock(&cache_lock);
             return 1;
@@ -182,8 +239,8 @@ typedef struct {
 
 typedef struct {
     dnnl_stream_t stream;
-    void *buf[3]; /* A, B in bf16; the scratchpad */
-    size_t cap[3];
+    void *buf[4]; /* A, B in bf16; the scratchpad; C made contiguous (below) */
+    size_t cap[4];
     bound b[BOUND_MAX];
     int n_b;
 } thread_state;
@@ -192,7 +249,7 @@ static void thread_free(void *p) {
     thread_state *t = p;
     for (int i = 0; i < t->n_b; i++)
         for (int j = 0; j < 4; j++) dnnl_memory_destroy(t->b[i].mem[j]);
-    for (int j = 0; j < 3; j++) lp_free(t->buf[j]);
+    for (int j = 0; j < 4; j++) lp_free(t->buf[j]);
     if (t->stream) dnnl_stream_destroy(t->stream);
     lp_free(t);
 }
@@ -226,7 +283,7 @@ static void make_mems(const cached *k, dnnl_memory_t *m) {
 }
 
 /* Run k (cached: its memory objects are kept in the thread's table; else made for this call). */
-static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, const uint16_t *b, float *c) {
+static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, const void *b, float *c) {
     dnnl_memory_t own[4], *m = NULL;
     for (int i = 0; is_cached && i < t->n_b && !m; i++)
         if (t->b[i].prim == k->prim) m = t->b[i].mem;
@@ -251,10 +308,64 @@ static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, co
         for (int i = 0; i < 4; i++) dnnl_memory_destroy(own[i]);
 }
 
-/* C = alpha·op(A)·op(B) + beta·C in bf16: A converted here, B converted here unless Bh (its packed bf16
- * copy) is given. */
+/* ---- prepared weights: oneDNN's blocked layout ------------------------------------------------------ */
+
+/* A weight laid out for oneDNN's bf16 matmul: pairs of K interleaved for the dot-product instruction, in
+ * tiles of the kernel's width. The layout oneDNN asks for depends on K and N only (checked here for
+ * the number of rows M from 1 to 48000), so one copy serves every product of a sequence. */
+typedef struct {
+    dnnl_memory_desc_t md;
+    void *data;
+} packed_w;
+
+static void pack_free(void *packed) {
+    packed_w *q = packed;
+    if (!q) return;
+    lp_free(q->data);
+    lp_free(q);
+}
+
+/* p's bf16 copy in the blocked layout for op(B) as p->tb says, or NULL when oneDNN offers none (or
+ * memory runs out): the products then use the plain copy. */
+static void *pack(const lp_gemm_w *p) {
+    const int K = p->tb ? p->cols : p->rows, N = p->tb ? p->rows : p->cols;
+    const dnnl_memory_desc_t plain = p->tb ? desc(K, N, dnnl_bf16, 1, p->cols) : desc(K, N, dnnl_bf16, p->cols, 1);
+    dnnl_memory_desc_t src = desc(1, K, dnnl_bf16, K, 1), dst = desc(1, N, dnnl_f32, N, 1), any;
+    const dnnl_dims_t dims = {K, N};
+    LP_CHECK(dnnl_memory_desc_init_by_tag(&any, 2, dims, dnnl_bf16, dnnl_format_tag_any) == dnnl_success);
+    thread_state *t = state();
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    packed_w *q = lp_calloc(1, sizeof *q);
+    int ok = q && dnnl_matmul_desc_init(&md, &src, &any, NULL, &dst) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) == dnnl_success;
+    if (ok) {
+        q->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        ok = (q->data = lp_aligned(dnnl_memory_desc_get_size(&q->md), 1)) != NULL &&
+             dnnl_reorder_primitive_desc_create(&rpd, &plain, engine, &q->md, engine, NULL) == dnnl_success &&
+             dnnl_primitive_create(&reorder, rpd) == dnnl_success &&
+             dnnl_memory_create(&from, &plain, engine, p->bf16) == dnnl_success &&
+             dnnl_memory_create(&to, &q->md, engine, q->data) == dnnl_success;
+    }
+    if (ok) {
+        const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+        omp_set_num_threads(openblas_get_num_threads());
+        ok = dnnl_primitive_execute(reorder, t->stream, 2, args) == dnnl_success &&
+             dnnl_stream_wait(t->stream) == dnnl_success;
+    }
+    dnnl_memory_destroy(from), dnnl_memory_destroy(to);
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd), dnnl_primitive_desc_destroy(pd);
+    if (!ok) pack_free(q), q = NULL;
+    return q;
+}
+
+/* C = alpha·op(A)·op(B) + beta·C in bf16: A converted here; B converted here, or taken from the prepared
+ * weight pw (its blocked copy when it was prepared for this tb, else its plain one). */
 static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                      const uint16_t *Bh, int ldb, float beta, float *C, int ldc) {
+                      int ldb, const lp_gemm_w *pw, float beta, float *C, int ldc) {
     if (M == 0 || N == 0) return;
     if (K == 0) { /* an empty sum: C = beta·C */
         for (int i = 0; i < M; i++)
@@ -265,15 +376,29 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
     thread_state *t = state();
     uint16_t *a = scratch(t, 0, (size_t)ar * ac * sizeof(uint16_t));
     to_bf16(a, A, ar, ac, lda);
-    if (!Bh) {
-        uint16_t *b = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
-        to_bf16(b, B, br, bc, ldb);
-        Bh = b;
+    const packed_w *q = pw && pw->tb == tb ? pw->packed : NULL;
+    const void *b = q ? q->data : pw ? (const void *)pw->bf16 : NULL;
+    if (!b) {
+        uint16_t *bh = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
+        to_bf16(bh, B, br, bc, ldb);
+        b = bh;
     }
-    cached k = {ta, tb, M, N, K, ac, bc, ldc, alpha, beta, NULL, {0}};
+    /* oneDNN 2.6 has no fast kernel for a blocked weight with a strided C (the LSTM's gate rows, T·4H
+     * apart): it would pick its reference loops, 10³× slower. Such a C goes through a contiguous copy. */
+    float *c = C;
+    if (q && ldc != N && M > 1) {
+        c = scratch(t, 3, (size_t)M * N * sizeof(float));
+        if (beta != 0.0f)
+            for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
+    }
+    cached k = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = ac, .ldb = bc, .ldc = c == C ? ldc : N,
+                .alpha = alpha, .beta = beta, .packed = q != NULL};
+    if (q) k.wmd = q->md;
     const int is_cached = lookup(&k);
-    run(t, &k, is_cached, a, Bh, C);
+    run(t, &k, is_cached, a, b, c);
     if (!is_cached) dnnl_primitive_destroy(k.prim);
+    if (c != C)
+        for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, c + (size_t)i * N, (size_t)N * sizeof *c);
 }
 
 #endif /* oneDNN */
@@ -293,7 +418,7 @@ void lp_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, i
                     lda, B, ldb, beta, C, ldc);
         return;
     }
-    bf16_gemm(ta, tb, M, N, K, alpha, A, lda, B, NULL, ldb, beta, C, ldc);
+    bf16_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const float *x, float beta, float *y) {
@@ -302,20 +427,22 @@ void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const f
         return;
     }
     /* y [1, out] = x [1, in] · op(A)ᵀ: a product with one row */
-    bf16_gemm(0, !ta, 1, ta ? N : M, ta ? M : N, alpha, x, ta ? M : N, A, NULL, lda, beta, y, ta ? N : M);
+    bf16_gemm(0, !ta, 1, ta ? N : M, ta ? M : N, alpha, x, ta ? M : N, A, lda, NULL, beta, y, ta ? N : M);
 }
 
-lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols) {
-    p->f32 = w, p->bf16 = NULL, p->rows = rows, p->cols = cols;
+lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb) {
+    *p = (lp_gemm_w){.f32 = w, .rows = rows, .cols = cols, .tb = tb != 0};
     if (precision == LP_PRECISION_FP32) return LP_OK;
     LP_ALLOC(p->bf16, (size_t)rows * cols, sizeof *p->bf16);
     to_bf16(p->bf16, w, rows, cols, cols);
+    p->packed = pack(p);
     return LP_OK;
 }
 
 void lp_gemm_w_free(lp_gemm_w *p) {
+    pack_free(p->packed);
     lp_free(p->bf16);
-    p->bf16 = NULL;
+    p->bf16 = NULL, p->packed = NULL;
 }
 
 void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const lp_gemm_w *B,
@@ -324,7 +451,7 @@ void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A
         lp_gemm(ta, tb, M, N, K, alpha, A, lda, B->f32, B->cols, beta, C, ldc);
         return;
     }
-    bf16_gemm(ta, tb, M, N, K, alpha, A, lda, B->f32, B->bf16, B->cols, beta, C, ldc);
+    bf16_gemm(ta, tb, M, N, K, alpha, A, lda, B->f32, B->cols, B, beta, C, ldc);
 }
 
 void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float beta, float *y) {
@@ -333,5 +460,5 @@ void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float b
         lp_gemv(ta, M, N, alpha, A->f32, N, x, beta, y);
         return;
     }
-    bf16_gemm(0, !ta, 1, ta ? N : M, ta ? M : N, alpha, x, ta ? M : N, A->f32, A->bf16, N, beta, y, ta ? N : M);
+    bf16_gemm(0, !ta, 1, ta ? N : M, ta ? M : N, alpha, x, ta ? M : N, A->f32, N, A, beta, y, ta ? N : M);
 }

@@ -43,14 +43,23 @@ void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const f
 
 /* ---- a weight converted once for many products ------------------------------------------------- */
 
+/* The recurrent weight W_hh is used by every time step of a sequence. In bf16 it is converted once, and
+ * also laid out once in oneDNN's blocked format for the products that use it as op(B) = wᵀ (tb = 1: the
+ * forward steps, h·W_hhᵀ) or w (tb = 0: the backward steps, dG·W_hh): a product with a plain-layout
+ * weight repacks it first, which costs 3–13% of a small product and 4× of a one-row one (docs/BENCHMARKS.md,
+ * "bf16"). The same numbers either way, only faster. */
 typedef struct {
     const float *f32; /* the weight */
-    uint16_t *bf16;   /* its bf16 copy (bf16 precision only; NULL in fp32) */
+    uint16_t *bf16;   /* its bf16 copy, row-major (bf16 precision only; NULL in fp32) */
+    void *packed;     /* the blocked copy for op(B) as `tb` says (bf16 only; NULL if oneDNN has none) */
     int rows, cols;   /* as stored, row-major */
+    int tb;           /* the products it is prepared for: B = wᵀ (1) or w (0) */
 } lp_gemm_w;
 
-/* Prepare w [rows, cols] (converted in bf16; nothing copied in fp32). LP_ERR_NOMEM on failure. */
-lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols);
+/* Prepare w [rows, cols] for products that take it as op(B) with transpose flag tb (converted in bf16;
+ * nothing copied in fp32). Used with the other flag it still gives the right product, from the plain copy.
+ * LP_ERR_NOMEM on failure. */
+lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb);
 void lp_gemm_w_free(lp_gemm_w *p);
 
 /* lp_gemm with B given as a prepared weight (ldb = its cols). */

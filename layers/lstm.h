@@ -27,8 +27,8 @@
  * untouched, so the real work starts at t = length-1 with h0/c0 — exactly PyTorch's packed-sequence
  * semantics for the backward direction of a bidirectional LSTM.
  *
- * Threads: OpenBLAS threads the big GEMMs. When the per-step product is small (B·4H·H < 2^25), the
- * recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq, hence the op) splits the batch rows over
+ * Threads: OpenBLAS threads the big GEMMs. When the per-step product is small (B·4H·H < 2^25), or
+ * always in bf16 (where the parts share one prepared W_hh, core/gemm.h), the recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq, hence the op) splits the batch rows over
  * OpenBLAS's thread count, one thread per part running every step with OpenBLAS set to one thread
  * meanwhile (restored after), so no more threads compute than that setting allows. The step kernels
  * are re-entrant; the sequence functions must not run while another thread of the process calls BLAS
@@ -139,7 +139,7 @@ void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_
                             int H, int parts);
 
 /* How many parts the sequence functions split the recurrence of B rows and H units into when `threads`
- * threads are available (the rule of "Threads" above: 1 for large per-step products, else
+ * threads are available (the rule of "Threads" above: 1 for large per-step products in fp32, else
  * min(threads, B, 16)). */
 int lp_lstm_recur_parts(int B, int H, int threads);
 

@@ -2,6 +2,7 @@
  * layers/lstm.c; this file only decides which thread runs which batch rows through them. */
 #include <cblas.h>
 
+#include "core/gemm.h"
 #include "core/par.h"
 #include "layers/lstm.h"
 
@@ -75,7 +76,10 @@ static void run_parts(void *(*fn)(void *), const seq_part *proto, int B, int n) 
 }
 
 int lp_lstm_recur_parts(int B, int H, int threads) {
-    int n = (double)B * 4.0 * H * H < LSTM_SPLIT_MAX_MACS ? threads : 1;
+    /* In bf16 the parts share one W_hh laid out once for all of them (core/gemm.h, lp_gemm_w): nothing
+     * is packed per part, so the split pays at every size (the gate loops run in parallel too). */
+    const int small = (double)B * 4.0 * H * H < LSTM_SPLIT_MAX_MACS;
+    int n = small || lp_precision_get() == LP_PRECISION_BF16 ? threads : 1;
     n = n < B ? n : B;
     n = n < LSTM_MAX_THREADS ? n : LSTM_MAX_THREADS;
     return n > 1 ? n : 1;
@@ -94,17 +98,18 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
     openblas_set_num_threads(saved);
 }
 
-/* W_hh [4H,H] for every step of a sequence, converted once in bf16 (core/gemm.h). When that copy cannot
- * be allocated each product converts its own: the same numbers, only slower. */
-static lp_gemm_w prepare(const float *w_hh, int H) {
+/* W_hh [4H,H] for every step of a sequence, converted once in bf16 (core/gemm.h) for the forward steps'
+ * h·W_hhᵀ (tb = 1) or the backward steps' dG·W_hh (tb = 0). When that copy cannot be allocated each
+ * product converts its own: the same numbers, only slower. */
+static lp_gemm_w prepare(const float *w_hh, int H, int tb) {
     lp_gemm_w w;
-    if (lp_gemm_w_init(&w, w_hh, 4 * H, H) != LP_OK) w.bf16 = NULL;
+    if (lp_gemm_w_init(&w, w_hh, 4 * H, H, tb) != LP_OK) w.bf16 = NULL, w.packed = NULL;
     return w;
 }
 
 void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float *cs, const float *w_hh,
                            const float *b, const int *lengths, int reverse, int B, int T, int H, int parts) {
-    lp_gemm_w w = prepare(w_hh, H);
+    lp_gemm_w w = prepare(w_hh, H, 1);
     seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = &w, .b = b,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_parts(forward_part, &p, B, parts);
@@ -114,7 +119,7 @@ void lp_lstm_recur_forward(float *h_seq, float *h, float *c, float *gates, float
 void lp_lstm_recur_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
                             const float *c0, const float *w_hh, const int *lengths, int reverse, int B, int T,
                             int H, int parts) {
-    lp_gemm_w w = prepare(w_hh, H);
+    lp_gemm_w w = prepare(w_hh, H, 0);
     seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = &w, .dh_seq = dh_seq, .c0 = c0,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_parts(backward_part, &p, B, parts);
@@ -125,7 +130,7 @@ void lp_lstm_forward_seq(float *h_seq, float *h, float *c, float *gates, float *
                          const float *w_ih, const float *w_hh, const float *b, const int *lengths, int reverse,
                          int B, int T, int F, int H) {
     lp_lstm_input_proj(gates, x, w_ih, B * T, F, H);
-    lp_gemm_w w = prepare(w_hh, H);
+    lp_gemm_w w = prepare(w_hh, H, 1);
     seq_part p = {.gates = gates, .h = h, .c = c, .h_seq = h_seq, .cs = cs, .w_hh = &w, .b = b,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_rows(forward_part, &p, B);
@@ -136,7 +141,7 @@ void lp_lstm_backward_seq(float *dx, float *dw_ih, float *dw_hh, float *db, floa
                           float *work, const float *dh_seq, const float *x, const float *h_seq, const float *cs,
                           const float *h0, const float *c0, const float *w_ih, const float *w_hh,
                           const int *lengths, int reverse, int B, int T, int F, int H) {
-    lp_gemm_w w = prepare(w_hh, H);
+    lp_gemm_w w = prepare(w_hh, H, 0);
     seq_part p = {.gates = gates, .dh = dh, .dc = dc, .cs_saved = cs, .w_hh = &w, .dh_seq = dh_seq, .c0 = c0,
                   .lengths = lengths, .reverse = reverse, .T = T, .H = H};
     run_rows(backward_part, &p, B);

@@ -132,8 +132,9 @@ static void test_bf16_products(void **state) {
     /* a prepared weight (B as stored [K,N] or [N,K]) and the matrix-vector products */
     for (int tb = 0; tb < 2; tb++) {
         lp_gemm_w w;
-        assert_int_equal(lp_gemm_w_init(&w, b, tb ? N : K, tb ? K : N), LP_OK);
+        assert_int_equal(lp_gemm_w_init(&w, b, tb ? N : K, tb ? K : N, tb), LP_OK);
         assert_non_null(w.bf16);
+        assert_non_null(w.packed); /* oneDNN's blocked copy for op(B) as tb says (C strided: LD > N) */
         memcpy(c, c0, sizeof c);
         lp_gemm_pw(0, tb, M, N, K, 1.0f, a, LD, &w, 1.0f, c, LD);
         check_product(0, tb, M, N, K, 1.0f, a, LD, b, tb ? K : N, 1.0f, c0, c, LD);
