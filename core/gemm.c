@@ -139,13 +139,14 @@ static void engine_init(void) {
     LP_CHECK(pthread_key_create(&thread_key, thread_free) == 0);
 }
 
-/* One matmul primitive per shape, strides, alpha and beta, made once (creating one costs far more than a
+/* One matmul primitive per shape, strides, alpha, beta and thread count, made once (creating one costs far more than a
  * small product) and kept for the process, up to CACHE_MAX of them; beyond that a product makes its own
  * and destroys it (videos of every length from 1 to 300 frames give many shapes, and memory stays
  * bounded). A primitive keeps no scratch memory of its own (user scratchpad mode): each thread passes its
  * own, so the row parts of the LSTM (layers/lstm_par.c) can run one primitive at the same time. */
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc;
+    int threads; /* oneDNN plans a primitive's work for the OpenMP thread count at its creation */
     float alpha, beta;
     int packed;                 /* B is a prepared weight in oneDNN's blocked layout, wmd */
     dnnl_memory_desc_t wmd;
@@ -207,7 +208,7 @@ static int lookup(cached *k) {
         const cached *c = &cache[i];
         if (c->ta == k->ta && c->tb == k->tb && c->M == k->M && c->N == k->N && c->K == k->K && c->lda == k->lda &&
             c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta &&
-            c->packed == k->packed) { /* the blocked layout is a function of K and N alone */
+            c->packed == k->packed && c->threads == k->threads) { /* a blocked layout depends on K, N alone */
             *k = *c;
             pthread_mutex_unlock(&cache_lock);
             return 1;
@@ -301,7 +302,6 @@ static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, co
     LP_CHECK(dnnl_memory_set_data_handle(m[3], pad) == dnnl_success);
     const dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}, {DNNL_ARG_SCRATCHPAD, m[3]}};
-    omp_set_num_threads(openblas_get_num_threads()); /* this thread's team: the one thread knob */
     LP_CHECK(dnnl_primitive_execute(k->prim, t->stream, 4, args) == dnnl_success);
     LP_CHECK(dnnl_stream_wait(t->stream) == dnnl_success);
     if (temporary)
@@ -334,6 +334,7 @@ static void *pack(const lp_gemm_w *p) {
     const dnnl_dims_t dims = {K, N};
     LP_CHECK(dnnl_memory_desc_init_by_tag(&any, 2, dims, dnnl_bf16, dnnl_format_tag_any) == dnnl_success);
     thread_state *t = state();
+    omp_set_num_threads(openblas_get_num_threads()); /* before the reorder is made: see bf16_gemm */
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     dnnl_primitive_t reorder = NULL;
@@ -351,7 +352,6 @@ static void *pack(const lp_gemm_w *p) {
     }
     if (ok) {
         const dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-        omp_set_num_threads(openblas_get_num_threads());
         ok = dnnl_primitive_execute(reorder, t->stream, 2, args) == dnnl_success &&
              dnnl_stream_wait(t->stream) == dnnl_success;
     }
@@ -391,7 +391,11 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
         if (beta != 0.0f)
             for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
     }
-    cached k = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = ac, .ldb = bc, .ldc = c == C ? ldc : N,
+    /* this thread's OpenMP team, the one thread knob: set before the primitive is made, which plans its
+     * work for that many threads (made under another count, it would keep using that one) */
+    const int threads = openblas_get_num_threads();
+    omp_set_num_threads(threads);
+    cached k = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .threads = threads, .lda = ac, .ldb = bc, .ldc = c == C ? ldc : N,
                 .alpha = alpha, .beta = beta, .packed = q != NULL};
     if (q) k.wmd = q->md;
     const int is_cached = lookup(&k);
