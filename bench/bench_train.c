@@ -108,7 +108,8 @@ static double sgemm_rate(int n, int reps) {
     return best < 1e30 ? 2.0 * n * (double)n * n / best / 1e9 : 0;
 }
 
-/* The bf16 product rate on an n³ product (lp_gemm in bf16: oneDNN, B converted once, A at each call as
+/* The bf16 product rate on an n³ product (lp_gemm in bf16: oneDNN, B prepared once (converted and laid
+ * out in oneDNN's blocked format, as W_hh is), A converted at each call as
  * every activation is), best of reps. */
 static double bf16_rate(int n, int reps) {
     float *a = lp_aligned((size_t)n * n, sizeof(float)), *b = lp_aligned((size_t)n * n, sizeof(float));

@@ -48,7 +48,7 @@ float lp_bf16_to_float(uint16_t b) {
 /* Rows [r0, r1) of a rows × cols conversion: src (leading dimension ld) into dst, packed (leading
  * dimension cols). bf16 only runs on CPUs with AVX512-BF16 (lp_precision_bf16_available), so this loop
  * may use AVX-512 whatever the build's baseline: 16 values per instruction instead of 4. */
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #endif
 static void to_bf16_rows(uint16_t *restrict dst, const float *restrict src, int r0, int r1, int cols, int ld) {
@@ -139,8 +139,8 @@ static void engine_init(void) {
     LP_CHECK(pthread_key_create(&thread_key, thread_free) == 0);
 }
 
-/* One matmul primitive per shape, strides, alpha, beta and thread count, made once (creating one costs far more than a
- * small product) and kept for the process, up to CACHE_MAX of them; beyond that a product makes its own
+/* One matmul primitive per shape, strides, alpha, beta, thread count and weight layout, made once
+ * (creating one costs far more than a small product) and kept for the process, up to CACHE_MAX of them; beyond that a product makes its own
  * and destroys it (videos of every length from 1 to 300 frames give many shapes, and memory stays
  * bounded). A primitive keeps no scratch memory of its own (user scratchpad mode): each thread passes its
  * own, so the row parts of the LSTM (layers/lstm_par.c) can run one primitive at the same time. */
@@ -150,6 +150,7 @@ typedef struct {
     float alpha, beta;
     int packed;                 /* B is a prepared weight in oneDNN's blocked layout, wmd */
     dnnl_memory_desc_t wmd;
+    int slow;                   /* oneDNN could only offer its reference loops (see bf16_gemm) */
     dnnl_primitive_t prim;
     dnnl_memory_desc_t scratch; /* its scratchpad's layout */
 } cached;
@@ -195,6 +196,9 @@ static void make(cached *k) {
     dnnl_primitive_desc_t pd;
     LP_CHECK(dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) == dnnl_success);
     k->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const char *impl = NULL;
+    k->slow = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+              !strncmp(impl, "ref", 3);
     LP_CHECK(dnnl_primitive_create(&k->prim, pd) == dnnl_success);
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
@@ -208,7 +212,8 @@ static int lookup(cached *k) {
         const cached *c = &cache[i];
         if (c->ta == k->ta && c->tb == k->tb && c->M == k->M && c->N == k->N && c->K == k->K && c->lda == k->lda &&
             c->ldb == k->ldb && c->ldc == k->ldc && c->alpha == k->alpha && c->beta == k->beta &&
-            c->packed == k->packed && c->threads == k->threads) { /* a blocked layout depends on K, N alone */
+            c->packed == k->packed && c->threads == k->threads &&
+            (!k->packed || dnnl_memory_desc_equal(&c->wmd, &k->wmd))) {
             *k = *c;
             pthread_mutex_unlock(&cache_lock);
             return 1;
@@ -311,8 +316,11 @@ static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, co
 /* ---- prepared weights: oneDNN's blocked layout ------------------------------------------------------ */
 
 /* A weight laid out for oneDNN's bf16 matmul: pairs of K interleaved for the dot-product instruction, in
- * tiles of the kernel's width. The layout oneDNN asks for depends on K and N only (checked here for
- * the number of rows M from 1 to 48000), so one copy serves every product of a sequence. */
+ * tiles of the kernel's width. oneDNN's choice of tile width depends on K and N, and for small ones also
+ * on M and the OpenMP thread count; pack() asks for one row and one thread, so a weight's layout never
+ * depends on where it was prepared, and the primitive cache tells layouts apart (a primitive made for
+ * one must never run on another). The products of every M and thread count accept it; where oneDNN
+ * would run it only through its reference loops, the product uses the plain copy (bf16_gemm). */
 typedef struct {
     dnnl_memory_desc_t md;
     void *data;
@@ -334,7 +342,7 @@ static void *pack(const lp_gemm_w *p) {
     const dnnl_dims_t dims = {K, N};
     LP_CHECK(dnnl_memory_desc_init_by_tag(&any, 2, dims, dnnl_bf16, dnnl_format_tag_any) == dnnl_success);
     thread_state *t = state();
-    omp_set_num_threads(openblas_get_num_threads()); /* before the reorder is made: see bf16_gemm */
+    omp_set_num_threads(1); /* the layout as one thread would have it, wherever this runs */
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd = NULL, rpd = NULL;
     dnnl_primitive_t reorder = NULL;
@@ -344,6 +352,7 @@ static void *pack(const lp_gemm_w *p) {
              dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) == dnnl_success;
     if (ok) {
         q->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        omp_set_num_threads(openblas_get_num_threads()); /* the reorder's team: see bf16_gemm */
         ok = (q->data = lp_aligned(dnnl_memory_desc_get_size(&q->md), 1)) != NULL &&
              dnnl_reorder_primitive_desc_create(&rpd, &plain, engine, &q->md, engine, NULL) == dnnl_success &&
              dnnl_primitive_create(&reorder, rpd) == dnnl_success &&
@@ -376,17 +385,13 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
     thread_state *t = state();
     uint16_t *a = scratch(t, 0, (size_t)ar * ac * sizeof(uint16_t));
     to_bf16(a, A, ar, ac, lda);
-    const packed_w *q = pw && pw->tb == tb ? pw->packed : NULL;
-    const void *b = q ? q->data : pw ? (const void *)pw->bf16 : NULL;
-    if (!b) {
-        uint16_t *bh = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
-        to_bf16(bh, B, br, bc, ldb);
-        b = bh;
-    }
-    /* oneDNN 2.6 has no fast kernel for a blocked weight with a strided C (the LSTM's gate rows, T·4H
-     * apart): it would pick its reference loops, 10³× slower. Such a C goes through a contiguous copy. */
+    const packed_w *q = pw && pw->tb == (tb != 0) ? pw->packed : NULL;
+    /* One row: its leading dimension is immaterial (oneDNN would take a one-row C with ldc > N for a
+     * strided one). More rows with a blocked weight and a strided C (the LSTM's gate rows, T·4H apart):
+     * oneDNN 2.6 has only its reference loops for that, 10³× slower, so C goes through a contiguous copy. */
+    if (M == 1) ldc = N;
     float *c = C;
-    if (q && ldc != N && M > 1) {
+    if (q && ldc != N) {
         c = scratch(t, 3, (size_t)M * N * sizeof(float));
         if (beta != 0.0f)
             for (int i = 0; i < M; i++) memcpy(c + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof *c);
@@ -395,10 +400,23 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
      * work for that many threads (made under another count, it would keep using that one) */
     const int threads = openblas_get_num_threads();
     omp_set_num_threads(threads);
-    cached k = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .threads = threads, .lda = ac, .ldb = bc, .ldc = c == C ? ldc : N,
-                .alpha = alpha, .beta = beta, .packed = q != NULL};
+    cached k = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .threads = threads, .lda = ac, .ldb = bc,
+                .ldc = c == C ? ldc : N, .alpha = alpha, .beta = beta, .packed = q != NULL};
     if (q) k.wmd = q->md;
-    const int is_cached = lookup(&k);
+    int is_cached = lookup(&k);
+    if (k.packed && k.slow) { /* only reference loops for the blocked layout here: the plain copy */
+        if (!is_cached) dnnl_primitive_destroy(k.prim);
+        k = (cached){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .threads = threads, .lda = ac, .ldb = bc,
+                     .ldc = k.ldc, .alpha = alpha, .beta = beta};
+        q = NULL;
+        is_cached = lookup(&k);
+    }
+    const void *b = q ? q->data : pw ? (const void *)pw->bf16 : NULL;
+    if (!b) {
+        uint16_t *bh = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
+        to_bf16(bh, B, br, bc, ldb);
+        b = bh;
+    }
     run(t, &k, is_cached, a, b, c);
     if (!is_cached) dnnl_primitive_destroy(k.prim);
     if (c != C)

@@ -47,7 +47,8 @@ void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const f
  * also laid out once in oneDNN's blocked format for the products that use it as op(B) = wᵀ (tb = 1: the
  * forward steps, h·W_hhᵀ) or w (tb = 0: the backward steps, dG·W_hh): a product with a plain-layout
  * weight repacks it first, which costs 3–20% of a small product and 4× of a one-row one
- * (docs/BENCHMARKS.md, "bf16 and the small shape"). The same numbers either way, only faster. */
+ * (docs/BENCHMARKS.md, "bf16 and the small shape"). The same product either way, up to the order of the
+ * fp32 sums, only faster. */
 typedef struct {
     const float *f32; /* the weight */
     uint16_t *bf16;   /* its bf16 copy, row-major (bf16 precision only; NULL in fp32) */

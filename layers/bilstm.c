@@ -46,8 +46,8 @@ typedef struct {
  * n > 2: one single-threaded GEMM per direction would leave cores idle in the big GEMMs, so only the
  * recurrences run at once, the forward direction on ceil(n/2) threads and the reverse one on
  * floor(n/2), each splitting its batch rows over its share as layers/lstm.h ("Threads") describes; if
- * a direction cannot use its share (a per-step product too large for a row split, which layers/lstm
- * leaves to OpenBLAS's own threads, or fewer rows than threads), the sequential order keeps every core
+ * a direction cannot use its share (in fp32 a per-step product too large for a row split, which
+ * layers/lstm leaves to OpenBLAS's own threads, or fewer rows than threads), the sequential order keeps every core
  * busy instead. */
 static void plan(bilstm_ctx *k, int n) {
     k->plan = n == 2 ? PLAN_WHOLE : n > 2 ? PLAN_RECURRENCE : PLAN_SEQUENTIAL;

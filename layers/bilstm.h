@@ -26,7 +26,7 @@
  *          the recurrences run at once, the forward direction on ceil(n/2) threads and the reverse one
  *          on floor(n/2), each splitting its batch rows over its share as layers/lstm.h ("Threads")
  *          describes; the big GEMMs run one after the other with all n threads. If a direction cannot
- *          use its share (a per-step product too large for a row split, or B below the share), the
+ *          use its share (in fp32 a per-step product too large for a row split, or B below the share), the
  *          order of n = 1 is kept, where OpenBLAS threads every GEMM over all n. (Not measured: the
  *          project's machine has two cores; tested for correctness at 3 and 4 threads.)
  * The gradients of each direction are summed in the same order in every case (dX: reverse direction

@@ -27,8 +27,9 @@
  * untouched, so the real work starts at t = length-1 with h0/c0 — exactly PyTorch's packed-sequence
  * semantics for the backward direction of a bidirectional LSTM.
  *
- * Threads: OpenBLAS threads the big GEMMs. When the per-step product is small (B·4H·H < 2^25), or
- * always in bf16 (where the parts share one prepared W_hh, core/gemm.h), the recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq, hence the op) splits the batch rows over
+ * Threads: OpenBLAS threads the big GEMMs (oneDNN in bf16). When the per-step product is small
+ * (B·4H·H < 2^25), or always in bf16 (where the parts share one prepared W_hh, core/gemm.h), the
+ * recurrence (lp_lstm_forward_seq / lp_lstm_backward_seq, hence the op) splits the batch rows over
  * OpenBLAS's thread count, one thread per part running every step with OpenBLAS set to one thread
  * meanwhile (restored after), so no more threads compute than that setting allows. The step kernels
  * are re-entrant; the sequence functions must not run while another thread of the process calls BLAS

@@ -9,11 +9,12 @@
 /* ---- threads for the recurrence ---------------------------------------------------------------- *
  *
  * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads and a
- * small per-step product (LSTM_SPLIT_MAX_MACS) the rows are split into n contiguous parts and each part
+ * small per-step product (LSTM_SPLIT_MAX_MACS), or at any size in bf16, the rows are split into n contiguous parts and each part
  * runs all T steps (forward) or all BPTT steps (backward) in its own thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a
  * small multi-threaded GEMM (threads woken and joined T times per layer: at B=32, H=128 the product is
  * [32,128]·[128,512]) and a single-threaded gate loop by n independent single-threaded streams that meet
- * once per layer. The big GEMMs (input projection, weight gradients) stay multi-threaded in OpenBLAS.
+ * once per layer. The big GEMMs (input projection, weight gradients) stay multi-threaded (OpenBLAS's
+ * threads in fp32, oneDNN's in bf16).
  * Each row's arithmetic is the same whatever the split. The thread count is OpenBLAS's setting
  * (openblas_set_num_threads / OPENBLAS_NUM_THREADS: the one knob for the cores used), so the total
  * number of busy threads never exceeds it. It is changed and restored around the parallel part, which
@@ -21,8 +22,8 @@
 
 #define LSTM_MAX_THREADS LP_PAR_MAX
 
-/* Split only small recurrent products (multiply-adds per step for the whole batch). Each part packs
- * W_hh again for its own GEMM, which costs CPU time (docs/BENCHMARKS.md, "Constants chosen by
+/* In fp32, split only small recurrent products (multiply-adds per step for the whole batch). Each part's
+ * sgemm packs W_hh again for its own product, which costs CPU time (docs/BENCHMARKS.md, "Constants chosen by
  * measurement"). Big products thread well inside OpenBLAS, so the split pays only where per-step
  * synchronisation dominates: B=32, H=256 is 8.4M multiply-adds, the paper's B=160, H=512 is 168M. */
 #define LSTM_SPLIT_MAX_MACS 33554432.0 /* 2^25 */
@@ -100,7 +101,7 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
 
 /* W_hh [4H,H] for every step of a sequence, converted once in bf16 (core/gemm.h) for the forward steps'
  * h·W_hhᵀ (tb = 1) or the backward steps' dG·W_hh (tb = 0). When that copy cannot be allocated each
- * product converts its own: the same numbers, only slower. */
+ * product converts its own: the same product up to the order of the fp32 sums, only slower. */
 static lp_gemm_w prepare(const float *w_hh, int H, int tb) {
     lp_gemm_w w;
     if (lp_gemm_w_init(&w, w_hh, 4 * H, H, tb) != LP_OK) w.bf16 = NULL, w.packed = NULL;

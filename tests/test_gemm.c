@@ -144,6 +144,44 @@ static void test_bf16_products(void **state) {
     assert_int_equal(lp_precision_set(LP_PRECISION_FP32), LP_OK);
 }
 
+/* Prepared weights made under different thread counts, used by the same product. oneDNN chooses its
+ * blocked layout by a heuristic that also looks at the OpenMP thread count (at 3 threads and H = 32 it
+ * picks blocks of 32 columns for a one-row product, at 1 thread blocks of 64): a primitive made for
+ * one weight's layout must not be run on the other's. Both must give the right product, at one row
+ * (the batch-1 steps) and at several, forward (w [4H,H] as Wᵀ) and backward (w as W). */
+static void test_bf16_prepared_thread_counts(void **state) {
+    (void)state;
+    if (!lp_test_bf16_ok()) skip();
+    enum { H = 32, G = 4 * H, M = 4 };
+    static float w[G * H], a[M * G], c0[M * G], c[M * G];
+    lp_gc_fill_uniform(w, G * H, -1, 1, 21);
+    lp_gc_fill_uniform(a, M * G, -1, 1, 22);
+    lp_gc_fill_uniform(c0, M * G, -1, 1, 23);
+    assert_int_equal(lp_precision_set(LP_PRECISION_BF16), LP_OK);
+    const int saved = openblas_get_num_threads();
+    for (int tb = 0; tb < 2; tb++) {
+        const int K = tb ? H : G, N = tb ? G : H; /* forward: [M,H]·[H,4H]; backward: [M,4H]·[4H,H] */
+        static const int made_at[3] = {3, 1, 2};
+        lp_gemm_w pw[3];
+        for (int i = 0; i < 3; i++) {
+            openblas_set_num_threads(made_at[i]);
+            assert_int_equal(lp_gemm_w_init(&pw[i], w, G, H, tb), LP_OK);
+        }
+        openblas_set_num_threads(1); /* the products run in a one-thread row part */
+        for (int i = 0; i < 3; i++) {
+            memcpy(c, c0, sizeof c);
+            lp_gemv_pw(!tb, 1.0f, &pw[i], a, 1.0f, c); /* one row */
+            check_product(0, tb, 1, N, K, 1.0f, a, K, w, H, 1.0f, c0, c, N);
+            memcpy(c, c0, sizeof c);
+            lp_gemm_pw(0, tb, M, N, K, 1.0f, a, K, &pw[i], 1.0f, c, N);
+            check_product(0, tb, M, N, K, 1.0f, a, K, w, H, 1.0f, c0, c, N);
+        }
+        for (int i = 0; i < 3; i++) lp_gemm_w_free(&pw[i]);
+    }
+    openblas_set_num_threads(saved);
+    assert_int_equal(lp_precision_set(LP_PRECISION_FP32), LP_OK);
+}
+
 /* ---- the LSTM layer in bf16 against fp32 ------------------------------------------------------------ */
 
 enum { LB = 4, LT = 20, LF = 24, LH = 32, LMAX = 4 * LH * LH }; /* w_hh is the largest buffer */
@@ -296,6 +334,7 @@ int main(void) {
         cmocka_unit_test(test_fp32_is_openblas),
         cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_bf16_products),
+        cmocka_unit_test(test_bf16_prepared_thread_counts),
         cmocka_unit_test(test_lstm_bf16_vs_fp32),
         cmocka_unit_test(test_precision_names),
         cmocka_unit_test(test_precision_flag),
