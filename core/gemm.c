@@ -140,10 +140,11 @@ static void engine_init(void) {
 }
 
 /* One matmul primitive per shape, strides, alpha, beta, thread count and weight layout, made once
- * (creating one costs far more than a small product) and kept for the process, up to CACHE_MAX of them; beyond that a product makes its own
- * and destroys it (videos of every length from 1 to 300 frames give many shapes, and memory stays
- * bounded). A primitive keeps no scratch memory of its own (user scratchpad mode): each thread passes its
- * own, so the row parts of the LSTM (layers/lstm_par.c) can run one primitive at the same time. */
+ * (creating one costs far more than a small product) and kept for the process, up to CACHE_MAX of
+ * them; beyond that a product makes its own and destroys it (videos of every length from 1 to 300
+ * frames give many shapes, and memory stays bounded). A primitive keeps no scratch memory of its own
+ * (user scratchpad mode): each thread passes its own, so the row parts of the LSTM (layers/lstm_par.c)
+ * can run one primitive at the same time. */
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc;
     int threads; /* oneDNN plans a primitive's work for the OpenMP thread count at its creation */

@@ -67,9 +67,10 @@ void lp_lstm_input_proj(float *gates, const float *x, const float *w_ih, int BT,
  * gi..go hold a on entry and the activations i, f, g, o on return (saved for backward); c and h hold
  * c_{t-1}, h_{t-1} on entry and c_t, h_t on return; hout receives h_t too (the layer's output row).
  * Separate restrict pointers per gate let GCC vectorise the loop. */
-static inline __attribute__((always_inline)) void cell_forward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
-                             const float *restrict bias, int bstride, float *restrict h, float *restrict c,
-                             float *restrict hout, int n) {
+static inline __attribute__((always_inline)) void
+cell_forward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go,
+                 const float *restrict bias, int bstride, float *restrict h, float *restrict c, float *restrict hout,
+                 int n) {
     if (bias) { /* bias [4][bstride]: the i, f, g, o blocks */
         for (int j = 0; j < n; j++) {
             gi[j] += bias[j];
@@ -94,7 +95,8 @@ static inline __attribute__((always_inline)) void cell_forward_row(float *restri
 }
 
 /* Forward of step t for batch rows [b0, b1) (a thread's share: layers/lstm_par.c). */
-LP_VECTOR_CLONES void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const lp_gemm_w *w_hh,
+LP_VECTOR_CLONES
+void lp_lstm_step_forward(float *gates, float *h, float *c, float *h_seq, float *cs, const lp_gemm_w *w_hh,
                           const float *b, const int *lengths, int t, int b0, int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;
     float *grow = gates + ((size_t)b0 * T + t) * G;
@@ -150,10 +152,10 @@ static inline __attribute__((always_inline)) void cell_backward_row_impl(
     }
 }
 
-static inline __attribute__((always_inline)) void cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg,
-                                     float *restrict go, float *restrict dh, float *restrict dc,
-                                     const float *restrict dhout, const float *restrict cprev,
-                                     const float *restrict cnow, int H) {
+static inline __attribute__((always_inline)) void
+cell_backward_row(float *restrict gi, float *restrict gf, float *restrict gg, float *restrict go, float *restrict dh,
+                  float *restrict dc, const float *restrict dhout, const float *restrict cprev,
+                  const float *restrict cnow, int H) {
     if (dhout) /* fold the output gradient into dh first so the main loop has no branch */
         for (int j = 0; j < H; j++) dh[j] += dhout[j];
     /* the loop once per case, each with a constant have_cprev (a test inside the loop costs 13%) */
@@ -169,7 +171,8 @@ static inline long prev_row(int reverse, int b, int t, int len, int T) {
 }
 
 /* Backward of step t for batch rows [b0, b1). */
-LP_VECTOR_CLONES void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
+LP_VECTOR_CLONES
+void lp_lstm_step_backward(float *gates, float *dh, float *dc, const float *dh_seq, const float *cs,
                            const float *c0, const lp_gemm_w *w_hh, const int *lengths, int reverse, int t, int b0,
                            int b1, int T, int H) {
     const int G = 4 * H, M = b1 - b0;

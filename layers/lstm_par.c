@@ -9,13 +9,13 @@
 /* ---- threads for the recurrence ---------------------------------------------------------------- *
  *
  * The batch rows are independent through the whole recurrence, so with n > 1 OpenBLAS threads and a
- * small per-step product (LSTM_SPLIT_MAX_MACS), or at any size in bf16, the rows are split into n contiguous parts and each part
- * runs all T steps (forward) or all BPTT steps (backward) in its own thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a
- * small multi-threaded GEMM (threads woken and joined T times per layer: at B=32, H=128 the product is
- * [32,128]·[128,512]) and a single-threaded gate loop by n independent single-threaded streams that meet
- * once per layer. The big GEMMs (input projection, weight gradients) stay multi-threaded (OpenBLAS's
- * threads in fp32, oneDNN's in bf16).
- * Each row's arithmetic is the same whatever the split. The thread count is OpenBLAS's setting
+ * small per-step product (LSTM_SPLIT_MAX_MACS), or at any size in bf16, the rows are split into n
+ * contiguous parts and each part runs all T steps (forward) or all BPTT steps (backward) in its own
+ * thread, with OpenBLAS set to one thread meanwhile. Per step that replaces a small multi-threaded GEMM
+ * (threads woken and joined T times per layer: at B=32, H=128 the product is [32,128]·[128,512]) and a
+ * single-threaded gate loop by n independent single-threaded streams that meet once per layer. The big
+ * GEMMs (input projection, weight gradients) stay multi-threaded (OpenBLAS's threads in fp32, oneDNN's
+ * in bf16). Each row's arithmetic is the same whatever the split. The thread count is OpenBLAS's setting
  * (openblas_set_num_threads / OPENBLAS_NUM_THREADS: the one knob for the cores used), so the total
  * number of busy threads never exceeds it. It is changed and restored around the parallel part, which
  * assumes no other thread calls BLAS at that moment (nothing in this project does). */
