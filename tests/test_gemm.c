@@ -239,6 +239,12 @@ static void test_lstm_bf16_vs_fp32(void **state) {
     const int saved = openblas_get_num_threads();
     openblas_set_num_threads(2);
     assert_true(lp_lstm_recur_parts(LB, LH, 2) == 2);
+    /* a per-step product too large to split in fp32 (the paper's LSTM 2: B=160, H=1024) is split in
+     * bf16, where the parts share one prepared W_hh */
+    assert_int_equal(lp_lstm_recur_parts(160, 1024, 2), 1);
+    assert_int_equal(lp_precision_set(LP_PRECISION_BF16), LP_OK);
+    assert_int_equal(lp_lstm_recur_parts(160, 1024, 2), 2);
+    assert_int_equal(lp_precision_set(LP_PRECISION_FP32), LP_OK);
     run_lstm(LP_PRECISION_BF16, &h2);
     openblas_set_num_threads(saved);
     assert_memory_equal(&h, &h2, sizeof h);
