@@ -66,8 +66,8 @@ typedef struct {
 } shape;
 
 static const shape SHAPES[] = {
-    {"small", 256, 32, 100, 1, 5, 5, 3, 20},
-    {"big", 1024, 160, 300, 1, 2, 3, 1, 1},
+    {"small", 256, 32, 100, 1, 5, 50, 3, 20},
+    {"big", 1024, 160, 300, 1, 2, 10, 1, 1},
 };
 enum { N_SHAPES = sizeof SHAPES / sizeof SHAPES[0] };
 
