@@ -168,6 +168,17 @@ static void compare(const char *what, const snap *h, const snap *f, double bound
     }
 }
 
+/* The layer built by fwd on inputs in, run in fp32 and in bf16, compared as above. */
+static void layer_bf16_vs_fp32(const char *what, lp_gc_forward_fn fwd, const lp_gc_input *in, int n_in,
+                               const char *const *outs, double bound, const char *const *exact) {
+    snap f, h;
+    run_layer(LP_PRECISION_FP32, fwd, NULL, in, n_in, outs, &f);
+    run_layer(LP_PRECISION_BF16, fwd, NULL, in, n_in, outs, &h);
+    compare(what, &h, &f, bound, exact);
+    snap_free(&f);
+    snap_free(&h);
+}
+
 static int restore_fp32(void **state) {
     (void)state;
     return lp_precision_set(LP_PRECISION_FP32) == LP_OK ? 0 : -1;
@@ -261,12 +272,7 @@ static void test_dense_bf16_vs_fp32(void **state) {
                                lp_gc_input_uniform("b", b, 1, (const int[]){DN}, -0.3, 0.3, 203)};
     static const char *const outs[1] = {"y"};
     static const char *const exact[2] = {"db", NULL};
-    snap f, h;
-    run_layer(LP_PRECISION_FP32, dense_forward, NULL, in, 3, outs, &f);
-    run_layer(LP_PRECISION_BF16, dense_forward, NULL, in, 3, outs, &h);
-    compare("dense", &h, &f, 5e-3, exact);
-    snap_free(&f);
-    snap_free(&h);
+    layer_bf16_vs_fp32("dense", dense_forward, in, 3, outs, 5e-3, exact);
 }
 
 /* ---- mixture-of-experts head and its loss ---------------------------------------------------------- */
@@ -296,12 +302,7 @@ static void test_moe_bf16_vs_fp32(void **state) {
     for (int k = 0; k < MB * MC; k++) y[k] = y[k] < 0 ? 0.0f : 1.0f; /* hard targets */
     assert_int_equal(lp_moe_rows(MC, ME), R);
     static const char *const outs[2] = {"p", "loss"};
-    snap f, h;
-    run_layer(LP_PRECISION_FP32, moe_forward, NULL, in, 4, outs, &f);
-    run_layer(LP_PRECISION_BF16, moe_forward, NULL, in, 4, outs, &h);
-    compare("moe", &h, &f, 5e-3, NULL);
-    snap_free(&f);
-    snap_free(&h);
+    layer_bf16_vs_fp32("moe", moe_forward, in, 4, outs, 5e-3, NULL);
 }
 
 /* ---- the LSTM from primitive ops, step by step ---------------------------------------------------- */
@@ -332,12 +333,7 @@ static void test_lstm_cell_bf16_vs_fp32(void **state) {
                                lp_gc_input_uniform("h0", h0, 2, (const int[]){CB, CH}, -0.5, 0.5, 405),
                                lp_gc_input_uniform("c0", c0, 2, (const int[]){CB, CH}, -0.5, 0.5, 406)};
     static const char *const outs[3] = {"h_seq", "h_last", "c_last"};
-    snap f, h;
-    run_layer(LP_PRECISION_FP32, cell_forward, NULL, in, 6, outs, &f);
-    run_layer(LP_PRECISION_BF16, cell_forward, NULL, in, 6, outs, &h);
-    compare("lstm-cell", &h, &f, 1e-2, NULL);
-    snap_free(&f);
-    snap_free(&h);
+    layer_bf16_vs_fp32("lstm-cell", cell_forward, in, 6, outs, 1e-2, NULL);
 }
 
 /* ---- the language model ---------------------------------------------------------------------------- */
