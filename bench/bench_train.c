@@ -164,10 +164,13 @@ static lp_status train_step(lp_model *m, lp_tape *tp, lp_optim *opt, float *x, c
     lp_tensor *yt = lp_tape_view(tp, y, NULL, 2, (int[]){B, m->classes});
     if (!xt || !yt) return LP_ERR_NOMEM;
     lp_model_out out;
-    LP_TRY(lp_model_forward(m, tp, xt, lengths, yt, NULL, &out));
+    lp_gemm_hold(m->params->data, m->params->numel); /* bf16: the weights converted once for the step */
+    lp_status s = lp_model_forward(m, tp, xt, lengths, yt, NULL, &out);
     double t1 = now();
     lp_params_zero_grad(m->params);
-    LP_TRY(lp_tape_backward(tp, out.loss));
+    if (s == LP_OK) s = lp_tape_backward(tp, out.loss);
+    lp_gemm_release(m->params->data);
+    LP_TRY(s);
     double t2 = now(), norm;
     LP_TRY(lp_optim_clip_grad_norm(m->params->grad, m->params->numel, 0.0f, &norm));
     LP_TRY(lp_optim_step(opt, m->params->data, m->params->grad, 2e-4f));

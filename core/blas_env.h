@@ -1,26 +1,37 @@
-/* blas_env: the one OpenBLAS setting that only the environment can change, applied by re-executing.
+/* blas_env: the thread settings that only the environment can change, applied by re-executing.
  *
- * With more than one thread, OpenBLAS's idle worker threads spin (calling sched_yield) for about 2^28
- * cycles (~0.1 s) after each multi-threaded GEMM before they sleep. Between GEMMs this project runs
- * its own work — the gate loops, the optimiser, and at two threads the BiLSTM's two directions and the
- * LSTM's row parts as two single-threaded streams (layers/bilstm.h, layers/lstm.h "Threads") — so a
- * spinning worker takes a core from that work. OpenBLAS reads the spin time only from
- * OPENBLAS_THREAD_TIMEOUT (2^n cycles, n in [4, 30]) when the library is loaded, before main() runs:
- * no call can change it later. A spin of 2^20 cycles (~0.3 ms) trains as fast as the shortest spins
- * and keeps batch-1 inference, whose per-step GEMMs come a few microseconds apart, from waking a
- * sleeping worker at every step; PyTorch, which calls the same OpenBLAS from its own OpenMP threads, is
- * faster with the default, so bench/torch_ref.py keeps it: each side runs with its better setting
- * (the measurements: docs/BENCHMARKS.md, "Constants chosen by measurement").
+ * Idle worker threads spin for a while after each multi-threaded product before they sleep: OpenBLAS's
+ * (calling sched_yield) for about 2^28 cycles (~0.1 s), and those of the OpenMP runtime that oneDNN
+ * runs the bf16 products on (libgomp) for 300000 iterations of its wait loop (several ms). Between
+ * products this project runs its own work — the gate loops, the optimiser, and at two threads the
+ * BiLSTM's two directions and the LSTM's row parts as two single-threaded streams (layers/bilstm.h,
+ * layers/lstm.h "Threads") — so a spinning worker takes a core from that work. Both libraries read their
+ * spin time only from the environment when they are loaded, before main() runs: no call can change it
+ * later.
  *
- * lp_blas_env_apply(argv) sets OPENBLAS_THREAD_TIMEOUT=20 and re-executes the program (execv of
- * /proc/self/exe with the same argv) when the variable is unset; when it is set (by the user or by the
- * re-executed process) it does nothing, so the user's own value always wins. If the re-exec fails the
- * program simply continues with the default. Call it first thing in main(). */
+ *   OPENBLAS_THREAD_TIMEOUT=20  2^20 cycles (~0.3 ms): trains as fast as the shortest spins and keeps
+ *                               batch-1 inference, whose per-step products come a few microseconds
+ *                               apart, from waking a sleeping worker at every step;
+ *   GOMP_SPINCOUNT=3000         ~0.1 ms, the same for the bf16 products (libgomp's default made the
+ *                               small shape's bf16 step and its batch-1 inference much slower; 0, sleep
+ *                               at once, makes batch-1 inference slower still). Not set when the user
+ *                               set OMP_WAIT_POLICY (GOMP_SPINCOUNT would override it).
+ *
+ * PyTorch, which calls the same OpenBLAS from its own OpenMP threads, is faster with the defaults, so
+ * bench/torch_ref.py keeps them: each side runs with its better setting (the measurements:
+ * docs/BENCHMARKS.md, "Constants chosen by measurement").
+ *
+ * lp_blas_env_apply(argv) sets each variable the environment lacks and, if it set any, re-executes the
+ * program (execv of /proc/self/exe with the same argv); in the re-executed process (or when the user set
+ * them all) it does nothing, so the user's own values always win. If the re-exec fails the program
+ * simply continues with the defaults. Call it first thing in main(). */
 #ifndef LP_BLAS_ENV_H
 #define LP_BLAS_ENV_H
 
-/* The value set when the environment has none: workers spin 2^20 cycles (~0.3 ms), then sleep. */
+/* The values set when the environment has none: workers spin ~0.3 ms (OpenBLAS) or ~0.1 ms (libgomp),
+ * then sleep. */
 #define LP_BLAS_THREAD_TIMEOUT "20"
+#define LP_GOMP_SPINCOUNT "3000"
 
 void lp_blas_env_apply(char **argv);
 

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -79,7 +80,9 @@ static void *convert_run(void *arg) {
  * activation of a whole batch: 10⁸ values at the paper's shape) is split over OpenBLAS's threads, the
  * one knob for the cores used; inside the LSTM's row parts that is 1. */
 #define CONVERT_SPLIT_MIN (1 << 20)
+static atomic_uint_fast64_t converted; /* values, for lp_gemm_bf16_converted */
 static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld) {
+    atomic_fetch_add_explicit(&converted, (uint64_t)rows * (uint64_t)cols, memory_order_relaxed);
     int n = (size_t)rows * cols >= CONVERT_SPLIT_MIN ? openblas_get_num_threads() : 1;
     n = n < rows ? n : rows;
     n = n < LP_PAR_MAX ? n : LP_PAR_MAX;
@@ -92,6 +95,40 @@ static void to_bf16(uint16_t *dst, const float *src, int rows, int cols, int ld)
         parts[i] = (convert_part){dst, src, (int)((long)rows * i / n), (int)((long)rows * (i + 1) / n), cols, ld};
     lp_par_run(convert_run, parts, sizeof parts[0], n);
 }
+
+uint64_t lp_gemm_bf16_converted(void) { return atomic_load(&converted); }
+
+/* ---- held blocks (gemm.h, lp_gemm_hold) --------------------------------------------------------------- */
+
+#define HELD_PACKS_MAX 64
+typedef struct {
+    const float *f32;
+    size_t n;
+    uint16_t *bf16; /* its copy, room for cap values (kept for the block's next hold) */
+    size_t cap;
+    int depth;      /* holds not yet released; 0: free */
+    lp_gemm_w packs[HELD_PACKS_MAX]; /* the weights prepared inside it during this hold (their layouts) */
+    int n_packs;
+} held_block;
+
+static held_block held[LP_GEMM_HELD_MAX];
+static pthread_mutex_t packs_lock = PTHREAD_MUTEX_INITIALIZER; /* products on several threads prepare */
+
+/* The held block holding all of x [rows, cols] (leading dimension ld), whose copy therefore has it in the
+ * layout a product's operand takes (rows packed: ld = cols, or one row); NULL otherwise. */
+static held_block *held_find(const float *x, int rows, int cols, int ld) {
+    if (rows != 1 && ld != cols) return NULL;
+    const uintptr_t p = (uintptr_t)x, len = ((size_t)rows * (size_t)cols) * sizeof(float);
+    for (int i = 0; i < LP_GEMM_HELD_MAX; i++) {
+        const held_block *h = &held[i];
+        const uintptr_t b = (uintptr_t)h->f32;
+        if (h->depth > 0 && p >= b && p - b + len <= h->n * sizeof(float)) return &held[i];
+    }
+    return NULL;
+}
+
+/* x's bf16 values from the held block h (x found in it by held_find). */
+static uint16_t *held_copy(const held_block *h, const float *x) { return h->bf16 + (x - h->f32); }
 
 #ifdef LP_NO_DNNL
 
@@ -290,7 +327,7 @@ static void make_mems(const cached *k, dnnl_memory_t *m) {
 }
 
 /* Run k (cached: its memory objects are kept in the thread's table; else made for this call). */
-static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, const void *b, float *c) {
+static void run(thread_state *t, const cached *k, int is_cached, const uint16_t *a, const void *b, float *c) {
     dnnl_memory_t own[4], *m = NULL;
     for (int i = 0; is_cached && i < t->n_b && !m; i++)
         if (t->b[i].prim == k->prim) m = t->b[i].mem;
@@ -302,7 +339,7 @@ static void run(thread_state *t, const cached *k, int is_cached, uint16_t *a, co
     const int temporary = !m;
     if (temporary) make_mems(k, m = own);
     void *pad = scratch(t, 2, dnnl_memory_desc_get_size(&k->scratch) + 1);
-    LP_CHECK(dnnl_memory_set_data_handle(m[0], a) == dnnl_success);
+    LP_CHECK(dnnl_memory_set_data_handle(m[0], (void *)a) == dnnl_success);
     LP_CHECK(dnnl_memory_set_data_handle(m[1], (void *)b) == dnnl_success);
     LP_CHECK(dnnl_memory_set_data_handle(m[2], c) == dnnl_success);
     LP_CHECK(dnnl_memory_set_data_handle(m[3], pad) == dnnl_success);
@@ -372,8 +409,9 @@ static void *pack(const lp_gemm_w *p) {
     return q;
 }
 
-/* C = alpha·op(A)·op(B) + beta·C in bf16: A converted here; B converted here, or taken from the prepared
- * weight pw (its blocked copy when it was prepared for this tb, else its plain one). */
+/* C = alpha·op(A)·op(B) + beta·C in bf16: A and B converted here, or taken from a held block; B taken
+ * from the prepared weight pw when given (its blocked copy when it was prepared for this tb, else its
+ * plain one). */
 static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                       int ldb, const lp_gemm_w *pw, float beta, float *C, int ldc) {
     if (M == 0 || N == 0) return;
@@ -384,8 +422,13 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
     }
     const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N; /* as stored */
     thread_state *t = state();
-    uint16_t *a = scratch(t, 0, (size_t)ar * ac * sizeof(uint16_t));
-    to_bf16(a, A, ar, ac, lda);
+    const held_block *ha = held_find(A, ar, ac, lda);
+    const uint16_t *a = ha ? held_copy(ha, A) : NULL;
+    if (!a) {
+        uint16_t *ah = scratch(t, 0, (size_t)ar * ac * sizeof(uint16_t));
+        to_bf16(ah, A, ar, ac, lda);
+        a = ah;
+    }
     const packed_w *q = pw && pw->tb == (tb != 0) ? pw->packed : NULL;
     /* One row: its leading dimension is immaterial (oneDNN would take a one-row C with ldc > N for a
      * strided one). More rows with a blocked weight and a strided C (the LSTM's gate rows, T·4H apart):
@@ -412,7 +455,8 @@ static void bf16_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
         q = NULL;
         is_cached = lookup(&k);
     }
-    const void *b = q ? q->data : pw ? (const void *)pw->bf16 : NULL;
+    const held_block *hb = q || pw ? NULL : held_find(B, br, bc, ldb);
+    const void *b = q ? q->data : pw ? (const void *)pw->bf16 : hb ? held_copy(hb, B) : NULL;
     if (!b) {
         uint16_t *bh = scratch(t, 1, (size_t)br * bc * sizeof(uint16_t));
         to_bf16(bh, B, br, bc, ldb);
@@ -453,9 +497,33 @@ void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const f
     bf16_gemm(0, !ta, 1, ta ? N : M, ta ? M : N, alpha, x, ta ? M : N, A, lda, NULL, beta, y, ta ? N : M);
 }
 
+/* p (w inside the held block h) with h's copy and the blocked layout made once for the hold: the first
+ * product to prepare it lays it out, the others find it. */
+static void held_prepare(held_block *h, lp_gemm_w *p) {
+    p->bf16 = held_copy(h, p->f32), p->held = 1;
+    pthread_mutex_lock(&packs_lock);
+    for (int i = 0; i < h->n_packs; i++) {
+        const lp_gemm_w *o = &h->packs[i];
+        if (o->f32 == p->f32 && o->rows == p->rows && o->cols == p->cols && o->tb == p->tb) {
+            p->packed = o->packed;
+            pthread_mutex_unlock(&packs_lock);
+            return;
+        }
+    }
+    p->packed = pack(p);
+    if (h->n_packs < HELD_PACKS_MAX) h->packs[h->n_packs++] = *p;
+    else pack_free(p->packed), p->packed = NULL; /* more weights than the table: the plain copy */
+    pthread_mutex_unlock(&packs_lock);
+}
+
 lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb) {
     *p = (lp_gemm_w){.f32 = w, .rows = rows, .cols = cols, .tb = tb != 0};
     if (precision == LP_PRECISION_FP32) return LP_OK;
+    held_block *h = held_find(w, rows, cols, cols);
+    if (h) {
+        held_prepare(h, p);
+        return LP_OK;
+    }
     LP_ALLOC(p->bf16, (size_t)rows * cols, sizeof *p->bf16);
     to_bf16(p->bf16, w, rows, cols, cols);
     p->packed = pack(p);
@@ -463,9 +531,65 @@ lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int t
 }
 
 void lp_gemm_w_free(lp_gemm_w *p) {
-    pack_free(p->packed);
-    lp_free(p->bf16);
-    p->bf16 = NULL, p->packed = NULL;
+    if (!p->held) {
+        pack_free(p->packed);
+        lp_free(p->bf16);
+    }
+    p->bf16 = NULL, p->packed = NULL, p->held = 0;
+}
+
+/* n values of w into dst, split over the threads like any large conversion. */
+static void to_bf16_flat(uint16_t *dst, const float *w, size_t n) {
+    const int cols = 4096;
+    const size_t rows = n / cols, done = rows * cols;
+    if (rows) to_bf16(dst, w, (int)rows, cols, cols);
+    if (n > done) to_bf16(dst + done, w + done, 1, (int)(n - done), (int)(n - done));
+}
+
+void lp_gemm_hold(const float *w, size_t n) {
+    if (precision == LP_PRECISION_FP32 || !w || n == 0 || n > (size_t)INT32_MAX * 4096) return;
+    held_block *slot = NULL;
+    for (int i = 0; i < LP_GEMM_HELD_MAX; i++) {
+        held_block *h = &held[i];
+        if (h->depth > 0 && h->f32 == w && h->n == n) {
+            h->depth++;
+            return;
+        }
+        /* a free slot, preferably the one this block had (its copy's memory) or one with room */
+        if (h->depth == 0 && (!slot || h->f32 == w || (slot->f32 != w && h->cap >= n && slot->cap < n))) slot = h;
+    }
+    if (!slot) return; /* every slot held: products convert their own */
+    if (slot->cap < n) {
+        lp_free(slot->bf16);
+        slot->bf16 = lp_malloc(n, sizeof *slot->bf16);
+        slot->cap = slot->bf16 ? n : 0;
+        if (!slot->bf16) return;
+    }
+    to_bf16_flat(slot->bf16, w, n);
+    slot->f32 = w, slot->n = n, slot->depth = 1, slot->n_packs = 0;
+}
+
+/* The sanitizer builds (make asan, which runs every test) check that nothing wrote to a held block. */
+#if defined(__SANITIZE_ADDRESS__)
+static void check_unchanged(const held_block *h) {
+    for (size_t i = 0; i < h->n; i++)
+        if (h->bf16[i] != lp_bf16_from_float(h->f32[i])) lp_check_failed(__FILE__, __LINE__, "weights changed while held");
+}
+#else
+static void check_unchanged(const held_block *h) { (void)h; }
+#endif
+
+void lp_gemm_release(const float *w) {
+    for (int i = 0; i < LP_GEMM_HELD_MAX; i++) {
+        held_block *h = &held[i];
+        if (h->depth == 0 || h->f32 != w) continue;
+        if (--h->depth == 0) {
+            check_unchanged(h);
+            for (int j = 0; j < h->n_packs; j++) pack_free(h->packs[j].packed);
+            h->n_packs = 0;
+        }
+        return;
+    }
 }
 
 void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const lp_gemm_w *B,

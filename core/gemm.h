@@ -55,6 +55,7 @@ typedef struct {
     void *packed;     /* the blocked copy for op(B) as `tb` says (bf16 only; NULL if oneDNN has none) */
     int rows, cols;   /* as stored, row-major */
     int tb;           /* the products it is prepared for: B = wᵀ (1) or w (0) */
+    int held;         /* bf16 and packed belong to a hold (lp_gemm_hold, below), not to this */
 } lp_gemm_w;
 
 /* Prepare w [rows, cols] for products that take it as op(B) with transpose flag tb (converted in bf16;
@@ -68,6 +69,28 @@ void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A
                 float beta, float *C, int ldc);
 /* lp_gemv with A given as a prepared weight. */
 void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float beta, float *y);
+
+/* ---- a model's weights converted once for many passes ---------------------------------------------- */
+
+/* In bf16, lp_gemm_hold(w, n) converts the n values at w (a model's parameter block) once; until the
+ * matching lp_gemm_release(w), every product whose operand lies inside the block reads that copy instead
+ * of converting its own, and a weight prepared inside it (lp_gemm_w_init) is laid out once for the whole
+ * hold. The trainer holds its weights across each optimizer step's forward and backward passes, an
+ * evaluation across its pass over the data: weights are converted once per optimizer step or per pass,
+ * not once per product (docs/METHOD.md, "Precision"). The same numbers either way (a conversion is
+ * exact and deterministic), only faster.
+ *
+ * The values must not change while held (the sanitizer builds check this at release). Holds of the same
+ * block nest. Nothing happens in fp32, nor when the copy cannot be made (then each product converts its
+ * own, as without a hold). Hold and release where no product runs on another thread. The copy's memory is
+ * kept for the next hold of a block (at most LP_GEMM_HELD_MAX blocks). */
+#define LP_GEMM_HELD_MAX 8
+void lp_gemm_hold(const float *w, size_t n);
+void lp_gemm_release(const float *w);
+
+/* Values converted to bf16 so far by this process (products, preparations and holds): what a hold saves
+ * is measurable. */
+uint64_t lp_gemm_bf16_converted(void);
 
 /* Round to bfloat16 (nearest even; NaN stays NaN) and back: what bf16 products see of a value. */
 uint16_t lp_bf16_from_float(float x);

@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/clock.h"
+#include "core/gemm.h"
 #include "core/log.h"
 #include "core/ops.h"
 #include "layers/dense.h"
@@ -361,12 +362,13 @@ lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int 
     }
     double t0 = lp_now_s(), total = 0;
     size_t done_targets = 0;
+    lp_gemm_hold(m->params.data, m->params.numel); /* bf16: the weights converted once for the pass */
     for (int w = 0; w < bt.windows; w++) {
         lp_tape_reset(&tp);
         int t = lp_ptb_batcher_window(&bt, w, x, y);
         const size_t k = (size_t)batch * (size_t)t;
         lp_lm_out out;
-        if ((s = lp_lm_forward(m, &tp, x, nll_out ? NULL : y, batch, t, &st, NULL, &out)) != LP_OK) goto done;
+        if ((s = lp_lm_forward(m, &tp, x, nll_out ? NULL : y, batch, t, &st, NULL, &out)) != LP_OK) break;
         if (nll_out) { /* per-word values, summed in the same order */
             double *r = nll_out + done_targets;
             lp_op_softmax_xent_rows(out.logits->data, y, k, m->cfg.vocab, r);
@@ -376,6 +378,8 @@ lp_status lp_lm_evaluate(lp_lm *m, const int32_t *ids, size_t n, int batch, int 
         }
         done_targets += k;
     }
+    lp_gemm_release(m->params.data);
+    if (s != LP_OK) goto done;
     res->seconds = lp_now_s() - t0;
     res->targets = done_targets;
     res->nll = total / (double)done_targets;

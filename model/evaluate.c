@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/dist.h"
+#include "core/gemm.h"
 
 /* The probabilities probs [n, classes] of the batch's videos [first, first + n) (no gradients); the
  * model's loss over them, times n, into *loss. */
@@ -72,7 +73,9 @@ lp_status lp_evaluate(lp_model *m, const lp_batcher_config *bc, int top_k, lp_ev
     lp_tape_set_grad(&tp, 0);
     double loss_sum = 0;
     const lp_batch *bt;
+    lp_gemm_hold(m->params->data, m->params->numel); /* bf16: the weights converted once for the pass */
     while (s == LP_OK && (s = lp_batcher_next(b, &bt)) == LP_OK) s = eval_batch(m, &tp, bt, &met, probs, fn, user, &loss_sum, &out->labelled);
+    lp_gemm_release(m->params->data);
     if (s == LP_ERR_EOF) s = LP_OK;
     if (s == LP_OK) s = lp_metrics_finish(&met, &out->m);
     if (s == LP_OK) {
@@ -127,7 +130,9 @@ lp_status lp_model_latency(lp_model *m, int batch, int frames, int reps, double 
     for (size_t i = 0; i < n; i++) x[i] = (float)(lp_rng_uniform(&rng) * 0.2 - 0.1);
     for (int b = 0; b < batch; b++) len[b] = frames;
     fwd_ctx c = {m, &tp, x, len, {batch, frames, m->input_dim}};
+    lp_gemm_hold(m->params->data, m->params->numel); /* bf16: converted once, as lp_evaluate does */
     s = lp_time_median_ms(forward_once, &c, 2, reps, ms); /* two warm-ups: evaluate.h says why */
+    lp_gemm_release(m->params->data);
     lp_tape_free(&tp);
     lp_free(x);
     lp_free(len);

@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/clock.h"
 #include "core/dist.h"
+#include "core/gemm.h"
 #include "core/ops.h"
 #include "model/runcfg.h"
 
@@ -78,6 +79,7 @@ static lp_status lm_responses(lp_task *t, int batches, int part, int parts, lp_t
     int first, rows;
     lp_task_share(B, part, parts, &first, &rows);
     lp_lm_state mine = s == LP_OK ? state_rows(&state, first, rows) : state;
+    lp_gemm_hold(l->lm.params.data, l->lm.params.numel); /* bf16: the weights converted once for the pass */
     for (int w = 0; w < W && s == LP_OK && rows > 0; w++) {
         lp_tape_reset(&tp);
         const int n = lp_ptb_batcher_window(&bt, w, x, y);
@@ -88,6 +90,7 @@ static lp_status lm_responses(lp_task *t, int batches, int part, int parts, lp_t
         if (s == LP_OK) s = fn(user, &r);
         if (s != LP_OK) s = lp_error_wrap(s, "lm statistics: window %d", w + 1);
     }
+    lp_gemm_release(l->lm.params.data);
     lp_free(x);
     lp_free(y);
     lp_tape_free(&tp);
@@ -275,7 +278,9 @@ static lp_status lm_latency(lp_task *t, int batch, int steps, int reps, double *
     lp_rng_init(&rng, 12345, LP_RNG_STREAM_TEST);
     for (size_t i = 0; s == LP_OK && i < n; i++) x[i] = (int32_t)(lp_rng_uniform(&rng) * m->cfg.vocab) % m->cfg.vocab;
     fwd_ctx c = {m, &tp, x, batch, steps};
+    lp_gemm_hold(m->params.data, m->params.numel); /* bf16: converted once, as lp_lm_evaluate does */
     if (s == LP_OK) s = lp_time_median_ms(forward_once, &c, 2, reps, ms);
+    lp_gemm_release(m->params.data);
     lp_tape_free(&tp);
     lp_free(x);
     return s;

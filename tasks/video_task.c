@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/dist.h"
+#include "core/gemm.h"
 #include "core/log.h"
 #include "data/yt8m.h"
 #include "model/evaluate.h"
@@ -114,8 +115,11 @@ static lp_status video_responses(lp_task *t, int batches, int part, int parts, l
     lp_tape_set_grad(&tp, 0);
     resp_ctx c = {&v->model, fn, user, part, parts};
     const lp_batch *bt;
+    lp_params *ps = v->model.params;
+    lp_gemm_hold(ps->data, ps->numel); /* bf16: the weights converted once for the pass */
     for (int done = 0; s == LP_OK && (batches <= 0 || done < batches) && (s = lp_batcher_next(b, &bt)) == LP_OK; done++)
         s = responses_batch(&c, &tp, bt);
+    lp_gemm_release(ps->data);
     if (s == LP_ERR_EOF) s = LP_OK;
     lp_tape_free(&tp);
     lp_batcher_free(b);

@@ -1,9 +1,10 @@
 /* test_blas_env: lp_blas_env_apply (core/blas_env.h) re-executes the program once with
- * OPENBLAS_THREAD_TIMEOUT set when the environment has none, and leaves a user's value alone.
+ * OPENBLAS_THREAD_TIMEOUT and GOMP_SPINCOUNT set when the environment lacks them, and leaves a user's
+ * values alone (GOMP_SPINCOUNT also when the user chose OMP_WAIT_POLICY).
  *
  * The test runs this same binary as a child ("--child"): the child counts its own starts in
  * LP_TEST_STARTS (each exec of main adds one), calls lp_blas_env_apply, and prints the start count and
- * the variable's value; the parent reads that line through a pipe. */
+ * the variables' values; the parent reads that line through a pipe. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,13 +26,19 @@ static int child_main(char **argv) {
     snprintf(buf, sizeof buf, "%d", (n ? atoi(n) : 0) + 1);
     setenv("LP_TEST_STARTS", buf, 1);
     lp_blas_env_apply(argv);
-    const char *v = getenv("OPENBLAS_THREAD_TIMEOUT");
-    printf("%s %s\n", getenv("LP_TEST_STARTS"), v ? v : "(unset)");
+    const char *v = getenv("OPENBLAS_THREAD_TIMEOUT"), *g = getenv("GOMP_SPINCOUNT");
+    printf("%s %s %s\n", getenv("LP_TEST_STARTS"), v ? v : "(unset)", g ? g : "(unset)");
     return 0;
 }
 
-/* Run the child with OPENBLAS_THREAD_TIMEOUT = value (NULL: unset); its output line into out. */
-static void run_child(const char *value, char *out, size_t n) {
+static void set_or_unset(const char *name, const char *value) {
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+}
+
+/* Run the child with OPENBLAS_THREAD_TIMEOUT = value, GOMP_SPINCOUNT = spin and OMP_WAIT_POLICY =
+ * policy (NULL: unset); its output line into out. */
+static void run_child(const char *value, const char *spin, const char *policy, char *out, size_t n) {
     int fd[2];
     assert_int_equal(pipe(fd), 0);
     pid_t pid = fork();
@@ -40,8 +47,9 @@ static void run_child(const char *value, char *out, size_t n) {
         dup2(fd[1], 1);
         close(fd[0]);
         unsetenv("LP_TEST_STARTS");
-        if (value) setenv("OPENBLAS_THREAD_TIMEOUT", value, 1);
-        else unsetenv("OPENBLAS_THREAD_TIMEOUT");
+        set_or_unset("OPENBLAS_THREAD_TIMEOUT", value);
+        set_or_unset("GOMP_SPINCOUNT", spin);
+        set_or_unset("OMP_WAIT_POLICY", policy);
         char *args[] = {self_path, "--child", NULL};
         execv(self_path, args);
         _exit(127);
@@ -60,16 +68,29 @@ static void run_child(const char *value, char *out, size_t n) {
 static void test_sets_and_reexecutes_once(void **state) {
     (void)state;
     char line[128];
-    run_child(NULL, line, sizeof line);
-    /* two starts: the original process and the one re-executed with the variable set */
-    assert_string_equal(line, "2 " LP_BLAS_THREAD_TIMEOUT "\n");
+    run_child(NULL, NULL, NULL, line, sizeof line);
+    /* two starts: the original process and the one re-executed with the variables set */
+    assert_string_equal(line, "2 " LP_BLAS_THREAD_TIMEOUT " " LP_GOMP_SPINCOUNT "\n");
 }
 
-static void test_user_value_wins(void **state) {
+static void test_user_values_win(void **state) {
     (void)state;
     char line[128];
-    run_child("12", line, sizeof line);
-    assert_string_equal(line, "1 12\n"); /* no re-exec, value untouched */
+    run_child("12", "77", NULL, line, sizeof line);
+    assert_string_equal(line, "1 12 77\n"); /* no re-exec, values untouched */
+    run_child("12", NULL, NULL, line, sizeof line);
+    assert_string_equal(line, "2 12 " LP_GOMP_SPINCOUNT "\n"); /* only the missing one set */
+    run_child(NULL, "77", NULL, line, sizeof line);
+    assert_string_equal(line, "2 " LP_BLAS_THREAD_TIMEOUT " 77\n");
+}
+
+static void test_wait_policy_keeps_spin_unset(void **state) {
+    (void)state;
+    char line[128];
+    run_child("12", NULL, "passive", line, sizeof line);
+    assert_string_equal(line, "1 12 (unset)\n"); /* the user chose libgomp's waiting: nothing to do */
+    run_child(NULL, NULL, "active", line, sizeof line);
+    assert_string_equal(line, "2 " LP_BLAS_THREAD_TIMEOUT " (unset)\n");
 }
 
 int main(int argc, char **argv) {
@@ -78,7 +99,8 @@ int main(int argc, char **argv) {
     if (!self_path) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sets_and_reexecutes_once),
-        cmocka_unit_test(test_user_value_wins),
+        cmocka_unit_test(test_user_values_win),
+        cmocka_unit_test(test_wait_policy_keeps_spin_unset),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     free(self_path);

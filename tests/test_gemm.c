@@ -144,6 +144,88 @@ static void test_bf16_products(void **state) {
     assert_int_equal(lp_precision_set(LP_PRECISION_FP32), LP_OK);
 }
 
+/* A held block (lp_gemm_hold): its values converted once; products whose operand lies inside it (as A or
+ * as B, a prepared weight too) read that copy — bit for bit the numbers they gave converting their own —
+ * and convert nothing else; holds nest; a release ends it; fp32 ignores it. The conversion counter shows
+ * what was converted. */
+static void test_bf16_hold(void **state) {
+    (void)state;
+    if (!lp_test_bf16_ok()) skip();
+    enum { M = 7, N = 40, K = 24, OFF = 5, NW = OFF + 2 * N * K + 3 };
+    static float block[NW], x[M * K], c_own[M * N], c[M * N], d_own[K * N], d[K * N];
+    lp_gc_fill_uniform(block, NW, -2, 2, 21);
+    lp_gc_fill_uniform(x, M * K, -2, 2, 22);
+    const float *w = block + OFF;              /* W [N, K] at an odd offset */
+    const float *v = block + OFF + N * K;      /* V [K, N] after it */
+    assert_int_equal(lp_precision_set(LP_PRECISION_BF16), LP_OK);
+    lp_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, c_own, N);    /* x·Wᵀ: B converted by the product */
+    lp_gemm(1, 0, K, N, M, 1.0f, x, K, c_own, N, 0.0f, d_own, N); /* xᵀ·C */
+    lp_gemm_w own;
+    assert_int_equal(lp_gemm_w_init(&own, w, N, K, 1), LP_OK);
+    assert_int_equal(own.held, 0);
+    float c_pw[M * N];
+    lp_gemm_pw(0, 1, M, N, K, 1.0f, x, K, &own, 0.0f, c_pw, N);
+
+    uint64_t n0 = lp_gemm_bf16_converted();
+    lp_gemm_hold(block, NW);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, NW);          /* the block, once */
+    lp_gemm_hold(block, NW);                                       /* nested: nothing converted */
+    assert_int_equal(lp_gemm_bf16_converted() - n0, NW);
+    n0 = lp_gemm_bf16_converted();
+    lp_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, c, N);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, M * K);       /* only x */
+    assert_memory_equal(c, c_own, sizeof c);
+    n0 = lp_gemm_bf16_converted();
+    float vt[N * M];                                               /* Vᵀ·? : V held as A, op(A) = Vᵀ [N, K] */
+    lp_gemm(1, 1, N, M, K, 1.0f, v, N, x, K, 0.0f, vt, M);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, M * K);
+    check_product(1, 1, N, M, K, 1.0f, v, N, x, K, 0.0f, vt, vt, M);
+    lp_gemm(1, 0, K, N, M, 1.0f, x, K, c, N, 0.0f, d, N);       /* nothing held in it: both converted */
+    assert_memory_equal(d, d_own, sizeof d);
+
+    /* a weight prepared inside the hold: the held copy, laid out once for every preparation */
+    n0 = lp_gemm_bf16_converted();
+    lp_gemm_w p1, p2;
+    assert_int_equal(lp_gemm_w_init(&p1, w, N, K, 1), LP_OK);
+    assert_int_equal(lp_gemm_w_init(&p2, w, N, K, 1), LP_OK);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, 0);
+    assert_int_equal(p1.held, 1);
+    assert_ptr_equal(p1.packed, p2.packed);
+    assert_ptr_equal(p1.packed == NULL, own.packed == NULL);
+    lp_gemm_pw(0, 1, M, N, K, 1.0f, x, K, &p2, 0.0f, c, N);
+    assert_memory_equal(c, c_pw, sizeof c);
+    lp_gemm_w_free(&p1);
+    lp_gemm_pw(0, 1, M, N, K, 1.0f, x, K, &p2, 0.0f, c, N);       /* p1 freed nothing p2 uses */
+    assert_memory_equal(c, c_pw, sizeof c);
+    lp_gemm_w_free(&p2);
+
+    /* a strided operand cannot use the held copy's layout: converted, the same product */
+    n0 = lp_gemm_bf16_converted();
+    float cs[M * (N / 2)];
+    lp_gemm(0, 1, M, N / 2, K / 2, 1.0f, x, K, w, K, 0.0f, cs, N / 2);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, M * (K / 2) + (N / 2) * (K / 2));
+    check_product(0, 1, M, N / 2, K / 2, 1.0f, x, K, w, K, 0.0f, cs, cs, N / 2);
+
+    lp_gemm_release(block); /* still held once */
+    n0 = lp_gemm_bf16_converted();
+    lp_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, c, N);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, M * K);
+    lp_gemm_release(block); /* released: products convert their own again */
+    lp_gemm_release(block); /* one too many: nothing */
+    n0 = lp_gemm_bf16_converted();
+    lp_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, c, N);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, M * K + N * K);
+    assert_memory_equal(c, c_own, sizeof c);
+    lp_gemm_w_free(&own);
+
+    assert_int_equal(lp_precision_set(LP_PRECISION_FP32), LP_OK); /* fp32: a hold converts nothing */
+    n0 = lp_gemm_bf16_converted();
+    lp_gemm_hold(block, NW);
+    lp_gemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, c, N);
+    lp_gemm_release(block);
+    assert_int_equal(lp_gemm_bf16_converted() - n0, 0);
+}
+
 /* Prepared weights made under different thread counts, used by the same product. oneDNN chooses its
  * blocked layout by a heuristic that also looks at the OpenMP thread count (at 3 threads and H = 32 it
  * picks blocks of 32 columns for a one-row product, at 1 thread blocks of 64): a primitive made for
@@ -341,6 +423,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_rounding),
         cmocka_unit_test(test_bf16_products),
         cmocka_unit_test(test_bf16_prepared_thread_counts),
+        cmocka_unit_test(test_bf16_hold),
         cmocka_unit_test(test_lstm_bf16_vs_fp32),
         cmocka_unit_test(test_precision_names),
         cmocka_unit_test(test_precision_flag),

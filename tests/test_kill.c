@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/blas_env.h"
 #include "core/fileio.h"
 #include "tests/common/markov_corpus.h"
 #include "tests/common/scratch.h"
@@ -318,7 +319,8 @@ static void test_sweep_kill_resume(void **state) {
 static int setup(void **state) {
     (void)state;
     if (lp_test_scratch_make("kill") != 0) return -1;
-    setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1); /* no self-re-execution: the pid killed is the trainer's */
+    setenv("OPENBLAS_THREAD_TIMEOUT", LP_BLAS_THREAD_TIMEOUT, 1); /* no self-re-execution (core/blas_env.h): */
+    setenv("GOMP_SPINCOUNT", LP_GOMP_SPINCOUNT, 1);                 /* the pid killed is the trainer's */
     if (run("synth --out data --videos 120 --classes 5 --frames-min 4 --frames-max 10 --seed 2 --quiet") != 0) {
         fprintf(stderr, "%s\n", out_buf);
         return -1;

@@ -198,12 +198,15 @@ static lp_status batch_gradient(trainer *t, lp_tape *tp, step_info *si) {
 /* One optimizer step on the epoch's next batch; LP_ERR_EOF at the epoch's end (nothing done). */
 static lp_status train_step(trainer *t, lp_tape *tp, step_info *si) {
     LP_TRY(t->task->ops->next_batch(t->task));
-    LP_TRY(batch_gradient(t, tp, si));
+    lp_params *ps = t->task->params;
+    lp_gemm_hold(ps->data, ps->numel); /* bf16: the weights converted once for all the step's passes */
+    lp_status g = batch_gradient(t, tp, si);
+    lp_gemm_release(ps->data);
+    LP_TRY(g);
     char where[4200];
     if (!isfinite(si->loss))
         return lp_errorf(LP_ERR_NUMERIC, "step %lld: the loss is %g; stopping (%s)", (long long)t->step + 1, si->loss,
                          last_good(t, where, sizeof where));
-    lp_params *ps = t->task->params;
     si->extra = 0;
     const lp_train_hooks *h = &t->o->hooks;
     if (h->after_backward) LP_TRY(h->after_backward(h->user, t->task, t->step, &si->extra));
