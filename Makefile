@@ -139,7 +139,8 @@ export LP_EXAMPLES
 PYTHON ?= /usr/bin/python3
 ANALYSIS_TEST := experiments/test_analysis.py
 TORCH_TEST := experiments/test_torch_loader.py
-test: all $(TEST_BIN) $(EX_BIN)
+# The benchmarks are built too (not run): an API change that breaks one fails here, not in `make bench`.
+test: all $(TEST_BIN) $(EX_BIN) $(BENCH_BIN)
 	@fail=0; pass=0; for t in $(TEST_BIN) "$(PYTHON) $(ANALYSIS_TEST)" "$(TORCH_PY) $(TORCH_TEST)"; do \
 	  echo "== $$t"; \
 	  if OPENBLAS_NUM_THREADS=1 $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "FAILED: $$t"; fi; \

@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "prune/plan.h"
 #include "prune/surgery.h"
+#include "tasks/video_task.h"
 
 static int fail(const char *what) {
     fprintf(stderr, "bench_prune: %s: %s\n", what, lp_last_error());
@@ -31,7 +32,9 @@ int main(int argc, char **argv) {
     lp_kv_init(&kv);
     if (lp_model_default_kv(&kv, LP_MODEL_PAPER, 1152, 1024, 1, 3862, 2, 0) != LP_OK) return fail("config");
     lp_model base;
+    lp_task *t;
     if (lp_model_init_kv(&base, &kv, 1) != LP_OK) return fail("init");
+    if (lp_video_task_new(&base, &kv, &t) != LP_OK) return fail("task");
     const double rates[] = {0.0, 0.3, 0.5};
     double flops0 = 0, lat1_0 = 0, latN_0 = 0;
     printf("paper model H=1024, F=1152, C=3862, T=%d (latency: median no-gradient forward)\n", T);
@@ -39,46 +42,38 @@ int main(int argc, char **argv) {
            "FLOP red.", "speedup1", "speedup160", "ratio");
     int ok = 1;
     for (int i = 0; i < 3; i++) {
-        lp_model m;
-        if (rates[i] == 0) {
-            m = base;
-        } else {
+        lp_task *small = t;
+        if (rates[i] != 0) { /* the uniform rule and l2 selection need no statistics: no data */
             lp_prune_opts o;
             lp_prune_opts_default(&o);
             o.rates.rule = LP_RATE_RULE_UNIFORM;
             o.rates.target_rate = rates[i];
             o.criterion = LP_CRITERION_L2;
             lp_prune_plan plan;
-            if (lp_prune_plan_make(&base, NULL, &o, &plan) != LP_OK) return fail("plan");
-            lp_surgery_plan sp;
-            memset(&sp, 0, sizeof sp);
-            sp.n_groups = plan.n_groups;
-            for (int g = 0; g < plan.n_groups; g++) {
-                sp.kept[g] = plan.g[g].kept;
-                sp.n_kept[g] = plan.g[g].k;
-            }
-            if (lp_surgery_shrink(&base, &sp, &m) != LP_OK) return fail("shrink");
+            if (lp_prune_plan_make(t, NULL, &o, &plan) != LP_OK) return fail("plan");
+            if (lp_surgery_shrink(t, &plan, &small) != LP_OK) return fail("shrink");
             lp_prune_plan_free(&plan);
         }
+        lp_model *m = lp_video_task_model(small);
         double l1, lN;
-        if (lp_model_latency(&m, 1, T, reps1, &l1) != LP_OK || lp_model_latency(&m, 160, T, repsN, &lN) != LP_OK)
+        if (lp_model_latency(m, 1, T, reps1, &l1) != LP_OK || lp_model_latency(m, 160, T, repsN, &lN) != LP_OK)
             return fail("latency");
-        double fl = lp_model_flops_per_frame(&m);
+        double fl = lp_model_flops_per_frame(m);
         if (i == 0) {
             flops0 = fl;
             lat1_0 = l1;
             latN_0 = lN;
-            printf("%-6.2f %12zu %14.4g %12.2f %12.1f\n", rates[i], lp_model_numel(&m), fl, l1, lN);
+            printf("%-6.2f %12zu %14.4g %12.2f %12.1f\n", rates[i], lp_model_numel(m), fl, l1, lN);
         } else {
             double red = flops0 / fl, s1 = lat1_0 / l1, sN = latN_0 / lN, ratio = sN / red;
-            printf("%-6.2f %12zu %14.4g %12.2f %12.1f %10.2fx %9.2fx %9.2fx %8.2f\n", rates[i], lp_model_numel(&m), fl, l1,
+            printf("%-6.2f %12zu %14.4g %12.2f %12.1f %10.2fx %9.2fx %9.2fx %8.2f\n", rates[i], lp_model_numel(m), fl, l1,
                    lN, red, s1, sN, ratio);
             if (ratio < 0.8) ok = 0;
-            lp_model_free(&m);
+            lp_task_free(small);
         }
     }
     printf("target: batch-160 speed-up >= 80%% of the FLOP reduction: %s\n", ok ? "met" : "NOT MET");
-    lp_model_free(&base);
+    lp_task_free(t);
     lp_kv_free(&kv);
     return 0;
 }

@@ -2,7 +2,7 @@
  *
  * Idle worker threads spin for a while after each multi-threaded product before they sleep: OpenBLAS's
  * (calling sched_yield) for about 2^28 cycles (~0.1 s), and those of the OpenMP runtime that oneDNN
- * runs the bf16 products on (libgomp) for 300000 iterations of its wait loop (several ms). Between
+ * runs the bf16 products on (libgomp) for 300000 iterations of its wait loop. Between
  * products this project runs its own work — the gate loops, the optimiser, and at two threads the
  * BiLSTM's two directions and the LSTM's row parts as two single-threaded streams (layers/bilstm.h,
  * layers/lstm.h "Threads") — so a spinning worker takes a core from that work. Both libraries read their
@@ -12,10 +12,11 @@
  *   OPENBLAS_THREAD_TIMEOUT=20  2^20 cycles (~0.3 ms): trains as fast as the shortest spins and keeps
  *                               batch-1 inference, whose per-step products come a few microseconds
  *                               apart, from waking a sleeping worker at every step;
- *   GOMP_SPINCOUNT=3000         ~0.1 ms, the same for the bf16 products (libgomp's default made the
- *                               small shape's bf16 step and its batch-1 inference much slower; 0, sleep
- *                               at once, makes batch-1 inference slower still). Not set when the user
- *                               set OMP_WAIT_POLICY (GOMP_SPINCOUNT would override it).
+ *   GOMP_SPINCOUNT=3000         a hundredth of libgomp's default, the same for the bf16 products
+ *                               (the default made the small shape's bf16 step and its batch-1 inference
+ *                               much slower; 0, sleep at once, makes batch-1 inference slower still).
+ *                               Not set when the user set OMP_WAIT_POLICY (GOMP_SPINCOUNT would
+ *                               override it).
  *
  * PyTorch, which calls the same OpenBLAS from its own OpenMP threads, is faster with the defaults, so
  * bench/torch_ref.py keeps them: each side runs with its better setting (the measurements:
@@ -28,8 +29,8 @@
 #ifndef LP_BLAS_ENV_H
 #define LP_BLAS_ENV_H
 
-/* The values set when the environment has none: workers spin ~0.3 ms (OpenBLAS) or ~0.1 ms (libgomp),
- * then sleep. */
+/* The values set when the environment has none: workers spin ~0.3 ms (OpenBLAS) or 3000 wait-loop
+ * iterations (libgomp), then sleep. */
 #define LP_BLAS_THREAD_TIMEOUT "20"
 #define LP_GOMP_SPINCOUNT "3000"
 

@@ -107,11 +107,13 @@ typedef struct {
     uint16_t *bf16; /* its copy, room for cap values (kept for the block's next hold) */
     size_t cap;
     int depth;      /* holds not yet released; 0: free */
+    uint64_t id;    /* which hold (a process-wide count): lp_gemm_w's borrowed from it check it is live */
     lp_gemm_w packs[HELD_PACKS_MAX]; /* the weights prepared inside it during this hold (their layouts) */
     int n_packs;
 } held_block;
 
 static held_block held[LP_GEMM_HELD_MAX];
+static uint64_t holds; /* holds made so far: the next one's id */
 static pthread_mutex_t packs_lock = PTHREAD_MUTEX_INITIALIZER; /* products on several threads prepare */
 
 /* The held block holding all of x [rows, cols] (leading dimension ld), whose copy therefore has it in the
@@ -498,32 +500,39 @@ void lp_gemv(int ta, int M, int N, float alpha, const float *A, int lda, const f
 }
 
 /* p (w inside the held block h) with h's copy and the blocked layout made once for the hold: the first
- * product to prepare it lays it out, the others find it. */
-static void held_prepare(held_block *h, lp_gemm_w *p) {
-    p->bf16 = held_copy(h, p->f32), p->held = 1;
+ * product to prepare it lays it out, the others find it. 0 (p untouched) when h's table of layouts is
+ * full: p is then prepared as without a hold. */
+static int held_prepare(held_block *h, lp_gemm_w *p) {
     pthread_mutex_lock(&packs_lock);
-    for (int i = 0; i < h->n_packs; i++) {
+    const lp_gemm_w *found = NULL;
+    for (int i = 0; i < h->n_packs && !found; i++) {
         const lp_gemm_w *o = &h->packs[i];
-        if (o->f32 == p->f32 && o->rows == p->rows && o->cols == p->cols && o->tb == p->tb) {
-            p->packed = o->packed;
-            pthread_mutex_unlock(&packs_lock);
-            return;
-        }
+        if (o->f32 == p->f32 && o->rows == p->rows && o->cols == p->cols && o->tb == p->tb) found = o;
     }
-    p->packed = pack(p);
-    if (h->n_packs < HELD_PACKS_MAX) h->packs[h->n_packs++] = *p;
-    else pack_free(p->packed), p->packed = NULL; /* more weights than the table: the plain copy */
+    if (!found && h->n_packs < HELD_PACKS_MAX) {
+        lp_gemm_w *q = &h->packs[h->n_packs++];
+        *q = *p;
+        q->bf16 = held_copy(h, p->f32), q->held = 1, q->hold_id = h->id;
+        q->packed = pack(q);
+        found = q;
+    }
+    if (found) *p = *found;
     pthread_mutex_unlock(&packs_lock);
+    return found != NULL;
+}
+
+/* Whether the hold a prepared weight borrows from is still live. */
+static int hold_live(const lp_gemm_w *p) {
+    for (int i = 0; i < LP_GEMM_HELD_MAX; i++)
+        if (held[i].depth > 0 && held[i].id == p->hold_id) return 1;
+    return 0;
 }
 
 lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb) {
     *p = (lp_gemm_w){.f32 = w, .rows = rows, .cols = cols, .tb = tb != 0};
     if (precision == LP_PRECISION_FP32) return LP_OK;
     held_block *h = held_find(w, rows, cols, cols);
-    if (h) {
-        held_prepare(h, p);
-        return LP_OK;
-    }
+    if (h && held_prepare(h, p)) return LP_OK;
     LP_ALLOC(p->bf16, (size_t)rows * cols, sizeof *p->bf16);
     to_bf16(p->bf16, w, rows, cols, cols);
     p->packed = pack(p);
@@ -551,7 +560,8 @@ void lp_gemm_hold(const float *w, size_t n) {
     held_block *slot = NULL;
     for (int i = 0; i < LP_GEMM_HELD_MAX; i++) {
         held_block *h = &held[i];
-        if (h->depth > 0 && h->f32 == w && h->n == n) {
+        if (h->depth > 0 && h->f32 == w) { /* nested: the same block, or a leading part of it */
+            LP_CHECK(n <= h->n);
             h->depth++;
             return;
         }
@@ -566,7 +576,7 @@ void lp_gemm_hold(const float *w, size_t n) {
         if (!slot->bf16) return;
     }
     to_bf16_flat(slot->bf16, w, n);
-    slot->f32 = w, slot->n = n, slot->depth = 1, slot->n_packs = 0;
+    slot->f32 = w, slot->n = n, slot->depth = 1, slot->n_packs = 0, slot->id = ++holds;
 }
 
 /* The sanitizer builds (make asan, which runs every test) check that nothing wrote to a held block. */
@@ -594,6 +604,7 @@ void lp_gemm_release(const float *w) {
 
 void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const lp_gemm_w *B,
                 float beta, float *C, int ldc) {
+    LP_CHECK(!B->held || hold_live(B)); /* prepared inside a hold, used after its release */
     if (!B->bf16) {
         lp_gemm(ta, tb, M, N, K, alpha, A, lda, B->f32, B->cols, beta, C, ldc);
         return;
@@ -603,6 +614,7 @@ void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A
 
 void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float beta, float *y) {
     const int M = A->rows, N = A->cols;
+    LP_CHECK(!A->held || hold_live(A));
     if (!A->bf16) {
         lp_gemv(ta, M, N, alpha, A->f32, N, x, beta, y);
         return;

@@ -55,12 +55,14 @@ typedef struct {
     void *packed;     /* the blocked copy for op(B) as `tb` says (bf16 only; NULL if oneDNN has none) */
     int rows, cols;   /* as stored, row-major */
     int tb;           /* the products it is prepared for: B = wᵀ (1) or w (0) */
-    int held;         /* bf16 and packed belong to a hold (lp_gemm_hold, below), not to this */
+    int held;         /* bf16 and packed belong to a hold (lp_gemm_hold, below), not to this... */
+    uint64_t hold_id; /* ...to that one: a product after its release is a programmer error (LP_CHECK) */
 } lp_gemm_w;
 
 /* Prepare w [rows, cols] for products that take it as op(B) with transpose flag tb (converted in bf16;
- * nothing copied in fp32). Used with the other flag it still gives the right product, from the plain copy.
- * LP_ERR_NOMEM on failure. */
+ * nothing copied in fp32; inside a held block, the hold's copy and layout, which it must not outlive).
+ * Used with the other flag it still gives the right product, from the plain copy. LP_ERR_NOMEM on
+ * failure. */
 lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb);
 void lp_gemm_w_free(lp_gemm_w *p);
 
@@ -80,10 +82,11 @@ void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float b
  * not once per product (docs/METHOD.md, "Precision"). The same numbers either way (a conversion is
  * exact and deterministic), only faster.
  *
- * The values must not change while held (the sanitizer builds check this at release). Holds of the same
- * block nest. Nothing happens in fp32, nor when the copy cannot be made (then each product converts its
- * own, as without a hold). Hold and release where no product runs on another thread. The copy's memory is
- * kept for the next hold of a block (at most LP_GEMM_HELD_MAX blocks). */
+ * The values must not change while held (the sanitizer builds check at the last release that every value
+ * still rounds to its copy). Holds of the same block nest (a nested hold may name a leading part of it).
+ * Nothing happens in fp32, nor when the copy cannot be made (then each product converts its own, as
+ * without a hold; the release is then a no-op too). Hold and release where no product runs on another
+ * thread. The copy's memory is kept for the next hold of a block (at most LP_GEMM_HELD_MAX blocks). */
 #define LP_GEMM_HELD_MAX 8
 void lp_gemm_hold(const float *w, size_t n);
 void lp_gemm_release(const float *w);

@@ -100,8 +100,10 @@ static void run_rows(void *(*fn)(void *), const seq_part *proto, int B) {
 }
 
 /* W_hh [4H,H] for every step of a sequence, converted once in bf16 (core/gemm.h) for the forward steps'
- * h·W_hhᵀ (tb = 1) or the backward steps' dG·W_hh (tb = 0). When that copy cannot be allocated each
- * product converts its own: the same product up to the order of the fp32 sums, only slower. */
+ * h·W_hhᵀ (tb = 1) or the backward steps' dG·W_hh (tb = 0) — or, while the model's weights are held
+ * (lp_gemm_hold), borrowed from the hold, which converted and laid it out once for all its passes. When
+ * that copy cannot be allocated each product converts its own: the same product up to the order of the
+ * fp32 sums, only slower. */
 static lp_gemm_w prepare(const float *w_hh, int H, int tb) {
     lp_gemm_w w;
     if (lp_gemm_w_init(&w, w_hh, 4 * H, H, tb) != LP_OK) w.bf16 = NULL, w.packed = NULL;

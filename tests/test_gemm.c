@@ -191,7 +191,7 @@ static void test_bf16_hold(void **state) {
     assert_int_equal(lp_gemm_bf16_converted() - n0, 0);
     assert_int_equal(p1.held, 1);
     assert_ptr_equal(p1.packed, p2.packed);
-    assert_ptr_equal(p1.packed == NULL, own.packed == NULL);
+    assert_int_equal(p1.packed == NULL, own.packed == NULL);
     lp_gemm_pw(0, 1, M, N, K, 1.0f, x, K, &p2, 0.0f, c, N);
     assert_memory_equal(c, c_pw, sizeof c);
     lp_gemm_w_free(&p1);
