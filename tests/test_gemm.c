@@ -13,12 +13,15 @@
 #include <cblas.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "check/gradcheck.h"
@@ -226,6 +229,35 @@ static void test_bf16_hold(void **state) {
     assert_int_equal(lp_gemm_bf16_converted() - n0, 0);
 }
 
+/* The sanitizer builds (make asan) check at a hold's release that nothing wrote to the held block: a
+ * child process writes to one it holds, and its release must abort. Skipped in other builds, where the
+ * check is compiled out. */
+static void test_bf16_hold_write_caught(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    if (!lp_test_bf16_ok()) skip();
+    printf("expected below: the child's \"weights changed while held\"\n");
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        static float block[64];
+        lp_gc_fill_uniform(block, 64, -1, 1, 31);
+        if (lp_precision_set(LP_PRECISION_BF16) != LP_OK) _exit(3);
+        lp_gemm_hold(block, 64);
+        block[17] = 1000.0f; /* a write while held */
+        lp_gemm_release(block);
+        _exit(0); /* not caught */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+#else
+    skip();
+#endif
+}
+
 /* Prepared weights made under different thread counts, used by the same product. oneDNN chooses its
  * blocked layout by a heuristic that also looks at the OpenMP thread count (at 3 threads and H = 32 it
  * picks blocks of 32 columns for a one-row product, at 1 thread blocks of 64): a primitive made for
@@ -424,6 +456,7 @@ int main(void) {
         cmocka_unit_test(test_bf16_products),
         cmocka_unit_test(test_bf16_prepared_thread_counts),
         cmocka_unit_test(test_bf16_hold),
+        cmocka_unit_test(test_bf16_hold_write_caught),
         cmocka_unit_test(test_lstm_bf16_vs_fp32),
         cmocka_unit_test(test_precision_names),
         cmocka_unit_test(test_precision_flag),
