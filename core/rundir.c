@@ -17,6 +17,17 @@ const char *lp_rundir_path(const char *dir, const char *name, char *buf, size_t 
     return buf;
 }
 
+lp_status lp_rundir_write_command(const char *dir, const char *command) {
+    const size_t n = strlen(command);
+    char *line = lp_malloc(n + 1, 1), path[4096];
+    if (!line) return LP_ERR_NOMEM;
+    memcpy(line, command, n);
+    line[n] = '\n';
+    lp_status s = lp_file_write_all(lp_rundir_path(dir, "command.txt", path, sizeof path), line, n + 1);
+    lp_free(line);
+    return s;
+}
+
 lp_status lp_rundir_load_config(lp_kv *cfg, const char *dir, long long epochs_override) {
     char path[4096];
     lp_kv saved;

@@ -16,6 +16,10 @@
 /* "<dir>/<name>" into buf (n bytes, truncated to fit); returns buf. */
 const char *lp_rundir_path(const char *dir, const char *name, char *buf, size_t n);
 
+/* <dir>/command.txt: the command line that made the directory, one line, written atomically (with
+ * config.txt, what lets a report be traced and the run repeated). */
+lp_status lp_rundir_write_command(const char *dir, const char *command);
+
 /* A resume takes everything from the run: each key of <dir>/config.txt is set in `cfg` (overriding what
  * it had); then, if epochs_override > 0, train.epochs = epochs_override (the one setting a resume may
  * change: it extends a finished run). */

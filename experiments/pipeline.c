@@ -10,6 +10,7 @@
 #include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/rundir.h"
 #include "experiments/sensitivity.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
@@ -129,11 +130,6 @@ lp_status lp_pipeline_opts_from_kv(const lp_kv *kv, lp_pipeline_opts *o) {
     return lp_rates_opts_check(&o->prune.rates);
 }
 
-static const char *sub(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%.3000s/%.900s", dir, name);
-    return buf;
-}
-
 static lp_status kv_copy(lp_kv *dst, const lp_kv *src) {
     for (int i = 0; i < src->count; i++) LP_TRY(lp_kv_set(dst, src->keys[i], src->vals[i]));
     return LP_OK;
@@ -245,7 +241,7 @@ static lp_status sensitivity_curves(const lp_pipeline_opts *o, const lp_task *t,
     const char *from = o->sensitivity_dir;
     if (!from) {
         if (!ckpt) return lp_errorf(LP_ERR_ARG, "the sensitivity rule needs --sensitivity DIR: no trained model to measure on");
-        from = sub(o->out_dir, "sensitivity", dir, sizeof dir);
+        from = lp_rundir_path(o->out_dir, "sensitivity", dir, sizeof dir);
         say(o, "== sensitivity analysis of the trained model into %s", from);
         lp_sensitivity_opts so;
         lp_sensitivity_opts_default(&so);
@@ -346,7 +342,7 @@ static lp_status baseline(const lp_pipeline_opts *o, state *st) {
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s", o->baseline_ckpt);
     } else {
         say(o, "== training the baseline into %s/baseline", o->out_dir);
-        LP_TRY(train_run(o, o->cfg, NULL, sub(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
+        LP_TRY(train_run(o, o->cfg, NULL, lp_rundir_path(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/baseline/best.ckpt", o->out_dir);
     }
     /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
@@ -369,12 +365,12 @@ static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *prun
 static lp_status shrink_save_finetune(const lp_pipeline_opts *o, state *st) {
     lp_task *pruned;
     LP_TRY(lp_surgery_shrink(st->before, &st->plan, &pruned));
-    sub(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
+    lp_rundir_path(o->out_dir, "pruned.ckpt", st->pruned_ckpt, sizeof st->pruned_ckpt);
     lp_status s = save_model(pruned, &st->cfg, &st->plan, st->pruned_ckpt);
     lp_task_free(pruned);
     LP_TRY(s);
     char path[4096];
-    return finetune(o, st, st->pruned_ckpt, sub(o->out_dir, "finetune", path, sizeof path));
+    return finetune(o, st, st->pruned_ckpt, lp_rundir_path(o->out_dir, "finetune", path, sizeof path));
 }
 
 static lp_status run_oneshot(const lp_pipeline_opts *o, state *st) {
@@ -503,7 +499,7 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
             lp_task *pruned;
             s = lp_surgery_shrink(m, &plan, &pruned);
             if (s == LP_OK) {
-                s = save_model(pruned, &st->cfg, &plan, sub(dir, "pruned.ckpt", path, sizeof path));
+                s = save_model(pruned, &st->cfg, &plan, lp_rundir_path(dir, "pruned.ckpt", path, sizeof path));
                 lp_task_free(pruned);
             }
             for (int g = 0; g < plan.n_groups && s == LP_OK; g++) {
@@ -517,7 +513,7 @@ static lp_status run_iterative(const lp_pipeline_opts *o, state *st) {
         if (s == LP_OK) {
             char ft[4096];
             snprintf(st->pruned_ckpt, sizeof st->pruned_ckpt, "%s", path);
-            s = finetune(o, st, st->pruned_ckpt, sub(dir, "finetune", ft, sizeof ft));
+            s = finetune(o, st, st->pruned_ckpt, lp_rundir_path(dir, "finetune", ft, sizeof ft));
             snprintf(cur, sizeof cur, "%s", st->final_ckpt);
         }
     }
@@ -544,7 +540,7 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     h.user = &c;
     h.after_update = soft_hook;
     say(o, "== soft-pruning training into %s/soft", o->out_dir);
-    LP_TRY(train_run(o, o->cfg, NULL, sub(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
+    LP_TRY(train_run(o, o->cfg, NULL, lp_rundir_path(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
     LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
@@ -584,7 +580,7 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
         lp_kv_init(&run);
         s = o->baseline_ckpt ? ckpt_keys(o->baseline_ckpt, &run) : LP_OK;
         if (s == LP_OK) s = kv_copy(&run, o->cfg);
-        if (s == LP_OK) s = train_run(o, &run, "iss.", sub(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h);
+        if (s == LP_OK) s = train_run(o, &run, "iss.", lp_rundir_path(o->out_dir, "iss", path, sizeof path), o->baseline_ckpt, 0, 0, &h);
         lp_kv_free(&run);
         LP_TRY(s);
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/iss/last.ckpt", o->out_dir);
@@ -679,11 +675,7 @@ static lp_status report_info(const lp_pipeline_opts *o, const state *st, lp_kv *
  * the run repeated (written first: a run that fails still says what it was asked to do). */
 static lp_status record_run(const lp_pipeline_opts *o) {
     char path[4096];
-    char *line = lp_malloc(strlen(o->command) + 2, 1);
-    if (!line) return LP_ERR_NOMEM;
-    snprintf(line, strlen(o->command) + 2, "%s\n", o->command);
-    lp_status s = lp_file_write_all(sub(o->out_dir, "command.txt", path, sizeof path), line, strlen(line));
-    lp_free(line);
+    lp_status s = lp_rundir_write_command(o->out_dir, o->command);
     lp_kv c;
     lp_kv_init(&c);
     if (s == LP_OK) s = kv_copy(&c, o->cfg);
@@ -700,7 +692,7 @@ static lp_status record_run(const lp_pipeline_opts *o) {
     }
     if (s == LP_OK) s = lp_kv_set_int(&c, "prune.finetune_epochs", o->finetune_epochs);
     if (s == LP_OK && o->baseline_ckpt) s = lp_kv_set(&c, "prune.checkpoint", o->baseline_ckpt);
-    if (s == LP_OK) s = lp_kv_write_file(&c, sub(o->out_dir, "config.txt", path, sizeof path));
+    if (s == LP_OK) s = lp_kv_write_file(&c, lp_rundir_path(o->out_dir, "config.txt", path, sizeof path));
     lp_kv_free(&c);
     return s;
 }

@@ -11,6 +11,7 @@
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/json.h"
+#include "core/rundir.h"
 #include "experiments/writer.h"
 
 /* The test split's figures, or the validation split's when there is no test data. */
@@ -348,7 +349,7 @@ static int plot_spectra(const char *dir, const lp_prune_plan *plan) {
     int have = curves > 0;
     lp_writer_gnuplot(&p, &have);
     char path[4096];
-    remove(lp_writer_path(dir, "spectra.gp", path, sizeof path));
+    remove(lp_rundir_path(dir, "spectra.gp", path, sizeof path));
     return have;
 }
 

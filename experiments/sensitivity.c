@@ -11,6 +11,7 @@
 #include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/rundir.h"
 #include "experiments/kinds.h"
 #include "experiments/writer.h"
 #include "prune/plan.h"
@@ -267,7 +268,7 @@ lp_status lp_sensitivity_curves_read(const char *dir, const lp_task *t, lp_cost_
     char path[4096];
     lp_kv kv;
     lp_kv_init(&kv);
-    lp_status s = lp_kv_read_file(&kv, lp_writer_path(dir, "curves.txt", path, sizeof path));
+    lp_status s = lp_kv_read_file(&kv, lp_rundir_path(dir, "curves.txt", path, sizeof path));
     double rates[LP_RATES_MAX_POINTS];
     int nr = 0;
     const char *v = s == LP_OK ? lp_kv_get(&kv, "rates") : NULL;

@@ -19,6 +19,7 @@
 #include "core/dist.h"
 #include "core/fileio.h"
 #include "core/log.h"
+#include "core/rundir.h"
 #include "experiments/report.h"
 #include "experiments/sensitivity.h"
 #include "experiments/sweep_int.h"
@@ -39,7 +40,7 @@ static lp_status remove_tree(const char *path) {
         while (s == LP_OK && (e = readdir(d)) != NULL) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
             char sub[4096];
-            s = remove_tree(lp_writer_path(path, e->d_name, sub, sizeof sub));
+            s = remove_tree(lp_rundir_path(path, e->d_name, sub, sizeof sub));
         }
         closedir(d);
         LP_TRY(s);
@@ -129,14 +130,14 @@ static lp_status run_finished(const char *last, int *finished) {
  * killed after its last epoch, before the marker `trained` was written); then write the marker. */
 static lp_status train_baseline(const sweep *sw, const char *bdir) {
     char marker[4096], last[4096];
-    lp_writer_path(bdir, "trained", marker, sizeof marker);
+    lp_rundir_path(bdir, "trained", marker, sizeof marker);
     if (file_exists(marker)) return LP_OK;
     lp_train_opts to = {.run_dir = bdir, .quiet = sw->o->quiet};
     lp_train_result tr;
     lp_kv c;
     lp_kv_init(&c);
     lp_status s;
-    if (file_exists(lp_writer_path(bdir, "last.ckpt", last, sizeof last))) {
+    if (file_exists(lp_rundir_path(bdir, "last.ckpt", last, sizeof last))) {
         int finished;
         s = run_finished(last, &finished);
         if (s == LP_OK && !finished) {
@@ -194,7 +195,7 @@ static lp_status prior_row(const sweep *sw, lp_task *t, lp_kv *prior, int *have)
 static lp_status write_baseline_rows(const char *cdir, const lp_kv *prior, const lp_kv *row, const char *result_path) {
     char path[4096];
     LP_TRY(lp_mkdirs(cdir));
-    if (prior) LP_TRY(lp_kv_write_file(prior, lp_writer_path(cdir, "prior.txt", path, sizeof path)));
+    if (prior) LP_TRY(lp_kv_write_file(prior, lp_rundir_path(cdir, "prior.txt", path, sizeof path)));
     return lp_kv_write_file(row, result_path);
 }
 
@@ -221,8 +222,8 @@ static lp_status measure_baseline(const sweep *sw, const char *cdir, const char 
 static lp_status run_baseline(const sweep *sw, lp_sweep_summary *sum) {
     char bdir[4096], path[4096], cdir[4096];
     if (file_exists(row_path(sw, 0, path, sizeof path))) return LP_OK;
-    lp_writer_path(sw->dir, "baseline", bdir, sizeof bdir);
-    lp_writer_path(sw->dir, "cells/baseline", cdir, sizeof cdir);
+    lp_rundir_path(sw->dir, "baseline", bdir, sizeof bdir);
+    lp_rundir_path(sw->dir, "cells/baseline", cdir, sizeof cdir);
     sum->baseline_run = 1;
     LP_TRY(train_baseline(sw, bdir));
     lp_status s = measure_baseline(sw, cdir, path);
@@ -391,9 +392,9 @@ static lp_status check_given(const sweep *sw) {
 static lp_status baseline_sensitivity(sweep *sw) {
     if (!any_rule(sw, LP_RATE_RULE_SENSITIVITY) || sw->popt.sensitivity_dir) return LP_OK;
     char path[4096];
-    lp_writer_path(sw->dir, "sensitivity", sw->sensitivity_dir, sizeof sw->sensitivity_dir);
+    lp_rundir_path(sw->dir, "sensitivity", sw->sensitivity_dir, sizeof sw->sensitivity_dir);
     sw->popt.sensitivity_dir = sw->sensitivity_dir;
-    if (file_exists(lp_writer_path(sw->sensitivity_dir, "curves.txt", path, sizeof path))) return LP_OK;
+    if (file_exists(lp_rundir_path(sw->sensitivity_dir, "curves.txt", path, sizeof path))) return LP_OK;
     lp_sweep_say(sw, "sensitivity analysis of the baseline into %s", sw->sensitivity_dir);
     lp_sensitivity_opts so;
     lp_sensitivity_opts_default(&so);

@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/dist.h"
+#include "core/rundir.h"
 #include "experiments/compat.h"
 #include "experiments/sweep_int.h"
 #include "experiments/writer.h"
@@ -301,7 +302,7 @@ static lp_status check_new_keys(const sweep *sw, const lp_kv *old) {
 
 lp_status lp_sweep_check_conf(const sweep *sw) {
     char path[4096];
-    lp_writer_path(sw->dir, "sweep.conf", path, sizeof path);
+    lp_rundir_path(sw->dir, "sweep.conf", path, sizeof path);
     if (access(path, F_OK) == 0) {
         lp_kv old;
         lp_kv_init(&old);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/rundir.h"
 #include "experiments/sweep_int.h"
 #include "experiments/writer.h"
 #include "prune/stats.h"
@@ -401,7 +402,7 @@ static void plot_primary(FILE *g, const sweep *sw, const series *se, int ns, int
 /* The data blocks $G0.. of spectra.csv, one per unit group (names[k]: group k's); returns how many. */
 static int spectra_blocks(FILE *g, const sweep *sw, char names[][32]) {
     char spath[4096];
-    FILE *sf = fopen(lp_writer_path(sw->dir, "spectra.csv", spath, sizeof spath), "r");
+    FILE *sf = fopen(lp_rundir_path(sw->dir, "spectra.csv", spath, sizeof spath), "r");
     if (!sf) return 0;
     char line[512];
     int ng = 0, cur = -1;
@@ -448,8 +449,8 @@ static int plot_spectra(FILE *g, const sweep *sw) {
  * validation data per epoch (valid.tsv: epoch step <figures>...); returns 1 if drawn. */
 static int plot_curves(FILE *g, const sweep *sw) {
     char tpath[4096], vpath[4096];
-    int nt = count_data_lines(lp_writer_path(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
-    int nv = count_data_lines(lp_writer_path(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
+    int nt = count_data_lines(lp_rundir_path(sw->dir, "baseline/train.tsv", tpath, sizeof tpath));
+    int nv = count_data_lines(lp_rundir_path(sw->dir, "baseline/valid.tsv", vpath, sizeof vpath));
     if (nt == 0) return 0;
     fprintf(g, "\nset output 'curves.png'\nset datafile separator '\\t'\nset key inside right top\n"
                "set multiplot layout 1,2 title 'Baseline training'\n");

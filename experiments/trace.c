@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/fileio.h"
 #include "core/ops.h"
+#include "core/rundir.h"
 #include "core/tape.h"
 #include "data/batcher.h"
 #include "experiments/writer.h"
@@ -491,16 +492,8 @@ static void draw(const char *dir, const lp_trace *tr, lp_trace_files *files) {
 
 static lp_status record(const char *dir, const lp_kv *cfg, const char *command) {
     char path[4096];
-    if (cfg) LP_TRY(lp_kv_write_file(cfg, lp_writer_path(dir, "config.txt", path, sizeof path)));
-    if (!command) return LP_OK;
-    size_t n = strlen(command);
-    char *line = lp_malloc(n + 2, 1);
-    if (!line) return LP_ERR_NOMEM;
-    memcpy(line, command, n);
-    line[n] = '\n';
-    lp_status s = lp_file_write_all(lp_writer_path(dir, "command.txt", path, sizeof path), line, n + 1);
-    lp_free(line);
-    return s;
+    if (cfg) LP_TRY(lp_kv_write_file(cfg, lp_rundir_path(dir, "config.txt", path, sizeof path)));
+    return command ? lp_rundir_write_command(dir, command) : LP_OK;
 }
 
 lp_status lp_trace_write(const char *dir, const lp_task *t, const lp_trace_input *in, const lp_trace *tr,

@@ -6,11 +6,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/rundir.h"
+
 lp_status lp_writer_open(lp_writer *w, const char *dir, const char *name, lp_writer_kind kind) {
     char path[4096];
     memset(w, 0, sizeof *w);
     w->kind = kind;
-    LP_TRY(lp_atomic_open(&w->af, lp_writer_path(dir, name, path, sizeof path)));
+    LP_TRY(lp_atomic_open(&w->af, lp_rundir_path(dir, name, path, sizeof path)));
     w->f = w->af.f;
     return LP_OK;
 }
@@ -86,13 +88,13 @@ void lp_writer_align(lp_writer *w, const char *align) {
 static int run_gnuplot(const lp_writer_plot *p, int *have) {
     char path[4096], cmd[9400];
     for (int i = 0; i < p->n; i++)
-        if (have[i]) remove(lp_writer_path(p->dir, p->png[i], path, sizeof path));
+        if (have[i]) remove(lp_rundir_path(p->dir, p->png[i], path, sizeof path));
     snprintf(cmd, sizeof cmd, "cd '%.3000s' && gnuplot '%.1000s' >/dev/null 2>%s%.1000s", p->dir, p->script,
              p->log ? "" : "/dev/null", p->log ? p->log : "");
     int failed = system(cmd) != 0;
     for (int i = 0; i < p->n; i++) {
         struct stat st;
-        if (have[i]) have[i] = stat(lp_writer_path(p->dir, p->png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
+        if (have[i]) have[i] = stat(lp_rundir_path(p->dir, p->png[i], path, sizeof path), &st) == 0 && st.st_size > 0;
     }
     return failed;
 }
@@ -103,11 +105,6 @@ int lp_writer_gnuplot(const lp_writer_plot *p, int *have) {
     if (any && system("command -v gnuplot >/dev/null 2>&1") == 0) return run_gnuplot(p, have);
     for (int i = 0; i < p->n; i++) have[i] = 0;
     return 0;
-}
-
-const char *lp_writer_path(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%.3000s/%.1000s", dir, name);
-    return buf;
 }
 
 int lp_writer_next_name(const char **list, char *buf, size_t n) {

@@ -72,9 +72,6 @@ typedef struct {
  * missing: then the data and the script are the result, and every have[i] is 0). */
 int lp_writer_gnuplot(const lp_writer_plot *p, int *have);
 
-/* "dir/name" into buf (the directory cut at 3000 bytes, the name at 1000); returns buf. */
-const char *lp_writer_path(const char *dir, const char *name, char *buf, size_t n);
-
 /* The next name of a tab-separated list into buf, advancing *list; 0 at the end. */
 int lp_writer_next_name(const char **list, char *buf, size_t n);
 
