@@ -6,12 +6,14 @@
  * batch 1 and batch 160, T = 300 frames. Reported: FLOP reduction (before/after), measured speed-up, and
  * their ratio. Target (issue 5): speed-up >= 80% of the FLOP reduction.
  *
- * LP_BENCH_QUICK=1 uses T = 60 and fewer repetitions (a smoke run). */
+ * --precision bf16 measures the same in bf16 (core/gemm.h; fp32 by default). LP_BENCH_QUICK=1 uses
+ * T = 60 and fewer repetitions (a smoke run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blas_env.h"
+#include "core/gemm.h"
 #include "model/evaluate.h"
 #include "model/model.h"
 #include "prune/plan.h"
@@ -24,8 +26,17 @@ static int fail(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
     lp_blas_env_apply(argv); /* as lstmprune does (core/blas_env.h) */
+    lp_precision prec = LP_PRECISION_FP32;
+    if (argc == 3 && !strcmp(argv[1], "--precision")) {
+        if (lp_precision_parse(argv[2], &prec) != LP_OK || lp_precision_set(prec) != LP_OK) {
+            fprintf(stderr, "bench_prune: --precision: %s\n", lp_last_error());
+            return 2;
+        }
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: bench_prune [--precision fp32|bf16]\n");
+        return 2;
+    }
     int quick = getenv("LP_BENCH_QUICK") != NULL;
     int T = quick ? 60 : 300, reps1 = quick ? 5 : 9, repsN = quick ? 1 : 2;
     lp_kv kv;
@@ -37,7 +48,8 @@ int main(int argc, char **argv) {
     if (lp_video_task_new(&base, &kv, &t) != LP_OK) return fail("task");
     const double rates[] = {0.0, 0.3, 0.5};
     double flops0 = 0, lat1_0 = 0, latN_0 = 0;
-    printf("paper model H=1024, F=1152, C=3862, T=%d (latency: median no-gradient forward)\n", T);
+    printf("paper model H=1024, F=1152, C=3862, T=%d, %s (latency: median no-gradient forward)\n", T,
+           lp_precision_name(prec));
     printf("%-6s %12s %14s %12s %12s %10s %10s %10s %8s\n", "rate", "params", "FLOPs/frame", "lat B=1 ms", "lat B=160 ms",
            "FLOP red.", "speedup1", "speedup160", "ratio");
     int ok = 1;
