@@ -1,7 +1,8 @@
 # lstmprune — build, test, demo, bench, deps.
 #
 #   make            build/liblstmprune.a and build/lstmprune
-#   make test       build and run every CMocka test (tests/test_*.c); non-zero exit on any failure
+#   make test       build and run every CMocka test (tests/test_*.c), build the benchmarks (not run);
+#                   non-zero exit on any failure
 #   make asan       the same tests built with -fsanitize=address,undefined (in build-asan/)
 #   make demo       the main job on synthetic data (see README.md)
 #   make fuzz       every libFuzzer harness (tests/fuzz_*.c) under ASan+UBSan for FUZZ_SECONDS each (in

@@ -75,10 +75,11 @@ int lp_args_check_failed(const char *cmd, const lp_arg *table, int n);
 #define LP_ARG_MICRO_BATCHES \
     {"micro-batches", "train.micro_batches", LP_ARG_INT, 0, "K", \
      "split each batch into K micro-batches (gradients summed; under mpirun spread over the ranks; 0 = one per rank)", "0"}
-/* The precision of the products (core/gemm.h): train, finetune, pipeline, lm-train, eval, predict. */
-#define LP_ARG_PRECISION \
+/* The precision of the products (core/gemm.h): train, finetune, pipeline, lm-train, eval, predict, lm-eval. */
+#define LP_ARG_PRECISION_OR(dflt) \
     {"precision", "train.precision", LP_ARG_STR, 0, "P", \
-     "matrix products in fp32 (OpenBLAS) or bf16 (oneDNN, fp32 accumulation; CPUs with AVX512-BF16): docs/METHOD.md", "fp32"}
+     "matrix products in fp32 (OpenBLAS) or bf16 (oneDNN, fp32 accumulation; CPUs with AVX512-BF16): docs/METHOD.md", dflt}
+#define LP_ARG_PRECISION LP_ARG_PRECISION_OR("fp32")
 #define LP_ARG_REDUCE \
     {"reduce", "train.reduce", LP_ARG_STR, 0, "MODE", \
      "fast (MPI_Allreduce) or exact (the micro-batch gradients summed in order: the same weights for any number of ranks)", "fast"}

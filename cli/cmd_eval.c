@@ -43,7 +43,7 @@ static const lp_arg own[] = {
     {"out", NULL, LP_ARG_STR, 0, "FILE", "eval: metrics as key = value lines; predict: the CSV", NULL},
     {"top", NULL, LP_ARG_INT, 1, "N", "predict: label/score pairs per video", "20"},
     {"quiet", NULL, LP_ARG_FLAG, 0, NULL, "print nothing but errors", NULL},
-    LP_ARG_PRECISION,
+    LP_ARG_PRECISION_OR("the checkpoint's"),
 };
 
 /* Shared flags that would do nothing here, refused as unknown: --data names the shards, and evaluation

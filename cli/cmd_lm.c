@@ -229,6 +229,7 @@ static const lp_arg eval_args[] = {
     {"batch", "train.eval_batch", LP_ARG_INT, 1, "B", "parallel streams", "20"},
     {"bptt", "train.eval_bptt", LP_ARG_INT, 1, "T", "window length (the state is carried across windows)", "35"},
     {"threads", "train.threads", LP_ARG_INT, 0, "N", "OpenBLAS threads (0 = library default)", "1"},
+    LP_ARG_PRECISION_OR("the checkpoint's"),
 };
 
 /* "valid,test" -> mask of splits; 0 on a bad name. */
@@ -284,6 +285,15 @@ int lp_cmd_lm_eval(int argc, char **argv) {
     if (s != LP_OK) {
         lp_cli_error(cmd, "%s", lp_last_error());
         rc = 1;
+        goto out;
+    }
+    /* the products in the checkpoint's precision, unless --precision says (as eval) */
+    const char *ckpt_prec = lp_kv_get(&meta, "train.precision");
+    if ((!lp_kv_get(&flags, "train.precision") && ckpt_prec && lp_kv_set(&flags, "train.precision", ckpt_prec) != LP_OK) ||
+        lp_runcfg_apply_precision(&flags) != LP_OK) {
+        lp_cli_error(cmd, "--precision: %s", lp_last_error());
+        lp_lm_free(&m);
+        rc = 2;
         goto out;
     }
     lp_kv dk;

@@ -521,11 +521,12 @@ static int held_prepare(held_block *h, lp_gemm_w *p) {
     return found != NULL;
 }
 
-/* Whether the hold a prepared weight borrows from is still live. */
-static int hold_live(const lp_gemm_w *p) {
+/* A prepared weight that borrows from a hold must not outlive it (a programmer error: LP_CHECK). */
+static void check_live(const lp_gemm_w *p) {
+    if (!p->held) return;
     for (int i = 0; i < LP_GEMM_HELD_MAX; i++)
-        if (held[i].depth > 0 && held[i].id == p->hold_id) return 1;
-    return 0;
+        if (held[i].depth > 0 && held[i].id == p->hold_id) return;
+    lp_check_failed(__FILE__, __LINE__, "a weight prepared inside a hold, used after its release");
 }
 
 lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int tb) {
@@ -604,7 +605,7 @@ void lp_gemm_release(const float *w) {
 
 void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const lp_gemm_w *B,
                 float beta, float *C, int ldc) {
-    LP_CHECK(!B->held || hold_live(B)); /* prepared inside a hold, used after its release */
+    check_live(B);
     if (!B->bf16) {
         lp_gemm(ta, tb, M, N, K, alpha, A, lda, B->f32, B->cols, beta, C, ldc);
         return;
@@ -614,7 +615,7 @@ void lp_gemm_pw(int ta, int tb, int M, int N, int K, float alpha, const float *A
 
 void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float beta, float *y) {
     const int M = A->rows, N = A->cols;
-    LP_CHECK(!A->held || hold_live(A));
+    check_live(A);
     if (!A->bf16) {
         lp_gemv(ta, M, N, alpha, A->f32, N, x, beta, y);
         return;

@@ -83,7 +83,8 @@ void lp_gemv_pw(int ta, float alpha, const lp_gemm_w *A, const float *x, float b
  * exact and deterministic), only faster.
  *
  * The values must not change while held (the sanitizer builds check at the last release that every value
- * still rounds to its copy). Holds of the same block nest (a nested hold may name a leading part of it).
+ * still rounds to its copy). Holds of the same block nest (a nested hold may name a leading part of it;
+ * more than the held block is a programmer error, LP_CHECK).
  * Nothing happens in fp32, nor when the copy cannot be made (then each product converts its own, as
  * without a hold; the release is then a no-op too). Hold and release where no product runs on another
  * thread. The copy's memory is kept for the next hold of a block (at most LP_GEMM_HELD_MAX blocks). */

@@ -18,6 +18,7 @@ const char *lp_rundir_path(const char *dir, const char *name, char *buf, size_t 
 }
 
 lp_status lp_rundir_write_command(const char *dir, const char *command) {
+    if (!command) return LP_OK;
     const size_t n = strlen(command);
     char *line = lp_malloc(n + 1, 1), path[4096];
     if (!line) return LP_ERR_NOMEM;

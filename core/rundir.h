@@ -17,7 +17,7 @@
 const char *lp_rundir_path(const char *dir, const char *name, char *buf, size_t n);
 
 /* <dir>/command.txt: the command line that made the directory, one line, written atomically (with
- * config.txt, what lets a report be traced and the run repeated). */
+ * config.txt, what lets a report be traced and the run repeated). No command (NULL): nothing written. */
 lp_status lp_rundir_write_command(const char *dir, const char *command);
 
 /* A resume takes everything from the run: each key of <dir>/config.txt is set in `cfg` (overriding what

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/rundir.h"
 #include "experiments/sensitivity.h"
+#include "model/runcfg.h"
 #include "prune/iss.h"
 #include "prune/surgery.h"
 #include "train/trainer.h"
@@ -336,6 +337,16 @@ static lp_status soft_hook(void *user, lp_task *t, int64_t step) {
 /* ---- the schedules ---- */
 
 
+/* st->before from st->before_ckpt with the run configuration st->cfg (the baseline's keys under the
+ * pipeline's own overrides: test/valid patterns, ...). From here on the products — the statistics, the
+ * scoring of every model — run in the run's precision, as its training and fine-tuning do (a checkpoint
+ * trained in bf16 is pruned and scored in bf16 unless the configuration says otherwise). */
+static lp_status open_before(const lp_pipeline_opts *o, state *st) {
+    LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
+    if (lp_runcfg_apply_precision(&st->cfg) != LP_OK) return lp_error_wrap(LP_ERR_ARG, "%s", st->before_ckpt);
+    return LP_OK;
+}
+
 static lp_status baseline(const lp_pipeline_opts *o, state *st) {
     char path[4096];
     if (o->baseline_ckpt) {
@@ -345,8 +356,7 @@ static lp_status baseline(const lp_pipeline_opts *o, state *st) {
         LP_TRY(train_run(o, o->cfg, NULL, lp_rundir_path(o->out_dir, "baseline", path, sizeof path), NULL, 0, 0, NULL));
         snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/baseline/best.ckpt", o->out_dir);
     }
-    /* The baseline's data/train settings, with the pipeline's own overrides (test/valid patterns). */
-    return open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before);
+    return open_before(o, st);
 }
 
 static lp_status finetune(const lp_pipeline_opts *o, state *st, const char *pruned, const char *run_dir) {
@@ -543,7 +553,7 @@ static lp_status run_soft(const lp_pipeline_opts *o, state *st) {
     LP_TRY(train_run(o, o->cfg, NULL, lp_rundir_path(o->out_dir, "soft", path, sizeof path), o->baseline_ckpt, 0, 0, &h));
     /* The last epoch's weights, masked by a plan on them, are the model to shrink. */
     snprintf(st->before_ckpt, sizeof st->before_ckpt, "%s/soft/last.ckpt", o->out_dir);
-    LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
+    LP_TRY(open_before(o, st));
     LP_TRY(method_for(o, st->before, NULL, st));
     LP_TRY(lp_prune_plan_run(st->before, &st->po, &st->plan));
     st->have_plan = 1;
@@ -591,7 +601,7 @@ static lp_status run_iss(const lp_pipeline_opts *o, state *st) {
     } else {
         return lp_errorf(LP_ERR_ARG, "the iss schedule needs --iss-lambda > 0 (or a --baseline trained with it)");
     }
-    LP_TRY(open_ckpt(o, st->before_ckpt, o->cfg, &st->cfg, &st->before));
+    LP_TRY(open_before(o, st));
     LP_TRY(lp_iss_kept(st->before, o->iss_threshold, &st->plan));
     st->have_plan = 1;
     return shrink_save_finetune(o, st);

@@ -493,7 +493,7 @@ static void draw(const char *dir, const lp_trace *tr, lp_trace_files *files) {
 static lp_status record(const char *dir, const lp_kv *cfg, const char *command) {
     char path[4096];
     if (cfg) LP_TRY(lp_kv_write_file(cfg, lp_rundir_path(dir, "config.txt", path, sizeof path)));
-    return command ? lp_rundir_write_command(dir, command) : LP_OK;
+    return lp_rundir_write_command(dir, command);
 }
 
 lp_status lp_trace_write(const char *dir, const lp_task *t, const lp_trace_input *in, const lp_trace *tr,

@@ -20,16 +20,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "check/gradcheck.h"
+#include "core/alloc.h"
 #include "core/ckpt.h"
+#include "core/fileio.h"
 #include "core/gemm.h"
 #include "core/tape.h"
 #include "layers/lstm.h"
 #include "tests/common/bf16.h"
+#include "tests/common/markov_corpus.h"
 #include "tests/common/scratch.h"
 
 /* ---- fp32: OpenBLAS bit for bit -------------------------------------------------------------------- */
@@ -229,33 +233,63 @@ static void test_bf16_hold(void **state) {
     assert_int_equal(lp_gemm_bf16_converted() - n0, 0);
 }
 
-/* The sanitizer builds (make asan) check at a hold's release that nothing wrote to the held block: a
- * child process writes to one it holds, and its release must abort. Skipped in other builds, where the
- * check is compiled out. */
-static void test_bf16_hold_write_caught(void **state) {
-    (void)state;
-#if defined(__SANITIZE_ADDRESS__)
-    if (!lp_test_bf16_ok()) skip();
-    printf("expected below: the child's \"weights changed while held\"\n");
+/* Run fn in a forked child: it must die by abort (an LP_CHECK); `expect` is what its message says. */
+static void expect_abort(void (*fn)(void), const char *expect) {
+    printf("expected below: the child's \"%s\"\n", expect);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        static float block[64];
-        lp_gc_fill_uniform(block, 64, -1, 1, 31);
         if (lp_precision_set(LP_PRECISION_BF16) != LP_OK) _exit(3);
-        lp_gemm_hold(block, 64);
-        block[17] = 1000.0f; /* a write while held */
-        lp_gemm_release(block);
+        fn();
         _exit(0); /* not caught */
     }
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static float abort_block[64];
+
+#if defined(__SANITIZE_ADDRESS__)
+static void write_while_held(void) {
+    lp_gc_fill_uniform(abort_block, 64, -1, 1, 31);
+    lp_gemm_hold(abort_block, 64);
+    abort_block[17] = 1000.0f; /* a write while held */
+    lp_gemm_release(abort_block);
+}
+#endif
+
+static void use_after_release(void) {
+    lp_gc_fill_uniform(abort_block, 64, -1, 1, 32);
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+    lp_gemm_w w;
+    lp_gemm_hold(abort_block, 64);
+    if (lp_gemm_w_init(&w, abort_block, 8, 8, 1) != LP_OK) _exit(4);
+    lp_gemm_release(abort_block);
+    lp_gemm_pw(0, 1, 1, 8, 8, 1.0f, x, 8, &w, 0.0f, y, 8); /* borrows from a hold that has ended */
+}
+
+/* The sanitizer builds (make asan) check at a hold's release that nothing wrote to the held block: a
+ * child process that writes to one it holds must abort at the release. Skipped in other builds, where
+ * the check is compiled out. */
+static void test_bf16_hold_write_caught(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    if (!lp_test_bf16_ok()) skip();
+    expect_abort(write_while_held, "weights changed while held");
 #else
     skip();
 #endif
+}
+
+/* A weight prepared inside a hold borrows the hold's copies: used after the release, the product is
+ * refused (an LP_CHECK in every build), never run on freed memory. */
+static void test_bf16_hold_outlived(void **state) {
+    (void)state;
+    if (!lp_test_bf16_ok()) skip();
+    expect_abort(use_after_release, "a weight prepared inside a hold, used after its release");
 }
 
 /* Prepared weights made under different thread counts, used by the same product. oneDNN chooses its
@@ -449,6 +483,63 @@ static void test_precision_flag(void **state) {
     lp_test_scratch_teardown(NULL);
 }
 
+/* The number after `key` in out_buf (the first occurrence after `from`, or anywhere). */
+static double number_after(const char *from, const char *key) {
+    const char *p = strstr(from ? strstr(out_buf, from) : out_buf, key);
+    assert_non_null(p);
+    return atof(p + strlen(key));
+}
+
+/* The language model: lm-train in bf16, then lm-eval and lm-prune of its checkpoint run in the
+ * checkpoint's precision unless told otherwise. lm-eval's default gives the training's own bf16 score and
+ * --precision bf16's, and differs from --precision fp32 (the model is trained enough for bf16 to show
+ * in the printed digits: 1.6e-4 in the NLL); lm-prune scores its baseline as lm-eval does in bf16. */
+static void test_precision_lm(void **state) {
+    (void)state;
+    if (!lp_test_bf16_ok()) skip();
+    assert_int_equal(lp_test_scratch_make("gemm_lm"), 0);
+    assert_int_equal(mkdir(lp_test_scratch_path("ptb"), 0700), 0);
+    lp_test_markov_write_ptb(lp_test_scratch_path("ptb"), 300, 5);
+    assert_int_equal(run("lm-train --data ptb --out bf --units 32 --layers 2 --epochs 8 --batch 8 --bptt 10 "
+                         "--decay-after 100 --precision bf16 --quiet"), 0);
+    const char *eval = "lm-eval --checkpoint bf/best.ckpt --data ptb --bptt 10 --split test";
+    assert_int_equal(run("%s", eval), 0);
+    const double nll = number_after("test ", "(nll ");
+    assert_int_equal(run("%s --precision bf16", eval), 0);
+    const double nll_bf16 = number_after("test ", "(nll ");
+    assert_int_equal(run("%s --precision fp32", eval), 0);
+    const double nll_fp32 = number_after("test ", "(nll ");
+    /* the training's last scoring of the test split (bf16, the same windows): valid.tsv's test_nll */
+    char *tsv = NULL;
+    size_t len = 0;
+    assert_int_equal(lp_file_read_all(lp_test_scratch_path("bf/valid.tsv"), &tsv, &len), LP_OK);
+    const char *last = tsv + len - 1;
+    while (last > tsv && last[-1] != '\n') last--;
+    double ep, step, ppl, vnll, tppl, tnll;
+    assert_int_equal(sscanf(last, "%lf %lf %lf %lf %lf %lf", &ep, &step, &ppl, &vnll, &tppl, &tnll), 6);
+    lp_free(tsv);
+    fprintf(stderr, "lm-eval NLL: default %.5f, bf16 %.5f, fp32 %.5f; training's bf16 %.6f\n", nll, nll_bf16,
+            nll_fp32, tnll);
+    assert_true(nll == nll_bf16);
+    assert_true(fabs(nll - tnll) <= 6e-6);
+    assert_true(fabs(nll - nll_fp32) > 2e-5);
+    assert_int_equal(run("lm-eval --checkpoint bf/best.ckpt --precision fp16"), 2);
+    /* lm-prune without fine-tuning (no training sets the precision): the statistics and the baseline row
+     * in the checkpoint's precision (the row's perplexity, 4 decimals) */
+    assert_int_equal(run("lm-prune --checkpoint bf/best.ckpt --data ptb --out pr --target-rate 0.25 "
+                         "--finetune-epochs 0 --quiet"), 0);
+    const char *row = strstr(out_buf, "\nbaseline ");
+    assert_non_null(row);
+    const char *end = strchr(row + 1, '\n'), *p = end;
+    assert_non_null(end);
+    while (p > row && p[-1] != ' ') p--;
+    const double base_nll = log(atof(p));
+    fprintf(stderr, "lm-prune baseline NLL %.6f\n", base_nll);
+    assert_true(fabs(base_nll - nll) <= 1e-5);
+    assert_true(fabs(base_nll - nll_fp32) > 2e-5);
+    lp_test_scratch_teardown(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp32_is_openblas),
@@ -457,9 +548,11 @@ int main(void) {
         cmocka_unit_test(test_bf16_prepared_thread_counts),
         cmocka_unit_test(test_bf16_hold),
         cmocka_unit_test(test_bf16_hold_write_caught),
+        cmocka_unit_test(test_bf16_hold_outlived),
         cmocka_unit_test(test_lstm_bf16_vs_fp32),
         cmocka_unit_test(test_precision_names),
         cmocka_unit_test(test_precision_flag),
+        cmocka_unit_test(test_precision_lm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
