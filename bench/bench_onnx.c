@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/blas_env.h"
 #include "core/ckpt.h"
 #include "core/fileio.h"
 #include "core/kv.h"
@@ -154,6 +155,7 @@ static void print_table(const shape *s, const row *rows, int n) {
 }
 
 int main(int argc, char **argv) {
+    lp_blas_env_apply(argv); /* ours as lstmprune runs (core/blas_env.h) */
     const char *want = "small,big", *rates_arg = "0.3,0.5,0.7";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--shapes")) want = argv[i + 1];
