@@ -512,7 +512,7 @@ static int held_prepare(held_block *h, lp_gemm_w *p) {
     if (!found && h->n_packs < HELD_PACKS_MAX) {
         lp_gemm_w *q = &h->packs[h->n_packs++];
         *q = *p;
-        q->bf16 = held_copy(h, p->f32), q->held = 1, q->hold_id = h->id;
+        q->bf16 = held_copy(h, p->f32), q->hold_id = h->id;
         q->packed = pack(q);
         found = q;
     }
@@ -523,7 +523,7 @@ static int held_prepare(held_block *h, lp_gemm_w *p) {
 
 /* A prepared weight that borrows from a hold must not outlive it (a programmer error: LP_CHECK). */
 static void check_live(const lp_gemm_w *p) {
-    if (!p->held) return;
+    if (!p->hold_id) return;
     for (int i = 0; i < LP_GEMM_HELD_MAX; i++)
         if (held[i].depth > 0 && held[i].id == p->hold_id) return;
     lp_check_failed(__FILE__, __LINE__, "a weight prepared inside a hold, used after its release");
@@ -541,11 +541,11 @@ lp_status lp_gemm_w_init(lp_gemm_w *p, const float *w, int rows, int cols, int t
 }
 
 void lp_gemm_w_free(lp_gemm_w *p) {
-    if (!p->held) {
+    if (!p->hold_id) {
         pack_free(p->packed);
         lp_free(p->bf16);
     }
-    p->bf16 = NULL, p->packed = NULL, p->held = 0;
+    p->bf16 = NULL, p->packed = NULL, p->hold_id = 0;
 }
 
 /* n values of w into dst, split over the threads like any large conversion. */

@@ -55,8 +55,8 @@ typedef struct {
     void *packed;     /* the blocked copy for op(B) as `tb` says (bf16 only; NULL if oneDNN has none) */
     int rows, cols;   /* as stored, row-major */
     int tb;           /* the products it is prepared for: B = wᵀ (1) or w (0) */
-    int held;         /* bf16 and packed belong to a hold (lp_gemm_hold, below), not to this... */
-    uint64_t hold_id; /* ...to that one: a product after its release is a programmer error (LP_CHECK) */
+    uint64_t hold_id; /* 0: bf16 and packed are its own; else they belong to that hold (lp_gemm_hold,
+                       * below), and a product after its release is a programmer error (LP_CHECK) */
 } lp_gemm_w;
 
 /* Prepare w [rows, cols] for products that take it as op(B) with transpose flag tb (converted in bf16;
